@@ -1,0 +1,210 @@
+//! Building and running the server: `Application::build(config)` opens the catalog and the
+//! blob store, recovers from any crash, binds the listener (port 0 picks one) and returns;
+//! `run_until_stopped` serves until SIGTERM/Ctrl-C, finishing requests in flight.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+
+use crate::blob_store::{BlobStore, LocalStore};
+use crate::catalog::Catalog;
+use crate::catalog::sqlite::SqliteCatalog;
+use crate::config::Config;
+use crate::http::{AppState, router};
+use crate::ingest::Ingest;
+use crate::jobs::{JobRunner, consistency};
+use crate::signing::Signer;
+
+/// The catalog, store and services a process works with; shared by `serve` and the admin CLI.
+pub struct Services {
+    pub config: Arc<Config>,
+    pub catalog: Arc<dyn Catalog>,
+    pub store: Arc<dyn BlobStore>,
+    pub signer: Signer,
+    pub jobs: JobRunner,
+}
+
+impl Services {
+    pub async fn open(config: Config) -> anyhow::Result<Self> {
+        std::fs::create_dir_all(&config.data_dir).with_context(|| {
+            format!(
+                "cannot create the data directory {}",
+                config.data_dir.display()
+            )
+        })?;
+        let catalog: Arc<dyn Catalog> = Arc::new(open_catalog(&config.database_url).await?);
+        let store: Arc<dyn BlobStore> =
+            Arc::new(LocalStore::open(&config.data_dir).with_context(|| {
+                format!(
+                    "cannot open the blob store in {}",
+                    config.data_dir.display()
+                )
+            })?);
+        let signer = Signer::new(signing_key(&config, catalog.as_ref()).await?);
+        let config = Arc::new(config);
+        let jobs = JobRunner::new(catalog.clone(), store.clone(), config.clone());
+        Ok(Self {
+            config,
+            catalog,
+            store,
+            signer,
+            jobs,
+        })
+    }
+
+    /// Base of signed URLs when no server address is known (the CLI): the configured
+    /// upload or public URL, else the listen address.
+    pub fn upload_base(&self, bound: Option<SocketAddr>) -> String {
+        let local = format!("http://{}", bound.unwrap_or(self.config.listen));
+        self.config
+            .upload_url
+            .clone()
+            .or_else(|| self.config.public_url.clone())
+            .unwrap_or(local)
+    }
+}
+
+async fn open_catalog(url: &str) -> anyhow::Result<SqliteCatalog> {
+    if url.starts_with("sqlite:") {
+        return SqliteCatalog::open(url)
+            .await
+            .with_context(|| format!("cannot open the catalog at {url}"));
+    }
+    anyhow::bail!(
+        "unsupported database URL '{}' (expected sqlite://PATH)",
+        url.split('@').next_back().unwrap_or(url)
+    )
+}
+
+async fn signing_key(config: &Config, catalog: &dyn Catalog) -> anyhow::Result<Vec<u8>> {
+    if let Some(secret) = &config.signing_secret {
+        return Ok(secret.0.as_bytes().to_vec());
+    }
+    let fresh = crate::auth::secrets::generate("").into_bytes();
+    Ok(catalog.signing_secret(&fresh).await?)
+}
+
+pub struct Application {
+    listener: TcpListener,
+    state: AppState,
+    /// Held for the life of the server: one server per data directory.
+    _data_dir_lock: std::fs::File,
+}
+
+impl Application {
+    pub async fn build(config: Config) -> anyhow::Result<Self> {
+        let data_dir_lock = lock_data_dir(&config.data_dir)?;
+        let services = Services::open(config).await?;
+        recover(&services).await?;
+        let listener = TcpListener::bind(services.config.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", services.config.listen))?;
+        let bound = listener.local_addr()?;
+        let public_url = services
+            .config
+            .public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{bound}"));
+        let upload_url = services
+            .config
+            .upload_url
+            .clone()
+            .unwrap_or_else(|| public_url.clone());
+        let state = AppState {
+            ingest: Ingest::new(services.store.clone(), services.catalog.clone()),
+            config: services.config,
+            catalog: services.catalog,
+            store: services.store,
+            signer: services.signer,
+            jobs: services.jobs,
+            public_url,
+            upload_url,
+        };
+        Ok(Self {
+            listener,
+            state,
+            _data_dir_lock: data_dir_lock,
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .expect("a bound listener has an address")
+    }
+
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Serves until SIGTERM or Ctrl-C, then stops accepting and lets requests in flight finish.
+    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        let jobs = tokio::spawn(self.state.jobs.clone().run_forever());
+        let app = router(self.state);
+        axum::serve(self.listener, app)
+            .with_graceful_shutdown(shutdown_signal())
+            .await?;
+        jobs.abort();
+        tracing::info!("stopped");
+        Ok(())
+    }
+}
+
+/// Undo what a crash may have left: request-scoped staging files, and stored bytes whose
+/// catalog row was never committed. Safe at start because the data-dir lock keeps every
+/// other server away from this store.
+async fn recover(services: &Services) -> anyhow::Result<()> {
+    let staged = services.store.clean_request_staging().await?;
+    let orphans = consistency::sweep_orphans(
+        services.catalog.as_ref(),
+        services.store.as_ref(),
+        Duration::ZERO,
+    )
+    .await?;
+    if staged + orphans > 0 {
+        tracing::info!(staged, orphans, "removed leftovers of an interrupted run");
+    }
+    Ok(())
+}
+
+fn lock_data_dir(dir: &Path) -> anyhow::Result<std::fs::File> {
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("cannot create the data directory {}", dir.display()))?;
+    let path = dir.join("ferry.lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => {
+            anyhow::bail!(
+                "another ferry server is already using {} (lock {})",
+                dir.display(),
+                path.display()
+            )
+        }
+        Err(std::fs::TryLockError::Error(e)) => Err(e.into()),
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+    tracing::info!("shutdown requested; finishing requests in flight");
+}

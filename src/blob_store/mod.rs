@@ -1,0 +1,84 @@
+//! Where blob bytes live. [`BlobStore`] is a streaming contract with one implementation per
+//! backend (local disk now; S3-compatible storage beside it later); callers never know which.
+//!
+//! Bytes reach a store in two steps: they are written to a *staging* object while they are
+//! hashed and verified, then *committed* to their content address `sha256/<aa>/<bb>/<hash>`.
+//! Nothing outside staging is ever partially written.
+
+mod local;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use futures_util::stream::BoxStream;
+
+use crate::domain::{ByteRange, Sha256Hex};
+pub use local::LocalStore;
+
+/// A stream of blob bytes, read lazily in bounded pieces.
+pub type ByteStream = BoxStream<'static, std::io::Result<Bytes>>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("blob {0} is not in the store")]
+    Missing(Sha256Hex),
+    #[error("blob store I/O: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// A finished staging object: its store-specific key and its length.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Staged {
+    pub key: String,
+    pub size: u64,
+}
+
+/// Whether committing wrote new bytes or found the content already stored (dedup).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Placed {
+    Stored,
+    AlreadyPresent,
+}
+
+/// Receives the bytes of one staging object. Implementations MUST remove the partial object
+/// when the writer is dropped without [`StagingWriter::finish`] (a client that disconnects
+/// leaves nothing behind).
+#[async_trait]
+pub trait StagingWriter: Send {
+    /// Appends `batch` in order. Takes ownership so the write can run off the async threads.
+    async fn write(&mut self, batch: Vec<Bytes>) -> Result<(), StoreError>;
+    /// Makes the bytes durable and returns the staging object.
+    async fn finish(self: Box<Self>) -> Result<Staged, StoreError>;
+}
+
+/// The blob store contract. Implementations MUST:
+/// - make a committed blob visible only whole (never a prefix of it);
+/// - make [`BlobStore::commit`] idempotent: committing content that is already stored keeps
+///   the stored copy and discards the staged one;
+/// - stream every read and write (memory independent of blob size);
+/// - keep staging objects of unfinished uploads until they are committed or discarded.
+#[async_trait]
+pub trait BlobStore: Send + Sync + 'static {
+    /// Opens a new staging object.
+    async fn stage(&self) -> Result<Box<dyn StagingWriter>, StoreError>;
+    /// Reads a staging object (a second pass or assembling parts).
+    async fn read_staged(&self, staged: &Staged) -> Result<ByteStream, StoreError>;
+    /// Moves a staged object to the content address of `sha256`.
+    async fn commit(&self, staged: &Staged, sha256: &Sha256Hex) -> Result<Placed, StoreError>;
+    /// Removes a staging object; removing one that is gone is not an error.
+    async fn discard(&self, staged: &Staged) -> Result<(), StoreError>;
+    /// Removes request-scoped staging objects left by a previous run; returns how many.
+    async fn clean_request_staging(&self) -> Result<usize, StoreError>;
+
+    /// The stored size of a blob, or `None` when it is not stored.
+    async fn size_of(&self, sha256: &Sha256Hex) -> Result<Option<u64>, StoreError>;
+    /// Streams a blob, or the inclusive `range` of it.
+    async fn read(
+        &self,
+        sha256: &Sha256Hex,
+        range: Option<ByteRange>,
+    ) -> Result<ByteStream, StoreError>;
+    /// Deletes a blob; deleting one that is gone is not an error.
+    async fn delete(&self, sha256: &Sha256Hex) -> Result<(), StoreError>;
+    /// Every stored blob with its last modification time (consistency checks).
+    async fn list(&self) -> Result<Vec<(Sha256Hex, std::time::SystemTime)>, StoreError>;
+}

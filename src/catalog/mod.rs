@@ -1,0 +1,134 @@
+//! The catalog: every piece of state Ferry keeps besides blob bytes — identities, blobs and
+//! the holds accounts have on them, uploads in flight, jobs.
+//!
+//! [`Catalog`] is the contract; `sqlite` is the embedded implementation (a PostgreSQL one
+//! sits beside it later and must pass the same conformance suite in `tests/api`).
+//! Implementations see no HTTP types and no blob bytes: where bytes and rows must change
+//! together (committing or collecting a blob) the caller passes the byte step in as a
+//! callback that runs inside the catalog's critical section for that blob.
+
+mod model;
+pub mod sqlite;
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use futures_util::future::BoxFuture;
+
+use crate::domain::{DeviceId, GrantId, Level, Name, ScopeSet, Sha256Hex, TokenId, UserId};
+pub use model::*;
+
+/// Errors of the catalog layer.
+#[derive(Debug, thiserror::Error)]
+pub enum CatalogError {
+    #[error("{0} not found")]
+    NotFound(String),
+    /// A uniqueness rule refused the write; the text names what already exists.
+    #[error("{0}")]
+    Conflict(String),
+    /// The byte step passed into a catalog transaction failed; nothing was recorded.
+    #[error("{0}")]
+    Step(BoxError),
+    #[error("catalog schema: {0}")]
+    Schema(String),
+    #[error("catalog backend: {0}")]
+    Backend(#[from] sqlx::Error),
+}
+
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+pub type CatalogResult<T> = Result<T, CatalogError>;
+
+/// A step on blob bytes run inside a catalog critical section (see module docs).
+pub type BlobStep = Box<dyn FnOnce() -> BoxFuture<'static, Result<(), BoxError>> + Send>;
+
+/// The catalog contract. Implementations MUST make every method atomic (all of its writes
+/// or none), MUST serialise [`Catalog::commit_blob`] and [`Catalog::collect_blob`] for the
+/// same SHA-256 (so collection never deletes bytes a commit has just relied on), and MUST
+/// answer batch methods with a bounded number of queries, not one per item.
+#[async_trait]
+pub trait Catalog: Send + Sync + 'static {
+    /// A cheap round trip proving the catalog answers (readiness).
+    async fn ping(&self) -> CatalogResult<()>;
+
+    /// Returns the stored signing secret, storing `fresh` first when there is none yet (so
+    /// all replicas end up with the first one ever stored).
+    async fn signing_secret(&self, fresh: &[u8]) -> CatalogResult<Vec<u8>>;
+
+    // --- identities ---
+    async fn create_user(&self, name: &Name, level: Level) -> CatalogResult<User>;
+    async fn user(&self, id: UserId) -> CatalogResult<Option<User>>;
+    async fn user_by_name(&self, name: &str) -> CatalogResult<Option<User>>;
+    async fn list_users(&self) -> CatalogResult<Vec<User>>;
+
+    async fn create_token(
+        &self,
+        user: UserId,
+        scopes: ScopeSet,
+        secret_hash: &str,
+    ) -> CatalogResult<TokenRecord>;
+    async fn list_tokens(&self) -> CatalogResult<Vec<TokenRecord>>;
+    async fn revoke_token(&self, id: TokenId) -> CatalogResult<TokenRecord>;
+    /// The live (not revoked) token with this secret hash and its user.
+    async fn token_by_hash(&self, secret_hash: &str) -> CatalogResult<Option<(TokenRecord, User)>>;
+
+    async fn create_device(&self, device: NewDevice) -> CatalogResult<Device>;
+    async fn list_devices(&self) -> CatalogResult<Vec<Device>>;
+    /// Every device `reference` can mean (more than one only for an ambiguous bare name).
+    async fn find_devices(&self, reference: &DeviceRef) -> CatalogResult<Vec<Device>>;
+    async fn device_by_key_hash(&self, key_hash: &str) -> CatalogResult<Option<Device>>;
+    async fn set_device_flag(
+        &self,
+        id: DeviceId,
+        flag: DeviceFlag,
+        on: bool,
+    ) -> CatalogResult<Device>;
+
+    async fn create_volume(&self, user: UserId, name: &Name) -> CatalogResult<Volume>;
+    async fn list_volumes(&self) -> CatalogResult<Vec<Volume>>;
+    async fn volume_by_name(&self, user: UserId, name: &str) -> CatalogResult<Option<Volume>>;
+
+    async fn create_grant(&self, grant: NewGrant) -> CatalogResult<Grant>;
+    async fn list_grants(&self) -> CatalogResult<Vec<Grant>>;
+    async fn grant(&self, id: GrantId) -> CatalogResult<Option<Grant>>;
+    async fn grants_of_device(&self, device: DeviceId) -> CatalogResult<Vec<Grant>>;
+    async fn set_grant_disabled(&self, id: GrantId, disabled: bool) -> CatalogResult<Grant>;
+
+    // --- blobs and holds ---
+    async fn blob(&self, sha256: &Sha256Hex) -> CatalogResult<Option<BlobRecord>>;
+    async fn all_blob_hashes(&self) -> CatalogResult<Vec<Sha256Hex>>;
+    /// True when `user` holds this content.
+    async fn holds(&self, user: UserId, sha256: &Sha256Hex) -> CatalogResult<bool>;
+
+    /// Records verified content and `holder`'s hold on it. `place_bytes` (moving staged
+    /// bytes to their content address) runs first inside the blob's critical section; if it
+    /// fails nothing is recorded. Idempotent for content already recorded.
+    async fn commit_blob(
+        &self,
+        blob: &BlobRecord,
+        holder: UserId,
+        place_bytes: BlobStep,
+    ) -> CatalogResult<()>;
+
+    /// Collects one blob that nothing holds or references and that was last used before
+    /// `unused_for` ago: `delete_bytes` runs inside the blob's critical section, then the row
+    /// goes. Returns the collected hash, or `None` when nothing is collectable.
+    async fn collect_blob(
+        &self,
+        unused_for: Duration,
+        delete_bytes: Box<dyn FnOnce(Sha256Hex) -> BoxFuture<'static, Result<(), BoxError>> + Send>,
+    ) -> CatalogResult<Option<Sha256Hex>>;
+
+    // --- jobs ---
+    /// Queues a job; a job with the same `dedup_key` that is not finished is not queued twice.
+    async fn enqueue_job(
+        &self,
+        kind: &str,
+        payload: &serde_json::Value,
+        dedup_key: Option<&str>,
+    ) -> CatalogResult<i64>;
+    /// Claims the oldest runnable job, leasing it for `lease` (an expired lease makes a
+    /// running job claimable again, so a dead worker's job is retried).
+    async fn claim_job(&self, lease: Duration) -> CatalogResult<Option<Job>>;
+    async fn finish_job(&self, job_id: i64, outcome: JobOutcome) -> CatalogResult<()>;
+    async fn list_jobs(&self, status: Option<JobStatus>) -> CatalogResult<Vec<Job>>;
+}

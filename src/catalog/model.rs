@@ -1,0 +1,173 @@
+//! Rows of the catalog as the rest of Ferry sees them. Serialised field names are the
+//! admin CLI's JSON contract.
+
+use serde::Serialize;
+
+use crate::domain::{
+    DeviceId, GrantId, Level, MediaPath, Name, ScopeSet, Sha256Hex, TokenId, UserId, VolumeId,
+};
+
+#[derive(Debug, Clone, Serialize)]
+pub struct User {
+    pub user_id: UserId,
+    pub name: String,
+    pub level: Level,
+}
+
+/// An API token's record; the secret itself is never stored, only its hash.
+#[derive(Debug, Clone, Serialize)]
+pub struct TokenRecord {
+    pub token_id: TokenId,
+    pub user_id: UserId,
+    pub scopes: ScopeSet,
+    pub is_revoked: bool,
+    pub created: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Device {
+    pub device_id: DeviceId,
+    pub device_name: String,
+    pub user_id: UserId,
+    pub upload_priority: i64,
+    pub is_disabled: bool,
+    pub is_upload_disabled: bool,
+    pub is_download_disabled: bool,
+}
+
+/// A device switch the admin CLI can flip.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeviceFlag {
+    Disabled,
+    UploadDisabled,
+    DownloadDisabled,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Volume {
+    pub volume_id: VolumeId,
+    pub name: String,
+    pub user_id: UserId,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Grant {
+    #[serde(serialize_with = "id_as_string")]
+    pub media_grant_id: GrantId,
+    pub grant_name: String,
+    pub device_id: DeviceId,
+    pub volume_id: VolumeId,
+    pub prefix_path: MediaPath,
+    pub is_disabled: bool,
+    pub volume_encryption_key: Option<String>,
+}
+
+fn id_as_string<S: serde::Serializer>(id: &GrantId, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&id.to_string())
+}
+
+/// How a command names a device: `USER/NAME`, an id, or a name unique across users.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeviceRef {
+    Id(DeviceId),
+    Qualified { user: String, device: String },
+    Name(String),
+}
+
+impl DeviceRef {
+    pub fn parse(raw: &str) -> Self {
+        if let Ok(id) = raw.parse() {
+            return DeviceRef::Id(id);
+        }
+        match raw.split_once('/') {
+            Some((user, device)) => DeviceRef::Qualified {
+                user: user.into(),
+                device: device.into(),
+            },
+            None => DeviceRef::Name(raw.into()),
+        }
+    }
+}
+
+/// What a new user, device, … is created with.
+#[derive(Debug, Clone)]
+pub struct NewDevice {
+    pub user_id: UserId,
+    pub name: Name,
+    pub key_hash: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewGrant {
+    pub device_id: DeviceId,
+    pub volume_id: VolumeId,
+    pub prefix_path: MediaPath,
+    pub name: String,
+}
+
+/// A stored blob: content keyed by SHA-256 and size.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BlobRecord {
+    pub sha256: Sha256Hex,
+    pub size: u64,
+    /// The chunked top-hash of API.md §1 for blobs over 16 MiB; `None` when it equals `sha256`.
+    pub chunked_hash: Option<Sha256Hex>,
+}
+
+/// A queued background job.
+#[derive(Debug, Clone, Serialize)]
+pub struct Job {
+    pub job_id: i64,
+    pub kind: String,
+    pub payload: serde_json::Value,
+    pub status: JobStatus,
+    pub attempts: i64,
+    pub last_error: Option<String>,
+    pub run_after: String,
+    pub updated: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum JobStatus {
+    Pending,
+    Running,
+    Done,
+    Failed,
+}
+
+impl JobStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobStatus::Pending => "pending",
+            JobStatus::Running => "running",
+            JobStatus::Done => "done",
+            JobStatus::Failed => "failed",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Option<Self> {
+        [
+            JobStatus::Pending,
+            JobStatus::Running,
+            JobStatus::Done,
+            JobStatus::Failed,
+        ]
+        .into_iter()
+        .find(|s| s.as_str() == raw)
+    }
+}
+
+/// How a claimed job ended.
+#[derive(Debug, Clone)]
+pub enum JobOutcome {
+    Done,
+    /// Retry after the given delay, unless attempts are exhausted (then `Failed`).
+    Retry {
+        error: String,
+        after: std::time::Duration,
+    },
+    Failed {
+        error: String,
+    },
+}

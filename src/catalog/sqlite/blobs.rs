@@ -1,0 +1,117 @@
+//! Blobs and holds on SQLite. The single writer connection makes a write transaction the
+//! critical section for every blob at once, which is what commit/collect need.
+
+use std::time::Duration;
+
+use futures_util::future::BoxFuture;
+use sqlx::SqlitePool;
+
+use crate::catalog::*;
+use crate::clock::now_ms;
+use crate::domain::{Sha256Hex, UserId};
+
+pub async fn blob(pool: &SqlitePool, sha256: &Sha256Hex) -> CatalogResult<Option<BlobRecord>> {
+    let row: Option<(i64, Option<String>)> =
+        sqlx::query_as("select size, chunked_hash from blobs where sha256 = ?")
+            .bind(sha256.as_str())
+            .fetch_optional(pool)
+            .await?;
+    row.map(|(size, chunked)| {
+        Ok(BlobRecord {
+            sha256: sha256.clone(),
+            size: size as u64,
+            chunked_hash: chunked
+                .map(|c| Sha256Hex::parse(&c))
+                .transpose()
+                .map_err(|e| CatalogError::Schema(e.to_string()))?,
+        })
+    })
+    .transpose()
+}
+
+pub async fn all_blob_hashes(pool: &SqlitePool) -> CatalogResult<Vec<Sha256Hex>> {
+    let rows: Vec<(String,)> = sqlx::query_as("select sha256 from blobs order by sha256")
+        .fetch_all(pool)
+        .await?;
+    rows.into_iter()
+        .map(|(h,)| Sha256Hex::parse(&h).map_err(|e| CatalogError::Schema(e.to_string())))
+        .collect()
+}
+
+pub async fn holds(pool: &SqlitePool, user: UserId, sha256: &Sha256Hex) -> CatalogResult<bool> {
+    let row: Option<(i64,)> =
+        sqlx::query_as("select 1 from holds where user_id = ? and sha256 = ?")
+            .bind(user.0)
+            .bind(sha256.as_str())
+            .fetch_optional(pool)
+            .await?;
+    Ok(row.is_some())
+}
+
+pub async fn commit_blob(
+    writer: &SqlitePool,
+    blob: &BlobRecord,
+    holder: UserId,
+    place_bytes: BlobStep,
+) -> CatalogResult<()> {
+    let mut tx = writer.begin().await?;
+    // Bytes first, inside the transaction: a collector cannot run between the bytes being
+    // placed and the row that keeps them alive.
+    place_bytes().await.map_err(CatalogError::Step)?;
+    let now = now_ms();
+    sqlx::query(
+        "insert into blobs (sha256, size, chunked_hash, created_ms, last_used_ms) values (?, ?, ?, ?, ?)
+         on conflict (sha256) do update set last_used_ms = excluded.last_used_ms,
+             chunked_hash = coalesce(blobs.chunked_hash, excluded.chunked_hash)",
+    )
+    .bind(blob.sha256.as_str())
+    .bind(blob.size as i64)
+    .bind(blob.chunked_hash.as_ref().map(Sha256Hex::as_str))
+    .bind(now)
+    .bind(now)
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query(
+        "insert into holds (user_id, sha256, created_ms) values (?, ?, ?) on conflict do nothing",
+    )
+    .bind(holder.0)
+    .bind(blob.sha256.as_str())
+    .bind(now)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+pub async fn collect_blob(
+    writer: &SqlitePool,
+    unused_for: Duration,
+    delete_bytes: Box<dyn FnOnce(Sha256Hex) -> BoxFuture<'static, Result<(), BoxError>> + Send>,
+) -> CatalogResult<Option<Sha256Hex>> {
+    let mut tx = writer.begin().await?;
+    let cutoff = now_ms() - unused_for.as_millis() as i64;
+    // Everything that can keep a blob alive is listed here; later tables (media items,
+    // thumbnails) add their own `not exists` clause.
+    let candidate: Option<(String,)> = sqlx::query_as(
+        "select b.sha256 from blobs b
+         where b.last_used_ms < ?
+           and not exists (select 1 from holds h where h.sha256 = b.sha256)
+         order by b.last_used_ms limit 1",
+    )
+    .bind(cutoff)
+    .fetch_optional(&mut *tx)
+    .await?;
+    let Some((hash,)) = candidate else {
+        return Ok(None);
+    };
+    let sha256 = Sha256Hex::parse(&hash).map_err(|e| CatalogError::Schema(e.to_string()))?;
+    delete_bytes(sha256.clone())
+        .await
+        .map_err(CatalogError::Step)?;
+    sqlx::query("delete from blobs where sha256 = ?")
+        .bind(&hash)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(Some(sha256))
+}

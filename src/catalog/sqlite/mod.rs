@@ -1,0 +1,221 @@
+//! The embedded catalog: SQLite in WAL mode. Writes go through a pool of exactly one
+//! connection, so write transactions never fail with SQLITE_BUSY and the critical sections
+//! the [`Catalog`] contract asks for are simply "inside a write transaction"; reads use a
+//! separate pool and see the last committed state.
+
+mod blobs;
+mod identities;
+mod jobs;
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use futures_util::future::BoxFuture;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+
+use super::*;
+use crate::domain::{DeviceId, GrantId, Level, Name, ScopeSet, Sha256Hex, TokenId, UserId};
+
+static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+
+pub struct SqliteCatalog {
+    reader: SqlitePool,
+    writer: SqlitePool,
+}
+
+impl SqliteCatalog {
+    /// Opens (creating if needed) the database at `url` (`sqlite://PATH`) and migrates it.
+    /// A database migrated by a newer Ferry is refused rather than misread.
+    pub async fn open(url: &str) -> CatalogResult<Self> {
+        let options = SqliteConnectOptions::from_str(url)?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            // WAL + NORMAL is durable against process crashes; fsync happens at checkpoints.
+            .synchronous(SqliteSynchronous::Normal)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(10));
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(options.clone())
+            .await?;
+        check_schema_version(&writer).await?;
+        MIGRATIONS
+            .run(&writer)
+            .await
+            .map_err(|e| CatalogError::Schema(e.to_string()))?;
+        let reader = SqlitePoolOptions::new()
+            .max_connections(8)
+            .connect_with(options.read_only(true))
+            .await?;
+        Ok(Self { reader, writer })
+    }
+}
+
+async fn check_schema_version(pool: &SqlitePool) -> CatalogResult<()> {
+    let exists: Option<(String,)> = sqlx::query_as(
+        "select name from sqlite_master where type = 'table' and name = '_sqlx_migrations'",
+    )
+    .fetch_optional(pool)
+    .await?;
+    if exists.is_none() {
+        return Ok(());
+    }
+    let newest: Option<(i64,)> = sqlx::query_as("select max(version) from _sqlx_migrations")
+        .fetch_optional(pool)
+        .await?;
+    let known = MIGRATIONS.iter().map(|m| m.version).max().unwrap_or(0);
+    match newest {
+        Some((v,)) if v > known => Err(CatalogError::Schema(format!(
+            "the catalog was migrated by a newer Ferry (schema {v}, this binary knows up to {known})"
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// Maps a uniqueness violation to [`CatalogError::Conflict`] with a message people can act on.
+pub(super) fn on_unique(err: sqlx::Error, message: impl FnOnce() -> String) -> CatalogError {
+    match &err {
+        sqlx::Error::Database(db) if db.is_unique_violation() => CatalogError::Conflict(message()),
+        _ => CatalogError::Backend(err),
+    }
+}
+
+#[async_trait]
+impl Catalog for SqliteCatalog {
+    async fn ping(&self) -> CatalogResult<()> {
+        sqlx::query("select 1").execute(&self.reader).await?;
+        Ok(())
+    }
+
+    async fn signing_secret(&self, fresh: &[u8]) -> CatalogResult<Vec<u8>> {
+        sqlx::query("insert into settings (key, value) values ('signing_secret', ?) on conflict (key) do nothing")
+            .bind(fresh)
+            .execute(&self.writer)
+            .await?;
+        let (value,): (Vec<u8>,) =
+            sqlx::query_as("select value from settings where key = 'signing_secret'")
+                .fetch_one(&self.writer)
+                .await?;
+        Ok(value)
+    }
+
+    async fn create_user(&self, name: &Name, level: Level) -> CatalogResult<User> {
+        identities::create_user(&self.writer, name, level).await
+    }
+    async fn user(&self, id: UserId) -> CatalogResult<Option<User>> {
+        identities::user(&self.reader, id).await
+    }
+    async fn user_by_name(&self, name: &str) -> CatalogResult<Option<User>> {
+        identities::user_by_name(&self.reader, name).await
+    }
+    async fn list_users(&self) -> CatalogResult<Vec<User>> {
+        identities::list_users(&self.reader).await
+    }
+    async fn create_token(
+        &self,
+        user: UserId,
+        scopes: ScopeSet,
+        secret_hash: &str,
+    ) -> CatalogResult<TokenRecord> {
+        identities::create_token(&self.writer, user, scopes, secret_hash).await
+    }
+    async fn list_tokens(&self) -> CatalogResult<Vec<TokenRecord>> {
+        identities::list_tokens(&self.reader).await
+    }
+    async fn revoke_token(&self, id: TokenId) -> CatalogResult<TokenRecord> {
+        identities::revoke_token(&self.writer, id).await
+    }
+    async fn token_by_hash(&self, secret_hash: &str) -> CatalogResult<Option<(TokenRecord, User)>> {
+        identities::token_by_hash(&self.reader, secret_hash).await
+    }
+    async fn create_device(&self, device: NewDevice) -> CatalogResult<Device> {
+        identities::create_device(&self.writer, device).await
+    }
+    async fn list_devices(&self) -> CatalogResult<Vec<Device>> {
+        identities::list_devices(&self.reader).await
+    }
+    async fn find_devices(&self, reference: &DeviceRef) -> CatalogResult<Vec<Device>> {
+        identities::find_devices(&self.reader, reference).await
+    }
+    async fn device_by_key_hash(&self, key_hash: &str) -> CatalogResult<Option<Device>> {
+        identities::device_by_key_hash(&self.reader, key_hash).await
+    }
+    async fn set_device_flag(
+        &self,
+        id: DeviceId,
+        flag: DeviceFlag,
+        on: bool,
+    ) -> CatalogResult<Device> {
+        identities::set_device_flag(&self.writer, id, flag, on).await
+    }
+    async fn create_volume(&self, user: UserId, name: &Name) -> CatalogResult<Volume> {
+        identities::create_volume(&self.writer, user, name).await
+    }
+    async fn list_volumes(&self) -> CatalogResult<Vec<Volume>> {
+        identities::list_volumes(&self.reader).await
+    }
+    async fn volume_by_name(&self, user: UserId, name: &str) -> CatalogResult<Option<Volume>> {
+        identities::volume_by_name(&self.reader, user, name).await
+    }
+    async fn create_grant(&self, grant: NewGrant) -> CatalogResult<Grant> {
+        identities::create_grant(&self.writer, grant).await
+    }
+    async fn list_grants(&self) -> CatalogResult<Vec<Grant>> {
+        identities::list_grants(&self.reader, None).await
+    }
+    async fn grant(&self, id: GrantId) -> CatalogResult<Option<Grant>> {
+        identities::grant(&self.reader, id).await
+    }
+    async fn grants_of_device(&self, device: DeviceId) -> CatalogResult<Vec<Grant>> {
+        identities::list_grants(&self.reader, Some(device)).await
+    }
+    async fn set_grant_disabled(&self, id: GrantId, disabled: bool) -> CatalogResult<Grant> {
+        identities::set_grant_disabled(&self.writer, id, disabled).await
+    }
+
+    async fn blob(&self, sha256: &Sha256Hex) -> CatalogResult<Option<BlobRecord>> {
+        blobs::blob(&self.reader, sha256).await
+    }
+    async fn all_blob_hashes(&self) -> CatalogResult<Vec<Sha256Hex>> {
+        blobs::all_blob_hashes(&self.reader).await
+    }
+    async fn holds(&self, user: UserId, sha256: &Sha256Hex) -> CatalogResult<bool> {
+        blobs::holds(&self.reader, user, sha256).await
+    }
+    async fn commit_blob(
+        &self,
+        blob: &BlobRecord,
+        holder: UserId,
+        place_bytes: BlobStep,
+    ) -> CatalogResult<()> {
+        blobs::commit_blob(&self.writer, blob, holder, place_bytes).await
+    }
+    async fn collect_blob(
+        &self,
+        unused_for: Duration,
+        delete_bytes: Box<dyn FnOnce(Sha256Hex) -> BoxFuture<'static, Result<(), BoxError>> + Send>,
+    ) -> CatalogResult<Option<Sha256Hex>> {
+        blobs::collect_blob(&self.writer, unused_for, delete_bytes).await
+    }
+
+    async fn enqueue_job(
+        &self,
+        kind: &str,
+        payload: &serde_json::Value,
+        dedup_key: Option<&str>,
+    ) -> CatalogResult<i64> {
+        jobs::enqueue(&self.writer, kind, payload, dedup_key).await
+    }
+    async fn claim_job(&self, lease: Duration) -> CatalogResult<Option<Job>> {
+        jobs::claim(&self.writer, lease).await
+    }
+    async fn finish_job(&self, job_id: i64, outcome: JobOutcome) -> CatalogResult<()> {
+        jobs::finish(&self.writer, job_id, outcome).await
+    }
+    async fn list_jobs(&self, status: Option<JobStatus>) -> CatalogResult<Vec<Job>> {
+        jobs::list(&self.reader, status).await
+    }
+}

@@ -1,0 +1,573 @@
+//! `ferry admin …`: identities, jobs and signed URLs, straight against the catalog.
+//!
+//! Output contract: with `--json` exactly one JSON object on one stdout line; on failure
+//! exit code 1 and `{"error","message"}` on stderr. Without `--json`, readable lines.
+
+use std::path::Path;
+
+use clap::{Args, Subcommand};
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use crate::app::Services;
+use crate::auth::secrets;
+use crate::catalog::{CatalogError, Device, DeviceFlag, DeviceRef, NewDevice, NewGrant, User};
+use crate::config::{Config, Layer, parse_duration};
+use crate::domain::{GrantId, Level, MediaPath, Name, ScopeSet, Sha256Hex, TokenId};
+use crate::jobs::consistency;
+use crate::signing::targets;
+
+#[derive(Args, Debug)]
+pub struct AdminArgs {
+    /// Print one JSON object per command (errors as JSON on stderr).
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: AdminCommand,
+}
+
+#[derive(Subcommand, Debug)]
+enum AdminCommand {
+    /// Users: `user add NAME --level L`, `user list`.
+    #[command(subcommand)]
+    User(UserCommand),
+    /// API tokens: `token add --user NAME --scopes upload,read`, `token list`, `token revoke ID`.
+    #[command(subcommand)]
+    Token(TokenCommand),
+    /// Devices: add, list, disable/enable, uploads off/on.
+    #[command(subcommand)]
+    Device(DeviceCommand),
+    /// Volumes: `volume add NAME --user USER`, `volume list`.
+    #[command(subcommand)]
+    Volume(VolumeCommand),
+    /// Media grants (a device's mount of a volume): add, list, disable/enable.
+    #[command(subcommand)]
+    Grant(GrantCommand),
+    /// Background jobs: `jobs list`, `jobs run --until-idle`.
+    #[command(subcommand)]
+    Jobs(JobsCommand),
+    /// Sign a PUT URL that stores its body as a blob held by USER.
+    SignUpload {
+        #[arg(long)]
+        user: String,
+        /// Bind the exact size in bytes.
+        #[arg(long)]
+        size: Option<u64>,
+        /// Bind the SHA-256 (lowercase hex).
+        #[arg(long)]
+        sha256: Option<String>,
+        /// Lifetime, e.g. 15m, 24h.
+        #[arg(long, default_value = "1h")]
+        ttl: String,
+    },
+    /// Sign a GET URL for a stored blob.
+    SignDownload {
+        sha256: String,
+        #[arg(long, default_value = "1h")]
+        ttl: String,
+    },
+    /// Compare stored bytes with the catalog in both directions.
+    Check,
+}
+
+#[derive(Subcommand, Debug)]
+enum UserCommand {
+    Add {
+        name: String,
+        #[arg(long)]
+        level: String,
+    },
+    List,
+}
+
+#[derive(Subcommand, Debug)]
+enum TokenCommand {
+    Add {
+        #[arg(long)]
+        user: String,
+        /// Comma list of basic, user.info, upload, read, delete, manage, share, admin.
+        #[arg(long)]
+        scopes: String,
+    },
+    List,
+    Revoke {
+        token_id: String,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum DeviceCommand {
+    Add {
+        #[arg(long)]
+        user: String,
+        #[arg(long)]
+        name: String,
+    },
+    List,
+    Disable {
+        device: String,
+    },
+    Enable {
+        device: String,
+    },
+    /// `device uploads off DEVICE` / `device uploads on DEVICE`.
+    Uploads {
+        state: OnOff,
+        device: String,
+    },
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+enum OnOff {
+    On,
+    Off,
+}
+
+#[derive(Subcommand, Debug)]
+enum VolumeCommand {
+    Add {
+        name: String,
+        #[arg(long)]
+        user: String,
+    },
+    List,
+}
+
+#[derive(Subcommand, Debug)]
+enum GrantCommand {
+    Add {
+        /// A device name (when unique), USER/NAME, or an id.
+        #[arg(long)]
+        device: String,
+        /// A volume of the device's owner.
+        #[arg(long)]
+        volume: String,
+        #[arg(long, default_value = "/")]
+        prefix: String,
+        /// Defaults to the volume's name.
+        #[arg(long)]
+        name: Option<String>,
+    },
+    List,
+    Disable {
+        grant_id: String,
+    },
+    Enable {
+        grant_id: String,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum JobsCommand {
+    List {
+        /// pending, running, done or failed
+        #[arg(long)]
+        status: Option<String>,
+    },
+    Run {
+        /// Run until no job or maintenance step has work left.
+        #[arg(long)]
+        until_idle: bool,
+    },
+}
+
+/// A failed admin command: a stable code and a message.
+struct Failure {
+    code: &'static str,
+    message: String,
+}
+
+impl Failure {
+    fn new(code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+impl From<CatalogError> for Failure {
+    fn from(err: CatalogError) -> Self {
+        match err {
+            CatalogError::NotFound(what) => Failure::new("not_found", format!("{what} not found")),
+            CatalogError::Conflict(what) => Failure::new("conflict", what),
+            other => Failure::new("catalog", other.to_string()),
+        }
+    }
+}
+
+impl From<crate::domain::ParseError> for Failure {
+    fn from(err: crate::domain::ParseError) -> Self {
+        Failure::new("invalid_argument", err.0)
+    }
+}
+
+/// What a command prints: its JSON object and a readable rendering.
+struct Printed {
+    json: Value,
+    text: String,
+}
+
+fn printed<T: Serialize>(value: &T, text: String) -> Printed {
+    Printed {
+        json: serde_json::to_value(value).expect("admin output serialises"),
+        text,
+    }
+}
+
+fn listed<T: Serialize>(items: &[T], line: impl Fn(&T) -> String) -> Printed {
+    let text = if items.is_empty() {
+        "(none)".to_owned()
+    } else {
+        items.iter().map(line).collect::<Vec<_>>().join("\n")
+    };
+    Printed {
+        json: json!({ "items": items }),
+        text,
+    }
+}
+
+pub async fn run(config_file: Option<&Path>, flags: Layer, args: AdminArgs) -> i32 {
+    let outcome = async {
+        let config =
+            Config::load(config_file, flags).map_err(|e| Failure::new("config", e.to_string()))?;
+        let services = Services::open(config)
+            .await
+            .map_err(|e| Failure::new("catalog", format!("{e:#}")))?;
+        execute(&services, args.command).await
+    }
+    .await;
+    match outcome {
+        Ok(out) if args.json => {
+            println!("{}", out.json);
+            0
+        }
+        Ok(out) => {
+            println!("{}", out.text);
+            0
+        }
+        Err(fail) if args.json => {
+            eprintln!("{}", json!({"error": fail.code, "message": fail.message}));
+            1
+        }
+        Err(fail) => {
+            eprintln!("error: {}", fail.message);
+            1
+        }
+    }
+}
+
+async fn user_named(services: &Services, name: &str) -> Result<User, Failure> {
+    services
+        .catalog
+        .user_by_name(name)
+        .await?
+        .ok_or_else(|| Failure::new("not_found", format!("no user named '{name}'")))
+}
+
+async fn device_for(services: &Services, reference: &str) -> Result<Device, Failure> {
+    let mut found = services
+        .catalog
+        .find_devices(&DeviceRef::parse(reference))
+        .await?;
+    match found.len() {
+        0 => Err(Failure::new(
+            "not_found",
+            format!("no device '{reference}'"),
+        )),
+        1 => Ok(found.remove(0)),
+        n => Err(Failure::new(
+            "ambiguous",
+            format!("{n} devices are named '{reference}'; use USER/NAME or the device id"),
+        )),
+    }
+}
+
+fn ttl_seconds(ttl: &str) -> Result<i64, Failure> {
+    let ttl = parse_duration(ttl).map_err(|e| Failure::new("invalid_argument", e))?;
+    Ok(crate::clock::now_secs() + ttl.as_secs() as i64)
+}
+
+fn device_line(d: &Device) -> String {
+    let mut flags = Vec::new();
+    if d.is_disabled {
+        flags.push("disabled");
+    }
+    if d.is_upload_disabled {
+        flags.push("uploads off");
+    }
+    format!(
+        "device {} '{}' of user {}{}",
+        d.device_id,
+        d.device_name,
+        d.user_id,
+        if flags.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", flags.join(", "))
+        }
+    )
+}
+
+async fn execute(services: &Services, command: AdminCommand) -> Result<Printed, Failure> {
+    let catalog = services.catalog.as_ref();
+    Ok(match command {
+        AdminCommand::User(UserCommand::Add { name, level }) => {
+            let level: Level = level.parse()?;
+            let user = catalog.create_user(&Name::parse(&name)?, level).await?;
+            let text = format!(
+                "created user {} '{}' ({})",
+                user.user_id, user.name, user.level
+            );
+            printed(&user, text)
+        }
+        AdminCommand::User(UserCommand::List) => listed(&catalog.list_users().await?, |u| {
+            format!("user {} '{}' ({})", u.user_id, u.name, u.level)
+        }),
+        AdminCommand::Token(TokenCommand::Add { user, scopes }) => {
+            let scopes: ScopeSet = scopes.parse()?;
+            let user = user_named(services, &user).await?;
+            let secret = secrets::generate("fry_t_");
+            let record = catalog
+                .create_token(user.user_id, scopes, &secrets::hash(&secret))
+                .await?;
+            let out = json!({"token_id": record.token_id, "token": secret, "scopes": record.scopes, "user_id": user.user_id});
+            let text = format!(
+                "token {} for '{}' ({}): {secret}\n(shown once; store it now)",
+                record.token_id,
+                user.name,
+                scopes.to_list()
+            );
+            Printed { json: out, text }
+        }
+        AdminCommand::Token(TokenCommand::List) => listed(&catalog.list_tokens().await?, |t| {
+            format!(
+                "token {} of user {} [{}]{}",
+                t.token_id,
+                t.user_id,
+                t.scopes.to_list(),
+                if t.is_revoked { " revoked" } else { "" }
+            )
+        }),
+        AdminCommand::Token(TokenCommand::Revoke { token_id }) => {
+            let id: TokenId = token_id.parse()?;
+            let record = catalog.revoke_token(id).await?;
+            printed(&record, format!("token {id} revoked"))
+        }
+        AdminCommand::Device(DeviceCommand::Add { user, name }) => {
+            let owner = user_named(services, &user).await?;
+            let key = secrets::generate("fry_d_");
+            let new = NewDevice {
+                user_id: owner.user_id,
+                name: Name::parse(&name)?,
+                key_hash: secrets::hash(&key),
+            };
+            let device = catalog.create_device(new).await?;
+            let out = json!({
+                "device_id": device.device_id, "device_name": device.device_name,
+                "user_id": device.user_id, "device_session_key": key,
+            });
+            let text = format!(
+                "device {} '{}' for '{}'; device_session_key: {key}\n(shown once; store it now)",
+                device.device_id, device.device_name, owner.name
+            );
+            Printed { json: out, text }
+        }
+        AdminCommand::Device(DeviceCommand::List) => {
+            listed(&catalog.list_devices().await?, device_line)
+        }
+        AdminCommand::Device(DeviceCommand::Disable { device }) => {
+            set_flag(services, &device, DeviceFlag::Disabled, true).await?
+        }
+        AdminCommand::Device(DeviceCommand::Enable { device }) => {
+            set_flag(services, &device, DeviceFlag::Disabled, false).await?
+        }
+        AdminCommand::Device(DeviceCommand::Uploads { state, device }) => {
+            set_flag(
+                services,
+                &device,
+                DeviceFlag::UploadDisabled,
+                matches!(state, OnOff::Off),
+            )
+            .await?
+        }
+        AdminCommand::Volume(VolumeCommand::Add { name, user }) => {
+            let owner = user_named(services, &user).await?;
+            let volume = catalog
+                .create_volume(owner.user_id, &Name::parse(&name)?)
+                .await?;
+            let text = format!(
+                "volume {} '{}' of '{}'",
+                volume.volume_id, volume.name, owner.name
+            );
+            printed(&volume, text)
+        }
+        AdminCommand::Volume(VolumeCommand::List) => listed(&catalog.list_volumes().await?, |v| {
+            format!("volume {} '{}' of user {}", v.volume_id, v.name, v.user_id)
+        }),
+        AdminCommand::Grant(GrantCommand::Add {
+            device,
+            volume,
+            prefix,
+            name,
+        }) => {
+            let device = device_for(services, &device).await?;
+            let volume = catalog
+                .volume_by_name(device.user_id, &volume)
+                .await?
+                .ok_or_else(|| {
+                    Failure::new(
+                        "not_found",
+                        format!("the device's owner has no volume named '{volume}'"),
+                    )
+                })?;
+            let prefix_path = MediaPath::parse_prefix(&prefix)?;
+            let name = name.unwrap_or_else(|| volume.name.clone());
+            let grant = catalog
+                .create_grant(NewGrant {
+                    device_id: device.device_id,
+                    volume_id: volume.volume_id,
+                    prefix_path,
+                    name,
+                })
+                .await?;
+            let text = format!(
+                "grant {} mounts volume '{}' at {} on device '{}'",
+                grant.media_grant_id, volume.name, grant.prefix_path, device.device_name
+            );
+            printed(&grant, text)
+        }
+        AdminCommand::Grant(GrantCommand::List) => listed(&catalog.list_grants().await?, |g| {
+            format!(
+                "grant {} '{}': device {} → volume {} {}{}",
+                g.media_grant_id,
+                g.grant_name,
+                g.device_id,
+                g.volume_id,
+                g.prefix_path,
+                if g.is_disabled { " (disabled)" } else { "" }
+            )
+        }),
+        AdminCommand::Grant(GrantCommand::Disable { grant_id }) => {
+            set_grant(services, &grant_id, true).await?
+        }
+        AdminCommand::Grant(GrantCommand::Enable { grant_id }) => {
+            set_grant(services, &grant_id, false).await?
+        }
+        AdminCommand::Jobs(JobsCommand::List { status }) => {
+            let status = status
+                .map(|s| {
+                    crate::catalog::JobStatus::parse(&s).ok_or_else(|| {
+                        Failure::new("invalid_argument", format!("unknown status '{s}'"))
+                    })
+                })
+                .transpose()?;
+            listed(&catalog.list_jobs(status).await?, |j| {
+                format!(
+                    "job {} {} {} (attempts {}){}",
+                    j.job_id,
+                    j.kind,
+                    j.status.as_str(),
+                    j.attempts,
+                    j.last_error
+                        .as_ref()
+                        .map(|e| format!(": {e}"))
+                        .unwrap_or_default()
+                )
+            })
+        }
+        AdminCommand::Jobs(JobsCommand::Run { until_idle }) => {
+            let steps = if until_idle {
+                services.jobs.run_until_idle().await?
+            } else {
+                vec![services.jobs.run_one_step().await?]
+            };
+            let steps: Vec<String> = steps.iter().map(|s| format!("{s:?}")).collect();
+            let text = format!("ran {} step(s)", steps.len());
+            Printed {
+                json: json!({"steps": steps.len(), "details": steps}),
+                text,
+            }
+        }
+        AdminCommand::SignUpload {
+            user,
+            size,
+            sha256,
+            ttl,
+        } => {
+            let owner = user_named(services, &user).await?;
+            let sha256 = sha256.as_deref().map(Sha256Hex::parse).transpose()?;
+            let expires = ttl_seconds(&ttl)?;
+            let url = targets::blob_put(
+                &services.signer,
+                &services.upload_base(None),
+                owner.user_id,
+                size,
+                sha256.as_ref(),
+                expires,
+            );
+            Printed {
+                json: json!({"method": "PUT", "url": url, "expires": expires}),
+                text: url,
+            }
+        }
+        AdminCommand::SignDownload { sha256, ttl } => {
+            let sha256 = Sha256Hex::parse(&sha256)?;
+            if catalog.blob(&sha256).await?.is_none() {
+                return Err(Failure::new("not_found", format!("no blob {sha256}")));
+            }
+            let expires = ttl_seconds(&ttl)?;
+            let url = targets::blob_get(
+                &services.signer,
+                &services.upload_base(None),
+                &sha256,
+                expires,
+            );
+            Printed {
+                json: json!({"method": "GET", "url": url, "expires": expires}),
+                text: url,
+            }
+        }
+        AdminCommand::Check => {
+            let report = consistency::check(catalog, services.store.as_ref())
+                .await
+                .map_err(|e| Failure::new("check", e.to_string()))?;
+            let text = format!(
+                "{} stored blob(s) without a catalog row, {} catalog row(s) without bytes",
+                report.blobs_without_rows.len(),
+                report.rows_without_blobs.len()
+            );
+            printed(&report, text)
+        }
+    })
+}
+
+async fn set_flag(
+    services: &Services,
+    reference: &str,
+    flag: DeviceFlag,
+    on: bool,
+) -> Result<Printed, Failure> {
+    let device = device_for(services, reference).await?;
+    let device = services
+        .catalog
+        .set_device_flag(device.device_id, flag, on)
+        .await?;
+    let text = device_line(&device);
+    Ok(printed(&device, text))
+}
+
+async fn set_grant(
+    services: &Services,
+    grant_id: &str,
+    disabled: bool,
+) -> Result<Printed, Failure> {
+    let id: GrantId = grant_id.parse()?;
+    let grant = services.catalog.set_grant_disabled(id, disabled).await?;
+    let text = format!(
+        "grant {} {}",
+        grant.media_grant_id,
+        if disabled { "disabled" } else { "enabled" }
+    );
+    Ok(printed(&grant, text))
+}

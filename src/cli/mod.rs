@@ -1,0 +1,70 @@
+//! The `ferry` command line: `serve` runs the server, `admin …` manages identities, jobs
+//! and signed URLs against the same catalog a running server uses.
+
+mod admin;
+mod serve;
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+use crate::config::Layer;
+
+#[derive(Parser, Debug)]
+#[command(name = "ferry", version, about = "Ferry: a self-hosted media ingest server", long_about = None)]
+pub struct Cli {
+    /// Config file (TOML); defaults to ./ferry.toml when it exists.
+    #[arg(long, global = true, env = "FERRY_CONFIG", value_name = "PATH")]
+    pub config: Option<PathBuf>,
+
+    /// Data directory (catalog, blobs, staging) [env: FERRY_DATA_DIR] [default: ./ferry-data]
+    #[arg(long, global = true, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+
+    /// Catalog database URL [env: FERRY_DATABASE_URL] [default: sqlite://<data-dir>/ferry.db]
+    #[arg(long, global = true, value_name = "URL")]
+    pub database_url: Option<String>,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run the server. Prints `listening on http://ADDR` first.
+    Serve(serve::ServeArgs),
+    /// Manage users, tokens, devices, volumes, grants, jobs and signed URLs.
+    Admin(admin::AdminArgs),
+}
+
+impl Cli {
+    /// The command-line layer of the configuration.
+    fn flags(&self) -> Layer {
+        let mut layer = Layer::new();
+        if let Some(dir) = &self.data_dir {
+            layer.insert("data_dir", dir.display().to_string());
+        }
+        if let Some(url) = &self.database_url {
+            layer.insert("database_url", url.clone());
+        }
+        layer
+    }
+}
+
+/// Runs the parsed command; the process exit code.
+pub async fn run(cli: Cli) -> i32 {
+    let mut flags = cli.flags();
+    match cli.command {
+        Command::Serve(args) => {
+            args.add_flags(&mut flags);
+            match serve::run(cli.config.as_deref(), flags).await {
+                Ok(()) => 0,
+                Err(e) => {
+                    eprintln!("error: {e:#}");
+                    1
+                }
+            }
+        }
+        Command::Admin(args) => admin::run(cli.config.as_deref(), flags, args).await,
+    }
+}

@@ -1,0 +1,397 @@
+//! Typed, layered configuration: defaults < `ferry.toml` < `FERRY_*` environment < flags.
+//!
+//! Every setting is declared once in [`SETTINGS`] (key, environment name, meaning); the
+//! README's table is this list. All layers are read into the same key → text map and
+//! parsed in one place, so a value means the same wherever it came from.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// One documented setting. `key` is its name in `ferry.toml`; `env` its variable.
+pub struct Setting {
+    pub key: &'static str,
+    pub env: &'static str,
+    pub default: &'static str,
+    pub meaning: &'static str,
+}
+
+pub const SETTINGS: &[Setting] = &[
+    Setting {
+        key: "data_dir",
+        env: "FERRY_DATA_DIR",
+        default: "./ferry-data",
+        meaning: "Where the SQLite catalog, blobs and staging live.",
+    },
+    Setting {
+        key: "listen",
+        env: "FERRY_LISTEN",
+        default: "127.0.0.1:8080",
+        meaning: "Address to bind; port 0 picks a free port.",
+    },
+    Setting {
+        key: "public_url",
+        env: "FERRY_PUBLIC_URL",
+        default: "http://<bound address>",
+        meaning: "Base URL of links Ferry hands out.",
+    },
+    Setting {
+        key: "upload_url",
+        env: "FERRY_UPLOAD_URL",
+        default: "= public_url",
+        meaning: "Base URL of signed upload/download URLs (may be another host).",
+    },
+    Setting {
+        key: "database_url",
+        env: "FERRY_DATABASE_URL",
+        default: "sqlite://<data_dir>/ferry.db",
+        meaning: "Catalog database.",
+    },
+    Setting {
+        key: "signing_secret",
+        env: "FERRY_SIGNING_SECRET",
+        default: "created once in the catalog",
+        meaning: "HMAC secret for signed URLs (secret; never printed).",
+    },
+    Setting {
+        key: "log_format",
+        env: "FERRY_LOG_FORMAT",
+        default: "text",
+        meaning: "Request/trace log format: text or json.",
+    },
+    Setting {
+        key: "cors_origins",
+        env: "FERRY_CORS_ORIGINS",
+        default: "(none)",
+        meaning: "Comma list of browser origins allowed to call Ferry; * for any.",
+    },
+    Setting {
+        key: "max_upload_size",
+        env: "FERRY_MAX_UPLOAD_SIZE",
+        default: "64GiB",
+        meaning: "Largest single upload body accepted.",
+    },
+    Setting {
+        key: "signed_url_ttl",
+        env: "FERRY_SIGNED_URL_TTL",
+        default: "24h",
+        meaning: "Lifetime of signed upload/download URLs.",
+    },
+    Setting {
+        key: "upload_expiry",
+        env: "FERRY_UPLOAD_EXPIRY",
+        default: "24h",
+        meaning: "Unfinished uploads (multipart, sessions) expire after this.",
+    },
+    Setting {
+        key: "gc_grace",
+        env: "FERRY_GC_GRACE",
+        default: "1h",
+        meaning: "Unreferenced blobs are kept at least this long before collection.",
+    },
+    Setting {
+        key: "job_interval",
+        env: "FERRY_JOB_INTERVAL",
+        default: "500ms",
+        meaning: "How often the idle job runner looks for work.",
+    },
+];
+
+/// Text of one secret; never shown by `Debug`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(pub String);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// The resolved configuration every part of Ferry reads.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub data_dir: PathBuf,
+    pub listen: SocketAddr,
+    pub public_url: Option<String>,
+    pub upload_url: Option<String>,
+    pub database_url: String,
+    pub signing_secret: Option<Secret>,
+    pub log_format: LogFormat,
+    pub cors_origins: Vec<String>,
+    pub max_upload_size: u64,
+    pub signed_url_ttl: Duration,
+    pub upload_expiry: Duration,
+    pub gc_grace: Duration,
+    pub job_interval: Duration,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config file {path}: {message}")]
+    File { path: PathBuf, message: String },
+    #[error("setting {key}: {message}")]
+    Value { key: &'static str, message: String },
+}
+
+/// Values by setting key, from one layer.
+pub type Layer = BTreeMap<&'static str, String>;
+
+impl Config {
+    /// Builds the configuration from its layers. `file` is `--config`/`FERRY_CONFIG`; when
+    /// absent, `./ferry.toml` is read if it exists. `flags` are the command line's values.
+    pub fn load(file: Option<&Path>, flags: Layer) -> Result<Self, ConfigError> {
+        let mut merged = Layer::new();
+        let default_file = Path::new("ferry.toml");
+        match file {
+            Some(path) => merged.extend(file_layer(path)?),
+            None if default_file.exists() => merged.extend(file_layer(default_file)?),
+            None => {}
+        }
+        merged.extend(env_layer());
+        merged.extend(flags);
+        Self::from_layer(&merged)
+    }
+
+    /// Parses a merged layer; settings it lacks take their defaults.
+    pub fn from_layer(values: &Layer) -> Result<Self, ConfigError> {
+        let get = |key: &'static str| values.get(key).map(|v| v.trim()).filter(|v| !v.is_empty());
+        let bad = |key: &'static str, message: String| ConfigError::Value { key, message };
+        let duration = |key: &'static str, default: &str| {
+            parse_duration(get(key).unwrap_or(default)).map_err(|m| bad(key, m))
+        };
+        let data_dir = PathBuf::from(get("data_dir").unwrap_or("./ferry-data"));
+        let database_url = match get("database_url") {
+            Some(url) => url.to_owned(),
+            None => format!("sqlite://{}", data_dir.join("ferry.db").display()),
+        };
+        let url = |key: &'static str| -> Result<Option<String>, ConfigError> {
+            match get(key) {
+                None => Ok(None),
+                Some(v) if v.starts_with("http://") || v.starts_with("https://") => {
+                    Ok(Some(v.trim_end_matches('/').to_owned()))
+                }
+                Some(v) => Err(bad(key, format!("'{v}' is not an http(s) URL"))),
+            }
+        };
+        Ok(Self {
+            listen: get("listen")
+                .unwrap_or("127.0.0.1:8080")
+                .parse()
+                .map_err(|e| bad("listen", format!("{e} (expected HOST:PORT)")))?,
+            public_url: url("public_url")?,
+            upload_url: url("upload_url")?,
+            database_url,
+            signing_secret: get("signing_secret").map(|s| Secret(s.to_owned())),
+            log_format: match get("log_format").unwrap_or("text") {
+                "text" => LogFormat::Text,
+                "json" => LogFormat::Json,
+                other => {
+                    return Err(bad(
+                        "log_format",
+                        format!("'{other}' (expected text or json)"),
+                    ));
+                }
+            },
+            cors_origins: get("cors_origins")
+                .map(|v| {
+                    v.split(',')
+                        .map(|o| o.trim().to_owned())
+                        .filter(|o| !o.is_empty())
+                        .collect()
+                })
+                .unwrap_or_default(),
+            max_upload_size: parse_size(get("max_upload_size").unwrap_or("64GiB"))
+                .map_err(|m| bad("max_upload_size", m))?,
+            signed_url_ttl: duration("signed_url_ttl", "24h")?,
+            upload_expiry: duration("upload_expiry", "24h")?,
+            gc_grace: duration("gc_grace", "1h")?,
+            job_interval: duration("job_interval", "500ms")?,
+            data_dir,
+        })
+    }
+
+    /// Settings for a throwaway server in `data_dir` on a free loopback port (tests, benches).
+    pub fn for_data_dir(data_dir: &Path) -> Self {
+        let mut layer = Layer::new();
+        layer.insert("data_dir", data_dir.display().to_string());
+        layer.insert("listen", "127.0.0.1:0".into());
+        Self::from_layer(&layer).expect("defaults parse")
+    }
+}
+
+fn file_layer(path: &Path) -> Result<Layer, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.into(),
+        source,
+    })?;
+    let file_err = |message: String| ConfigError::File {
+        path: path.into(),
+        message,
+    };
+    let table: toml::Table = text
+        .parse()
+        .map_err(|e: toml::de::Error| file_err(e.to_string()))?;
+    let mut layer = Layer::new();
+    for (key, value) in table {
+        let setting = SETTINGS
+            .iter()
+            .find(|s| s.key == key)
+            .ok_or_else(|| file_err(format!("unknown setting '{key}'")))?;
+        let text = match value {
+            toml::Value::String(s) => s,
+            toml::Value::Integer(i) => i.to_string(),
+            toml::Value::Boolean(b) => b.to_string(),
+            toml::Value::Array(items) => items
+                .iter()
+                .map(|i| {
+                    i.as_str()
+                        .map(str::to_owned)
+                        .unwrap_or_else(|| i.to_string())
+                })
+                .collect::<Vec<_>>()
+                .join(","),
+            other => return Err(file_err(format!("'{key}' cannot be {}", other.type_str()))),
+        };
+        layer.insert(setting.key, text);
+    }
+    Ok(layer)
+}
+
+fn env_layer() -> Layer {
+    SETTINGS
+        .iter()
+        .filter_map(|s| std::env::var(s.env).ok().map(|v| (s.key, v)))
+        .collect()
+}
+
+/// `90s`, `15m`, `24h`, `30d`, `250ms` or plain seconds.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let n: u64 = number
+        .parse()
+        .map_err(|_| format!("'{text}' is not a duration like 90s, 15m, 24h"))?;
+    let secs = |mult: u64| Duration::from_secs(n.saturating_mul(mult));
+    match unit.trim() {
+        "" | "s" => Ok(secs(1)),
+        "ms" => Ok(Duration::from_millis(n)),
+        "m" => Ok(secs(60)),
+        "h" => Ok(secs(3600)),
+        "d" => Ok(secs(86_400)),
+        other => Err(format!("unknown duration unit '{other}' in '{text}'")),
+    }
+}
+
+/// `1048576`, `512KiB`, `100MiB`, `64GiB`, `10MB`.
+pub fn parse_size(text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let n: u64 = number
+        .parse()
+        .map_err(|_| format!("'{text}' is not a size like 100MiB"))?;
+    let mult: u64 = match unit.trim() {
+        "" | "B" => 1,
+        "KiB" => 1 << 10,
+        "MiB" => 1 << 20,
+        "GiB" => 1 << 30,
+        "TiB" => 1 << 40,
+        "KB" | "kB" => 1_000,
+        "MB" => 1_000_000,
+        "GB" => 1_000_000_000,
+        other => return Err(format!("unknown size unit '{other}' in '{text}'")),
+    };
+    n.checked_mul(mult)
+        .ok_or_else(|| format!("'{text}' is too large"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_resolve() {
+        let c = Config::from_layer(&Layer::new()).unwrap();
+        assert_eq!(c.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(c.data_dir, PathBuf::from("./ferry-data"));
+        assert!(c.database_url.starts_with("sqlite://") && c.database_url.ends_with("ferry.db"));
+        assert_eq!(c.upload_expiry, Duration::from_secs(86_400));
+        assert_eq!(c.max_upload_size, 64 << 30);
+    }
+
+    #[test]
+    fn later_layers_win_and_file_keys_are_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("ferry.toml");
+        std::fs::write(&file, "listen = \"127.0.0.1:9000\"\ngc_grace = \"2m\"\ncors_origins = [\"https://a\", \"https://b\"]\n").unwrap();
+        let mut flags = Layer::new();
+        flags.insert("listen", "127.0.0.1:9001".into());
+        let mut merged = file_layer(&file).unwrap();
+        merged.extend(flags);
+        let c = Config::from_layer(&merged).unwrap();
+        assert_eq!(c.listen.port(), 9001);
+        assert_eq!(c.gc_grace, Duration::from_secs(120));
+        assert_eq!(c.cors_origins, vec!["https://a", "https://b"]);
+
+        std::fs::write(&file, "listne = \"x\"\n").unwrap();
+        assert!(
+            file_layer(&file)
+                .unwrap_err()
+                .to_string()
+                .contains("unknown setting 'listne'")
+        );
+    }
+
+    #[test]
+    fn bad_values_name_their_setting() {
+        let mut layer = Layer::new();
+        layer.insert("upload_expiry", "soon".into());
+        assert!(
+            Config::from_layer(&layer)
+                .unwrap_err()
+                .to_string()
+                .contains("upload_expiry")
+        );
+        let mut layer = Layer::new();
+        layer.insert("public_url", "ftp://x".into());
+        assert!(Config::from_layer(&layer).is_err());
+    }
+
+    #[test]
+    fn sizes_and_durations() {
+        assert_eq!(parse_size("5MiB").unwrap(), 5 << 20);
+        assert_eq!(parse_size("10MB").unwrap(), 10_000_000);
+        assert!(parse_size("5 lots").is_err());
+        assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
+        assert_eq!(
+            parse_duration("30d").unwrap(),
+            Duration::from_secs(30 * 86_400)
+        );
+        assert_eq!(parse_duration("45").unwrap(), Duration::from_secs(45));
+    }
+
+    #[test]
+    fn secrets_never_show_in_debug() {
+        let mut layer = Layer::new();
+        layer.insert("signing_secret", "hunter2-very-secret".into());
+        let c = Config::from_layer(&layer).unwrap();
+        assert!(!format!("{c:?}").contains("hunter2"));
+    }
+}

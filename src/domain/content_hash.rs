@@ -1,0 +1,222 @@
+//! Content hashes: the SHA-256 content key and the chunked top-hash device clients send
+//! for files over 16 MiB (API.md §1, "File hashing").
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+/// Lowercase hex SHA-256, exactly 64 characters.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Sha256Hex(String);
+
+impl Sha256Hex {
+    pub fn parse(raw: &str) -> Result<Self, super::ParseError> {
+        if raw.len() == 64 && raw.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+            Ok(Self(raw.to_owned()))
+        } else {
+            Err(super::ParseError::new(format!(
+                "'{}' is not a lowercase hex SHA-256 (64 characters)",
+                raw.chars().take(80).collect::<String>()
+            )))
+        }
+    }
+
+    pub fn from_digest(digest: &[u8]) -> Self {
+        Self(hex::encode(digest))
+    }
+
+    pub fn of(bytes: &[u8]) -> Self {
+        Self::from_digest(&Sha256::digest(bytes))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for Sha256Hex {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl TryFrom<String> for Sha256Hex {
+    type Error = super::ParseError;
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        Self::parse(&value)
+    }
+}
+
+impl From<Sha256Hex> for String {
+    fn from(value: Sha256Hex) -> Self {
+        value.0
+    }
+}
+
+/// Files up to this size are hashed whole (chunk size 0).
+pub const WHOLE_FILE_LIMIT: u64 = 16 * 1024 * 1024;
+const FIRST_CHUNK: u64 = 8 * 1024 * 1024;
+const MAX_CHUNKS: u64 = 900;
+
+/// The chunk size API.md §1 prescribes for a file of `file_size` bytes (0 = hashed whole).
+pub fn chunk_size_for(file_size: u64) -> u64 {
+    if file_size <= WHOLE_FILE_LIMIT {
+        return 0;
+    }
+    let mut chunk = FIRST_CHUNK;
+    while file_size.div_ceil(chunk) > MAX_CHUNKS {
+        chunk *= 2;
+    }
+    chunk
+}
+
+/// Computes the chunked top-hash incrementally: SHA-256 per chunk, then SHA-256 of the
+/// concatenated 32-byte chunk digests. The chunk size is chosen up front from the expected
+/// size; [`ChunkHasher::finish`] says when the real size needs another plan.
+pub struct ChunkHasher {
+    chunk_size: u64,
+    in_chunk: u64,
+    current: Sha256,
+    digests: Vec<u8>,
+}
+
+impl ChunkHasher {
+    /// `expected_size` picks the chunk size; without it the 8 MiB plan is assumed, which is
+    /// right for every file up to 7,549,747,200 bytes.
+    pub fn new(expected_size: Option<u64>) -> Self {
+        let chunk_size = expected_size
+            .map(chunk_size_for)
+            .filter(|c| *c > 0)
+            .unwrap_or(FIRST_CHUNK);
+        Self {
+            chunk_size,
+            in_chunk: 0,
+            current: Sha256::new(),
+            digests: Vec::new(),
+        }
+    }
+
+    pub fn update(&mut self, mut bytes: &[u8]) {
+        while !bytes.is_empty() {
+            let room = (self.chunk_size - self.in_chunk) as usize;
+            let take = room.min(bytes.len());
+            self.current.update(&bytes[..take]);
+            self.in_chunk += take as u64;
+            bytes = &bytes[take..];
+            if self.in_chunk == self.chunk_size {
+                self.close_chunk();
+            }
+        }
+    }
+
+    fn close_chunk(&mut self) {
+        let digest = std::mem::take(&mut self.current).finalize();
+        self.digests.extend_from_slice(&digest);
+        self.in_chunk = 0;
+    }
+
+    /// The top-hash for a file of `total` bytes, or `None` when `total` calls for another
+    /// chunk size than the one hashed (the caller then hashes the stored bytes again).
+    /// Files up to 16 MiB have no top-hash: their device hash is the plain SHA-256.
+    pub fn finish(mut self, total: u64) -> Option<Sha256Hex> {
+        if total <= WHOLE_FILE_LIMIT || chunk_size_for(total) != self.chunk_size {
+            return None;
+        }
+        if self.in_chunk > 0 {
+            self.close_chunk();
+        }
+        Some(Sha256Hex::of(&self.digests))
+    }
+
+    /// The digests of the chunks closed so far (32 bytes each).
+    pub fn chunk_digests(&self) -> impl Iterator<Item = &[u8]> {
+        self.digests.chunks_exact(32)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// API.md's test content: byte i = i mod 251.
+    fn pattern(len: u64) -> Vec<u8> {
+        (0..len).map(|i| (i % 251) as u8).collect()
+    }
+
+    fn device_hash(len: u64) -> String {
+        let data = pattern(len);
+        let mut chunks = ChunkHasher::new(Some(len));
+        for piece in data.chunks(1_000_003) {
+            chunks.update(piece);
+        }
+        chunks
+            .finish(len)
+            .unwrap_or_else(|| Sha256Hex::of(&data))
+            .to_string()
+    }
+
+    #[test]
+    fn chunk_sizes_follow_the_documented_rule() {
+        assert_eq!(chunk_size_for(16_777_216), 0);
+        assert_eq!(chunk_size_for(16_777_217), 8 << 20);
+        assert_eq!(chunk_size_for(7_549_747_200), 8 << 20);
+        assert_eq!(chunk_size_for(7_549_747_201), 16 << 20);
+    }
+
+    #[test]
+    fn api_test_vectors() {
+        let cases = [
+            (
+                5,
+                "08bb5e5d6eaac1049ede0893d30ed022b1a4d9b5b48db414871f51c9cb35283d",
+            ),
+            (
+                16_777_216,
+                "287507f403176f1f5b22b9a4d9cb49f7d7f88ac19e406b5ae87ce109564846bd",
+            ),
+            (
+                16_777_217,
+                "c67fb45700283719a5e83286b12584152f70b3dc9fbc429ce236601daf9aaa2f",
+            ),
+            (
+                41_955_385,
+                "94f45e905207b15b1667a6b64fc06d6b076e88435791e24aff1726c844048862",
+            ),
+        ];
+        for (len, expected) in cases {
+            assert_eq!(device_hash(len), expected, "size {len}");
+        }
+    }
+
+    #[test]
+    fn unknown_size_uses_the_eight_mib_plan() {
+        let data = pattern(41_955_385);
+        let mut chunks = ChunkHasher::new(None);
+        chunks.update(&data);
+        assert_eq!(chunks.chunk_digests().count(), 5);
+        assert_eq!(
+            chunks.finish(41_955_385).unwrap().as_str(),
+            "94f45e905207b15b1667a6b64fc06d6b076e88435791e24aff1726c844048862"
+        );
+    }
+
+    #[test]
+    fn a_plan_for_the_wrong_size_is_reported() {
+        let mut chunks = ChunkHasher::new(Some(7_549_747_201));
+        chunks.update(&[1, 2, 3]);
+        assert!(chunks.finish(20_000_000).is_none());
+    }
+
+    #[test]
+    fn sha256_hex_is_strict() {
+        assert!(Sha256Hex::parse(&"a".repeat(64)).is_ok());
+        for bad in [
+            "A".repeat(64),
+            "a".repeat(63),
+            "g".repeat(64),
+            String::new(),
+        ] {
+            assert!(Sha256Hex::parse(&bad).is_err());
+        }
+    }
+}

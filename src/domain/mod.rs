@@ -1,0 +1,29 @@
+//! Domain newtypes: every value that crosses a trust boundary is parsed into one of these
+//! once, at the edge, and is valid from then on. No I/O here.
+
+mod content_hash;
+mod ids;
+mod level;
+mod media_path;
+mod name;
+mod range;
+mod scope;
+
+pub use content_hash::{ChunkHasher, Sha256Hex, chunk_size_for};
+pub use ids::{BlobSize, DeviceId, GrantId, TokenId, UserId, VolumeId};
+pub use level::Level;
+pub use media_path::MediaPath;
+pub use name::Name;
+pub use range::{ByteRange, RangeRequest};
+pub use scope::{Scope, ScopeSet};
+
+/// Why a value failed to parse; the message is safe to show to the client.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct ParseError(pub String);
+
+impl ParseError {
+    pub fn new(message: impl Into<String>) -> Self {
+        Self(message.into())
+    }
+}

@@ -1,0 +1,69 @@
+//! Serving blob bytes: whole, or one `Range` (206), with `ETag` and `Content-Length`.
+
+use axum::body::Body;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+
+use super::AppState;
+use super::error::ApiError;
+use crate::domain::{ByteRange, RangeRequest, Sha256Hex};
+
+/// Streams blob `sha256` of `size` bytes as `content_type`, honouring `Range` and `If-None-Match`.
+pub async fn serve_blob(
+    state: &AppState,
+    sha256: &Sha256Hex,
+    size: u64,
+    content_type: &str,
+    request_headers: &HeaderMap,
+) -> Result<Response, ApiError> {
+    let etag = format!("\"{sha256}\"");
+    let etag_value = HeaderValue::from_str(&etag).expect("hex is a valid header");
+    if request_headers
+        .get(header::IF_NONE_MATCH)
+        .is_some_and(|v| v.as_bytes() == etag.as_bytes())
+    {
+        return Ok((StatusCode::NOT_MODIFIED, [(header::ETAG, etag_value)]).into_response());
+    }
+    let range_header = request_headers
+        .get(header::RANGE)
+        .and_then(|v| v.to_str().ok());
+    let (status, range) = match ByteRange::resolve(range_header, size) {
+        RangeRequest::Full => (StatusCode::OK, None),
+        RangeRequest::Partial(range) => (StatusCode::PARTIAL_CONTENT, Some(range)),
+        RangeRequest::Unsatisfiable => {
+            let mut err = ApiError::new(
+                StatusCode::RANGE_NOT_SATISFIABLE,
+                "range_not_satisfiable",
+                format!("the blob has {size} bytes"),
+            )
+            .into_response();
+            let value = HeaderValue::from_str(&format!("bytes */{size}")).expect("valid header");
+            err.headers_mut().insert(header::CONTENT_RANGE, value);
+            return Ok(err);
+        }
+    };
+    let stream = state.store.read(sha256, range).await.map_err(|e| {
+        tracing::error!(error = %e, "blob listed in the catalog cannot be read");
+        ApiError::internal("the stored file cannot be read")
+    })?;
+    let mut response = Response::new(Body::from_stream(stream));
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    headers.insert(header::ETAG, etag_value);
+    headers.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_str(content_type)
+            .unwrap_or(HeaderValue::from_static("application/octet-stream")),
+    );
+    let length = range.map_or(size, |r| r.len());
+    headers.insert(header::CONTENT_LENGTH, HeaderValue::from(length));
+    if let Some(r) = range {
+        let value = format!("bytes {}-{}/{size}", r.start, r.end);
+        headers.insert(
+            header::CONTENT_RANGE,
+            HeaderValue::from_str(&value).expect("valid header"),
+        );
+    }
+    Ok(response)
+}

@@ -1,0 +1,143 @@
+//! Extractors that turn requests into typed input, answering bad input with the JSON
+//! errors of [`ApiError`] (never axum's plain-text rejections).
+
+use std::marker::PhantomData;
+
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use axum::http::{StatusCode, header};
+use serde::de::DeserializeOwned;
+
+use super::AppState;
+use super::error::ApiError;
+use crate::auth::permissions::{Endpoint, authorize};
+use crate::auth::{Presented, Principal, resolve};
+
+/// JSON bodies up to this size unless a route says otherwise.
+pub const JSON_LIMIT: usize = 4 * 1024 * 1024;
+
+/// A JSON body; an empty body counts as `{}` and the Content-Type is not required (device
+/// clients often send neither).
+pub struct JsonBody<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, _state: &S) -> Result<Self, Self::Rejection> {
+        let value = read_json_value(req, JSON_LIMIT).await?;
+        parse_json(value).map(JsonBody)
+    }
+}
+
+/// Reads a body of at most `limit` bytes as a JSON value (`{}` when empty).
+pub async fn read_json_value(req: Request, limit: usize) -> Result<serde_json::Value, ApiError> {
+    let bytes = axum::body::to_bytes(req.into_body(), limit)
+        .await
+        .map_err(|_| {
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "too_large",
+                format!("the request body exceeds {limit} bytes"),
+            )
+        })?;
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok(serde_json::json!({}));
+    }
+    serde_json::from_slice(&bytes)
+        .map_err(|e| ApiError::bad_request("invalid_json", format!("malformed JSON body: {e}")))
+}
+
+/// Deserialises a JSON value into the request type, naming the offending field on failure.
+pub fn parse_json<T: DeserializeOwned>(value: serde_json::Value) -> Result<T, ApiError> {
+    serde_json::from_value(value)
+        .map_err(|e| ApiError::bad_request("invalid_request", format!("invalid request body: {e}")))
+}
+
+/// Query parameters, with malformed ones answered as JSON 400.
+pub struct QueryParams<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for QueryParams<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let query = parts.uri.query().unwrap_or_default();
+        serde_urlencoded::from_str(query)
+            .map(QueryParams)
+            .map_err(|e| {
+                ApiError::bad_request("invalid_query", format!("invalid query string: {e}"))
+            })
+    }
+}
+
+/// Credentials from headers and the query string (bodies are read by the family that
+/// allows keys there).
+pub fn presented(parts: &Parts) -> Presented {
+    let mut presented = Presented {
+        header_token: parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(Presented::from_authorization),
+        ..Presented::default()
+    };
+    for (key, value) in form_urlencoded::parse(parts.uri.query().unwrap_or_default().as_bytes()) {
+        match key.as_ref() {
+            "device_session_key" => presented.device_session_key = Some(value.into_owned()),
+            "user_session_key" => presented.user_session_key = Some(value.into_owned()),
+            _ => {}
+        }
+    }
+    presented
+}
+
+/// Resolves credentials and applies the permission table for `endpoint`.
+pub async fn authenticate(
+    state: &AppState,
+    presented: &Presented,
+    endpoint: Endpoint,
+) -> Result<Principal, ApiError> {
+    let principal = resolve(state.catalog.as_ref(), presented).await?;
+    let device_family = matches!(
+        endpoint,
+        Endpoint::DeviceStatus | Endpoint::DeviceFamily | Endpoint::DeviceMediaDelete
+    );
+    authorize(endpoint, principal.as_ref()).map_err(|d| ApiError::from_denial(d, device_family))?;
+    Ok(principal.expect("authorize refuses a missing principal"))
+}
+
+/// Names the permission-table row an extractor enforces.
+pub trait Requires {
+    const ENDPOINT: Endpoint;
+}
+
+/// An authenticated caller allowed to call endpoint `E` (credentials from headers/query).
+pub struct Caller<E: Requires>(pub Principal, pub PhantomData<E>);
+
+impl<E: Requires> FromRequestParts<AppState> for Caller<E> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let principal = authenticate(state, &presented(parts), E::ENDPOINT).await?;
+        Ok(Caller(principal, PhantomData))
+    }
+}
+
+/// Declares marker types for permission-table rows.
+macro_rules! requires {
+    ($($marker:ident => $endpoint:ident),* $(,)?) => {
+        $(
+            #[doc = concat!("Marker for [`Endpoint::", stringify!($endpoint), "`].")]
+            pub struct $marker;
+            impl Requires for $marker {
+                const ENDPOINT: Endpoint = Endpoint::$endpoint;
+            }
+        )*
+    };
+}
+
+requires! {
+    AccountInfo => AccountInfo,
+}

@@ -1,0 +1,120 @@
+//! HTTP: the router, shared state, errors and extractors, and one module per API family.
+//! Handlers parse input, call a service, render output — nothing else.
+
+mod account;
+mod blob_response;
+mod device;
+pub mod error;
+pub mod extract;
+mod health;
+mod upload_host;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::http::{HeaderName, HeaderValue, Method, header};
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
+
+use crate::blob_store::BlobStore;
+use crate::catalog::Catalog;
+use crate::config::Config;
+use crate::ingest::Ingest;
+use crate::jobs::JobRunner;
+use crate::signing::Signer;
+use error::ApiError;
+
+/// Everything a handler may use. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub config: Arc<Config>,
+    pub catalog: Arc<dyn Catalog>,
+    pub store: Arc<dyn BlobStore>,
+    pub ingest: Ingest,
+    pub signer: Signer,
+    pub jobs: JobRunner,
+    /// Base of links Ferry hands out (no trailing `/`).
+    pub public_url: String,
+    /// Base of signed upload/download URLs (no trailing `/`).
+    pub upload_url: String,
+}
+
+impl AppState {
+    /// Expiry (Unix seconds) of a signed URL issued now.
+    pub fn signed_url_expiry(&self) -> i64 {
+        crate::clock::now_secs() + self.config.signed_url_ttl.as_secs() as i64
+    }
+}
+
+const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+pub fn router(state: AppState) -> Router {
+    let cors = cors_layer(&state.config.cors_origins);
+    Router::new()
+        .merge(health::router())
+        .merge(account::router())
+        .merge(upload_host::router())
+        .nest("/device/1", device::router())
+        .fallback(|| async { ApiError::not_found("no such route") })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(axum::http::StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "this route does not take that method")
+        })
+        .with_state(state)
+        .layer(CatchPanicLayer::custom(|_| {
+            axum::response::IntoResponse::into_response(ApiError::internal("the server hit a bug handling this request"))
+        }))
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(|req: &axum::http::Request<_>| {
+                    let id = req.headers().get(&X_REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("-");
+                    // the path only: query strings carry signatures and keys
+                    tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id)
+                })
+                .on_response(log_response),
+        )
+        .layer(PropagateRequestIdLayer::new(X_REQUEST_ID))
+        .layer(SetRequestIdLayer::new(X_REQUEST_ID, MakeRequestUuid))
+        .layer(cors)
+}
+
+/// Logs each response once; 5xx with the error's message.
+fn log_response(response: &axum::response::Response, latency: Duration, _span: &tracing::Span) {
+    let status = response.status().as_u16();
+    match response.extensions().get::<ApiError>() {
+        Some(err) if status >= 500 => {
+            tracing::error!(status, code = err.code, message = %err.message, ?latency, "request failed")
+        }
+        _ => tracing::info!(status, ?latency, "request done"),
+    }
+}
+
+fn cors_layer(origins: &[String]) -> CorsLayer {
+    let base = CorsLayer::new()
+        .allow_methods([
+            Method::GET,
+            Method::POST,
+            Method::PUT,
+            Method::PATCH,
+            Method::DELETE,
+            Method::HEAD,
+            Method::OPTIONS,
+        ])
+        .allow_headers(tower_http::cors::Any)
+        .expose_headers([
+            header::ETAG,
+            header::LOCATION,
+            HeaderName::from_static("upload-offset"),
+        ])
+        .max_age(Duration::from_secs(3600));
+    if origins.iter().any(|o| o == "*") {
+        return base.allow_origin(AllowOrigin::any());
+    }
+    let list: Vec<HeaderValue> = origins
+        .iter()
+        .filter_map(|o| HeaderValue::from_str(o).ok())
+        .collect();
+    base.allow_origin(AllowOrigin::list(list))
+}

@@ -1,0 +1,142 @@
+//! The signed upload host: URLs Ferry signed (see `signing`) need no other credential.
+//! `PUT /signed/blob` streams its body into the ingest pipeline; `GET /signed/blob/:sha256`
+//! serves a blob with Range. API families add their own signed targets beside these.
+
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
+use axum::response::Response;
+use axum::routing::{get, put};
+use axum::{Json, Router};
+use serde_json::{Value, json};
+
+use super::AppState;
+use super::blob_response::serve_blob;
+use super::error::ApiError;
+use crate::blob_store::Placed;
+use crate::domain::{Sha256Hex, UserId};
+use crate::ingest::{Expectation, ExpectedHash};
+use crate::signing::{SignatureError, Verified, targets};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route(targets::BLOB_PUT, put(put_blob))
+        .route(
+            &format!("{}{{sha256}}", targets::BLOB_GET_PREFIX),
+            get(get_blob),
+        )
+        // the pipeline enforces its own limit while streaming
+        .layer(axum::extract::DefaultBodyLimit::disable())
+}
+
+/// Checks the signature of the request line itself.
+pub fn verify_signed(state: &AppState, method: &Method, uri: &Uri) -> Result<Verified, ApiError> {
+    state
+        .signer
+        .verify(method.as_str(), uri.path(), uri.query())
+        .map_err(|e| match e {
+            SignatureError::Invalid => {
+                ApiError::forbidden(e.to_string()).with_code("invalid_signature")
+            }
+            SignatureError::Expired => {
+                ApiError::forbidden(e.to_string()).with_code("expired_signature")
+            }
+        })
+}
+
+/// Content-Length of a request, when announced.
+pub fn content_length(headers: &HeaderMap) -> Option<u64> {
+    headers
+        .get(header::CONTENT_LENGTH)?
+        .to_str()
+        .ok()?
+        .parse()
+        .ok()
+}
+
+/// Checks an announced length against the limits before a byte is read, so an oversized
+/// body is refused at once.
+pub fn check_announced(expect: &Expectation) -> Result<(), ApiError> {
+    let Some(announced) = expect.size_hint else {
+        return Ok(());
+    };
+    if let Some(limit) = expect.max_size.filter(|l| announced > *l) {
+        return Err(crate::ingest::IngestError::TooLarge { limit }.into());
+    }
+    if let Some(size) = expect.size.filter(|s| announced != *s) {
+        return Err(ApiError::bad_request(
+            "hash_mismatch",
+            format!("Content-Length {announced} differs from the bound size {size}"),
+        ));
+    }
+    Ok(())
+}
+
+async fn put_blob(
+    State(state): State<AppState>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: axum::body::Body,
+) -> Result<Response, ApiError> {
+    let signed = verify_signed(&state, &method, &uri)?;
+    let holder: UserId = signed
+        .get("user")
+        .and_then(|u| u.parse().ok())
+        .ok_or_else(|| ApiError::forbidden("the signed URL names no user"))?;
+    if state.catalog.user(holder).await?.is_none() {
+        return Err(ApiError::forbidden(
+            "the user this URL was signed for no longer exists",
+        ));
+    }
+    let bound_hash = signed
+        .get("sha256")
+        .map(Sha256Hex::parse)
+        .transpose()
+        .map_err(|_| ApiError::forbidden("bad bound hash"))?;
+    let expect = Expectation {
+        size: signed.get("size").and_then(|s| s.parse().ok()),
+        hash: bound_hash.map(ExpectedHash::Sha256),
+        max_size: Some(state.config.max_upload_size),
+        size_hint: content_length(&headers),
+    };
+    check_announced(&expect)?;
+    let ingested = state
+        .ingest
+        .ingest(body.into_data_stream(), &expect, holder)
+        .await?;
+    let body = json!({
+        "sha256": ingested.blob.sha256,
+        "size": ingested.blob.size,
+        "file_hash": ingested.device_hash(),
+        "deduplicated": ingested.placed == Placed::AlreadyPresent,
+    });
+    Ok(axum::response::IntoResponse::into_response((
+        StatusCode::OK,
+        Json::<Value>(body),
+    )))
+}
+
+async fn get_blob(
+    State(state): State<AppState>,
+    Path(sha256): Path<String>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    verify_signed(&state, &method, &uri)?;
+    let sha256 = Sha256Hex::parse(&sha256)
+        .map_err(|e| ApiError::bad_request("invalid_hash", e.to_string()))?;
+    let blob = state
+        .catalog
+        .blob(&sha256)
+        .await?
+        .ok_or_else(|| ApiError::not_found("no such blob"))?;
+    serve_blob(
+        &state,
+        &blob.sha256,
+        blob.size,
+        "application/octet-stream",
+        &headers,
+    )
+    .await
+}

@@ -1,0 +1,167 @@
+//! The one upload pipeline every API family uses (DESIGN.md "The core"):
+//!
+//! ```text
+//! body → receive: one read; SHA-256 (+ chunked top-hash when needed) and the staging write
+//!                 run side by side on blocking threads while the next batch arrives
+//!      → verify:  bound size/hash, or the staged copy is discarded (400 hash_mismatch)
+//!      → commit:  staged bytes move to their content address and the blob row + the
+//!                 uploader's hold are recorded together (see `Catalog::commit_blob`)
+//! ```
+//! Memory per upload is at most two batches, whatever the body size.
+
+mod receive;
+
+use std::sync::{Arc, OnceLock};
+
+use bytes::Bytes;
+use futures_util::Stream;
+
+use crate::blob_store::{BlobStore, Placed, Staged, StoreError};
+use crate::catalog::{BlobRecord, BlobStep, Catalog, CatalogError};
+use crate::domain::{Sha256Hex, UserId};
+
+/// What the uploader promised about the bytes, and the limits that apply.
+#[derive(Debug, Clone, Default)]
+pub struct Expectation {
+    /// Exact size bound by a signature or grant; other sizes are a `hash_mismatch`.
+    pub size: Option<u64>,
+    /// Hash bound by a signature or grant.
+    pub hash: Option<ExpectedHash>,
+    /// Largest body accepted; one byte more stops the upload with `TooLarge`.
+    pub max_size: Option<u64>,
+    /// Length announced by the transport (Content-Length): picks the chunk plan up front.
+    pub size_hint: Option<u64>,
+}
+
+/// Which hash a client bound: the plain SHA-256, or the device family's `file_hash`
+/// (the chunked top-hash for files over 16 MiB, the plain SHA-256 below).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ExpectedHash {
+    Sha256(Sha256Hex),
+    Device(Sha256Hex),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    #[error("the upload is larger than the limit of {limit} bytes")]
+    TooLarge { limit: u64 },
+    #[error("{0}")]
+    HashMismatch(String),
+    #[error("the request body could not be read: {0}")]
+    Body(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Catalog(#[from] CatalogError),
+}
+
+/// Bytes received, hashed and verified, waiting in staging to be committed or discarded.
+#[derive(Debug)]
+pub struct Received {
+    pub staged: Staged,
+    pub blob: BlobRecord,
+    /// The first bytes of the body (up to 64), for magic-number sniffing.
+    pub head: Vec<u8>,
+}
+
+/// A committed upload.
+#[derive(Debug, Clone)]
+pub struct Ingested {
+    pub blob: BlobRecord,
+    pub placed: Placed,
+    pub head: Vec<u8>,
+}
+
+impl Ingested {
+    /// The hash device clients use for this content (API.md §1 `file_hash`).
+    pub fn device_hash(&self) -> &Sha256Hex {
+        self.blob.chunked_hash.as_ref().unwrap_or(&self.blob.sha256)
+    }
+}
+
+#[derive(Clone)]
+pub struct Ingest {
+    store: Arc<dyn BlobStore>,
+    catalog: Arc<dyn Catalog>,
+}
+
+impl Ingest {
+    pub fn new(store: Arc<dyn BlobStore>, catalog: Arc<dyn Catalog>) -> Self {
+        Self { store, catalog }
+    }
+
+    /// Receives, verifies and commits a body in one go, giving `holder` a hold on it.
+    pub async fn ingest<S, E>(
+        &self,
+        body: S,
+        expect: &Expectation,
+        holder: UserId,
+    ) -> Result<Ingested, IngestError>
+    where
+        S: Stream<Item = Result<Bytes, E>> + Send + Unpin,
+        E: std::fmt::Display,
+    {
+        let received = self.receive(body, expect).await?;
+        self.commit(received, holder).await
+    }
+
+    /// Streams `body` into staging, hashing it on the way, and verifies it against `expect`.
+    /// On any error the staged bytes are gone.
+    pub async fn receive<S, E>(
+        &self,
+        body: S,
+        expect: &Expectation,
+    ) -> Result<Received, IngestError>
+    where
+        S: Stream<Item = Result<Bytes, E>> + Send + Unpin,
+        E: std::fmt::Display,
+    {
+        let received = receive::receive(self.store.as_ref(), body, expect).await?;
+        if let Err(mismatch) = receive::verify(&received.blob, expect) {
+            self.store.discard(&received.staged).await?;
+            return Err(IngestError::HashMismatch(mismatch));
+        }
+        Ok(received)
+    }
+
+    /// Moves received bytes to their content address and records the blob and `holder`'s
+    /// hold in one catalog step. If the content is already stored, the staged copy is dropped.
+    pub async fn commit(
+        &self,
+        received: Received,
+        holder: UserId,
+    ) -> Result<Ingested, IngestError> {
+        let placed = Arc::new(OnceLock::new());
+        let step: BlobStep = {
+            let (store, staged, sha256, placed) = (
+                self.store.clone(),
+                received.staged.clone(),
+                received.blob.sha256.clone(),
+                placed.clone(),
+            );
+            Box::new(move || {
+                Box::pin(async move {
+                    let outcome = store.commit(&staged, &sha256).await?;
+                    let _ = placed.set(outcome);
+                    Ok(())
+                })
+            })
+        };
+        if let Err(err) = self.catalog.commit_blob(&received.blob, holder, step).await {
+            // The staged copy may already be gone (moved or dropped); discarding is idempotent.
+            let _ = self.store.discard(&received.staged).await;
+            return Err(err.into());
+        }
+        let placed = placed.get().copied().unwrap_or(Placed::AlreadyPresent);
+        Ok(Ingested {
+            blob: received.blob,
+            placed,
+            head: received.head,
+        })
+    }
+
+    /// Drops received bytes that will not be committed (a later check refused them).
+    pub async fn discard(&self, received: Received) -> Result<(), IngestError> {
+        Ok(self.store.discard(&received.staged).await?)
+    }
+}

@@ -1,0 +1,199 @@
+//! Receiving a body: batching, limits, hashing and the staging write, all in one read.
+
+use bytes::Bytes;
+use futures_util::{Stream, StreamExt};
+use sha2::{Digest, Sha256};
+use tokio::task::spawn_blocking;
+
+use super::{Expectation, ExpectedHash, IngestError, Received};
+use crate::blob_store::{BlobStore, StagingWriter};
+use crate::catalog::BlobRecord;
+use crate::domain::{ChunkHasher, Sha256Hex, chunk_size_for};
+
+/// Bytes gathered before a batch is handed to the hashing and writing threads: large
+/// enough that per-batch costs vanish, small enough that memory per upload stays low.
+const BATCH_BYTES: usize = 1024 * 1024;
+const HEAD_BYTES: usize = 64;
+
+struct Hashers {
+    whole: Sha256,
+    /// Only when the file may exceed 16 MiB: the device family's chunked top-hash.
+    chunks: Option<ChunkHasher>,
+}
+
+type InFlight = tokio::task::JoinHandle<(Box<dyn StagingWriter>, Hashers, Result<(), IngestError>)>;
+
+pub(super) async fn receive<S, E>(
+    store: &dyn BlobStore,
+    mut body: S,
+    expect: &Expectation,
+) -> Result<Received, IngestError>
+where
+    S: Stream<Item = Result<Bytes, E>> + Send + Unpin,
+    E: std::fmt::Display,
+{
+    let announced = expect.size.or(expect.size_hint);
+    let needs_chunks = announced.is_none_or(|size| chunk_size_for(size) > 0);
+    let mut hashers = Some(Hashers {
+        whole: Sha256::new(),
+        chunks: needs_chunks.then(|| ChunkHasher::new(announced)),
+    });
+    let mut writer = Some(store.stage().await?);
+    let mut in_flight: Option<InFlight> = None;
+    let mut total: u64 = 0;
+    let mut head = Vec::new();
+
+    loop {
+        // Gathering the next batch overlaps with hashing and writing the previous one.
+        let batch = next_batch(&mut body, &mut total, expect).await;
+        if let Some(task) = in_flight.take() {
+            let (w, h, result) = task.await.map_err(|e| IngestError::Body(e.to_string()))?;
+            result?;
+            writer = Some(w);
+            hashers = Some(h);
+        }
+        let batch = batch?;
+        if batch.is_empty() {
+            break;
+        }
+        if head.len() < HEAD_BYTES {
+            for piece in &batch {
+                head.extend_from_slice(&piece[..piece.len().min(HEAD_BYTES - head.len())]);
+            }
+        }
+        let (w, h) = (
+            writer.take().expect("writer is back"),
+            hashers.take().expect("hashers are back"),
+        );
+        in_flight = Some(tokio::spawn(process(w, h, batch)));
+    }
+
+    let writer = writer.expect("writer is back");
+    let Hashers { whole, chunks } = hashers.expect("hashers are back");
+    let staged = writer.finish().await?;
+    let sha256 = Sha256Hex::from_digest(&whole.finalize());
+    let chunked_hash = match chunks.and_then(|c| c.finish(total)) {
+        Some(top) => Some(top),
+        None if chunk_size_for(total) > 0 => Some(rehash_chunks(store, &staged, total).await?),
+        None => None,
+    };
+    Ok(Received {
+        staged,
+        blob: BlobRecord {
+            sha256,
+            size: total,
+            chunked_hash,
+        },
+        head,
+    })
+}
+
+async fn next_batch<S, E>(
+    body: &mut S,
+    total: &mut u64,
+    expect: &Expectation,
+) -> Result<Vec<Bytes>, IngestError>
+where
+    S: Stream<Item = Result<Bytes, E>> + Send + Unpin,
+    E: std::fmt::Display,
+{
+    let mut batch = Vec::new();
+    let mut len = 0;
+    while len < BATCH_BYTES {
+        let Some(piece) = body.next().await else {
+            break;
+        };
+        let piece = piece.map_err(|e| IngestError::Body(e.to_string()))?;
+        *total += piece.len() as u64;
+        if let Some(limit) = expect.max_size.filter(|limit| *total > *limit) {
+            return Err(IngestError::TooLarge { limit });
+        }
+        if let Some(size) = expect.size.filter(|size| *total > *size) {
+            return Err(IngestError::HashMismatch(format!(
+                "the body is longer than the bound size of {size} bytes"
+            )));
+        }
+        len += piece.len();
+        if !piece.is_empty() {
+            batch.push(piece);
+        }
+    }
+    Ok(batch)
+}
+
+async fn process(
+    mut writer: Box<dyn StagingWriter>,
+    hashers: Hashers,
+    batch: Vec<Bytes>,
+) -> (Box<dyn StagingWriter>, Hashers, Result<(), IngestError>) {
+    let Hashers { mut whole, chunks } = hashers;
+    let for_whole = batch.clone();
+    let whole_task = spawn_blocking(move || {
+        for piece in &for_whole {
+            whole.update(piece);
+        }
+        whole
+    });
+    let chunk_task = chunks.map(|mut chunks| {
+        let for_chunks = batch.clone();
+        spawn_blocking(move || {
+            for piece in &for_chunks {
+                chunks.update(piece);
+            }
+            chunks
+        })
+    });
+    let written = writer.write(batch).await.map_err(IngestError::from);
+    let whole = whole_task.await.expect("hashing does not panic");
+    let chunks = match chunk_task {
+        Some(task) => Some(task.await.expect("hashing does not panic")),
+        None => None,
+    };
+    (writer, Hashers { whole, chunks }, written)
+}
+
+/// The one second pass we allow outside multipart assembly: a body of unannounced length
+/// over 7.5 GB needs a larger chunk size than the one hashed while it streamed in.
+async fn rehash_chunks(
+    store: &dyn BlobStore,
+    staged: &crate::blob_store::Staged,
+    total: u64,
+) -> Result<Sha256Hex, IngestError> {
+    let mut stream = store.read_staged(staged).await?;
+    let mut chunks = ChunkHasher::new(Some(total));
+    while let Some(piece) = stream.next().await {
+        let piece = piece.map_err(crate::blob_store::StoreError::from)?;
+        chunks = spawn_blocking(move || {
+            chunks.update(&piece);
+            chunks
+        })
+        .await
+        .expect("hashing does not panic");
+    }
+    Ok(chunks.finish(total).expect("plan matches the real size"))
+}
+
+/// Checks received content against what the uploader bound; the message explains a mismatch.
+pub(super) fn verify(blob: &BlobRecord, expect: &Expectation) -> Result<(), String> {
+    if let Some(size) = expect.size.filter(|size| *size != blob.size) {
+        return Err(format!(
+            "received {} bytes but {size} were bound",
+            blob.size
+        ));
+    }
+    let (expected, actual, what) = match &expect.hash {
+        None => return Ok(()),
+        Some(ExpectedHash::Sha256(h)) => (h, &blob.sha256, "SHA-256"),
+        Some(ExpectedHash::Device(h)) => (
+            h,
+            blob.chunked_hash.as_ref().unwrap_or(&blob.sha256),
+            "file hash",
+        ),
+    };
+    if expected != actual {
+        return Err(format!(
+            "the received bytes have {what} {actual}, not the bound {expected}"
+        ));
+    }
+    Ok(())
+}

@@ -1,0 +1,28 @@
+//! # Ferry — a code tour
+//!
+//! Ferry receives media from devices through four wire-compatible API families and keeps
+//! it in one content-addressed, deduplicated store. Read in this order:
+//!
+//! - [`domain`]: parsed values (hashes, ids, paths, ranges, scopes) — no I/O.
+//! - [`ingest`]: the one upload pipeline (stream → hash → stage → verify → commit).
+//! - [`blob_store`]: where bytes live ([`blob_store::BlobStore`]; local disk).
+//! - [`catalog`]: every other piece of state ([`catalog::Catalog`]; SQLite).
+//! - [`auth`]: credentials → principal, and the permission table.
+//! - [`signing`]: signed URLs for the upload host.
+//! - [`jobs`]: background work (GC, and later media processing), one step at a time.
+//! - [`http`]: the router; one module per API family, thin handlers.
+//! - [`app`]: building and running the server; [`cli`]: `ferry serve`, `ferry admin …`.
+//! - [`config`]: layered settings (defaults < ferry.toml < FERRY_* < flags).
+
+pub mod app;
+pub mod auth;
+pub mod blob_store;
+pub mod catalog;
+pub mod cli;
+pub mod clock;
+pub mod config;
+pub mod domain;
+pub mod http;
+pub mod ingest;
+pub mod jobs;
+pub mod signing;
