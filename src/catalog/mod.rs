@@ -99,6 +99,9 @@ pub trait Catalog: Send + Sync + 'static {
     /// True when `user` holds this content.
     async fn holds(&self, user: UserId, sha256: &Sha256Hex) -> CatalogResult<bool>;
 
+    /// Ends `user`'s hold on content (the bytes stay until GC finds nothing else needs them).
+    async fn release_hold(&self, user: UserId, sha256: &Sha256Hex) -> CatalogResult<()>;
+
     /// Records verified content and `holder`'s hold on it. `place_bytes` (moving staged
     /// bytes to their content address) runs first inside the blob's critical section; if it
     /// fails nothing is recorded. Idempotent for content already recorded.

@@ -48,6 +48,29 @@ pub async fn holds(pool: &SqlitePool, user: UserId, sha256: &Sha256Hex) -> Catal
     Ok(row.is_some())
 }
 
+pub async fn release_hold(
+    writer: &SqlitePool,
+    user: UserId,
+    sha256: &Sha256Hex,
+) -> CatalogResult<()> {
+    let mut tx = writer.begin().await?;
+    let released = sqlx::query("delete from holds where user_id = ? and sha256 = ?")
+        .bind(user.0)
+        .bind(sha256.as_str())
+        .execute(&mut *tx)
+        .await?;
+    if released.rows_affected() > 0 {
+        // the grace period of GC counts from the last release
+        sqlx::query("update blobs set last_used_ms = ? where sha256 = ?")
+            .bind(now_ms())
+            .bind(sha256.as_str())
+            .execute(&mut *tx)
+            .await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
 pub async fn commit_blob(
     writer: &SqlitePool,
     blob: &BlobRecord,

@@ -185,6 +185,9 @@ impl Catalog for SqliteCatalog {
     async fn holds(&self, user: UserId, sha256: &Sha256Hex) -> CatalogResult<bool> {
         blobs::holds(&self.reader, user, sha256).await
     }
+    async fn release_hold(&self, user: UserId, sha256: &Sha256Hex) -> CatalogResult<()> {
+        blobs::release_hold(&self.writer, user, sha256).await
+    }
     async fn commit_blob(
         &self,
         blob: &BlobRecord,

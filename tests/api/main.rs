@@ -1,0 +1,11 @@
+//! Ferry's integration tests: one binary, real servers on random loopback ports, real
+//! SQLite and filesystem, the real `ferry` binary where a user would run it.
+
+mod helpers;
+
+mod auth;
+mod catalog_conformance;
+mod cli;
+mod conventions;
+mod ingest;
+mod upload_host;
