@@ -30,54 +30,32 @@ pub struct Services {
 
 impl Services {
     pub async fn open(config: Config) -> anyhow::Result<Self> {
-        std::fs::create_dir_all(&config.data_dir).with_context(|| {
-            format!(
-                "cannot create the data directory {}",
-                config.data_dir.display()
-            )
-        })?;
+        std::fs::create_dir_all(&config.data_dir)
+            .with_context(|| format!("cannot create the data directory {}", config.data_dir.display()))?;
         let catalog: Arc<dyn Catalog> = Arc::new(open_catalog(&config.database_url).await?);
-        let store: Arc<dyn BlobStore> =
-            Arc::new(LocalStore::open(&config.data_dir).with_context(|| {
-                format!(
-                    "cannot open the blob store in {}",
-                    config.data_dir.display()
-                )
-            })?);
+        let store: Arc<dyn BlobStore> = Arc::new(
+            LocalStore::open(&config.data_dir)
+                .with_context(|| format!("cannot open the blob store in {}", config.data_dir.display()))?,
+        );
         let signer = Signer::new(signing_key(&config, catalog.as_ref()).await?);
         let config = Arc::new(config);
         let jobs = JobRunner::new(catalog.clone(), store.clone(), config.clone());
-        Ok(Self {
-            config,
-            catalog,
-            store,
-            signer,
-            jobs,
-        })
+        Ok(Self { config, catalog, store, signer, jobs })
     }
 
     /// Base of signed URLs when no server address is known (the CLI): the configured
     /// upload or public URL, else the listen address.
     pub fn upload_base(&self, bound: Option<SocketAddr>) -> String {
         let local = format!("http://{}", bound.unwrap_or(self.config.listen));
-        self.config
-            .upload_url
-            .clone()
-            .or_else(|| self.config.public_url.clone())
-            .unwrap_or(local)
+        self.config.upload_url.clone().or_else(|| self.config.public_url.clone()).unwrap_or(local)
     }
 }
 
 async fn open_catalog(url: &str) -> anyhow::Result<SqliteCatalog> {
     if url.starts_with("sqlite:") {
-        return SqliteCatalog::open(url)
-            .await
-            .with_context(|| format!("cannot open the catalog at {url}"));
+        return SqliteCatalog::open(url).await.with_context(|| format!("cannot open the catalog at {url}"));
     }
-    anyhow::bail!(
-        "unsupported database URL '{}' (expected sqlite://PATH)",
-        url.split('@').next_back().unwrap_or(url)
-    )
+    anyhow::bail!("unsupported database URL '{}' (expected sqlite://PATH)", url.split('@').next_back().unwrap_or(url))
 }
 
 async fn signing_key(config: &Config, catalog: &dyn Catalog) -> anyhow::Result<Vec<u8>> {
@@ -104,16 +82,8 @@ impl Application {
             .await
             .with_context(|| format!("cannot listen on {}", services.config.listen))?;
         let bound = listener.local_addr()?;
-        let public_url = services
-            .config
-            .public_url
-            .clone()
-            .unwrap_or_else(|| format!("http://{bound}"));
-        let upload_url = services
-            .config
-            .upload_url
-            .clone()
-            .unwrap_or_else(|| public_url.clone());
+        let public_url = services.config.public_url.clone().unwrap_or_else(|| format!("http://{bound}"));
+        let upload_url = services.config.upload_url.clone().unwrap_or_else(|| public_url.clone());
         let state = AppState {
             ingest: Ingest::new(services.store.clone(), services.catalog.clone()),
             config: services.config,
@@ -124,17 +94,11 @@ impl Application {
             public_url,
             upload_url,
         };
-        Ok(Self {
-            listener,
-            state,
-            _data_dir_lock: data_dir_lock,
-        })
+        Ok(Self { listener, state, _data_dir_lock: data_dir_lock })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
-        self.listener
-            .local_addr()
-            .expect("a bound listener has an address")
+        self.listener.local_addr().expect("a bound listener has an address")
     }
 
     pub fn state(&self) -> &AppState {
@@ -145,9 +109,7 @@ impl Application {
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
         let jobs = tokio::spawn(self.state.jobs.clone().run_forever());
         let app = router(self.state);
-        axum::serve(self.listener, app)
-            .with_graceful_shutdown(shutdown_signal())
-            .await?;
+        axum::serve(self.listener, app).with_graceful_shutdown(shutdown_signal()).await?;
         jobs.abort();
         tracing::info!("stopped");
         Ok(())
@@ -159,12 +121,8 @@ impl Application {
 /// other server away from this store.
 async fn recover(services: &Services) -> anyhow::Result<()> {
     let staged = services.store.clean_request_staging().await?;
-    let orphans = consistency::sweep_orphans(
-        services.catalog.as_ref(),
-        services.store.as_ref(),
-        Duration::ZERO,
-    )
-    .await?;
+    let orphans =
+        consistency::sweep_orphans(services.catalog.as_ref(), services.store.as_ref(), Duration::ZERO).await?;
     if staged + orphans > 0 {
         tracing::info!(staged, orphans, "removed leftovers of an interrupted run");
     }
@@ -172,22 +130,13 @@ async fn recover(services: &Services) -> anyhow::Result<()> {
 }
 
 fn lock_data_dir(dir: &Path) -> anyhow::Result<std::fs::File> {
-    std::fs::create_dir_all(dir)
-        .with_context(|| format!("cannot create the data directory {}", dir.display()))?;
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create the data directory {}", dir.display()))?;
     let path = dir.join("ferry.lock");
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)?;
+    let file = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&path)?;
     match file.try_lock() {
         Ok(()) => Ok(file),
         Err(std::fs::TryLockError::WouldBlock) => {
-            anyhow::bail!(
-                "another ferry server is already using {} (lock {})",
-                dir.display(),
-                path.display()
-            )
+            anyhow::bail!("another ferry server is already using {} (lock {})", dir.display(), path.display())
         }
         Err(std::fs::TryLockError::Error(e)) => Err(e.into()),
     }

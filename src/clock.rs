@@ -13,8 +13,8 @@ pub fn now_secs() -> i64 {
 
 /// ISO 8601 UTC with millisecond precision, e.g. `2026-11-23T18:17:34.123Z`.
 pub fn iso(ms: i64) -> String {
-    let at = OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
-        .unwrap_or(OffsetDateTime::UNIX_EPOCH);
+    let at =
+        OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).unwrap_or(OffsetDateTime::UNIX_EPOCH);
     let text = at.format(&Rfc3339).unwrap_or_default();
     // Rfc3339 prints nanoseconds only when present; normalise to milliseconds.
     match text.split_once('.') {

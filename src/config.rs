@@ -128,6 +128,7 @@ pub struct Config {
     pub max_upload_size: u64,
     pub signed_url_ttl: Duration,
     pub upload_expiry: Duration,
+    pub tombstone_retention: Duration,
     pub gc_grace: Duration,
     pub job_interval: Duration,
 }
@@ -135,10 +136,7 @@ pub struct Config {
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read config file {path}: {source}")]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Read { path: PathBuf, source: std::io::Error },
     #[error("config file {path}: {message}")]
     File { path: PathBuf, message: String },
     #[error("setting {key}: {message}")]
@@ -168,9 +166,8 @@ impl Config {
     pub fn from_layer(values: &Layer) -> Result<Self, ConfigError> {
         let get = |key: &'static str| values.get(key).map(|v| v.trim()).filter(|v| !v.is_empty());
         let bad = |key: &'static str, message: String| ConfigError::Value { key, message };
-        let duration = |key: &'static str, default: &str| {
-            parse_duration(get(key).unwrap_or(default)).map_err(|m| bad(key, m))
-        };
+        let duration =
+            |key: &'static str, default: &str| parse_duration(get(key).unwrap_or(default)).map_err(|m| bad(key, m));
         let data_dir = PathBuf::from(get("data_dir").unwrap_or("./ferry-data"));
         let database_url = match get("database_url") {
             Some(url) => url.to_owned(),
@@ -198,24 +195,17 @@ impl Config {
                 "text" => LogFormat::Text,
                 "json" => LogFormat::Json,
                 other => {
-                    return Err(bad(
-                        "log_format",
-                        format!("'{other}' (expected text or json)"),
-                    ));
+                    return Err(bad("log_format", format!("'{other}' (expected text or json)")));
                 }
             },
             cors_origins: get("cors_origins")
-                .map(|v| {
-                    v.split(',')
-                        .map(|o| o.trim().to_owned())
-                        .filter(|o| !o.is_empty())
-                        .collect()
-                })
+                .map(|v| v.split(',').map(|o| o.trim().to_owned()).filter(|o| !o.is_empty()).collect())
                 .unwrap_or_default(),
             max_upload_size: parse_size(get("max_upload_size").unwrap_or("64GiB"))
                 .map_err(|m| bad("max_upload_size", m))?,
             signed_url_ttl: duration("signed_url_ttl", "24h")?,
             upload_expiry: duration("upload_expiry", "24h")?,
+            tombstone_retention: duration("tombstone_retention", "30d")?,
             gc_grace: duration("gc_grace", "1h")?,
             job_interval: duration("job_interval", "500ms")?,
             data_dir,
@@ -232,34 +222,20 @@ impl Config {
 }
 
 fn file_layer(path: &Path) -> Result<Layer, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-        path: path.into(),
-        source,
-    })?;
-    let file_err = |message: String| ConfigError::File {
-        path: path.into(),
-        message,
-    };
-    let table: toml::Table = text
-        .parse()
-        .map_err(|e: toml::de::Error| file_err(e.to_string()))?;
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.into(), source })?;
+    let file_err = |message: String| ConfigError::File { path: path.into(), message };
+    let table: toml::Table = text.parse().map_err(|e: toml::de::Error| file_err(e.to_string()))?;
     let mut layer = Layer::new();
     for (key, value) in table {
-        let setting = SETTINGS
-            .iter()
-            .find(|s| s.key == key)
-            .ok_or_else(|| file_err(format!("unknown setting '{key}'")))?;
+        let setting =
+            SETTINGS.iter().find(|s| s.key == key).ok_or_else(|| file_err(format!("unknown setting '{key}'")))?;
         let text = match value {
             toml::Value::String(s) => s,
             toml::Value::Integer(i) => i.to_string(),
             toml::Value::Boolean(b) => b.to_string(),
             toml::Value::Array(items) => items
                 .iter()
-                .map(|i| {
-                    i.as_str()
-                        .map(str::to_owned)
-                        .unwrap_or_else(|| i.to_string())
-                })
+                .map(|i| i.as_str().map(str::to_owned).unwrap_or_else(|| i.to_string()))
                 .collect::<Vec<_>>()
                 .join(","),
             other => return Err(file_err(format!("'{key}' cannot be {}", other.type_str()))),
@@ -270,22 +246,15 @@ fn file_layer(path: &Path) -> Result<Layer, ConfigError> {
 }
 
 fn env_layer() -> Layer {
-    SETTINGS
-        .iter()
-        .filter_map(|s| std::env::var(s.env).ok().map(|v| (s.key, v)))
-        .collect()
+    SETTINGS.iter().filter_map(|s| std::env::var(s.env).ok().map(|v| (s.key, v))).collect()
 }
 
 /// `90s`, `15m`, `24h`, `30d`, `250ms` or plain seconds.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
-    let split = text
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(text.len());
+    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
     let (number, unit) = text.split_at(split);
-    let n: u64 = number
-        .parse()
-        .map_err(|_| format!("'{text}' is not a duration like 90s, 15m, 24h"))?;
+    let n: u64 = number.parse().map_err(|_| format!("'{text}' is not a duration like 90s, 15m, 24h"))?;
     let secs = |mult: u64| Duration::from_secs(n.saturating_mul(mult));
     match unit.trim() {
         "" | "s" => Ok(secs(1)),
@@ -300,13 +269,9 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
 /// `1048576`, `512KiB`, `100MiB`, `64GiB`, `10MB`.
 pub fn parse_size(text: &str) -> Result<u64, String> {
     let text = text.trim();
-    let split = text
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(text.len());
+    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
     let (number, unit) = text.split_at(split);
-    let n: u64 = number
-        .parse()
-        .map_err(|_| format!("'{text}' is not a size like 100MiB"))?;
+    let n: u64 = number.parse().map_err(|_| format!("'{text}' is not a size like 100MiB"))?;
     let mult: u64 = match unit.trim() {
         "" | "B" => 1,
         "KiB" => 1 << 10,
@@ -318,8 +283,7 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
         "GB" => 1_000_000_000,
         other => return Err(format!("unknown size unit '{other}' in '{text}'")),
     };
-    n.checked_mul(mult)
-        .ok_or_else(|| format!("'{text}' is too large"))
+    n.checked_mul(mult).ok_or_else(|| format!("'{text}' is too large"))
 }
 
 #[cfg(test)]
@@ -340,7 +304,11 @@ mod tests {
     fn later_layers_win_and_file_keys_are_checked() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("ferry.toml");
-        std::fs::write(&file, "listen = \"127.0.0.1:9000\"\ngc_grace = \"2m\"\ncors_origins = [\"https://a\", \"https://b\"]\n").unwrap();
+        std::fs::write(
+            &file,
+            "listen = \"127.0.0.1:9000\"\ngc_grace = \"2m\"\ncors_origins = [\"https://a\", \"https://b\"]\n",
+        )
+        .unwrap();
         let mut flags = Layer::new();
         flags.insert("listen", "127.0.0.1:9001".into());
         let mut merged = file_layer(&file).unwrap();
@@ -351,24 +319,14 @@ mod tests {
         assert_eq!(c.cors_origins, vec!["https://a", "https://b"]);
 
         std::fs::write(&file, "listne = \"x\"\n").unwrap();
-        assert!(
-            file_layer(&file)
-                .unwrap_err()
-                .to_string()
-                .contains("unknown setting 'listne'")
-        );
+        assert!(file_layer(&file).unwrap_err().to_string().contains("unknown setting 'listne'"));
     }
 
     #[test]
     fn bad_values_name_their_setting() {
         let mut layer = Layer::new();
         layer.insert("upload_expiry", "soon".into());
-        assert!(
-            Config::from_layer(&layer)
-                .unwrap_err()
-                .to_string()
-                .contains("upload_expiry")
-        );
+        assert!(Config::from_layer(&layer).unwrap_err().to_string().contains("upload_expiry"));
         let mut layer = Layer::new();
         layer.insert("public_url", "ftp://x".into());
         assert!(Config::from_layer(&layer).is_err());
@@ -380,10 +338,7 @@ mod tests {
         assert_eq!(parse_size("10MB").unwrap(), 10_000_000);
         assert!(parse_size("5 lots").is_err());
         assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
-        assert_eq!(
-            parse_duration("30d").unwrap(),
-            Duration::from_secs(30 * 86_400)
-        );
+        assert_eq!(parse_duration("30d").unwrap(), Duration::from_secs(30 * 86_400));
         assert_eq!(parse_duration("45").unwrap(), Duration::from_secs(45));
     }
 

@@ -34,10 +34,7 @@ pub struct Verified {
 
 impl Verified {
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.params
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
+        self.params.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
     }
 }
 
@@ -48,27 +45,14 @@ impl Signer {
 
     fn mac(&self, method: &str, path: &str, query: &str) -> HmacSha256 {
         let mut mac = HmacSha256::new_from_slice(&self.key).expect("HMAC takes any key length");
-        for part in [
-            method.as_bytes(),
-            b"\n",
-            path.as_bytes(),
-            b"\n",
-            query.as_bytes(),
-        ] {
+        for part in [method.as_bytes(), b"\n", path.as_bytes(), b"\n", query.as_bytes()] {
             mac.update(part);
         }
         mac
     }
 
     /// Signs `method path?params` until `expires` (Unix seconds) and returns the full URL on `base`.
-    pub fn sign(
-        &self,
-        base: &str,
-        method: &str,
-        path: &str,
-        params: &[(&str, String)],
-        expires: i64,
-    ) -> String {
+    pub fn sign(&self, base: &str, method: &str, path: &str, params: &[(&str, String)], expires: i64) -> String {
         let mut query = String::new();
         for (name, value) in params {
             query.push_str(name);
@@ -82,22 +66,13 @@ impl Signer {
     }
 
     /// Checks a received request line. `raw_query` is exactly as received (not re-encoded).
-    pub fn verify(
-        &self,
-        method: &str,
-        path: &str,
-        raw_query: Option<&str>,
-    ) -> Result<Verified, SignatureError> {
+    pub fn verify(&self, method: &str, path: &str, raw_query: Option<&str>) -> Result<Verified, SignatureError> {
         let query = raw_query.ok_or(SignatureError::Invalid)?;
         let (signed, sig_hex) = query.rsplit_once("&sig=").ok_or(SignatureError::Invalid)?;
         let sig = hex::decode(sig_hex).map_err(|_| SignatureError::Invalid)?;
         // constant-time comparison
-        self.mac(method, path, signed)
-            .verify_slice(&sig)
-            .map_err(|_| SignatureError::Invalid)?;
-        let params: Vec<(String, String)> = form_urlencoded::parse(signed.as_bytes())
-            .into_owned()
-            .collect();
+        self.mac(method, path, signed).verify_slice(&sig).map_err(|_| SignatureError::Invalid)?;
+        let params: Vec<(String, String)> = form_urlencoded::parse(signed.as_bytes()).into_owned().collect();
         let expires = params
             .iter()
             .find(|(k, _)| k == "expires")
@@ -110,15 +85,17 @@ impl Signer {
     }
 }
 
-/// The generic signed targets of the upload host; API families add their own paths.
+/// The signed targets of the upload host; API families add their own paths.
 pub mod targets {
     use super::Signer;
     use crate::domain::{Sha256Hex, UserId};
 
     pub const BLOB_PUT: &str = "/signed/blob";
     pub const BLOB_GET_PREFIX: &str = "/signed/blob/";
+    pub const PART_PUT: &str = "/signed/part";
 
-    /// A PUT that stores its body as a blob held by `user`, optionally bound to a size/hash.
+    /// A PUT that stores its body as a blob held by `user`, optionally bound to a size and
+    /// to its plain SHA-256.
     pub fn blob_put(
         signer: &Signer,
         base: &str,
@@ -133,15 +110,39 @@ pub mod targets {
         signer.sign(base, "PUT", BLOB_PUT, &params, expires)
     }
 
+    /// A PUT bound to a size and to the device family's `file_hash` (API.md §1).
+    pub fn device_blob_put(
+        signer: &Signer,
+        base: &str,
+        user: UserId,
+        size: u64,
+        file_hash: &Sha256Hex,
+        expires: i64,
+    ) -> String {
+        let params = [("user", user.to_string()), ("size", size.to_string()), ("file_hash", file_hash.to_string())];
+        signer.sign(base, "PUT", BLOB_PUT, &params, expires)
+    }
+
+    /// A PUT of part `part` of upload `upload`, optionally bound to the part's size and SHA-256.
+    pub fn part_put(
+        signer: &Signer,
+        base: &str,
+        upload: &str,
+        part: u32,
+        bound: Option<(u64, &Sha256Hex)>,
+        expires: i64,
+    ) -> String {
+        let mut params = vec![("upload", upload.to_owned()), ("part", part.to_string())];
+        if let Some((size, sha256)) = bound {
+            params.push(("size", size.to_string()));
+            params.push(("sha256", sha256.to_string()));
+        }
+        signer.sign(base, "PUT", PART_PUT, &params, expires)
+    }
+
     /// A GET of one blob (Range supported).
     pub fn blob_get(signer: &Signer, base: &str, sha256: &Sha256Hex, expires: i64) -> String {
-        signer.sign(
-            base,
-            "GET",
-            &format!("{BLOB_GET_PREFIX}{sha256}"),
-            &[],
-            expires,
-        )
+        signer.sign(base, "GET", &format!("{BLOB_GET_PREFIX}{sha256}"), &[], expires)
     }
 }
 
@@ -169,30 +170,15 @@ mod tests {
         assert_eq!(ok.get("user"), Some("7"));
         assert_eq!(ok.get("name"), Some("a b&c"));
 
-        assert_eq!(
-            signer.verify("GET", path, Some(query)).unwrap_err(),
-            SignatureError::Invalid
-        );
-        assert_eq!(
-            signer
-                .verify("PUT", "/signed/blobs", Some(query))
-                .unwrap_err(),
-            SignatureError::Invalid
-        );
+        assert_eq!(signer.verify("GET", path, Some(query)).unwrap_err(), SignatureError::Invalid);
+        assert_eq!(signer.verify("PUT", "/signed/blobs", Some(query)).unwrap_err(), SignatureError::Invalid);
         for i in 0..query.len() {
             let mut bytes = query.as_bytes().to_vec();
             bytes[i] = if bytes[i] == b'1' { b'2' } else { b'1' };
             let tampered = String::from_utf8(bytes).unwrap();
-            assert!(
-                signer.verify("PUT", path, Some(&tampered)).is_err(),
-                "char {i} of {query}"
-            );
+            assert!(signer.verify("PUT", path, Some(&tampered)).is_err(), "char {i} of {query}");
         }
-        assert!(
-            Signer::new(b"other".to_vec())
-                .verify("PUT", path, Some(query))
-                .is_err()
-        );
+        assert!(Signer::new(b"other".to_vec()).verify("PUT", path, Some(query)).is_err());
     }
 
     #[test]
@@ -200,9 +186,6 @@ mod tests {
         let signer = Signer::new(b"k".to_vec());
         let url = signer.sign("http://h", "GET", "/x", &[], now_secs() - 1);
         let (path, query) = split(&url);
-        assert_eq!(
-            signer.verify("GET", path, Some(query)).unwrap_err(),
-            SignatureError::Expired
-        );
+        assert_eq!(signer.verify("GET", path, Some(query)).unwrap_err(), SignatureError::Expired);
     }
 }

@@ -22,17 +22,13 @@ impl Presented {
     /// Reads an `Authorization` header value; unknown schemes are ignored.
     pub fn from_authorization(value: &str) -> Option<String> {
         let (scheme, token) = value.trim().split_once(' ')?;
-        let known = ["bearer", "token", "private-token"]
-            .iter()
-            .any(|s| scheme.eq_ignore_ascii_case(s));
+        let known = ["bearer", "token", "private-token"].iter().any(|s| scheme.eq_ignore_ascii_case(s));
         let token = token.trim();
         (known && !token.is_empty()).then(|| token.to_owned())
     }
 
     pub fn is_empty(&self) -> bool {
-        self.header_token.is_none()
-            && self.device_session_key.is_none()
-            && self.user_session_key.is_none()
+        self.header_token.is_none() && self.device_session_key.is_none() && self.user_session_key.is_none()
     }
 }
 
@@ -57,10 +53,7 @@ impl Principal {
 
 /// Resolves presented credentials: a device key wins over tokens (device clients send it
 /// with every call); unknown credentials resolve to `None`.
-pub async fn resolve(
-    catalog: &dyn Catalog,
-    presented: &Presented,
-) -> CatalogResult<Option<Principal>> {
+pub async fn resolve(catalog: &dyn Catalog, presented: &Presented) -> CatalogResult<Option<Principal>> {
     if let Some(key) = &presented.device_session_key {
         let Some(device) = catalog.device_by_key_hash(&secrets::hash(key)).await? else {
             return Ok(None);
@@ -68,17 +61,10 @@ pub async fn resolve(
         let owner = catalog.user(device.user_id).await?;
         return Ok(owner.map(|owner| Principal::Device { device, owner }));
     }
-    let Some(token) = presented
-        .header_token
-        .as_ref()
-        .or(presented.user_session_key.as_ref())
-    else {
+    let Some(token) = presented.header_token.as_ref().or(presented.user_session_key.as_ref()) else {
         return Ok(None);
     };
-    Ok(catalog
-        .token_by_hash(&secrets::hash(token))
-        .await?
-        .map(|(token, user)| Principal::Token { user, token }))
+    Ok(catalog.token_by_hash(&secrets::hash(token)).await?.map(|(token, user)| Principal::Token { user, token }))
 }
 
 #[cfg(test)]
@@ -87,19 +73,9 @@ mod tests {
 
     #[test]
     fn authorization_schemes_are_case_insensitive() {
-        for header in [
-            "Bearer abc",
-            "bearer abc",
-            "Token abc",
-            "TOKEN abc",
-            "Private-Token abc",
-            "private-token  abc ",
-        ] {
-            assert_eq!(
-                Presented::from_authorization(header).as_deref(),
-                Some("abc"),
-                "{header}"
-            );
+        for header in ["Bearer abc", "bearer abc", "Token abc", "TOKEN abc", "Private-Token abc", "private-token  abc "]
+        {
+            assert_eq!(Presented::from_authorization(header).as_deref(), Some("abc"), "{header}");
         }
         for header in ["Basic abc", "abc", "Bearer ", ""] {
             assert_eq!(Presented::from_authorization(header), None, "{header}");

@@ -50,22 +50,14 @@ pub struct Rule {
 }
 
 const fn rule(accepts: Accepts, min_level: Level, scope: Option<Scope>) -> Rule {
-    Rule {
-        accepts,
-        min_level,
-        scope,
-        disabled_device_ok: false,
-    }
+    Rule { accepts, min_level, scope, disabled_device_ok: false }
 }
 
 /// The table.
 pub const fn rule_for(endpoint: Endpoint) -> Rule {
     use {Accepts::*, Endpoint::*, Level::*};
     match endpoint {
-        DeviceStatus => Rule {
-            disabled_device_ok: true,
-            ..rule(DeviceKey, Viewer, None)
-        },
+        DeviceStatus => Rule { disabled_device_ok: true, ..rule(DeviceKey, Viewer, None) },
         DeviceFamily => rule(DeviceKey, Viewer, None),
         DeviceMediaDelete => rule(DeviceKeyOrToken, Viewer, Some(Scope::Delete)),
         Multipart => rule(Token, Uploader, Some(Scope::Upload)),
@@ -101,16 +93,11 @@ pub fn authorize(endpoint: Endpoint, principal: Option<&Principal>) -> Result<()
         }
         (Principal::Token { token, .. }, Accepts::Token | Accepts::DeviceKeyOrToken) => {
             if let Some(scope) = rule.scope.filter(|s| !token.scopes.contains(*s)) {
-                return Err(Denial::Forbidden(format!(
-                    "this token lacks the '{}' scope",
-                    scope.as_str()
-                )));
+                return Err(Denial::Forbidden(format!("this token lacks the '{}' scope", scope.as_str())));
             }
         }
         (Principal::Device { .. }, Accepts::Token) => {
-            return Err(Denial::Forbidden(
-                "this endpoint needs an API token, not a device key".into(),
-            ));
+            return Err(Denial::Forbidden("this endpoint needs an API token, not a device key".into()));
         }
         (Principal::Token { .. }, Accepts::DeviceKey) => {
             return Err(Denial::Unauthenticated);
@@ -133,11 +120,7 @@ mod tests {
     use crate::domain::{DeviceId, TokenId, UserId};
 
     fn user(level: Level) -> User {
-        User {
-            user_id: UserId(1),
-            name: "u".into(),
-            level,
-        }
+        User { user_id: UserId(1), name: "u".into(), level }
     }
 
     fn token(level: Level, scopes: &str) -> Principal {
@@ -148,10 +131,7 @@ mod tests {
             is_revoked: false,
             created: String::new(),
         };
-        Principal::Token {
-            user: user(level),
-            token,
-        }
+        Principal::Token { user: user(level), token }
     }
 
     fn device(disabled: bool) -> Principal {
@@ -164,10 +144,7 @@ mod tests {
             is_upload_disabled: false,
             is_download_disabled: false,
         };
-        Principal::Device {
-            device,
-            owner: user(Level::Uploader),
-        }
+        Principal::Device { device, owner: user(Level::Uploader) }
     }
 
     #[test]
@@ -175,29 +152,14 @@ mod tests {
         use Endpoint::*;
         assert_eq!(authorize(Multipart, None), Err(Denial::Unauthenticated));
         assert!(authorize(Multipart, Some(&token(Level::Uploader, "upload"))).is_ok());
-        assert!(matches!(
-            authorize(Multipart, Some(&token(Level::Uploader, "read"))),
-            Err(Denial::Forbidden(_))
-        ));
-        assert!(matches!(
-            authorize(Multipart, Some(&token(Level::Viewer, "upload"))),
-            Err(Denial::Forbidden(_))
-        ));
+        assert!(matches!(authorize(Multipart, Some(&token(Level::Uploader, "read"))), Err(Denial::Forbidden(_))));
+        assert!(matches!(authorize(Multipart, Some(&token(Level::Viewer, "upload"))), Err(Denial::Forbidden(_))));
         assert!(authorize(GalleryRead, Some(&token(Level::Viewer, "read"))).is_ok());
         assert!(authorize(DeviceFamily, Some(&device(false))).is_ok());
-        assert_eq!(
-            authorize(DeviceFamily, Some(&device(true))),
-            Err(Denial::DeviceDisabled)
-        );
+        assert_eq!(authorize(DeviceFamily, Some(&device(true))), Err(Denial::DeviceDisabled));
         assert!(authorize(DeviceStatus, Some(&device(true))).is_ok());
-        assert_eq!(
-            authorize(DeviceFamily, Some(&token(Level::Admin, "admin"))),
-            Err(Denial::Unauthenticated)
-        );
+        assert_eq!(authorize(DeviceFamily, Some(&token(Level::Admin, "admin"))), Err(Denial::Unauthenticated));
         assert!(authorize(DeviceMediaDelete, Some(&token(Level::Viewer, "delete"))).is_ok());
-        assert!(matches!(
-            authorize(Tus, Some(&device(false))),
-            Err(Denial::Forbidden(_))
-        ));
+        assert!(matches!(authorize(Tus, Some(&device(false))), Err(Denial::Forbidden(_))));
     }
 }

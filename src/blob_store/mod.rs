@@ -25,6 +25,14 @@ pub enum StoreError {
     Io(#[from] std::io::Error),
 }
 
+/// Where a staging object lives. Request staging belongs to one request and is wiped at
+/// start; upload staging holds parts of multipart uploads and survives restarts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StagingArea {
+    Request,
+    Upload,
+}
+
 /// A finished staging object: its store-specific key and its length.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Staged {
@@ -58,25 +66,21 @@ pub trait StagingWriter: Send {
 /// - keep staging objects of unfinished uploads until they are committed or discarded.
 #[async_trait]
 pub trait BlobStore: Send + Sync + 'static {
-    /// Opens a new staging object.
-    async fn stage(&self) -> Result<Box<dyn StagingWriter>, StoreError>;
+    /// Opens a new staging object in `area`.
+    async fn stage(&self, area: StagingArea) -> Result<Box<dyn StagingWriter>, StoreError>;
     /// Reads a staging object (a second pass or assembling parts).
     async fn read_staged(&self, staged: &Staged) -> Result<ByteStream, StoreError>;
     /// Moves a staged object to the content address of `sha256`.
     async fn commit(&self, staged: &Staged, sha256: &Sha256Hex) -> Result<Placed, StoreError>;
     /// Removes a staging object; removing one that is gone is not an error.
     async fn discard(&self, staged: &Staged) -> Result<(), StoreError>;
-    /// Removes request-scoped staging objects left by a previous run; returns how many.
+    /// Removes request staging left by a previous run (never upload staging); returns how many.
     async fn clean_request_staging(&self) -> Result<usize, StoreError>;
 
     /// The stored size of a blob, or `None` when it is not stored.
     async fn size_of(&self, sha256: &Sha256Hex) -> Result<Option<u64>, StoreError>;
     /// Streams a blob, or the inclusive `range` of it.
-    async fn read(
-        &self,
-        sha256: &Sha256Hex,
-        range: Option<ByteRange>,
-    ) -> Result<ByteStream, StoreError>;
+    async fn read(&self, sha256: &Sha256Hex, range: Option<ByteRange>) -> Result<ByteStream, StoreError>;
     /// Deletes a blob; deleting one that is gone is not an error.
     async fn delete(&self, sha256: &Sha256Hex) -> Result<(), StoreError>;
     /// Every stored blob with its last modification time (consistency checks).

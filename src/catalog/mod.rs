@@ -15,7 +15,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use futures_util::future::BoxFuture;
 
-use crate::domain::{DeviceId, GrantId, Level, Name, ScopeSet, Sha256Hex, TokenId, UserId};
+use crate::domain::{DeviceId, GrantId, Level, Name, ScopeSet, Sha256Hex, TokenId, UserId, VolumeId};
 pub use model::*;
 
 /// Errors of the catalog layer.
@@ -60,12 +60,7 @@ pub trait Catalog: Send + Sync + 'static {
     async fn user_by_name(&self, name: &str) -> CatalogResult<Option<User>>;
     async fn list_users(&self) -> CatalogResult<Vec<User>>;
 
-    async fn create_token(
-        &self,
-        user: UserId,
-        scopes: ScopeSet,
-        secret_hash: &str,
-    ) -> CatalogResult<TokenRecord>;
+    async fn create_token(&self, user: UserId, scopes: ScopeSet, secret_hash: &str) -> CatalogResult<TokenRecord>;
     async fn list_tokens(&self) -> CatalogResult<Vec<TokenRecord>>;
     async fn revoke_token(&self, id: TokenId) -> CatalogResult<TokenRecord>;
     /// The live (not revoked) token with this secret hash and its user.
@@ -76,12 +71,7 @@ pub trait Catalog: Send + Sync + 'static {
     /// Every device `reference` can mean (more than one only for an ambiguous bare name).
     async fn find_devices(&self, reference: &DeviceRef) -> CatalogResult<Vec<Device>>;
     async fn device_by_key_hash(&self, key_hash: &str) -> CatalogResult<Option<Device>>;
-    async fn set_device_flag(
-        &self,
-        id: DeviceId,
-        flag: DeviceFlag,
-        on: bool,
-    ) -> CatalogResult<Device>;
+    async fn set_device_flag(&self, id: DeviceId, flag: DeviceFlag, on: bool) -> CatalogResult<Device>;
 
     async fn create_volume(&self, user: UserId, name: &Name) -> CatalogResult<Volume>;
     async fn list_volumes(&self) -> CatalogResult<Vec<Volume>>;
@@ -105,12 +95,7 @@ pub trait Catalog: Send + Sync + 'static {
     /// Records verified content and `holder`'s hold on it. `place_bytes` (moving staged
     /// bytes to their content address) runs first inside the blob's critical section; if it
     /// fails nothing is recorded. Idempotent for content already recorded.
-    async fn commit_blob(
-        &self,
-        blob: &BlobRecord,
-        holder: UserId,
-        place_bytes: BlobStep,
-    ) -> CatalogResult<()>;
+    async fn commit_blob(&self, blob: &BlobRecord, holder: UserId, place_bytes: BlobStep) -> CatalogResult<()>;
 
     /// Collects one blob that nothing holds or references and that was last used before
     /// `unused_for` ago: `delete_bytes` runs inside the blob's critical section, then the row
@@ -121,14 +106,60 @@ pub trait Catalog: Send + Sync + 'static {
         delete_bytes: Box<dyn FnOnce(Sha256Hex) -> BoxFuture<'static, Result<(), BoxError>> + Send>,
     ) -> CatalogResult<Option<Sha256Hex>>;
 
+    /// Blobs `user` holds whose device-family hash (chunked hash, or SHA-256 up to 16 MiB)
+    /// is among `device_hashes`. One query for the whole batch.
+    async fn held_by_device_hash(&self, user: UserId, device_hashes: &[Sha256Hex]) -> CatalogResult<Vec<BlobRecord>>;
+
+    // --- media items (device family) ---
+    /// Creates the item at `path`, or answers what is there (see [`MediaCreated`]). The
+    /// volume's change counter moves in the same transaction.
+    async fn create_media(
+        &self,
+        volume: VolumeId,
+        path: &str,
+        content: &MediaContent,
+        by: Updater,
+    ) -> CatalogResult<MediaCreated>;
+    /// Sets new content on an item (undeleting it); `expected_last_updated_ms` guards
+    /// against lost updates.
+    async fn update_media(
+        &self,
+        volume: VolumeId,
+        media_id: i64,
+        content: &MediaContent,
+        expected_last_updated_ms: Option<i64>,
+        by: Updater,
+    ) -> CatalogResult<MediaUpdated>;
+    /// Soft-deletes an item (a tombstone stays for the change feed); `false` when absent.
+    async fn delete_media(&self, volume: VolumeId, media_id: i64, by: Updater) -> CatalogResult<bool>;
+    async fn media_item(&self, volume: VolumeId, media_id: i64) -> CatalogResult<Option<MediaItem>>;
+    /// Items of a volume whose content has one of these device hashes.
+    async fn media_by_file_hash(&self, volume: VolumeId, file_hashes: &[Sha256Hex]) -> CatalogResult<Vec<MediaItem>>;
+    /// The change feed: items changed after `after_seq`, in change order, at most `limit`.
+    async fn media_changes(&self, volume: VolumeId, after_seq: i64, limit: u32) -> CatalogResult<Vec<MediaItem>>;
+    /// Removes tombstones older than `retention` and releases the holds only they kept.
+    async fn purge_tombstones(&self, retention: Duration) -> CatalogResult<usize>;
+
+    // --- uploads in parts ---
+    async fn create_upload(&self, upload: &NewUpload) -> CatalogResult<Upload>;
+    async fn upload(&self, upload_id: &str) -> CatalogResult<Option<Upload>>;
+    async fn upload_by_file_key(&self, user: UserId, file_key: &str) -> CatalogResult<Option<Upload>>;
+    /// Sets a new expiry (a repeated start renews an unfinished upload).
+    async fn renew_upload(&self, upload_id: &str, expires_ms: i64) -> CatalogResult<()>;
+    /// Records a part; returns the staging key of the part it replaced (a retry), if any.
+    async fn put_part(&self, upload_id: &str, part: &Part) -> CatalogResult<Option<String>>;
+    async fn parts(&self, upload_id: &str) -> CatalogResult<Vec<Part>>;
+    /// Marks an upload completed with the answer to replay and forgets its parts.
+    async fn complete_upload(&self, upload_id: &str, result: &serde_json::Value) -> CatalogResult<()>;
+    /// Deletes an upload and returns its parts (whose staging the caller discards).
+    async fn delete_upload(&self, upload_id: &str) -> CatalogResult<Vec<Part>>;
+    /// Unfinished uploads whose expiry has passed.
+    async fn expired_uploads(&self, limit: u32) -> CatalogResult<Vec<Upload>>;
+
     // --- jobs ---
     /// Queues a job; a job with the same `dedup_key` that is not finished is not queued twice.
-    async fn enqueue_job(
-        &self,
-        kind: &str,
-        payload: &serde_json::Value,
-        dedup_key: Option<&str>,
-    ) -> CatalogResult<i64>;
+    async fn enqueue_job(&self, kind: &str, payload: &serde_json::Value, dedup_key: Option<&str>)
+    -> CatalogResult<i64>;
     /// Claims the oldest runnable job, leasing it for `lease` (an expired lease makes a
     /// running job claimable again, so a dead worker's job is retried).
     async fn claim_job(&self, lease: Duration) -> CatalogResult<Option<Job>>;

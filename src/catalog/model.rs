@@ -3,9 +3,7 @@
 
 use serde::Serialize;
 
-use crate::domain::{
-    DeviceId, GrantId, Level, MediaPath, Name, ScopeSet, Sha256Hex, TokenId, UserId, VolumeId,
-};
+use crate::domain::{DeviceId, GrantId, Level, MediaPath, Name, ScopeSet, Sha256Hex, TokenId, UserId, VolumeId};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct User {
@@ -80,10 +78,7 @@ impl DeviceRef {
             return DeviceRef::Id(id);
         }
         match raw.split_once('/') {
-            Some((user, device)) => DeviceRef::Qualified {
-                user: user.into(),
-                device: device.into(),
-            },
+            Some((user, device)) => DeviceRef::Qualified { user: user.into(), device: device.into() },
             None => DeviceRef::Name(raw.into()),
         }
     }
@@ -147,14 +142,9 @@ impl JobStatus {
     }
 
     pub fn parse(raw: &str) -> Option<Self> {
-        [
-            JobStatus::Pending,
-            JobStatus::Running,
-            JobStatus::Done,
-            JobStatus::Failed,
-        ]
-        .into_iter()
-        .find(|s| s.as_str() == raw)
+        [JobStatus::Pending, JobStatus::Running, JobStatus::Done, JobStatus::Failed]
+            .into_iter()
+            .find(|s| s.as_str() == raw)
     }
 }
 
@@ -170,4 +160,99 @@ pub enum JobOutcome {
     Failed {
         error: String,
     },
+}
+
+/// A media item as stored (device family: a path in a volume).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MediaItem {
+    pub media_id: i64,
+    pub volume_id: VolumeId,
+    pub media_path: String,
+    pub sha256: Sha256Hex,
+    pub file_hash: Sha256Hex,
+    pub file_size: u64,
+    pub ctime: Option<String>,
+    pub mtime: Option<String>,
+    pub is_deleted: bool,
+    pub last_updated_ms: i64,
+    pub last_updated_user_id: UserId,
+    pub last_updated_device_id: Option<DeviceId>,
+    pub change_seq: i64,
+}
+
+/// Who made a change.
+#[derive(Debug, Clone, Copy)]
+pub struct Updater {
+    pub user_id: UserId,
+    pub device_id: Option<DeviceId>,
+}
+
+/// The content and times a media write sets.
+#[derive(Debug, Clone)]
+pub struct MediaContent {
+    pub blob: BlobRecord,
+    pub ctime: Option<String>,
+    pub mtime: Option<String>,
+}
+
+/// What creating a media item at a path did.
+#[derive(Debug, Clone)]
+pub enum MediaCreated {
+    /// A new item, or a deleted one revived with this content.
+    Created(i64),
+    /// The path already holds this content.
+    Existing(i64),
+    /// The path holds other content: the current state.
+    Conflict(MediaItem),
+}
+
+/// What updating a media item did.
+#[derive(Debug, Clone)]
+pub enum MediaUpdated {
+    Updated,
+    NotFound,
+    /// `expected_last_updated` did not match: the current state.
+    Stale(MediaItem),
+}
+
+/// A new transfer in parts.
+#[derive(Debug, Clone)]
+pub struct NewUpload {
+    pub upload_id: String,
+    pub family: &'static str,
+    pub user_id: UserId,
+    pub grant_id: Option<GrantId>,
+    pub file_key: Option<String>,
+    pub file_size: Option<u64>,
+    pub file_hash: Option<Sha256Hex>,
+    pub part_count: Option<u32>,
+    pub content_type: Option<String>,
+    pub expires_ms: i64,
+}
+
+#[derive(Debug, Clone)]
+pub struct Upload {
+    pub upload_id: String,
+    pub family: String,
+    pub user_id: UserId,
+    pub grant_id: Option<GrantId>,
+    pub file_key: Option<String>,
+    pub file_size: Option<u64>,
+    pub file_hash: Option<Sha256Hex>,
+    pub part_count: Option<u32>,
+    pub content_type: Option<String>,
+    pub completed: bool,
+    /// The completion's answer, replayed when completion is repeated.
+    pub result: Option<serde_json::Value>,
+    pub expires_ms: i64,
+}
+
+/// One received part, staged.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Part {
+    pub part_num: u32,
+    pub staging_key: String,
+    pub size: u64,
+    pub sha256: Sha256Hex,
+    pub etag: String,
 }

@@ -179,10 +179,7 @@ struct Failure {
 
 impl Failure {
     fn new(code: &'static str, message: impl Into<String>) -> Self {
-        Self {
-            code,
-            message: message.into(),
-        }
+        Self { code, message: message.into() }
     }
 }
 
@@ -209,31 +206,19 @@ struct Printed {
 }
 
 fn printed<T: Serialize>(value: &T, text: String) -> Printed {
-    Printed {
-        json: serde_json::to_value(value).expect("admin output serialises"),
-        text,
-    }
+    Printed { json: serde_json::to_value(value).expect("admin output serialises"), text }
 }
 
 fn listed<T: Serialize>(items: &[T], line: impl Fn(&T) -> String) -> Printed {
-    let text = if items.is_empty() {
-        "(none)".to_owned()
-    } else {
-        items.iter().map(line).collect::<Vec<_>>().join("\n")
-    };
-    Printed {
-        json: json!({ "items": items }),
-        text,
-    }
+    let text =
+        if items.is_empty() { "(none)".to_owned() } else { items.iter().map(line).collect::<Vec<_>>().join("\n") };
+    Printed { json: json!({ "items": items }), text }
 }
 
 pub async fn run(config_file: Option<&Path>, flags: Layer, args: AdminArgs) -> i32 {
     let outcome = async {
-        let config =
-            Config::load(config_file, flags).map_err(|e| Failure::new("config", e.to_string()))?;
-        let services = Services::open(config)
-            .await
-            .map_err(|e| Failure::new("catalog", format!("{e:#}")))?;
+        let config = Config::load(config_file, flags).map_err(|e| Failure::new("config", e.to_string()))?;
+        let services = Services::open(config).await.map_err(|e| Failure::new("catalog", format!("{e:#}")))?;
         execute(&services, args.command).await
     }
     .await;
@@ -266,15 +251,9 @@ async fn user_named(services: &Services, name: &str) -> Result<User, Failure> {
 }
 
 async fn device_for(services: &Services, reference: &str) -> Result<Device, Failure> {
-    let mut found = services
-        .catalog
-        .find_devices(&DeviceRef::parse(reference))
-        .await?;
+    let mut found = services.catalog.find_devices(&DeviceRef::parse(reference)).await?;
     match found.len() {
-        0 => Err(Failure::new(
-            "not_found",
-            format!("no device '{reference}'"),
-        )),
+        0 => Err(Failure::new("not_found", format!("no device '{reference}'"))),
         1 => Ok(found.remove(0)),
         n => Err(Failure::new(
             "ambiguous",
@@ -301,11 +280,7 @@ fn device_line(d: &Device) -> String {
         d.device_id,
         d.device_name,
         d.user_id,
-        if flags.is_empty() {
-            String::new()
-        } else {
-            format!(" ({})", flags.join(", "))
-        }
+        if flags.is_empty() { String::new() } else { format!(" ({})", flags.join(", ")) }
     )
 }
 
@@ -315,23 +290,19 @@ async fn execute(services: &Services, command: AdminCommand) -> Result<Printed, 
         AdminCommand::User(UserCommand::Add { name, level }) => {
             let level: Level = level.parse()?;
             let user = catalog.create_user(&Name::parse(&name)?, level).await?;
-            let text = format!(
-                "created user {} '{}' ({})",
-                user.user_id, user.name, user.level
-            );
+            let text = format!("created user {} '{}' ({})", user.user_id, user.name, user.level);
             printed(&user, text)
         }
-        AdminCommand::User(UserCommand::List) => listed(&catalog.list_users().await?, |u| {
-            format!("user {} '{}' ({})", u.user_id, u.name, u.level)
-        }),
+        AdminCommand::User(UserCommand::List) => {
+            listed(&catalog.list_users().await?, |u| format!("user {} '{}' ({})", u.user_id, u.name, u.level))
+        }
         AdminCommand::Token(TokenCommand::Add { user, scopes }) => {
             let scopes: ScopeSet = scopes.parse()?;
             let user = user_named(services, &user).await?;
             let secret = secrets::generate("fry_t_");
-            let record = catalog
-                .create_token(user.user_id, scopes, &secrets::hash(&secret))
-                .await?;
-            let out = json!({"token_id": record.token_id, "token": secret, "scopes": record.scopes, "user_id": user.user_id});
+            let record = catalog.create_token(user.user_id, scopes, &secrets::hash(&secret)).await?;
+            let out =
+                json!({"token_id": record.token_id, "token": secret, "scopes": record.scopes, "user_id": user.user_id});
             let text = format!(
                 "token {} for '{}' ({}): {secret}\n(shown once; store it now)",
                 record.token_id,
@@ -357,11 +328,7 @@ async fn execute(services: &Services, command: AdminCommand) -> Result<Printed, 
         AdminCommand::Device(DeviceCommand::Add { user, name }) => {
             let owner = user_named(services, &user).await?;
             let key = secrets::generate("fry_d_");
-            let new = NewDevice {
-                user_id: owner.user_id,
-                name: Name::parse(&name)?,
-                key_hash: secrets::hash(&key),
-            };
+            let new = NewDevice { user_id: owner.user_id, name: Name::parse(&name)?, key_hash: secrets::hash(&key) };
             let device = catalog.create_device(new).await?;
             let out = json!({
                 "device_id": device.device_id, "device_name": device.device_name,
@@ -373,9 +340,7 @@ async fn execute(services: &Services, command: AdminCommand) -> Result<Printed, 
             );
             Printed { json: out, text }
         }
-        AdminCommand::Device(DeviceCommand::List) => {
-            listed(&catalog.list_devices().await?, device_line)
-        }
+        AdminCommand::Device(DeviceCommand::List) => listed(&catalog.list_devices().await?, device_line),
         AdminCommand::Device(DeviceCommand::Disable { device }) => {
             set_flag(services, &device, DeviceFlag::Disabled, true).await?
         }
@@ -383,53 +348,26 @@ async fn execute(services: &Services, command: AdminCommand) -> Result<Printed, 
             set_flag(services, &device, DeviceFlag::Disabled, false).await?
         }
         AdminCommand::Device(DeviceCommand::Uploads { state, device }) => {
-            set_flag(
-                services,
-                &device,
-                DeviceFlag::UploadDisabled,
-                matches!(state, OnOff::Off),
-            )
-            .await?
+            set_flag(services, &device, DeviceFlag::UploadDisabled, matches!(state, OnOff::Off)).await?
         }
         AdminCommand::Volume(VolumeCommand::Add { name, user }) => {
             let owner = user_named(services, &user).await?;
-            let volume = catalog
-                .create_volume(owner.user_id, &Name::parse(&name)?)
-                .await?;
-            let text = format!(
-                "volume {} '{}' of '{}'",
-                volume.volume_id, volume.name, owner.name
-            );
+            let volume = catalog.create_volume(owner.user_id, &Name::parse(&name)?).await?;
+            let text = format!("volume {} '{}' of '{}'", volume.volume_id, volume.name, owner.name);
             printed(&volume, text)
         }
         AdminCommand::Volume(VolumeCommand::List) => listed(&catalog.list_volumes().await?, |v| {
             format!("volume {} '{}' of user {}", v.volume_id, v.name, v.user_id)
         }),
-        AdminCommand::Grant(GrantCommand::Add {
-            device,
-            volume,
-            prefix,
-            name,
-        }) => {
+        AdminCommand::Grant(GrantCommand::Add { device, volume, prefix, name }) => {
             let device = device_for(services, &device).await?;
-            let volume = catalog
-                .volume_by_name(device.user_id, &volume)
-                .await?
-                .ok_or_else(|| {
-                    Failure::new(
-                        "not_found",
-                        format!("the device's owner has no volume named '{volume}'"),
-                    )
-                })?;
+            let volume = catalog.volume_by_name(device.user_id, &volume).await?.ok_or_else(|| {
+                Failure::new("not_found", format!("the device's owner has no volume named '{volume}'"))
+            })?;
             let prefix_path = MediaPath::parse_prefix(&prefix)?;
             let name = name.unwrap_or_else(|| volume.name.clone());
             let grant = catalog
-                .create_grant(NewGrant {
-                    device_id: device.device_id,
-                    volume_id: volume.volume_id,
-                    prefix_path,
-                    name,
-                })
+                .create_grant(NewGrant { device_id: device.device_id, volume_id: volume.volume_id, prefix_path, name })
                 .await?;
             let text = format!(
                 "grant {} mounts volume '{}' at {} on device '{}'",
@@ -448,18 +386,13 @@ async fn execute(services: &Services, command: AdminCommand) -> Result<Printed, 
                 if g.is_disabled { " (disabled)" } else { "" }
             )
         }),
-        AdminCommand::Grant(GrantCommand::Disable { grant_id }) => {
-            set_grant(services, &grant_id, true).await?
-        }
-        AdminCommand::Grant(GrantCommand::Enable { grant_id }) => {
-            set_grant(services, &grant_id, false).await?
-        }
+        AdminCommand::Grant(GrantCommand::Disable { grant_id }) => set_grant(services, &grant_id, true).await?,
+        AdminCommand::Grant(GrantCommand::Enable { grant_id }) => set_grant(services, &grant_id, false).await?,
         AdminCommand::Jobs(JobsCommand::List { status }) => {
             let status = status
                 .map(|s| {
-                    crate::catalog::JobStatus::parse(&s).ok_or_else(|| {
-                        Failure::new("invalid_argument", format!("unknown status '{s}'"))
-                    })
+                    crate::catalog::JobStatus::parse(&s)
+                        .ok_or_else(|| Failure::new("invalid_argument", format!("unknown status '{s}'")))
                 })
                 .transpose()?;
             listed(&catalog.list_jobs(status).await?, |j| {
@@ -469,10 +402,7 @@ async fn execute(services: &Services, command: AdminCommand) -> Result<Printed, 
                     j.kind,
                     j.status.as_str(),
                     j.attempts,
-                    j.last_error
-                        .as_ref()
-                        .map(|e| format!(": {e}"))
-                        .unwrap_or_default()
+                    j.last_error.as_ref().map(|e| format!(": {e}")).unwrap_or_default()
                 )
             })
         }
@@ -484,17 +414,9 @@ async fn execute(services: &Services, command: AdminCommand) -> Result<Printed, 
             };
             let steps: Vec<String> = steps.iter().map(|s| format!("{s:?}")).collect();
             let text = format!("ran {} step(s)", steps.len());
-            Printed {
-                json: json!({"steps": steps.len(), "details": steps}),
-                text,
-            }
+            Printed { json: json!({"steps": steps.len(), "details": steps}), text }
         }
-        AdminCommand::SignUpload {
-            user,
-            size,
-            sha256,
-            ttl,
-        } => {
+        AdminCommand::SignUpload { user, size, sha256, ttl } => {
             let owner = user_named(services, &user).await?;
             let sha256 = sha256.as_deref().map(Sha256Hex::parse).transpose()?;
             let expires = ttl_seconds(&ttl)?;
@@ -506,10 +428,7 @@ async fn execute(services: &Services, command: AdminCommand) -> Result<Printed, 
                 sha256.as_ref(),
                 expires,
             );
-            Printed {
-                json: json!({"method": "PUT", "url": url, "expires": expires}),
-                text: url,
-            }
+            Printed { json: json!({"method": "PUT", "url": url, "expires": expires}), text: url }
         }
         AdminCommand::SignDownload { sha256, ttl } => {
             let sha256 = Sha256Hex::parse(&sha256)?;
@@ -517,16 +436,8 @@ async fn execute(services: &Services, command: AdminCommand) -> Result<Printed, 
                 return Err(Failure::new("not_found", format!("no blob {sha256}")));
             }
             let expires = ttl_seconds(&ttl)?;
-            let url = targets::blob_get(
-                &services.signer,
-                &services.upload_base(None),
-                &sha256,
-                expires,
-            );
-            Printed {
-                json: json!({"method": "GET", "url": url, "expires": expires}),
-                text: url,
-            }
+            let url = targets::blob_get(&services.signer, &services.upload_base(None), &sha256, expires);
+            Printed { json: json!({"method": "GET", "url": url, "expires": expires}), text: url }
         }
         AdminCommand::Check => {
             let report = consistency::check(catalog, services.store.as_ref())
@@ -542,32 +453,16 @@ async fn execute(services: &Services, command: AdminCommand) -> Result<Printed, 
     })
 }
 
-async fn set_flag(
-    services: &Services,
-    reference: &str,
-    flag: DeviceFlag,
-    on: bool,
-) -> Result<Printed, Failure> {
+async fn set_flag(services: &Services, reference: &str, flag: DeviceFlag, on: bool) -> Result<Printed, Failure> {
     let device = device_for(services, reference).await?;
-    let device = services
-        .catalog
-        .set_device_flag(device.device_id, flag, on)
-        .await?;
+    let device = services.catalog.set_device_flag(device.device_id, flag, on).await?;
     let text = device_line(&device);
     Ok(printed(&device, text))
 }
 
-async fn set_grant(
-    services: &Services,
-    grant_id: &str,
-    disabled: bool,
-) -> Result<Printed, Failure> {
+async fn set_grant(services: &Services, grant_id: &str, disabled: bool) -> Result<Printed, Failure> {
     let id: GrantId = grant_id.parse()?;
     let grant = services.catalog.set_grant_disabled(id, disabled).await?;
-    let text = format!(
-        "grant {} {}",
-        grant.media_grant_id,
-        if disabled { "disabled" } else { "enabled" }
-    );
+    let text = format!("grant {} {}", grant.media_grant_id, if disabled { "disabled" } else { "enabled" });
     Ok(printed(&grant, text))
 }

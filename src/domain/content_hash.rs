@@ -84,16 +84,8 @@ impl ChunkHasher {
     /// `expected_size` picks the chunk size; without it the 8 MiB plan is assumed, which is
     /// right for every file up to 7,549,747,200 bytes.
     pub fn new(expected_size: Option<u64>) -> Self {
-        let chunk_size = expected_size
-            .map(chunk_size_for)
-            .filter(|c| *c > 0)
-            .unwrap_or(FIRST_CHUNK);
-        Self {
-            chunk_size,
-            in_chunk: 0,
-            current: Sha256::new(),
-            digests: Vec::new(),
-        }
+        let chunk_size = expected_size.map(chunk_size_for).filter(|c| *c > 0).unwrap_or(FIRST_CHUNK);
+        Self { chunk_size, in_chunk: 0, current: Sha256::new(), digests: Vec::new() }
     }
 
     pub fn update(&mut self, mut bytes: &[u8]) {
@@ -149,10 +141,7 @@ mod tests {
         for piece in data.chunks(1_000_003) {
             chunks.update(piece);
         }
-        chunks
-            .finish(len)
-            .unwrap_or_else(|| Sha256Hex::of(&data))
-            .to_string()
+        chunks.finish(len).unwrap_or_else(|| Sha256Hex::of(&data)).to_string()
     }
 
     #[test]
@@ -166,22 +155,10 @@ mod tests {
     #[test]
     fn api_test_vectors() {
         let cases = [
-            (
-                5,
-                "08bb5e5d6eaac1049ede0893d30ed022b1a4d9b5b48db414871f51c9cb35283d",
-            ),
-            (
-                16_777_216,
-                "287507f403176f1f5b22b9a4d9cb49f7d7f88ac19e406b5ae87ce109564846bd",
-            ),
-            (
-                16_777_217,
-                "c67fb45700283719a5e83286b12584152f70b3dc9fbc429ce236601daf9aaa2f",
-            ),
-            (
-                41_955_385,
-                "94f45e905207b15b1667a6b64fc06d6b076e88435791e24aff1726c844048862",
-            ),
+            (5, "08bb5e5d6eaac1049ede0893d30ed022b1a4d9b5b48db414871f51c9cb35283d"),
+            (16_777_216, "287507f403176f1f5b22b9a4d9cb49f7d7f88ac19e406b5ae87ce109564846bd"),
+            (16_777_217, "c67fb45700283719a5e83286b12584152f70b3dc9fbc429ce236601daf9aaa2f"),
+            (41_955_385, "94f45e905207b15b1667a6b64fc06d6b076e88435791e24aff1726c844048862"),
         ];
         for (len, expected) in cases {
             assert_eq!(device_hash(len), expected, "size {len}");
@@ -210,12 +187,7 @@ mod tests {
     #[test]
     fn sha256_hex_is_strict() {
         assert!(Sha256Hex::parse(&"a".repeat(64)).is_ok());
-        for bad in [
-            "A".repeat(64),
-            "a".repeat(63),
-            "g".repeat(64),
-            String::new(),
-        ] {
+        for bad in ["A".repeat(64), "a".repeat(63), "g".repeat(64), String::new()] {
             assert!(Sha256Hex::parse(&bad).is_err());
         }
     }

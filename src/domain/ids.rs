@@ -6,9 +6,7 @@ use serde::{Deserialize, Serialize};
 macro_rules! row_id {
     ($name:ident, $what:literal) => {
         #[doc = concat!("Catalog id of a ", $what, ".")]
-        #[derive(
-            Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize,
-        )]
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
         #[serde(transparent)]
         pub struct $name(pub i64);
 
@@ -23,10 +21,7 @@ macro_rules! row_id {
             fn from_str(s: &str) -> Result<Self, Self::Err> {
                 match s.parse::<i64>() {
                     Ok(v) if v > 0 && !s.starts_with('+') => Ok(Self(v)),
-                    _ => Err(super::ParseError::new(format!(
-                        concat!("'{}' is not a valid ", $what, " id"),
-                        s
-                    ))),
+                    _ => Err(super::ParseError::new(format!(concat!("'{}' is not a valid ", $what, " id"), s))),
                 }
             }
         }

@@ -33,14 +33,9 @@ impl std::fmt::Display for Level {
 impl std::str::FromStr for Level {
     type Err = super::ParseError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Level::ALL
-            .into_iter()
-            .find(|l| l.as_str().eq_ignore_ascii_case(s))
-            .ok_or_else(|| {
-                super::ParseError::new(format!(
-                    "unknown level '{s}' (expected viewer, uploader, manager or admin)"
-                ))
-            })
+        Level::ALL.into_iter().find(|l| l.as_str().eq_ignore_ascii_case(s)).ok_or_else(|| {
+            super::ParseError::new(format!("unknown level '{s}' (expected viewer, uploader, manager or admin)"))
+        })
     }
 }
 

@@ -34,11 +34,7 @@ impl MediaPath {
 
     /// A grant prefix: `/` (the whole volume) or a path as above.
     pub fn parse_prefix(raw: &str) -> Result<Self, super::ParseError> {
-        if raw == "/" {
-            Ok(Self::root())
-        } else {
-            Self::parse(raw)
-        }
+        if raw == "/" { Ok(Self::root()) } else { Self::parse(raw) }
     }
 
     pub fn root() -> Self {
@@ -83,9 +79,7 @@ mod tests {
 
     #[test]
     fn refuses_malformed_paths() {
-        for bad in [
-            "", "/", "a.jpg", "/a//b", "/a/", "/a/./b", "/a/../b", "/..", "/a\0b", "/a\nb",
-        ] {
+        for bad in ["", "/", "a.jpg", "/a//b", "/a/", "/a/./b", "/a/../b", "/..", "/a\0b", "/a\nb"] {
             assert!(MediaPath::parse(bad).is_err(), "{bad:?} accepted");
         }
     }
@@ -94,11 +88,7 @@ mod tests {
     fn prefix_containment_is_segment_wise() {
         let photos = MediaPath::parse_prefix("/photos").unwrap();
         assert!(MediaPath::parse("/photos/a.jpg").unwrap().is_under(&photos));
-        assert!(
-            !MediaPath::parse("/photos2/a.jpg")
-                .unwrap()
-                .is_under(&photos)
-        );
+        assert!(!MediaPath::parse("/photos2/a.jpg").unwrap().is_under(&photos));
         assert!(MediaPath::parse("/x").unwrap().is_under(&MediaPath::root()));
     }
 }

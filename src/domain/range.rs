@@ -82,30 +82,12 @@ mod tests {
 
     #[test]
     fn unsatisfiable_and_ignored_forms() {
-        assert_eq!(
-            ByteRange::resolve(Some("bytes=100-"), 100),
-            RangeRequest::Unsatisfiable
-        );
-        assert_eq!(
-            ByteRange::resolve(Some("bytes=-0"), 100),
-            RangeRequest::Unsatisfiable
-        );
-        assert_eq!(
-            ByteRange::resolve(Some("bytes=0-0"), 0),
-            RangeRequest::Unsatisfiable
-        );
+        assert_eq!(ByteRange::resolve(Some("bytes=100-"), 100), RangeRequest::Unsatisfiable);
+        assert_eq!(ByteRange::resolve(Some("bytes=-0"), 100), RangeRequest::Unsatisfiable);
+        assert_eq!(ByteRange::resolve(Some("bytes=0-0"), 0), RangeRequest::Unsatisfiable);
         assert_eq!(ByteRange::resolve(None, 100), RangeRequest::Full);
-        assert_eq!(
-            ByteRange::resolve(Some("bytes=0-1,5-6"), 100),
-            RangeRequest::Full
-        );
-        assert_eq!(
-            ByteRange::resolve(Some("items=0-1"), 100),
-            RangeRequest::Full
-        );
-        assert_eq!(
-            ByteRange::resolve(Some("bytes=9-3"), 100),
-            RangeRequest::Full
-        );
+        assert_eq!(ByteRange::resolve(Some("bytes=0-1,5-6"), 100), RangeRequest::Full);
+        assert_eq!(ByteRange::resolve(Some("items=0-1"), 100), RangeRequest::Full);
+        assert_eq!(ByteRange::resolve(Some("bytes=9-3"), 100), RangeRequest::Full);
     }
 }

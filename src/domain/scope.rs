@@ -47,14 +47,11 @@ impl Scope {
 impl std::str::FromStr for Scope {
     type Err = super::ParseError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Scope::ALL
-            .into_iter()
-            .find(|scope| scope.as_str() == s.trim())
-            .ok_or_else(|| {
-                super::ParseError::new(format!(
-                    "unknown scope '{s}' (expected one of basic, user.info, upload, read, delete, manage, share, admin)"
-                ))
-            })
+        Scope::ALL.into_iter().find(|scope| scope.as_str() == s.trim()).ok_or_else(|| {
+            super::ParseError::new(format!(
+                "unknown scope '{s}' (expected one of basic, user.info, upload, read, delete, manage, share, admin)"
+            ))
+        })
     }
 }
 
@@ -87,11 +84,8 @@ impl std::str::FromStr for ScopeSet {
     type Err = super::ParseError;
     /// Parses a comma list; empty entries are ignored but at least one scope is required.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let set = s
-            .split(',')
-            .filter(|part| !part.trim().is_empty())
-            .map(str::parse)
-            .collect::<Result<ScopeSet, _>>()?;
+        let set =
+            s.split(',').filter(|part| !part.trim().is_empty()).map(str::parse).collect::<Result<ScopeSet, _>>()?;
         if set.0 == 0 {
             return Err(super::ParseError::new("at least one scope is required"));
         }

@@ -14,9 +14,7 @@ pub fn router() -> Router<AppState> {
 }
 
 async fn me(Caller(principal, ..): Caller<AccountInfo>) -> Json<Value> {
-    let Principal::Token { user, token } = principal else {
-        unreachable!("the table admits tokens only")
-    };
+    let Principal::Token { user, token } = principal else { unreachable!("the table admits tokens only") };
     Json(json!({
         "user_id": user.user_id,
         "name": user.name,

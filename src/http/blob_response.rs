@@ -18,15 +18,10 @@ pub async fn serve_blob(
 ) -> Result<Response, ApiError> {
     let etag = format!("\"{sha256}\"");
     let etag_value = HeaderValue::from_str(&etag).expect("hex is a valid header");
-    if request_headers
-        .get(header::IF_NONE_MATCH)
-        .is_some_and(|v| v.as_bytes() == etag.as_bytes())
-    {
+    if request_headers.get(header::IF_NONE_MATCH).is_some_and(|v| v.as_bytes() == etag.as_bytes()) {
         return Ok((StatusCode::NOT_MODIFIED, [(header::ETAG, etag_value)]).into_response());
     }
-    let range_header = request_headers
-        .get(header::RANGE)
-        .and_then(|v| v.to_str().ok());
+    let range_header = request_headers.get(header::RANGE).and_then(|v| v.to_str().ok());
     let (status, range) = match ByteRange::resolve(range_header, size) {
         RangeRequest::Full => (StatusCode::OK, None),
         RangeRequest::Partial(range) => (StatusCode::PARTIAL_CONTENT, Some(range)),
@@ -53,17 +48,13 @@ pub async fn serve_blob(
     headers.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
     headers.insert(
         header::CONTENT_TYPE,
-        HeaderValue::from_str(content_type)
-            .unwrap_or(HeaderValue::from_static("application/octet-stream")),
+        HeaderValue::from_str(content_type).unwrap_or(HeaderValue::from_static("application/octet-stream")),
     );
     let length = range.map_or(size, |r| r.len());
     headers.insert(header::CONTENT_LENGTH, HeaderValue::from(length));
     if let Some(r) = range {
         let value = format!("bytes {}-{}/{size}", r.start, r.end);
-        headers.insert(
-            header::CONTENT_RANGE,
-            HeaderValue::from_str(&value).expect("valid header"),
-        );
+        headers.insert(header::CONTENT_RANGE, HeaderValue::from_str(&value).expect("valid header"));
     }
     Ok(response)
 }

@@ -22,12 +22,7 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        Self {
-            status,
-            code,
-            message: message.into(),
-            extra: Map::new(),
-        }
+        Self { status, code, message: message.into(), extra: Map::new() }
     }
 
     pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
@@ -64,22 +59,16 @@ impl ApiError {
     /// credential with 403, as that family's documentation says.
     pub fn from_denial(denial: Denial, device_family: bool) -> Self {
         match denial {
-            Denial::Unauthenticated if device_family => Self::new(
-                StatusCode::FORBIDDEN,
-                "unauthorized",
-                "a valid device_session_key is required",
-            ),
-            Denial::Unauthenticated => Self::new(
-                StatusCode::UNAUTHORIZED,
-                "unauthorized",
-                "a valid API token is required",
-            ),
+            Denial::Unauthenticated if device_family => {
+                Self::new(StatusCode::FORBIDDEN, "unauthorized", "a valid device_session_key is required")
+            }
+            Denial::Unauthenticated => {
+                Self::new(StatusCode::UNAUTHORIZED, "unauthorized", "a valid API token is required")
+            }
             Denial::Forbidden(why) => Self::forbidden(why),
-            Denial::DeviceDisabled => Self::new(
-                StatusCode::PRECONDITION_FAILED,
-                "device_disabled",
-                "this device is disabled",
-            ),
+            Denial::DeviceDisabled => {
+                Self::new(StatusCode::PRECONDITION_FAILED, "device_disabled", "this device is disabled")
+            }
         }
     }
 
@@ -103,13 +92,7 @@ impl ApiError {
 
 impl std::fmt::Display for ApiError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "{} {}: {}",
-            self.status.as_u16(),
-            self.code,
-            self.message
-        )
+        write!(f, "{} {}: {}", self.status.as_u16(), self.code, self.message)
     }
 }
 
@@ -147,13 +130,8 @@ impl Family {
     }
 
     /// A layer applying [`Family::render`] to every response of a router.
-    pub fn layer<S: Clone + Send + Sync + 'static>(
-        self,
-        router: axum::Router<S>,
-    ) -> axum::Router<S> {
-        router.layer(axum::middleware::map_response(
-            move |response: Response| async move { self.render(response) },
-        ))
+    pub fn layer<S: Clone + Send + Sync + 'static>(self, router: axum::Router<S>) -> axum::Router<S> {
+        router.layer(axum::middleware::map_response(move |response: Response| async move { self.render(response) }))
     }
 }
 
@@ -179,10 +157,9 @@ impl From<IngestError> for ApiError {
                 format!("the upload exceeds the limit of {limit} bytes"),
             ),
             IngestError::HashMismatch(why) => Self::bad_request("hash_mismatch", why),
-            IngestError::Body(why) => Self::bad_request(
-                "bad_body",
-                format!("the request body could not be read: {why}"),
-            ),
+            IngestError::Body(why) => {
+                Self::bad_request("bad_body", format!("the request body could not be read: {why}"))
+            }
             IngestError::Catalog(err) => err.into(),
             IngestError::Store(err) => {
                 tracing::error!(error = %err, "blob store failure");

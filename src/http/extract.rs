@@ -31,15 +31,9 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
 
 /// Reads a body of at most `limit` bytes as a JSON value (`{}` when empty).
 pub async fn read_json_value(req: Request, limit: usize) -> Result<serde_json::Value, ApiError> {
-    let bytes = axum::body::to_bytes(req.into_body(), limit)
-        .await
-        .map_err(|_| {
-            ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "too_large",
-                format!("the request body exceeds {limit} bytes"),
-            )
-        })?;
+    let bytes = axum::body::to_bytes(req.into_body(), limit).await.map_err(|_| {
+        ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "too_large", format!("the request body exceeds {limit} bytes"))
+    })?;
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(serde_json::json!({}));
     }
@@ -63,9 +57,7 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for QueryParams<T>
         let query = parts.uri.query().unwrap_or_default();
         serde_urlencoded::from_str(query)
             .map(QueryParams)
-            .map_err(|e| {
-                ApiError::bad_request("invalid_query", format!("invalid query string: {e}"))
-            })
+            .map_err(|e| ApiError::bad_request("invalid_query", format!("invalid query string: {e}")))
     }
 }
 
@@ -91,16 +83,10 @@ pub fn presented(parts: &Parts) -> Presented {
 }
 
 /// Resolves credentials and applies the permission table for `endpoint`.
-pub async fn authenticate(
-    state: &AppState,
-    presented: &Presented,
-    endpoint: Endpoint,
-) -> Result<Principal, ApiError> {
+pub async fn authenticate(state: &AppState, presented: &Presented, endpoint: Endpoint) -> Result<Principal, ApiError> {
     let principal = resolve(state.catalog.as_ref(), presented).await?;
-    let device_family = matches!(
-        endpoint,
-        Endpoint::DeviceStatus | Endpoint::DeviceFamily | Endpoint::DeviceMediaDelete
-    );
+    let device_family =
+        matches!(endpoint, Endpoint::DeviceStatus | Endpoint::DeviceFamily | Endpoint::DeviceMediaDelete);
     authorize(endpoint, principal.as_ref()).map_err(|d| ApiError::from_denial(d, device_family))?;
     Ok(principal.expect("authorize refuses a missing principal"))
 }
@@ -116,10 +102,7 @@ pub struct Caller<E: Requires>(pub Principal, pub PhantomData<E>);
 impl<E: Requires> FromRequestParts<AppState> for Caller<E> {
     type Rejection = ApiError;
 
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
         let principal = authenticate(state, &presented(parts), E::ENDPOINT).await?;
         Ok(Caller(principal, PhantomData))
     }

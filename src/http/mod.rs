@@ -60,11 +60,17 @@ pub fn router(state: AppState) -> Router {
         .nest("/device/1", device::router())
         .fallback(|| async { ApiError::not_found("no such route") })
         .method_not_allowed_fallback(|| async {
-            ApiError::new(axum::http::StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "this route does not take that method")
+            ApiError::new(
+                axum::http::StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "this route does not take that method",
+            )
         })
         .with_state(state)
         .layer(CatchPanicLayer::custom(|_| {
-            axum::response::IntoResponse::into_response(ApiError::internal("the server hit a bug handling this request"))
+            axum::response::IntoResponse::into_response(ApiError::internal(
+                "the server hit a bug handling this request",
+            ))
         }))
         .layer(
             TraceLayer::new_for_http()
@@ -103,18 +109,11 @@ fn cors_layer(origins: &[String]) -> CorsLayer {
             Method::OPTIONS,
         ])
         .allow_headers(tower_http::cors::Any)
-        .expose_headers([
-            header::ETAG,
-            header::LOCATION,
-            HeaderName::from_static("upload-offset"),
-        ])
+        .expose_headers([header::ETAG, header::LOCATION, HeaderName::from_static("upload-offset")])
         .max_age(Duration::from_secs(3600));
     if origins.iter().any(|o| o == "*") {
         return base.allow_origin(AllowOrigin::any());
     }
-    let list: Vec<HeaderValue> = origins
-        .iter()
-        .filter_map(|o| HeaderValue::from_str(o).ok())
-        .collect();
+    let list: Vec<HeaderValue> = origins.iter().filter_map(|o| HeaderValue::from_str(o).ok()).collect();
     base.allow_origin(AllowOrigin::list(list))
 }

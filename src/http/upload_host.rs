@@ -12,7 +12,8 @@ use serde_json::{Value, json};
 use super::AppState;
 use super::blob_response::serve_blob;
 use super::error::ApiError;
-use crate::blob_store::Placed;
+use crate::blob_store::{Placed, Staged};
+use crate::catalog::{CatalogError, Part};
 use crate::domain::{Sha256Hex, UserId};
 use crate::ingest::{Expectation, ExpectedHash};
 use crate::signing::{SignatureError, Verified, targets};
@@ -20,37 +21,23 @@ use crate::signing::{SignatureError, Verified, targets};
 pub fn router() -> Router<AppState> {
     Router::new()
         .route(targets::BLOB_PUT, put(put_blob))
-        .route(
-            &format!("{}{{sha256}}", targets::BLOB_GET_PREFIX),
-            get(get_blob),
-        )
+        .route(targets::PART_PUT, put(put_part))
+        .route(&format!("{}{{sha256}}", targets::BLOB_GET_PREFIX), get(get_blob))
         // the pipeline enforces its own limit while streaming
         .layer(axum::extract::DefaultBodyLimit::disable())
 }
 
 /// Checks the signature of the request line itself.
 pub fn verify_signed(state: &AppState, method: &Method, uri: &Uri) -> Result<Verified, ApiError> {
-    state
-        .signer
-        .verify(method.as_str(), uri.path(), uri.query())
-        .map_err(|e| match e {
-            SignatureError::Invalid => {
-                ApiError::forbidden(e.to_string()).with_code("invalid_signature")
-            }
-            SignatureError::Expired => {
-                ApiError::forbidden(e.to_string()).with_code("expired_signature")
-            }
-        })
+    state.signer.verify(method.as_str(), uri.path(), uri.query()).map_err(|e| match e {
+        SignatureError::Invalid => ApiError::forbidden(e.to_string()).with_code("invalid_signature"),
+        SignatureError::Expired => ApiError::forbidden(e.to_string()).with_code("expired_signature"),
+    })
 }
 
 /// Content-Length of a request, when announced.
 pub fn content_length(headers: &HeaderMap) -> Option<u64> {
-    headers
-        .get(header::CONTENT_LENGTH)?
-        .to_str()
-        .ok()?
-        .parse()
-        .ok()
+    headers.get(header::CONTENT_LENGTH)?.to_str().ok()?.parse().ok()
 }
 
 /// Checks an announced length against the limits before a byte is read, so an oversized
@@ -84,36 +71,91 @@ async fn put_blob(
         .and_then(|u| u.parse().ok())
         .ok_or_else(|| ApiError::forbidden("the signed URL names no user"))?;
     if state.catalog.user(holder).await?.is_none() {
-        return Err(ApiError::forbidden(
-            "the user this URL was signed for no longer exists",
-        ));
+        return Err(ApiError::forbidden("the user this URL was signed for no longer exists"));
     }
-    let bound_hash = signed
-        .get("sha256")
-        .map(Sha256Hex::parse)
-        .transpose()
-        .map_err(|_| ApiError::forbidden("bad bound hash"))?;
-    let expect = Expectation {
-        size: signed.get("size").and_then(|s| s.parse().ok()),
-        hash: bound_hash.map(ExpectedHash::Sha256),
-        max_size: Some(state.config.max_upload_size),
-        size_hint: content_length(&headers),
-    };
+    let expect = bound_expectation(&state, &signed, &headers)?;
     check_announced(&expect)?;
-    let ingested = state
-        .ingest
-        .ingest(body.into_data_stream(), &expect, holder)
-        .await?;
+    let ingested = state.ingest.ingest(body.into_data_stream(), &expect, holder).await?;
     let body = json!({
         "sha256": ingested.blob.sha256,
         "size": ingested.blob.size,
         "file_hash": ingested.device_hash(),
         "deduplicated": ingested.placed == Placed::AlreadyPresent,
     });
-    Ok(axum::response::IntoResponse::into_response((
-        StatusCode::OK,
-        Json::<Value>(body),
-    )))
+    let etag = format!("\"{}\"", ingested.blob.sha256);
+    Ok(axum::response::IntoResponse::into_response((StatusCode::OK, [(header::ETAG, etag)], Json::<Value>(body))))
+}
+
+/// What a signed URL bound: size, and the plain SHA-256 (`sha256`) or the device
+/// family's hash (`file_hash`).
+fn bound_expectation(state: &AppState, signed: &Verified, headers: &HeaderMap) -> Result<Expectation, ApiError> {
+    let hash = |name: &str| {
+        signed.get(name).map(Sha256Hex::parse).transpose().map_err(|_| ApiError::forbidden("bad bound hash"))
+    };
+    let hash = match (hash("sha256")?, hash("file_hash")?) {
+        (Some(h), _) => Some(ExpectedHash::Sha256(h)),
+        (None, Some(h)) => Some(ExpectedHash::Device(h)),
+        (None, None) => None,
+    };
+    let expect = Expectation {
+        size: signed.get("size").and_then(|s| s.parse().ok()),
+        hash,
+        max_size: Some(state.config.max_upload_size),
+        size_hint: content_length(headers),
+    };
+    check_announced(&expect)?;
+    Ok(expect)
+}
+
+/// One part of a multipart upload (either family): staged until completion, answered
+/// with an `ETag` derived from the SHA-256 computed while it streamed in.
+async fn put_part(
+    State(state): State<AppState>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: axum::body::Body,
+) -> Result<Response, ApiError> {
+    let signed = verify_signed(&state, &method, &uri)?;
+    let (Some(upload_id), Some(part_num)) =
+        (signed.get("upload"), signed.get("part").and_then(|p| p.parse::<u32>().ok()))
+    else {
+        return Err(ApiError::forbidden("the signed URL names no upload part"));
+    };
+    let upload = state.catalog.upload(upload_id).await?;
+    match &upload {
+        None => return Err(ApiError::not_found("this upload was aborted or has expired").with_code("no_such_upload")),
+        Some(u) if u.completed => {
+            return Err(ApiError::new(StatusCode::CONFLICT, "upload_completed", "this upload is already complete"));
+        }
+        Some(_) => {}
+    }
+    let expect = bound_expectation(&state, &signed, &headers)?;
+    let received = state.ingest.receive_part(body.into_data_stream(), &expect).await?;
+    let etag = received.blob.sha256.to_string();
+    let part = Part {
+        part_num,
+        staging_key: received.staged.key.clone(),
+        size: received.blob.size,
+        sha256: received.blob.sha256.clone(),
+        etag: etag.clone(),
+    };
+    match state.catalog.put_part(upload_id, &part).await {
+        Ok(replaced) => {
+            if let Some(key) = replaced {
+                state.ingest.discard_staged(&[Staged { key, size: 0 }]).await?;
+            }
+        }
+        Err(err) => {
+            state.ingest.discard(received).await?;
+            return Err(match err {
+                CatalogError::NotFound(_) => ApiError::not_found("this upload was aborted").with_code("no_such_upload"),
+                other => other.into(),
+            });
+        }
+    }
+    let etag = format!("\"{etag}\"");
+    Ok(axum::response::IntoResponse::into_response((StatusCode::OK, [(header::ETAG, etag)])))
 }
 
 async fn get_blob(
@@ -124,19 +166,7 @@ async fn get_blob(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     verify_signed(&state, &method, &uri)?;
-    let sha256 = Sha256Hex::parse(&sha256)
-        .map_err(|e| ApiError::bad_request("invalid_hash", e.to_string()))?;
-    let blob = state
-        .catalog
-        .blob(&sha256)
-        .await?
-        .ok_or_else(|| ApiError::not_found("no such blob"))?;
-    serve_blob(
-        &state,
-        &blob.sha256,
-        blob.size,
-        "application/octet-stream",
-        &headers,
-    )
-    .await
+    let sha256 = Sha256Hex::parse(&sha256).map_err(|e| ApiError::bad_request("invalid_hash", e.to_string()))?;
+    let blob = state.catalog.blob(&sha256).await?.ok_or_else(|| ApiError::not_found("no such blob"))?;
+    serve_blob(&state, &blob.sha256, blob.size, "application/octet-stream", &headers).await
 }

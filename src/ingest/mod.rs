@@ -14,9 +14,9 @@ mod receive;
 use std::sync::{Arc, OnceLock};
 
 use bytes::Bytes;
-use futures_util::Stream;
+use futures_util::{Stream, StreamExt};
 
-use crate::blob_store::{BlobStore, Placed, Staged, StoreError};
+use crate::blob_store::{BlobStore, ByteStream, Placed, Staged, StagingArea, StoreError};
 use crate::catalog::{BlobRecord, BlobStep, Catalog, CatalogError};
 use crate::domain::{Sha256Hex, UserId};
 
@@ -91,12 +91,7 @@ impl Ingest {
     }
 
     /// Receives, verifies and commits a body in one go, giving `holder` a hold on it.
-    pub async fn ingest<S, E>(
-        &self,
-        body: S,
-        expect: &Expectation,
-        holder: UserId,
-    ) -> Result<Ingested, IngestError>
+    pub async fn ingest<S, E>(&self, body: S, expect: &Expectation, holder: UserId) -> Result<Ingested, IngestError>
     where
         S: Stream<Item = Result<Bytes, E>> + Send + Unpin,
         E: std::fmt::Display,
@@ -105,10 +100,58 @@ impl Ingest {
         self.commit(received, holder).await
     }
 
-    /// Streams `body` into staging, hashing it on the way, and verifies it against `expect`.
-    /// On any error the staged bytes are gone.
-    pub async fn receive<S, E>(
+    /// Streams `body` into request staging, hashing it on the way, and verifies it against
+    /// `expect`. On any error the staged bytes are gone.
+    pub async fn receive<S, E>(&self, body: S, expect: &Expectation) -> Result<Received, IngestError>
+    where
+        S: Stream<Item = Result<Bytes, E>> + Send + Unpin,
+        E: std::fmt::Display,
+    {
+        self.receive_into(StagingArea::Request, body, expect).await
+    }
+
+    /// Receives one part of a multipart upload into upload staging (kept across restarts).
+    pub async fn receive_part<S, E>(&self, body: S, expect: &Expectation) -> Result<Received, IngestError>
+    where
+        S: Stream<Item = Result<Bytes, E>> + Send + Unpin,
+        E: std::fmt::Display,
+    {
+        self.receive_into(StagingArea::Upload, body, expect).await
+    }
+
+    /// Streams staged parts, in order, through the pipeline as one body: the one second
+    /// pass over upload bytes we allow (parts may arrive in any order).
+    pub async fn assemble(&self, parts: &[Staged], expect: &Expectation) -> Result<Received, IngestError> {
+        // unfold keeps one part's stream open at a time, in order
+        let state = (self.store.clone(), parts.iter().cloned(), None::<ByteStream>);
+        let body = futures_util::stream::unfold(state, |(store, mut rest, mut current)| async move {
+            loop {
+                if let Some(stream) = current.as_mut()
+                    && let Some(piece) = stream.next().await
+                {
+                    return Some((piece, (store, rest, current)));
+                }
+                let part = rest.next()?;
+                current = match store.read_staged(&part).await {
+                    Ok(stream) => Some(stream),
+                    Err(e) => return Some((Err(std::io::Error::other(e)), (store, rest, None))),
+                };
+            }
+        });
+        self.receive(Box::pin(body), expect).await
+    }
+
+    /// Discards staged objects (parts after completion, abort or expiry).
+    pub async fn discard_staged(&self, staged: &[Staged]) -> Result<(), IngestError> {
+        for object in staged {
+            self.store.discard(object).await?;
+        }
+        Ok(())
+    }
+
+    async fn receive_into<S, E>(
         &self,
+        area: StagingArea,
         body: S,
         expect: &Expectation,
     ) -> Result<Received, IngestError>
@@ -116,7 +159,7 @@ impl Ingest {
         S: Stream<Item = Result<Bytes, E>> + Send + Unpin,
         E: std::fmt::Display,
     {
-        let received = receive::receive(self.store.as_ref(), body, expect).await?;
+        let received = receive::receive(self.store.as_ref(), area, body, expect).await?;
         if let Err(mismatch) = receive::verify(&received.blob, expect) {
             self.store.discard(&received.staged).await?;
             return Err(IngestError::HashMismatch(mismatch));
@@ -126,19 +169,11 @@ impl Ingest {
 
     /// Moves received bytes to their content address and records the blob and `holder`'s
     /// hold in one catalog step. If the content is already stored, the staged copy is dropped.
-    pub async fn commit(
-        &self,
-        received: Received,
-        holder: UserId,
-    ) -> Result<Ingested, IngestError> {
+    pub async fn commit(&self, received: Received, holder: UserId) -> Result<Ingested, IngestError> {
         let placed = Arc::new(OnceLock::new());
         let step: BlobStep = {
-            let (store, staged, sha256, placed) = (
-                self.store.clone(),
-                received.staged.clone(),
-                received.blob.sha256.clone(),
-                placed.clone(),
-            );
+            let (store, staged, sha256, placed) =
+                (self.store.clone(), received.staged.clone(), received.blob.sha256.clone(), placed.clone());
             Box::new(move || {
                 Box::pin(async move {
                     let outcome = store.commit(&staged, &sha256).await?;
@@ -153,11 +188,7 @@ impl Ingest {
             return Err(err.into());
         }
         let placed = placed.get().copied().unwrap_or(Placed::AlreadyPresent);
-        Ok(Ingested {
-            blob: received.blob,
-            placed,
-            head: received.head,
-        })
+        Ok(Ingested { blob: received.blob, placed, head: received.head })
     }
 
     /// Drops received bytes that will not be committed (a later check refused them).

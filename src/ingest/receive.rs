@@ -6,7 +6,7 @@ use sha2::{Digest, Sha256};
 use tokio::task::spawn_blocking;
 
 use super::{Expectation, ExpectedHash, IngestError, Received};
-use crate::blob_store::{BlobStore, StagingWriter};
+use crate::blob_store::{BlobStore, StagingArea, StagingWriter};
 use crate::catalog::BlobRecord;
 use crate::domain::{ChunkHasher, Sha256Hex, chunk_size_for};
 
@@ -25,20 +25,20 @@ type InFlight = tokio::task::JoinHandle<(Box<dyn StagingWriter>, Hashers, Result
 
 pub(super) async fn receive<S, E>(
     store: &dyn BlobStore,
-    mut body: S,
+    area: StagingArea,
+    body: S,
     expect: &Expectation,
 ) -> Result<Received, IngestError>
 where
     S: Stream<Item = Result<Bytes, E>> + Send + Unpin,
     E: std::fmt::Display,
 {
+    // some streams panic when polled after their end; the batching loop may poll once more
+    let mut body = body.fuse();
     let announced = expect.size.or(expect.size_hint);
     let needs_chunks = announced.is_none_or(|size| chunk_size_for(size) > 0);
-    let mut hashers = Some(Hashers {
-        whole: Sha256::new(),
-        chunks: needs_chunks.then(|| ChunkHasher::new(announced)),
-    });
-    let mut writer = Some(store.stage().await?);
+    let mut hashers = Some(Hashers { whole: Sha256::new(), chunks: needs_chunks.then(|| ChunkHasher::new(announced)) });
+    let mut writer = Some(store.stage(area).await?);
     let mut in_flight: Option<InFlight> = None;
     let mut total: u64 = 0;
     let mut head = Vec::new();
@@ -61,10 +61,7 @@ where
                 head.extend_from_slice(&piece[..piece.len().min(HEAD_BYTES - head.len())]);
             }
         }
-        let (w, h) = (
-            writer.take().expect("writer is back"),
-            hashers.take().expect("hashers are back"),
-        );
+        let (w, h) = (writer.take().expect("writer is back"), hashers.take().expect("hashers are back"));
         in_flight = Some(tokio::spawn(process(w, h, batch)));
     }
 
@@ -77,22 +74,10 @@ where
         None if chunk_size_for(total) > 0 => Some(rehash_chunks(store, &staged, total).await?),
         None => None,
     };
-    Ok(Received {
-        staged,
-        blob: BlobRecord {
-            sha256,
-            size: total,
-            chunked_hash,
-        },
-        head,
-    })
+    Ok(Received { staged, blob: BlobRecord { sha256, size: total, chunked_hash }, head })
 }
 
-async fn next_batch<S, E>(
-    body: &mut S,
-    total: &mut u64,
-    expect: &Expectation,
-) -> Result<Vec<Bytes>, IngestError>
+async fn next_batch<S, E>(body: &mut S, total: &mut u64, expect: &Expectation) -> Result<Vec<Bytes>, IngestError>
 where
     S: Stream<Item = Result<Bytes, E>> + Send + Unpin,
     E: std::fmt::Display,
@@ -109,9 +94,7 @@ where
             return Err(IngestError::TooLarge { limit });
         }
         if let Some(size) = expect.size.filter(|size| *total > *size) {
-            return Err(IngestError::HashMismatch(format!(
-                "the body is longer than the bound size of {size} bytes"
-            )));
+            return Err(IngestError::HashMismatch(format!("the body is longer than the bound size of {size} bytes")));
         }
         len += piece.len();
         if !piece.is_empty() {
@@ -176,24 +159,15 @@ async fn rehash_chunks(
 /// Checks received content against what the uploader bound; the message explains a mismatch.
 pub(super) fn verify(blob: &BlobRecord, expect: &Expectation) -> Result<(), String> {
     if let Some(size) = expect.size.filter(|size| *size != blob.size) {
-        return Err(format!(
-            "received {} bytes but {size} were bound",
-            blob.size
-        ));
+        return Err(format!("received {} bytes but {size} were bound", blob.size));
     }
     let (expected, actual, what) = match &expect.hash {
         None => return Ok(()),
         Some(ExpectedHash::Sha256(h)) => (h, &blob.sha256, "SHA-256"),
-        Some(ExpectedHash::Device(h)) => (
-            h,
-            blob.chunked_hash.as_ref().unwrap_or(&blob.sha256),
-            "file hash",
-        ),
+        Some(ExpectedHash::Device(h)) => (h, blob.chunked_hash.as_ref().unwrap_or(&blob.sha256), "file hash"),
     };
     if expected != actual {
-        return Err(format!(
-            "the received bytes have {what} {actual}, not the bound {expected}"
-        ));
+        return Err(format!("the received bytes have {what} {actual}, not the bound {expected}"));
     }
     Ok(())
 }

@@ -28,18 +28,11 @@ pub enum CheckError {
 
 /// Compares the store with the catalog in both directions.
 pub async fn check(catalog: &dyn Catalog, store: &dyn BlobStore) -> Result<Report, CheckError> {
-    let rows: HashSet<String> = catalog
-        .all_blob_hashes()
-        .await?
-        .into_iter()
-        .map(|h| h.to_string())
-        .collect();
+    let rows: HashSet<String> = catalog.all_blob_hashes().await?.into_iter().map(|h| h.to_string()).collect();
     let stored = store.list().await?;
     let stored_set: HashSet<String> = stored.iter().map(|(h, _)| h.to_string()).collect();
-    let mut report = Report {
-        blobs_without_rows: stored_set.difference(&rows).cloned().collect(),
-        rows_without_blobs: Vec::new(),
-    };
+    let mut report =
+        Report { blobs_without_rows: stored_set.difference(&rows).cloned().collect(), rows_without_blobs: Vec::new() };
     for hash in catalog.all_blob_hashes().await? {
         let record = catalog.blob(&hash).await?;
         let size = store.size_of(&hash).await?;
@@ -58,12 +51,7 @@ pub async fn sweep_orphans(
     store: &dyn BlobStore,
     min_age: Duration,
 ) -> Result<usize, CheckError> {
-    let rows: HashSet<String> = catalog
-        .all_blob_hashes()
-        .await?
-        .into_iter()
-        .map(|h| h.to_string())
-        .collect();
+    let rows: HashSet<String> = catalog.all_blob_hashes().await?.into_iter().map(|h| h.to_string()).collect();
     let now = SystemTime::now();
     let mut removed = 0;
     for (hash, modified) in store.list().await? {

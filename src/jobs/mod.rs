@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use tokio::sync::Notify;
 
-use crate::blob_store::BlobStore;
+use crate::blob_store::{BlobStore, Staged};
 use crate::catalog::{BoxError, Catalog, CatalogError, Job, JobOutcome};
 use crate::config::Config;
 
@@ -30,17 +30,14 @@ pub struct JobRunner {
 pub enum Step {
     Idle,
     RanJob { job_id: i64, kind: String, ok: bool },
+    ExpiredUpload(String),
+    PurgedTombstones(usize),
     CollectedBlob(String),
 }
 
 impl JobRunner {
     pub fn new(catalog: Arc<dyn Catalog>, store: Arc<dyn BlobStore>, config: Arc<Config>) -> Self {
-        Self {
-            catalog,
-            store,
-            config,
-            wake: Arc::new(Notify::new()),
-        }
+        Self { catalog, store, config, wake: Arc::new(Notify::new()) }
     }
 
     /// Queues a job and wakes the runner.
@@ -55,7 +52,8 @@ impl JobRunner {
         Ok(id)
     }
 
-    /// Runs one queued job, or else one maintenance step.
+    /// Runs one queued job, or else one maintenance step: expire an upload, purge old
+    /// tombstones, collect a blob — in that order, since each can free the next.
     pub async fn run_one_step(&self) -> Result<Step, CatalogError> {
         if let Some(job) = self.catalog.claim_job(LEASE).await? {
             let (job_id, kind) = (job.job_id, job.kind.clone());
@@ -64,18 +62,26 @@ impl JobRunner {
             self.catalog.finish_job(job_id, outcome).await?;
             return Ok(Step::RanJob { job_id, kind, ok });
         }
+        if let Some(upload) = self.catalog.expired_uploads(1).await?.pop() {
+            for part in self.catalog.delete_upload(&upload.upload_id).await? {
+                let staged = Staged { key: part.staging_key, size: part.size };
+                if let Err(e) = self.store.discard(&staged).await {
+                    tracing::warn!(error = %e, upload = %upload.upload_id, "could not remove an expired part");
+                }
+            }
+            return Ok(Step::ExpiredUpload(upload.upload_id));
+        }
+        let purged = self.catalog.purge_tombstones(self.config.tombstone_retention).await?;
+        if purged > 0 {
+            return Ok(Step::PurgedTombstones(purged));
+        }
         let store = self.store.clone();
         let collected = self
             .catalog
             .collect_blob(
                 self.config.gc_grace,
                 Box::new(move |sha256| {
-                    Box::pin(async move {
-                        store
-                            .delete(&sha256)
-                            .await
-                            .map_err(|e| Box::new(e) as BoxError)
-                    })
+                    Box::pin(async move { store.delete(&sha256).await.map_err(|e| Box::new(e) as BoxError) })
                 }),
             )
             .await?;
@@ -95,9 +101,7 @@ impl JobRunner {
 
     async fn run_job(&self, job: &Job) -> JobOutcome {
         // Job kinds arrive with the features that need them (media processing, remote fetch).
-        JobOutcome::Failed {
-            error: format!("unknown job kind '{}'", job.kind),
-        }
+        JobOutcome::Failed { error: format!("unknown job kind '{}'", job.kind) }
     }
 
     /// The server's loop: work until idle, then sleep until woken or the interval passes.

@@ -10,15 +10,7 @@ use crate::helpers::*;
 async fn a_token_works_in_every_header_spelling_and_as_user_session_key() {
     let app = spawn_app().await;
     let alice = app.user("alice", Level::Uploader, "read").await;
-    for scheme in [
-        "Bearer",
-        "bearer",
-        "BEARER",
-        "Token",
-        "token",
-        "Private-Token",
-        "PRIVATE-TOKEN",
-    ] {
+    for scheme in ["Bearer", "bearer", "BEARER", "Token", "token", "Private-Token", "PRIVATE-TOKEN"] {
         let response = app
             .client
             .get(app.url("/api/me"))
@@ -31,12 +23,7 @@ async fn a_token_works_in_every_header_spelling_and_as_user_session_key() {
         assert_eq!(me["name"], "alice");
         assert_eq!(me["scopes"], serde_json::json!(["read"]));
     }
-    let response = app
-        .client
-        .get(app.url(&format!("/api/me?user_session_key={}", alice.token)))
-        .send()
-        .await
-        .unwrap();
+    let response = app.client.get(app.url(&format!("/api/me?user_session_key={}", alice.token))).send().await.unwrap();
     assert_eq!(response.status(), 200);
 }
 
@@ -44,19 +31,8 @@ async fn a_token_works_in_every_header_spelling_and_as_user_session_key() {
 async fn missing_unknown_and_revoked_tokens_are_401() {
     let app = spawn_app().await;
     let alice = app.user("alice", Level::Uploader, "read").await;
-    expect_error(
-        app.client.get(app.url("/api/me")).send().await.unwrap(),
-        401,
-        "unauthorized",
-    )
-    .await;
-    let wrong = app
-        .client
-        .get(app.url("/api/me"))
-        .bearer_auth("fry_t_nope")
-        .send()
-        .await
-        .unwrap();
+    expect_error(app.client.get(app.url("/api/me")).send().await.unwrap(), 401, "unauthorized").await;
+    let wrong = app.client.get(app.url("/api/me")).bearer_auth("fry_t_nope").send().await.unwrap();
     expect_error(wrong, 401, "unauthorized").await;
     let basic = app
         .client
@@ -68,17 +44,8 @@ async fn missing_unknown_and_revoked_tokens_are_401() {
     expect_error(basic, 401, "unauthorized").await;
 
     let tokens = app.catalog().list_tokens().await.unwrap();
-    app.catalog()
-        .revoke_token(tokens[0].token_id)
-        .await
-        .unwrap();
-    let revoked = app
-        .client
-        .get(app.url("/api/me"))
-        .bearer_auth(&alice.token)
-        .send()
-        .await
-        .unwrap();
+    app.catalog().revoke_token(tokens[0].token_id).await.unwrap();
+    let revoked = app.client.get(app.url("/api/me")).bearer_auth(&alice.token).send().await.unwrap();
     expect_error(revoked, 401, "unauthorized").await;
 }
 
@@ -121,36 +88,15 @@ async fn a_device_key_works_in_query_and_body() {
 async fn the_device_family_answers_bad_keys_with_403_and_tokens_are_not_device_keys() {
     let app = spawn_app().await;
     let alice = app.user("alice", Level::Admin, "upload,read,admin").await;
-    let no_key = app
-        .client
-        .post(app.url("/device/1/current"))
-        .send()
-        .await
-        .unwrap();
+    let no_key = app.client.post(app.url("/device/1/current")).send().await.unwrap();
     expect_error(no_key, 403, "unauthorized").await;
-    let bad_key = app
-        .client
-        .post(app.url("/device/1/current?device_session_key=fry_d_bad"))
-        .send()
-        .await
-        .unwrap();
+    let bad_key = app.client.post(app.url("/device/1/current?device_session_key=fry_d_bad")).send().await.unwrap();
     expect_error(bad_key, 403, "unauthorized").await;
-    let token = app
-        .client
-        .post(app.url("/device/1/current"))
-        .bearer_auth(&alice.token)
-        .send()
-        .await
-        .unwrap();
+    let token = app.client.post(app.url("/device/1/current")).bearer_auth(&alice.token).send().await.unwrap();
     expect_error(token, 403, "unauthorized").await;
     // and a device key is not an API token
     let cam = app.device(&alice, "cam").await;
-    let me = app
-        .client
-        .get(app.url(&format!("/api/me?device_session_key={}", cam.key)))
-        .send()
-        .await
-        .unwrap();
+    let me = app.client.get(app.url(&format!("/api/me?device_session_key={}", cam.key))).send().await.unwrap();
     expect_error(me, 403, "forbidden").await;
 }
 
@@ -161,11 +107,7 @@ async fn a_disabled_device_still_sees_its_status_and_grants() {
     let cam = app.device(&alice, "cam").await;
     let grant = app.grant(&alice, &cam, "photos", "/dcim").await;
     app.catalog()
-        .set_device_flag(
-            ferry::domain::DeviceId(cam.device_id),
-            ferry::catalog::DeviceFlag::Disabled,
-            true,
-        )
+        .set_device_flag(ferry::domain::DeviceId(cam.device_id), ferry::catalog::DeviceFlag::Disabled, true)
         .await
         .unwrap();
 
@@ -181,10 +123,7 @@ async fn a_disabled_device_still_sees_its_status_and_grants() {
     assert_eq!(current["is_disabled"], true);
     let grants: Value = app
         .client
-        .post(app.url(&format!(
-            "/device/1/media_grant?device_session_key={}",
-            cam.key
-        )))
+        .post(app.url(&format!("/device/1/media_grant?device_session_key={}", cam.key)))
         .send()
         .await
         .unwrap()
@@ -204,17 +143,11 @@ async fn a_disabled_device_still_sees_its_status_and_grants() {
 async fn a_device_sees_only_its_own_grants() {
     let app = spawn_app().await;
     let alice = app.user("alice", Level::Uploader, "upload").await;
-    let (cam, phone) = (
-        app.device(&alice, "cam").await,
-        app.device(&alice, "phone").await,
-    );
+    let (cam, phone) = (app.device(&alice, "cam").await, app.device(&alice, "phone").await);
     app.grant(&alice, &cam, "photos", "/").await;
     let grants: Value = app
         .client
-        .post(app.url(&format!(
-            "/device/1/media_grant?device_session_key={}",
-            phone.key
-        )))
+        .post(app.url(&format!("/device/1/media_grant?device_session_key={}", phone.key)))
         .send()
         .await
         .unwrap()

@@ -15,43 +15,20 @@ fn ok_step() -> Step {
 }
 
 fn blob(n: u8) -> BlobRecord {
-    BlobRecord {
-        sha256: Sha256Hex::of(&[n]),
-        size: 1,
-        chunked_hash: None,
-    }
+    BlobRecord { sha256: Sha256Hex::of(&[n]), size: 1, chunked_hash: None }
 }
 
 pub async fn identities_round_trip(catalog: Arc<dyn Catalog>) {
-    let alice = catalog
-        .create_user(&Name::parse("alice").unwrap(), Level::Uploader)
-        .await
-        .unwrap();
+    let alice = catalog.create_user(&Name::parse("alice").unwrap(), Level::Uploader).await.unwrap();
     assert!(matches!(
-        catalog
-            .create_user(&Name::parse("alice").unwrap(), Level::Admin)
-            .await,
+        catalog.create_user(&Name::parse("alice").unwrap(), Level::Admin).await,
         Err(CatalogError::Conflict(_))
     ));
-    assert_eq!(
-        catalog
-            .user_by_name("alice")
-            .await
-            .unwrap()
-            .unwrap()
-            .user_id,
-        alice.user_id
-    );
+    assert_eq!(catalog.user_by_name("alice").await.unwrap().unwrap().user_id, alice.user_id);
 
-    let token = catalog
-        .create_token(alice.user_id, "upload,read".parse().unwrap(), "hash-1")
-        .await
-        .unwrap();
+    let token = catalog.create_token(alice.user_id, "upload,read".parse().unwrap(), "hash-1").await.unwrap();
     let (found, owner) = catalog.token_by_hash("hash-1").await.unwrap().unwrap();
-    assert_eq!(
-        (found.token_id, owner.name.as_str()),
-        (token.token_id, "alice")
-    );
+    assert_eq!((found.token_id, owner.name.as_str()), (token.token_id, "alice"));
     catalog.revoke_token(token.token_id).await.unwrap();
     assert!(catalog.token_by_hash("hash-1").await.unwrap().is_none());
 
@@ -63,39 +40,15 @@ pub async fn identities_round_trip(catalog: Arc<dyn Catalog>) {
         })
         .await
         .unwrap();
-    let dup = NewDevice {
-        user_id: alice.user_id,
-        name: Name::parse("cam").unwrap(),
-        key_hash: "key-2".into(),
-    };
-    assert!(matches!(
-        catalog.create_device(dup).await,
-        Err(CatalogError::Conflict(_))
-    ));
-    assert_eq!(
-        catalog
-            .device_by_key_hash("key-1")
-            .await
-            .unwrap()
-            .unwrap()
-            .device_id,
-        cam.device_id
-    );
-    let by_name = catalog
-        .find_devices(&DeviceRef::parse("alice/cam"))
-        .await
-        .unwrap();
+    let dup = NewDevice { user_id: alice.user_id, name: Name::parse("cam").unwrap(), key_hash: "key-2".into() };
+    assert!(matches!(catalog.create_device(dup).await, Err(CatalogError::Conflict(_))));
+    assert_eq!(catalog.device_by_key_hash("key-1").await.unwrap().unwrap().device_id, cam.device_id);
+    let by_name = catalog.find_devices(&DeviceRef::parse("alice/cam")).await.unwrap();
     assert_eq!(by_name.len(), 1);
-    let flagged = catalog
-        .set_device_flag(cam.device_id, DeviceFlag::UploadDisabled, true)
-        .await
-        .unwrap();
+    let flagged = catalog.set_device_flag(cam.device_id, DeviceFlag::UploadDisabled, true).await.unwrap();
     assert!(flagged.is_upload_disabled && !flagged.is_disabled);
 
-    let volume = catalog
-        .create_volume(alice.user_id, &Name::parse("photos").unwrap())
-        .await
-        .unwrap();
+    let volume = catalog.create_volume(alice.user_id, &Name::parse("photos").unwrap()).await.unwrap();
     let grant = catalog
         .create_grant(NewGrant {
             device_id: cam.device_id,
@@ -105,17 +58,8 @@ pub async fn identities_round_trip(catalog: Arc<dyn Catalog>) {
         })
         .await
         .unwrap();
-    assert_eq!(
-        catalog.grants_of_device(cam.device_id).await.unwrap().len(),
-        1
-    );
-    assert!(
-        catalog
-            .set_grant_disabled(grant.media_grant_id, true)
-            .await
-            .unwrap()
-            .is_disabled
-    );
+    assert_eq!(catalog.grants_of_device(cam.device_id).await.unwrap().len(), 1);
+    assert!(catalog.set_grant_disabled(grant.media_grant_id, true).await.unwrap().is_disabled);
 }
 
 pub async fn signing_secret_is_created_once(catalog: Arc<dyn Catalog>) {
@@ -126,141 +70,59 @@ pub async fn signing_secret_is_created_once(catalog: Arc<dyn Catalog>) {
 }
 
 pub async fn holds_follow_commits_and_failed_steps_record_nothing(catalog: Arc<dyn Catalog>) {
-    let a = catalog
-        .create_user(&Name::parse("a").unwrap(), Level::Uploader)
-        .await
-        .unwrap();
-    let b = catalog
-        .create_user(&Name::parse("b").unwrap(), Level::Uploader)
-        .await
-        .unwrap();
-    catalog
-        .commit_blob(&blob(1), a.user_id, ok_step())
-        .await
-        .unwrap();
+    let a = catalog.create_user(&Name::parse("a").unwrap(), Level::Uploader).await.unwrap();
+    let b = catalog.create_user(&Name::parse("b").unwrap(), Level::Uploader).await.unwrap();
+    catalog.commit_blob(&blob(1), a.user_id, ok_step()).await.unwrap();
     assert!(catalog.holds(a.user_id, &blob(1).sha256).await.unwrap());
     assert!(!catalog.holds(b.user_id, &blob(1).sha256).await.unwrap());
 
     let failing: Step = Box::new(|| Box::pin(async { Err::<(), BoxError>("disk full".into()) }));
-    assert!(matches!(
-        catalog.commit_blob(&blob(2), a.user_id, failing).await,
-        Err(CatalogError::Step(_))
-    ));
+    assert!(matches!(catalog.commit_blob(&blob(2), a.user_id, failing).await, Err(CatalogError::Step(_))));
     assert!(catalog.blob(&blob(2).sha256).await.unwrap().is_none());
     assert!(!catalog.holds(a.user_id, &blob(2).sha256).await.unwrap());
 
     // committing known content again adds a hold and keeps one row
-    catalog
-        .commit_blob(&blob(1), b.user_id, ok_step())
-        .await
-        .unwrap();
+    catalog.commit_blob(&blob(1), b.user_id, ok_step()).await.unwrap();
     assert!(catalog.holds(b.user_id, &blob(1).sha256).await.unwrap());
     assert_eq!(catalog.all_blob_hashes().await.unwrap().len(), 1);
 }
 
 pub async fn collection_skips_held_blobs(catalog: Arc<dyn Catalog>) {
-    let a = catalog
-        .create_user(&Name::parse("a").unwrap(), Level::Uploader)
-        .await
-        .unwrap();
-    catalog
-        .commit_blob(&blob(1), a.user_id, ok_step())
-        .await
-        .unwrap();
+    let a = catalog.create_user(&Name::parse("a").unwrap(), Level::Uploader).await.unwrap();
+    catalog.commit_blob(&blob(1), a.user_id, ok_step()).await.unwrap();
     let never: Box<dyn FnOnce(Sha256Hex) -> BoxFuture<'static, Result<(), BoxError>> + Send> =
         Box::new(|h| Box::pin(async move { panic!("held blob {h} must not be collected") }));
-    assert_eq!(
-        catalog.collect_blob(Duration::ZERO, never).await.unwrap(),
-        None
-    );
+    assert_eq!(catalog.collect_blob(Duration::ZERO, never).await.unwrap(), None);
 }
 
 pub async fn jobs_are_claimed_once_retried_and_deduplicated(catalog: Arc<dyn Catalog>) {
     let payload = serde_json::json!({"x": 1});
-    let first = catalog
-        .enqueue_job("thumb", &payload, Some("blob-1"))
-        .await
-        .unwrap();
-    let again = catalog
-        .enqueue_job("thumb", &payload, Some("blob-1"))
-        .await
-        .unwrap();
-    assert_eq!(
-        first, again,
-        "an unfinished job with the same key is not queued twice"
-    );
+    let first = catalog.enqueue_job("thumb", &payload, Some("blob-1")).await.unwrap();
+    let again = catalog.enqueue_job("thumb", &payload, Some("blob-1")).await.unwrap();
+    assert_eq!(first, again, "an unfinished job with the same key is not queued twice");
 
-    let job = catalog
-        .claim_job(Duration::from_secs(60))
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(
-        (job.job_id, job.status, job.attempts),
-        (first, JobStatus::Running, 1)
-    );
-    assert!(
-        catalog
-            .claim_job(Duration::from_secs(60))
-            .await
-            .unwrap()
-            .is_none(),
-        "a leased job is not claimed twice"
-    );
+    let job = catalog.claim_job(Duration::from_secs(60)).await.unwrap().unwrap();
+    assert_eq!((job.job_id, job.status, job.attempts), (first, JobStatus::Running, 1));
+    assert!(catalog.claim_job(Duration::from_secs(60)).await.unwrap().is_none(), "a leased job is not claimed twice");
 
-    catalog
-        .finish_job(
-            first,
-            JobOutcome::Retry {
-                error: "busy".into(),
-                after: Duration::ZERO,
-            },
-        )
-        .await
-        .unwrap();
-    let retried = catalog
-        .claim_job(Duration::from_secs(60))
-        .await
-        .unwrap()
-        .unwrap();
+    catalog.finish_job(first, JobOutcome::Retry { error: "busy".into(), after: Duration::ZERO }).await.unwrap();
+    let retried = catalog.claim_job(Duration::from_secs(60)).await.unwrap().unwrap();
     assert_eq!((retried.job_id, retried.attempts), (first, 2));
-    catalog
-        .finish_job(
-            first,
-            JobOutcome::Failed {
-                error: "broken file".into(),
-            },
-        )
-        .await
-        .unwrap();
+    catalog.finish_job(first, JobOutcome::Failed { error: "broken file".into() }).await.unwrap();
     let failed = catalog.list_jobs(Some(JobStatus::Failed)).await.unwrap();
     assert_eq!(failed.len(), 1);
     assert_eq!(failed[0].last_error.as_deref(), Some("broken file"));
 
     // a finished key may be queued again
-    let fresh = catalog
-        .enqueue_job("thumb", &payload, Some("blob-1"))
-        .await
-        .unwrap();
+    let fresh = catalog.enqueue_job("thumb", &payload, Some("blob-1")).await.unwrap();
     assert_ne!(fresh, first);
 }
 
 pub async fn an_expired_lease_makes_a_job_claimable_again(catalog: Arc<dyn Catalog>) {
-    let id = catalog
-        .enqueue_job("fetch", &serde_json::json!({}), None)
-        .await
-        .unwrap();
-    catalog
-        .claim_job(Duration::from_millis(1))
-        .await
-        .unwrap()
-        .unwrap();
+    let id = catalog.enqueue_job("fetch", &serde_json::json!({}), None).await.unwrap();
+    catalog.claim_job(Duration::from_millis(1)).await.unwrap().unwrap();
     tokio::time::sleep(Duration::from_millis(20)).await;
-    let reclaimed = catalog
-        .claim_job(Duration::from_secs(60))
-        .await
-        .unwrap()
-        .unwrap();
+    let reclaimed = catalog.claim_job(Duration::from_secs(60)).await.unwrap().unwrap();
     assert_eq!((reclaimed.job_id, reclaimed.attempts), (id, 2));
 }
 
@@ -291,10 +153,7 @@ macro_rules! conformance {
 async fn sqlite() -> (Arc<dyn Catalog>, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("catalog.db").display());
-    (
-        Arc::new(sqlite::SqliteCatalog::open(&url).await.unwrap()),
-        dir,
-    )
+    (Arc::new(sqlite::SqliteCatalog::open(&url).await.unwrap()), dir)
 }
 
 conformance!(on_sqlite, sqlite());

@@ -14,16 +14,7 @@ fn help_explains_every_command() {
     }
     let out = ferry_bin().args(["admin", "--help"]).output().unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
-    for word in [
-        "user",
-        "token",
-        "device",
-        "volume",
-        "grant",
-        "jobs",
-        "sign-upload",
-        "check",
-    ] {
+    for word in ["user", "token", "device", "volume", "grant", "jobs", "sign-upload", "check"] {
         assert!(text.contains(word), "{word} missing from admin --help");
     }
 }
@@ -39,23 +30,10 @@ fn identities_are_managed_with_one_json_object_per_command() {
     assert_eq!(user["level"], "uploader");
     assert!(user["user_id"].is_i64());
 
-    let (_, token) = admin_json(
-        d,
-        &[
-            "token",
-            "add",
-            "--user",
-            "alice",
-            "--scopes",
-            "upload,read,delete",
-        ],
-    );
+    let (_, token) = admin_json(d, &["token", "add", "--user", "alice", "--scopes", "upload,read,delete"]);
     assert!(token["token_id"].is_i64());
     assert!(token["token"].as_str().unwrap().len() > 32);
-    assert_eq!(
-        token["scopes"],
-        serde_json::json!(["upload", "read", "delete"])
-    );
+    assert_eq!(token["scopes"], serde_json::json!(["upload", "read", "delete"]));
 
     let (_, device) = admin_json(d, &["device", "add", "--user", "alice", "--name", "cam"]);
     assert_eq!(device["device_name"], "cam");
@@ -68,10 +46,7 @@ fn identities_are_managed_with_one_json_object_per_command() {
     assert_eq!(volume["user_id"], user["user_id"]);
     assert!(volume["volume_id"].is_i64());
 
-    let (_, grant) = admin_json(
-        d,
-        &["grant", "add", "--device", "cam", "--volume", "photos"],
-    );
+    let (_, grant) = admin_json(d, &["grant", "add", "--device", "cam", "--volume", "photos"]);
     assert!(grant["media_grant_id"].is_string());
     assert_eq!(grant["grant_name"], "photos");
     assert_eq!(grant["device_id"], device["device_id"]);
@@ -79,44 +54,19 @@ fn identities_are_managed_with_one_json_object_per_command() {
     assert_eq!(grant["prefix_path"], "/");
     let (_, grant2) = admin_json(
         d,
-        &[
-            "grant",
-            "add",
-            "--device",
-            "alice/cam",
-            "--volume",
-            "photos",
-            "--prefix",
-            "/dcim",
-            "--name",
-            "camera roll",
-        ],
+        &["grant", "add", "--device", "alice/cam", "--volume", "photos", "--prefix", "/dcim", "--name", "camera roll"],
     );
     assert_eq!(grant2["prefix_path"], "/dcim");
     assert_eq!(grant2["grant_name"], "camera roll");
 
-    for (kind, count) in [
-        ("user", 1),
-        ("token", 1),
-        ("device", 1),
-        ("volume", 1),
-        ("grant", 2),
-    ] {
+    for (kind, count) in [("user", 1), ("token", 1), ("device", 1), ("volume", 1), ("grant", 2)] {
         let (code, list) = admin_json(d, &[kind, "list"]);
         assert_eq!(code, 0);
-        assert_eq!(
-            list["items"].as_array().unwrap().len(),
-            count,
-            "{kind} list: {list}"
-        );
+        assert_eq!(list["items"].as_array().unwrap().len(), count, "{kind} list: {list}");
     }
     // secrets are never listed
     let (_, tokens) = admin_json(d, &["token", "list"]);
-    assert!(
-        !tokens
-            .to_string()
-            .contains(token["token"].as_str().unwrap())
-    );
+    assert!(!tokens.to_string().contains(token["token"].as_str().unwrap()));
 }
 
 #[test]
@@ -141,10 +91,7 @@ fn switches_return_the_updated_object() {
     assert_eq!(revoked["is_revoked"], true);
 
     admin_json(d, &["volume", "add", "clips", "--user", "bob"]);
-    let (_, grant) = admin_json(
-        d,
-        &["grant", "add", "--device", "dashcam", "--volume", "clips"],
-    );
+    let (_, grant) = admin_json(d, &["grant", "add", "--device", "dashcam", "--volume", "clips"]);
     let grant_id = grant["media_grant_id"].as_str().unwrap();
     let (_, disabled) = admin_json(d, &["grant", "disable", grant_id]);
     assert_eq!(disabled["is_disabled"], true);
@@ -160,35 +107,13 @@ fn failures_exit_1_with_a_json_error_on_stderr() {
     admin_json(d, &["user", "add", "carol", "--level", "uploader"]);
     let cases: &[(&[&str], &str)] = &[
         (&["user", "add", "alice", "--level", "uploader"], "conflict"),
-        (
-            &["user", "add", "dave", "--level", "root"],
-            "invalid_argument",
-        ),
-        (
-            &["user", "add", "12", "--level", "viewer"],
-            "invalid_argument",
-        ),
-        (
-            &["token", "add", "--user", "nobody", "--scopes", "read"],
-            "not_found",
-        ),
-        (
-            &[
-                "token",
-                "add",
-                "--user",
-                "alice",
-                "--scopes",
-                "read,everything",
-            ],
-            "invalid_argument",
-        ),
+        (&["user", "add", "dave", "--level", "root"], "invalid_argument"),
+        (&["user", "add", "12", "--level", "viewer"], "invalid_argument"),
+        (&["token", "add", "--user", "nobody", "--scopes", "read"], "not_found"),
+        (&["token", "add", "--user", "alice", "--scopes", "read,everything"], "invalid_argument"),
         (&["token", "revoke", "999"], "not_found"),
         (&["device", "disable", "ghost"], "not_found"),
-        (
-            &["grant", "add", "--device", "ghost", "--volume", "v"],
-            "not_found",
-        ),
+        (&["grant", "add", "--device", "ghost", "--volume", "v"], "not_found"),
         (&["grant", "enable", "abc"], "invalid_argument"),
     ];
     for (args, code) in cases {
@@ -200,35 +125,12 @@ fn failures_exit_1_with_a_json_error_on_stderr() {
     // a device name two users share is ambiguous; USER/NAME or the id resolves it
     admin_json(d, &["device", "add", "--user", "alice", "--name", "cam"]);
     admin_json(d, &["device", "add", "--user", "carol", "--name", "cam"]);
-    assert_eq!(
-        admin_json(d, &["device", "disable", "cam"]).1["error"],
-        "ambiguous"
-    );
-    assert_eq!(
-        admin_json(d, &["device", "disable", "carol/cam"]).1["device_name"],
-        "cam"
-    );
+    assert_eq!(admin_json(d, &["device", "disable", "cam"]).1["error"], "ambiguous");
+    assert_eq!(admin_json(d, &["device", "disable", "carol/cam"]).1["device_name"], "cam");
     // a duplicate device name for one user, and a grant on another user's volume
-    assert_eq!(
-        admin_json(d, &["device", "add", "--user", "alice", "--name", "cam"]).1["error"],
-        "conflict"
-    );
+    assert_eq!(admin_json(d, &["device", "add", "--user", "alice", "--name", "cam"]).1["error"], "conflict");
     admin_json(d, &["volume", "add", "carols", "--user", "carol"]);
-    assert_eq!(
-        admin_json(
-            d,
-            &[
-                "grant",
-                "add",
-                "--device",
-                "alice/cam",
-                "--volume",
-                "carols"
-            ]
-        )
-        .1["error"],
-        "not_found"
-    );
+    assert_eq!(admin_json(d, &["grant", "add", "--device", "alice/cam", "--volume", "carols"]).1["error"], "not_found");
 }
 
 #[test]
@@ -242,10 +144,7 @@ fn readable_output_without_json() {
         .unwrap();
     assert!(out.status.success());
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        text.contains("erin") && text.contains("viewer") && !text.trim_start().starts_with('{'),
-        "{text}"
-    );
+    assert!(text.contains("erin") && text.contains("viewer") && !text.trim_start().starts_with('{'), "{text}");
     let out = ferry_bin()
         .arg("--data-dir")
         .arg(dir.path())
@@ -261,19 +160,14 @@ fn serve_prints_its_address_first_and_stops_cleanly_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
     let mut server = FerryProcess::start(dir.path(), &[]);
     assert!(server.address.starts_with("http://127.0.0.1:"));
-    let health = std::process::Command::new("curl")
-        .args(["-sf", &format!("{}/healthz", server.address)])
-        .output()
-        .unwrap();
+    let health =
+        std::process::Command::new("curl").args(["-sf", &format!("{}/healthz", server.address)]).output().unwrap();
     assert!(health.status.success(), "curl reaches the server");
 
     // the admin CLI works against the catalog the running server uses
     let (code, user) = admin_json(dir.path(), &["user", "add", "frank", "--level", "uploader"]);
     assert_eq!(code, 0, "{user}");
-    let (_, token) = admin_json(
-        dir.path(),
-        &["token", "add", "--user", "frank", "--scopes", "read"],
-    );
+    let (_, token) = admin_json(dir.path(), &["token", "add", "--user", "frank", "--scopes", "read"]);
     let me = std::process::Command::new("curl")
         .args([
             "-s",
@@ -287,19 +181,13 @@ fn serve_prints_its_address_first_and_stops_cleanly_on_sigterm() {
     assert_eq!(me["name"], "frank");
 
     // a second server on the same data dir is refused
-    let second = ferry_bin()
-        .arg("--data-dir")
-        .arg(dir.path())
-        .args(["serve", "--listen", "127.0.0.1:0"])
-        .output()
-        .unwrap();
+    let second =
+        ferry_bin().arg("--data-dir").arg(dir.path()).args(["serve", "--listen", "127.0.0.1:0"]).output().unwrap();
     assert_eq!(second.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&second.stderr).contains("already using"));
 
     server.signal("TERM");
-    let status = server
-        .wait_exit(10)
-        .expect("the server stops within 10 s of SIGTERM");
+    let status = server.wait_exit(10).expect("the server stops within 10 s of SIGTERM");
     assert!(status.success(), "exit status {status:?}");
 }
 
@@ -307,53 +195,26 @@ fn serve_prints_its_address_first_and_stops_cleanly_on_sigterm() {
 fn settings_layer_flags_over_env_over_file() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("ferry.toml");
-    std::fs::write(
-        &file,
-        "public_url = \"http://from-file.example\"\nlisten = \"127.0.0.1:1\"\n",
-    )
-    .unwrap();
+    std::fs::write(&file, "public_url = \"http://from-file.example\"\nlisten = \"127.0.0.1:1\"\n").unwrap();
     // env overrides the file's listen; flag overrides env's data dir
     let data = dir.path().join("data");
     let mut server = {
         let mut cmd = ferry_bin();
-        cmd.arg("--config")
-            .arg(&file)
-            .arg("--data-dir")
-            .arg(&data)
-            .arg("serve");
+        cmd.arg("--config").arg(&file).arg("--data-dir").arg(&data).arg("serve");
         cmd.env("FERRY_LISTEN", "127.0.0.1:0")
             .env("FERRY_DATA_DIR", dir.path().join("elsewhere"))
             .env("FERRY_LOG", "warn");
-        let mut child = cmd
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
+        let mut child = cmd.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::null()).spawn().unwrap();
         let mut line = String::new();
-        std::io::BufRead::read_line(
-            &mut std::io::BufReader::new(child.stdout.take().unwrap()),
-            &mut line,
-        )
-        .unwrap();
-        assert!(
-            line.starts_with("listening on http://127.0.0.1:") && !line.contains(":1\n"),
-            "{line}"
-        );
+        std::io::BufRead::read_line(&mut std::io::BufReader::new(child.stdout.take().unwrap()), &mut line).unwrap();
+        assert!(line.starts_with("listening on http://127.0.0.1:") && !line.contains(":1\n"), "{line}");
         child
     };
-    assert!(
-        data.join("ferry.db").exists(),
-        "the flag's data dir is used"
-    );
+    assert!(data.join("ferry.db").exists(), "the flag's data dir is used");
     assert!(!dir.path().join("elsewhere").exists());
     // an unknown key in the file is a clear error
     std::fs::write(&file, "lisen = \"x\"\n").unwrap();
-    let out = ferry_bin()
-        .arg("--config")
-        .arg(&file)
-        .args(["admin", "user", "list", "--json"])
-        .output()
-        .unwrap();
+    let out = ferry_bin().arg("--config").arg(&file).args(["admin", "user", "list", "--json"]).output().unwrap();
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("lisen"));
     let _ = server.kill();

@@ -49,12 +49,7 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Layer)) -> TestApp {
     let address = format!("http://{}", app.local_addr());
     let state = app.state().clone();
     tokio::spawn(app.run_until_stopped());
-    TestApp {
-        address,
-        state,
-        client: reqwest::Client::new(),
-        data_dir,
-    }
+    TestApp { address, state, client: reqwest::Client::new(), data_dir }
 }
 
 impl TestApp {
@@ -67,56 +62,30 @@ impl TestApp {
     }
 
     pub async fn user(&self, name: &str, level: Level, scopes: &str) -> TestUser {
-        let user = self
-            .catalog()
-            .create_user(&Name::parse(name).unwrap(), level)
-            .await
-            .unwrap();
+        let user = self.catalog().create_user(&Name::parse(name).unwrap(), level).await.unwrap();
         let token = self.token_for(user.user_id, scopes).await;
-        TestUser {
-            user_id: user.user_id,
-            token,
-        }
+        TestUser { user_id: user.user_id, token }
     }
 
     pub async fn token_for(&self, user: UserId, scopes: &str) -> String {
         let secret = secrets::generate("fry_t_");
-        self.catalog()
-            .create_token(user, scopes.parse().unwrap(), &secrets::hash(&secret))
-            .await
-            .unwrap();
+        self.catalog().create_token(user, scopes.parse().unwrap(), &secrets::hash(&secret)).await.unwrap();
         secret
     }
 
     pub async fn device(&self, owner: &TestUser, name: &str) -> TestDevice {
         let key = secrets::generate("fry_d_");
-        let new = NewDevice {
-            user_id: owner.user_id,
-            name: Name::parse(name).unwrap(),
-            key_hash: secrets::hash(&key),
-        };
+        let new = NewDevice { user_id: owner.user_id, name: Name::parse(name).unwrap(), key_hash: secrets::hash(&key) };
         let device = self.catalog().create_device(new).await.unwrap();
-        TestDevice {
-            device_id: device.device_id.0,
-            key,
-        }
+        TestDevice { device_id: device.device_id.0, key }
     }
 
     /// Creates a volume for `owner` and mounts it on `device` at `prefix`; returns the grant id.
-    pub async fn grant(
-        &self,
-        owner: &TestUser,
-        device: &TestDevice,
-        volume: &str,
-        prefix: &str,
-    ) -> String {
+    pub async fn grant(&self, owner: &TestUser, device: &TestDevice, volume: &str, prefix: &str) -> String {
         let catalog = self.catalog();
         let volume = match catalog.volume_by_name(owner.user_id, volume).await.unwrap() {
             Some(v) => v,
-            None => catalog
-                .create_volume(owner.user_id, &Name::parse(volume).unwrap())
-                .await
-                .unwrap(),
+            None => catalog.create_volume(owner.user_id, &Name::parse(volume).unwrap()).await.unwrap(),
         };
         let grant = catalog
             .create_grant(NewGrant {
@@ -200,21 +169,11 @@ pub fn bytes_of(len: usize, seed: u64) -> Vec<u8> {
 /// Asserts a JSON error body with the given status and code; returns the body.
 pub async fn expect_error(response: reqwest::Response, status: u16, code: &str) -> Value {
     assert_eq!(response.status().as_u16(), status, "status");
-    let content_type = response
-        .headers()
-        .get("content-type")
-        .map(|v| v.to_str().unwrap().to_owned());
-    assert_eq!(
-        content_type.as_deref(),
-        Some("application/json"),
-        "error bodies are JSON"
-    );
+    let content_type = response.headers().get("content-type").map(|v| v.to_str().unwrap().to_owned());
+    assert_eq!(content_type.as_deref(), Some("application/json"), "error bodies are JSON");
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["error"], code, "error code in {body}");
-    assert!(
-        body["message"].as_str().is_some_and(|m| !m.is_empty()),
-        "a message in {body}"
-    );
+    assert!(body["message"].as_str().is_some_and(|m| !m.is_empty()), "a message in {body}");
     body
 }
 
@@ -231,26 +190,12 @@ pub fn ferry_bin() -> Command {
 
 /// Runs `ferry --data-dir DIR admin ARGS --json`; returns (exit code, stdout JSON or stderr JSON).
 pub fn admin_json(data_dir: &Path, args: &[&str]) -> (i32, Value) {
-    let out = ferry_bin()
-        .arg("--data-dir")
-        .arg(data_dir)
-        .arg("admin")
-        .args(args)
-        .arg("--json")
-        .output()
-        .unwrap();
+    let out = ferry_bin().arg("--data-dir").arg(data_dir).arg("admin").args(args).arg("--json").output().unwrap();
     let code = out.status.code().unwrap_or(-1);
     let stream = if code == 0 { &out.stdout } else { &out.stderr };
     let text = String::from_utf8_lossy(stream);
-    assert_eq!(
-        text.trim_end().lines().count(),
-        1,
-        "exactly one line, got {text:?}"
-    );
-    (
-        code,
-        serde_json::from_str(text.trim()).unwrap_or_else(|e| panic!("not JSON ({e}): {text}")),
-    )
+    assert_eq!(text.trim_end().lines().count(), 1, "exactly one line, got {text:?}");
+    (code, serde_json::from_str(text.trim()).unwrap_or_else(|e| panic!("not JSON ({e}): {text}")))
 }
 
 /// A `ferry serve` child process; killed when dropped.
@@ -262,32 +207,18 @@ pub struct FerryProcess {
 impl FerryProcess {
     pub fn start(data_dir: &Path, extra_env: &[(&str, &str)]) -> Self {
         let mut cmd = ferry_bin();
-        cmd.arg("--data-dir")
-            .arg(data_dir)
-            .args(["serve", "--listen", "127.0.0.1:0"]);
+        cmd.arg("--data-dir").arg(data_dir).args(["serve", "--listen", "127.0.0.1:0"]);
         cmd.envs(extra_env.iter().copied()).env("FERRY_LOG", "warn");
-        let mut child = cmd
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
+        let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap();
         let mut first = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut first)
-            .unwrap();
-        let address = first
-            .trim()
-            .strip_prefix("listening on ")
-            .unwrap_or_else(|| panic!("first line was {first:?}"))
-            .to_owned();
+        BufReader::new(child.stdout.take().unwrap()).read_line(&mut first).unwrap();
+        let address =
+            first.trim().strip_prefix("listening on ").unwrap_or_else(|| panic!("first line was {first:?}")).to_owned();
         Self { child, address }
     }
 
     pub fn signal(&self, signal: &str) {
-        let status = Command::new("kill")
-            .args(["-s", signal, &self.child.id().to_string()])
-            .status()
-            .unwrap();
+        let status = Command::new("kill").args(["-s", signal, &self.child.id().to_string()]).status().unwrap();
         assert!(status.success());
     }
 

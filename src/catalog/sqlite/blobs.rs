@@ -11,11 +11,10 @@ use crate::clock::now_ms;
 use crate::domain::{Sha256Hex, UserId};
 
 pub async fn blob(pool: &SqlitePool, sha256: &Sha256Hex) -> CatalogResult<Option<BlobRecord>> {
-    let row: Option<(i64, Option<String>)> =
-        sqlx::query_as("select size, chunked_hash from blobs where sha256 = ?")
-            .bind(sha256.as_str())
-            .fetch_optional(pool)
-            .await?;
+    let row: Option<(i64, Option<String>)> = sqlx::query_as("select size, chunked_hash from blobs where sha256 = ?")
+        .bind(sha256.as_str())
+        .fetch_optional(pool)
+        .await?;
     row.map(|(size, chunked)| {
         Ok(BlobRecord {
             sha256: sha256.clone(),
@@ -30,29 +29,20 @@ pub async fn blob(pool: &SqlitePool, sha256: &Sha256Hex) -> CatalogResult<Option
 }
 
 pub async fn all_blob_hashes(pool: &SqlitePool) -> CatalogResult<Vec<Sha256Hex>> {
-    let rows: Vec<(String,)> = sqlx::query_as("select sha256 from blobs order by sha256")
-        .fetch_all(pool)
-        .await?;
-    rows.into_iter()
-        .map(|(h,)| Sha256Hex::parse(&h).map_err(|e| CatalogError::Schema(e.to_string())))
-        .collect()
+    let rows: Vec<(String,)> = sqlx::query_as("select sha256 from blobs order by sha256").fetch_all(pool).await?;
+    rows.into_iter().map(|(h,)| Sha256Hex::parse(&h).map_err(|e| CatalogError::Schema(e.to_string()))).collect()
 }
 
 pub async fn holds(pool: &SqlitePool, user: UserId, sha256: &Sha256Hex) -> CatalogResult<bool> {
-    let row: Option<(i64,)> =
-        sqlx::query_as("select 1 from holds where user_id = ? and sha256 = ?")
-            .bind(user.0)
-            .bind(sha256.as_str())
-            .fetch_optional(pool)
-            .await?;
+    let row: Option<(i64,)> = sqlx::query_as("select 1 from holds where user_id = ? and sha256 = ?")
+        .bind(user.0)
+        .bind(sha256.as_str())
+        .fetch_optional(pool)
+        .await?;
     Ok(row.is_some())
 }
 
-pub async fn release_hold(
-    writer: &SqlitePool,
-    user: UserId,
-    sha256: &Sha256Hex,
-) -> CatalogResult<()> {
+pub async fn release_hold(writer: &SqlitePool, user: UserId, sha256: &Sha256Hex) -> CatalogResult<()> {
     let mut tx = writer.begin().await?;
     let released = sqlx::query("delete from holds where user_id = ? and sha256 = ?")
         .bind(user.0)
@@ -94,14 +84,12 @@ pub async fn commit_blob(
     .bind(now)
     .execute(&mut *tx)
     .await?;
-    sqlx::query(
-        "insert into holds (user_id, sha256, created_ms) values (?, ?, ?) on conflict do nothing",
-    )
-    .bind(holder.0)
-    .bind(blob.sha256.as_str())
-    .bind(now)
-    .execute(&mut *tx)
-    .await?;
+    sqlx::query("insert into holds (user_id, sha256, created_ms) values (?, ?, ?) on conflict do nothing")
+        .bind(holder.0)
+        .bind(blob.sha256.as_str())
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
     tx.commit().await?;
     Ok(())
 }
@@ -117,8 +105,9 @@ pub async fn collect_blob(
     // thumbnails) add their own `not exists` clause.
     let candidate: Option<(String,)> = sqlx::query_as(
         "select b.sha256 from blobs b
-         where b.last_used_ms < ?
+         where b.last_used_ms <= ?
            and not exists (select 1 from holds h where h.sha256 = b.sha256)
+           and not exists (select 1 from media m where m.sha256 = b.sha256)
          order by b.last_used_ms limit 1",
     )
     .bind(cutoff)
@@ -128,13 +117,37 @@ pub async fn collect_blob(
         return Ok(None);
     };
     let sha256 = Sha256Hex::parse(&hash).map_err(|e| CatalogError::Schema(e.to_string()))?;
-    delete_bytes(sha256.clone())
-        .await
-        .map_err(CatalogError::Step)?;
-    sqlx::query("delete from blobs where sha256 = ?")
-        .bind(&hash)
-        .execute(&mut *tx)
-        .await?;
+    delete_bytes(sha256.clone()).await.map_err(CatalogError::Step)?;
+    sqlx::query("delete from blobs where sha256 = ?").bind(&hash).execute(&mut *tx).await?;
     tx.commit().await?;
     Ok(Some(sha256))
+}
+
+pub async fn held_by_device_hash(
+    reader: &SqlitePool,
+    user: UserId,
+    device_hashes: &[Sha256Hex],
+) -> CatalogResult<Vec<BlobRecord>> {
+    // the whole batch travels as one JSON array: one query, whatever its length
+    let list = serde_json::to_string(device_hashes).expect("hashes serialise");
+    let rows: Vec<(String, i64, Option<String>)> = sqlx::query_as(
+        "select b.sha256, b.size, b.chunked_hash from holds h join blobs b on b.sha256 = h.sha256
+         where h.user_id = ?1
+           and (b.chunked_hash in (select value from json_each(?2))
+                or (b.chunked_hash is null and b.sha256 in (select value from json_each(?2))))",
+    )
+    .bind(user.0)
+    .bind(list)
+    .fetch_all(reader)
+    .await?;
+    rows.into_iter()
+        .map(|(sha256, size, chunked)| {
+            let parse = |h: &str| Sha256Hex::parse(h).map_err(|e| CatalogError::Schema(e.to_string()));
+            Ok(BlobRecord {
+                sha256: parse(&sha256)?,
+                size: size as u64,
+                chunked_hash: chunked.as_deref().map(parse).transpose()?,
+            })
+        })
+        .collect()
 }

@@ -29,8 +29,7 @@ impl JobRow {
         Ok(Job {
             job_id: self.id,
             kind: self.kind,
-            payload: serde_json::from_str(&self.payload)
-                .map_err(|e| CatalogError::Schema(e.to_string()))?,
+            payload: serde_json::from_str(&self.payload).map_err(|e| CatalogError::Schema(e.to_string()))?,
             status: JobStatus::parse(&self.status)
                 .ok_or_else(|| CatalogError::Schema(format!("job status {}", self.status)))?,
             attempts: self.attempts,
@@ -41,8 +40,7 @@ impl JobRow {
     }
 }
 
-const JOB_COLUMNS: &str =
-    "id, kind, payload, status, attempts, last_error, run_after_ms, updated_ms";
+const JOB_COLUMNS: &str = "id, kind, payload, status, attempts, last_error, run_after_ms, updated_ms";
 
 pub async fn enqueue(
     writer: &SqlitePool,
@@ -65,12 +63,11 @@ pub async fn enqueue(
     match inserted.map_err(|e| on_unique(e, String::new)) {
         Ok((id,)) => Ok(id),
         Err(CatalogError::Conflict(_)) => {
-            let (id,): (i64,) = sqlx::query_as(
-                "select id from jobs where dedup_key = ? and status in ('pending', 'running')",
-            )
-            .bind(dedup_key)
-            .fetch_one(writer)
-            .await?;
+            let (id,): (i64,) =
+                sqlx::query_as("select id from jobs where dedup_key = ? and status in ('pending', 'running')")
+                    .bind(dedup_key)
+                    .fetch_one(writer)
+                    .await?;
             Ok(id)
         }
         Err(e) => Err(e),
@@ -101,9 +98,7 @@ pub async fn finish(writer: &SqlitePool, job_id: i64, outcome: JobOutcome) -> Ca
     let (status, error, run_after) = match outcome {
         JobOutcome::Done => ("done", None, now),
         JobOutcome::Failed { error } => ("failed", Some(error), now),
-        JobOutcome::Retry { error, after } => {
-            ("pending", Some(error), now + after.as_millis() as i64)
-        }
+        JobOutcome::Retry { error, after } => ("pending", Some(error), now + after.as_millis() as i64),
     };
     // a retry past the last attempt is a failure
     sqlx::query(

@@ -6,18 +6,18 @@
 mod blobs;
 mod identities;
 mod jobs;
+mod media;
+mod uploads;
 
 use std::str::FromStr;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use futures_util::future::BoxFuture;
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
-};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 
 use super::*;
-use crate::domain::{DeviceId, GrantId, Level, Name, ScopeSet, Sha256Hex, TokenId, UserId};
+use crate::domain::{DeviceId, GrantId, Level, Name, ScopeSet, Sha256Hex, TokenId, UserId, VolumeId};
 
 static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
@@ -37,35 +37,24 @@ impl SqliteCatalog {
             .synchronous(SqliteSynchronous::Normal)
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(10));
-        let writer = SqlitePoolOptions::new()
-            .max_connections(1)
-            .connect_with(options.clone())
-            .await?;
+        let writer = SqlitePoolOptions::new().max_connections(1).connect_with(options.clone()).await?;
         check_schema_version(&writer).await?;
-        MIGRATIONS
-            .run(&writer)
-            .await
-            .map_err(|e| CatalogError::Schema(e.to_string()))?;
-        let reader = SqlitePoolOptions::new()
-            .max_connections(8)
-            .connect_with(options.read_only(true))
-            .await?;
+        MIGRATIONS.run(&writer).await.map_err(|e| CatalogError::Schema(e.to_string()))?;
+        let reader = SqlitePoolOptions::new().max_connections(8).connect_with(options.read_only(true)).await?;
         Ok(Self { reader, writer })
     }
 }
 
 async fn check_schema_version(pool: &SqlitePool) -> CatalogResult<()> {
-    let exists: Option<(String,)> = sqlx::query_as(
-        "select name from sqlite_master where type = 'table' and name = '_sqlx_migrations'",
-    )
-    .fetch_optional(pool)
-    .await?;
+    let exists: Option<(String,)> =
+        sqlx::query_as("select name from sqlite_master where type = 'table' and name = '_sqlx_migrations'")
+            .fetch_optional(pool)
+            .await?;
     if exists.is_none() {
         return Ok(());
     }
-    let newest: Option<(i64,)> = sqlx::query_as("select max(version) from _sqlx_migrations")
-        .fetch_optional(pool)
-        .await?;
+    let newest: Option<(i64,)> =
+        sqlx::query_as("select max(version) from _sqlx_migrations").fetch_optional(pool).await?;
     let known = MIGRATIONS.iter().map(|m| m.version).max().unwrap_or(0);
     match newest {
         Some((v,)) if v > known => Err(CatalogError::Schema(format!(
@@ -96,9 +85,7 @@ impl Catalog for SqliteCatalog {
             .execute(&self.writer)
             .await?;
         let (value,): (Vec<u8>,) =
-            sqlx::query_as("select value from settings where key = 'signing_secret'")
-                .fetch_one(&self.writer)
-                .await?;
+            sqlx::query_as("select value from settings where key = 'signing_secret'").fetch_one(&self.writer).await?;
         Ok(value)
     }
 
@@ -114,12 +101,7 @@ impl Catalog for SqliteCatalog {
     async fn list_users(&self) -> CatalogResult<Vec<User>> {
         identities::list_users(&self.reader).await
     }
-    async fn create_token(
-        &self,
-        user: UserId,
-        scopes: ScopeSet,
-        secret_hash: &str,
-    ) -> CatalogResult<TokenRecord> {
+    async fn create_token(&self, user: UserId, scopes: ScopeSet, secret_hash: &str) -> CatalogResult<TokenRecord> {
         identities::create_token(&self.writer, user, scopes, secret_hash).await
     }
     async fn list_tokens(&self) -> CatalogResult<Vec<TokenRecord>> {
@@ -143,12 +125,7 @@ impl Catalog for SqliteCatalog {
     async fn device_by_key_hash(&self, key_hash: &str) -> CatalogResult<Option<Device>> {
         identities::device_by_key_hash(&self.reader, key_hash).await
     }
-    async fn set_device_flag(
-        &self,
-        id: DeviceId,
-        flag: DeviceFlag,
-        on: bool,
-    ) -> CatalogResult<Device> {
+    async fn set_device_flag(&self, id: DeviceId, flag: DeviceFlag, on: bool) -> CatalogResult<Device> {
         identities::set_device_flag(&self.writer, id, flag, on).await
     }
     async fn create_volume(&self, user: UserId, name: &Name) -> CatalogResult<Volume> {
@@ -188,12 +165,7 @@ impl Catalog for SqliteCatalog {
     async fn release_hold(&self, user: UserId, sha256: &Sha256Hex) -> CatalogResult<()> {
         blobs::release_hold(&self.writer, user, sha256).await
     }
-    async fn commit_blob(
-        &self,
-        blob: &BlobRecord,
-        holder: UserId,
-        place_bytes: BlobStep,
-    ) -> CatalogResult<()> {
+    async fn commit_blob(&self, blob: &BlobRecord, holder: UserId, place_bytes: BlobStep) -> CatalogResult<()> {
         blobs::commit_blob(&self.writer, blob, holder, place_bytes).await
     }
     async fn collect_blob(
@@ -202,6 +174,73 @@ impl Catalog for SqliteCatalog {
         delete_bytes: Box<dyn FnOnce(Sha256Hex) -> BoxFuture<'static, Result<(), BoxError>> + Send>,
     ) -> CatalogResult<Option<Sha256Hex>> {
         blobs::collect_blob(&self.writer, unused_for, delete_bytes).await
+    }
+
+    async fn held_by_device_hash(&self, user: UserId, device_hashes: &[Sha256Hex]) -> CatalogResult<Vec<BlobRecord>> {
+        blobs::held_by_device_hash(&self.reader, user, device_hashes).await
+    }
+
+    async fn create_media(
+        &self,
+        volume: VolumeId,
+        path: &str,
+        content: &MediaContent,
+        by: Updater,
+    ) -> CatalogResult<MediaCreated> {
+        media::create(&self.writer, volume, path, content, by).await
+    }
+    async fn update_media(
+        &self,
+        volume: VolumeId,
+        media_id: i64,
+        content: &MediaContent,
+        expected_last_updated_ms: Option<i64>,
+        by: Updater,
+    ) -> CatalogResult<MediaUpdated> {
+        media::update(&self.writer, volume, media_id, content, expected_last_updated_ms, by).await
+    }
+    async fn delete_media(&self, volume: VolumeId, media_id: i64, by: Updater) -> CatalogResult<bool> {
+        media::delete(&self.writer, volume, media_id, by).await
+    }
+    async fn media_item(&self, volume: VolumeId, media_id: i64) -> CatalogResult<Option<MediaItem>> {
+        media::item(&self.reader, volume, media_id).await
+    }
+    async fn media_by_file_hash(&self, volume: VolumeId, file_hashes: &[Sha256Hex]) -> CatalogResult<Vec<MediaItem>> {
+        media::by_file_hash(&self.reader, volume, file_hashes).await
+    }
+    async fn media_changes(&self, volume: VolumeId, after_seq: i64, limit: u32) -> CatalogResult<Vec<MediaItem>> {
+        media::changes(&self.reader, volume, after_seq, limit).await
+    }
+    async fn purge_tombstones(&self, retention: Duration) -> CatalogResult<usize> {
+        media::purge_tombstones(&self.writer, retention).await
+    }
+
+    async fn create_upload(&self, upload: &NewUpload) -> CatalogResult<Upload> {
+        uploads::create(&self.writer, upload).await
+    }
+    async fn upload(&self, upload_id: &str) -> CatalogResult<Option<Upload>> {
+        uploads::get(&self.reader, upload_id).await
+    }
+    async fn upload_by_file_key(&self, user: UserId, file_key: &str) -> CatalogResult<Option<Upload>> {
+        uploads::by_file_key(&self.reader, user, file_key).await
+    }
+    async fn renew_upload(&self, upload_id: &str, expires_ms: i64) -> CatalogResult<()> {
+        uploads::renew(&self.writer, upload_id, expires_ms).await
+    }
+    async fn put_part(&self, upload_id: &str, part: &Part) -> CatalogResult<Option<String>> {
+        uploads::put_part(&self.writer, upload_id, part).await
+    }
+    async fn parts(&self, upload_id: &str) -> CatalogResult<Vec<Part>> {
+        uploads::parts(&self.reader, upload_id).await
+    }
+    async fn complete_upload(&self, upload_id: &str, result: &serde_json::Value) -> CatalogResult<()> {
+        uploads::complete(&self.writer, upload_id, result).await
+    }
+    async fn delete_upload(&self, upload_id: &str) -> CatalogResult<Vec<Part>> {
+        uploads::delete(&self.writer, upload_id).await
+    }
+    async fn expired_uploads(&self, limit: u32) -> CatalogResult<Vec<Upload>> {
+        uploads::expired(&self.reader, limit).await
     }
 
     async fn enqueue_job(

@@ -10,6 +10,7 @@ use serde_json::Value;
 use crate::auth::Principal;
 use crate::auth::permissions::Endpoint;
 use crate::catalog::{Device, User};
+use crate::domain::DeviceId;
 use crate::http::AppState;
 use crate::http::error::ApiError;
 use crate::http::extract::{Requires, authenticate, parse_json, presented, read_json_value};
@@ -17,15 +18,14 @@ use crate::http::extract::{Requires, authenticate, parse_json, presented, read_j
 /// Device-family bodies may be large (a 10,000-entry upload batch); API.md asks ≥ 4 MiB.
 pub const DEVICE_JSON_LIMIT: usize = 16 * 1024 * 1024;
 
-/// An authenticated device call with body `T`.
+/// An authenticated device-family call with body `T`, allowed by table row `E`.
 pub struct DeviceCall<T, E: Requires = Enabled> {
-    pub device: Device,
-    pub owner: User,
+    pub principal: Principal,
     pub body: T,
     _endpoint: PhantomData<E>,
 }
 
-/// Calls any enabled device may make.
+/// Calls any enabled device may make with its key.
 pub struct Enabled;
 impl Requires for Enabled {
     const ENDPOINT: Endpoint = Endpoint::DeviceFamily;
@@ -37,14 +37,45 @@ impl Requires for Status {
     const ENDPOINT: Endpoint = Endpoint::DeviceStatus;
 }
 
+/// DELETE media: the device key or the owner's token.
+pub struct MediaDelete;
+impl Requires for MediaDelete {
+    const ENDPOINT: Endpoint = Endpoint::DeviceMediaDelete;
+}
+
+impl<T, E: Requires> DeviceCall<T, E> {
+    /// The calling device (`None` when the owner called with a token).
+    pub fn device(&self) -> Option<&Device> {
+        match &self.principal {
+            Principal::Device { device, .. } => Some(device),
+            Principal::Token { .. } => None,
+        }
+    }
+
+    pub fn device_id(&self) -> Option<DeviceId> {
+        self.device().map(|d| d.device_id)
+    }
+
+    /// The device's owner, who owns everything the call touches.
+    pub fn owner(&self) -> &User {
+        self.principal.user()
+    }
+}
+
+impl<T> DeviceCall<T, Enabled> {
+    /// For calls only a device key can make.
+    pub fn calling_device(&self) -> &Device {
+        self.device().expect("the permission table admits device keys only here")
+    }
+}
+
 impl<T: DeserializeOwned, E: Requires> FromRequest<AppState> for DeviceCall<T, E> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
         let (parts, body) = req.into_parts();
         let mut credentials = presented(&parts);
-        let mut value =
-            read_json_value(Request::from_parts(parts, body), DEVICE_JSON_LIMIT).await?;
+        let mut value = read_json_value(Request::from_parts(parts, body), DEVICE_JSON_LIMIT).await?;
         if let Value::Object(map) = &mut value {
             if let Some(Value::String(key)) = map.remove("device_session_key") {
                 credentials.device_session_key.get_or_insert(key);
@@ -54,14 +85,6 @@ impl<T: DeserializeOwned, E: Requires> FromRequest<AppState> for DeviceCall<T, E
             }
         }
         let principal = authenticate(state, &credentials, E::ENDPOINT).await?;
-        let Principal::Device { device, owner } = principal else {
-            return Err(ApiError::forbidden("this call needs a device_session_key"));
-        };
-        Ok(DeviceCall {
-            device,
-            owner,
-            body: parse_json(value)?,
-            _endpoint: PhantomData,
-        })
+        Ok(DeviceCall { principal, body: parse_json(value)?, _endpoint: PhantomData })
     }
 }

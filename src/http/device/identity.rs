@@ -6,19 +6,21 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::call::{DeviceCall, Status};
+use crate::auth::Principal;
 use crate::http::AppState;
 use crate::http::error::ApiError;
 
+/// Bodies of these calls carry nothing but the key (and an ignored client `version`).
 #[derive(Deserialize)]
-pub struct Empty {}
+pub struct Ignored {}
 
-pub async fn current(call: DeviceCall<Empty, Status>) -> Json<Value> {
-    let d = &call.device;
+pub async fn current(call: DeviceCall<Ignored, Status>) -> Json<Value> {
+    let Principal::Device { device: d, owner } = &call.principal else { unreachable!("device keys only") };
     Json(json!({
         "device_id": d.device_id,
         "device_name": d.device_name,
-        "user_id": call.owner.user_id,
-        "user_name": call.owner.name,
+        "user_id": owner.user_id,
+        "user_name": owner.name,
         "upload_priority": d.upload_priority,
         "is_disabled": d.is_disabled,
         "is_upload_disabled": d.is_upload_disabled,
@@ -26,22 +28,12 @@ pub async fn current(call: DeviceCall<Empty, Status>) -> Json<Value> {
     }))
 }
 
-#[derive(Deserialize)]
-pub struct GrantsRequest {
-    /// Client protocol version; accepted and ignored.
-    #[serde(default)]
-    #[allow(dead_code)]
-    version: Option<Value>,
-}
-
 pub async fn media_grants(
     State(state): State<AppState>,
-    call: DeviceCall<GrantsRequest, Status>,
+    call: DeviceCall<Ignored, Status>,
 ) -> Result<Json<Value>, ApiError> {
-    let grants = state
-        .catalog
-        .grants_of_device(call.device.device_id)
-        .await?;
+    let Principal::Device { device, .. } = &call.principal else { unreachable!("device keys only") };
+    let grants = state.catalog.grants_of_device(device.device_id).await?;
     let list: Vec<Value> = grants
         .iter()
         .map(|g| {
@@ -55,7 +47,5 @@ pub async fn media_grants(
             })
         })
         .collect();
-    Ok(Json(
-        json!({"is_device_disabled": call.device.is_disabled, "media_grant_list": list}),
-    ))
+    Ok(Json(json!({"is_device_disabled": device.is_disabled, "media_grant_list": list})))
 }

@@ -1,0 +1,191 @@
+//! Uploads in parts on SQLite.
+
+use sqlx::SqlitePool;
+
+use super::on_unique;
+use crate::catalog::*;
+use crate::clock::now_ms;
+use crate::domain::{GrantId, Sha256Hex, UserId};
+
+#[derive(sqlx::FromRow)]
+struct UploadRow {
+    id: String,
+    family: String,
+    user_id: i64,
+    grant_id: Option<i64>,
+    file_key: Option<String>,
+    file_size: Option<i64>,
+    file_hash: Option<String>,
+    part_count: Option<i64>,
+    content_type: Option<String>,
+    state: String,
+    result: Option<String>,
+    expires_ms: i64,
+}
+
+impl UploadRow {
+    fn into_upload(self) -> CatalogResult<Upload> {
+        let schema = |e: String| CatalogError::Schema(e);
+        Ok(Upload {
+            upload_id: self.id,
+            family: self.family,
+            user_id: UserId(self.user_id),
+            grant_id: self.grant_id.map(GrantId),
+            file_key: self.file_key,
+            file_size: self.file_size.map(|s| s as u64),
+            file_hash: self
+                .file_hash
+                .as_deref()
+                .map(Sha256Hex::parse)
+                .transpose()
+                .map_err(|e| schema(e.to_string()))?,
+            part_count: self.part_count.map(|c| c as u32),
+            content_type: self.content_type,
+            completed: self.state == "completed",
+            result: self.result.as_deref().map(serde_json::from_str).transpose().map_err(|e| schema(e.to_string()))?,
+            expires_ms: self.expires_ms,
+        })
+    }
+}
+
+const COLUMNS: &str = "id, family, user_id, grant_id, file_key, file_size, file_hash, part_count, content_type, state, result, expires_ms";
+
+pub async fn create(writer: &SqlitePool, u: &NewUpload) -> CatalogResult<Upload> {
+    let row: UploadRow = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "insert into uploads (id, family, user_id, grant_id, file_key, file_size, file_hash, part_count, content_type, expires_ms, created_ms)
+         values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) returning {COLUMNS}"
+    )))
+    .bind(&u.upload_id)
+    .bind(u.family)
+    .bind(u.user_id.0)
+    .bind(u.grant_id.map(|g| g.0))
+    .bind(&u.file_key)
+    .bind(u.file_size.map(|s| s as i64))
+    .bind(u.file_hash.as_ref().map(Sha256Hex::as_str))
+    .bind(u.part_count.map(i64::from))
+    .bind(&u.content_type)
+    .bind(u.expires_ms)
+    .bind(now_ms())
+    .fetch_one(writer)
+    .await
+    .map_err(|e| on_unique(e, || format!("an upload for file '{}' already exists", u.file_key.as_deref().unwrap_or(""))))?;
+    row.into_upload()
+}
+
+pub async fn get(reader: &SqlitePool, upload_id: &str) -> CatalogResult<Option<Upload>> {
+    let row: Option<UploadRow> =
+        sqlx::query_as(sqlx::AssertSqlSafe(format!("select {COLUMNS} from uploads where id = ?")))
+            .bind(upload_id)
+            .fetch_optional(reader)
+            .await?;
+    row.map(UploadRow::into_upload).transpose()
+}
+
+pub async fn by_file_key(reader: &SqlitePool, user: UserId, file_key: &str) -> CatalogResult<Option<Upload>> {
+    let row: Option<UploadRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "select {COLUMNS} from uploads where user_id = ? and file_key = ?"
+    )))
+    .bind(user.0)
+    .bind(file_key)
+    .fetch_optional(reader)
+    .await?;
+    row.map(UploadRow::into_upload).transpose()
+}
+
+pub async fn renew(writer: &SqlitePool, upload_id: &str, expires_ms: i64) -> CatalogResult<()> {
+    sqlx::query("update uploads set expires_ms = ? where id = ?")
+        .bind(expires_ms)
+        .bind(upload_id)
+        .execute(writer)
+        .await?;
+    Ok(())
+}
+
+pub async fn put_part(writer: &SqlitePool, upload_id: &str, part: &Part) -> CatalogResult<Option<String>> {
+    let mut tx = writer.begin().await?;
+    let replaced: Option<(String,)> =
+        sqlx::query_as("select staging_key from upload_parts where upload_id = ? and part_num = ?")
+            .bind(upload_id)
+            .bind(i64::from(part.part_num))
+            .fetch_optional(&mut *tx)
+            .await?;
+    sqlx::query(
+        "insert into upload_parts (upload_id, part_num, staging_key, size, sha256, etag) values (?, ?, ?, ?, ?, ?)
+         on conflict (upload_id, part_num) do update set staging_key = excluded.staging_key, size = excluded.size,
+             sha256 = excluded.sha256, etag = excluded.etag",
+    )
+    .bind(upload_id)
+    .bind(i64::from(part.part_num))
+    .bind(&part.staging_key)
+    .bind(part.size as i64)
+    .bind(part.sha256.as_str())
+    .bind(&part.etag)
+    .execute(&mut *tx)
+    .await
+    .map_err(|e| match &e {
+        sqlx::Error::Database(db) if db.is_foreign_key_violation() => {
+            CatalogError::NotFound(format!("upload {upload_id}"))
+        }
+        _ => CatalogError::Backend(e),
+    })?;
+    tx.commit().await?;
+    Ok(replaced.map(|(key,)| key))
+}
+
+type PartRow = (i64, String, i64, String, String);
+
+fn part_from_row((num, key, size, sha256, etag): PartRow) -> CatalogResult<Part> {
+    Ok(Part {
+        part_num: num as u32,
+        staging_key: key,
+        size: size as u64,
+        sha256: Sha256Hex::parse(&sha256).map_err(|e| CatalogError::Schema(e.to_string()))?,
+        etag,
+    })
+}
+
+pub async fn parts(reader: &SqlitePool, upload_id: &str) -> CatalogResult<Vec<Part>> {
+    let rows: Vec<PartRow> = sqlx::query_as(
+        "select part_num, staging_key, size, sha256, etag from upload_parts where upload_id = ? order by part_num",
+    )
+    .bind(upload_id)
+    .fetch_all(reader)
+    .await?;
+    rows.into_iter().map(part_from_row).collect()
+}
+
+pub async fn complete(writer: &SqlitePool, upload_id: &str, result: &serde_json::Value) -> CatalogResult<()> {
+    let mut tx = writer.begin().await?;
+    sqlx::query("update uploads set state = 'completed', result = ? where id = ?")
+        .bind(result.to_string())
+        .bind(upload_id)
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query("delete from upload_parts where upload_id = ?").bind(upload_id).execute(&mut *tx).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+pub async fn delete(writer: &SqlitePool, upload_id: &str) -> CatalogResult<Vec<Part>> {
+    let mut tx = writer.begin().await?;
+    let rows: Vec<PartRow> = sqlx::query_as(
+        "delete from upload_parts where upload_id = ? returning part_num, staging_key, size, sha256, etag",
+    )
+    .bind(upload_id)
+    .fetch_all(&mut *tx)
+    .await?;
+    sqlx::query("delete from uploads where id = ?").bind(upload_id).execute(&mut *tx).await?;
+    tx.commit().await?;
+    rows.into_iter().map(part_from_row).collect()
+}
+
+pub async fn expired(reader: &SqlitePool, limit: u32) -> CatalogResult<Vec<Upload>> {
+    let rows: Vec<UploadRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "select {COLUMNS} from uploads where state = 'open' and expires_ms < ? order by expires_ms limit ?"
+    )))
+    .bind(now_ms())
+    .bind(i64::from(limit))
+    .fetch_all(reader)
+    .await?;
+    rows.into_iter().map(UploadRow::into_upload).collect()
+}

@@ -1,0 +1,117 @@
+//! Resolving `:media_grant_id` for a call, and the JSON shapes the family shares.
+
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::auth::Principal;
+use crate::catalog::{BlobRecord, DeviceRef, Grant, MediaItem};
+use crate::clock::iso;
+use crate::domain::{GrantId, MediaPath, Sha256Hex};
+use crate::http::AppState;
+use crate::http::error::ApiError;
+
+/// The grant a call works through, checked: it is the calling device's (or, for a token,
+/// one of the owner's devices') and it is enabled.
+pub async fn mounted(state: &AppState, principal: &Principal, grant_id: &str) -> Result<Grant, ApiError> {
+    let missing =
+        || ApiError::not_found(format!("no media grant {grant_id} for this device")).with_code("no_such_grant");
+    let id: GrantId = grant_id.parse().map_err(|_| missing())?;
+    let grant = state.catalog.grant(id).await?.ok_or_else(missing)?;
+    let allowed = match principal {
+        Principal::Device { device, .. } => grant.device_id == device.device_id,
+        Principal::Token { user, .. } => {
+            let devices = state.catalog.find_devices(&DeviceRef::Id(grant.device_id)).await?;
+            devices.first().is_some_and(|d| d.user_id == user.user_id)
+        }
+    };
+    if !allowed {
+        return Err(missing());
+    }
+    if grant.is_disabled {
+        return Err(ApiError::forbidden("this media grant is disabled").with_code("grant_disabled"));
+    }
+    Ok(grant)
+}
+
+/// A `media_path` inside the grant: malformed → 400, outside `prefix_path` → 403.
+pub fn path_in_grant(grant: &Grant, raw: &str) -> Result<MediaPath, ApiError> {
+    let path = MediaPath::parse(raw).map_err(|e| ApiError::bad_request("invalid_path", e.to_string()))?;
+    if !path.is_under(&grant.prefix_path) {
+        return Err(ApiError::forbidden(format!("{path} is outside this grant's prefix {}", grant.prefix_path))
+            .with_code("outside_grant"));
+    }
+    Ok(path)
+}
+
+/// Whether an item is visible through the grant (its path is under the prefix).
+pub fn visible(grant: &Grant, item: &MediaItem) -> bool {
+    MediaPath::parse(&item.media_path).is_ok_and(|p| p.is_under(&grant.prefix_path))
+}
+
+pub fn parse_hash(raw: &str) -> Result<Sha256Hex, ApiError> {
+    Sha256Hex::parse(raw).map_err(|e| ApiError::bad_request("invalid_hash", e.to_string()))
+}
+
+/// `{file_hash, file_size}` as device clients send them.
+#[derive(Deserialize)]
+pub struct FileRef {
+    pub file_hash: String,
+    pub file_size: u64,
+}
+
+/// The content a file reference names, if the caller's account holds it (the dedup and
+/// privacy rule of API.md: knowing a hash grants nothing).
+pub async fn held_content(state: &AppState, principal: &Principal, file: &FileRef) -> Result<BlobRecord, ApiError> {
+    let hash = parse_hash(&file.file_hash)?;
+    let held = state.catalog.held_by_device_hash(principal.user().user_id, std::slice::from_ref(&hash)).await?;
+    held.into_iter().find(|b| b.size == file.file_size).ok_or_else(|| {
+        ApiError::bad_request(
+            "unknown_content",
+            "this account holds no content with that file_hash and file_size; upload it first",
+        )
+    })
+}
+
+/// The full media object of the family.
+pub fn media_json(item: &MediaItem) -> Value {
+    json!({
+        "media_id": item.media_id,
+        "media_path": item.media_path,
+        "file_hash": item.file_hash,
+        "file_size": item.file_size,
+        "ctime": item.ctime,
+        "mtime": item.mtime,
+        "last_updated_user_id": item.last_updated_user_id,
+        "last_updated_device_id": item.last_updated_device_id,
+        "last_updated": iso(item.last_updated_ms),
+        "is_deleted": item.is_deleted,
+    })
+}
+
+/// Client times: an ISO 8601 string (normalised to UTC), Unix seconds or milliseconds, or null.
+pub fn parse_time(field: &str, value: &Value) -> Result<Option<String>, ApiError> {
+    use time::OffsetDateTime;
+    use time::format_description::well_known::Rfc3339;
+    let bad = || ApiError::bad_request("invalid_time", format!("{field} must be an ISO 8601 time or Unix seconds"));
+    let ms = match value {
+        Value::Null => return Ok(None),
+        Value::String(s) => {
+            let at = OffsetDateTime::parse(s, &Rfc3339).map_err(|_| bad())?;
+            (at.unix_timestamp_nanos() / 1_000_000) as i64
+        }
+        Value::Number(n) => {
+            let n = n.as_i64().ok_or_else(bad)?;
+            // values past year 33658 in seconds are taken as milliseconds
+            if n.abs() >= 1_000_000_000_000 { n } else { n.checked_mul(1000).ok_or_else(bad)? }
+        }
+        _ => return Err(bad()),
+    };
+    Ok(Some(iso(ms)))
+}
+
+/// Parses an ISO 8601 time to Unix milliseconds.
+pub fn parse_ms(field: &str, raw: &str) -> Result<i64, ApiError> {
+    let at = time::OffsetDateTime::parse(raw, &time::format_description::well_known::Rfc3339)
+        .map_err(|_| ApiError::bad_request("invalid_time", format!("{field} must be an ISO 8601 time")))?;
+    Ok((at.unix_timestamp_nanos() / 1_000_000) as i64)
+}
