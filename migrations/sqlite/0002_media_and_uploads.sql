@@ -40,11 +40,14 @@ create table uploads (
     content_type text,
     state        text not null default 'open' check (state in ('open', 'completed')),
     result       text,                      -- JSON answer of the completion (idempotent repeats)
+    sha256       text references blobs(sha256), -- the completed file's content
+    size         integer,
     expires_ms   integer not null,
     created_ms   integer not null
 );
-create index uploads_expiry on uploads(expires_ms) where state = 'open';
+create index uploads_expiry on uploads(expires_ms);
 create unique index uploads_file_key on uploads(user_id, file_key) where file_key is not null;
+create index uploads_by_blob on uploads(sha256) where sha256 is not null;
 
 create table upload_parts (
     upload_id   text not null references uploads(id) on delete cascade,

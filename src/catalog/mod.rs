@@ -149,11 +149,26 @@ pub trait Catalog: Send + Sync + 'static {
     /// Records a part; returns the staging key of the part it replaced (a retry), if any.
     async fn put_part(&self, upload_id: &str, part: &Part) -> CatalogResult<Option<String>>;
     async fn parts(&self, upload_id: &str) -> CatalogResult<Vec<Part>>;
-    /// Marks an upload completed with the answer to replay and forgets its parts.
-    async fn complete_upload(&self, upload_id: &str, result: &serde_json::Value) -> CatalogResult<()>;
+    /// Marks an upload completed with the answer to replay and the content it produced
+    /// (which it then keeps alive), and forgets its parts.
+    async fn complete_upload(
+        &self,
+        upload_id: &str,
+        result: &serde_json::Value,
+        content: &BlobRecord,
+    ) -> CatalogResult<()>;
+    /// Stores a whole file under `file_key` (a single PUT): replaces a completed file of that
+    /// key; refused with `Conflict` while a multipart upload of the key is open.
+    async fn put_file(
+        &self,
+        file: &NewUpload,
+        result: &serde_json::Value,
+        content: &BlobRecord,
+    ) -> CatalogResult<Upload>;
     /// Deletes an upload and returns its parts (whose staging the caller discards).
     async fn delete_upload(&self, upload_id: &str) -> CatalogResult<Vec<Part>>;
-    /// Unfinished uploads whose expiry has passed.
+    /// Uploads whose expiry has passed: unfinished ones, and completed device-family ones
+    /// (kept until then only so a repeated completion gets the same answer).
     async fn expired_uploads(&self, limit: u32) -> CatalogResult<Vec<Upload>>;
 
     // --- jobs ---

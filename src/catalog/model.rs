@@ -244,6 +244,9 @@ pub struct Upload {
     pub completed: bool,
     /// The completion's answer, replayed when completion is repeated.
     pub result: Option<serde_json::Value>,
+    /// The completed file's content.
+    pub sha256: Option<Sha256Hex>,
+    pub size: Option<u64>,
     pub expires_ms: i64,
 }
 

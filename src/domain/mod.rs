@@ -2,6 +2,7 @@
 //! once, at the edge, and is valid from then on. No I/O here.
 
 mod content_hash;
+mod file_id;
 mod ids;
 mod level;
 mod media_path;
@@ -10,6 +11,7 @@ mod range;
 mod scope;
 
 pub use content_hash::{ChunkHasher, Sha256Hex, chunk_size_for};
+pub use file_id::FileId;
 pub use ids::{BlobSize, DeviceId, GrantId, TokenId, UserId, VolumeId};
 pub use level::Level;
 pub use media_path::MediaPath;

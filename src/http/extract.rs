@@ -123,4 +123,6 @@ macro_rules! requires {
 
 requires! {
     AccountInfo => AccountInfo,
+    MultipartUpload => Multipart,
+    MultipartFile => MultipartFile,
 }

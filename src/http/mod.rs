@@ -7,7 +7,8 @@ mod device;
 pub mod error;
 pub mod extract;
 mod health;
-mod upload_host;
+mod multipart;
+pub(crate) mod upload_host;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -58,6 +59,7 @@ pub fn router(state: AppState) -> Router {
         .merge(account::router())
         .merge(upload_host::router())
         .nest("/device/1", device::router())
+        .merge(multipart::router())
         .fallback(|| async { ApiError::not_found("no such route") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(

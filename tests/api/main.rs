@@ -10,6 +10,8 @@ mod conventions;
 mod device_client;
 mod device_media;
 mod device_multipart;
+mod device_script;
 mod device_upload;
 mod ingest;
+mod multipart;
 mod upload_host;

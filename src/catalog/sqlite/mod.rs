@@ -233,8 +233,21 @@ impl Catalog for SqliteCatalog {
     async fn parts(&self, upload_id: &str) -> CatalogResult<Vec<Part>> {
         uploads::parts(&self.reader, upload_id).await
     }
-    async fn complete_upload(&self, upload_id: &str, result: &serde_json::Value) -> CatalogResult<()> {
-        uploads::complete(&self.writer, upload_id, result).await
+    async fn complete_upload(
+        &self,
+        upload_id: &str,
+        result: &serde_json::Value,
+        content: &BlobRecord,
+    ) -> CatalogResult<()> {
+        uploads::complete(&self.writer, upload_id, result, content).await
+    }
+    async fn put_file(
+        &self,
+        file: &NewUpload,
+        result: &serde_json::Value,
+        content: &BlobRecord,
+    ) -> CatalogResult<Upload> {
+        uploads::put_file(&self.writer, file, result, content).await
     }
     async fn delete_upload(&self, upload_id: &str) -> CatalogResult<Vec<Part>> {
         uploads::delete(&self.writer, upload_id).await

@@ -20,6 +20,8 @@ struct UploadRow {
     content_type: Option<String>,
     state: String,
     result: Option<String>,
+    sha256: Option<String>,
+    size: Option<i64>,
     expires_ms: i64,
 }
 
@@ -43,12 +45,14 @@ impl UploadRow {
             content_type: self.content_type,
             completed: self.state == "completed",
             result: self.result.as_deref().map(serde_json::from_str).transpose().map_err(|e| schema(e.to_string()))?,
+            sha256: self.sha256.as_deref().map(Sha256Hex::parse).transpose().map_err(|e| schema(e.to_string()))?,
+            size: self.size.map(|s| s as u64),
             expires_ms: self.expires_ms,
         })
     }
 }
 
-const COLUMNS: &str = "id, family, user_id, grant_id, file_key, file_size, file_hash, part_count, content_type, state, result, expires_ms";
+const COLUMNS: &str = "id, family, user_id, grant_id, file_key, file_size, file_hash, part_count, content_type, state, result, sha256, size, expires_ms";
 
 pub async fn create(writer: &SqlitePool, u: &NewUpload) -> CatalogResult<Upload> {
     let row: UploadRow = sqlx::query_as(sqlx::AssertSqlSafe(format!(
@@ -154,16 +158,65 @@ pub async fn parts(reader: &SqlitePool, upload_id: &str) -> CatalogResult<Vec<Pa
     rows.into_iter().map(part_from_row).collect()
 }
 
-pub async fn complete(writer: &SqlitePool, upload_id: &str, result: &serde_json::Value) -> CatalogResult<()> {
+pub async fn complete(
+    writer: &SqlitePool,
+    upload_id: &str,
+    result: &serde_json::Value,
+    content: &BlobRecord,
+) -> CatalogResult<()> {
     let mut tx = writer.begin().await?;
-    sqlx::query("update uploads set state = 'completed', result = ? where id = ?")
+    sqlx::query("update uploads set state = 'completed', result = ?, sha256 = ?, size = ? where id = ?")
         .bind(result.to_string())
+        .bind(content.sha256.as_str())
+        .bind(content.size as i64)
         .bind(upload_id)
         .execute(&mut *tx)
         .await?;
     sqlx::query("delete from upload_parts where upload_id = ?").bind(upload_id).execute(&mut *tx).await?;
     tx.commit().await?;
     Ok(())
+}
+
+pub async fn put_file(
+    writer: &SqlitePool,
+    file: &NewUpload,
+    result: &serde_json::Value,
+    content: &BlobRecord,
+) -> CatalogResult<Upload> {
+    let mut tx = writer.begin().await?;
+    let key = file.file_key.as_deref().unwrap_or_default();
+    let open: Option<(String,)> =
+        sqlx::query_as("select id from uploads where user_id = ? and file_key = ? and state = 'open'")
+            .bind(file.user_id.0)
+            .bind(key)
+            .fetch_optional(&mut *tx)
+            .await?;
+    if open.is_some() {
+        return Err(CatalogError::Conflict(format!("a multipart upload of '{key}' is in progress")));
+    }
+    sqlx::query("delete from uploads where user_id = ? and file_key = ? and state = 'completed'")
+        .bind(file.user_id.0)
+        .bind(key)
+        .execute(&mut *tx)
+        .await?;
+    let row: UploadRow = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "insert into uploads (id, family, user_id, file_key, part_count, content_type, state, result, sha256, size, expires_ms, created_ms)
+         values (?, ?, ?, ?, 1, ?, 'completed', ?, ?, ?, ?, ?) returning {COLUMNS}"
+    )))
+    .bind(&file.upload_id)
+    .bind(file.family)
+    .bind(file.user_id.0)
+    .bind(key)
+    .bind(&file.content_type)
+    .bind(result.to_string())
+    .bind(content.sha256.as_str())
+    .bind(content.size as i64)
+    .bind(file.expires_ms)
+    .bind(now_ms())
+    .fetch_one(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    row.into_upload()
 }
 
 pub async fn delete(writer: &SqlitePool, upload_id: &str) -> CatalogResult<Vec<Part>> {
@@ -181,7 +234,8 @@ pub async fn delete(writer: &SqlitePool, upload_id: &str) -> CatalogResult<Vec<P
 
 pub async fn expired(reader: &SqlitePool, limit: u32) -> CatalogResult<Vec<Upload>> {
     let rows: Vec<UploadRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "select {COLUMNS} from uploads where state = 'open' and expires_ms < ? order by expires_ms limit ?"
+        "select {COLUMNS} from uploads where (state = 'open' or family = 'device') and expires_ms < ?
+         order by expires_ms limit ?"
     )))
     .bind(now_ms())
     .bind(i64::from(limit))

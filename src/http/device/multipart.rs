@@ -206,8 +206,8 @@ pub async fn complete(
         size_hint: Some(body.file.file_size),
     };
     let received = state.ingest.assemble(&staged, &expect).await?;
-    state.ingest.commit(received, call.owner().user_id).await?;
-    state.catalog.complete_upload(&upload.upload_id, &json!({})).await?;
+    let ingested = state.ingest.commit(received, call.owner().user_id).await?;
+    state.catalog.complete_upload(&upload.upload_id, &json!({}), &ingested.blob).await?;
     state.ingest.discard_staged(&staged).await?;
     Ok((StatusCode::CREATED, Json(json!({}))))
 }

@@ -1,0 +1,137 @@
+//! Starting (or resuming) a multipart upload, and aborting one.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::{CONTENT_TYPES, FAMILY, parse_file_id};
+use crate::catalog::{NewUpload, Upload};
+use crate::clock::now_ms;
+use crate::http::AppState;
+use crate::http::error::ApiError;
+use crate::http::extract::{Caller, MultipartUpload, QueryParams};
+use crate::signing::targets;
+
+#[derive(Deserialize)]
+pub struct StartQuery {
+    part_count: Option<String>,
+    content_type: Option<String>,
+}
+
+const MAX_PARTS: u32 = 20;
+
+fn parse_part_count(raw: Option<&str>) -> Result<u32, ApiError> {
+    raw.and_then(|r| r.parse::<u32>().ok()).filter(|n| (1..=MAX_PARTS).contains(n)).ok_or_else(|| {
+        ApiError::bad_request("invalid_part_count", format!("part_count must be an integer from 1 to {MAX_PARTS}"))
+    })
+}
+
+fn parse_content_type(raw: Option<&str>) -> Result<String, ApiError> {
+    let Some(raw) = raw else { return Ok("application/octet-stream".into()) };
+    CONTENT_TYPES.iter().find(|t| t.eq_ignore_ascii_case(raw.trim())).map(|t| t.to_string()).ok_or_else(|| {
+        ApiError::bad_request(
+            "invalid_content_type",
+            format!("content_type '{raw}' is not one of {}", CONTENT_TYPES.join(", ")),
+        )
+    })
+}
+
+fn conflict(message: impl Into<String>) -> ApiError {
+    ApiError::new(StatusCode::CONFLICT, "conflict", message)
+}
+
+pub async fn start(
+    State(state): State<AppState>,
+    Path(file_id): Path<String>,
+    QueryParams(query): QueryParams<StartQuery>,
+    Caller(principal, ..): Caller<MultipartUpload>,
+) -> Result<Json<Value>, ApiError> {
+    let file_id = parse_file_id(&file_id)?;
+    let part_count = parse_part_count(query.part_count.as_deref())?;
+    let content_type = parse_content_type(query.content_type.as_deref())?;
+    let user = principal.user();
+    let expires_ms = now_ms() + state.config.upload_expiry.as_millis() as i64;
+    let upload = match state.catalog.upload_by_file_key(user.user_id, file_id.as_str()).await? {
+        Some(existing) if existing.completed => return Err(conflict(format!("file '{file_id}' is already complete"))),
+        Some(existing) if existing.part_count != Some(part_count) => {
+            return Err(conflict(format!(
+                "an upload of '{file_id}' with part_count {} is in progress",
+                existing.part_count.unwrap_or(0)
+            )));
+        }
+        Some(existing) => {
+            state.catalog.renew_upload(&existing.upload_id, expires_ms).await?;
+            existing
+        }
+        None => {
+            let new = NewUpload {
+                upload_id: ulid::Ulid::new().to_string(),
+                family: FAMILY,
+                user_id: user.user_id,
+                grant_id: None,
+                file_key: Some(file_id.to_string()),
+                file_size: None,
+                file_hash: None,
+                part_count: Some(part_count),
+                content_type: Some(content_type),
+                expires_ms,
+            };
+            state.catalog.create_upload(&new).await?
+        }
+    };
+    let expires = state.signed_url_expiry();
+    let urls: Vec<String> = (1..=part_count)
+        .map(|n| targets::part_put(&state.signer, &state.upload_url, &upload.upload_id, n, None, expires))
+        .collect();
+    Ok(Json(json!({
+        "id": file_id.as_str(),
+        "upload_id": upload.upload_id,
+        "key": format!("users/{}/{file_id}", user.user_id),
+        "presigned_urls": urls,
+    })))
+}
+
+/// The caller's upload of `file_id` (another user's does not exist for them).
+pub async fn own_upload(
+    state: &AppState,
+    user: crate::domain::UserId,
+    file_id: &crate::domain::FileId,
+) -> Result<Upload, ApiError> {
+    state
+        .catalog
+        .upload_by_file_key(user, file_id.as_str())
+        .await?
+        .filter(|u| u.family == FAMILY)
+        .ok_or_else(|| ApiError::not_found(format!("no upload of file '{file_id}'")).with_code("no_such_upload"))
+}
+
+#[derive(Deserialize)]
+pub struct AbortQuery {
+    upload_id: Option<String>,
+}
+
+pub async fn abort(
+    State(state): State<AppState>,
+    Path(file_id): Path<String>,
+    QueryParams(query): QueryParams<AbortQuery>,
+    Caller(principal, ..): Caller<MultipartUpload>,
+) -> Result<StatusCode, ApiError> {
+    let file_id = parse_file_id(&file_id)?;
+    let upload_id = query.upload_id.ok_or_else(|| ApiError::bad_request("invalid_query", "upload_id is required"))?;
+    let upload = own_upload(&state, principal.user().user_id, &file_id).await?;
+    if upload.upload_id != upload_id {
+        return Err(
+            ApiError::not_found(format!("no upload {upload_id} of file '{file_id}'")).with_code("no_such_upload")
+        );
+    }
+    if upload.completed {
+        return Err(conflict(format!("file '{file_id}' is already complete")));
+    }
+    let parts = state.catalog.delete_upload(&upload.upload_id).await?;
+    let staged: Vec<_> =
+        parts.into_iter().map(|p| crate::blob_store::Staged { key: p.staging_key, size: p.size }).collect();
+    state.ingest.discard_staged(&staged).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
