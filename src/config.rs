@@ -17,85 +17,22 @@ pub struct Setting {
     pub meaning: &'static str,
 }
 
+#[rustfmt::skip]
 pub const SETTINGS: &[Setting] = &[
-    Setting {
-        key: "data_dir",
-        env: "FERRY_DATA_DIR",
-        default: "./ferry-data",
-        meaning: "Where the SQLite catalog, blobs and staging live.",
-    },
-    Setting {
-        key: "listen",
-        env: "FERRY_LISTEN",
-        default: "127.0.0.1:8080",
-        meaning: "Address to bind; port 0 picks a free port.",
-    },
-    Setting {
-        key: "public_url",
-        env: "FERRY_PUBLIC_URL",
-        default: "http://<bound address>",
-        meaning: "Base URL of links Ferry hands out.",
-    },
-    Setting {
-        key: "upload_url",
-        env: "FERRY_UPLOAD_URL",
-        default: "= public_url",
-        meaning: "Base URL of signed upload/download URLs (may be another host).",
-    },
-    Setting {
-        key: "database_url",
-        env: "FERRY_DATABASE_URL",
-        default: "sqlite://<data_dir>/ferry.db",
-        meaning: "Catalog database.",
-    },
-    Setting {
-        key: "signing_secret",
-        env: "FERRY_SIGNING_SECRET",
-        default: "created once in the catalog",
-        meaning: "HMAC secret for signed URLs (secret; never printed).",
-    },
-    Setting {
-        key: "log_format",
-        env: "FERRY_LOG_FORMAT",
-        default: "text",
-        meaning: "Request/trace log format: text or json.",
-    },
-    Setting {
-        key: "cors_origins",
-        env: "FERRY_CORS_ORIGINS",
-        default: "(none)",
-        meaning: "Comma list of browser origins allowed to call Ferry; * for any.",
-    },
-    Setting {
-        key: "max_upload_size",
-        env: "FERRY_MAX_UPLOAD_SIZE",
-        default: "64GiB",
-        meaning: "Largest single upload body accepted.",
-    },
-    Setting {
-        key: "signed_url_ttl",
-        env: "FERRY_SIGNED_URL_TTL",
-        default: "24h",
-        meaning: "Lifetime of signed upload/download URLs.",
-    },
-    Setting {
-        key: "upload_expiry",
-        env: "FERRY_UPLOAD_EXPIRY",
-        default: "24h",
-        meaning: "Unfinished uploads (multipart, sessions) expire after this.",
-    },
-    Setting {
-        key: "gc_grace",
-        env: "FERRY_GC_GRACE",
-        default: "1h",
-        meaning: "Unreferenced blobs are kept at least this long before collection.",
-    },
-    Setting {
-        key: "job_interval",
-        env: "FERRY_JOB_INTERVAL",
-        default: "500ms",
-        meaning: "How often the idle job runner looks for work.",
-    },
+    Setting { key: "data_dir", env: "FERRY_DATA_DIR", default: "./ferry-data", meaning: "Where the SQLite catalog, blobs and staging live." },
+    Setting { key: "listen", env: "FERRY_LISTEN", default: "127.0.0.1:8080", meaning: "Address to bind; port 0 picks a free port." },
+    Setting { key: "public_url", env: "FERRY_PUBLIC_URL", default: "http://<bound address>", meaning: "Base URL of links Ferry hands out." },
+    Setting { key: "upload_url", env: "FERRY_UPLOAD_URL", default: "= public_url", meaning: "Base URL of signed upload/download URLs (may be another host)." },
+    Setting { key: "database_url", env: "FERRY_DATABASE_URL", default: "sqlite://<data_dir>/ferry.db", meaning: "Catalog database." },
+    Setting { key: "signing_secret", env: "FERRY_SIGNING_SECRET", default: "created once in the catalog", meaning: "HMAC secret for signed URLs (secret; never printed)." },
+    Setting { key: "log_format", env: "FERRY_LOG_FORMAT", default: "text", meaning: "Log format: text or json." },
+    Setting { key: "cors_origins", env: "FERRY_CORS_ORIGINS", default: "(none)", meaning: "Comma list of browser origins allowed to call Ferry; * for any." },
+    Setting { key: "max_upload_size", env: "FERRY_MAX_UPLOAD_SIZE", default: "64GiB", meaning: "Largest single upload body accepted." },
+    Setting { key: "signed_url_ttl", env: "FERRY_SIGNED_URL_TTL", default: "24h", meaning: "Lifetime of signed upload/download URLs." },
+    Setting { key: "upload_expiry", env: "FERRY_UPLOAD_EXPIRY", default: "24h", meaning: "Unfinished multipart uploads expire (and their parts are removed) after this." },
+    Setting { key: "tombstone_retention", env: "FERRY_TOMBSTONE_RETENTION", default: "30d", meaning: "Deleted media stay as tombstones (visible to sync) this long; then their bytes may be collected." },
+    Setting { key: "gc_grace", env: "FERRY_GC_GRACE", default: "1h", meaning: "Unreferenced blobs are kept at least this long before collection." },
+    Setting { key: "job_interval", env: "FERRY_JOB_INTERVAL", default: "500ms", meaning: "How often the idle job runner looks for work." },
 ];
 
 /// Text of one secret; never shown by `Debug`.
@@ -164,7 +101,11 @@ impl Config {
 
     /// Parses a merged layer; settings it lacks take their defaults.
     pub fn from_layer(values: &Layer) -> Result<Self, ConfigError> {
-        let get = |key: &'static str| values.get(key).map(|v| v.trim()).filter(|v| !v.is_empty());
+        let get = |key: &'static str| {
+            // every setting read here must be declared (and so documented and read from env)
+            debug_assert!(SETTINGS.iter().any(|s| s.key == key), "setting {key} is not in SETTINGS");
+            values.get(key).map(|v| v.trim()).filter(|v| !v.is_empty())
+        };
         let bad = |key: &'static str, message: String| ConfigError::Value { key, message };
         let duration =
             |key: &'static str, default: &str| parse_duration(get(key).unwrap_or(default)).map_err(|m| bad(key, m));
@@ -330,6 +271,17 @@ mod tests {
         let mut layer = Layer::new();
         layer.insert("public_url", "ftp://x".into());
         assert!(Config::from_layer(&layer).is_err());
+    }
+
+    #[test]
+    fn every_setting_is_read_from_its_environment_variable() {
+        // the env layer is built from SETTINGS; a field parsed without an entry there would
+        // be silently ignored in ferry.toml and the environment
+        for setting in SETTINGS {
+            assert!(setting.env == format!("FERRY_{}", setting.key.to_uppercase()), "{}", setting.key);
+        }
+        let c = Config::from_layer(&Layer::new()).unwrap();
+        assert_eq!(c.tombstone_retention, Duration::from_secs(30 * 86_400));
     }
 
     #[test]

@@ -1,0 +1,302 @@
+//! Ferry's throughput and memory benchmarks: `cargo bench --bench throughput`.
+//!
+//! Starts the real `ferry serve` (release build) on a temp data dir on 127.0.0.1 and runs
+//! each scenario a bounded number of times. Every figure with a reference is a ratio
+//! measured in the same run, so a noisy shared machine moves both sides together.
+//! Environment: `FERRY_BENCH_MIB` (default 1024) sets the large-upload size.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+const MIB: usize = 1024 * 1024;
+const REPEATS: usize = 3;
+
+struct Server {
+    child: Child,
+    address: String,
+}
+
+impl Server {
+    fn start(data_dir: &Path) -> Self {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_ferry"))
+            .arg("--data-dir")
+            .arg(data_dir)
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .env("FERRY_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("ferry starts");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+        let address = line.trim().strip_prefix("listening on ").expect("first line names the address").to_owned();
+        Self { child, address }
+    }
+
+    /// (current RSS, peak RSS) in KiB.
+    fn rss_kib(&self) -> (u64, u64) {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
+        let field = |name: &str| {
+            status
+                .lines()
+                .find(|l| l.starts_with(name))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .unwrap()
+                .parse()
+                .unwrap()
+        };
+        (field("VmRSS:"), field("VmHWM:"))
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn admin(data_dir: &Path, upload_url: &str, args: &[&str]) -> Value {
+    let out = Command::new(env!("CARGO_BIN_EXE_ferry"))
+        .arg("--data-dir")
+        .arg(data_dir)
+        .env("FERRY_UPLOAD_URL", upload_url)
+        .arg("admin")
+        .args(args)
+        .arg("--json")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// A 1 MiB block of pseudo-random bytes; the body repeats it (the server neither knows nor cares).
+fn block(seed: u64) -> Bytes {
+    let mut x = seed | 1;
+    Bytes::from(
+        (0..MIB)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                (x >> 24) as u8
+            })
+            .collect::<Vec<u8>>(),
+    )
+}
+
+fn body_of(block: &Bytes, mib: usize) -> reqwest::Body {
+    let pieces: Vec<Result<Bytes, std::io::Error>> = (0..mib).map(|_| Ok(block.clone())).collect();
+    reqwest::Body::wrap_stream(futures_util::stream::iter(pieces))
+}
+
+fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    values[values.len() / 2]
+}
+
+fn spread(values: &[f64]) -> String {
+    let (lo, hi) = values.iter().fold((f64::MAX, f64::MIN), |(lo, hi), v| (lo.min(*v), hi.max(*v)));
+    format!("{lo:.0}–{hi:.0}")
+}
+
+fn mbps(bytes: usize, took: Duration) -> f64 {
+    bytes as f64 / 1e6 / took.as_secs_f64()
+}
+
+/// The machine's limit for one upload: hashing the bytes once, and writing + fsyncing them.
+fn limits(block: &Bytes, mib: usize, dir: &Path) -> (f64, f64) {
+    let started = Instant::now();
+    let mut hasher = Sha256::new();
+    for _ in 0..mib {
+        hasher.update(block);
+    }
+    std::hint::black_box(hasher.finalize());
+    let sha = mbps(mib * MIB, started.elapsed());
+
+    let path = dir.join("limit-write");
+    let started = Instant::now();
+    let mut file = std::fs::File::create(&path).unwrap();
+    for _ in 0..mib {
+        file.write_all(block).unwrap();
+    }
+    file.sync_all().unwrap();
+    let write = mbps(mib * MIB, started.elapsed());
+    std::fs::remove_file(path).unwrap();
+    (sha, write)
+}
+
+async fn large_put(mib: usize) {
+    let dir = tempfile::tempdir_in(".").unwrap();
+    let block = block(7);
+    println!("\n## P1 — one {mib} MiB signed PUT (embedded default: SQLite + local disk)");
+    println!("| run | Ferry MB/s | SHA-256 MB/s | write+fsync MB/s | ratio Ferry/min | server peak RSS MiB |");
+    println!("|---|---|---|---|---|---|");
+    let (mut ratios, mut ferry) = (Vec::new(), Vec::new());
+    for run in 0..REPEATS {
+        let data = dir.path().join(format!("data-{run}"));
+        let server = Server::start(&data);
+        admin(&data, &server.address, &["user", "add", "bench", "--level", "uploader"]);
+        let url =
+            admin(&data, &server.address, &["sign-upload", "--user", "bench"])["url"].as_str().unwrap().to_owned();
+        let client = reqwest::Client::new();
+        let started = Instant::now();
+        let response =
+            client.put(&url).header("content-length", mib * MIB).body(body_of(&block, mib)).send().await.unwrap();
+        assert_eq!(response.status(), 200, "{}", response.text().await.unwrap());
+        let took = started.elapsed();
+        let (_, peak) = server.rss_kib();
+        drop(server);
+        let (sha, write) = limits(&block, mib, dir.path());
+        let rate = mbps(mib * MIB, took);
+        let ratio = rate / sha.min(write);
+        println!("| {} | {rate:.0} | {sha:.0} | {write:.0} | {ratio:.2} | {:.1} |", run + 1, peak as f64 / 1024.0);
+        ratios.push(ratio);
+        ferry.push(rate);
+        std::fs::remove_dir_all(&data).unwrap();
+    }
+    println!(
+        "median Ferry {:.0} MB/s (spread {}), median ratio {:.2}",
+        median(&mut ferry),
+        spread(&ferry),
+        median(&mut ratios)
+    );
+}
+
+async fn multipart_rss(mib: usize) {
+    let dir = tempfile::tempdir_in(".").unwrap();
+    let data = dir.path().join("data");
+    let server = Server::start(&data);
+    admin(&data, &server.address, &["user", "add", "bench", "--level", "uploader"]);
+    let token = admin(&data, &server.address, &["token", "add", "--user", "bench", "--scopes", "upload"])["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let client = reqwest::Client::new();
+    let parts = 20;
+    let part_mib = mib / parts;
+    let start: Value = client
+        .get(format!("{}/api/users/multipart_upload_start/bench?part_count={parts}", server.address))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let block = block(9);
+    let mut etags = Vec::new();
+    for url in start["presigned_urls"].as_array().unwrap() {
+        let put = client
+            .put(url.as_str().unwrap())
+            .header("content-length", part_mib * MIB)
+            .body(body_of(&block, part_mib))
+            .send()
+            .await
+            .unwrap();
+        etags.push(put.headers()["etag"].to_str().unwrap().to_owned());
+    }
+    let (before, _) = server.rss_kib();
+    let list: Vec<Value> = etags.iter().enumerate().map(|(i, e)| json!({"part_number": i + 1, "etag": e})).collect();
+    let started = Instant::now();
+    let done = client
+        .post(format!("{}/api/users/multipart_upload_complete/bench", server.address))
+        .bearer_auth(&token)
+        .json(&json!({"upload_id": start["upload_id"], "parts": list}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(done.status(), 200);
+    let took = started.elapsed();
+    let (after, peak) = server.rss_kib();
+    println!(
+        "\n## Multipart completion — {parts} parts of {part_mib} MiB ({} MiB assembled through the pipeline)",
+        parts * part_mib
+    );
+    println!("| completion MB/s | RSS before MiB | RSS after MiB | peak RSS MiB (whole run) |");
+    println!("|---|---|---|---|");
+    println!(
+        "| {:.0} | {:.1} | {:.1} | {:.1} |",
+        mbps(parts * part_mib * MIB, took),
+        before as f64 / 1024.0,
+        after as f64 / 1024.0,
+        peak as f64 / 1024.0
+    );
+}
+
+async fn dedup_batch() {
+    let dir = tempfile::tempdir_in(".").unwrap();
+    let data = dir.path().join("data");
+    let server = Server::start(&data);
+    let address = server.address.clone();
+    admin(&data, &address, &["user", "add", "bench", "--level", "uploader"]);
+    let key = admin(&data, &address, &["device", "add", "--user", "bench", "--name", "cam"])["device_session_key"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    admin(&data, &address, &["volume", "add", "v", "--user", "bench"]);
+    let grant = admin(&data, &address, &["grant", "add", "--device", "cam", "--volume", "v"])["media_grant_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let client = reqwest::Client::new();
+    let upload_url = format!("{address}/device/1/media_grant/{grant}/upload?device_session_key={key}");
+
+    // 5,000 held files (uploaded for real, 16 at a time), 5,000 new ones
+    let held: Vec<Vec<u8>> = (0..5_000u32).map(|i| i.to_le_bytes().repeat(16)).collect();
+    let entry = |bytes: &[u8]| json!({"file_hash": hex::encode(Sha256::digest(bytes)), "file_size": bytes.len()});
+    for chunk in held.chunks(500) {
+        let list: Vec<Value> = chunk.iter().map(|b| entry(b)).collect();
+        let answer: Value =
+            client.post(&upload_url).json(&json!({"file_list": list})).send().await.unwrap().json().await.unwrap();
+        let puts = answer["upload_list"].as_array().unwrap().iter().zip(chunk).map(|(e, bytes)| {
+            let url = e["signed_opts"]["url"].as_str().unwrap().to_owned();
+            let client = client.clone();
+            let bytes = bytes.clone();
+            async move { assert_eq!(client.put(url).body(bytes).send().await.unwrap().status(), 200) }
+        });
+        let mut puts: Vec<_> = puts.collect();
+        while !puts.is_empty() {
+            let batch: Vec<_> = puts.drain(..puts.len().min(16)).collect();
+            futures_util::future::join_all(batch).await;
+        }
+    }
+    let mut list: Vec<Value> = held.iter().map(|b| entry(b)).collect();
+    list.extend((0..5_000u32).map(|i| entry(&(i + 1_000_000).to_le_bytes())));
+    let body = json!({"file_list": list}).to_string();
+    let mut times = Vec::new();
+    for _ in 0..20 {
+        let started = Instant::now();
+        let answer: Value = client.post(&upload_url).body(body.clone()).send().await.unwrap().json().await.unwrap();
+        times.push(started.elapsed().as_secs_f64() * 1000.0);
+        let skipped = answer["upload_list"].as_array().unwrap().iter().filter(|e| e["skip_upload"] == true).count();
+        assert_eq!(skipped, 5_000);
+    }
+    times.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    println!("\n## P4 — device `upload` batch of 10,000 entries (5,000 held), {} requests", times.len());
+    println!("| median ms | p99 ms (max of 20) | min ms | body MiB |");
+    println!("|---|---|---|---|");
+    println!(
+        "| {:.1} | {:.1} | {:.1} | {:.1} |",
+        times[times.len() / 2],
+        times[times.len() - 1],
+        times[0],
+        body.len() as f64 / MIB as f64
+    );
+}
+
+#[tokio::main]
+async fn main() {
+    let mib: usize = std::env::var("FERRY_BENCH_MIB").ok().and_then(|v| v.parse().ok()).unwrap_or(1024);
+    let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
+    println!("# Ferry benchmarks — {cpus} CPUs, data on the current directory's disk");
+    large_put(mib).await;
+    multipart_rss(mib).await;
+    dedup_batch().await;
+}
