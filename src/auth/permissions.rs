@@ -17,9 +17,9 @@ pub enum Endpoint {
     DeviceMediaDelete,
     /// Presigned multipart family (§2).
     Multipart,
-    /// Fetching one's own completed multipart-family file (its `location`): any of the
-    /// owner's tokens, since the uploading credential must work.
-    MultipartFile,
+    /// Fetching one's own stored file (multipart `location`, session `urls.file`): any of
+    /// the owner's tokens, since the uploading credential must work.
+    OwnFile,
     /// Upload-session family (§3): register, upload, finish, remote, blob.
     SessionUpload,
     /// Gallery reads (§4): paths, events, stats, files.
@@ -64,7 +64,7 @@ pub const fn rule_for(endpoint: Endpoint) -> Rule {
         DeviceFamily => rule(DeviceKey, Viewer, None),
         DeviceMediaDelete => rule(DeviceKeyOrToken, Viewer, Some(Scope::Delete)),
         Multipart => rule(Token, Uploader, Some(Scope::Upload)),
-        MultipartFile => rule(Token, Viewer, None),
+        OwnFile => rule(Token, Viewer, None),
         SessionUpload => rule(Token, Uploader, Some(Scope::Upload)),
         GalleryRead => rule(Token, Viewer, Some(Scope::Read)),
         GalleryUpload => rule(Token, Uploader, Some(Scope::Upload)),

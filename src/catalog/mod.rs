@@ -171,6 +171,36 @@ pub trait Catalog: Send + Sync + 'static {
     /// (kept until then only so a repeated completion gets the same answer).
     async fn expired_uploads(&self, limit: u32) -> CatalogResult<Vec<Upload>>;
 
+    // --- upload sessions and the library (session family) ---
+    /// The user's folder with this key, created on first use.
+    async fn folder(&self, user: UserId, key: &str) -> CatalogResult<Folder>;
+    async fn create_session(
+        &self,
+        ulid: &str,
+        user: UserId,
+        folder: &Folder,
+        limits: &SessionLimits,
+        expires_ms: i64,
+    ) -> CatalogResult<Session>;
+    async fn session(&self, ulid: &str) -> CatalogResult<Option<Session>>;
+    /// Atomically reserves one file slot, refusing when the session is finished, expired or
+    /// full (autofinish sessions hold one file).
+    async fn reserve_file_slot(&self, ulid: &str) -> CatalogResult<Result<(), SlotRefusal>>;
+    /// Atomically reserves `bytes` of the session's total; `false` when over `max_size`.
+    async fn reserve_bytes(&self, ulid: &str, bytes: u64) -> CatalogResult<bool>;
+    /// Gives back a slot (and bytes) of an upload that was refused or failed.
+    async fn release_reservation(&self, ulid: &str, bytes: u64) -> CatalogResult<()>;
+    /// Records a library file; with a session, finishes it when it autofinishes. A watch
+    /// key already recorded answers `Conflict` (the file was ingested before).
+    async fn add_file(&self, file: &NewLibraryFile) -> CatalogResult<LibraryFile>;
+    /// Finishes a session (idempotent) and lists its files.
+    async fn finish_session(&self, ulid: &str) -> CatalogResult<Vec<LibraryFile>>;
+    async fn file(&self, user: UserId, file_id: &str) -> CatalogResult<Option<LibraryFile>>;
+    async fn file_of_job(&self, job_id: i64) -> CatalogResult<Option<LibraryFile>>;
+    /// Deletes sessions past their expiry (their files stay in the library); returns how many.
+    async fn delete_expired_sessions(&self, limit: u32) -> CatalogResult<usize>;
+    async fn job(&self, job_id: i64) -> CatalogResult<Option<Job>>;
+
     // --- jobs ---
     /// Queues a job; a job with the same `dedup_key` that is not finished is not queued twice.
     async fn enqueue_job(&self, kind: &str, payload: &serde_json::Value, dedup_key: Option<&str>)

@@ -124,5 +124,6 @@ macro_rules! requires {
 requires! {
     AccountInfo => AccountInfo,
     MultipartUpload => Multipart,
-    MultipartFile => MultipartFile,
+    OwnFile => OwnFile,
+    SessionUpload => SessionUpload,
 }

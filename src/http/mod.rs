@@ -8,6 +8,7 @@ pub mod error;
 pub mod extract;
 mod health;
 mod multipart;
+mod sessions;
 pub(crate) mod upload_host;
 
 use std::sync::Arc;
@@ -60,6 +61,7 @@ pub fn router(state: AppState) -> Router {
         .merge(upload_host::router())
         .nest("/device/1", device::router())
         .merge(multipart::router())
+        .merge(sessions::router())
         .fallback(|| async { ApiError::not_found("no such route") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(

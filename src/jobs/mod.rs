@@ -31,6 +31,7 @@ pub enum Step {
     Idle,
     RanJob { job_id: i64, kind: String, ok: bool },
     ExpiredUpload(String),
+    ExpiredSessions(usize),
     PurgedTombstones(usize),
     CollectedBlob(String),
 }
@@ -70,6 +71,10 @@ impl JobRunner {
                 }
             }
             return Ok(Step::ExpiredUpload(upload.upload_id));
+        }
+        let sessions = self.catalog.delete_expired_sessions(100).await?;
+        if sessions > 0 {
+            return Ok(Step::ExpiredSessions(sessions));
         }
         let purged = self.catalog.purge_tombstones(self.config.tombstone_retention).await?;
         if purged > 0 {

@@ -14,4 +14,5 @@ mod device_script;
 mod device_upload;
 mod ingest;
 mod multipart;
+mod sessions;
 mod upload_host;

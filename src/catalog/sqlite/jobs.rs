@@ -128,3 +128,11 @@ pub async fn list(reader: &SqlitePool, status: Option<JobStatus>) -> CatalogResu
     .await?;
     rows.into_iter().map(JobRow::into_job).collect()
 }
+
+pub async fn get(reader: &SqlitePool, job_id: i64) -> CatalogResult<Option<Job>> {
+    let row: Option<JobRow> = sqlx::query_as(AssertSqlSafe(format!("select {JOB_COLUMNS} from jobs where id = ?")))
+        .bind(job_id)
+        .fetch_optional(reader)
+        .await?;
+    row.map(JobRow::into_job).transpose()
+}

@@ -7,6 +7,7 @@ mod blobs;
 mod identities;
 mod jobs;
 mod media;
+mod sessions;
 mod uploads;
 
 use std::str::FromStr;
@@ -254,6 +255,50 @@ impl Catalog for SqliteCatalog {
     }
     async fn expired_uploads(&self, limit: u32) -> CatalogResult<Vec<Upload>> {
         uploads::expired(&self.reader, limit).await
+    }
+
+    async fn folder(&self, user: UserId, key: &str) -> CatalogResult<Folder> {
+        sessions::folder(&self.writer, user, key).await
+    }
+    async fn create_session(
+        &self,
+        ulid: &str,
+        user: UserId,
+        folder: &Folder,
+        limits: &SessionLimits,
+        expires_ms: i64,
+    ) -> CatalogResult<Session> {
+        sessions::create_session(&self.writer, ulid, user, folder, limits, expires_ms).await
+    }
+    async fn session(&self, ulid: &str) -> CatalogResult<Option<Session>> {
+        sessions::session(&self.reader, ulid).await
+    }
+    async fn reserve_file_slot(&self, ulid: &str) -> CatalogResult<Result<(), SlotRefusal>> {
+        sessions::reserve_file_slot(&self.writer, ulid).await
+    }
+    async fn reserve_bytes(&self, ulid: &str, bytes: u64) -> CatalogResult<bool> {
+        sessions::reserve_bytes(&self.writer, ulid, bytes).await
+    }
+    async fn release_reservation(&self, ulid: &str, bytes: u64) -> CatalogResult<()> {
+        sessions::release_reservation(&self.writer, ulid, bytes).await
+    }
+    async fn add_file(&self, file: &NewLibraryFile) -> CatalogResult<LibraryFile> {
+        sessions::add_file(&self.writer, file).await
+    }
+    async fn finish_session(&self, ulid: &str) -> CatalogResult<Vec<LibraryFile>> {
+        sessions::finish_session(&self.writer, ulid).await
+    }
+    async fn file(&self, user: UserId, file_id: &str) -> CatalogResult<Option<LibraryFile>> {
+        sessions::file(&self.reader, user, file_id).await
+    }
+    async fn file_of_job(&self, job_id: i64) -> CatalogResult<Option<LibraryFile>> {
+        sessions::file_of_job(&self.reader, job_id).await
+    }
+    async fn delete_expired_sessions(&self, limit: u32) -> CatalogResult<usize> {
+        sessions::delete_expired_sessions(&self.writer, limit).await
+    }
+    async fn job(&self, job_id: i64) -> CatalogResult<Option<Job>> {
+        jobs::get(&self.reader, job_id).await
     }
 
     async fn enqueue_job(

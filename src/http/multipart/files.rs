@@ -12,7 +12,7 @@ use crate::clock::now_ms;
 use crate::http::AppState;
 use crate::http::blob_response::serve_blob;
 use crate::http::error::ApiError;
-use crate::http::extract::{Caller, MultipartFile, MultipartUpload};
+use crate::http::extract::{Caller, MultipartUpload, OwnFile};
 use crate::http::upload_host::{check_announced, content_length, verify_signed};
 use crate::ingest::Expectation;
 
@@ -99,7 +99,7 @@ pub async fn download(
     State(state): State<AppState>,
     Path(file_id): Path<String>,
     headers: HeaderMap,
-    Caller(principal, ..): Caller<MultipartFile>,
+    Caller(principal, ..): Caller<OwnFile>,
 ) -> Result<Response, ApiError> {
     let file_id = parse_file_id(&file_id)?;
     let file = state

@@ -1,0 +1,330 @@
+//! Users, tokens, devices, volumes and grants on PostgreSQL: plain statements, with
+//! uniqueness left to the constraints.
+
+use sqlx::{AssertSqlSafe, PgPool};
+
+use super::on_unique;
+use crate::catalog::*;
+use crate::clock::{iso, now_ms};
+use crate::domain::{DeviceId, GrantId, Level, MediaPath, Name, ScopeSet, TokenId, UserId, VolumeId};
+
+#[derive(sqlx::FromRow)]
+struct UserRow {
+    id: i64,
+    name: String,
+    level: String,
+}
+
+impl UserRow {
+    fn into_user(self) -> CatalogResult<User> {
+        let level = self.level.parse::<Level>().map_err(|e| CatalogError::Schema(e.to_string()))?;
+        Ok(User { user_id: UserId(self.id), name: self.name, level })
+    }
+}
+
+pub async fn create_user(pool: &PgPool, name: &Name, level: Level) -> CatalogResult<User> {
+    let (id,): (i64,) = sqlx::query_as("insert into users (name, level, created_ms) values ($1, $2, $3) returning id")
+        .bind(name.as_str())
+        .bind(level.as_str())
+        .bind(now_ms())
+        .fetch_one(pool)
+        .await
+        .map_err(|e| on_unique(e, || format!("a user named '{name}' already exists")))?;
+    Ok(User { user_id: UserId(id), name: name.to_string(), level })
+}
+
+pub async fn user(pool: &PgPool, id: UserId) -> CatalogResult<Option<User>> {
+    let row: Option<UserRow> =
+        sqlx::query_as("select id, name, level from users where id = $1").bind(id.0).fetch_optional(pool).await?;
+    row.map(UserRow::into_user).transpose()
+}
+
+pub async fn user_by_name(pool: &PgPool, name: &str) -> CatalogResult<Option<User>> {
+    let row: Option<UserRow> =
+        sqlx::query_as("select id, name, level from users where name = $1").bind(name).fetch_optional(pool).await?;
+    row.map(UserRow::into_user).transpose()
+}
+
+pub async fn list_users(pool: &PgPool) -> CatalogResult<Vec<User>> {
+    let rows: Vec<UserRow> = sqlx::query_as("select id, name, level from users order by id").fetch_all(pool).await?;
+    rows.into_iter().map(UserRow::into_user).collect()
+}
+
+#[derive(sqlx::FromRow)]
+struct TokenRow {
+    id: i64,
+    user_id: i64,
+    scopes: String,
+    revoked_ms: Option<i64>,
+    created_ms: i64,
+}
+
+impl TokenRow {
+    fn into_record(self) -> CatalogResult<TokenRecord> {
+        Ok(TokenRecord {
+            token_id: TokenId(self.id),
+            user_id: UserId(self.user_id),
+            scopes: self.scopes.parse::<ScopeSet>().map_err(|e| CatalogError::Schema(e.to_string()))?,
+            is_revoked: self.revoked_ms.is_some(),
+            created: iso(self.created_ms),
+        })
+    }
+}
+
+const TOKEN_COLUMNS: &str = "id, user_id, scopes, revoked_ms, created_ms";
+
+pub async fn create_token(
+    pool: &PgPool,
+    user: UserId,
+    scopes: ScopeSet,
+    secret_hash: &str,
+) -> CatalogResult<TokenRecord> {
+    let row: TokenRow = sqlx::query_as(AssertSqlSafe(format!(
+        "insert into tokens (user_id, secret_hash, scopes, created_ms) values ($1, $2, $3, $4) returning {TOKEN_COLUMNS}"
+    )))
+    .bind(user.0)
+    .bind(secret_hash)
+    .bind(scopes.to_list())
+    .bind(now_ms())
+    .fetch_one(pool)
+    .await?;
+    row.into_record()
+}
+
+pub async fn list_tokens(pool: &PgPool) -> CatalogResult<Vec<TokenRecord>> {
+    let rows: Vec<TokenRow> = sqlx::query_as(AssertSqlSafe(format!("select {TOKEN_COLUMNS} from tokens order by id")))
+        .fetch_all(pool)
+        .await?;
+    rows.into_iter().map(TokenRow::into_record).collect()
+}
+
+pub async fn revoke_token(pool: &PgPool, id: TokenId) -> CatalogResult<TokenRecord> {
+    // coalesce keeps the first revocation time when revoking twice
+    let row: Option<TokenRow> = sqlx::query_as(AssertSqlSafe(format!(
+        "update tokens set revoked_ms = coalesce(revoked_ms, $1) where id = $2 returning {TOKEN_COLUMNS}"
+    )))
+    .bind(now_ms())
+    .bind(id.0)
+    .fetch_optional(pool)
+    .await?;
+    row.ok_or_else(|| CatalogError::NotFound(format!("token {id}")))?.into_record()
+}
+
+pub async fn token_by_hash(pool: &PgPool, secret_hash: &str) -> CatalogResult<Option<(TokenRecord, User)>> {
+    let row: Option<TokenRow> = sqlx::query_as(AssertSqlSafe(format!(
+        "select {TOKEN_COLUMNS} from tokens where secret_hash = $1 and revoked_ms is null"
+    )))
+    .bind(secret_hash)
+    .fetch_optional(pool)
+    .await?;
+    let Some(row) = row else { return Ok(None) };
+    let token = row.into_record()?;
+    let owner = user(pool, token.user_id).await?.ok_or_else(|| CatalogError::NotFound("token owner".into()))?;
+    Ok(Some((token, owner)))
+}
+
+#[derive(sqlx::FromRow)]
+struct DeviceRow {
+    id: i64,
+    user_id: i64,
+    name: String,
+    upload_priority: i64,
+    is_disabled: bool,
+    is_upload_disabled: bool,
+    is_download_disabled: bool,
+}
+
+impl From<DeviceRow> for Device {
+    fn from(r: DeviceRow) -> Self {
+        Device {
+            device_id: DeviceId(r.id),
+            device_name: r.name,
+            user_id: UserId(r.user_id),
+            upload_priority: r.upload_priority,
+            is_disabled: r.is_disabled,
+            is_upload_disabled: r.is_upload_disabled,
+            is_download_disabled: r.is_download_disabled,
+        }
+    }
+}
+
+const DEVICE_COLUMNS: &str =
+    "d.id, d.user_id, d.name, d.upload_priority, d.is_disabled, d.is_upload_disabled, d.is_download_disabled";
+
+pub async fn create_device(pool: &PgPool, device: NewDevice) -> CatalogResult<Device> {
+    let row: DeviceRow = sqlx::query_as(AssertSqlSafe(format!(
+        "insert into devices as d (user_id, name, key_hash, created_ms) values ($1, $2, $3, $4)
+         returning {DEVICE_COLUMNS}"
+    )))
+    .bind(device.user_id.0)
+    .bind(device.name.as_str())
+    .bind(&device.key_hash)
+    .bind(now_ms())
+    .fetch_one(pool)
+    .await
+    .map_err(|e| on_unique(e, || format!("this user already has a device named '{}'", device.name)))?;
+    Ok(row.into())
+}
+
+async fn device_by_id(pool: &PgPool, id: DeviceId) -> CatalogResult<Option<Device>> {
+    let row: Option<DeviceRow> =
+        sqlx::query_as(AssertSqlSafe(format!("select {DEVICE_COLUMNS} from devices d where d.id = $1")))
+            .bind(id.0)
+            .fetch_optional(pool)
+            .await?;
+    Ok(row.map(Device::from))
+}
+
+pub async fn list_devices(pool: &PgPool) -> CatalogResult<Vec<Device>> {
+    let rows: Vec<DeviceRow> =
+        sqlx::query_as(AssertSqlSafe(format!("select {DEVICE_COLUMNS} from devices d order by d.id")))
+            .fetch_all(pool)
+            .await?;
+    Ok(rows.into_iter().map(Device::from).collect())
+}
+
+pub async fn find_devices(pool: &PgPool, reference: &DeviceRef) -> CatalogResult<Vec<Device>> {
+    let rows: Vec<DeviceRow> = match reference {
+        DeviceRef::Id(id) => return Ok(device_by_id(pool, *id).await?.into_iter().collect()),
+        DeviceRef::Qualified { user, device } => sqlx::query_as(AssertSqlSafe(format!(
+            "select {DEVICE_COLUMNS} from devices d join users u on u.id = d.user_id where u.name = $1 and d.name = $2"
+        )))
+        .bind(user)
+        .bind(device)
+        .fetch_all(pool)
+        .await?,
+        DeviceRef::Name(name) => {
+            sqlx::query_as(AssertSqlSafe(format!(
+                "select {DEVICE_COLUMNS} from devices d where d.name = $1 order by d.id"
+            )))
+            .bind(name)
+            .fetch_all(pool)
+            .await?
+        }
+    };
+    Ok(rows.into_iter().map(Device::from).collect())
+}
+
+pub async fn device_by_key_hash(pool: &PgPool, key_hash: &str) -> CatalogResult<Option<Device>> {
+    let row: Option<DeviceRow> =
+        sqlx::query_as(AssertSqlSafe(format!("select {DEVICE_COLUMNS} from devices d where d.key_hash = $1")))
+            .bind(key_hash)
+            .fetch_optional(pool)
+            .await?;
+    Ok(row.map(Device::from))
+}
+
+pub async fn set_device_flag(pool: &PgPool, id: DeviceId, flag: DeviceFlag, on: bool) -> CatalogResult<Device> {
+    let column = match flag {
+        DeviceFlag::Disabled => "is_disabled",
+        DeviceFlag::UploadDisabled => "is_upload_disabled",
+        DeviceFlag::DownloadDisabled => "is_download_disabled",
+    };
+    let row: Option<DeviceRow> = sqlx::query_as(AssertSqlSafe(format!(
+        "update devices d set {column} = $1 where d.id = $2 returning {DEVICE_COLUMNS}"
+    )))
+    .bind(on)
+    .bind(id.0)
+    .fetch_optional(pool)
+    .await?;
+    row.map(Device::from).ok_or_else(|| CatalogError::NotFound(format!("device {id}")))
+}
+
+pub async fn create_volume(pool: &PgPool, user: UserId, name: &Name) -> CatalogResult<Volume> {
+    let (id,): (i64,) = sqlx::query_as("insert into volumes (user_id, name, created_ms) values ($1, $2, $3) returning id")
+        .bind(user.0)
+        .bind(name.as_str())
+        .bind(now_ms())
+        .fetch_one(pool)
+        .await
+        .map_err(|e| on_unique(e, || format!("this user already has a volume named '{name}'")))?;
+    Ok(Volume { volume_id: VolumeId(id), name: name.to_string(), user_id: user })
+}
+
+pub async fn list_volumes(pool: &PgPool) -> CatalogResult<Vec<Volume>> {
+    let rows: Vec<(i64, String, i64)> =
+        sqlx::query_as("select id, name, user_id from volumes order by id").fetch_all(pool).await?;
+    Ok(rows
+        .into_iter()
+        .map(|(id, name, user)| Volume { volume_id: VolumeId(id), name, user_id: UserId(user) })
+        .collect())
+}
+
+pub async fn volume_by_name(pool: &PgPool, user: UserId, name: &str) -> CatalogResult<Option<Volume>> {
+    let row: Option<(i64,)> = sqlx::query_as("select id from volumes where user_id = $1 and name = $2")
+        .bind(user.0)
+        .bind(name)
+        .fetch_optional(pool)
+        .await?;
+    Ok(row.map(|(id,)| Volume { volume_id: VolumeId(id), name: name.to_owned(), user_id: user }))
+}
+
+#[derive(sqlx::FromRow)]
+struct GrantRow {
+    id: i64,
+    device_id: i64,
+    volume_id: i64,
+    name: String,
+    prefix_path: String,
+    is_disabled: bool,
+}
+
+impl GrantRow {
+    fn into_grant(self) -> CatalogResult<Grant> {
+        Ok(Grant {
+            media_grant_id: GrantId(self.id),
+            grant_name: self.name,
+            device_id: DeviceId(self.device_id),
+            volume_id: VolumeId(self.volume_id),
+            prefix_path: MediaPath::parse_prefix(&self.prefix_path).map_err(|e| CatalogError::Schema(e.to_string()))?,
+            is_disabled: self.is_disabled,
+            volume_encryption_key: None,
+        })
+    }
+}
+
+const GRANT_COLUMNS: &str = "id, device_id, volume_id, name, prefix_path, is_disabled";
+
+pub async fn create_grant(pool: &PgPool, grant: NewGrant) -> CatalogResult<Grant> {
+    let row: GrantRow = sqlx::query_as(AssertSqlSafe(format!(
+        "insert into grants (device_id, volume_id, name, prefix_path, created_ms) values ($1, $2, $3, $4, $5) returning {GRANT_COLUMNS}"
+    )))
+    .bind(grant.device_id.0)
+    .bind(grant.volume_id.0)
+    .bind(&grant.name)
+    .bind(grant.prefix_path.as_str())
+    .bind(now_ms())
+    .fetch_one(pool)
+    .await?;
+    row.into_grant()
+}
+
+pub async fn list_grants(pool: &PgPool, device: Option<DeviceId>) -> CatalogResult<Vec<Grant>> {
+    let rows: Vec<GrantRow> = sqlx::query_as(AssertSqlSafe(format!(
+        "select {GRANT_COLUMNS} from grants where $1::bigint is null or device_id = $1 order by id"
+    )))
+    .bind(device.map(|d| d.0))
+    .fetch_all(pool)
+    .await?;
+    rows.into_iter().map(GrantRow::into_grant).collect()
+}
+
+pub async fn grant(pool: &PgPool, id: GrantId) -> CatalogResult<Option<Grant>> {
+    let row: Option<GrantRow> =
+        sqlx::query_as(AssertSqlSafe(format!("select {GRANT_COLUMNS} from grants where id = $1")))
+            .bind(id.0)
+            .fetch_optional(pool)
+            .await?;
+    row.map(GrantRow::into_grant).transpose()
+}
+
+pub async fn set_grant_disabled(pool: &PgPool, id: GrantId, disabled: bool) -> CatalogResult<Grant> {
+    let row: Option<GrantRow> = sqlx::query_as(AssertSqlSafe(format!(
+        "update grants set is_disabled = $1 where id = $2 returning {GRANT_COLUMNS}"
+    )))
+    .bind(disabled)
+    .bind(id.0)
+    .fetch_optional(pool)
+    .await?;
+    row.ok_or_else(|| CatalogError::NotFound(format!("grant {id}")))?.into_grant()
+}

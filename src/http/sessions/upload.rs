@@ -1,0 +1,212 @@
+//! Uploading a file into a session: multipart field `file` (streamed through the pipeline
+//! under the session's limits), optional `folder_id` and `title` in any order.
+
+use axum::Json;
+use axum::extract::{FromRequest, Multipart, Path, Request, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use serde_json::{Value, json};
+
+use super::form::parse_folder_key;
+use crate::catalog::{NewLibraryFile, Session, SlotRefusal};
+use crate::http::AppState;
+use crate::http::blob_response::serve_blob;
+use crate::http::error::ApiError;
+use crate::http::extract::{Caller, OwnFile, SessionUpload};
+use crate::http::upload_host::verify_signed;
+use crate::ingest::{Expectation, IngestError, Received};
+
+/// `POST /api/file/:ulid` with the token.
+pub async fn with_token(
+    State(state): State<AppState>,
+    Path(ulid): Path<String>,
+    Caller(principal, ..): Caller<SessionUpload>,
+    request: Request,
+) -> Result<Json<Value>, ApiError> {
+    let session = own_session(&state, &ulid, principal.user().user_id).await?;
+    upload(&state, session, request).await
+}
+
+/// `POST <url_upload_direct>`: the signature is the credential.
+pub async fn direct(
+    State(state): State<AppState>,
+    Path(ulid): Path<String>,
+    request: Request,
+) -> Result<Json<Value>, ApiError> {
+    let signed = verify_signed(&state, request.method(), request.uri())?;
+    let user =
+        signed.get("user").and_then(|u| u.parse().ok()).ok_or_else(|| ApiError::forbidden("the URL names no user"))?;
+    let session = own_session(&state, &ulid, user).await?;
+    upload(&state, session, request).await
+}
+
+async fn own_session(state: &AppState, ulid: &str, user: crate::domain::UserId) -> Result<Session, ApiError> {
+    state
+        .catalog
+        .session(ulid)
+        .await?
+        .filter(|s| s.user_id == user)
+        .ok_or_else(|| ApiError::not_found(format!("no upload session {ulid}")).with_code("no_such_session"))
+}
+
+fn gone(code: &'static str, message: &str) -> ApiError {
+    ApiError::new(StatusCode::GONE, code, message)
+}
+
+fn too_large(code: &'static str, message: impl Into<String>) -> ApiError {
+    ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, code, message)
+}
+
+async fn upload(state: &AppState, session: Session, request: Request) -> Result<Json<Value>, ApiError> {
+    match state.catalog.reserve_file_slot(&session.ulid).await? {
+        Ok(()) => {}
+        Err(SlotRefusal::Missing) => {
+            return Err(ApiError::not_found("no such upload session").with_code("no_such_session"));
+        }
+        Err(SlotRefusal::Finished) => return Err(gone("session_finished", "this upload session is finished")),
+        Err(SlotRefusal::Expired) => return Err(gone("session_expired", "this upload session has expired")),
+        Err(SlotRefusal::TooManyFiles) => {
+            return Err(too_large("too_many_files", "this upload session has received its max_files"));
+        }
+    }
+    let mut reserved_bytes = 0;
+    let outcome = store_file(state, &session, request, &mut reserved_bytes).await;
+    if outcome.is_err() {
+        // a refused or failed upload gives its reservation back
+        state.catalog.release_reservation(&session.ulid, reserved_bytes).await?;
+    }
+    outcome
+}
+
+/// What the form said besides the file.
+struct FormFile {
+    received: Received,
+    file_name: Option<String>,
+    content_type: Option<String>,
+}
+
+async fn store_file(
+    state: &AppState,
+    session: &Session,
+    request: Request,
+    reserved: &mut u64,
+) -> Result<Json<Value>, ApiError> {
+    let mut form = Multipart::from_request(request, state).await.map_err(|e| {
+        ApiError::bad_request("invalid_form", format!("expected a multipart form with a file field: {e}"))
+    })?;
+    let limits = &session.limits;
+    let room_left = limits.max_size.map(|max| max.saturating_sub(session.reserved_bytes));
+    let max_size = [limits.max_filesize, room_left, Some(state.config.max_upload_size)].into_iter().flatten().min();
+    let (mut file, mut folder_key, mut title) = (None::<FormFile>, None, None);
+    let result = async {
+        while let Some(field) =
+            form.next_field().await.map_err(|e| ApiError::bad_request("invalid_form", e.to_string()))?
+        {
+            match field.name().unwrap_or_default() {
+                "file" if file.is_some() => {
+                    return Err(ApiError::bad_request("invalid_form", "send one file per request"));
+                }
+                "file" => {
+                    let file_name = field.file_name().map(str::to_owned);
+                    check_extension(limits.file_extensions.as_deref(), file_name.as_deref())?;
+                    let content_type = field.content_type().map(str::to_owned);
+                    let expect = Expectation { max_size, ..Expectation::default() };
+                    let received = state.ingest.receive(Box::pin(field), &expect).await.map_err(|e| match e {
+                        IngestError::TooLarge { limit } => {
+                            too_large("too_large", format!("the file exceeds this session's limit of {limit} bytes"))
+                        }
+                        other => other.into(),
+                    })?;
+                    file = Some(FormFile { received, file_name, content_type });
+                }
+                "folder_id" => {
+                    folder_key =
+                        Some(field.text().await.map_err(|e| ApiError::bad_request("invalid_form", e.to_string()))?)
+                }
+                "title" => {
+                    title = Some(field.text().await.map_err(|e| ApiError::bad_request("invalid_form", e.to_string()))?)
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+    .await;
+    if let Err(err) = result {
+        if let Some(f) = file {
+            state.ingest.discard(f.received).await?;
+        }
+        return Err(err);
+    }
+    let Some(file) = file else { return Err(ApiError::bad_request("missing_file", "the form has no file field")) };
+    let size = file.received.blob.size;
+    let checked = async {
+        let folder = match folder_key.as_deref().map(str::trim).filter(|k| !k.is_empty()) {
+            Some(key) => state.catalog.folder(session.user_id, &parse_folder_key(key)?).await?,
+            None => session.folder.clone(),
+        };
+        if !state.catalog.reserve_bytes(&session.ulid, size).await? {
+            return Err(too_large("session_full", "this file would exceed the session's max_size"));
+        }
+        *reserved = size;
+        Ok(folder)
+    }
+    .await;
+    let folder = match checked {
+        Ok(folder) => folder,
+        Err(err) => {
+            state.ingest.discard(file.received).await?;
+            return Err(err);
+        }
+    };
+    let ingested = state.ingest.commit(file.received, session.user_id).await?;
+    let title =
+        title.or(file.file_name).filter(|t| !t.trim().is_empty()).unwrap_or_else(|| ingested.blob.sha256.to_string());
+    let content_type = file.content_type.unwrap_or_else(|| "application/octet-stream".into());
+    let stored = state
+        .catalog
+        .add_file(&NewLibraryFile {
+            user_id: session.user_id,
+            folder_id: folder.id,
+            session_ulid: Some(session.ulid.clone()),
+            job_id: None,
+            watch_key: None,
+            title,
+            blob: ingested.blob.clone(),
+            content_type,
+        })
+        .await?;
+    let mut answer = json!({"status": "success", "title": stored.title, "size": stored.size, "sha256": stored.sha256});
+    if !limits.hide_response {
+        answer["file_id"] = json!(stored.file_id);
+    }
+    Ok(Json(answer))
+}
+
+fn check_extension(allowed: Option<&[String]>, file_name: Option<&str>) -> Result<(), ApiError> {
+    let Some(allowed) = allowed else { return Ok(()) };
+    let extension = file_name.and_then(|n| n.rsplit_once('.')).map(|(_, ext)| ext.to_ascii_lowercase());
+    match extension {
+        Some(ext) if allowed.contains(&ext) => Ok(()),
+        _ => Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "extension_not_allowed",
+            format!("this session accepts only {}", allowed.join(", ")),
+        )),
+    }
+}
+
+/// `urls.file`: a library file for its owner (Range supported).
+pub async fn download(
+    State(state): State<AppState>,
+    Path(file_id): Path<String>,
+    headers: HeaderMap,
+    Caller(principal, ..): Caller<OwnFile>,
+) -> Result<Response, ApiError> {
+    let file = state
+        .catalog
+        .file(principal.user().user_id, &file_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no file {file_id}")))?;
+    serve_blob(&state, &file.sha256, file.size, &file.content_type, &headers).await
+}
