@@ -197,8 +197,9 @@ pub trait Catalog: Send + Sync + 'static {
     async fn finish_session(&self, ulid: &str) -> CatalogResult<Vec<LibraryFile>>;
     async fn file(&self, user: UserId, file_id: &str) -> CatalogResult<Option<LibraryFile>>;
     async fn file_of_job(&self, job_id: i64) -> CatalogResult<Option<LibraryFile>>;
-    /// Deletes sessions past their expiry (their files stay in the library); returns how many.
-    async fn delete_expired_sessions(&self, limit: u32) -> CatalogResult<usize>;
+    /// Deletes sessions that expired before `expired_before_ms` (their files stay in the
+    /// library); returns how many.
+    async fn delete_expired_sessions(&self, expired_before_ms: i64, limit: u32) -> CatalogResult<usize>;
     async fn job(&self, job_id: i64) -> CatalogResult<Option<Job>>;
 
     // --- jobs ---

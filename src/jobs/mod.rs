@@ -72,7 +72,9 @@ impl JobRunner {
             }
             return Ok(Step::ExpiredUpload(upload.upload_id));
         }
-        let sessions = self.catalog.delete_expired_sessions(100).await?;
+        // expired sessions keep answering 410 for one more expiry period, then go
+        let cutoff = crate::clock::now_ms() - self.config.upload_expiry.as_millis() as i64;
+        let sessions = self.catalog.delete_expired_sessions(cutoff, 100).await?;
         if sessions > 0 {
             return Ok(Step::ExpiredSessions(sessions));
         }

@@ -243,6 +243,7 @@ async fn autofinish_finishes_after_the_first_file_and_sessions_expire() {
     tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
     let late = s.post_file(later["api"]["upload"].as_str().unwrap(), file_form("c.jpg", bytes_of(10, 14)), true).await;
     expect_session_error(late, 410, "session_expired").await;
+    tokio::time::sleep(std::time::Duration::from_millis(1000)).await;
     app.state.jobs.run_until_idle().await.unwrap();
     assert!(
         app.catalog().session(later["ulid"].as_str().unwrap()).await.unwrap().is_none(),

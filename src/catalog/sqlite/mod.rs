@@ -294,8 +294,8 @@ impl Catalog for SqliteCatalog {
     async fn file_of_job(&self, job_id: i64) -> CatalogResult<Option<LibraryFile>> {
         sessions::file_of_job(&self.reader, job_id).await
     }
-    async fn delete_expired_sessions(&self, limit: u32) -> CatalogResult<usize> {
-        sessions::delete_expired_sessions(&self.writer, limit).await
+    async fn delete_expired_sessions(&self, expired_before_ms: i64, limit: u32) -> CatalogResult<usize> {
+        sessions::delete_expired_sessions(&self.writer, expired_before_ms, limit).await
     }
     async fn job(&self, job_id: i64) -> CatalogResult<Option<Job>> {
         jobs::get(&self.reader, job_id).await

@@ -248,11 +248,11 @@ pub async fn file_of_job(reader: &SqlitePool, job_id: i64) -> CatalogResult<Opti
     Ok(files_where(reader, "x.job_id = ?", &job_id.to_string()).await?.pop())
 }
 
-pub async fn delete_expired_sessions(writer: &SqlitePool, limit: u32) -> CatalogResult<usize> {
+pub async fn delete_expired_sessions(writer: &SqlitePool, expired_before_ms: i64, limit: u32) -> CatalogResult<usize> {
     let done = sqlx::query(
         "delete from sessions where ulid in (select ulid from sessions where expires_ms < ? order by expires_ms limit ?)",
     )
-    .bind(now_ms())
+    .bind(expired_before_ms)
     .bind(i64::from(limit))
     .execute(writer)
     .await?;
