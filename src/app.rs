@@ -12,11 +12,14 @@ use tokio::net::TcpListener;
 
 use crate::blob_store::{BlobStore, LocalStore};
 use crate::catalog::Catalog;
+use crate::catalog::postgres::PgCatalog;
 use crate::catalog::sqlite::SqliteCatalog;
 use crate::config::Config;
 use crate::http::{AppState, router};
 use crate::ingest::Ingest;
+use crate::jobs::watch::WatchFolders;
 use crate::jobs::{JobRunner, consistency};
+use crate::remote::RemotePolicy;
 use crate::signing::Signer;
 
 /// The catalog, store and services a process works with; shared by `serve` and the admin CLI.
@@ -26,21 +29,23 @@ pub struct Services {
     pub store: Arc<dyn BlobStore>,
     pub signer: Signer,
     pub jobs: JobRunner,
+    pub remote: Arc<RemotePolicy>,
 }
 
 impl Services {
     pub async fn open(config: Config) -> anyhow::Result<Self> {
         std::fs::create_dir_all(&config.data_dir)
             .with_context(|| format!("cannot create the data directory {}", config.data_dir.display()))?;
-        let catalog: Arc<dyn Catalog> = Arc::new(open_catalog(&config.database_url).await?);
+        let catalog = open_catalog(&config.database_url).await?;
         let store: Arc<dyn BlobStore> = Arc::new(
             LocalStore::open(&config.data_dir)
                 .with_context(|| format!("cannot open the blob store in {}", config.data_dir.display()))?,
         );
         let signer = Signer::new(signing_key(&config, catalog.as_ref()).await?);
+        let remote = Arc::new(RemotePolicy::parse(&config.remote_allow).context("FERRY_REMOTE_ALLOW")?);
         let config = Arc::new(config);
-        let jobs = JobRunner::new(catalog.clone(), store.clone(), config.clone());
-        Ok(Self { config, catalog, store, signer, jobs })
+        let jobs = JobRunner::new(catalog.clone(), store.clone(), config.clone(), remote.clone());
+        Ok(Self { config, catalog, store, signer, jobs, remote })
     }
 
     /// Base of signed URLs when no server address is known (the CLI): the configured
@@ -51,11 +56,22 @@ impl Services {
     }
 }
 
-async fn open_catalog(url: &str) -> anyhow::Result<SqliteCatalog> {
+async fn open_catalog(url: &str) -> anyhow::Result<Arc<dyn Catalog>> {
     if url.starts_with("sqlite:") {
-        return SqliteCatalog::open(url).await.with_context(|| format!("cannot open the catalog at {url}"));
+        let catalog = SqliteCatalog::open(url).await.with_context(|| format!("cannot open the catalog at {url}"))?;
+        return Ok(Arc::new(catalog));
     }
-    anyhow::bail!("unsupported database URL '{}' (expected sqlite://PATH)", url.split('@').next_back().unwrap_or(url))
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        // The error names the server, never the URL (it may carry a password). Its text
+        // already includes its sources: flattened, a chain would say everything twice.
+        let catalog =
+            PgCatalog::open(url).await.map_err(|e| anyhow::anyhow!("cannot open the PostgreSQL catalog: {e}"))?;
+        return Ok(Arc::new(catalog));
+    }
+    anyhow::bail!(
+        "unsupported database URL '{}' (expected sqlite://PATH or postgres://USER@HOST/DB)",
+        url.split('@').next_back().unwrap_or(url)
+    )
 }
 
 async fn signing_key(config: &Config, catalog: &dyn Catalog) -> anyhow::Result<Vec<u8>> {
@@ -69,6 +85,7 @@ async fn signing_key(config: &Config, catalog: &dyn Catalog) -> anyhow::Result<V
 pub struct Application {
     listener: TcpListener,
     state: AppState,
+    watch: WatchFolders,
     /// Held for the life of the server: one server per data directory.
     _data_dir_lock: std::fs::File,
 }
@@ -91,10 +108,13 @@ impl Application {
             store: services.store,
             signer: services.signer,
             jobs: services.jobs,
+            remote: services.remote,
             public_url,
             upload_url,
         };
-        Ok(Self { listener, state, _data_dir_lock: data_dir_lock })
+        let watch = WatchFolders::new(&state.config, state.catalog.clone(), state.ingest.clone())
+            .map_err(anyhow::Error::msg)?;
+        Ok(Self { listener, state, watch, _data_dir_lock: data_dir_lock })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -108,9 +128,13 @@ impl Application {
     /// Serves until SIGTERM or Ctrl-C, then stops accepting and lets requests in flight finish.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
         let jobs = tokio::spawn(self.state.jobs.clone().run_forever());
+        let watcher = (!self.watch.is_empty()).then(|| tokio::spawn(self.watch.run_forever()));
         let app = router(self.state);
         axum::serve(self.listener, app).with_graceful_shutdown(shutdown_signal()).await?;
         jobs.abort();
+        if let Some(watcher) = watcher {
+            watcher.abort();
+        }
         tracing::info!("stopped");
         Ok(())
     }

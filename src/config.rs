@@ -32,6 +32,12 @@ pub const SETTINGS: &[Setting] = &[
     Setting { key: "upload_expiry", env: "FERRY_UPLOAD_EXPIRY", default: "24h", meaning: "Unfinished multipart uploads expire (and their parts are removed) after this." },
     Setting { key: "tombstone_retention", env: "FERRY_TOMBSTONE_RETENTION", default: "30d", meaning: "Deleted media stay as tombstones (visible to sync) this long; then their bytes may be collected." },
     Setting { key: "gc_grace", env: "FERRY_GC_GRACE", default: "1h", meaning: "Unreferenced blobs are kept at least this long before collection." },
+    Setting { key: "remote_allow", env: "FERRY_REMOTE_ALLOW", default: "(none)", meaning: "Comma list of CIDRs or host names remote import may reach although private/loopback." },
+    Setting { key: "remote_timeout", env: "FERRY_REMOTE_TIMEOUT", default: "10m", meaning: "Time limit of one remote import." },
+    Setting { key: "import_dir", env: "FERRY_IMPORT_DIR", default: "<data_dir>/import", meaning: "The `local` bucket of blob import: files under it can be registered by key." },
+    Setting { key: "watch", env: "FERRY_WATCH", default: "(none)", meaning: "Comma list of watch folders `DIR=USER/FOLDER`: files dropped in DIR are ingested into USER's FOLDER." },
+    Setting { key: "watch_settle_ms", env: "FERRY_WATCH_SETTLE_MS", default: "2000", meaning: "A watched file is ingested once its size and mtime stay unchanged this many milliseconds." },
+    Setting { key: "watch_after", env: "FERRY_WATCH_AFTER", default: "move", meaning: "After ingesting a watched file: `move` it to DIR/done/ or `remove` it." },
     Setting { key: "job_interval", env: "FERRY_JOB_INTERVAL", default: "500ms", meaning: "How often the idle job runner looks for work." },
 ];
 
@@ -68,6 +74,12 @@ pub struct Config {
     pub tombstone_retention: Duration,
     pub gc_grace: Duration,
     pub job_interval: Duration,
+    pub remote_allow: Vec<String>,
+    pub remote_timeout: Duration,
+    pub import_dir: PathBuf,
+    pub watch: Vec<String>,
+    pub watch_settle: Duration,
+    pub watch_remove: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -114,6 +126,11 @@ impl Config {
             Some(url) => url.to_owned(),
             None => format!("sqlite://{}", data_dir.join("ferry.db").display()),
         };
+        let list = |key: &'static str| -> Vec<String> {
+            get(key)
+                .map(|v| v.split(',').map(|o| o.trim().to_owned()).filter(|o| !o.is_empty()).collect())
+                .unwrap_or_default()
+        };
         let url = |key: &'static str| -> Result<Option<String>, ConfigError> {
             match get(key) {
                 None => Ok(None),
@@ -139,9 +156,7 @@ impl Config {
                     return Err(bad("log_format", format!("'{other}' (expected text or json)")));
                 }
             },
-            cors_origins: get("cors_origins")
-                .map(|v| v.split(',').map(|o| o.trim().to_owned()).filter(|o| !o.is_empty()).collect())
-                .unwrap_or_default(),
+            cors_origins: list("cors_origins"),
             max_upload_size: parse_size(get("max_upload_size").unwrap_or("64GiB"))
                 .map_err(|m| bad("max_upload_size", m))?,
             signed_url_ttl: duration("signed_url_ttl", "24h")?,
@@ -149,6 +164,19 @@ impl Config {
             tombstone_retention: duration("tombstone_retention", "30d")?,
             gc_grace: duration("gc_grace", "1h")?,
             job_interval: duration("job_interval", "500ms")?,
+            remote_allow: list("remote_allow"),
+            watch: list("watch"),
+            watch_settle: match get("watch_settle_ms").unwrap_or("2000").parse::<u64>() {
+                Ok(ms) => Duration::from_millis(ms),
+                Err(_) => return Err(bad("watch_settle_ms", "must be a number of milliseconds".into())),
+            },
+            watch_remove: match get("watch_after").unwrap_or("move") {
+                "move" => false,
+                "remove" => true,
+                other => return Err(bad("watch_after", format!("'{other}' (expected move or remove)"))),
+            },
+            remote_timeout: duration("remote_timeout", "10m")?,
+            import_dir: get("import_dir").map(PathBuf::from).unwrap_or_else(|| data_dir.join("import")),
             data_dir,
         })
     }

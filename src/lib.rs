@@ -6,10 +6,11 @@
 //! - [`domain`]: parsed values (hashes, ids, paths, ranges, scopes) — no I/O.
 //! - [`ingest`]: the one upload pipeline (stream → hash → stage → verify → commit).
 //! - [`blob_store`]: where bytes live ([`blob_store::BlobStore`]; local disk).
-//! - [`catalog`]: every other piece of state ([`catalog::Catalog`]; SQLite).
+//! - [`catalog`]: every other piece of state ([`catalog::Catalog`]; SQLite or PostgreSQL).
 //! - [`auth`]: credentials → principal, and the permission table.
 //! - [`signing`]: signed URLs for the upload host.
-//! - [`jobs`]: background work (GC, and later media processing), one step at a time.
+//! - [`jobs`]: background work (expiry, GC, remote fetch, watch folders), one step at a time.
+//! - [`remote`]: SSRF-safe fetching for remote import.
 //! - [`http`]: the router; one module per API family, thin handlers.
 //! - [`app`]: building and running the server; [`cli`]: `ferry serve`, `ferry admin …`.
 //! - [`config`]: layered settings (defaults < ferry.toml < FERRY_* < flags).
@@ -25,4 +26,5 @@ pub mod domain;
 pub mod http;
 pub mod ingest;
 pub mod jobs;
+pub mod remote;
 pub mod signing;

@@ -1,13 +1,14 @@
 //! The catalog: every piece of state Ferry keeps besides blob bytes — identities, blobs and
 //! the holds accounts have on them, uploads in flight, jobs.
 //!
-//! [`Catalog`] is the contract; `sqlite` is the embedded implementation (a PostgreSQL one
-//! sits beside it later and must pass the same conformance suite in `tests/api`).
+//! [`Catalog`] is the contract; `sqlite` is the embedded implementation and `postgres` the
+//! one replicas share; both pass the same conformance suite in `tests/api`.
 //! Implementations see no HTTP types and no blob bytes: where bytes and rows must change
 //! together (committing or collecting a blob) the caller passes the byte step in as a
 //! callback that runs inside the catalog's critical section for that blob.
 
 mod model;
+pub mod postgres;
 pub mod sqlite;
 
 use std::time::Duration;
@@ -197,6 +198,8 @@ pub trait Catalog: Send + Sync + 'static {
     async fn finish_session(&self, ulid: &str) -> CatalogResult<Vec<LibraryFile>>;
     async fn file(&self, user: UserId, file_id: &str) -> CatalogResult<Option<LibraryFile>>;
     async fn file_of_job(&self, job_id: i64) -> CatalogResult<Option<LibraryFile>>;
+    /// Library files, oldest first; of one user when given.
+    async fn list_files(&self, user: Option<UserId>) -> CatalogResult<Vec<LibraryFile>>;
     /// Deletes sessions that expired before `expired_before_ms` (their files stay in the
     /// library); returns how many.
     async fn delete_expired_sessions(&self, expired_before_ms: i64, limit: u32) -> CatalogResult<usize>;

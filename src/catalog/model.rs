@@ -303,7 +303,7 @@ pub enum SlotRefusal {
 }
 
 /// A file in a user's library.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct LibraryFile {
     pub file_id: String,
     pub user_id: UserId,

@@ -43,6 +43,9 @@ enum AdminCommand {
     /// Media grants (a device's mount of a volume): add, list, disable/enable.
     #[command(subcommand)]
     Grant(GrantCommand),
+    /// Library files (session family, imports, watch folders): `files list [--user NAME]`.
+    #[command(subcommand)]
+    Files(FilesCommand),
     /// Background jobs: `jobs list`, `jobs run --until-idle`.
     #[command(subcommand)]
     Jobs(JobsCommand),
@@ -154,6 +157,14 @@ enum GrantCommand {
     },
     Enable {
         grant_id: String,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum FilesCommand {
+    List {
+        #[arg(long)]
+        user: Option<String>,
     },
 }
 
@@ -388,6 +399,18 @@ async fn execute(services: &Services, command: AdminCommand) -> Result<Printed, 
         }),
         AdminCommand::Grant(GrantCommand::Disable { grant_id }) => set_grant(services, &grant_id, true).await?,
         AdminCommand::Grant(GrantCommand::Enable { grant_id }) => set_grant(services, &grant_id, false).await?,
+        AdminCommand::Files(FilesCommand::List { user }) => {
+            let user = match user {
+                Some(name) => Some(user_named(services, &name).await?.user_id),
+                None => None,
+            };
+            listed(&catalog.list_files(user).await?, |f| {
+                format!(
+                    "file {} '{}' in {}/{} ({} bytes, {})",
+                    f.file_id, f.title, f.user_id, f.folder_key, f.size, f.sha256
+                )
+            })
+        }
         AdminCommand::Jobs(JobsCommand::List { status }) => {
             let status = status
                 .map(|s| {

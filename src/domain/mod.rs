@@ -1,6 +1,7 @@
 //! Domain newtypes: every value that crosses a trust boundary is parsed into one of these
 //! once, at the edge, and is valid from then on. No I/O here.
 
+mod address;
 mod content_hash;
 mod file_id;
 mod ids;
@@ -10,6 +11,7 @@ mod name;
 mod range;
 mod scope;
 
+pub use address::{Cidr, is_forbidden};
 pub use content_hash::{ChunkHasher, Sha256Hex, chunk_size_for};
 pub use file_id::FileId;
 pub use ids::{BlobSize, DeviceId, GrantId, TokenId, UserId, VolumeId};

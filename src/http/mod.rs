@@ -38,6 +38,8 @@ pub struct AppState {
     pub ingest: Ingest,
     pub signer: Signer,
     pub jobs: JobRunner,
+    /// Where remote import may reach.
+    pub remote: Arc<crate::remote::RemotePolicy>,
     /// Base of links Ferry hands out (no trailing `/`).
     pub public_url: String,
     /// Base of signed upload/download URLs (no trailing `/`).

@@ -4,6 +4,8 @@
 //! server runs the same step in a loop, woken at once when work is queued.
 
 pub mod consistency;
+pub mod remote_fetch;
+pub mod watch;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,6 +15,8 @@ use tokio::sync::Notify;
 use crate::blob_store::{BlobStore, Staged};
 use crate::catalog::{BoxError, Catalog, CatalogError, Job, JobOutcome};
 use crate::config::Config;
+use crate::ingest::Ingest;
+use crate::remote::RemotePolicy;
 
 /// How long a claimed job is leased before another worker may take it over.
 const LEASE: Duration = Duration::from_secs(300);
@@ -21,6 +25,8 @@ const LEASE: Duration = Duration::from_secs(300);
 pub struct JobRunner {
     catalog: Arc<dyn Catalog>,
     store: Arc<dyn BlobStore>,
+    ingest: Ingest,
+    remote: Arc<RemotePolicy>,
     config: Arc<Config>,
     wake: Arc<Notify>,
 }
@@ -37,8 +43,14 @@ pub enum Step {
 }
 
 impl JobRunner {
-    pub fn new(catalog: Arc<dyn Catalog>, store: Arc<dyn BlobStore>, config: Arc<Config>) -> Self {
-        Self { catalog, store, config, wake: Arc::new(Notify::new()) }
+    pub fn new(
+        catalog: Arc<dyn Catalog>,
+        store: Arc<dyn BlobStore>,
+        config: Arc<Config>,
+        remote: Arc<RemotePolicy>,
+    ) -> Self {
+        let ingest = Ingest::new(store.clone(), catalog.clone());
+        Self { catalog, store, ingest, remote, config, wake: Arc::new(Notify::new()) }
     }
 
     /// Queues a job and wakes the runner.
@@ -107,8 +119,10 @@ impl JobRunner {
     }
 
     async fn run_job(&self, job: &Job) -> JobOutcome {
-        // Job kinds arrive with the features that need them (media processing, remote fetch).
-        JobOutcome::Failed { error: format!("unknown job kind '{}'", job.kind) }
+        match job.kind.as_str() {
+            remote_fetch::KIND => remote_fetch::run(self, job).await,
+            other => JobOutcome::Failed { error: format!("unknown job kind '{other}'") },
+        }
     }
 
     /// The server's loop: work until idle, then sleep until woken or the interval passes.

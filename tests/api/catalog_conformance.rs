@@ -1,5 +1,8 @@
 //! The `Catalog` contract, written against the trait so every backend runs the same
-//! suite. `conformance!` instantiates it for a backend constructor.
+//! suite. `conformance!` instantiates it for a backend constructor: SQLite always,
+//! PostgreSQL when `FERRY_TEST_DATABASE_URL` names a server (each test gets a database of
+//! its own there, dropped afterwards; see `catalog_postgres` for what only a real server
+//! can show).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -8,13 +11,15 @@ use ferry::catalog::*;
 use ferry::domain::{Level, MediaPath, Name, Sha256Hex};
 use futures_util::future::BoxFuture;
 
-type Step = Box<dyn FnOnce() -> BoxFuture<'static, Result<(), BoxError>> + Send>;
+use crate::catalog_postgres::TestDatabase;
 
-fn ok_step() -> Step {
+pub type Step = Box<dyn FnOnce() -> BoxFuture<'static, Result<(), BoxError>> + Send>;
+
+pub fn ok_step() -> Step {
     Box::new(|| Box::pin(async { Ok(()) }))
 }
 
-fn blob(n: u8) -> BlobRecord {
+pub fn blob(n: u8) -> BlobRecord {
     BlobRecord { sha256: Sha256Hex::of(&[n]), size: 1, chunked_hash: None }
 }
 
@@ -135,7 +140,7 @@ macro_rules! conformance {
                 ($name:ident) => {
                     #[tokio::test]
                     async fn $name() {
-                        let (catalog, _guard) = $make.await;
+                        let Some((catalog, _guard)) = $make.await else { return };
                         super::$name(catalog).await;
                     }
                 };
@@ -150,10 +155,16 @@ macro_rules! conformance {
     };
 }
 
-async fn sqlite() -> (Arc<dyn Catalog>, tempfile::TempDir) {
+async fn sqlite() -> Option<(Arc<dyn Catalog>, tempfile::TempDir)> {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("catalog.db").display());
-    (Arc::new(sqlite::SqliteCatalog::open(&url).await.unwrap()), dir)
+    Some((Arc::new(sqlite::SqliteCatalog::open(&url).await.unwrap()), dir))
+}
+
+async fn pg() -> Option<(Arc<dyn Catalog>, TestDatabase)> {
+    let database = TestDatabase::create().await?;
+    Some((Arc::new(postgres::PgCatalog::open(&database.url).await.unwrap()), database))
 }
 
 conformance!(on_sqlite, sqlite());
+conformance!(on_postgres, pg());

@@ -20,6 +20,8 @@ pub struct TestApp {
     pub state: AppState,
     pub client: reqwest::Client,
     pub data_dir: TempDir,
+    /// The app's own PostgreSQL database when the suite runs on PostgreSQL; dropped last.
+    _database: Option<crate::catalog_postgres::TestDatabase>,
 }
 
 /// A user created for a test, with one token of the scopes asked for.
@@ -37,19 +39,28 @@ pub async fn spawn_app() -> TestApp {
     spawn_app_with(|_| {}).await
 }
 
-/// Spawns a server after `adjust` tweaks its settings layer.
+/// Spawns a server after `adjust` tweaks its settings layer. With
+/// `FERRY_TEST_API_ON_POSTGRES=1` (and `FERRY_TEST_DATABASE_URL`) its catalog is a fresh
+/// PostgreSQL database, dropped with the app.
 pub async fn spawn_app_with(adjust: impl FnOnce(&mut Layer)) -> TestApp {
     let data_dir = tempfile::tempdir().expect("temp dir");
     let mut layer = Layer::new();
     layer.insert("data_dir", data_dir.path().display().to_string());
     layer.insert("listen", "127.0.0.1:0".into());
+    let database = match std::env::var("FERRY_TEST_API_ON_POSTGRES").as_deref() {
+        Ok("1") => crate::catalog_postgres::TestDatabase::create().await,
+        _ => None,
+    };
+    if let Some(database) = &database {
+        layer.insert("database_url", database.url.clone());
+    }
     adjust(&mut layer);
     let config = Config::from_layer(&layer).expect("test config");
     let app = Application::build(config).await.expect("server builds");
     let address = format!("http://{}", app.local_addr());
     let state = app.state().clone();
     tokio::spawn(app.run_until_stopped());
-    TestApp { address, state, client: reqwest::Client::new(), data_dir }
+    TestApp { address, state, client: reqwest::Client::new(), data_dir, _database: database }
 }
 
 impl TestApp {

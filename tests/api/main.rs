@@ -5,6 +5,7 @@ mod helpers;
 
 mod auth;
 mod catalog_conformance;
+mod catalog_postgres;
 mod cli;
 mod conventions;
 mod device_client;
@@ -12,7 +13,9 @@ mod device_media;
 mod device_multipart;
 mod device_script;
 mod device_upload;
+mod imports;
 mod ingest;
 mod multipart;
 mod sessions;
 mod upload_host;
+mod watch;

@@ -41,12 +41,11 @@ pub async fn all_blob_hashes(pool: &PgPool) -> CatalogResult<Vec<Sha256Hex>> {
 }
 
 pub async fn holds(pool: &PgPool, user: UserId, sha256: &Sha256Hex) -> CatalogResult<bool> {
-    let (held,): (bool,) =
-        sqlx::query_as("select exists (select 1 from holds where user_id = $1 and sha256 = $2)")
-            .bind(user.0)
-            .bind(sha256.as_str())
-            .fetch_one(pool)
-            .await?;
+    let (held,): (bool,) = sqlx::query_as("select exists (select 1 from holds where user_id = $1 and sha256 = $2)")
+        .bind(user.0)
+        .bind(sha256.as_str())
+        .fetch_one(pool)
+        .await?;
     Ok(held)
 }
 
@@ -101,7 +100,8 @@ pub async fn commit_blob(pool: &PgPool, blob: &BlobRecord, holder: UserId, place
 const COLLECTABLE: &str = "b.last_used_ms <= $1
     and not exists (select 1 from holds h where h.sha256 = b.sha256)
     and not exists (select 1 from media m where m.sha256 = b.sha256)
-    and not exists (select 1 from uploads u where u.sha256 = b.sha256)";
+    and not exists (select 1 from uploads u where u.sha256 = b.sha256)
+    and not exists (select 1 from files f where f.sha256 = b.sha256)";
 
 pub async fn collect_blob(
     pool: &PgPool,
@@ -119,8 +119,9 @@ pub async fn collect_blob(
     let Some((hash,)) = candidate else { return Ok(None) };
     lock_blob(&mut tx, &hash).await?;
     // Lock the row too: a write that would reference the blob (a hold, a media item, an
-    // upload) checks its foreign key under a share lock on it, so from here none can commit
-    // until this transaction ends, and none committed before is missed by the re-check below.
+    // upload, a library file) checks its foreign key under a share lock on it, so from here
+    // none can commit until this transaction ends, and none committed before is missed by
+    // the re-check below.
     sqlx::query("select 1 from blobs where sha256 = $1 for update").bind(&hash).execute(&mut *tx).await?;
     // Re-check in a fresh snapshot (read committed: one per statement): a commit may have
     // held the blob's lock between the pick and now.
@@ -132,6 +133,7 @@ pub async fn collect_blob(
     .fetch_optional(&mut *tx)
     .await?;
     if still.is_none() {
+        // a commit got there first; the next call picks another candidate
         return Ok(None);
     }
     let sha256 = parse_hash(&hash)?;

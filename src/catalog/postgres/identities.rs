@@ -231,13 +231,14 @@ pub async fn set_device_flag(pool: &PgPool, id: DeviceId, flag: DeviceFlag, on: 
 }
 
 pub async fn create_volume(pool: &PgPool, user: UserId, name: &Name) -> CatalogResult<Volume> {
-    let (id,): (i64,) = sqlx::query_as("insert into volumes (user_id, name, created_ms) values ($1, $2, $3) returning id")
-        .bind(user.0)
-        .bind(name.as_str())
-        .bind(now_ms())
-        .fetch_one(pool)
-        .await
-        .map_err(|e| on_unique(e, || format!("this user already has a volume named '{name}'")))?;
+    let (id,): (i64,) =
+        sqlx::query_as("insert into volumes (user_id, name, created_ms) values ($1, $2, $3) returning id")
+            .bind(user.0)
+            .bind(name.as_str())
+            .bind(now_ms())
+            .fetch_one(pool)
+            .await
+            .map_err(|e| on_unique(e, || format!("this user already has a volume named '{name}'")))?;
     Ok(Volume { volume_id: VolumeId(id), name: name.to_string(), user_id: user })
 }
 

@@ -16,6 +16,7 @@ mod blobs;
 mod identities;
 mod jobs;
 mod media;
+mod sessions;
 mod uploads;
 
 use std::str::FromStr;
@@ -24,7 +25,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use futures_util::future::BoxFuture;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
-use sqlx::{ConnectOptions, Connection, PgConnection, Postgres, Transaction};
+use sqlx::{Connection, PgConnection, Postgres, Transaction};
 
 use super::*;
 use crate::domain::{DeviceId, GrantId, Level, Name, ScopeSet, Sha256Hex, TokenId, UserId, VolumeId};
@@ -55,21 +56,18 @@ impl PgCatalog {
                 return Err(unreachable(&options, &waited, std::io::ErrorKind::TimedOut));
             }
         }
-        let pool = PgPoolOptions::new()
-            .max_connections(16)
-            .acquire_timeout(CONNECT_TIMEOUT)
-            .connect_with(options)
-            .await?;
+        let pool =
+            PgPoolOptions::new().max_connections(16).acquire_timeout(CONNECT_TIMEOUT).connect_with(options).await?;
         check_schema_version(&pool).await?;
         MIGRATIONS.run(&pool).await.map_err(|e| CatalogError::Schema(e.to_string()))?;
         Ok(Self { pool })
     }
 }
 
-/// "HOST:PORT, database DB as USER": where a URL points, without its password.
-pub fn describe(options: &PgConnectOptions) -> String {
+/// "HOST:PORT (database DB, user USER)": where a URL points, without its password.
+fn describe(options: &PgConnectOptions) -> String {
     format!(
-        "{}:{}, database {} as {}",
+        "{}:{} (database {}, user {})",
         options.get_host(),
         options.get_port(),
         options.get_database().unwrap_or(options.get_username()),
@@ -320,6 +318,53 @@ impl Catalog for PgCatalog {
     }
     async fn expired_uploads(&self, limit: u32) -> CatalogResult<Vec<Upload>> {
         uploads::expired(&self.pool, limit).await
+    }
+
+    async fn folder(&self, user: UserId, key: &str) -> CatalogResult<Folder> {
+        sessions::folder(&self.pool, user, key).await
+    }
+    async fn create_session(
+        &self,
+        ulid: &str,
+        user: UserId,
+        folder: &Folder,
+        limits: &SessionLimits,
+        expires_ms: i64,
+    ) -> CatalogResult<Session> {
+        sessions::create_session(&self.pool, ulid, user, folder, limits, expires_ms).await
+    }
+    async fn session(&self, ulid: &str) -> CatalogResult<Option<Session>> {
+        sessions::session(&self.pool, ulid).await
+    }
+    async fn reserve_file_slot(&self, ulid: &str) -> CatalogResult<Result<(), SlotRefusal>> {
+        sessions::reserve_file_slot(&self.pool, ulid).await
+    }
+    async fn reserve_bytes(&self, ulid: &str, bytes: u64) -> CatalogResult<bool> {
+        sessions::reserve_bytes(&self.pool, ulid, bytes).await
+    }
+    async fn release_reservation(&self, ulid: &str, bytes: u64) -> CatalogResult<()> {
+        sessions::release_reservation(&self.pool, ulid, bytes).await
+    }
+    async fn add_file(&self, file: &NewLibraryFile) -> CatalogResult<LibraryFile> {
+        sessions::add_file(&self.pool, file).await
+    }
+    async fn finish_session(&self, ulid: &str) -> CatalogResult<Vec<LibraryFile>> {
+        sessions::finish_session(&self.pool, ulid).await
+    }
+    async fn file(&self, user: UserId, file_id: &str) -> CatalogResult<Option<LibraryFile>> {
+        sessions::file(&self.pool, user, file_id).await
+    }
+    async fn file_of_job(&self, job_id: i64) -> CatalogResult<Option<LibraryFile>> {
+        sessions::file_of_job(&self.pool, job_id).await
+    }
+    async fn list_files(&self, user: Option<UserId>) -> CatalogResult<Vec<LibraryFile>> {
+        sessions::list_files(&self.pool, user).await
+    }
+    async fn delete_expired_sessions(&self, expired_before_ms: i64, limit: u32) -> CatalogResult<usize> {
+        sessions::delete_expired_sessions(&self.pool, expired_before_ms, limit).await
+    }
+    async fn job(&self, job_id: i64) -> CatalogResult<Option<Job>> {
+        jobs::get(&self.pool, job_id).await
     }
 
     async fn enqueue_job(

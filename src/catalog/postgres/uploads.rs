@@ -75,7 +75,9 @@ pub async fn create(pool: &PgPool, u: &NewUpload) -> CatalogResult<Upload> {
     .bind(now_ms())
     .fetch_one(pool)
     .await
-    .map_err(|e| on_unique(e, || format!("an upload for file '{}' already exists", u.file_key.as_deref().unwrap_or(""))))?;
+    .map_err(|e| {
+        on_unique(e, || format!("an upload for file '{}' already exists", u.file_key.as_deref().unwrap_or("")))
+    })?;
     row.into_upload()
 }
 
@@ -110,8 +112,10 @@ pub async fn put_part(pool: &PgPool, upload_id: &str, part: &Part) -> CatalogRes
     let mut tx = pool.begin().await?;
     // Parts of one upload are recorded one at a time: two retries of a part racing would
     // otherwise both see no earlier part and one staging file would be forgotten.
-    let upload: Option<(String,)> =
-        sqlx::query_as("select id from uploads where id = $1 for update").bind(upload_id).fetch_optional(&mut *tx).await?;
+    let upload: Option<(String,)> = sqlx::query_as("select id from uploads where id = $1 for update")
+        .bind(upload_id)
+        .fetch_optional(&mut *tx)
+        .await?;
     if upload.is_none() {
         return Err(CatalogError::NotFound(format!("upload {upload_id}")));
     }

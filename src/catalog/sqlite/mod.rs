@@ -294,6 +294,9 @@ impl Catalog for SqliteCatalog {
     async fn file_of_job(&self, job_id: i64) -> CatalogResult<Option<LibraryFile>> {
         sessions::file_of_job(&self.reader, job_id).await
     }
+    async fn list_files(&self, user: Option<UserId>) -> CatalogResult<Vec<LibraryFile>> {
+        sessions::list_files(&self.reader, user).await
+    }
     async fn delete_expired_sessions(&self, expired_before_ms: i64, limit: u32) -> CatalogResult<usize> {
         sessions::delete_expired_sessions(&self.writer, expired_before_ms, limit).await
     }

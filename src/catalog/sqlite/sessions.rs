@@ -189,7 +189,10 @@ impl FileRow {
 const FILE_COLUMNS: &str =
     "x.id, x.user_id, f.folder_key, x.session_ulid, x.title, x.sha256, x.size, x.content_type, x.created_ms";
 
-async fn files_where(pool: &SqlitePool, condition: &str, bind: &str) -> CatalogResult<Vec<LibraryFile>> {
+async fn files_where<'q, T>(pool: &SqlitePool, condition: &str, bind: T) -> CatalogResult<Vec<LibraryFile>>
+where
+    T: 'q + Send + sqlx::Encode<'q, sqlx::Sqlite> + sqlx::Type<sqlx::Sqlite>,
+{
     let rows: Vec<FileRow> = sqlx::query_as(AssertSqlSafe(format!(
         "select {FILE_COLUMNS} from files x join folders f on f.id = x.folder_id where {condition} order by x.created_ms, x.id"
     )))
@@ -228,7 +231,10 @@ pub async fn add_file(writer: &SqlitePool, file: &NewLibraryFile) -> CatalogResu
             .await?;
     }
     tx.commit().await?;
-    files_where(writer, "x.id = ?", &id).await?.pop().ok_or_else(|| CatalogError::NotFound(format!("file {id}")))
+    files_where(writer, "x.id = ?", id.as_str())
+        .await?
+        .pop()
+        .ok_or_else(|| CatalogError::NotFound(format!("file {id}")))
 }
 
 pub async fn finish_session(writer: &SqlitePool, ulid: &str) -> CatalogResult<Vec<LibraryFile>> {
@@ -245,7 +251,11 @@ pub async fn file(reader: &SqlitePool, user: UserId, file_id: &str) -> CatalogRe
 }
 
 pub async fn file_of_job(reader: &SqlitePool, job_id: i64) -> CatalogResult<Option<LibraryFile>> {
-    Ok(files_where(reader, "x.job_id = ?", &job_id.to_string()).await?.pop())
+    Ok(files_where(reader, "x.job_id = ?", job_id).await?.pop())
+}
+
+pub async fn list_files(reader: &SqlitePool, user: Option<UserId>) -> CatalogResult<Vec<LibraryFile>> {
+    files_where(reader, "(?1 is null or x.user_id = ?1)", user.map(|u| u.0)).await
 }
 
 pub async fn delete_expired_sessions(writer: &SqlitePool, expired_before_ms: i64, limit: u32) -> CatalogResult<usize> {

@@ -3,6 +3,7 @@
 //! direct URL with no other credential), finish it; import from a remote URL or a bucket.
 
 mod form;
+mod import;
 mod register;
 mod upload;
 
@@ -20,7 +21,10 @@ pub fn router() -> Router<AppState> {
     let family = Router::new()
         .route("/upload/id", post(register::register).delete(register::finish_by_body))
         .route("/upload/id/{ulid}", delete(register::finish))
-        .route("/file/{ulid}", post(upload::with_token).layer(DefaultBodyLimit::disable()));
+        .route("/file/{ulid}", post(upload::with_token).layer(DefaultBodyLimit::disable()))
+        .route("/upload/remote", post(import::remote))
+        .route("/upload/remote/{job_id}", get(import::remote_status))
+        .route("/upload/blob", post(import::blob));
     let both = Router::new()
         .nest("/api", family.clone())
         .merge(family)

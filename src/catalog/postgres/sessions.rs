@@ -1,0 +1,271 @@
+//! Upload sessions, folders and library files on PostgreSQL. Reservations are single
+//! guarded UPDATEs: the row lock each takes makes concurrent reservations on one session
+//! queue, and each re-reads the row it waited for, so they cannot pass its limits.
+
+use sqlx::{AssertSqlSafe, PgPool, Postgres};
+
+use super::{on_unique, parse_hash};
+use crate::catalog::*;
+use crate::clock::now_ms;
+use crate::domain::UserId;
+
+pub async fn folder(pool: &PgPool, user: UserId, key: &str) -> CatalogResult<Folder> {
+    sqlx::query("insert into folders (user_id, folder_key, created_ms) values ($1, $2, $3) on conflict do nothing")
+        .bind(user.0)
+        .bind(key)
+        .bind(now_ms())
+        .execute(pool)
+        .await?;
+    let (id,): (i64,) = sqlx::query_as("select id from folders where user_id = $1 and folder_key = $2")
+        .bind(user.0)
+        .bind(key)
+        .fetch_one(pool)
+        .await?;
+    Ok(Folder { id, user_id: user, key: key.to_owned() })
+}
+
+#[derive(sqlx::FromRow)]
+struct SessionRow {
+    ulid: String,
+    user_id: i64,
+    folder_id: i64,
+    folder_key: String,
+    max_filesize: Option<i64>,
+    max_files: Option<i64>,
+    max_size: Option<i64>,
+    file_extensions: Option<String>,
+    no_transcode: bool,
+    hide_response: bool,
+    autofinish: bool,
+    reserved_files: i64,
+    reserved_bytes: i64,
+    finished_ms: Option<i64>,
+    expires_ms: i64,
+}
+
+impl From<SessionRow> for Session {
+    fn from(r: SessionRow) -> Self {
+        Session {
+            ulid: r.ulid,
+            user_id: UserId(r.user_id),
+            folder: Folder { id: r.folder_id, user_id: UserId(r.user_id), key: r.folder_key },
+            limits: SessionLimits {
+                max_filesize: r.max_filesize.map(|v| v as u64),
+                max_files: r.max_files.map(|v| v as u64),
+                max_size: r.max_size.map(|v| v as u64),
+                file_extensions: r.file_extensions.map(|list| list.split(',').map(str::to_owned).collect()),
+                no_transcode: r.no_transcode,
+                hide_response: r.hide_response,
+                autofinish: r.autofinish,
+            },
+            reserved_files: r.reserved_files as u64,
+            reserved_bytes: r.reserved_bytes as u64,
+            finished: r.finished_ms.is_some(),
+            expires_ms: r.expires_ms,
+        }
+    }
+}
+
+pub async fn create_session(
+    pool: &PgPool,
+    ulid: &str,
+    user: UserId,
+    folder: &Folder,
+    limits: &SessionLimits,
+    expires_ms: i64,
+) -> CatalogResult<Session> {
+    sqlx::query(
+        "insert into sessions (ulid, user_id, folder_id, max_filesize, max_files, max_size, file_extensions,
+                               no_transcode, hide_response, autofinish, expires_ms, created_ms)
+         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+    )
+    .bind(ulid)
+    .bind(user.0)
+    .bind(folder.id)
+    .bind(limits.max_filesize.map(|v| v as i64))
+    .bind(limits.max_files.map(|v| v as i64))
+    .bind(limits.max_size.map(|v| v as i64))
+    .bind(limits.file_extensions.as_ref().map(|list| list.join(",")))
+    .bind(limits.no_transcode)
+    .bind(limits.hide_response)
+    .bind(limits.autofinish)
+    .bind(expires_ms)
+    .bind(now_ms())
+    .execute(pool)
+    .await?;
+    session(pool, ulid).await?.ok_or_else(|| CatalogError::NotFound(format!("session {ulid}")))
+}
+
+pub async fn session(pool: &PgPool, ulid: &str) -> CatalogResult<Option<Session>> {
+    let row: Option<SessionRow> = sqlx::query_as(
+        "select s.ulid, s.user_id, s.folder_id, f.folder_key, s.max_filesize, s.max_files, s.max_size,
+                s.file_extensions, s.no_transcode, s.hide_response, s.autofinish, s.reserved_files,
+                s.reserved_bytes, s.finished_ms, s.expires_ms
+         from sessions s join folders f on f.id = s.folder_id where s.ulid = $1",
+    )
+    .bind(ulid)
+    .fetch_optional(pool)
+    .await?;
+    Ok(row.map(Session::from))
+}
+
+pub async fn reserve_file_slot(pool: &PgPool, ulid: &str) -> CatalogResult<Result<(), SlotRefusal>> {
+    let now = now_ms();
+    let taken = sqlx::query(
+        "update sessions set reserved_files = reserved_files + 1
+         where ulid = $1 and finished_ms is null and expires_ms > $2
+           and (max_files is null or reserved_files < max_files)
+           and (not autofinish or reserved_files < 1)",
+    )
+    .bind(ulid)
+    .bind(now)
+    .execute(pool)
+    .await?;
+    if taken.rows_affected() == 1 {
+        return Ok(Ok(()));
+    }
+    // refused: say why
+    let Some(s) = session(pool, ulid).await? else { return Ok(Err(SlotRefusal::Missing)) };
+    Ok(Err(if s.finished {
+        SlotRefusal::Finished
+    } else if s.expires_ms <= now {
+        SlotRefusal::Expired
+    } else {
+        SlotRefusal::TooManyFiles
+    }))
+}
+
+pub async fn reserve_bytes(pool: &PgPool, ulid: &str, bytes: u64) -> CatalogResult<bool> {
+    let taken = sqlx::query(
+        "update sessions set reserved_bytes = reserved_bytes + $1
+         where ulid = $2 and (max_size is null or reserved_bytes + $1 <= max_size)",
+    )
+    .bind(bytes as i64)
+    .bind(ulid)
+    .execute(pool)
+    .await?;
+    Ok(taken.rows_affected() == 1)
+}
+
+pub async fn release_reservation(pool: &PgPool, ulid: &str, bytes: u64) -> CatalogResult<()> {
+    sqlx::query(
+        "update sessions set reserved_files = greatest(reserved_files - 1, 0),
+             reserved_bytes = greatest(reserved_bytes - $1, 0)
+         where ulid = $2",
+    )
+    .bind(bytes as i64)
+    .bind(ulid)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+#[derive(sqlx::FromRow)]
+struct FileRow {
+    id: String,
+    user_id: i64,
+    folder_key: String,
+    session_ulid: Option<String>,
+    title: String,
+    sha256: String,
+    size: i64,
+    content_type: String,
+    created_ms: i64,
+}
+
+impl FileRow {
+    fn into_file(self) -> CatalogResult<LibraryFile> {
+        Ok(LibraryFile {
+            file_id: self.id,
+            user_id: UserId(self.user_id),
+            folder_key: self.folder_key,
+            session_ulid: self.session_ulid,
+            title: self.title,
+            sha256: parse_hash(&self.sha256)?,
+            size: self.size as u64,
+            content_type: self.content_type,
+            created_ms: self.created_ms,
+        })
+    }
+}
+
+/// Library files matching `condition` on `$1`, oldest first.
+async fn files_where<'q, T>(pool: &PgPool, condition: &str, bind: T) -> CatalogResult<Vec<LibraryFile>>
+where
+    T: 'q + Send + sqlx::Encode<'q, Postgres> + sqlx::Type<Postgres>,
+{
+    let rows: Vec<FileRow> = sqlx::query_as(AssertSqlSafe(format!(
+        "select x.id, x.user_id, f.folder_key, x.session_ulid, x.title, x.sha256, x.size, x.content_type, x.created_ms
+         from files x join folders f on f.id = x.folder_id where {condition} order by x.created_ms, x.id"
+    )))
+    .bind(bind)
+    .fetch_all(pool)
+    .await?;
+    rows.into_iter().map(FileRow::into_file).collect()
+}
+
+pub async fn add_file(pool: &PgPool, file: &NewLibraryFile) -> CatalogResult<LibraryFile> {
+    let mut tx = pool.begin().await?;
+    let id = ulid::Ulid::new().to_string();
+    sqlx::query(
+        "insert into files (id, user_id, folder_id, session_ulid, job_id, watch_key, title, sha256, size,
+                            content_type, created_ms)
+         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+    )
+    .bind(&id)
+    .bind(file.user_id.0)
+    .bind(file.folder_id)
+    .bind(&file.session_ulid)
+    .bind(file.job_id)
+    .bind(&file.watch_key)
+    .bind(&file.title)
+    .bind(file.blob.sha256.as_str())
+    .bind(file.blob.size as i64)
+    .bind(&file.content_type)
+    .bind(now_ms())
+    .execute(&mut *tx)
+    .await
+    .map_err(|e| on_unique(e, || "this watched file was ingested before".into()))?;
+    if let Some(ulid) = &file.session_ulid {
+        sqlx::query("update sessions set finished_ms = coalesce(finished_ms, $1) where ulid = $2 and autofinish")
+            .bind(now_ms())
+            .bind(ulid)
+            .execute(&mut *tx)
+            .await?;
+    }
+    tx.commit().await?;
+    files_where(pool, "x.id = $1", &id).await?.pop().ok_or_else(|| CatalogError::NotFound(format!("file {id}")))
+}
+
+pub async fn finish_session(pool: &PgPool, ulid: &str) -> CatalogResult<Vec<LibraryFile>> {
+    sqlx::query("update sessions set finished_ms = coalesce(finished_ms, $1) where ulid = $2")
+        .bind(now_ms())
+        .bind(ulid)
+        .execute(pool)
+        .await?;
+    files_where(pool, "x.session_ulid = $1", ulid).await
+}
+
+pub async fn file(pool: &PgPool, user: UserId, file_id: &str) -> CatalogResult<Option<LibraryFile>> {
+    Ok(files_where(pool, "x.id = $1", file_id).await?.into_iter().find(|f| f.user_id == user))
+}
+
+pub async fn file_of_job(pool: &PgPool, job_id: i64) -> CatalogResult<Option<LibraryFile>> {
+    Ok(files_where(pool, "x.job_id = $1", job_id).await?.pop())
+}
+
+pub async fn list_files(pool: &PgPool, user: Option<UserId>) -> CatalogResult<Vec<LibraryFile>> {
+    files_where(pool, "($1::bigint is null or x.user_id = $1)", user.map(|u| u.0)).await
+}
+
+pub async fn delete_expired_sessions(pool: &PgPool, expired_before_ms: i64, limit: u32) -> CatalogResult<usize> {
+    let done = sqlx::query(
+        "delete from sessions
+         where ulid in (select ulid from sessions where expires_ms < $1 order by expires_ms limit $2)",
+    )
+    .bind(expired_before_ms)
+    .bind(i64::from(limit))
+    .execute(pool)
+    .await?;
+    Ok(done.rows_affected() as usize)
+}

@@ -1,0 +1,135 @@
+//! Importing into the library without an upload: from a remote URL (a job, 202 + status)
+//! or from an object already in a configured bucket.
+
+use std::path::{Component, Path as FsPath, PathBuf};
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use serde_json::{Value, json};
+
+use super::form::{Fields, parse_folder_key};
+use crate::catalog::{JobStatus, NewLibraryFile};
+use crate::http::AppState;
+use crate::http::error::ApiError;
+use crate::http::extract::{Caller, SessionUpload};
+use crate::ingest::Expectation;
+use crate::jobs::remote_fetch::{self, RemoteFetch};
+use crate::remote::FetchError;
+
+fn folder_key(fields: &Fields) -> Result<String, ApiError> {
+    fields
+        .text("folder_id")
+        .ok_or_else(|| ApiError::bad_request("missing_folder_id", "folder_id is required"))
+        .and_then(parse_folder_key)
+}
+
+pub async fn remote(
+    State(state): State<AppState>,
+    Caller(principal, ..): Caller<SessionUpload>,
+    fields: Fields,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let raw = fields.text("url").ok_or_else(|| ApiError::bad_request("missing_url", "url is required"))?;
+    let url = reqwest::Url::parse(raw)
+        .map_err(|e| ApiError::bad_request("invalid_url", format!("'{raw}' is not a URL: {e}")))?;
+    let folder = state.catalog.folder(principal.user().user_id, &folder_key(&fields)?).await?;
+    // refuse what can be refused now; redirects are checked again when the job runs
+    state.remote.check(&url).await.map_err(|e| match e {
+        FetchError::Refused(why) => ApiError::bad_request("forbidden_target", why),
+        other => ApiError::bad_request("forbidden_target", other.to_string()),
+    })?;
+    let task = RemoteFetch {
+        url: url.to_string(),
+        user_id: principal.user().user_id,
+        folder_id: folder.id,
+        title: fields.text("title").map(str::to_owned),
+    };
+    let payload = serde_json::to_value(&task).expect("payload serialises");
+    let job_id = state.jobs.enqueue(remote_fetch::KIND, &payload, None).await?;
+    Ok((StatusCode::ACCEPTED, Json(json!({"job_id": job_id.to_string(), "status": "queued"}))))
+}
+
+pub async fn remote_status(
+    State(state): State<AppState>,
+    Path(job_id): Path<String>,
+    Caller(principal, ..): Caller<SessionUpload>,
+) -> Result<Json<Value>, ApiError> {
+    let missing = || ApiError::not_found(format!("no remote import {job_id}")).with_code("no_such_job");
+    let id: i64 = job_id.parse().map_err(|_| missing())?;
+    let job = state.catalog.job(id).await?.filter(|j| j.kind == remote_fetch::KIND).ok_or_else(missing)?;
+    let owner = job.payload.get("user_id").and_then(Value::as_i64);
+    if owner != Some(principal.user().user_id.0) {
+        return Err(missing());
+    }
+    let status = match job.status {
+        JobStatus::Pending => "queued",
+        JobStatus::Running => "running",
+        JobStatus::Done => "done",
+        JobStatus::Failed => "failed",
+    };
+    let mut answer = json!({"job_id": job_id, "status": status});
+    if job.status == JobStatus::Failed {
+        answer["error"] = json!(job.last_error);
+    }
+    if let Some(file) = state.catalog.file_of_job(id).await? {
+        answer["file_id"] = json!(file.file_id);
+    }
+    Ok(Json(answer))
+}
+
+/// The local bucket's name, as API.md calls the local store.
+const LOCAL_BUCKET: &str = "local";
+
+/// A key inside the import directory: relative, no `..`, no symlink escape.
+fn object_path(root: &FsPath, key: &str) -> Result<PathBuf, ApiError> {
+    let bad = || ApiError::bad_request("invalid_key", "key must be a relative path inside the bucket");
+    let relative = FsPath::new(key);
+    if key.is_empty() || key.contains('\0') || !relative.components().all(|c| matches!(c, Component::Normal(_))) {
+        return Err(bad());
+    }
+    let missing =
+        || ApiError::not_found(format!("no object '{key}' in bucket {LOCAL_BUCKET}")).with_code("no_such_object");
+    let root = root.canonicalize().map_err(|_| missing())?;
+    let path = root.join(relative).canonicalize().map_err(|_| missing())?;
+    if !path.starts_with(&root) || !path.is_file() {
+        return Err(if path.starts_with(&root) { missing() } else { bad() });
+    }
+    Ok(path)
+}
+
+pub async fn blob(
+    State(state): State<AppState>,
+    Caller(principal, ..): Caller<SessionUpload>,
+    fields: Fields,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let bucket = fields.text("bucket").ok_or_else(|| ApiError::bad_request("missing_bucket", "bucket is required"))?;
+    if bucket != LOCAL_BUCKET {
+        return Err(ApiError::bad_request("unknown_bucket", format!("no bucket '{bucket}' is configured")));
+    }
+    let key = fields.text("key").ok_or_else(|| ApiError::bad_request("missing_key", "key is required"))?;
+    let user = principal.user().user_id;
+    let folder = state.catalog.folder(user, &folder_key(&fields)?).await?;
+    let path = object_path(&state.config.import_dir, key)?;
+    let file =
+        tokio::fs::File::open(&path).await.map_err(|e| ApiError::internal(format!("cannot read the object: {e}")))?;
+    let size = file.metadata().await.ok().map(|m| m.len());
+    let body = tokio_util::io::ReaderStream::with_capacity(file, 1024 * 1024);
+    let expect =
+        Expectation { max_size: Some(state.config.max_upload_size), size_hint: size, ..Expectation::default() };
+    let ingested = state.ingest.ingest(body, &expect, user).await?;
+    let title = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| key.to_owned());
+    let stored = state
+        .catalog
+        .add_file(&NewLibraryFile {
+            user_id: user,
+            folder_id: folder.id,
+            session_ulid: None,
+            job_id: None,
+            watch_key: None,
+            title,
+            blob: ingested.blob,
+            content_type: "application/octet-stream".into(),
+        })
+        .await?;
+    Ok((StatusCode::CREATED, Json(json!({"file_id": stored.file_id}))))
+}

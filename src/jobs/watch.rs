@@ -1,0 +1,205 @@
+//! Watch folders: a file dropped into a watched directory is ingested into a user's folder
+//! once its size and mtime have stopped changing for the settle time, then moved to
+//! `done/` (or removed). The source goes only after its catalog row is committed, and each
+//! row carries a watch key (path, size, mtime), so a restart at any point neither loses a
+//! file nor records it twice.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use crate::catalog::{Catalog, CatalogError, NewLibraryFile};
+use crate::config::Config;
+use crate::ingest::{Expectation, Ingest};
+
+/// One `DIR=USER/FOLDER` entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WatchEntry {
+    pub dir: PathBuf,
+    pub user: String,
+    pub folder: String,
+}
+
+impl WatchEntry {
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        let bad = || format!("watch entry '{raw}' must look like DIR=USER/FOLDER");
+        let (dir, target) = raw.rsplit_once('=').ok_or_else(bad)?;
+        let (user, folder) = target.split_once('/').ok_or_else(bad)?;
+        if dir.trim().is_empty() || user.trim().is_empty() || folder.trim().is_empty() {
+            return Err(bad());
+        }
+        Ok(Self { dir: PathBuf::from(dir.trim()), user: user.trim().to_owned(), folder: folder.trim().to_owned() })
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Seen {
+    size: u64,
+    modified: SystemTime,
+    since: Instant,
+}
+
+#[derive(Clone)]
+pub struct WatchFolders {
+    entries: Vec<WatchEntry>,
+    settle: Duration,
+    remove_after: bool,
+    max_size: u64,
+    catalog: Arc<dyn Catalog>,
+    ingest: Ingest,
+    seen: Arc<Mutex<HashMap<PathBuf, Seen>>>,
+}
+
+impl WatchFolders {
+    pub fn new(config: &Config, catalog: Arc<dyn Catalog>, ingest: Ingest) -> Result<Self, String> {
+        let entries = config.watch.iter().map(|e| WatchEntry::parse(e)).collect::<Result<Vec<_>, _>>()?;
+        Ok(Self {
+            entries,
+            settle: config.watch_settle,
+            remove_after: config.watch_remove,
+            max_size: config.max_upload_size,
+            catalog,
+            ingest,
+            seen: Arc::default(),
+        })
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Looks at every watched directory once; ingests what has settled. Returns how many
+    /// files were ingested (or found already ingested) and moved away.
+    pub async fn scan_once(&self) -> usize {
+        let mut handled = 0;
+        for entry in &self.entries {
+            match self.scan_dir(entry).await {
+                Ok(n) => handled += n,
+                Err(e) => tracing::warn!(dir = %entry.dir.display(), error = %e, "watch folder scan failed"),
+            }
+        }
+        handled
+    }
+
+    async fn scan_dir(&self, entry: &WatchEntry) -> Result<usize, String> {
+        tokio::fs::create_dir_all(&entry.dir).await.map_err(|e| e.to_string())?;
+        let mut listing = tokio::fs::read_dir(&entry.dir).await.map_err(|e| e.to_string())?;
+        let mut settled = Vec::new();
+        let mut present = Vec::new();
+        while let Some(item) = listing.next_entry().await.map_err(|e| e.to_string())? {
+            let name = item.file_name().to_string_lossy().into_owned();
+            let Ok(meta) = item.metadata().await else { continue };
+            if name.starts_with('.') || !meta.is_file() {
+                continue; // hidden files (partial copies) and folders such as done/
+            }
+            let (path, size, modified) = (item.path(), meta.len(), meta.modified().map_err(|e| e.to_string())?);
+            present.push(path.clone());
+            let mut seen = self.seen.lock().expect("watch state lock");
+            match seen.get(&path) {
+                Some(s) if s.size == size && s.modified == modified => {
+                    if s.since.elapsed() >= self.settle {
+                        settled.push((path, size, modified));
+                    }
+                }
+                _ => {
+                    seen.insert(path, Seen { size, modified, since: Instant::now() });
+                }
+            }
+        }
+        self.seen.lock().expect("watch state lock").retain(|p, _| !p.starts_with(&entry.dir) || present.contains(p));
+        let mut handled = 0;
+        for (path, size, modified) in settled {
+            match self.ingest_file(entry, &path, size, modified).await {
+                Ok(true) => handled += 1,
+                Ok(false) => {}
+                Err(e) => tracing::warn!(file = %path.display(), error = %e, "watch folder ingest failed; will retry"),
+            }
+            self.seen.lock().expect("watch state lock").remove(&path);
+        }
+        Ok(handled)
+    }
+
+    /// Ingests one settled file; `false` when it changed meanwhile (it settles again later).
+    async fn ingest_file(
+        &self,
+        entry: &WatchEntry,
+        path: &Path,
+        size: u64,
+        modified: SystemTime,
+    ) -> Result<bool, String> {
+        let user = self
+            .catalog
+            .user_by_name(&entry.user)
+            .await
+            .map_err(|e| e.to_string())?
+            .ok_or_else(|| format!("no user named '{}'", entry.user))?;
+        let folder = self.catalog.folder(user.user_id, &entry.folder).await.map_err(|e| e.to_string())?;
+        let file = tokio::fs::File::open(path).await.map_err(|e| e.to_string())?;
+        let body = tokio_util::io::ReaderStream::with_capacity(file, 1024 * 1024);
+        let expect = Expectation { max_size: Some(self.max_size), size_hint: Some(size), ..Expectation::default() };
+        let received = self.ingest.receive(body, &expect).await.map_err(|e| e.to_string())?;
+        let still = tokio::fs::metadata(path).await.map_err(|e| e.to_string())?;
+        if still.len() != size || still.modified().ok() != Some(modified) || received.blob.size != size {
+            self.ingest.discard(received).await.map_err(|e| e.to_string())?;
+            return Ok(false);
+        }
+        let mtime_ns = modified.duration_since(UNIX_EPOCH).unwrap_or_default().as_nanos();
+        let watch_key = format!("{}:{size}:{mtime_ns}", path.display());
+        let title = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let ingested = self.ingest.commit(received, user.user_id).await.map_err(|e| e.to_string())?;
+        let new = NewLibraryFile {
+            user_id: user.user_id,
+            folder_id: folder.id,
+            session_ulid: None,
+            job_id: None,
+            watch_key: Some(watch_key),
+            title,
+            blob: ingested.blob,
+            content_type: "application/octet-stream".into(),
+        };
+        match self.catalog.add_file(&new).await {
+            Ok(_) | Err(CatalogError::Conflict(_)) => {} // recorded now, or by a run that died before moving it
+            Err(e) => return Err(e.to_string()),
+        }
+        self.put_away(entry, path).await?;
+        Ok(true)
+    }
+
+    async fn put_away(&self, entry: &WatchEntry, path: &Path) -> Result<(), String> {
+        if self.remove_after {
+            return tokio::fs::remove_file(path).await.map_err(|e| e.to_string());
+        }
+        let done = entry.dir.join("done");
+        tokio::fs::create_dir_all(&done).await.map_err(|e| e.to_string())?;
+        let name = path.file_name().unwrap_or_default().to_string_lossy().into_owned();
+        let mut target = done.join(&name);
+        if tokio::fs::try_exists(&target).await.unwrap_or(false) {
+            target = done.join(format!("{name}.{}", ulid::Ulid::new()));
+        }
+        tokio::fs::rename(path, target).await.map_err(|e| e.to_string())
+    }
+
+    /// The server's loop: scan, sleep a fraction of the settle time, repeat.
+    pub async fn run_forever(self) {
+        let pause = (self.settle / 4).clamp(Duration::from_millis(50), Duration::from_millis(500));
+        loop {
+            self.scan_once().await;
+            tokio::time::sleep(pause).await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entries_parse() {
+        let e = WatchEntry::parse("/srv/drop=alice/camera").unwrap();
+        assert_eq!((e.dir, e.user.as_str(), e.folder.as_str()), (PathBuf::from("/srv/drop"), "alice", "camera"));
+        for bad in ["/srv/drop", "/srv=alice", "=a/b", "/x=/b", "/x=a/"] {
+            assert!(WatchEntry::parse(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,192 @@
+//! Session family imports: remote URLs (with SSRF refusals) and bucket objects.
+
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Redirect};
+use axum::routing::get;
+use ferry::domain::Level;
+use serde_json::{Value, json};
+
+use crate::helpers::*;
+
+/// A small origin server on 127.0.0.1 standing in for "the internet".
+async fn origin() -> String {
+    let photo = bytes_of(70_000, 1);
+    let app = Router::new()
+        .route("/photo.jpg", get(move || async move { ([(header::CONTENT_TYPE, "image/jpeg")], photo.clone()) }))
+        .route(
+            "/streamed",
+            get(|| async {
+                let pieces = (0..5).map(|i| Ok::<_, std::io::Error>(bytes_of(10_000, 10 + i)));
+                Body::from_stream(futures_util::stream::iter(pieces))
+            }),
+        )
+        .route("/hop", get(|| async { Redirect::temporary("/photo.jpg") }))
+        .route("/to-private", get(|| async { Redirect::temporary("http://10.0.0.1/secret") }))
+        .route("/to-metadata", get(|| async { Redirect::temporary("http://169.254.169.254/latest/meta-data") }))
+        .route("/gone", get(|| async { StatusCode::NOT_FOUND.into_response() }));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    address
+}
+
+async fn start_import(app: &TestApp, token: &str, url: &str) -> reqwest::Response {
+    app.client
+        .post(app.url("/api/upload/remote"))
+        .bearer_auth(token)
+        .json(&json!({"url": url, "folder_id": "web"}))
+        .send()
+        .await
+        .unwrap()
+}
+
+/// Polls the job until it settles (bounded: 10 s).
+async fn settled(app: &TestApp, token: &str, job_id: &str) -> Value {
+    for _ in 0..100 {
+        let status: Value = app
+            .client
+            .get(app.url(&format!("/api/upload/remote/{job_id}")))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if status["status"] == "done" || status["status"] == "failed" {
+            return status;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("job {job_id} did not settle");
+}
+
+#[tokio::test]
+async fn remote_import_from_an_allow_listed_server() {
+    let origin = origin().await;
+    let app = spawn_app_with(|layer| {
+        layer.insert("remote_allow", "127.0.0.1/32".into());
+    })
+    .await;
+    let alice = app.user("alice", Level::Uploader, "upload").await;
+    for (path, expected) in [("/photo.jpg", bytes_of(70_000, 1)), ("/hop", bytes_of(70_000, 1))] {
+        let accepted = start_import(&app, &alice.token, &format!("{origin}{path}")).await;
+        assert_eq!(accepted.status(), 202);
+        let accepted: Value = accepted.json().await.unwrap();
+        assert_eq!(accepted["status"], "queued");
+        let job_id = accepted["job_id"].as_str().expect("job_id is a string").to_owned();
+        let done = settled(&app, &alice.token, &job_id).await;
+        assert_eq!(done["status"], "done", "{done}");
+        let file = app
+            .client
+            .get(app.url(&format!("/api/files/{}", done["file_id"].as_str().unwrap())))
+            .bearer_auth(&alice.token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(file.headers()["content-type"], "image/jpeg");
+        assert_eq!(file.bytes().await.unwrap().as_ref(), &expected[..], "{path}");
+    }
+    let streamed: Value = start_import(&app, &alice.token, &format!("{origin}/streamed")).await.json().await.unwrap();
+    assert_eq!(
+        settled(&app, &alice.token, streamed["job_id"].as_str().unwrap()).await["status"],
+        "done",
+        "no Content-Length needed"
+    );
+
+    for path in ["/to-private", "/to-metadata", "/gone"] {
+        let started: Value = start_import(&app, &alice.token, &format!("{origin}{path}")).await.json().await.unwrap();
+        let failed = settled(&app, &alice.token, started["job_id"].as_str().unwrap()).await;
+        assert_eq!(failed["status"], "failed", "{path}: {failed}");
+        assert!(failed["error"].as_str().is_some_and(|e| !e.is_empty()));
+        assert!(failed.get("file_id").is_none());
+    }
+    let bob = app.user("bob", Level::Uploader, "upload").await;
+    let peek = app
+        .client
+        .get(app.url(&format!("/api/upload/remote/{}", streamed["job_id"].as_str().unwrap())))
+        .bearer_auth(&bob.token)
+        .send()
+        .await
+        .unwrap();
+    expect_error(peek, 404, "no_such_job").await;
+}
+
+#[tokio::test]
+async fn loopback_private_and_odd_schemes_are_refused_up_front() {
+    let origin = origin().await;
+    let port = origin.rsplit(':').next().unwrap().to_owned();
+    let app = spawn_app().await; // no allow list
+    let alice = app.user("alice", Level::Uploader, "upload").await;
+    for target in [
+        format!("{origin}/photo.jpg"),
+        format!("http://localhost:{port}/photo.jpg"),
+        format!("http://[::1]:{port}/photo.jpg"),
+        format!("http://[::ffff:127.0.0.1]:{port}/photo.jpg"),
+        "http://169.254.169.254/latest/meta-data".into(),
+        "http://10.1.2.3/x".into(),
+        "ftp://example.com/x".into(),
+        "file:///etc/passwd".into(),
+    ] {
+        let refused = start_import(&app, &alice.token, &target).await;
+        let body = expect_error(refused, 400, "forbidden_target").await;
+        assert_eq!(body["status"], "error", "session family shape");
+    }
+    expect_error(start_import(&app, &alice.token, "not a url").await, 400, "invalid_url").await;
+    assert!(app.catalog().list_jobs(None).await.unwrap().is_empty(), "nothing was queued");
+}
+
+#[tokio::test]
+async fn blob_import_reads_and_hashes_objects_of_the_local_bucket() {
+    let app = spawn_app().await;
+    let alice = app.user("alice", Level::Uploader, "upload").await;
+    let import = app.data_dir.path().join("import");
+    std::fs::create_dir_all(import.join("cam")).unwrap();
+    let data = bytes_of(123_456, 5);
+    std::fs::write(import.join("cam/a.bin"), &data).unwrap();
+    std::os::unix::fs::symlink(app.data_dir.path().join("ferry.lock"), import.join("escape")).unwrap();
+    let post = |body: Value| app.client.post(app.url("/api/upload/blob")).bearer_auth(&alice.token).json(&body).send();
+
+    let created = post(json!({"bucket": "local", "key": "cam/a.bin", "folder_id": "imported"})).await.unwrap();
+    assert_eq!(created.status(), 201);
+    let file_id = created.json::<Value>().await.unwrap()["file_id"].as_str().unwrap().to_owned();
+    let stored = app.catalog().file(alice.user_id, &file_id).await.unwrap().unwrap();
+    assert_eq!(stored.sha256.as_str(), sha256_hex(&data));
+    assert_eq!(stored.folder_key, "imported");
+    assert!(import.join("cam/a.bin").exists(), "the object stays where it was");
+
+    expect_error(
+        post(json!({"bucket": "local", "key": "../ferry.db", "folder_id": "x"})).await.unwrap(),
+        400,
+        "invalid_key",
+    )
+    .await;
+    expect_error(
+        post(json!({"bucket": "local", "key": "/etc/passwd", "folder_id": "x"})).await.unwrap(),
+        400,
+        "invalid_key",
+    )
+    .await;
+    expect_error(
+        post(json!({"bucket": "local", "key": "escape", "folder_id": "x"})).await.unwrap(),
+        400,
+        "invalid_key",
+    )
+    .await;
+    expect_error(
+        post(json!({"bucket": "local", "key": "cam/none.bin", "folder_id": "x"})).await.unwrap(),
+        404,
+        "no_such_object",
+    )
+    .await;
+    expect_error(
+        post(json!({"bucket": "elsewhere", "key": "a", "folder_id": "x"})).await.unwrap(),
+        400,
+        "unknown_bucket",
+    )
+    .await;
+}
