@@ -10,7 +10,7 @@ use std::time::Duration;
 use anyhow::Context;
 use tokio::net::TcpListener;
 
-use crate::blob_store::{BlobStore, LocalStore};
+use crate::blob_store::{BlobStore, LocalStore, S3Store};
 use crate::catalog::Catalog;
 use crate::catalog::postgres::PgCatalog;
 use crate::catalog::sqlite::SqliteCatalog;
@@ -37,10 +37,7 @@ impl Services {
         std::fs::create_dir_all(&config.data_dir)
             .with_context(|| format!("cannot create the data directory {}", config.data_dir.display()))?;
         let catalog = open_catalog(&config.database_url).await?;
-        let store: Arc<dyn BlobStore> = Arc::new(
-            LocalStore::open(&config.data_dir)
-                .with_context(|| format!("cannot open the blob store in {}", config.data_dir.display()))?,
-        );
+        let store = open_store(&config)?;
         let signer = Signer::new(signing_key(&config, catalog.as_ref()).await?);
         let remote = Arc::new(RemotePolicy::parse(&config.remote_allow).context("FERRY_REMOTE_ALLOW")?);
         let config = Arc::new(config);
@@ -54,6 +51,18 @@ impl Services {
         let local = format!("http://{}", bound.unwrap_or(self.config.listen));
         self.config.upload_url.clone().or_else(|| self.config.public_url.clone()).unwrap_or(local)
     }
+}
+
+/// The S3-compatible store when a bucket is configured, else local disk in the data dir.
+fn open_store(config: &Config) -> anyhow::Result<Arc<dyn BlobStore>> {
+    if let Some(s3) = &config.s3 {
+        // the error names the bucket, never the credentials
+        let store = S3Store::open(s3).with_context(|| format!("cannot open the S3 bucket {}", s3.bucket))?;
+        return Ok(Arc::new(store));
+    }
+    let store = LocalStore::open(&config.data_dir)
+        .with_context(|| format!("cannot open the blob store in {}", config.data_dir.display()))?;
+    Ok(Arc::new(store))
 }
 
 async fn open_catalog(url: &str) -> anyhow::Result<Arc<dyn Catalog>> {
@@ -81,6 +90,10 @@ async fn signing_key(config: &Config, catalog: &dyn Catalog) -> anyhow::Result<V
     let fresh = crate::auth::secrets::generate("").into_bytes();
     Ok(catalog.signing_secret(&fresh).await?)
 }
+
+/// How old an uncatalogued blob in a shared bucket must be before a starting replica
+/// removes it; a commit in progress takes far less.
+const SHARED_ORPHAN_AGE: Duration = Duration::from_secs(3600);
 
 pub struct Application {
     listener: TcpListener,
@@ -128,25 +141,40 @@ impl Application {
     /// Serves until SIGTERM or Ctrl-C, then stops accepting and lets requests in flight finish.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
         let jobs = tokio::spawn(self.state.jobs.clone().run_forever());
-        let watcher = (!self.watch.is_empty()).then(|| tokio::spawn(self.watch.run_forever()));
+        let watcher = tokio::spawn(self.watch.run_forever());
+        let harvester = tokio::spawn(harvest_forever(self.state.clone()));
         let app = router(self.state);
         axum::serve(self.listener, app).with_graceful_shutdown(shutdown_signal()).await?;
         jobs.abort();
-        if let Some(watcher) = watcher {
-            watcher.abort();
-        }
+        watcher.abort();
+        harvester.abort();
         tracing::info!("stopped");
         Ok(())
     }
 }
 
+/// Harvests devices' gallery pull sources every `harvest_interval`.
+async fn harvest_forever(state: AppState) {
+    loop {
+        tokio::time::sleep(state.config.harvest_interval).await;
+        let created =
+            crate::gallery::harvest_all(state.catalog.as_ref(), &state.remote, state.config.remote_timeout).await;
+        match created {
+            Ok(n) if n > 0 => tracing::info!(created = n, "harvested gallery events"),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "harvest failed"),
+        }
+    }
+}
+
 /// Undo what a crash may have left: request-scoped staging files, and stored bytes whose
-/// catalog row was never committed. Safe at start because the data-dir lock keeps every
-/// other server away from this store.
+/// catalog row was never committed. On local disk every orphan goes at once: the data-dir
+/// lock keeps every other server away from this store. A bucket is shared by replicas that
+/// may be between placing bytes and committing their row, so only old orphans go there.
 async fn recover(services: &Services) -> anyhow::Result<()> {
     let staged = services.store.clean_request_staging().await?;
-    let orphans =
-        consistency::sweep_orphans(services.catalog.as_ref(), services.store.as_ref(), Duration::ZERO).await?;
+    let min_age = if services.config.s3.is_some() { SHARED_ORPHAN_AGE } else { Duration::ZERO };
+    let orphans = consistency::sweep_orphans(services.catalog.as_ref(), services.store.as_ref(), min_age).await?;
     if staged + orphans > 0 {
         tracing::info!(staged, orphans, "removed leftovers of an interrupted run");
     }

@@ -38,7 +38,17 @@ pub const SETTINGS: &[Setting] = &[
     Setting { key: "watch", env: "FERRY_WATCH", default: "(none)", meaning: "Comma list of watch folders `DIR=USER/FOLDER`: files dropped in DIR are ingested into USER's FOLDER." },
     Setting { key: "watch_settle_ms", env: "FERRY_WATCH_SETTLE_MS", default: "2000", meaning: "A watched file is ingested once its size and mtime stay unchanged this many milliseconds." },
     Setting { key: "watch_after", env: "FERRY_WATCH_AFTER", default: "move", meaning: "After ingesting a watched file: `move` it to DIR/done/ or `remove` it." },
+    Setting { key: "harvest_interval", env: "FERRY_HARVEST_INTERVAL", default: "5m", meaning: "How often devices' gallery pull sources are harvested (index.json)." },
+    Setting { key: "pull_wait", env: "FERRY_PULL_WAIT", default: "10s", meaning: "How long a gallery pull request waits for the file before answering 202 running." },
     Setting { key: "job_interval", env: "FERRY_JOB_INTERVAL", default: "500ms", meaning: "How often the idle job runner looks for work." },
+    Setting { key: "s3_bucket", env: "FERRY_S3_BUCKET", default: "(none: blobs on local disk)", meaning: "S3 bucket for blobs and staging; setting it selects the S3-compatible store (s3_bucket_id 1)." },
+    Setting { key: "s3_endpoint", env: "FERRY_S3_ENDPOINT", default: "(AWS for the region)", meaning: "S3 API base URL, e.g. http://127.0.0.1:8014 (must be reachable by clients in direct mode)." },
+    Setting { key: "s3_region", env: "FERRY_S3_REGION", default: "us-east-1", meaning: "S3 region used in SigV4 signatures." },
+    Setting { key: "s3_access_key_id", env: "FERRY_S3_ACCESS_KEY_ID", default: "(none)", meaning: "S3 access key id." },
+    Setting { key: "s3_secret_access_key", env: "FERRY_S3_SECRET_ACCESS_KEY", default: "(none)", meaning: "S3 secret access key (secret; never printed)." },
+    Setting { key: "s3_path_style", env: "FERRY_S3_PATH_STYLE", default: "true", meaning: "Address the bucket as ENDPOINT/BUCKET/KEY (true) or BUCKET.ENDPOINT/KEY (false)." },
+    Setting { key: "s3_prefix", env: "FERRY_S3_PREFIX", default: "(empty)", meaning: "Key prefix for everything Ferry writes in the bucket, e.g. ferry/." },
+    Setting { key: "s3_direct", env: "FERRY_S3_DIRECT", default: "false", meaning: "Hand out presigned S3 URLs so devices upload straight to S3; Ferry verifies before recording." },
 ];
 
 /// Text of one secret; never shown by `Debug`.
@@ -77,9 +87,27 @@ pub struct Config {
     pub remote_allow: Vec<String>,
     pub remote_timeout: Duration,
     pub import_dir: PathBuf,
+    pub harvest_interval: Duration,
+    pub pull_wait: Duration,
     pub watch: Vec<String>,
     pub watch_settle: Duration,
     pub watch_remove: bool,
+    /// The S3-compatible blob store; `None` keeps blobs in `data_dir`.
+    pub s3: Option<S3Config>,
+}
+
+/// Where and how to reach the S3-compatible store (`s3_*` settings).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct S3Config {
+    pub endpoint: Option<String>,
+    pub region: String,
+    pub bucket: String,
+    pub access_key_id: Option<String>,
+    pub secret_access_key: Option<Secret>,
+    pub path_style: bool,
+    /// Empty, or ends with `/`.
+    pub prefix: String,
+    pub direct: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -165,6 +193,8 @@ impl Config {
             gc_grace: duration("gc_grace", "1h")?,
             job_interval: duration("job_interval", "500ms")?,
             remote_allow: list("remote_allow"),
+            harvest_interval: duration("harvest_interval", "5m")?,
+            pull_wait: duration("pull_wait", "10s")?,
             watch: list("watch"),
             watch_settle: match get("watch_settle_ms").unwrap_or("2000").parse::<u64>() {
                 Ok(ms) => Duration::from_millis(ms),
@@ -177,6 +207,7 @@ impl Config {
             },
             remote_timeout: duration("remote_timeout", "10m")?,
             import_dir: get("import_dir").map(PathBuf::from).unwrap_or_else(|| data_dir.join("import")),
+            s3: s3_config(&get, url("s3_endpoint")?)?,
             data_dir,
         })
     }
@@ -188,6 +219,31 @@ impl Config {
         layer.insert("listen", "127.0.0.1:0".into());
         Self::from_layer(&layer).expect("defaults parse")
     }
+}
+
+/// The S3 store's settings; only read when a bucket is configured.
+fn s3_config<'a>(
+    get: &impl Fn(&'static str) -> Option<&'a str>,
+    endpoint: Option<String>,
+) -> Result<Option<S3Config>, ConfigError> {
+    let Some(bucket) = get("s3_bucket") else { return Ok(None) };
+    let flag = |key: &'static str, default: bool| match get(key).map(str::to_ascii_lowercase).as_deref() {
+        None => Ok(default),
+        Some("1" | "true" | "yes") => Ok(true),
+        Some("0" | "false" | "no") => Ok(false),
+        Some(other) => Err(ConfigError::Value { key, message: format!("'{other}' (expected true or false)") }),
+    };
+    let prefix = get("s3_prefix").unwrap_or("").trim_matches('/');
+    Ok(Some(S3Config {
+        endpoint,
+        region: get("s3_region").unwrap_or("us-east-1").to_owned(),
+        bucket: bucket.to_owned(),
+        access_key_id: get("s3_access_key_id").map(str::to_owned),
+        secret_access_key: get("s3_secret_access_key").map(|s| Secret(s.to_owned())),
+        path_style: flag("s3_path_style", true)?,
+        prefix: if prefix.is_empty() { String::new() } else { format!("{prefix}/") },
+        direct: flag("s3_direct", false)?,
+    }))
 }
 
 fn file_layer(path: &Path) -> Result<Layer, ConfigError> {
@@ -323,9 +379,25 @@ mod tests {
     }
 
     #[test]
+    fn s3_is_chosen_by_its_bucket() {
+        assert!(Config::from_layer(&Layer::new()).unwrap().s3.is_none());
+        let mut layer = Layer::new();
+        layer.insert("s3_bucket", "media".into());
+        layer.insert("s3_prefix", "/ferry".into());
+        layer.insert("s3_direct", "1".into());
+        let s3 = Config::from_layer(&layer).unwrap().s3.unwrap();
+        assert_eq!((s3.region.as_str(), s3.prefix.as_str()), ("us-east-1", "ferry/"));
+        assert!(s3.path_style && s3.direct);
+        layer.insert("s3_path_style", "maybe".into());
+        assert!(Config::from_layer(&layer).unwrap_err().to_string().contains("s3_path_style"));
+    }
+
+    #[test]
     fn secrets_never_show_in_debug() {
         let mut layer = Layer::new();
         layer.insert("signing_secret", "hunter2-very-secret".into());
+        layer.insert("s3_bucket", "b".into());
+        layer.insert("s3_secret_access_key", "hunter2-s3-secret".into());
         let c = Config::from_layer(&layer).unwrap();
         assert!(!format!("{c:?}").contains("hunter2"));
     }

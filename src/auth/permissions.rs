@@ -147,6 +147,7 @@ mod tests {
             is_disabled: disabled,
             is_upload_disabled: false,
             is_download_disabled: false,
+            pull_url: None,
         };
         Principal::Device { device, owner: user(Level::Uploader) }
     }

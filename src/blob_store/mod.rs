@@ -1,18 +1,23 @@
 //! Where blob bytes live. [`BlobStore`] is a streaming contract with one implementation per
-//! backend (local disk now; S3-compatible storage beside it later); callers never know which.
+//! backend (local disk, S3-compatible storage); callers never know which. A store that can
+//! take bytes straight from clients (S3 in direct mode) also offers [`DirectUploads`].
 //!
 //! Bytes reach a store in two steps: they are written to a *staging* object while they are
 //! hashed and verified, then *committed* to their content address `sha256/<aa>/<bb>/<hash>`.
 //! Nothing outside staging is ever partially written.
 
+mod direct;
 mod local;
+mod s3;
 
 use async_trait::async_trait;
 use bytes::Bytes;
 use futures_util::stream::BoxStream;
 
 use crate::domain::{ByteRange, Sha256Hex};
+pub use direct::{DirectMultipart, DirectUploads, Presigned, StoredPart};
 pub use local::LocalStore;
+pub use s3::S3Store;
 
 /// A stream of blob bytes, read lazily in bounded pieces.
 pub type ByteStream = BoxStream<'static, std::io::Result<Bytes>>;
@@ -75,6 +80,7 @@ pub trait BlobStore: Send + Sync + 'static {
     /// Removes a staging object; removing one that is gone is not an error.
     async fn discard(&self, staged: &Staged) -> Result<(), StoreError>;
     /// Removes request staging left by a previous run (never upload staging); returns how many.
+    /// A store shared by several servers removes only staging old enough to be abandoned.
     async fn clean_request_staging(&self) -> Result<usize, StoreError>;
 
     /// The stored size of a blob, or `None` when it is not stored.
@@ -85,4 +91,9 @@ pub trait BlobStore: Send + Sync + 'static {
     async fn delete(&self, sha256: &Sha256Hex) -> Result<(), StoreError>;
     /// Every stored blob with its last modification time (consistency checks).
     async fn list(&self) -> Result<Vec<(Sha256Hex, std::time::SystemTime)>, StoreError>;
+
+    /// Presigned uploads straight into this store, when it offers and is configured for them.
+    fn direct(&self) -> Option<&dyn DirectUploads> {
+        None
+    }
 }

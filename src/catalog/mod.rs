@@ -205,6 +205,35 @@ pub trait Catalog: Send + Sync + 'static {
     async fn delete_expired_sessions(&self, expired_before_ms: i64, limit: u32) -> CatalogResult<usize>;
     async fn job(&self, job_id: i64) -> CatalogResult<Option<Job>>;
 
+    // --- device gallery ---
+    async fn set_pull_url(&self, device: DeviceId, url: Option<&str>) -> CatalogResult<Device>;
+    async fn devices_with_pull_url(&self) -> CatalogResult<Vec<Device>>;
+    /// Records an event; an existing id, watch key or (device, source name) is a `Conflict`.
+    async fn add_event(&self, event: &NewEvent) -> CatalogResult<Event>;
+    /// Records harvested events, skipping names already known; returns how many are new.
+    async fn harvest_events(&self, events: &[NewEvent]) -> CatalogResult<usize>;
+    /// A device's events, newest first (ties by id, so pages are deterministic), not deleted.
+    async fn events(
+        &self,
+        device: DeviceId,
+        media_type: Option<&str>,
+        limit: u32,
+        offset: u64,
+    ) -> CatalogResult<Vec<Event>>;
+    async fn event(&self, device: DeviceId, id: &str) -> CatalogResult<Option<Event>>;
+    async fn set_event_thumbnail(&self, device: DeviceId, id: &str, thumbnail: &BlobRecord) -> CatalogResult<bool>;
+    /// Gives a harvested event its bytes (a pull finished).
+    async fn set_event_content(
+        &self,
+        device: DeviceId,
+        id: &str,
+        blob: &BlobRecord,
+        content_type: &str,
+    ) -> CatalogResult<bool>;
+    async fn delete_event(&self, device: DeviceId, id: &str) -> CatalogResult<bool>;
+    /// Counts and sizes per media type in one aggregate query (deleted excluded).
+    async fn event_stats(&self, device: DeviceId) -> CatalogResult<Vec<TypeStats>>;
+
     // --- jobs ---
     /// Queues a job; a job with the same `dedup_key` that is not finished is not queued twice.
     async fn enqueue_job(&self, kind: &str, payload: &serde_json::Value, dedup_key: Option<&str>)

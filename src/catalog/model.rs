@@ -31,6 +31,8 @@ pub struct Device {
     pub is_disabled: bool,
     pub is_upload_disabled: bool,
     pub is_download_disabled: bool,
+    /// Gallery pull source: an HTTP base serving `index.json` and the files.
+    pub pull_url: Option<String>,
 }
 
 /// A device switch the admin CLI can flip.
@@ -327,4 +329,51 @@ pub struct NewLibraryFile {
     pub title: String,
     pub blob: BlobRecord,
     pub content_type: String,
+}
+
+/// The gallery's media types.
+pub const MEDIA_TYPES: [&str; 5] = ["image", "video", "audio", "document", "other"];
+
+/// A device gallery event: one of a device's media, with or without its bytes yet.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Event {
+    pub id: String,
+    pub user_id: UserId,
+    pub device_id: DeviceId,
+    pub name: String,
+    pub media_type: String,
+    pub content_type: String,
+    /// `None` until the bytes are there (a harvested event waiting to be pulled).
+    pub sha256: Option<Sha256Hex>,
+    pub size: u64,
+    pub thumbnail_sha256: Option<Sha256Hex>,
+    pub metadata: Option<serde_json::Value>,
+    pub source_name: Option<String>,
+    pub created_ms: i64,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewEvent {
+    pub id: String,
+    pub user_id: UserId,
+    pub device_id: DeviceId,
+    pub name: String,
+    pub media_type: String,
+    pub content_type: String,
+    pub blob: Option<BlobRecord>,
+    /// The file's size: the blob's, or the size a device index declared.
+    pub size: u64,
+    pub thumbnail: Option<BlobRecord>,
+    pub metadata: Option<serde_json::Value>,
+    pub source_name: Option<String>,
+    pub watch_key: Option<String>,
+    pub created_ms: i64,
+}
+
+/// Events of one media type (not deleted).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TypeStats {
+    pub media_type: String,
+    pub count: u64,
+    pub size: u64,
 }

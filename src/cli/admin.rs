@@ -118,6 +118,14 @@ enum DeviceCommand {
         state: OnOff,
         device: String,
     },
+    /// Register the device's gallery pull source: an HTTP base URL serving `index.json` and the
+    /// files (`--url none` removes it).
+    PullSource {
+        #[arg(long)]
+        device: String,
+        #[arg(long)]
+        url: String,
+    },
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug)]
@@ -360,6 +368,18 @@ async fn execute(services: &Services, command: AdminCommand) -> Result<Printed, 
         }
         AdminCommand::Device(DeviceCommand::Uploads { state, device }) => {
             set_flag(services, &device, DeviceFlag::UploadDisabled, matches!(state, OnOff::Off)).await?
+        }
+        AdminCommand::Device(DeviceCommand::PullSource { device, url }) => {
+            let device = device_for(services, &device).await?;
+            let url = match url.as_str() {
+                "none" | "" => None,
+                u if u.starts_with("http://") || u.starts_with("https://") => Some(u.trim_end_matches('/')),
+                other => return Err(Failure::new("invalid_argument", format!("'{other}' is not an http(s) URL"))),
+            };
+            let device = catalog.set_pull_url(device.device_id, url).await?;
+            let text =
+                format!("{} pulls from {}", device_line(&device), device.pull_url.as_deref().unwrap_or("nowhere"));
+            printed(&device, text)
         }
         AdminCommand::Volume(VolumeCommand::Add { name, user }) => {
             let owner = user_named(services, &user).await?;

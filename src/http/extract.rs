@@ -126,4 +126,7 @@ requires! {
     MultipartUpload => Multipart,
     OwnFile => OwnFile,
     SessionUpload => SessionUpload,
+    GalleryRead => GalleryRead,
+    GalleryUpload => GalleryUpload,
+    GalleryDelete => GalleryDelete,
 }

@@ -4,8 +4,10 @@
 mod account;
 mod blob_response;
 mod device;
+mod direct_upload;
 pub mod error;
 pub mod extract;
+mod gallery;
 mod health;
 mod multipart;
 mod sessions;
@@ -64,6 +66,7 @@ pub fn router(state: AppState) -> Router {
         .nest("/device/1", device::router())
         .merge(multipart::router())
         .merge(sessions::router())
+        .merge(gallery::router())
         .fallback(|| async { ApiError::not_found("no such route") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(

@@ -9,6 +9,7 @@
 //! ```
 //! Memory per upload is at most two batches, whatever the body size.
 
+mod read_back;
 mod receive;
 
 use std::sync::{Arc, OnceLock};
@@ -60,7 +61,7 @@ pub enum IngestError {
 pub struct Received {
     pub staged: Staged,
     pub blob: BlobRecord,
-    /// The first bytes of the body (up to 64), for magic-number sniffing.
+    /// The first bytes of the body (up to 512), for magic-number sniffing.
     pub head: Vec<u8>,
 }
 
@@ -139,6 +140,25 @@ impl Ingest {
             }
         });
         self.receive(Box::pin(body), expect).await
+    }
+
+    /// Verifies an object a client put straight into staging (direct-to-store uploads) by
+    /// reading it back once through the same hashing as [`Ingest::receive`]; on any
+    /// mismatch the object is discarded and nothing is recorded.
+    pub async fn verify_staged(&self, staged: Staged, expect: &Expectation) -> Result<Received, IngestError> {
+        let key = staged.clone();
+        let checked = match read_back::read_back(self.store.as_ref(), staged, expect).await {
+            Ok(received) => receive::verify(&received.blob, expect).map(|()| received),
+            Err(IngestError::HashMismatch(mismatch)) => Err(mismatch),
+            Err(other) => return Err(other),
+        };
+        match checked {
+            Ok(received) => Ok(received),
+            Err(mismatch) => {
+                self.store.discard(&key).await?;
+                Err(IngestError::HashMismatch(mismatch))
+            }
+        }
     }
 
     /// Discards staged objects (parts after completion, abort or expiry).

@@ -13,7 +13,7 @@ use crate::domain::{ChunkHasher, Sha256Hex, chunk_size_for};
 /// Bytes gathered before a batch is handed to the hashing and writing threads: large
 /// enough that per-batch costs vanish, small enough that memory per upload stays low.
 const BATCH_BYTES: usize = 1024 * 1024;
-const HEAD_BYTES: usize = 64;
+const HEAD_BYTES: usize = 512;
 
 struct Hashers {
     whole: Sha256,

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use tokio::sync::Notify;
 
-use crate::blob_store::{BlobStore, Staged};
+use crate::blob_store::{BlobStore, DirectMultipart, Staged};
 use crate::catalog::{BoxError, Catalog, CatalogError, Job, JobOutcome};
 use crate::config::Config;
 use crate::ingest::Ingest;
@@ -23,11 +23,11 @@ const LEASE: Duration = Duration::from_secs(300);
 
 #[derive(Clone)]
 pub struct JobRunner {
-    catalog: Arc<dyn Catalog>,
+    pub(crate) catalog: Arc<dyn Catalog>,
     store: Arc<dyn BlobStore>,
-    ingest: Ingest,
-    remote: Arc<RemotePolicy>,
-    config: Arc<Config>,
+    pub(crate) ingest: Ingest,
+    pub(crate) remote: Arc<RemotePolicy>,
+    pub(crate) config: Arc<Config>,
     wake: Arc<Notify>,
 }
 
@@ -76,6 +76,12 @@ impl JobRunner {
             return Ok(Step::RanJob { job_id, kind, ok });
         }
         if let Some(upload) = self.catalog.expired_uploads(1).await?.pop() {
+            // a direct-mode upload's parts are in S3's own multipart upload
+            if let (Some(direct), Some(held)) = (self.store.direct(), DirectMultipart::parse(&upload.upload_id))
+                && let Err(e) = direct.abort_multipart(&held).await
+            {
+                tracing::warn!(error = %e, upload = %upload.upload_id, "could not abort an expired S3 upload");
+            }
             for part in self.catalog.delete_upload(&upload.upload_id).await? {
                 let staged = Staged { key: part.staging_key, size: part.size };
                 if let Err(e) = self.store.discard(&staged).await {
@@ -121,6 +127,7 @@ impl JobRunner {
     async fn run_job(&self, job: &Job) -> JobOutcome {
         match job.kind.as_str() {
             remote_fetch::KIND => remote_fetch::run(self, job).await,
+            crate::gallery::PULL_KIND => crate::gallery::run_pull(self, job).await,
             other => JobOutcome::Failed { error: format!("unknown job kind '{other}'") },
         }
     }

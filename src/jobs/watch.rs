@@ -1,6 +1,7 @@
-//! Watch folders: a file dropped into a watched directory is ingested into a user's folder
-//! once its size and mtime have stopped changing for the settle time, then moved to
-//! `done/` (or removed). The source goes only after its catalog row is committed, and each
+//! Watch folders: a file dropped into a watched directory is ingested once its size and
+//! mtime have stopped changing for the settle time, then moved to `done/` (or removed). A
+//! watched directory feeds a user's library folder (`FERRY_WATCH`) or a device's gallery
+//! (`<data_dir>/gallery/<user>/<device>/incoming`, with thumbnails beside it). The source goes only after its catalog row is committed, and each
 //! row carries a watch key (path, size, mtime), so a restart at any point neither loses a
 //! file nor records it twice.
 
@@ -9,16 +10,27 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use crate::catalog::{Catalog, CatalogError, NewLibraryFile};
+use crate::catalog::{Catalog, CatalogError, DeviceRef, NewEvent, NewLibraryFile};
+use crate::clock::now_ms;
 use crate::config::Config;
-use crate::ingest::{Expectation, Ingest};
+use crate::domain::DeviceId;
+use crate::gallery::new_event_id;
+use crate::ingest::{Expectation, Ingest, Received};
+use crate::media::sniff;
 
-/// One `DIR=USER/FOLDER` entry.
+/// One watched directory and where its files go.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WatchEntry {
     pub dir: PathBuf,
-    pub user: String,
-    pub folder: String,
+    pub target: Target,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// A `DIR=USER/FOLDER` entry of `FERRY_WATCH`.
+    Library { user: String, folder: String },
+    /// A device's gallery `incoming/` folder.
+    Gallery { device: DeviceId },
 }
 
 impl WatchEntry {
@@ -29,7 +41,24 @@ impl WatchEntry {
         if dir.trim().is_empty() || user.trim().is_empty() || folder.trim().is_empty() {
             return Err(bad());
         }
-        Ok(Self { dir: PathBuf::from(dir.trim()), user: user.trim().to_owned(), folder: folder.trim().to_owned() })
+        let target = Target::Library { user: user.trim().to_owned(), folder: folder.trim().to_owned() };
+        Ok(Self { dir: PathBuf::from(dir.trim()), target })
+    }
+}
+
+/// Why a settled file was not newly recorded.
+enum Recorded {
+    /// Its watch key is in the catalog: a run that died before moving it recorded it.
+    Before,
+    Failed(String),
+}
+
+impl From<CatalogError> for Recorded {
+    fn from(err: CatalogError) -> Self {
+        match err {
+            CatalogError::Conflict(_) => Recorded::Before,
+            other => Recorded::Failed(other.to_string()),
+        }
     }
 }
 
@@ -43,6 +72,7 @@ struct Seen {
 #[derive(Clone)]
 pub struct WatchFolders {
     entries: Vec<WatchEntry>,
+    data_dir: PathBuf,
     settle: Duration,
     remove_after: bool,
     max_size: u64,
@@ -56,6 +86,7 @@ impl WatchFolders {
         let entries = config.watch.iter().map(|e| WatchEntry::parse(e)).collect::<Result<Vec<_>, _>>()?;
         Ok(Self {
             entries,
+            data_dir: config.data_dir.clone(),
             settle: config.watch_settle,
             remove_after: config.watch_remove,
             max_size: config.max_upload_size,
@@ -65,21 +96,35 @@ impl WatchFolders {
         })
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
-    }
-
     /// Looks at every watched directory once; ingests what has settled. Returns how many
     /// files were ingested (or found already ingested) and moved away.
     pub async fn scan_once(&self) -> usize {
         let mut handled = 0;
-        for entry in &self.entries {
+        let mut entries = self.entries.clone();
+        entries.extend(self.gallery_entries().await);
+        for entry in &entries {
             match self.scan_dir(entry).await {
                 Ok(n) => handled += n,
                 Err(e) => tracing::warn!(dir = %entry.dir.display(), error = %e, "watch folder scan failed"),
             }
         }
         handled
+    }
+
+    /// Every `gallery/<user>/<device>/incoming` folder that exists (`paths` creates them).
+    async fn gallery_entries(&self) -> Vec<WatchEntry> {
+        let mut found = Vec::new();
+        let Ok(users) = std::fs::read_dir(self.data_dir.join("gallery")) else { return found };
+        for user in users.flatten() {
+            let Ok(devices) = std::fs::read_dir(user.path()) else { continue };
+            for device in devices.flatten() {
+                let incoming = device.path().join("incoming");
+                if let (Ok(id), true) = (device.file_name().to_string_lossy().parse(), incoming.is_dir()) {
+                    found.push(WatchEntry { dir: incoming, target: Target::Gallery { device: id } });
+                }
+            }
+        }
+        found
     }
 
     async fn scan_dir(&self, entry: &WatchEntry) -> Result<usize, String> {
@@ -128,13 +173,6 @@ impl WatchFolders {
         size: u64,
         modified: SystemTime,
     ) -> Result<bool, String> {
-        let user = self
-            .catalog
-            .user_by_name(&entry.user)
-            .await
-            .map_err(|e| e.to_string())?
-            .ok_or_else(|| format!("no user named '{}'", entry.user))?;
-        let folder = self.catalog.folder(user.user_id, &entry.folder).await.map_err(|e| e.to_string())?;
         let file = tokio::fs::File::open(path).await.map_err(|e| e.to_string())?;
         let body = tokio_util::io::ReaderStream::with_capacity(file, 1024 * 1024);
         let expect = Expectation { max_size: Some(self.max_size), size_hint: Some(size), ..Expectation::default() };
@@ -147,7 +185,33 @@ impl WatchFolders {
         let mtime_ns = modified.duration_since(UNIX_EPOCH).unwrap_or_default().as_nanos();
         let watch_key = format!("{}:{size}:{mtime_ns}", path.display());
         let title = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-        let ingested = self.ingest.commit(received, user.user_id).await.map_err(|e| e.to_string())?;
+        let recorded = match &entry.target {
+            Target::Library { user, folder } => self.record_file(user, folder, received, watch_key, title).await,
+            Target::Gallery { device } => self.record_event(*device, entry, received, watch_key, title).await,
+        };
+        match recorded {
+            Ok(()) | Err(Recorded::Before) => {} // recorded now, or by a run that died before moving it
+            Err(Recorded::Failed(e)) => return Err(e),
+        }
+        self.put_away(&entry.dir, path).await?;
+        Ok(true)
+    }
+
+    async fn record_file(
+        &self,
+        user: &str,
+        folder: &str,
+        received: Received,
+        watch_key: String,
+        title: String,
+    ) -> Result<(), Recorded> {
+        let user = self
+            .catalog
+            .user_by_name(user)
+            .await?
+            .ok_or_else(|| Recorded::Failed(format!("no user named '{user}'")))?;
+        let folder = self.catalog.folder(user.user_id, folder).await?;
+        let ingested = self.ingest.commit(received, user.user_id).await.map_err(|e| Recorded::Failed(e.to_string()))?;
         let new = NewLibraryFile {
             user_id: user.user_id,
             folder_id: folder.id,
@@ -156,21 +220,66 @@ impl WatchFolders {
             watch_key: Some(watch_key),
             title,
             blob: ingested.blob,
-            content_type: "application/octet-stream".into(),
+            content_type: sniff(&ingested.head, None).content_type,
         };
-        match self.catalog.add_file(&new).await {
-            Ok(_) | Err(CatalogError::Conflict(_)) => {} // recorded now, or by a run that died before moving it
-            Err(e) => return Err(e.to_string()),
-        }
-        self.put_away(entry, path).await?;
-        Ok(true)
+        self.catalog.add_file(&new).await?;
+        Ok(())
     }
 
-    async fn put_away(&self, entry: &WatchEntry, path: &Path) -> Result<(), String> {
+    /// A gallery event, with `thumbnails/<name>.jpg` (or `<stem>.jpg`) as its thumbnail.
+    async fn record_event(
+        &self,
+        device: DeviceId,
+        entry: &WatchEntry,
+        received: Received,
+        watch_key: String,
+        name: String,
+    ) -> Result<(), Recorded> {
+        let device = self
+            .catalog
+            .find_devices(&DeviceRef::Id(device))
+            .await?
+            .pop()
+            .ok_or_else(|| Recorded::Failed("the device is gone".into()))?;
+        let sniffed = sniff(&received.head, Some(&name));
+        let ingested =
+            self.ingest.commit(received, device.user_id).await.map_err(|e| Recorded::Failed(e.to_string()))?;
+        let thumbnails = entry.dir.parent().unwrap_or(&entry.dir).join("thumbnails");
+        let stem = Path::new(&name).file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+        let mut thumbnail = None;
+        for candidate in [thumbnails.join(format!("{name}.jpg")), thumbnails.join(format!("{stem}.jpg"))] {
+            if let Ok(file) = tokio::fs::File::open(&candidate).await {
+                let body = tokio_util::io::ReaderStream::new(file);
+                let ingested = self.ingest.ingest(body, &Expectation::default(), device.user_id).await;
+                thumbnail = Some(ingested.map_err(|e| Recorded::Failed(e.to_string()))?.blob);
+                let _ = tokio::fs::remove_file(&candidate).await;
+                break;
+            }
+        }
+        let event = NewEvent {
+            id: new_event_id(),
+            user_id: device.user_id,
+            device_id: device.device_id,
+            name,
+            media_type: sniffed.media_type.to_owned(),
+            content_type: sniffed.content_type,
+            size: ingested.blob.size,
+            blob: Some(ingested.blob),
+            thumbnail,
+            metadata: None,
+            source_name: None,
+            watch_key: Some(watch_key),
+            created_ms: now_ms(),
+        };
+        self.catalog.add_event(&event).await?;
+        Ok(())
+    }
+
+    async fn put_away(&self, dir: &Path, path: &Path) -> Result<(), String> {
         if self.remove_after {
             return tokio::fs::remove_file(path).await.map_err(|e| e.to_string());
         }
-        let done = entry.dir.join("done");
+        let done = dir.join("done");
         tokio::fs::create_dir_all(&done).await.map_err(|e| e.to_string())?;
         let name = path.file_name().unwrap_or_default().to_string_lossy().into_owned();
         let mut target = done.join(&name);
@@ -197,7 +306,8 @@ mod tests {
     #[test]
     fn entries_parse() {
         let e = WatchEntry::parse("/srv/drop=alice/camera").unwrap();
-        assert_eq!((e.dir, e.user.as_str(), e.folder.as_str()), (PathBuf::from("/srv/drop"), "alice", "camera"));
+        assert_eq!(e.dir, PathBuf::from("/srv/drop"));
+        assert_eq!(e.target, Target::Library { user: "alice".into(), folder: "camera".into() });
         for bad in ["/srv/drop", "/srv=alice", "=a/b", "/x=/b", "/x=a/"] {
             assert!(WatchEntry::parse(bad).is_err(), "{bad}");
         }

@@ -59,6 +59,20 @@ impl RemotePolicy {
         Ok(policy)
     }
 
+    /// This policy plus one host name allowed whatever it resolves to (a device's own pull source).
+    pub fn with_host(&self, host: &str) -> Self {
+        let mut policy = self.clone();
+        policy.hosts.push(host.to_ascii_lowercase());
+        policy
+    }
+
+    /// This policy plus one literal address (a pull source given as an IP).
+    pub fn with_address(&self, ip: IpAddr) -> Self {
+        let mut policy = self.clone();
+        policy.cidrs.push(Cidr::parse(&ip.to_string()).expect("an address is a CIDR"));
+        policy
+    }
+
     fn allows(&self, host: &str, ip: IpAddr) -> bool {
         !is_forbidden(ip) || self.hosts.iter().any(|h| h == host) || self.cidrs.iter().any(|c| c.contains(ip))
     }
@@ -97,14 +111,8 @@ impl RemotePolicy {
     }
 }
 
-/// Fetches `url` into staging (not committed), following checked redirects.
-pub async fn fetch(
-    policy: &RemotePolicy,
-    ingest: &Ingest,
-    url: Url,
-    max_size: u64,
-    timeout: Duration,
-) -> Result<Fetched, FetchError> {
+/// Opens `url` with GET, following checked redirects; returns the final response.
+async fn open(policy: &RemotePolicy, url: Url, timeout: Duration) -> Result<(reqwest::Response, Url), FetchError> {
     let mut url = url;
     for _ in 0..=MAX_REDIRECTS {
         let address = policy.check(&url).await?;
@@ -131,15 +139,45 @@ pub async fn fetch(
         if !status.is_success() {
             return Err(FetchError::Status(status.as_u16()));
         }
-        let content_type =
-            response.headers().get(reqwest::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_owned);
-        let expect =
-            Expectation { max_size: Some(max_size), size_hint: response.content_length(), ..Expectation::default() };
-        let body = response.bytes_stream().boxed();
-        let received = ingest.receive(body, &expect).await?;
-        return Ok(Fetched { received, content_type, final_url: url });
+        return Ok((response, url));
     }
     Err(FetchError::Refused(format!("more than {MAX_REDIRECTS} redirects")))
+}
+
+/// Fetches `url` into staging (not committed), following checked redirects.
+pub async fn fetch(
+    policy: &RemotePolicy,
+    ingest: &Ingest,
+    url: Url,
+    max_size: u64,
+    timeout: Duration,
+) -> Result<Fetched, FetchError> {
+    let (response, final_url) = open(policy, url, timeout).await?;
+    let content_type =
+        response.headers().get(reqwest::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let expect =
+        Expectation { max_size: Some(max_size), size_hint: response.content_length(), ..Expectation::default() };
+    let received = ingest.receive(response.bytes_stream().boxed(), &expect).await?;
+    Ok(Fetched { received, content_type, final_url })
+}
+
+/// Fetches a small document (a device's `index.json`) into memory, at most `limit` bytes.
+pub async fn fetch_small(
+    policy: &RemotePolicy,
+    url: Url,
+    limit: usize,
+    timeout: Duration,
+) -> Result<Vec<u8>, FetchError> {
+    let (response, _) = open(policy, url, timeout).await?;
+    let mut body = Vec::new();
+    let mut stream = response.bytes_stream();
+    while let Some(piece) = stream.next().await {
+        body.extend_from_slice(&piece.map_err(|e| FetchError::Network(e.to_string()))?);
+        if body.len() > limit {
+            return Err(FetchError::Refused(format!("the document is larger than {limit} bytes")));
+        }
+    }
+    Ok(body)
 }
 
 /// A title for a fetched file: the last path segment of its URL.

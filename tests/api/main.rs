@@ -4,6 +4,7 @@
 mod helpers;
 
 mod auth;
+mod blob_store_conformance;
 mod catalog_conformance;
 mod catalog_postgres;
 mod cli;
@@ -13,6 +14,8 @@ mod device_media;
 mod device_multipart;
 mod device_script;
 mod device_upload;
+mod direct_s3;
+mod gallery;
 mod imports;
 mod ingest;
 mod multipart;

@@ -101,7 +101,9 @@ const COLLECTABLE: &str = "b.last_used_ms <= $1
     and not exists (select 1 from holds h where h.sha256 = b.sha256)
     and not exists (select 1 from media m where m.sha256 = b.sha256)
     and not exists (select 1 from uploads u where u.sha256 = b.sha256)
-    and not exists (select 1 from files f where f.sha256 = b.sha256)";
+    and not exists (select 1 from files f where f.sha256 = b.sha256)
+    and not exists (select 1 from events e where e.sha256 = b.sha256)
+    and not exists (select 1 from events e where e.thumbnail_sha256 = b.sha256)";
 
 pub async fn collect_blob(
     pool: &PgPool,

@@ -132,6 +132,7 @@ struct DeviceRow {
     is_disabled: bool,
     is_upload_disabled: bool,
     is_download_disabled: bool,
+    pull_url: Option<String>,
 }
 
 impl From<DeviceRow> for Device {
@@ -144,12 +145,12 @@ impl From<DeviceRow> for Device {
             is_disabled: r.is_disabled,
             is_upload_disabled: r.is_upload_disabled,
             is_download_disabled: r.is_download_disabled,
+            pull_url: r.pull_url,
         }
     }
 }
 
-const DEVICE_COLUMNS: &str =
-    "d.id, d.user_id, d.name, d.upload_priority, d.is_disabled, d.is_upload_disabled, d.is_download_disabled";
+const DEVICE_COLUMNS: &str = "d.id, d.user_id, d.name, d.upload_priority, d.is_disabled, d.is_upload_disabled, d.is_download_disabled, d.pull_url";
 
 pub async fn create_device(pool: &PgPool, device: NewDevice) -> CatalogResult<Device> {
     let row: DeviceRow = sqlx::query_as(AssertSqlSafe(format!(

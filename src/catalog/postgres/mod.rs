@@ -13,6 +13,7 @@
 //! SQL differs from `sqlite` only where the dialects do (placeholders, booleans, arrays).
 
 mod blobs;
+mod gallery;
 mod identities;
 mod jobs;
 mod media;
@@ -365,6 +366,51 @@ impl Catalog for PgCatalog {
     }
     async fn job(&self, job_id: i64) -> CatalogResult<Option<Job>> {
         jobs::get(&self.pool, job_id).await
+    }
+
+    async fn set_pull_url(&self, device: DeviceId, url: Option<&str>) -> CatalogResult<Device> {
+        gallery::set_pull_url(&self.pool, device, url).await?;
+        let found = identities::find_devices(&self.pool, &DeviceRef::Id(device)).await?;
+        found.into_iter().next().ok_or_else(|| CatalogError::NotFound(format!("device {device}")))
+    }
+    async fn devices_with_pull_url(&self) -> CatalogResult<Vec<Device>> {
+        Ok(identities::list_devices(&self.pool).await?.into_iter().filter(|d| d.pull_url.is_some()).collect())
+    }
+    async fn add_event(&self, event: &NewEvent) -> CatalogResult<Event> {
+        gallery::add_event(&self.pool, event).await
+    }
+    async fn harvest_events(&self, events: &[NewEvent]) -> CatalogResult<usize> {
+        gallery::harvest(&self.pool, events).await
+    }
+    async fn events(
+        &self,
+        device: DeviceId,
+        media_type: Option<&str>,
+        limit: u32,
+        offset: u64,
+    ) -> CatalogResult<Vec<Event>> {
+        gallery::list(&self.pool, device, media_type, limit, offset).await
+    }
+    async fn event(&self, device: DeviceId, id: &str) -> CatalogResult<Option<Event>> {
+        gallery::get(&self.pool, device, id).await
+    }
+    async fn set_event_thumbnail(&self, device: DeviceId, id: &str, thumbnail: &BlobRecord) -> CatalogResult<bool> {
+        gallery::set_thumbnail(&self.pool, device, id, thumbnail).await
+    }
+    async fn set_event_content(
+        &self,
+        device: DeviceId,
+        id: &str,
+        blob: &BlobRecord,
+        content_type: &str,
+    ) -> CatalogResult<bool> {
+        gallery::set_content(&self.pool, device, id, blob, content_type).await
+    }
+    async fn delete_event(&self, device: DeviceId, id: &str) -> CatalogResult<bool> {
+        gallery::delete(&self.pool, device, id).await
+    }
+    async fn event_stats(&self, device: DeviceId) -> CatalogResult<Vec<TypeStats>> {
+        gallery::stats(&self.pool, device).await
     }
 
     async fn enqueue_job(

@@ -110,6 +110,7 @@ pub async fn collect_blob(
            and not exists (select 1 from media m where m.sha256 = b.sha256)
            and not exists (select 1 from uploads u where u.sha256 = b.sha256)
            and not exists (select 1 from files f where f.sha256 = b.sha256)
+           and not exists (select 1 from events e where e.sha256 = b.sha256 or e.thumbnail_sha256 = b.sha256)
          order by b.last_used_ms limit 1",
     )
     .bind(cutoff)

@@ -12,12 +12,12 @@ use sha2::{Digest, Sha256};
 use super::call::DeviceCall;
 use super::mount::{FileRef, mounted, parse_hash};
 use super::upload::LOCAL_BUCKET_ID;
-use crate::blob_store::Staged;
+use crate::blob_store::{DirectMultipart, Staged};
 use crate::catalog::{NewUpload, Upload};
 use crate::clock::now_ms;
 use crate::domain::{Sha256Hex, chunk_size_for};
-use crate::http::AppState;
 use crate::http::error::ApiError;
+use crate::http::{AppState, direct_upload};
 use crate::ingest::{Expectation, ExpectedHash};
 use crate::signing::targets;
 
@@ -93,10 +93,16 @@ pub async fn start(
         let body = json!({"skip_upload": true, "error": "already_uploaded", "message": "this account already holds this file"});
         return Ok((StatusCode::CONFLICT, Json(body)));
     }
+    // in direct mode S3 holds the parts; its upload id travels inside ours
+    let direct = state.store.direct();
+    let store_upload = match direct {
+        Some(direct) => Some(direct.start_multipart().await.map_err(direct_upload::store_failed)?),
+        None => None,
+    };
     let upload = state
         .catalog
         .create_upload(&NewUpload {
-            upload_id: ulid::Ulid::new().to_string(),
+            upload_id: store_upload.as_ref().map_or_else(|| ulid::Ulid::new().to_string(), |u| u.upload_id()),
             family: FAMILY,
             user_id: call.owner().user_id,
             grant_id: Some(grant.media_grant_id),
@@ -108,6 +114,12 @@ pub async fn start(
             expires_ms: now_ms() + state.config.upload_expiry.as_millis() as i64,
         })
         .await?;
+    if let (Some(direct), Some(store_upload)) = (direct, &store_upload) {
+        let urls = direct_upload::part_urls(&state, direct, store_upload, plan.len() as u32).await?;
+        let urls: Vec<Value> = urls.iter().zip(1..).map(|(url, num)| json!({"part_num": num, "url": url})).collect();
+        let body = json!({"upload_id": upload.upload_id, "s3_bucket_id": LOCAL_BUCKET_ID, "signed_url_list": urls});
+        return Ok((StatusCode::OK, Json(body)));
+    }
     let expires = state.signed_url_expiry();
     let urls: Vec<Value> = plan
         .iter()
@@ -184,6 +196,33 @@ pub async fn complete(
     if listed.len() != count || listed.iter().enumerate().any(|(i, p)| p.part_num as usize != i + 1) {
         return Err(invalid_parts(format!("part_list must name parts 1..{count} once each")));
     }
+    let expect = Expectation {
+        size: Some(body.file.file_size),
+        hash: Some(ExpectedHash::Device(file_hash)),
+        max_size: None,
+        size_hint: Some(body.file.file_size),
+    };
+    if let (Some(direct), Some(store_upload)) = (state.store.direct(), DirectMultipart::parse(&upload.upload_id)) {
+        let listed: Vec<(u32, &str)> = listed.iter().map(|p| (p.part_num, p.etag.as_str())).collect();
+        let parts = direct_upload::checked_parts(direct, &store_upload, &listed).await?;
+        let chunk = chunk_size_for(body.file.file_size);
+        if let Some(odd) =
+            parts.iter().find(|p| p.size != chunk.min(body.file.file_size - chunk * (p.part_num as u64 - 1)))
+        {
+            return Err(invalid_parts(format!("part {} has {} bytes, not its planned size", odd.part_num, odd.size)));
+        }
+        let received = match direct_upload::assemble(&state, direct, &store_upload, &parts, &expect).await {
+            Ok(received) => received,
+            Err(err) => {
+                // S3 consumed the parts; the upload cannot be completed any more
+                state.catalog.delete_upload(&upload.upload_id).await?;
+                return Err(err);
+            }
+        };
+        let ingested = state.ingest.commit(received, call.owner().user_id).await?;
+        state.catalog.complete_upload(&upload.upload_id, &json!({}), &ingested.blob).await?;
+        return Ok((StatusCode::CREATED, Json(json!({}))));
+    }
     let by_num: std::collections::HashMap<u32, &crate::catalog::Part> =
         stored.iter().map(|p| (p.part_num, p)).collect();
     let mut staged = Vec::with_capacity(count);
@@ -199,12 +238,6 @@ pub async fn complete(
         }
         staged.push(Staged { key: stored.staging_key.clone(), size: stored.size });
     }
-    let expect = Expectation {
-        size: Some(body.file.file_size),
-        hash: Some(ExpectedHash::Device(file_hash)),
-        max_size: None,
-        size_hint: Some(body.file.file_size),
-    };
     let received = state.ingest.assemble(&staged, &expect).await?;
     let ingested = state.ingest.commit(received, call.owner().user_id).await?;
     state.catalog.complete_upload(&upload.upload_id, &json!({}), &ingested.blob).await?;
@@ -227,6 +260,9 @@ pub async fn abort(
     if let Some(upload) =
         own_upload(&state, call.owner().user_id, &grant, &call.body.upload_id).await?.filter(|u| !u.completed)
     {
+        if let (Some(direct), Some(store_upload)) = (state.store.direct(), DirectMultipart::parse(&upload.upload_id)) {
+            direct.abort_multipart(&store_upload).await.map_err(direct_upload::store_failed)?;
+        }
         let parts = state.catalog.delete_upload(&upload.upload_id).await?;
         let staged: Vec<Staged> = parts.into_iter().map(|p| Staged { key: p.staging_key, size: p.size }).collect();
         state.ingest.discard_staged(&staged).await?;

@@ -10,11 +10,12 @@ use serde_json::{Value, json};
 use super::call::DeviceCall;
 use super::mount::{FileRef, held_content, mounted, parse_hash};
 use crate::domain::Sha256Hex;
-use crate::http::AppState;
 use crate::http::error::ApiError;
+use crate::http::{AppState, direct_upload};
+use crate::ingest::{Expectation, ExpectedHash};
 use crate::signing::targets;
 
-/// The local store's bucket as API.md names it.
+/// The blob store's bucket as API.md names it: the local store, or the configured S3 bucket.
 pub const LOCAL_BUCKET_ID: i64 = 1;
 
 #[derive(Deserialize)]
@@ -42,31 +43,37 @@ pub async fn upload(
         .collect();
     let expires = state.signed_url_expiry();
     let host = state.upload_url.split_once("://").map_or(state.upload_url.as_str(), |(_, rest)| rest);
-    let list: Vec<Value> = files
-        .iter()
-        .zip(hashes)
-        .map(|(file, hash)| {
-            if held.contains(&(hash.clone(), file.file_size)) {
-                return json!({"file_hash": hash, "file_size": file.file_size, "skip_upload": true});
+    let mut list = Vec::with_capacity(files.len());
+    for (file, hash) in files.iter().zip(hashes) {
+        if held.contains(&(hash.clone(), file.file_size)) {
+            list.push(json!({"file_hash": hash, "file_size": file.file_size, "skip_upload": true}));
+            continue;
+        }
+        let signed_opts = match state.store.direct() {
+            Some(direct) => {
+                direct_upload::presign_file(&state, direct, call.owner().user_id, &hash, file.file_size).await?
             }
-            let url = targets::device_blob_put(
-                &state.signer,
-                &state.upload_url,
-                call.owner().user_id,
-                file.file_size,
-                &hash,
-                expires,
-            );
-            let path = &url[state.upload_url.len()..];
-            json!({
-                "file_hash": hash,
-                "file_size": file.file_size,
-                "skip_upload": false,
-                "signed_opts": {"host": host, "method": "PUT", "path": path, "url": url, "headers": {}},
-                "s3_bucket_id": LOCAL_BUCKET_ID,
-            })
-        })
-        .collect();
+            None => {
+                let url = targets::device_blob_put(
+                    &state.signer,
+                    &state.upload_url,
+                    call.owner().user_id,
+                    file.file_size,
+                    &hash,
+                    expires,
+                );
+                let path = &url[state.upload_url.len()..];
+                json!({"host": host, "method": "PUT", "path": path, "url": url, "headers": {}})
+            }
+        };
+        list.push(json!({
+            "file_hash": hash,
+            "file_size": file.file_size,
+            "skip_upload": false,
+            "signed_opts": signed_opts,
+            "s3_bucket_id": LOCAL_BUCKET_ID,
+        }));
+    }
     Ok(Json(json!({"upload_list": list})))
 }
 
@@ -77,9 +84,10 @@ pub struct S3ObjectRequest {
     file: FileRef,
 }
 
-/// Registers an uploaded object. Ferry verified the bytes as they arrived (the signed PUT
-/// was bound to this size and hash), so the object exists for this account exactly when
-/// the account holds that content.
+/// Registers an uploaded object. Through Ferry's upload host the bytes were verified as they
+/// arrived (the signed PUT was bound to this size and hash), so the object exists for this
+/// account exactly when the account holds that content. In direct mode the object went
+/// straight to S3: Ferry reads it back and verifies it before recording it.
 pub async fn s3_object(
     State(state): State<AppState>,
     Path(grant_id): Path<String>,
@@ -89,7 +97,20 @@ pub async fn s3_object(
     if call.body.s3_bucket_id != LOCAL_BUCKET_ID {
         return Err(ApiError::bad_request("unknown_bucket", format!("no bucket {}", call.body.s3_bucket_id)));
     }
-    held_content(&state, &call.principal, &call.body.file).await.map_err(|_| {
+    let file = &call.body.file;
+    if let Some(direct) = state.store.direct()
+        && held_content(&state, &call.principal, file).await.is_err()
+    {
+        let hash = parse_hash(&file.file_hash)?;
+        let expect = Expectation {
+            size: Some(file.file_size),
+            hash: Some(ExpectedHash::Device(hash.clone())),
+            max_size: None,
+            size_hint: Some(file.file_size),
+        };
+        direct_upload::register_file(&state, direct, call.owner().user_id, expect, &hash).await?;
+    }
+    held_content(&state, &call.principal, file).await.map_err(|_| {
         ApiError::bad_request(
             "object_missing",
             "no object with that file_hash and file_size was uploaded by this account",

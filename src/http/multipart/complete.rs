@@ -11,11 +11,11 @@ use sha2::{Digest, Sha256};
 
 use super::start::own_upload;
 use super::{location, parse_file_id};
-use crate::blob_store::Staged;
+use crate::blob_store::{DirectMultipart, Staged};
 use crate::catalog::Part;
-use crate::http::AppState;
 use crate::http::error::ApiError;
 use crate::http::extract::{Caller, JsonBody, MultipartUpload};
+use crate::http::{AppState, direct_upload};
 use crate::ingest::Expectation;
 
 /// S3's minimum size for every part but the last.
@@ -46,6 +46,16 @@ fn multipart_etag(parts: &[&Part]) -> String {
     format!("\"{}-{}\"", hex::encode(digest.finalize()), parts.len())
 }
 
+/// Every part but the last needs S3's minimum size; `parts` are `(number, size)` in order.
+fn check_part_sizes(parts: &[(u32, u64)]) -> Result<(), ApiError> {
+    match parts[..parts.len().saturating_sub(1)].iter().find(|(_, size)| *size < MIN_PART) {
+        Some((num, size)) => {
+            Err(invalid("part_too_small", format!("part {num} has {size} bytes; every part but the last needs 5 MiB")))
+        }
+        None => Ok(()),
+    }
+}
+
 pub async fn complete(
     State(state): State<AppState>,
     Path(file_id): Path<String>,
@@ -68,6 +78,25 @@ pub async fn complete(
     if listed.len() != count as usize || listed.iter().zip(1..).any(|(p, n)| p.part_number != n) {
         return Err(invalid("invalid_parts", format!("parts must be exactly 1..{count}, each once")));
     }
+    if let (Some(direct), Some(store_upload)) = (state.store.direct(), DirectMultipart::parse(&upload.upload_id)) {
+        let listed: Vec<(u32, &str)> = listed.iter().map(|p| (p.part_number, p.etag.as_str())).collect();
+        let parts = direct_upload::checked_parts(direct, &store_upload, &listed).await?;
+        let sizes: Vec<(u32, u64)> = parts.iter().map(|p| (p.part_num, p.size)).collect();
+        check_part_sizes(&sizes)?;
+        let total = sizes.iter().map(|(_, size)| size).sum();
+        let expect = Expectation { size: Some(total), hash: None, max_size: None, size_hint: Some(total) };
+        let received = direct_upload::assemble(&state, direct, &store_upload, &parts, &expect).await?;
+        let ingested = state.ingest.commit(received, user).await?;
+        let answer = json!({
+            "id": file_id.as_str(),
+            "location": location(&state, &file_id),
+            "etag": format!("\"{}-{}\"", ingested.blob.sha256, parts.len()),
+            "filesize": ingested.blob.size,
+            "checksum": ingested.blob.sha256,
+        });
+        state.catalog.complete_upload(&upload.upload_id, &answer, &ingested.blob).await?;
+        return Ok(Json(answer));
+    }
     let stored = state.catalog.parts(&upload.upload_id).await?;
     let by_number: HashMap<u32, &Part> = stored.iter().map(|p| (p.part_num, p)).collect();
     let mut ordered = Vec::with_capacity(listed.len());
@@ -83,12 +112,7 @@ pub async fn complete(
         }
         ordered.push(*found);
     }
-    if let Some(small) = ordered[..ordered.len() - 1].iter().find(|p| p.size < MIN_PART) {
-        return Err(invalid(
-            "part_too_small",
-            format!("part {} has {} bytes; every part but the last needs 5 MiB", small.part_num, small.size),
-        ));
-    }
+    check_part_sizes(&ordered.iter().map(|p| (p.part_num, p.size)).collect::<Vec<_>>())?;
     let staged: Vec<Staged> = ordered.iter().map(|p| Staged { key: p.staging_key.clone(), size: p.size }).collect();
     let total: u64 = ordered.iter().map(|p| p.size).sum();
     let expect = Expectation { size: Some(total), hash: None, max_size: None, size_hint: Some(total) };

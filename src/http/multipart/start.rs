@@ -7,11 +7,12 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::{CONTENT_TYPES, FAMILY, parse_file_id};
+use crate::blob_store::DirectMultipart;
 use crate::catalog::{NewUpload, Upload};
 use crate::clock::now_ms;
-use crate::http::AppState;
 use crate::http::error::ApiError;
 use crate::http::extract::{Caller, MultipartUpload, QueryParams};
+use crate::http::{AppState, direct_upload};
 use crate::signing::targets;
 
 #[derive(Deserialize)]
@@ -66,8 +67,13 @@ pub async fn start(
             existing
         }
         None => {
+            // in direct mode S3 holds the parts; its upload id travels inside ours
+            let upload_id = match state.store.direct() {
+                Some(direct) => direct.start_multipart().await.map_err(direct_upload::store_failed)?.upload_id(),
+                None => ulid::Ulid::new().to_string(),
+            };
             let new = NewUpload {
-                upload_id: ulid::Ulid::new().to_string(),
+                upload_id,
                 family: FAMILY,
                 user_id: user.user_id,
                 grant_id: None,
@@ -82,9 +88,14 @@ pub async fn start(
         }
     };
     let expires = state.signed_url_expiry();
-    let urls: Vec<String> = (1..=part_count)
-        .map(|n| targets::part_put(&state.signer, &state.upload_url, &upload.upload_id, n, None, expires))
-        .collect();
+    let urls: Vec<String> = match (state.store.direct(), DirectMultipart::parse(&upload.upload_id)) {
+        (Some(direct), Some(store_upload)) => {
+            direct_upload::part_urls(&state, direct, &store_upload, part_count).await?
+        }
+        _ => (1..=part_count)
+            .map(|n| targets::part_put(&state.signer, &state.upload_url, &upload.upload_id, n, None, expires))
+            .collect(),
+    };
     Ok(Json(json!({
         "id": file_id.as_str(),
         "upload_id": upload.upload_id,
@@ -128,6 +139,9 @@ pub async fn abort(
     }
     if upload.completed {
         return Err(conflict(format!("file '{file_id}' is already complete")));
+    }
+    if let (Some(direct), Some(store_upload)) = (state.store.direct(), DirectMultipart::parse(&upload.upload_id)) {
+        direct.abort_multipart(&store_upload).await.map_err(direct_upload::store_failed)?;
     }
     let parts = state.catalog.delete_upload(&upload.upload_id).await?;
     let staged: Vec<_> =

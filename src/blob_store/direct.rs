@@ -1,0 +1,232 @@
+//! Direct-to-store uploads (S3 direct mode): clients PUT bytes straight to the S3 server with
+//! SigV4-presigned URLs, and Ferry verifies the object before recording anything.
+//!
+//! - A single PUT goes to `staging/direct/<user>/<file_hash>-<size>`: a key derived from what
+//!   the registration (`s3_object`) names, so any replica finds it from the request alone.
+//!   When the plain SHA-256 is known, `x-amz-checksum-sha256` is bound into the signature and
+//!   the store itself refuses other bytes.
+//! - A multipart upload is the store's own (parts PUT to presigned `UploadPart` URLs); its
+//!   Ferry upload id `<ULID>.<store upload id>` carries everything a replica needs to list,
+//!   complete or abort it, so no extra catalog state is kept for it.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use base64::Engine;
+use object_store::multipart::{MultipartStore, PartId};
+use object_store::signer::{HeaderName, HeaderValue, Method, SignedUrlOptions, Signer};
+use object_store::{ObjectStoreExt, path::Path};
+
+use super::s3::{S3Store, io};
+use super::{Sha256Hex, Staged, StoreError};
+use crate::domain::UserId;
+
+/// SigV4 presigned URLs live at most a week.
+const MAX_TTL: Duration = Duration::from_secs(7 * 86_400);
+
+/// A request a client sends straight to the store: the URL and the headers it must carry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Presigned {
+    pub url: String,
+    pub headers: Vec<(String, String)>,
+}
+
+/// A multipart upload held by the store; the assembled object becomes staging key
+/// `uploads/<ULID>`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DirectMultipart {
+    pub ulid: String,
+    pub store_id: String,
+}
+
+impl DirectMultipart {
+    /// The upload id handed to clients and kept in the catalog.
+    pub fn upload_id(&self) -> String {
+        format!("{}.{}", self.ulid, self.store_id)
+    }
+
+    /// Reads an upload id made by [`DirectMultipart::upload_id`]; `None` for Ferry's own ids.
+    pub fn parse(upload_id: &str) -> Option<Self> {
+        let (ulid, store_id) = upload_id.split_once('.')?;
+        (ulid.parse::<ulid::Ulid>().is_ok() && !store_id.is_empty())
+            .then(|| Self { ulid: ulid.to_owned(), store_id: store_id.to_owned() })
+    }
+
+    pub fn staged_key(&self) -> String {
+        format!("uploads/{}", self.ulid)
+    }
+}
+
+/// A part as the store recorded it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredPart {
+    pub part_num: u32,
+    /// Without quotes.
+    pub etag: String,
+    pub size: u64,
+}
+
+/// What a store that takes bytes straight from clients offers. Implementations MUST make
+/// every URL valid only for its method, key, query and bound headers, and only until it expires.
+#[async_trait]
+pub trait DirectUploads: Send + Sync {
+    /// The staging key of `user`'s direct single PUT of a file.
+    fn direct_key(&self, user: UserId, file_hash: &Sha256Hex, size: u64) -> String {
+        format!("direct/{user}/{file_hash}-{size}")
+    }
+    /// A PUT of staging object `key`, bound to the plain SHA-256 `checksum` when given.
+    async fn presign_put(
+        &self,
+        key: &str,
+        checksum: Option<&Sha256Hex>,
+        ttl: Duration,
+    ) -> Result<Presigned, StoreError>;
+    /// The size of a staging object, `None` when there is none.
+    async fn staged_size(&self, key: &str) -> Result<Option<u64>, StoreError>;
+    async fn start_multipart(&self) -> Result<DirectMultipart, StoreError>;
+    /// A PUT of part `part_num` (from 1) of `upload`.
+    async fn presign_part(&self, upload: &DirectMultipart, part_num: u32, ttl: Duration) -> Result<String, StoreError>;
+    /// The parts the store holds, by part number; `None` when the upload is gone.
+    async fn list_parts(&self, upload: &DirectMultipart) -> Result<Option<Vec<StoredPart>>, StoreError>;
+    /// Assembles parts 1..N (`etags` in order) into the staging object `upload.staged_key()`.
+    async fn complete_multipart(&self, upload: &DirectMultipart, parts: &[StoredPart]) -> Result<Staged, StoreError>;
+    /// Drops an unfinished upload and its parts; one that is gone is not an error.
+    async fn abort_multipart(&self, upload: &DirectMultipart) -> Result<(), StoreError>;
+}
+
+impl S3Store {
+    async fn presign(
+        &self,
+        method: Method,
+        path: &Path,
+        ttl: Duration,
+        opts: &SignedUrlOptions,
+    ) -> Result<String, StoreError> {
+        Ok(self.s3.signed_url_opts(method, path, ttl.min(MAX_TTL), opts).await.map_err(io)?.to_string())
+    }
+
+    fn upload_path(&self, upload: &DirectMultipart) -> Result<Path, StoreError> {
+        self.staged_path(&upload.staged_key())
+    }
+}
+
+#[async_trait]
+impl DirectUploads for S3Store {
+    async fn presign_put(
+        &self,
+        key: &str,
+        checksum: Option<&Sha256Hex>,
+        ttl: Duration,
+    ) -> Result<Presigned, StoreError> {
+        let mut opts = SignedUrlOptions::default();
+        let mut headers = Vec::new();
+        if let Some(sha256) = checksum {
+            let digest = hex::decode(sha256.as_str()).expect("parsed hashes are hex");
+            let value = base64::engine::general_purpose::STANDARD.encode(digest);
+            let name = HeaderName::from_static("x-amz-checksum-sha256");
+            opts = opts.with_signed_header(name, HeaderValue::from_str(&value).expect("base64 is a valid header"));
+            headers.push(("x-amz-checksum-sha256".to_owned(), value));
+        }
+        let url = self.presign(Method::PUT, &self.staged_path(key)?, ttl, &opts).await?;
+        Ok(Presigned { url, headers })
+    }
+
+    async fn staged_size(&self, key: &str) -> Result<Option<u64>, StoreError> {
+        match self.s3.head(&self.staged_path(key)?).await {
+            Ok(meta) => Ok(Some(meta.size)),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(io(e)),
+        }
+    }
+
+    async fn start_multipart(&self) -> Result<DirectMultipart, StoreError> {
+        let ulid = ulid::Ulid::new().to_string();
+        let path = self.staged_path(&format!("uploads/{ulid}"))?;
+        let store_id = self.s3.create_multipart(&path).await.map_err(io)?;
+        Ok(DirectMultipart { ulid, store_id })
+    }
+
+    async fn presign_part(&self, upload: &DirectMultipart, part_num: u32, ttl: Duration) -> Result<String, StoreError> {
+        let query = [("partNumber", part_num.to_string()), ("uploadId", upload.store_id.clone())];
+        let opts = SignedUrlOptions::default().with_query(query);
+        self.presign(Method::PUT, &self.upload_path(upload)?, ttl, &opts).await
+    }
+
+    async fn list_parts(&self, upload: &DirectMultipart) -> Result<Option<Vec<StoredPart>>, StoreError> {
+        // object_store has no ListParts call; a presigned GET of the same request does it.
+        let opts = SignedUrlOptions::default().with_query([("uploadId", upload.store_id.clone())]);
+        let url = self.presign(Method::GET, &self.upload_path(upload)?, Duration::from_secs(60), &opts).await?;
+        let response = self.http.get(url).send().await.map_err(std::io::Error::other)?;
+        let status = response.status();
+        let body = response.text().await.map_err(std::io::Error::other)?;
+        if status.as_u16() == 404 {
+            return Ok(None);
+        }
+        if !status.is_success() {
+            return Err(std::io::Error::other(format!("ListParts answered {status}: {body}")).into());
+        }
+        if tag(&body, "IsTruncated") == Some("true") {
+            return Err(std::io::Error::other("more than 1000 parts").into());
+        }
+        body.split("<Part>")
+            .skip(1)
+            .map(|part| {
+                let bad = || std::io::Error::other(format!("unreadable ListParts part: {part}"));
+                Ok(StoredPart {
+                    part_num: tag(part, "PartNumber").and_then(|n| n.parse().ok()).ok_or_else(bad)?,
+                    etag: tag(part, "ETag").map(unquote).ok_or_else(bad)?,
+                    size: tag(part, "Size").and_then(|n| n.parse().ok()).ok_or_else(bad)?,
+                })
+            })
+            .collect::<Result<Vec<_>, std::io::Error>>()
+            .map(Some)
+            .map_err(StoreError::from)
+    }
+
+    async fn complete_multipart(&self, upload: &DirectMultipart, parts: &[StoredPart]) -> Result<Staged, StoreError> {
+        let ids = parts.iter().map(|p| PartId { content_id: format!("\"{}\"", p.etag) }).collect();
+        self.s3.complete_multipart(&self.upload_path(upload)?, &upload.store_id, ids).await.map_err(io)?;
+        Ok(Staged { key: upload.staged_key(), size: parts.iter().map(|p| p.size).sum() })
+    }
+
+    async fn abort_multipart(&self, upload: &DirectMultipart) -> Result<(), StoreError> {
+        match self.s3.abort_multipart(&self.upload_path(upload)?, &upload.store_id).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(io(e)),
+        }
+    }
+}
+
+/// The text of the first `<name>…</name>` in `xml`.
+fn tag<'a>(xml: &'a str, name: &str) -> Option<&'a str> {
+    let start = xml.find(&format!("<{name}>"))? + name.len() + 2;
+    let end = xml[start..].find(&format!("</{name}>"))? + start;
+    Some(xml[start..end].trim())
+}
+
+/// An ETag without its quotes (raw or XML-escaped).
+fn unquote(etag: &str) -> String {
+    etag.replace("&quot;", "").replace("&#34;", "").trim_matches('"').to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn upload_ids_carry_the_store_id() {
+        let upload = DirectMultipart { ulid: ulid::Ulid::new().to_string(), store_id: "abc.def-1".into() };
+        assert_eq!(DirectMultipart::parse(&upload.upload_id()), Some(upload));
+        assert_eq!(DirectMultipart::parse(&ulid::Ulid::new().to_string()), None);
+        assert_eq!(DirectMultipart::parse("nope.x"), None);
+    }
+
+    #[test]
+    fn list_parts_xml_is_read() {
+        let xml = "<ListPartsResult><IsTruncated>false</IsTruncated><Part><PartNumber>2</PartNumber>\
+                   <ETag>&quot;ab12&quot;</ETag><Size>7</Size></Part></ListPartsResult>";
+        assert_eq!(tag(xml, "IsTruncated"), Some("false"));
+        let part = xml.split("<Part>").nth(1).unwrap();
+        assert_eq!((tag(part, "PartNumber"), tag(part, "ETag").map(unquote)), (Some("2"), Some("ab12".into())));
+    }
+}

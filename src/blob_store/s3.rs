@@ -1,0 +1,329 @@
+//! The S3-compatible blob store (AWS S3, MinIO, Garage, Ceph, s3s-fs…), through `object_store`.
+//!
+//! Layout in the bucket, under the configured key prefix:
+//! - `sha256/<aa>/<bb>/<hash>`: committed blobs, as on local disk;
+//! - `staging/requests/<ULID>`: request staging, written as a streaming multipart upload
+//!   (a small body is one PUT), so memory stays bounded whatever the size;
+//! - `staging/uploads/<ULID>`: parts of multipart uploads, and objects assembled by S3 in
+//!   direct mode;
+//! - `staging/direct/<user>/<file_hash>-<size>`: single PUTs of direct mode (see `direct`).
+//!
+//! Commit is a server-side copy to the content address (bytes never travel through Ferry
+//! again) followed by deleting the staging object; when the content address already holds
+//! the blob, the staged copy is simply dropped (dedup). An S3 object is visible only once
+//! its PUT, copy or multipart completion is done, so no reader ever sees part of a blob.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use futures_util::{StreamExt, TryStreamExt};
+use object_store::aws::{AmazonS3, AmazonS3Builder};
+use object_store::buffered::BufWriter;
+use object_store::path::Path;
+use object_store::{BackoffConfig, GetOptions, GetRange, ObjectStore, ObjectStoreExt, RetryConfig};
+use tokio::io::AsyncWriteExt;
+
+use super::*;
+use crate::config::S3Config;
+
+/// Bytes buffered before a staging write becomes a multipart upload, and the size of each
+/// part: ≥ 5 MiB (S3's minimum) and large enough that 10,000 parts hold 80 GB.
+const PART_BYTES: usize = 8 * 1024 * 1024;
+/// Parts in flight per staging write; with the buffer, at most ~3 parts of memory.
+const PARTS_IN_FLIGHT: usize = 2;
+/// CopyObject's limit; larger blobs are copied by streaming them through a new upload.
+const MAX_COPY: u64 = 5 * 1024 * 1024 * 1024;
+
+pub struct S3Store {
+    pub(super) s3: Arc<AmazonS3>,
+    /// Empty, or ends with `/`.
+    pub(super) prefix: String,
+    pub(super) direct: bool,
+    pub(super) http: reqwest::Client,
+    /// Request staging younger than this survives `clean_request_staging`: other replicas
+    /// share the bucket and may be streaming into it right now.
+    request_staging_min_age: Duration,
+    /// Direct-mode PUTs never registered are removed after this (longer than a signed URL lives).
+    direct_staging_max_age: Duration,
+}
+
+/// What a bad staging key is called in errors.
+fn bad_key(key: &str) -> StoreError {
+    std::io::Error::new(std::io::ErrorKind::InvalidInput, format!("bad staging key {key}")).into()
+}
+
+pub(super) fn io(err: object_store::Error) -> StoreError {
+    StoreError::Io(err.into())
+}
+
+impl S3Store {
+    /// Connects (lazily: the first request reaches the server) to the configured bucket.
+    pub fn open(config: &S3Config) -> Result<Self, StoreError> {
+        let mut builder = AmazonS3Builder::new()
+            .with_bucket_name(&config.bucket)
+            .with_region(&config.region)
+            .with_virtual_hosted_style_request(!config.path_style)
+            .with_retry(RetryConfig {
+                backoff: BackoffConfig::default(),
+                max_retries: 3,
+                retry_timeout: Duration::from_secs(30),
+            });
+        if let Some(endpoint) = &config.endpoint {
+            builder = builder.with_endpoint(endpoint).with_allow_http(endpoint.starts_with("http://"));
+        }
+        if let Some(id) = &config.access_key_id {
+            builder = builder.with_access_key_id(id);
+        }
+        if let Some(secret) = &config.secret_access_key {
+            builder = builder.with_secret_access_key(&secret.0);
+        }
+        let s3 = builder.build().map_err(io)?;
+        Ok(Self {
+            s3: Arc::new(s3),
+            prefix: config.prefix.clone(),
+            direct: config.direct,
+            http: reqwest::Client::builder().timeout(Duration::from_secs(60)).build().map_err(std::io::Error::other)?,
+            request_staging_min_age: Duration::from_secs(3600),
+            direct_staging_max_age: Duration::from_secs(2 * 86_400),
+        })
+    }
+
+    /// How old request staging must be before a start-up sweep removes it (tests use zero).
+    pub fn with_request_staging_min_age(mut self, age: Duration) -> Self {
+        self.request_staging_min_age = age;
+        self
+    }
+
+    fn blob_path(&self, sha256: &Sha256Hex) -> Path {
+        let h = sha256.as_str();
+        Path::from(format!("{}sha256/{}/{}/{h}", self.prefix, &h[0..2], &h[2..4]))
+    }
+
+    /// Keys are made by `stage` or the direct-mode helpers; anything else is refused so no
+    /// key can name an object outside staging.
+    pub(super) fn staged_path(&self, key: &str) -> Result<Path, StoreError> {
+        let is_ulid = |s: &str| s.parse::<ulid::Ulid>().is_ok();
+        let valid = match key.split('/').collect::<Vec<_>>()[..] {
+            ["requests" | "uploads", name] => is_ulid(name),
+            ["direct", user, name] => {
+                user.bytes().all(|b| b.is_ascii_digit())
+                    && name.split_once('-').is_some_and(|(hash, size)| {
+                        Sha256Hex::parse(hash).is_ok() && !size.is_empty() && size.bytes().all(|b| b.is_ascii_digit())
+                    })
+            }
+            _ => false,
+        };
+        if !valid {
+            return Err(bad_key(key));
+        }
+        Ok(Path::from(format!("{}staging/{key}", self.prefix)))
+    }
+
+    async fn remove(&self, path: &Path) -> Result<(), StoreError> {
+        match self.s3.delete(path).await {
+            Err(object_store::Error::NotFound { .. }) | Ok(()) => Ok(()),
+            Err(e) => Err(io(e)),
+        }
+    }
+
+    /// Removes the objects under `staging/<area>/` last modified before `older_than` ago.
+    async fn sweep(&self, area: &str, older_than: Duration) -> Result<usize, StoreError> {
+        let prefix = Path::from(format!("{}staging/{area}", self.prefix));
+        let now = SystemTime::now();
+        let old: Vec<Path> = self
+            .s3
+            .list(Some(&prefix))
+            .try_filter(|meta| {
+                let age = now.duration_since(meta.last_modified.into()).unwrap_or_default();
+                std::future::ready(age >= older_than)
+            })
+            .map_ok(|meta| meta.location)
+            .try_collect()
+            .await
+            .map_err(io)?;
+        for path in &old {
+            self.remove(path).await?;
+        }
+        Ok(old.len())
+    }
+
+    /// Copies a large object by streaming it into a new multipart upload (CopyObject stops
+    /// at 5 GiB); the target appears only when the upload completes.
+    async fn stream_copy(&self, from: &Path, to: &Path) -> Result<(), StoreError> {
+        let mut source = self.s3.get(from).await.map_err(io)?.into_stream();
+        let target: Arc<dyn ObjectStore> = self.s3.clone();
+        let mut writer = BufWriter::with_capacity(target, to.clone(), PART_BYTES).with_max_concurrency(PARTS_IN_FLIGHT);
+        while let Some(piece) = source.next().await {
+            let piece = match piece {
+                Ok(piece) => piece,
+                Err(e) => {
+                    let _ = writer.abort().await;
+                    return Err(io(e));
+                }
+            };
+            if let Err(e) = writer.put(piece).await {
+                let _ = writer.abort().await;
+                return Err(io(e));
+            }
+        }
+        Ok(writer.shutdown().await?)
+    }
+}
+
+struct S3Writer {
+    key: String,
+    /// `None` once finished (or after a failed finish).
+    writer: Option<BufWriter>,
+    written: u64,
+}
+
+#[async_trait]
+impl StagingWriter for S3Writer {
+    async fn write(&mut self, batch: Vec<Bytes>) -> Result<(), StoreError> {
+        let writer = self.writer.as_mut().ok_or_else(|| std::io::Error::other("staging upload already failed"))?;
+        for piece in batch {
+            self.written += piece.len() as u64;
+            writer.put(piece).await.map_err(io)?;
+        }
+        Ok(())
+    }
+
+    async fn finish(mut self: Box<Self>) -> Result<Staged, StoreError> {
+        let mut writer = self.writer.take().ok_or_else(|| std::io::Error::other("staging upload already failed"))?;
+        writer.shutdown().await?;
+        Ok(Staged { key: std::mem::take(&mut self.key), size: self.written })
+    }
+}
+
+impl Drop for S3Writer {
+    fn drop(&mut self) {
+        // An unfinished multipart upload keeps its parts (and costs storage) until aborted;
+        // Drop cannot wait, so the abort runs as a task of its own.
+        if let (Some(mut writer), Ok(runtime)) = (self.writer.take(), tokio::runtime::Handle::try_current()) {
+            runtime.spawn(async move {
+                let _ = writer.abort().await;
+            });
+        }
+    }
+}
+
+#[async_trait]
+impl BlobStore for S3Store {
+    async fn stage(&self, area: StagingArea) -> Result<Box<dyn StagingWriter>, StoreError> {
+        let key = match area {
+            StagingArea::Request => format!("requests/{}", ulid::Ulid::new()),
+            StagingArea::Upload => format!("uploads/{}", ulid::Ulid::new()),
+        };
+        let target: Arc<dyn ObjectStore> = self.s3.clone();
+        let writer =
+            BufWriter::with_capacity(target, self.staged_path(&key)?, PART_BYTES).with_max_concurrency(PARTS_IN_FLIGHT);
+        Ok(Box::new(S3Writer { key, writer: Some(writer), written: 0 }))
+    }
+
+    async fn read_staged(&self, staged: &Staged) -> Result<ByteStream, StoreError> {
+        let result = self.s3.get(&self.staged_path(&staged.key)?).await.map_err(io)?;
+        Ok(result.into_stream().map_err(std::io::Error::from).boxed())
+    }
+
+    async fn commit(&self, staged: &Staged, sha256: &Sha256Hex) -> Result<Placed, StoreError> {
+        let from = self.staged_path(&staged.key)?;
+        let to = self.blob_path(sha256);
+        // Content-addressed: an object already at `to` holds these very bytes.
+        let placed = match self.s3.head(&to).await {
+            Ok(_) => Placed::AlreadyPresent,
+            Err(object_store::Error::NotFound { .. }) => {
+                if staged.size > MAX_COPY {
+                    self.stream_copy(&from, &to).await?;
+                } else {
+                    self.s3.copy(&from, &to).await.map_err(io)?;
+                }
+                Placed::Stored
+            }
+            Err(e) => return Err(io(e)),
+        };
+        self.remove(&from).await?;
+        Ok(placed)
+    }
+
+    async fn discard(&self, staged: &Staged) -> Result<(), StoreError> {
+        self.remove(&self.staged_path(&staged.key)?).await
+    }
+
+    async fn clean_request_staging(&self) -> Result<usize, StoreError> {
+        let requests = self.sweep("requests", self.request_staging_min_age).await?;
+        Ok(requests + self.sweep("direct", self.direct_staging_max_age).await?)
+    }
+
+    async fn size_of(&self, sha256: &Sha256Hex) -> Result<Option<u64>, StoreError> {
+        match self.s3.head(&self.blob_path(sha256)).await {
+            Ok(meta) => Ok(Some(meta.size)),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(io(e)),
+        }
+    }
+
+    async fn read(&self, sha256: &Sha256Hex, range: Option<ByteRange>) -> Result<ByteStream, StoreError> {
+        let options =
+            GetOptions { range: range.map(|r| GetRange::Bounded(r.start..r.end + 1)), ..GetOptions::default() };
+        match self.s3.get_opts(&self.blob_path(sha256), options).await {
+            Ok(result) => Ok(result.into_stream().map_err(std::io::Error::from).boxed()),
+            Err(object_store::Error::NotFound { .. }) => Err(StoreError::Missing(sha256.clone())),
+            Err(e) => Err(io(e)),
+        }
+    }
+
+    async fn delete(&self, sha256: &Sha256Hex) -> Result<(), StoreError> {
+        self.remove(&self.blob_path(sha256)).await
+    }
+
+    async fn list(&self) -> Result<Vec<(Sha256Hex, SystemTime)>, StoreError> {
+        let root = Path::from(format!("{}sha256", self.prefix));
+        let metas: Vec<object_store::ObjectMeta> = self.s3.list(Some(&root)).try_collect().await.map_err(io)?;
+        // anything that is not a hash-named object is not a blob
+        Ok(metas
+            .into_iter()
+            .filter_map(|m| Some((Sha256Hex::parse(m.location.filename()?).ok()?, m.last_modified.into())))
+            .collect())
+    }
+
+    fn direct(&self) -> Option<&dyn DirectUploads> {
+        self.direct.then_some(self as &dyn DirectUploads)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn store(prefix: &str) -> S3Store {
+        let config = S3Config {
+            endpoint: Some("http://127.0.0.1:1".into()),
+            region: "us-east-1".into(),
+            bucket: "b".into(),
+            access_key_id: Some("k".into()),
+            secret_access_key: Some(crate::config::Secret("s".into())),
+            path_style: true,
+            prefix: prefix.into(),
+            direct: false,
+        };
+        S3Store::open(&config).unwrap()
+    }
+
+    #[test]
+    fn staging_keys_stay_inside_staging() {
+        let s = store("p/");
+        let ulid = ulid::Ulid::new();
+        assert_eq!(s.staged_path(&format!("requests/{ulid}")).unwrap().as_ref(), format!("p/staging/requests/{ulid}"));
+        let hash = Sha256Hex::of(b"x");
+        assert!(s.staged_path(&format!("direct/7/{hash}-12")).is_ok());
+        for bad in ["requests/../x", "sha256/aa", "uploads/x", "direct/7/abc-1", "direct/x/{hash}-1", ""] {
+            assert!(s.staged_path(bad).is_err(), "{bad}");
+        }
+        assert_eq!(
+            s.blob_path(&hash).as_ref(),
+            format!("p/sha256/{}/{}/{hash}", &hash.as_str()[..2], &hash.as_str()[2..4])
+        );
+    }
+}

@@ -1,0 +1,177 @@
+//! The device gallery as a service: where a device's watched folders live, harvesting a
+//! device's pull source (`index.json` → events without bytes yet) and the pull job that
+//! fetches one event's file through the pipeline.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::catalog::{Catalog, CatalogError, Device, Job, JobOutcome, MEDIA_TYPES, NewEvent};
+use crate::clock::now_ms;
+use crate::domain::DeviceId;
+use crate::jobs::JobRunner;
+use crate::media::sniff;
+use crate::remote::{FetchError, RemotePolicy, fetch, fetch_small};
+
+pub const PULL_KIND: &str = "gallery_pull";
+/// A job failing with this prefix means the device no longer has the file.
+pub const GONE: &str = "gone:";
+const INDEX_LIMIT: usize = 16 * 1024 * 1024;
+
+/// `<data_dir>/gallery/<user>/<device>`; its `incoming/` and `thumbnails/` are watched.
+pub fn device_dir(data_dir: &Path, device: &Device) -> PathBuf {
+    data_dir.join("gallery").join(device.user_id.to_string()).join(device.device_id.to_string())
+}
+
+pub fn new_event_id() -> String {
+    format!("evt_{}", ulid::Ulid::new())
+}
+
+/// The device's pull source as a URL ending in `/`, with the policy that allows it.
+fn source(policy: &RemotePolicy, device: &Device) -> Result<(reqwest::Url, RemotePolicy), String> {
+    let raw = device.pull_url.as_deref().ok_or("the device has no pull source")?;
+    let base = reqwest::Url::parse(&format!("{}/", raw.trim_end_matches('/'))).map_err(|e| e.to_string())?;
+    // the operator registered this source for this device: allow it, and nothing more
+    let host = base.host_str().ok_or("the pull source has no host")?;
+    let allowed = match host.trim_start_matches('[').trim_end_matches(']').parse::<std::net::IpAddr>() {
+        Ok(ip) => policy.with_address(ip),
+        Err(_) => policy.with_host(host),
+    };
+    Ok((base, allowed))
+}
+
+#[derive(Deserialize)]
+struct IndexEntry {
+    name: String,
+    size: Option<u64>,
+    media_type: Option<String>,
+    created: Option<serde_json::Value>,
+}
+
+fn created_ms(value: Option<&serde_json::Value>) -> i64 {
+    use time::format_description::well_known::Rfc3339;
+    match value {
+        Some(serde_json::Value::String(s)) => time::OffsetDateTime::parse(s, &Rfc3339)
+            .map(|t| (t.unix_timestamp_nanos() / 1_000_000) as i64)
+            .unwrap_or_else(|_| now_ms()),
+        Some(serde_json::Value::Number(n)) => {
+            n.as_i64().map(|s| if s > 1_000_000_000_000 { s } else { s * 1000 }).unwrap_or_else(now_ms)
+        }
+        _ => now_ms(),
+    }
+}
+
+/// Reads the device's `index.json` and records events for names not seen before.
+pub async fn harvest(
+    catalog: &dyn Catalog,
+    policy: &RemotePolicy,
+    device: &Device,
+    timeout: Duration,
+) -> Result<usize, String> {
+    let (base, policy) = source(policy, device)?;
+    let index_url = base.join("index.json").map_err(|e| e.to_string())?;
+    let body = fetch_small(&policy, index_url, INDEX_LIMIT, timeout).await.map_err(|e| e.to_string())?;
+    let entries: Vec<IndexEntry> =
+        serde_json::from_slice(&body).map_err(|e| format!("index.json is not a list of files: {e}"))?;
+    let events: Vec<NewEvent> = entries
+        .into_iter()
+        .filter(|e| !e.name.is_empty() && !e.name.contains("..") && !e.name.starts_with('/'))
+        .map(|entry| {
+            let guessed = sniff(&[], Some(&entry.name));
+            let media_type = entry
+                .media_type
+                .as_deref()
+                .and_then(|t| MEDIA_TYPES.iter().find(|m| **m == t))
+                .copied()
+                .unwrap_or(guessed.media_type);
+            NewEvent {
+                id: new_event_id(),
+                user_id: device.user_id,
+                device_id: device.device_id,
+                name: entry.name.clone(),
+                media_type: media_type.to_owned(),
+                content_type: guessed.content_type,
+                blob: None,
+                size: entry.size.unwrap_or(0),
+                thumbnail: None,
+                metadata: None,
+                source_name: Some(entry.name.clone()),
+                watch_key: None,
+                created_ms: created_ms(entry.created.as_ref()),
+            }
+        })
+        .collect();
+    catalog.harvest_events(&events).await.map_err(|e| e.to_string())
+}
+
+/// Harvests every device that has a pull source (the periodic step).
+pub async fn harvest_all(
+    catalog: &dyn Catalog,
+    policy: &RemotePolicy,
+    timeout: Duration,
+) -> Result<usize, CatalogError> {
+    let mut created = 0;
+    for device in catalog.devices_with_pull_url().await? {
+        match harvest(catalog, policy, &device, timeout).await {
+            Ok(n) => created += n,
+            Err(e) => tracing::warn!(device = %device.device_id, error = %e, "harvest failed"),
+        }
+    }
+    Ok(created)
+}
+
+pub fn pull_payload(device: DeviceId, event_id: &str) -> serde_json::Value {
+    json!({"device_id": device, "event_id": event_id})
+}
+
+/// The pull job: fetch the event's file from the device's source and attach it.
+pub async fn run_pull(runner: &JobRunner, job: &Job) -> JobOutcome {
+    let (Some(device_id), Some(event_id)) = (job.payload["device_id"].as_i64(), job.payload["event_id"].as_str())
+    else {
+        return JobOutcome::Failed { error: "bad job payload".into() };
+    };
+    let device_id = DeviceId(device_id);
+    let catalog = runner.catalog.as_ref();
+    let device = match catalog.find_devices(&crate::catalog::DeviceRef::Id(device_id)).await {
+        Ok(mut found) if !found.is_empty() => found.remove(0),
+        Ok(_) => return JobOutcome::Failed { error: "the device is gone".into() },
+        Err(e) => return JobOutcome::Retry { error: e.to_string(), after: Duration::from_secs(5) },
+    };
+    let event = match catalog.event(device_id, event_id).await {
+        Ok(Some(event)) if event.sha256.is_none() => event,
+        Ok(Some(_)) => return JobOutcome::Done, // pulled meanwhile
+        Ok(None) => return JobOutcome::Failed { error: "the event is gone".into() },
+        Err(e) => return JobOutcome::Retry { error: e.to_string(), after: Duration::from_secs(5) },
+    };
+    let (base, policy) = match source(&runner.remote, &device) {
+        Ok(source) => source,
+        Err(e) => return JobOutcome::Failed { error: e },
+    };
+    let name = event.source_name.as_deref().unwrap_or(&event.name);
+    let Ok(url) = base.join(name) else { return JobOutcome::Failed { error: format!("bad file name {name}") } };
+    let config = &runner.config;
+    let fetched = match fetch(&policy, &runner.ingest, url, config.max_upload_size, config.remote_timeout).await {
+        Ok(fetched) => fetched,
+        Err(FetchError::Status(404 | 410)) => {
+            return JobOutcome::Failed { error: format!("{GONE} the device no longer has {name}") };
+        }
+        Err(FetchError::Refused(why)) => return JobOutcome::Failed { error: why },
+        Err(e) => {
+            return JobOutcome::Retry {
+                error: e.to_string(),
+                after: Duration::from_secs(2u64.pow(job.attempts.clamp(0, 8) as u32)),
+            };
+        }
+    };
+    let sniffed = sniff(&fetched.received.head, Some(name));
+    let ingested = match runner.ingest.commit(fetched.received, device.user_id).await {
+        Ok(ingested) => ingested,
+        Err(e) => return JobOutcome::Retry { error: e.to_string(), after: Duration::from_secs(5) },
+    };
+    match catalog.set_event_content(device_id, event_id, &ingested.blob, &sniffed.content_type).await {
+        Ok(_) => JobOutcome::Done,
+        Err(e) => JobOutcome::Retry { error: e.to_string(), after: Duration::from_secs(5) },
+    }
+}

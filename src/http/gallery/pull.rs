@@ -1,0 +1,74 @@
+//! Pull: events discovered on the device (harvested from its index) get their bytes on demand.
+
+use std::time::Instant;
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use serde_json::{Value, json};
+
+use super::resolve_device;
+use crate::catalog::JobStatus;
+use crate::gallery::{GONE, PULL_KIND, harvest as harvest_device, pull_payload};
+use crate::http::AppState;
+use crate::http::error::ApiError;
+use crate::http::extract::{Caller, GalleryUpload};
+
+fn no_source() -> ApiError {
+    ApiError::new(
+        StatusCode::CONFLICT,
+        "no_pull_source",
+        "this device has no pull source (ferry admin device pull-source)",
+    )
+}
+
+pub async fn harvest(
+    State(state): State<AppState>,
+    Path(device): Path<String>,
+    Caller(principal, ..): Caller<GalleryUpload>,
+) -> Result<Json<Value>, ApiError> {
+    let device = resolve_device(&state, &principal, &device).await?;
+    if device.pull_url.is_none() {
+        return Err(no_source());
+    }
+    let created = harvest_device(state.catalog.as_ref(), &state.remote, &device, state.config.remote_timeout)
+        .await
+        .map_err(|e| ApiError::new(StatusCode::BAD_GATEWAY, "harvest_failed", e))?;
+    Ok(Json(json!({"success": true, "created": created})))
+}
+
+pub async fn pull(
+    State(state): State<AppState>,
+    Path((device, event_id)): Path<(String, String)>,
+    Caller(principal, ..): Caller<GalleryUpload>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let device = resolve_device(&state, &principal, &device).await?;
+    let missing = || ApiError::not_found(format!("no event {event_id}")).with_code("no_such_event");
+    let event = state.catalog.event(device.device_id, &event_id).await?.ok_or_else(missing)?;
+    let done = || (StatusCode::OK, Json(json!({"success": true, "eventId": event_id})));
+    if event.sha256.is_some() {
+        return Ok(done());
+    }
+    if device.pull_url.is_none() {
+        return Err(no_source());
+    }
+    let job_id = state
+        .jobs
+        .enqueue(PULL_KIND, &pull_payload(device.device_id, &event_id), Some(&format!("pull:{event_id}")))
+        .await?;
+    let started = Instant::now();
+    while started.elapsed() < state.config.pull_wait {
+        if state.catalog.event(device.device_id, &event_id).await?.is_some_and(|e| e.sha256.is_some()) {
+            return Ok(done());
+        }
+        if let Some(job) = state.catalog.job(job_id).await?.filter(|j| j.status == JobStatus::Failed) {
+            let error = job.last_error.unwrap_or_default();
+            if let Some(gone) = error.strip_prefix(GONE) {
+                return Err(ApiError::not_found(gone.trim().to_owned()).with_code("gone_from_device"));
+            }
+            return Err(ApiError::new(StatusCode::BAD_GATEWAY, "pull_failed", error));
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    Ok((StatusCode::ACCEPTED, Json(json!({"success": true, "eventId": event_id, "status": "running"}))))
+}

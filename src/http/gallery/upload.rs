@@ -1,0 +1,253 @@
+//! Adding events: a multipart upload (fields in any order), or signed PUT URLs for the file
+//! and its thumbnail.
+
+use axum::Json;
+use axum::extract::{FromRequest, Multipart, Path, Request, State};
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::{SIGNED_PUT, resolve_device};
+use crate::catalog::{CatalogError, Device, DeviceRef, MEDIA_TYPES, NewEvent};
+use crate::clock::now_ms;
+use crate::gallery::new_event_id;
+use crate::http::AppState;
+use crate::http::error::ApiError;
+use crate::http::extract::{Caller, GalleryUpload, QueryParams};
+use crate::http::upload_host::{check_announced, content_length, verify_signed};
+use crate::ingest::{Expectation, Ingested, Received};
+use crate::media::sniff;
+
+fn form_error(e: impl std::fmt::Display) -> ApiError {
+    ApiError::bad_request("invalid_form", e.to_string())
+}
+
+/// The form's parts once read: files staged, fields as text.
+#[derive(Default)]
+struct GalleryForm {
+    event: Option<(Received, Option<String>)>,
+    thumbnail: Option<Received>,
+    name: Option<String>,
+    media_type: Option<String>,
+    metadata: Option<String>,
+}
+
+impl GalleryForm {
+    async fn discard(self, state: &AppState) {
+        if let Some((received, _)) = self.event {
+            let _ = state.ingest.discard(received).await;
+        }
+        if let Some(received) = self.thumbnail {
+            let _ = state.ingest.discard(received).await;
+        }
+    }
+}
+
+async fn read_form(state: &AppState, request: Request, form: &mut GalleryForm) -> Result<(), ApiError> {
+    let mut multipart = Multipart::from_request(request, state).await.map_err(form_error)?;
+    let expect = Expectation { max_size: Some(state.config.max_upload_size), ..Expectation::default() };
+    while let Some(field) = multipart.next_field().await.map_err(form_error)? {
+        match field.name().unwrap_or_default() {
+            "event" if form.event.is_none() => {
+                let content_type = field.content_type().map(str::to_owned);
+                form.event = Some((state.ingest.receive(Box::pin(field), &expect).await?, content_type));
+            }
+            "thumbnail" if form.thumbnail.is_none() => {
+                form.thumbnail = Some(state.ingest.receive(Box::pin(field), &expect).await?)
+            }
+            "event" | "thumbnail" => return Err(form_error("send one event file and at most one thumbnail")),
+            "name" => form.name = Some(field.text().await.map_err(form_error)?),
+            "media_type" => form.media_type = Some(field.text().await.map_err(form_error)?),
+            "metadata" => form.metadata = Some(field.text().await.map_err(form_error)?),
+            _ => {} // has_thumbnail and unknown fields: the stored thumbnail decides
+        }
+    }
+    Ok(())
+}
+
+/// Declared media type when valid, else sniffed from the bytes.
+fn media_type_for(declared: Option<&str>, head: &[u8], name: &str) -> Result<(String, String), ApiError> {
+    let sniffed = sniff(head, Some(name));
+    match declared.map(str::trim).filter(|t| !t.is_empty()) {
+        None => Ok((sniffed.media_type.to_owned(), sniffed.content_type)),
+        Some(t) if MEDIA_TYPES.contains(&t) => Ok((t.to_owned(), sniffed.content_type)),
+        Some(t) => Err(ApiError::bad_request(
+            "invalid_media_type",
+            format!("media_type '{t}' is not one of {}", MEDIA_TYPES.join(", ")),
+        )),
+    }
+}
+
+pub async fn upload(
+    State(state): State<AppState>,
+    Path(device): Path<String>,
+    Caller(principal, ..): Caller<GalleryUpload>,
+    request: Request,
+) -> Result<Json<Value>, ApiError> {
+    let device = resolve_device(&state, &principal, &device).await?;
+    let mut form = GalleryForm::default();
+    let read = read_form(&state, request, &mut form).await;
+    let checked = read.and_then(|()| {
+        let name = form
+            .name
+            .as_deref()
+            .map(str::trim)
+            .filter(|n| !n.is_empty())
+            .ok_or_else(|| ApiError::bad_request("missing_name", "name is required"))?;
+        let (received, declared_type) =
+            form.event.as_ref().ok_or_else(|| ApiError::bad_request("missing_event", "the event file is required"))?;
+        let metadata = form
+            .metadata
+            .as_deref()
+            .filter(|m| !m.trim().is_empty())
+            .map(|m| {
+                serde_json::from_str::<Value>(m)
+                    .map_err(|e| ApiError::bad_request("invalid_metadata", format!("metadata is not JSON: {e}")))
+            })
+            .transpose()?;
+        let (media_type, sniffed_type) = media_type_for(form.media_type.as_deref(), &received.head, name)?;
+        let content_type = declared_type.clone().filter(|t| t != "application/octet-stream").unwrap_or(sniffed_type);
+        Ok((name.to_owned(), media_type, content_type, metadata))
+    });
+    let (name, media_type, content_type, metadata) = match checked {
+        Ok(checked) => checked,
+        Err(err) => {
+            form.discard(&state).await;
+            return Err(err);
+        }
+    };
+    let (received, _) = form.event.take().expect("checked above");
+    let user = device.user_id;
+    let file = state.ingest.commit(received, user).await?;
+    let thumbnail = match form.thumbnail.take() {
+        Some(received) => Some(state.ingest.commit(received, user).await?),
+        None => None,
+    };
+    let event = new_event(&device, new_event_id(), name, media_type, content_type, file, thumbnail, metadata);
+    let stored = state.catalog.add_event(&event).await?;
+    Ok(Json(json!({"success": true, "eventId": stored.id})))
+}
+
+#[allow(clippy::too_many_arguments)]
+fn new_event(
+    device: &Device,
+    id: String,
+    name: String,
+    media_type: String,
+    content_type: String,
+    file: Ingested,
+    thumbnail: Option<Ingested>,
+    metadata: Option<Value>,
+) -> NewEvent {
+    NewEvent {
+        id,
+        user_id: device.user_id,
+        device_id: device.device_id,
+        name,
+        media_type,
+        content_type,
+        size: file.blob.size,
+        blob: Some(file.blob),
+        thumbnail: thumbnail.map(|t| t.blob),
+        metadata,
+        source_name: None,
+        watch_key: None,
+        created_ms: now_ms(),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct UrlQuery {
+    filename: Option<String>,
+    thumbnail: Option<String>,
+}
+
+pub async fn upload_url(
+    State(state): State<AppState>,
+    Path(device): Path<String>,
+    QueryParams(query): QueryParams<UrlQuery>,
+    Caller(principal, ..): Caller<GalleryUpload>,
+) -> Result<Json<Value>, ApiError> {
+    let device = resolve_device(&state, &principal, &device).await?;
+    let filename = query
+        .filename
+        .filter(|f| !f.trim().is_empty())
+        .ok_or_else(|| ApiError::bad_request("missing_filename", "filename is required"))?;
+    let event_id = new_event_id();
+    let expires = state.signed_url_expiry();
+    let url = |part: &str| {
+        let params = [
+            ("device", device.device_id.to_string()),
+            ("event", event_id.clone()),
+            ("name", filename.clone()),
+            ("part", part.to_owned()),
+        ];
+        state.signer.sign(&state.upload_url, "PUT", SIGNED_PUT, &params, expires)
+    };
+    let mut answer = json!({"success": true, "upload_url": url("file")});
+    if matches!(query.thumbnail.as_deref(), Some("true" | "1")) {
+        answer["thumbnail_upload_url"] = json!(url("thumbnail"));
+    }
+    Ok(Json(answer))
+}
+
+/// The PUT behind `upload_url` (creates the event) and `thumbnail_upload_url` (attaches it).
+pub async fn signed_put(
+    State(state): State<AppState>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: axum::body::Body,
+) -> Result<Json<Value>, ApiError> {
+    let signed = verify_signed(&state, &method, &uri)?;
+    let bad = || ApiError::forbidden("the signed URL names no event");
+    let device_id = signed.get("device").and_then(|d| d.parse().ok()).ok_or_else(bad)?;
+    let (Some(event_id), Some(name), Some(part)) = (signed.get("event"), signed.get("name"), signed.get("part")) else {
+        return Err(bad());
+    };
+    let device = state
+        .catalog
+        .find_devices(&DeviceRef::Id(device_id))
+        .await?
+        .into_iter()
+        .next()
+        .ok_or_else(|| ApiError::not_found("the device is gone"))?;
+    let expect = Expectation {
+        max_size: Some(state.config.max_upload_size),
+        size_hint: content_length(&headers),
+        ..Expectation::default()
+    };
+    check_announced(&expect)?;
+    if part == "thumbnail" && state.catalog.event(device.device_id, event_id).await?.is_none() {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "event_not_uploaded",
+            "PUT the event's file to upload_url first",
+        ));
+    }
+    let ingested = state.ingest.ingest(body.into_data_stream(), &expect, device.user_id).await?;
+    if part == "thumbnail" {
+        state.catalog.set_event_thumbnail(device.device_id, event_id, &ingested.blob).await?;
+        return Ok(Json(json!({"success": true, "eventId": event_id})));
+    }
+    let sniffed = sniff(&ingested.head, Some(name));
+    let declared = headers.get(axum::http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let content_type = declared.filter(|t| t != "application/octet-stream").unwrap_or(sniffed.content_type);
+    let event = new_event(
+        &device,
+        event_id.to_owned(),
+        name.to_owned(),
+        sniffed.media_type.to_owned(),
+        content_type,
+        ingested,
+        None,
+        None,
+    );
+    match state.catalog.add_event(&event).await {
+        Ok(stored) => Ok(Json(json!({"success": true, "eventId": stored.id}))),
+        Err(CatalogError::Conflict(_)) => {
+            Err(ApiError::new(StatusCode::CONFLICT, "already_uploaded", "this upload URL was used already"))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
