@@ -411,3 +411,19 @@ fn pull_source_is_set_with_the_admin_cli() {
         serde_json::Value::Null
     );
 }
+
+#[tokio::test]
+async fn the_part_file_name_or_type_decides_when_the_bytes_say_nothing() {
+    let app = spawn_app().await;
+    let g = Gallery::new(&app, "alice").await;
+    let by_name =
+        Form::new().text("name", "doorbell").part("event", Part::bytes(b"not magic".to_vec()).file_name("porch.MOV"));
+    assert_eq!(g.upload(by_name).await.status(), 200);
+    let by_type = Form::new()
+        .text("name", "memo")
+        .part("event", Part::bytes(b"still not magic".to_vec()).mime_str("audio/ogg").unwrap());
+    assert_eq!(g.upload(by_type).await.status(), 200);
+    let events = g.get_json("events").await;
+    let types: Vec<&str> = events.as_array().unwrap().iter().map(|e| e["media_type"].as_str().unwrap()).collect();
+    assert_eq!(types, ["audio", "video"]);
+}

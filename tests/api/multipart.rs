@@ -282,3 +282,28 @@ async fn a_100_mib_video_in_20_parallel_parts() {
     assert_eq!(done["checksum"], sha256_hex(&video));
     assert_eq!(done["filesize"], 100 * MIB);
 }
+
+#[test]
+fn a_python_client_from_api_md_uploads_100_mib_in_20_parallel_parts() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let server = FerryProcess::start(&data, &[]);
+    admin_json(&data, &["user", "add", "alice", "--level", "uploader"]);
+    let token = admin_json(&data, &["token", "add", "--user", "alice", "--scopes", "upload"]).1["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let video = dir.path().join("holiday.mp4");
+    std::fs::write(&video, bytes_of(100 * MIB, 7)).unwrap();
+    let out = std::process::Command::new("python3")
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/multipart_upload.py"))
+        .args(["--server", &server.address, "--token", &token, "--parts", "20"])
+        .arg("--file")
+        .arg(&video)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let answer: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(answer["checksum"], sha256_hex(&bytes_of(100 * MIB, 7)));
+    assert!(answer["etag"].as_str().unwrap().ends_with("-20\""));
+}

@@ -25,7 +25,8 @@ fn form_error(e: impl std::fmt::Display) -> ApiError {
 /// The form's parts once read: files staged, fields as text.
 #[derive(Default)]
 struct GalleryForm {
-    event: Option<(Received, Option<String>)>,
+    /// The staged file, its declared content type and file name.
+    event: Option<(Received, Option<String>, Option<String>)>,
     thumbnail: Option<Received>,
     name: Option<String>,
     media_type: Option<String>,
@@ -34,7 +35,7 @@ struct GalleryForm {
 
 impl GalleryForm {
     async fn discard(self, state: &AppState) {
-        if let Some((received, _)) = self.event {
+        if let Some((received, ..)) = self.event {
             let _ = state.ingest.discard(received).await;
         }
         if let Some(received) = self.thumbnail {
@@ -50,7 +51,8 @@ async fn read_form(state: &AppState, request: Request, form: &mut GalleryForm) -
         match field.name().unwrap_or_default() {
             "event" if form.event.is_none() => {
                 let content_type = field.content_type().map(str::to_owned);
-                form.event = Some((state.ingest.receive(Box::pin(field), &expect).await?, content_type));
+                let file_name = field.file_name().map(str::to_owned);
+                form.event = Some((state.ingest.receive(Box::pin(field), &expect).await?, content_type, file_name));
             }
             "thumbnail" if form.thumbnail.is_none() => {
                 form.thumbnail = Some(state.ingest.receive(Box::pin(field), &expect).await?)
@@ -65,10 +67,20 @@ async fn read_form(state: &AppState, request: Request, form: &mut GalleryForm) -
     Ok(())
 }
 
-/// Declared media type when valid, else sniffed from the bytes.
-fn media_type_for(declared: Option<&str>, head: &[u8], name: &str) -> Result<(String, String), ApiError> {
+/// Declared media type when valid, else sniffed from the bytes (then the file name, then the
+/// part's declared content type).
+fn media_type_for(
+    declared: Option<&str>,
+    head: &[u8],
+    name: &str,
+    part_type: Option<&str>,
+) -> Result<(String, String), ApiError> {
     let sniffed = sniff(head, Some(name));
+    let from_part = part_type.and_then(|t| t.split('/').next()).filter(|top| ["image", "video", "audio"].contains(top));
     match declared.map(str::trim).filter(|t| !t.is_empty()) {
+        None if sniffed.media_type == "other" && from_part.is_some() => {
+            Ok((from_part.unwrap_or_default().to_owned(), part_type.unwrap_or_default().to_owned()))
+        }
         None => Ok((sniffed.media_type.to_owned(), sniffed.content_type)),
         Some(t) if MEDIA_TYPES.contains(&t) => Ok((t.to_owned(), sniffed.content_type)),
         Some(t) => Err(ApiError::bad_request(
@@ -94,7 +106,7 @@ pub async fn upload(
             .map(str::trim)
             .filter(|n| !n.is_empty())
             .ok_or_else(|| ApiError::bad_request("missing_name", "name is required"))?;
-        let (received, declared_type) =
+        let (received, declared_type, file_name) =
             form.event.as_ref().ok_or_else(|| ApiError::bad_request("missing_event", "the event file is required"))?;
         let metadata = form
             .metadata
@@ -105,7 +117,9 @@ pub async fn upload(
                     .map_err(|e| ApiError::bad_request("invalid_metadata", format!("metadata is not JSON: {e}")))
             })
             .transpose()?;
-        let (media_type, sniffed_type) = media_type_for(form.media_type.as_deref(), &received.head, name)?;
+        let sniff_name = file_name.as_deref().unwrap_or(name);
+        let (media_type, sniffed_type) =
+            media_type_for(form.media_type.as_deref(), &received.head, sniff_name, declared_type.as_deref())?;
         let content_type = declared_type.clone().filter(|t| t != "application/octet-stream").unwrap_or(sniffed_type);
         Ok((name.to_owned(), media_type, content_type, metadata))
     });
@@ -116,7 +130,7 @@ pub async fn upload(
             return Err(err);
         }
     };
-    let (received, _) = form.event.take().expect("checked above");
+    let (received, ..) = form.event.take().expect("checked above");
     let user = device.user_id;
     let file = state.ingest.commit(received, user).await?;
     let thumbnail = match form.thumbnail.take() {
