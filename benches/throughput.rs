@@ -291,6 +291,119 @@ async fn dedup_batch() {
     );
 }
 
+/// Requests/s of `url` from `connections` concurrent loops for `window`.
+async fn request_rate(client: &reqwest::Client, url: &str, token: &str, connections: usize, window: Duration) -> f64 {
+    let deadline = Instant::now() + window;
+    let loops = (0..connections).map(|_| {
+        let (client, url, token) = (client.clone(), url.to_owned(), token.to_owned());
+        async move {
+            let mut done = 0u64;
+            while Instant::now() < deadline {
+                let response = client.get(&url).bearer_auth(&token).send().await.unwrap();
+                assert!(response.status().is_success());
+                response.bytes().await.unwrap();
+                done += 1;
+            }
+            done
+        }
+    });
+    let total: u64 = futures_util::future::join_all(loops).await.into_iter().sum();
+    total as f64 / window.as_secs_f64()
+}
+
+async fn small_requests() {
+    let dir = tempfile::tempdir_in(".").unwrap();
+    let data = dir.path().join("data");
+    let server = Server::start(&data);
+    let address = server.address.clone();
+    admin(&data, &address, &["user", "add", "bench", "--level", "uploader"]);
+    admin(&data, &address, &["device", "add", "--user", "bench", "--name", "cam"]);
+    let token = admin(&data, &address, &["token", "add", "--user", "bench", "--scopes", "upload,read"])["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let client = reqwest::Client::builder().pool_max_idle_per_host(64).build().unwrap();
+    for i in 0..60u32 {
+        let form = reqwest::multipart::Form::new()
+            .text("name", format!("event {i}"))
+            .part("event", reqwest::multipart::Part::bytes(i.to_le_bytes().repeat(64)));
+        client
+            .post(format!("{address}/api/gallery/cam/upload"))
+            .bearer_auth(&token)
+            .multipart(form)
+            .send()
+            .await
+            .unwrap();
+    }
+    println!("\n## P5 — gallery `events` (50 items) vs `/healthz`, 64 connections, 3 s windows");
+    println!("| run | events req/s | healthz req/s | ratio |");
+    println!("|---|---|---|---|");
+    let mut ratios = Vec::new();
+    for run in 0..REPEATS {
+        let window = Duration::from_secs(3);
+        let events =
+            request_rate(&client, &format!("{address}/api/gallery/cam/events?limit=50"), &token, 64, window).await;
+        let health = request_rate(&client, &format!("{address}/healthz"), &token, 64, window).await;
+        println!("| {} | {events:.0} | {health:.0} | {:.2} |", run + 1, events / health);
+        ratios.push(events / health);
+    }
+    println!("median ratio {:.2}", median(&mut ratios));
+}
+
+async fn many_small_files() {
+    let dir = tempfile::tempdir_in(".").unwrap();
+    let data = dir.path().join("data");
+    let server = Server::start(&data);
+    let address = server.address.clone();
+    admin(&data, &address, &["user", "add", "bench", "--level", "uploader"]);
+    let key = admin(&data, &address, &["device", "add", "--user", "bench", "--name", "cam"])["device_session_key"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    admin(&data, &address, &["volume", "add", "v", "--user", "bench"]);
+    let grant = admin(&data, &address, &["grant", "add", "--device", "cam", "--volume", "v"])["media_grant_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let client = reqwest::Client::new();
+    let call = |op: &str| format!("{address}/device/1/media_grant/{grant}/{op}?device_session_key={key}");
+    let files: Vec<Vec<u8>> = (0..10_000u32).map(|i| i.to_le_bytes().repeat(1024)).collect();
+    let started = Instant::now();
+    for batch in files.chunks(1000) {
+        let list: Vec<Value> =
+            batch.iter().map(|b| json!({"file_hash": hex::encode(Sha256::digest(b)), "file_size": b.len()})).collect();
+        let answer: Value =
+            client.post(call("upload")).json(&json!({"file_list": list})).send().await.unwrap().json().await.unwrap();
+        let entries: Vec<(Value, Vec<u8>)> =
+            answer["upload_list"].as_array().unwrap().iter().cloned().zip(batch.iter().cloned()).collect();
+        for group in entries.chunks(16) {
+            let work = group.iter().map(|(entry, bytes)| {
+                let (client, call) = (client.clone(), &call);
+                async move {
+                    let url = entry["signed_opts"]["url"].as_str().unwrap();
+                    assert_eq!(client.put(url).body(bytes.clone()).send().await.unwrap().status(), 200);
+                    let hash = entry["file_hash"].as_str().unwrap();
+                    let media =
+                        json!({"media_path": format!("/f/{hash}"), "file_hash": hash, "file_size": bytes.len()});
+                    assert_eq!(client.post(call("media")).json(&media).send().await.unwrap().status(), 200);
+                }
+            });
+            futures_util::future::join_all(work).await;
+        }
+    }
+    let took = started.elapsed();
+    println!(
+        "\n## P6 — 10,000 files of 4 KiB through the device flow (batch check, signed PUT, media create), 16 in flight"
+    );
+    println!("| files/s | total s | fsync policy |");
+    println!("|---|---|---|");
+    println!(
+        "| {:.0} | {:.1} | every blob fsynced (file + directory) before its 200; SQLite WAL, synchronous=NORMAL |",
+        10_000.0 / took.as_secs_f64(),
+        took.as_secs_f64()
+    );
+}
+
 #[tokio::main]
 async fn main() {
     let mib: usize = std::env::var("FERRY_BENCH_MIB").ok().and_then(|v| v.parse().ok()).unwrap_or(1024);
@@ -299,4 +412,6 @@ async fn main() {
     large_put(mib).await;
     multipart_rss(mib).await;
     dedup_batch().await;
+    small_requests().await;
+    many_small_files().await;
 }

@@ -16,7 +16,6 @@ use crate::catalog::postgres::PgCatalog;
 use crate::catalog::sqlite::SqliteCatalog;
 use crate::config::Config;
 use crate::http::{AppState, router};
-use crate::ingest::Ingest;
 use crate::jobs::watch::WatchFolders;
 use crate::jobs::{JobRunner, consistency};
 use crate::remote::RemotePolicy;
@@ -115,7 +114,8 @@ impl Application {
         let public_url = services.config.public_url.clone().unwrap_or_else(|| format!("http://{bound}"));
         let upload_url = services.config.upload_url.clone().unwrap_or_else(|| public_url.clone());
         let state = AppState {
-            ingest: Ingest::new(services.store.clone(), services.catalog.clone()),
+            // the runner's pipeline: it wakes the runner when new content needs processing
+            ingest: services.jobs.ingest.clone(),
             config: services.config,
             catalog: services.catalog,
             store: services.store,

@@ -9,6 +9,9 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+mod s3;
+pub use s3::S3Config;
+
 /// One documented setting. `key` is its name in `ferry.toml`; `env` its variable.
 pub struct Setting {
     pub key: &'static str,
@@ -41,6 +44,9 @@ pub const SETTINGS: &[Setting] = &[
     Setting { key: "harvest_interval", env: "FERRY_HARVEST_INTERVAL", default: "5m", meaning: "How often devices' gallery pull sources are harvested (index.json)." },
     Setting { key: "pull_wait", env: "FERRY_PULL_WAIT", default: "10s", meaning: "How long a gallery pull request waits for the file before answering 202 running." },
     Setting { key: "job_interval", env: "FERRY_JOB_INTERVAL", default: "500ms", meaning: "How often the idle job runner looks for work." },
+    Setting { key: "thumbnail_size", env: "FERRY_THUMBNAIL_SIZE", default: "320", meaning: "Long side, in pixels, of the thumbnails media processing makes." },
+    Setting { key: "media_max_size", env: "FERRY_MEDIA_MAX_SIZE", default: "256MiB", meaning: "Largest image media processing decodes (in memory); larger ones keep their EXIF but get no thumbnail." },
+    Setting { key: "media_timeout", env: "FERRY_MEDIA_TIMEOUT", default: "60s", meaning: "Time limit of one ffprobe or ffmpeg run on a video." },
     Setting { key: "s3_bucket", env: "FERRY_S3_BUCKET", default: "(none: blobs on local disk)", meaning: "S3 bucket for blobs and staging; setting it selects the S3-compatible store (s3_bucket_id 1)." },
     Setting { key: "s3_endpoint", env: "FERRY_S3_ENDPOINT", default: "(AWS for the region)", meaning: "S3 API base URL, e.g. http://127.0.0.1:8014 (must be reachable by clients in direct mode)." },
     Setting { key: "s3_region", env: "FERRY_S3_REGION", default: "us-east-1", meaning: "S3 region used in SigV4 signatures." },
@@ -84,6 +90,10 @@ pub struct Config {
     pub tombstone_retention: Duration,
     pub gc_grace: Duration,
     pub job_interval: Duration,
+    /// Media processing: thumbnail long side (px), largest image decoded, tool time limit.
+    pub thumbnail_size: u32,
+    pub media_max_size: u64,
+    pub media_timeout: Duration,
     pub remote_allow: Vec<String>,
     pub remote_timeout: Duration,
     pub import_dir: PathBuf,
@@ -94,20 +104,6 @@ pub struct Config {
     pub watch_remove: bool,
     /// The S3-compatible blob store; `None` keeps blobs in `data_dir`.
     pub s3: Option<S3Config>,
-}
-
-/// Where and how to reach the S3-compatible store (`s3_*` settings).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct S3Config {
-    pub endpoint: Option<String>,
-    pub region: String,
-    pub bucket: String,
-    pub access_key_id: Option<String>,
-    pub secret_access_key: Option<Secret>,
-    pub path_style: bool,
-    /// Empty, or ends with `/`.
-    pub prefix: String,
-    pub direct: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -192,6 +188,13 @@ impl Config {
             tombstone_retention: duration("tombstone_retention", "30d")?,
             gc_grace: duration("gc_grace", "1h")?,
             job_interval: duration("job_interval", "500ms")?,
+            thumbnail_size: match get("thumbnail_size").unwrap_or("320").parse::<u32>() {
+                Ok(px) if (16..=4096).contains(&px) => px,
+                _ => return Err(bad("thumbnail_size", "must be a number of pixels from 16 to 4096".into())),
+            },
+            media_max_size: parse_size(get("media_max_size").unwrap_or("256MiB"))
+                .map_err(|m| bad("media_max_size", m))?,
+            media_timeout: duration("media_timeout", "60s")?,
             remote_allow: list("remote_allow"),
             harvest_interval: duration("harvest_interval", "5m")?,
             pull_wait: duration("pull_wait", "10s")?,
@@ -207,7 +210,7 @@ impl Config {
             },
             remote_timeout: duration("remote_timeout", "10m")?,
             import_dir: get("import_dir").map(PathBuf::from).unwrap_or_else(|| data_dir.join("import")),
-            s3: s3_config(&get, url("s3_endpoint")?)?,
+            s3: s3::s3_config(&get, url("s3_endpoint")?)?,
             data_dir,
         })
     }
@@ -219,31 +222,6 @@ impl Config {
         layer.insert("listen", "127.0.0.1:0".into());
         Self::from_layer(&layer).expect("defaults parse")
     }
-}
-
-/// The S3 store's settings; only read when a bucket is configured.
-fn s3_config<'a>(
-    get: &impl Fn(&'static str) -> Option<&'a str>,
-    endpoint: Option<String>,
-) -> Result<Option<S3Config>, ConfigError> {
-    let Some(bucket) = get("s3_bucket") else { return Ok(None) };
-    let flag = |key: &'static str, default: bool| match get(key).map(str::to_ascii_lowercase).as_deref() {
-        None => Ok(default),
-        Some("1" | "true" | "yes") => Ok(true),
-        Some("0" | "false" | "no") => Ok(false),
-        Some(other) => Err(ConfigError::Value { key, message: format!("'{other}' (expected true or false)") }),
-    };
-    let prefix = get("s3_prefix").unwrap_or("").trim_matches('/');
-    Ok(Some(S3Config {
-        endpoint,
-        region: get("s3_region").unwrap_or("us-east-1").to_owned(),
-        bucket: bucket.to_owned(),
-        access_key_id: get("s3_access_key_id").map(str::to_owned),
-        secret_access_key: get("s3_secret_access_key").map(|s| Secret(s.to_owned())),
-        path_style: flag("s3_path_style", true)?,
-        prefix: if prefix.is_empty() { String::new() } else { format!("{prefix}/") },
-        direct: flag("s3_direct", false)?,
-    }))
 }
 
 fn file_layer(path: &Path) -> Result<Layer, ConfigError> {
@@ -376,20 +354,6 @@ mod tests {
         assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
         assert_eq!(parse_duration("30d").unwrap(), Duration::from_secs(30 * 86_400));
         assert_eq!(parse_duration("45").unwrap(), Duration::from_secs(45));
-    }
-
-    #[test]
-    fn s3_is_chosen_by_its_bucket() {
-        assert!(Config::from_layer(&Layer::new()).unwrap().s3.is_none());
-        let mut layer = Layer::new();
-        layer.insert("s3_bucket", "media".into());
-        layer.insert("s3_prefix", "/ferry".into());
-        layer.insert("s3_direct", "1".into());
-        let s3 = Config::from_layer(&layer).unwrap().s3.unwrap();
-        assert_eq!((s3.region.as_str(), s3.prefix.as_str()), ("us-east-1", "ferry/"));
-        assert!(s3.path_style && s3.direct);
-        layer.insert("s3_path_style", "maybe".into());
-        assert!(Config::from_layer(&layer).unwrap_err().to_string().contains("s3_path_style"));
     }
 
     #[test]

@@ -5,11 +5,13 @@
 //!
 //! - [`domain`]: parsed values (hashes, ids, paths, ranges, scopes) — no I/O.
 //! - [`ingest`]: the one upload pipeline (stream → hash → stage → verify → commit).
-//! - [`blob_store`]: where bytes live ([`blob_store::BlobStore`]; local disk).
+//! - [`blob_store`]: where bytes live ([`blob_store::BlobStore`]; local disk or S3-compatible).
 //! - [`catalog`]: every other piece of state ([`catalog::Catalog`]; SQLite or PostgreSQL).
 //! - [`auth`]: credentials → principal, and the permission table.
 //! - [`signing`]: signed URLs for the upload host.
-//! - [`jobs`]: background work (expiry, GC, remote fetch, watch folders), one step at a time.
+//! - [`jobs`]: background work (expiry, GC, remote fetch, media processing, watch folders),
+//!   one step at a time.
+//! - [`media`]: what stored files are: sniffing, EXIF, thumbnails, ffprobe/ffmpeg for videos.
 //! - [`remote`]: SSRF-safe fetching for remote import.
 //! - [`http`]: the router; one module per API family, thin handlers.
 //! - [`app`]: building and running the server; [`cli`]: `ferry serve`, `ferry admin …`.

@@ -61,9 +61,30 @@ impl DirectMultipart {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredPart {
     pub part_num: u32,
-    /// Without quotes.
-    pub etag: String,
+    /// Without quotes; `None` when the store does not list part ETags (s3s-fs).
+    pub etag: Option<String>,
     pub size: u64,
+}
+
+/// An upload the store assembled: the staging object and the store's ETag of it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Assembled {
+    pub staged: Staged,
+    /// Without quotes.
+    pub etag: Option<String>,
+}
+
+/// The ETag S3 gives an object assembled from parts with these (MD5) ETags: the MD5 of
+/// their concatenated digests, then `-N`. `None` when an ETag is not an MD5 (other stores,
+/// encryption). The MD5 runs over 16 bytes per part, never over upload bytes.
+pub fn composite_etag(part_etags: &[&str]) -> Option<String> {
+    use md5::{Digest, Md5};
+    let mut md5 = Md5::new();
+    for etag in part_etags {
+        let digest = hex::decode(etag).ok().filter(|d| d.len() == 16)?;
+        md5.update(digest);
+    }
+    Some(format!("{}-{}", hex::encode(md5.finalize()), part_etags.len()))
 }
 
 /// What a store that takes bytes straight from clients offers. Implementations MUST make
@@ -88,8 +109,14 @@ pub trait DirectUploads: Send + Sync {
     async fn presign_part(&self, upload: &DirectMultipart, part_num: u32, ttl: Duration) -> Result<String, StoreError>;
     /// The parts the store holds, by part number; `None` when the upload is gone.
     async fn list_parts(&self, upload: &DirectMultipart) -> Result<Option<Vec<StoredPart>>, StoreError>;
-    /// Assembles parts 1..N (`etags` in order) into the staging object `upload.staged_key()`.
-    async fn complete_multipart(&self, upload: &DirectMultipart, parts: &[StoredPart]) -> Result<Staged, StoreError>;
+    /// Assembles parts 1..N (`etags` in order, as the client gave them) into the staging
+    /// object `upload.staged_key()` of `size` bytes.
+    async fn complete_multipart(
+        &self,
+        upload: &DirectMultipart,
+        etags: &[String],
+        size: u64,
+    ) -> Result<Assembled, StoreError>;
     /// Drops an unfinished upload and its parts; one that is gone is not an error.
     async fn abort_multipart(&self, upload: &DirectMultipart) -> Result<(), StoreError>;
 }
@@ -174,7 +201,7 @@ impl DirectUploads for S3Store {
                 let bad = || std::io::Error::other(format!("unreadable ListParts part: {part}"));
                 Ok(StoredPart {
                     part_num: tag(part, "PartNumber").and_then(|n| n.parse().ok()).ok_or_else(bad)?,
-                    etag: tag(part, "ETag").map(unquote).ok_or_else(bad)?,
+                    etag: tag(part, "ETag").map(unquote),
                     size: tag(part, "Size").and_then(|n| n.parse().ok()).ok_or_else(bad)?,
                 })
             })
@@ -183,10 +210,16 @@ impl DirectUploads for S3Store {
             .map_err(StoreError::from)
     }
 
-    async fn complete_multipart(&self, upload: &DirectMultipart, parts: &[StoredPart]) -> Result<Staged, StoreError> {
-        let ids = parts.iter().map(|p| PartId { content_id: format!("\"{}\"", p.etag) }).collect();
-        self.s3.complete_multipart(&self.upload_path(upload)?, &upload.store_id, ids).await.map_err(io)?;
-        Ok(Staged { key: upload.staged_key(), size: parts.iter().map(|p| p.size).sum() })
+    async fn complete_multipart(
+        &self,
+        upload: &DirectMultipart,
+        etags: &[String],
+        size: u64,
+    ) -> Result<Assembled, StoreError> {
+        let ids = etags.iter().map(|e| PartId { content_id: format!("\"{}\"", unquote(e)) }).collect();
+        let done = self.s3.complete_multipart(&self.upload_path(upload)?, &upload.store_id, ids).await.map_err(io)?;
+        let staged = Staged { key: upload.staged_key(), size };
+        Ok(Assembled { staged, etag: done.e_tag.as_deref().map(unquote) })
     }
 
     async fn abort_multipart(&self, upload: &DirectMultipart) -> Result<(), StoreError> {
@@ -219,6 +252,15 @@ mod tests {
         assert_eq!(DirectMultipart::parse(&upload.upload_id()), Some(upload));
         assert_eq!(DirectMultipart::parse(&ulid::Ulid::new().to_string()), None);
         assert_eq!(DirectMultipart::parse("nope.x"), None);
+    }
+
+    #[test]
+    fn composite_etags_follow_s3() {
+        // two parts whose MD5s are those of "a" and "b"
+        let (a, b) = ("0cc175b9c0f1b6a831c399e269772661", "92eb5ffee6ae2fec3ad71c777531578f");
+        let composite = composite_etag(&[a, b]).unwrap();
+        assert!(composite.ends_with("-2") && composite.len() == 34, "{composite}");
+        assert_eq!(composite_etag(&[a, "not-md5"]), None);
     }
 
     #[test]

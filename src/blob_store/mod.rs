@@ -15,7 +15,7 @@ use bytes::Bytes;
 use futures_util::stream::BoxStream;
 
 use crate::domain::{ByteRange, Sha256Hex};
-pub use direct::{DirectMultipart, DirectUploads, Presigned, StoredPart};
+pub use direct::{Assembled, DirectMultipart, DirectUploads, Presigned, StoredPart, composite_etag};
 pub use local::LocalStore;
 pub use s3::S3Store;
 

@@ -7,6 +7,7 @@
 //! together (committing or collecting a blob) the caller passes the byte step in as a
 //! callback that runs inside the catalog's critical section for that blob.
 
+pub mod migrate;
 mod model;
 pub mod postgres;
 pub mod sqlite;
@@ -95,7 +96,10 @@ pub trait Catalog: Send + Sync + 'static {
 
     /// Records verified content and `holder`'s hold on it. `place_bytes` (moving staged
     /// bytes to their content address) runs first inside the blob's critical section; if it
-    /// fails nothing is recorded. Idempotent for content already recorded.
+    /// fails nothing is recorded. Idempotent for content already recorded. When the blob row
+    /// is new, the same transaction queues its media job ([`crate::media::PROCESS_KIND`],
+    /// keyed by [`crate::media::process_key`]): every new content is processed once, and a
+    /// crash cannot leave content recorded but never processed.
     async fn commit_blob(&self, blob: &BlobRecord, holder: UserId, place_bytes: BlobStep) -> CatalogResult<()>;
 
     /// Collects one blob that nothing holds or references and that was last used before
@@ -233,6 +237,16 @@ pub trait Catalog: Send + Sync + 'static {
     async fn delete_event(&self, device: DeviceId, id: &str) -> CatalogResult<bool>;
     /// Counts and sizes per media type in one aggregate query (deleted excluded).
     async fn event_stats(&self, device: DeviceId) -> CatalogResult<Vec<TypeStats>>;
+
+    // --- media understanding ---
+    /// Records what processing learnt about a blob, replacing an earlier result. With a
+    /// thumbnail, its `place_bytes` runs first inside the thumbnail blob's critical section
+    /// and its blob row is recorded without a hold: the result row keeps it alive (and goes
+    /// with the processed blob). `NotFound` when the processed blob is gone (collected
+    /// meanwhile); then nothing is recorded and no bytes are placed.
+    async fn record_media(&self, info: &NewMediaInfo, thumbnail: Option<(BlobRecord, BlobStep)>) -> CatalogResult<()>;
+    /// Recorded results for these blobs, in one query; blobs not processed yet are absent.
+    async fn media_info(&self, hashes: &[Sha256Hex]) -> CatalogResult<Vec<MediaInfo>>;
 
     // --- jobs ---
     /// Queues a job; a job with the same `dedup_key` that is not finished is not queued twice.

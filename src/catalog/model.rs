@@ -377,3 +377,48 @@ pub struct TypeStats {
     pub count: u64,
     pub size: u64,
 }
+
+/// Whether processing a blob's media worked (`blob_media.status`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MediaStatus {
+    Done,
+    /// The bytes could not be understood (broken, hostile, too large); `error` says why.
+    Failed,
+}
+
+impl MediaStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MediaStatus::Done => "done",
+            MediaStatus::Failed => "failed",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Option<Self> {
+        [MediaStatus::Done, MediaStatus::Failed].into_iter().find(|s| s.as_str() == raw)
+    }
+}
+
+/// What media processing learnt about one blob, to be recorded.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewMediaInfo {
+    pub sha256: Sha256Hex,
+    pub status: MediaStatus,
+    /// A JSON object (see `media::Metadata`).
+    pub metadata: Option<serde_json::Value>,
+    /// Why processing failed, or why there is no thumbnail.
+    pub error: Option<String>,
+}
+
+/// What media processing learnt about one blob, as recorded.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct MediaInfo {
+    pub sha256: Sha256Hex,
+    pub status: MediaStatus,
+    pub metadata: Option<serde_json::Value>,
+    /// The generated thumbnail (a JPEG blob), if one could be made.
+    pub thumbnail_sha256: Option<Sha256Hex>,
+    pub error: Option<String>,
+    pub updated_ms: i64,
+}

@@ -71,6 +71,12 @@ enum AdminCommand {
     },
     /// Compare stored bytes with the catalog in both directions.
     Check,
+    /// Copy an embedded data dir (SQLite catalog + local blobs) into the configured
+    /// PostgreSQL catalog and blob store, verifying every blob; run again to resume.
+    MigrateStore {
+        #[arg(long, value_name = "DIR")]
+        from_data_dir: std::path::PathBuf,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -481,6 +487,12 @@ async fn execute(services: &Services, command: AdminCommand) -> Result<Printed, 
             let expires = ttl_seconds(&ttl)?;
             let url = targets::blob_get(&services.signer, &services.upload_base(None), &sha256, expires);
             Printed { json: json!({"method": "GET", "url": url, "expires": expires}), text: url }
+        }
+        AdminCommand::MigrateStore { from_data_dir } => {
+            let report = super::migrate_store::run(services, &from_data_dir)
+                .await
+                .map_err(|e| Failure::new("migrate_store", format!("{e:#}")))?;
+            printed(&report, report.line())
         }
         AdminCommand::Check => {
             let report = consistency::check(catalog, services.store.as_ref())

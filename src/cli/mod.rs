@@ -2,6 +2,7 @@
 //! and signed URLs against the same catalog a running server uses.
 
 mod admin;
+mod migrate_store;
 mod serve;
 
 use std::path::PathBuf;

@@ -8,12 +8,11 @@ use serde_json::{Value, json};
 
 use super::AppState;
 use super::error::ApiError;
-use crate::blob_store::{DirectMultipart, DirectUploads, Presigned, StoreError, StoredPart};
+use crate::blob_store::{DirectMultipart, DirectUploads, Presigned, StoreError, StoredPart, composite_etag};
 use crate::domain::{Sha256Hex, UserId};
 use crate::ingest::{Expectation, IngestError, Ingested};
 
 pub fn store_failed(err: StoreError) -> ApiError {
-    eprintln!("DEBUG store_failed: {err}");
     IngestError::Store(err).into()
 }
 
@@ -88,8 +87,8 @@ pub async fn part_urls(
 }
 
 /// Checks the client's parts (numbers 1..N in order, already validated) against the store's:
-/// each must be there with the same ETag (Ferry checks them itself: not every S3-compatible
-/// server does). Returns the store's parts in order.
+/// each must be there, with the same ETag where the store lists them. Returns the parts in
+/// order, with the client's ETags.
 pub async fn checked_parts(
     direct: &dyn DirectUploads,
     upload: &DirectMultipart,
@@ -106,15 +105,22 @@ pub async fn checked_parts(
             .iter()
             .find(|p| p.part_num == *num)
             .ok_or_else(|| ApiError::bad_request("missing_part", format!("part {num} was never uploaded")))?;
-        if etag.trim().trim_matches('"') != found.etag {
-            return Err(ApiError::bad_request("etag_mismatch", format!("part {num}: the ETag does not match")));
+        let etag = etag.trim().trim_matches('"');
+        if found.etag.as_deref().is_some_and(|stored| stored != etag) {
+            return Err(etag_mismatch(format!("part {num}: the ETag does not match")));
         }
-        parts.push(found.clone());
+        parts.push(StoredPart { etag: Some(etag.to_owned()), ..found.clone() });
     }
     Ok(parts)
 }
 
-/// Has the store assemble `parts`, then reads the object back against `expect`.
+fn etag_mismatch(message: String) -> ApiError {
+    ApiError::bad_request("etag_mismatch", message)
+}
+
+/// Has the store assemble `parts`, checks the client's ETags against the assembled object's
+/// (Ferry checks them itself: some stores, s3s-fs among them, neither list part ETags nor
+/// check them on completion), then reads the object back against `expect`.
 pub async fn assemble(
     state: &AppState,
     direct: &dyn DirectUploads,
@@ -122,6 +128,23 @@ pub async fn assemble(
     parts: &[StoredPart],
     expect: &Expectation,
 ) -> Result<crate::ingest::Received, ApiError> {
-    let staged = direct.complete_multipart(upload, parts).await.map_err(store_failed)?;
-    Ok(state.ingest.verify_staged(staged, expect).await?)
+    let etags: Vec<String> = parts.iter().map(|p| p.etag.clone().unwrap_or_default()).collect();
+    let size = parts.iter().map(|p| p.size).sum();
+    let assembled = match direct.complete_multipart(upload, &etags, size).await {
+        Ok(assembled) => assembled,
+        Err(err) => {
+            // callers forget the upload on any failure here: leave no parts behind in S3
+            let _ = direct.abort_multipart(upload).await;
+            return Err(store_failed(err));
+        }
+    };
+    let expected = composite_etag(&etags.iter().map(String::as_str).collect::<Vec<_>>());
+    if let (Some(expected), Some(actual)) = (expected, &assembled.etag)
+        && actual.ends_with(&format!("-{}", parts.len()))
+        && *actual != expected
+    {
+        state.ingest.discard_staged(&[assembled.staged]).await?;
+        return Err(etag_mismatch("the part ETags do not match the uploaded parts".into()));
+    }
+    Ok(state.ingest.verify_staged(assembled.staged, expect).await?)
 }

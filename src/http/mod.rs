@@ -9,6 +9,7 @@ pub mod error;
 pub mod extract;
 mod gallery;
 mod health;
+mod media_info;
 mod multipart;
 mod sessions;
 pub(crate) mod upload_host;

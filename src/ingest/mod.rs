@@ -16,6 +16,7 @@ use std::sync::{Arc, OnceLock};
 
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
+use tokio::sync::Notify;
 
 use crate::blob_store::{BlobStore, ByteStream, Placed, Staged, StagingArea, StoreError};
 use crate::catalog::{BlobRecord, BlobStep, Catalog, CatalogError};
@@ -84,11 +85,18 @@ impl Ingested {
 pub struct Ingest {
     store: Arc<dyn BlobStore>,
     catalog: Arc<dyn Catalog>,
+    /// Woken when new content is committed (its media job was queued with it).
+    wake: Option<Arc<Notify>>,
 }
 
 impl Ingest {
     pub fn new(store: Arc<dyn BlobStore>, catalog: Arc<dyn Catalog>) -> Self {
-        Self { store, catalog }
+        Self { store, catalog, wake: None }
+    }
+
+    /// Wakes `wake` (the job runner) whenever a commit stores new content.
+    pub fn waking(self, wake: Arc<Notify>) -> Self {
+        Self { wake: Some(wake), ..self }
     }
 
     /// Receives, verifies and commits a body in one go, giving `holder` a hold on it.
@@ -208,6 +216,9 @@ impl Ingest {
             return Err(err.into());
         }
         let placed = placed.get().copied().unwrap_or(Placed::AlreadyPresent);
+        if let (Placed::Stored, Some(wake)) = (placed, &self.wake) {
+            wake.notify_one();
+        }
         Ok(Ingested { blob: received.blob, placed, head: received.head })
     }
 

@@ -4,6 +4,7 @@
 //! server runs the same step in a loop, woken at once when work is queued.
 
 pub mod consistency;
+pub mod media_process;
 pub mod remote_fetch;
 pub mod watch;
 
@@ -49,8 +50,10 @@ impl JobRunner {
         config: Arc<Config>,
         remote: Arc<RemotePolicy>,
     ) -> Self {
-        let ingest = Ingest::new(store.clone(), catalog.clone());
-        Self { catalog, store, ingest, remote, config, wake: Arc::new(Notify::new()) }
+        // new content queues its media job: the pipeline wakes the runner to start it now
+        let wake = Arc::new(Notify::new());
+        let ingest = Ingest::new(store.clone(), catalog.clone()).waking(wake.clone());
+        Self { catalog, store, ingest, remote, config, wake }
     }
 
     /// Queues a job and wakes the runner.
@@ -128,6 +131,7 @@ impl JobRunner {
         match job.kind.as_str() {
             remote_fetch::KIND => remote_fetch::run(self, job).await,
             crate::gallery::PULL_KIND => crate::gallery::run_pull(self, job).await,
+            media_process::KIND => media_process::run(self, job).await,
             other => JobOutcome::Failed { error: format!("unknown job kind '{other}'") },
         }
     }

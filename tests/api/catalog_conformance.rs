@@ -131,6 +131,47 @@ pub async fn an_expired_lease_makes_a_job_claimable_again(catalog: Arc<dyn Catal
     assert_eq!((reclaimed.job_id, reclaimed.attempts), (id, 2));
 }
 
+pub async fn new_content_queues_one_media_job_and_results_keep_their_thumbnail(catalog: Arc<dyn Catalog>) {
+    let a = catalog.create_user(&Name::parse("a").unwrap(), Level::Uploader).await.unwrap();
+    catalog.commit_blob(&blob(1), a.user_id, ok_step()).await.unwrap();
+    catalog.commit_blob(&blob(1), a.user_id, ok_step()).await.unwrap();
+    let jobs = catalog.list_jobs(None).await.unwrap();
+    assert_eq!(jobs.len(), 1, "known content queues nothing: {jobs:?}");
+    let expected = serde_json::json!({"sha256": blob(1).sha256});
+    assert_eq!((jobs[0].kind.as_str(), &jobs[0].payload), ("media_process", &expected));
+
+    let info = NewMediaInfo {
+        sha256: blob(1).sha256,
+        status: MediaStatus::Done,
+        metadata: Some(serde_json::json!({"kind": "image", "width": 4000})),
+        error: None,
+    };
+    catalog.record_media(&info, Some((blob(2), ok_step()))).await.unwrap();
+    catalog.record_media(&info, Some((blob(2), ok_step()))).await.unwrap(); // a re-run replaces
+    let found = catalog.media_info(&[blob(1).sha256, blob(3).sha256]).await.unwrap();
+    assert_eq!(found.len(), 1);
+    assert_eq!((&found[0].thumbnail_sha256, &found[0].metadata), (&Some(blob(2).sha256), &info.metadata));
+    assert_eq!(catalog.list_jobs(None).await.unwrap().len(), 1, "a generated thumbnail is not processed itself");
+
+    // the thumbnail lives while the result does; the result goes with its content
+    let deleted: Box<dyn FnOnce(Sha256Hex) -> BoxFuture<'static, Result<(), BoxError>> + Send> =
+        Box::new(|_| Box::pin(async { Ok(()) }));
+    assert_eq!(catalog.collect_blob(Duration::ZERO, deleted).await.unwrap(), None, "both are kept");
+    catalog.release_hold(a.user_id, &blob(1).sha256).await.unwrap();
+    let mut collected = Vec::new();
+    loop {
+        let deleted: Box<dyn FnOnce(Sha256Hex) -> BoxFuture<'static, Result<(), BoxError>> + Send> =
+            Box::new(|_| Box::pin(async { Ok(()) }));
+        match catalog.collect_blob(Duration::ZERO, deleted).await.unwrap() {
+            Some(hash) => collected.push(hash),
+            None => break,
+        }
+    }
+    assert_eq!(collected, vec![blob(1).sha256, blob(2).sha256], "the content first, then its thumbnail");
+    assert!(catalog.media_info(&[blob(1).sha256]).await.unwrap().is_empty());
+    assert!(matches!(catalog.record_media(&info, None).await, Err(CatalogError::NotFound(_))), "its blob is gone");
+}
+
 /// Runs every conformance case against a fresh catalog from `$make`.
 macro_rules! conformance {
     ($backend:ident, $make:expr) => {
@@ -151,6 +192,7 @@ macro_rules! conformance {
             case!(collection_skips_held_blobs);
             case!(jobs_are_claimed_once_retried_and_deduplicated);
             case!(an_expired_lease_makes_a_job_claimable_again);
+            case!(new_content_queues_one_media_job_and_results_keep_their_thumbnail);
         }
     };
 }

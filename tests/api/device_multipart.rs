@@ -21,7 +21,7 @@ fn file_and_plan() -> (Vec<u8>, Vec<Value>) {
 }
 
 fn upload_staging(app: &TestApp) -> usize {
-    files_under(&app.data_dir.path().join("staging").join("uploads")).len()
+    app.upload_staging_files().len()
 }
 
 #[tokio::test]

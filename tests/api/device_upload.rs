@@ -167,3 +167,18 @@ async fn knowing_a_hash_grants_nothing() {
     assert_eq!(mallory.create("/mine.jpg", &hash, secret.len()).await.status(), 200);
     assert_eq!(app.blob_files().len(), 1);
 }
+
+#[tokio::test]
+async fn signed_opts_split_an_upload_host_with_a_path_prefix() {
+    let app = spawn_app_with(|layer| {
+        layer.insert("upload_url", "https://uploads.example.com/ferry".into());
+    })
+    .await;
+    let (_, cam) = DeviceClient::setup(&app, "alice", "/").await;
+    let answer = cam.post_ok("upload", json!({"file_list": [{"file_hash": "d".repeat(64), "file_size": 9}]})).await;
+    let opts = &answer["upload_list"][0]["signed_opts"];
+    assert_eq!(opts["host"], "uploads.example.com");
+    let path = opts["path"].as_str().unwrap();
+    assert!(path.starts_with("/ferry/signed/blob?"), "{path}");
+    assert_eq!(opts["url"].as_str().unwrap(), format!("https://uploads.example.com{path}"));
+}

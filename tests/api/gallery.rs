@@ -427,3 +427,34 @@ async fn the_part_file_name_or_type_decides_when_the_bytes_say_nothing() {
     let types: Vec<&str> = events.as_array().unwrap().iter().map(|e| e["media_type"].as_str().unwrap()).collect();
     assert_eq!(types, ["audio", "video"]);
 }
+
+#[tokio::test]
+async fn a_pull_that_outlasts_the_wait_answers_202_and_finishes_in_the_background() {
+    let source = pull_source().await;
+    let app = spawn_app_with(|layer| {
+        layer.insert("pull_wait", "0s".into());
+    })
+    .await;
+    let g = Gallery::new(&app, "alice").await;
+    let device = app.catalog().list_devices().await.unwrap().remove(0);
+    app.catalog().set_pull_url(device.device_id, Some(&source)).await.unwrap();
+    app.client.post(g.url("harvest")).bearer_auth(&g.token).send().await.unwrap();
+    let events = g.get_json("events").await;
+    let b =
+        events.as_array().unwrap().iter().find(|e| e["name"] == "b.mp4").unwrap()["id"].as_str().unwrap().to_owned();
+    let running = app.client.post(g.url(&format!("pull/{b}"))).bearer_auth(&g.token).send().await.unwrap();
+    assert_eq!(running.status(), 202);
+    assert_eq!(running.json::<Value>().await.unwrap(), json!({"success": true, "eventId": b, "status": "running"}));
+    let mut pulled = false;
+    for _ in 0..100 {
+        let event =
+            g.get_json("events").await.as_array().unwrap().iter().find(|e| e["id"] == b.as_str()).cloned().unwrap();
+        if event["pulled"] == true {
+            pulled = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(pulled, "the pull finished in the background");
+    assert_eq!(g.get(&format!("events/{b}/file")).await.bytes().await.unwrap().as_ref(), &bytes_of(7000, 12)[..]);
+}

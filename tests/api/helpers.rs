@@ -22,6 +22,9 @@ pub struct TestApp {
     pub data_dir: TempDir,
     /// The app's own PostgreSQL database when the suite runs on PostgreSQL; dropped last.
     _database: Option<crate::catalog_postgres::TestDatabase>,
+    /// Where the app's blob store keeps its files: the data dir, or with
+    /// `FERRY_TEST_API_ON_S3=1` its key prefix inside the s3s-fs root (`FERRY_TEST_S3_ROOT`).
+    store_root: PathBuf,
 }
 
 /// A user created for a test, with one token of the scopes asked for.
@@ -54,13 +57,24 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Layer)) -> TestApp {
     if let Some(database) = &database {
         layer.insert("database_url", database.url.clone());
     }
+    if std::env::var("FERRY_TEST_API_ON_S3").as_deref() == Ok("1")
+        && let Some(s3) = crate::blob_store_conformance::test_s3_config()
+    {
+        crate::direct_s3::put_s3(&mut layer, &s3, false);
+    }
     adjust(&mut layer);
+    let store_root = match (layer.get("s3_bucket"), std::env::var("FERRY_TEST_S3_ROOT")) {
+        // s3s-fs keeps object KEY of BUCKET as the file ROOT/BUCKET/KEY
+        (Some(bucket), Ok(root)) => Path::new(&root).join(bucket).join(layer["s3_prefix"].trim_end_matches('/')),
+        (Some(_), Err(_)) => panic!("FERRY_TEST_S3_ROOT (the s3s-fs root directory) is needed on S3"),
+        (None, _) => data_dir.path().to_owned(),
+    };
     let config = Config::from_layer(&layer).expect("test config");
     let app = Application::build(config).await.expect("server builds");
     let address = format!("http://{}", app.local_addr());
     let state = app.state().clone();
     tokio::spawn(app.run_until_stopped());
-    TestApp { address, state, client: reqwest::Client::new(), data_dir, _database: database }
+    TestApp { address, state, client: reqwest::Client::new(), data_dir, _database: database, store_root }
 }
 
 impl TestApp {
@@ -135,12 +149,18 @@ impl TestApp {
 
     /// Paths of every stored blob file.
     pub fn blob_files(&self) -> Vec<PathBuf> {
-        files_under(&self.data_dir.path().join("blobs"))
+        let blobs = if self.store_root == self.data_dir.path() { "blobs" } else { "sha256" };
+        files_under(&self.store_root.join(blobs))
     }
 
     /// Paths of every request-scoped staging file.
     pub fn staging_files(&self) -> Vec<PathBuf> {
-        files_under(&self.data_dir.path().join("staging").join("requests"))
+        files_under(&self.store_root.join("staging").join("requests"))
+    }
+
+    /// Paths of every staged part of an unfinished multipart upload.
+    pub fn upload_staging_files(&self) -> Vec<PathBuf> {
+        files_under(&self.store_root.join("staging").join("uploads"))
     }
 }
 

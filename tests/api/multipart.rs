@@ -88,7 +88,7 @@ async fn parts_in_reverse_order_with_a_retry_complete_idempotently() {
     assert_eq!(fetched.status(), 200);
     assert_eq!(fetched.headers()["content-type"], "video/mp4");
     assert_eq!(fetched.bytes().await.unwrap().as_ref(), &whole[..]);
-    assert!(files_under(&app.data_dir.path().join("staging").join("uploads")).is_empty(), "parts freed");
+    assert!(app.upload_staging_files().is_empty(), "parts freed");
 
     let restart = c.start(file_id, "part_count=3").await;
     expect_error(restart, 409, "conflict").await;
@@ -157,7 +157,7 @@ async fn restart_resumes_abort_frees_and_expiry_cleans() {
     expect_error(c.start("movie", "part_count=3").await, 409, "conflict").await;
 
     c.put_part(second["presigned_urls"][0].as_str().unwrap(), bytes_of(1000, 1)).await;
-    let staging = || files_under(&app.data_dir.path().join("staging").join("uploads")).len();
+    let staging = || app.upload_staging_files().len();
     assert_eq!(staging(), 1);
     let abort_url =
         |id: &Value| app.url(&format!("/api/users/multipart_upload/movie?upload_id={}", id.as_str().unwrap()));

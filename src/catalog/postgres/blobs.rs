@@ -23,7 +23,7 @@ fn blob_from_row((sha256, size, chunked): BlobRow) -> CatalogResult<BlobRecord> 
 }
 
 /// The blob's critical section (see module docs).
-async fn lock_blob(tx: &mut Transaction<'_, Postgres>, sha256: &str) -> CatalogResult<()> {
+pub(super) async fn lock_blob(tx: &mut Transaction<'_, Postgres>, sha256: &str) -> CatalogResult<()> {
     advisory_lock(tx, &format!("blob:{sha256}")).await
 }
 
@@ -75,6 +75,10 @@ pub async fn commit_blob(pool: &PgPool, blob: &BlobRecord, holder: UserId, place
     // placed and the row that keeps them alive.
     place_bytes().await.map_err(CatalogError::Step)?;
     let now = now_ms();
+    let (known,): (bool,) = sqlx::query_as("select exists (select 1 from blobs where sha256 = $1)")
+        .bind(blob.sha256.as_str())
+        .fetch_one(&mut *tx)
+        .await?;
     sqlx::query(
         "insert into blobs (sha256, size, chunked_hash, created_ms, last_used_ms) values ($1, $2, $3, $4, $4)
          on conflict (sha256) do update set last_used_ms = excluded.last_used_ms,
@@ -92,6 +96,9 @@ pub async fn commit_blob(pool: &PgPool, blob: &BlobRecord, holder: UserId, place
         .bind(now)
         .execute(&mut *tx)
         .await?;
+    if !known {
+        super::jobs::enqueue_media(&mut tx, &blob.sha256, now).await?;
+    }
     tx.commit().await?;
     Ok(())
 }
@@ -103,7 +110,8 @@ const COLLECTABLE: &str = "b.last_used_ms <= $1
     and not exists (select 1 from uploads u where u.sha256 = b.sha256)
     and not exists (select 1 from files f where f.sha256 = b.sha256)
     and not exists (select 1 from events e where e.sha256 = b.sha256)
-    and not exists (select 1 from events e where e.thumbnail_sha256 = b.sha256)";
+    and not exists (select 1 from events e where e.thumbnail_sha256 = b.sha256)
+    and not exists (select 1 from blob_media bm where bm.thumbnail_sha256 = b.sha256)";
 
 pub async fn collect_blob(
     pool: &PgPool,
@@ -140,6 +148,8 @@ pub async fn collect_blob(
     }
     let sha256 = parse_hash(&hash)?;
     delete_bytes(sha256.clone()).await.map_err(CatalogError::Step)?;
+    // its media result goes with it (the thumbnail it kept alive is collected in its turn)
+    sqlx::query("delete from blob_media where sha256 = $1").bind(&hash).execute(&mut *tx).await?;
     sqlx::query("delete from blobs where sha256 = $1").bind(&hash).execute(&mut *tx).await?;
     tx.commit().await?;
     Ok(Some(sha256))

@@ -4,10 +4,11 @@
 
 use std::time::Duration;
 
-use sqlx::{AssertSqlSafe, PgPool};
+use sqlx::{AssertSqlSafe, PgPool, Postgres, Transaction};
 
 use crate::catalog::*;
 use crate::clock::{iso, now_ms};
+use crate::domain::Sha256Hex;
 
 /// Jobs are tried this many times before they are marked failed (as on SQLite).
 pub const MAX_ATTEMPTS: i64 = 5;
@@ -77,6 +78,27 @@ pub async fn enqueue(
         }
     }
     Err(CatalogError::Conflict(format!("job key '{}' keeps changing state", dedup_key.unwrap_or_default())))
+}
+
+/// Queues the media job of content just recorded, in the caller's transaction (see
+/// `Catalog::commit_blob`); a queued or running one of the same content is enough.
+pub(super) async fn enqueue_media(
+    tx: &mut Transaction<'_, Postgres>,
+    sha256: &Sha256Hex,
+    now: i64,
+) -> CatalogResult<()> {
+    sqlx::query(
+        "insert into jobs (kind, payload, dedup_key, run_after_ms, created_ms, updated_ms)
+         values ($1, $2, $3, $4, $4, $4)
+         on conflict (dedup_key) where dedup_key is not null and status in ('pending', 'running') do nothing",
+    )
+    .bind(crate::media::PROCESS_KIND)
+    .bind(crate::media::process_payload(sha256).to_string())
+    .bind(crate::media::process_key(sha256))
+    .bind(now)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
 }
 
 pub async fn claim(pool: &PgPool, lease: Duration) -> CatalogResult<Option<Job>> {

@@ -12,6 +12,7 @@
 //!
 //! SQL differs from `sqlite` only where the dialects do (placeholders, booleans, arrays).
 
+mod blob_media;
 mod blobs;
 mod gallery;
 mod identities;
@@ -411,6 +412,13 @@ impl Catalog for PgCatalog {
     }
     async fn event_stats(&self, device: DeviceId) -> CatalogResult<Vec<TypeStats>> {
         gallery::stats(&self.pool, device).await
+    }
+
+    async fn record_media(&self, info: &NewMediaInfo, thumbnail: Option<(BlobRecord, BlobStep)>) -> CatalogResult<()> {
+        blob_media::record(&self.pool, info, thumbnail).await
+    }
+    async fn media_info(&self, hashes: &[Sha256Hex]) -> CatalogResult<Vec<MediaInfo>> {
+        blob_media::infos(&self.pool, hashes).await
     }
 
     async fn enqueue_job(

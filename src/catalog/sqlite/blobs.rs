@@ -72,6 +72,10 @@ pub async fn commit_blob(
     // placed and the row that keeps them alive.
     place_bytes().await.map_err(CatalogError::Step)?;
     let now = now_ms();
+    let known: Option<(i64,)> = sqlx::query_as("select 1 from blobs where sha256 = ?")
+        .bind(blob.sha256.as_str())
+        .fetch_optional(&mut *tx)
+        .await?;
     sqlx::query(
         "insert into blobs (sha256, size, chunked_hash, created_ms, last_used_ms) values (?, ?, ?, ?, ?)
          on conflict (sha256) do update set last_used_ms = excluded.last_used_ms,
@@ -90,6 +94,9 @@ pub async fn commit_blob(
         .bind(now)
         .execute(&mut *tx)
         .await?;
+    if known.is_none() {
+        super::jobs::enqueue_media(&mut tx, &blob.sha256, now).await?;
+    }
     tx.commit().await?;
     Ok(())
 }
@@ -111,6 +118,7 @@ pub async fn collect_blob(
            and not exists (select 1 from uploads u where u.sha256 = b.sha256)
            and not exists (select 1 from files f where f.sha256 = b.sha256)
            and not exists (select 1 from events e where e.sha256 = b.sha256 or e.thumbnail_sha256 = b.sha256)
+           and not exists (select 1 from blob_media bm where bm.thumbnail_sha256 = b.sha256)
          order by b.last_used_ms limit 1",
     )
     .bind(cutoff)
@@ -121,6 +129,8 @@ pub async fn collect_blob(
     };
     let sha256 = Sha256Hex::parse(&hash).map_err(|e| CatalogError::Schema(e.to_string()))?;
     delete_bytes(sha256.clone()).await.map_err(CatalogError::Step)?;
+    // its media result goes with it (the thumbnail it kept alive is collected in its turn)
+    sqlx::query("delete from blob_media where sha256 = ?").bind(&hash).execute(&mut *tx).await?;
     sqlx::query("delete from blobs where sha256 = ?").bind(&hash).execute(&mut *tx).await?;
     tx.commit().await?;
     Ok(Some(sha256))

@@ -3,11 +3,12 @@
 
 use std::time::Duration;
 
-use sqlx::{AssertSqlSafe, SqlitePool};
+use sqlx::{AssertSqlSafe, SqliteConnection, SqlitePool};
 
 use super::on_unique;
 use crate::catalog::*;
 use crate::clock::{iso, now_ms};
+use crate::domain::Sha256Hex;
 
 /// Jobs are tried this many times before they are marked failed.
 pub const MAX_ATTEMPTS: i64 = 5;
@@ -72,6 +73,24 @@ pub async fn enqueue(
         }
         Err(e) => Err(e),
     }
+}
+
+/// Queues the media job of content just recorded, in the caller's transaction (see
+/// `Catalog::commit_blob`); a queued or running one of the same content is enough.
+pub(super) async fn enqueue_media(conn: &mut SqliteConnection, sha256: &Sha256Hex, now: i64) -> CatalogResult<()> {
+    sqlx::query(
+        "insert into jobs (kind, payload, dedup_key, run_after_ms, created_ms, updated_ms) values (?, ?, ?, ?, ?, ?)
+         on conflict do nothing",
+    )
+    .bind(crate::media::PROCESS_KIND)
+    .bind(crate::media::process_payload(sha256).to_string())
+    .bind(crate::media::process_key(sha256))
+    .bind(now)
+    .bind(now)
+    .bind(now)
+    .execute(conn)
+    .await?;
+    Ok(())
 }
 
 pub async fn claim(writer: &SqlitePool, lease: Duration) -> CatalogResult<Option<Job>> {

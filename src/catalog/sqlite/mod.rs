@@ -3,6 +3,7 @@
 //! the [`Catalog`] contract asks for are simply "inside a write transaction"; reads use a
 //! separate pool and see the last committed state.
 
+mod blob_media;
 mod blobs;
 mod gallery;
 mod identities;
@@ -348,6 +349,13 @@ impl Catalog for SqliteCatalog {
     }
     async fn event_stats(&self, device: DeviceId) -> CatalogResult<Vec<TypeStats>> {
         gallery::stats(&self.reader, device).await
+    }
+
+    async fn record_media(&self, info: &NewMediaInfo, thumbnail: Option<(BlobRecord, BlobStep)>) -> CatalogResult<()> {
+        blob_media::record(&self.writer, info, thumbnail).await
+    }
+    async fn media_info(&self, hashes: &[Sha256Hex]) -> CatalogResult<Vec<MediaInfo>> {
+        blob_media::infos(&self.reader, hashes).await
     }
 
     async fn enqueue_job(

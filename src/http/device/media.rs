@@ -7,7 +7,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::call::{DeviceCall, MediaDelete};
-use super::mount::{FileRef, held_content, media_json, mounted, parse_ms, parse_time, path_in_grant, visible};
+use super::mount::{FileRef, held_content, media_json_of, mounted, parse_ms, parse_time, path_in_grant, visible};
 use crate::catalog::{Grant, MediaContent, MediaCreated, MediaUpdated, Updater};
 use crate::http::AppState;
 use crate::http::error::ApiError;
@@ -43,7 +43,7 @@ pub async fn create(
     match state.catalog.create_media(grant.volume_id, path.as_str(), &content, by).await? {
         MediaCreated::Created(id) | MediaCreated::Existing(id) => Ok(Json(json!({"media_id": id}))),
         MediaCreated::Conflict(current) => {
-            Err(conflict("path_conflict", "the path holds other content", media_json(&current)))
+            Err(conflict("path_conflict", "the path holds other content", media_json_of(&state, &current).await?))
         }
     }
 }
@@ -94,7 +94,8 @@ pub async fn update(
         MediaUpdated::Updated => Ok(Json(json!({}))),
         MediaUpdated::NotFound => Err(ApiError::not_found(format!("no media {media_id}")).with_code("no_such_media")),
         MediaUpdated::Stale(current) => {
-            Err(conflict("stale_update", "the item changed since expected_last_updated", media_json(&current)))
+            let current = media_json_of(&state, &current).await?;
+            Err(conflict("stale_update", "the item changed since expected_last_updated", current))
         }
     }
 }

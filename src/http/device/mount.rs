@@ -4,7 +4,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::auth::Principal;
-use crate::catalog::{BlobRecord, DeviceRef, Grant, MediaItem};
+use crate::catalog::{BlobRecord, DeviceRef, Grant, MediaInfo, MediaItem};
 use crate::clock::iso;
 use crate::domain::{GrantId, MediaPath, Sha256Hex};
 use crate::http::AppState;
@@ -72,9 +72,10 @@ pub async fn held_content(state: &AppState, principal: &Principal, file: &FileRe
     })
 }
 
-/// The full media object of the family.
-pub fn media_json(item: &MediaItem) -> Value {
-    json!({
+/// The full media object of the family, with what media processing learnt about its
+/// content (`info`; extra fields).
+pub fn media_json(item: &MediaItem, info: Option<&MediaInfo>) -> Value {
+    let mut object = json!({
         "media_id": item.media_id,
         "media_path": item.media_path,
         "file_hash": item.file_hash,
@@ -85,7 +86,15 @@ pub fn media_json(item: &MediaItem) -> Value {
         "last_updated_device_id": item.last_updated_device_id,
         "last_updated": iso(item.last_updated_ms),
         "is_deleted": item.is_deleted,
-    })
+    });
+    crate::http::media_info::add_media_fields(&mut object, info);
+    object
+}
+
+/// [`media_json`] of one item, looking its media result up.
+pub async fn media_json_of(state: &AppState, item: &MediaItem) -> Result<Value, ApiError> {
+    let info = state.catalog.media_info(std::slice::from_ref(&item.sha256)).await?.pop();
+    Ok(media_json(item, info.as_ref()))
 }
 
 /// Client times: an ISO 8601 string (normalised to UTC), Unix seconds or milliseconds, or null.

@@ -13,6 +13,7 @@ use super::mount::{media_json, mounted, parse_hash, visible};
 use crate::domain::chunk_size_for;
 use crate::http::AppState;
 use crate::http::error::ApiError;
+use crate::http::media_info::media_infos;
 use crate::signing::targets;
 
 #[derive(Deserialize)]
@@ -90,6 +91,8 @@ pub async fn media_list(
     let has_more = rows.len() as i64 > limit;
     rows.truncate(limit as usize);
     let next_cursor = rows.last().map_or(cursor, |item| item.change_seq);
-    let page: Vec<Value> = rows.iter().filter(|item| visible(&grant, item)).map(media_json).collect();
+    let rows: Vec<_> = rows.iter().filter(|item| visible(&grant, item)).collect();
+    let infos = media_infos(state.catalog.as_ref(), rows.iter().map(|item| &item.sha256)).await?;
+    let page: Vec<Value> = rows.iter().map(|item| media_json(item, infos.get(&item.sha256))).collect();
     Ok(Json(json!({"media_list": page, "next_cursor": next_cursor.to_string(), "has_more": has_more})))
 }

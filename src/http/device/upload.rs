@@ -42,7 +42,9 @@ pub async fn upload(
         .map(|b| (b.chunked_hash.unwrap_or(b.sha256), b.size))
         .collect();
     let expires = state.signed_url_expiry();
-    let host = state.upload_url.split_once("://").map_or(state.upload_url.as_str(), |(_, rest)| rest);
+    // host = the authority only; path = everything after it (FERRY_UPLOAD_URL may carry a path)
+    let after_scheme = state.upload_url.split_once("://").map_or(state.upload_url.as_str(), |(_, rest)| rest);
+    let host = after_scheme.split('/').next().unwrap_or(after_scheme);
     let mut list = Vec::with_capacity(files.len());
     for (file, hash) in files.iter().zip(hashes) {
         if held.contains(&(hash.clone(), file.file_size)) {
@@ -62,7 +64,7 @@ pub async fn upload(
                     &hash,
                     expires,
                 );
-                let path = &url[state.upload_url.len()..];
+                let path = url.split_once("://").map_or("", |(_, rest)| &rest[host.len()..]);
                 json!({"host": host, "method": "PUT", "path": path, "url": url, "headers": {}})
             }
         };

@@ -14,6 +14,7 @@ use crate::http::AppState;
 use crate::http::blob_response::serve_blob;
 use crate::http::error::ApiError;
 use crate::http::extract::{Caller, GalleryDelete, GalleryRead, QueryParams};
+use crate::http::media_info::media_infos;
 
 pub async fn paths(
     State(state): State<AppState>,
@@ -72,7 +73,8 @@ pub async fn list(
         None => None,
     };
     let events = state.catalog.events(device.device_id, media_type, limit, offset).await?;
-    Ok(Json(events.iter().map(event_json).collect()))
+    let infos = media_infos(state.catalog.as_ref(), events.iter().filter_map(|e| e.sha256.as_ref())).await?;
+    Ok(Json(events.iter().map(|e| event_json(e, e.sha256.as_ref().and_then(|h| infos.get(h)))).collect()))
 }
 
 pub async fn stats(
@@ -136,8 +138,16 @@ pub async fn thumbnail(
 ) -> Result<Response, ApiError> {
     let device = resolve_device(&state, &principal, &device).await?;
     let event = own_event(&state, &device, &event_id).await?;
+    // the device's own thumbnail wins over the one media processing made
+    let generated = match (&event.thumbnail_sha256, &event.sha256) {
+        (None, Some(content)) => {
+            state.catalog.media_info(std::slice::from_ref(content)).await?.pop().and_then(|i| i.thumbnail_sha256)
+        }
+        _ => None,
+    };
     let sha256 = event
         .thumbnail_sha256
+        .or(generated)
         .ok_or_else(|| ApiError::not_found("this event has no thumbnail").with_code("no_thumbnail"))?;
     let blob =
         state.catalog.blob(&sha256).await?.ok_or_else(|| ApiError::internal("a thumbnail's bytes are missing"))?;

@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use super::AppState;
 use super::error::{ApiError, Family};
 use crate::auth::Principal;
-use crate::catalog::{Device, DeviceRef, Event};
+use crate::catalog::{Device, DeviceRef, Event, MediaInfo};
 use crate::clock::iso;
 
 /// The upload host's target for `upload-url` (file and thumbnail).
@@ -54,20 +54,25 @@ pub async fn resolve_device(state: &AppState, principal: &Principal, raw: &str) 
         .ok_or_else(|| ApiError::not_found(format!("no device '{raw}' in this account")).with_code("no_such_device"))
 }
 
-/// An event as the family lists it (extra fields allowed).
-pub fn event_json(event: &Event) -> Value {
+/// An event as the family lists it (extra fields allowed), with what media processing
+/// learnt about its file (`info`): a generated thumbnail counts for `has_thumbnail`.
+pub fn event_json(event: &Event, info: Option<&MediaInfo>) -> Value {
+    let generated = info.is_some_and(|i| i.thumbnail_sha256.is_some());
     let mut item = json!({
         "id": event.id,
         "name": event.name,
         "media_type": event.media_type,
         "size": event.size,
-        "has_thumbnail": event.thumbnail_sha256.is_some(),
+        "has_thumbnail": event.thumbnail_sha256.is_some() || generated,
         "created": iso(event.created_ms),
         "pulled": event.sha256.is_some(),
         "content_type": event.content_type,
     });
     if let Some(metadata) = &event.metadata {
         item["metadata"] = metadata.clone();
+    }
+    if event.sha256.is_some() {
+        crate::http::media_info::add_media_fields(&mut item, info);
     }
     item
 }

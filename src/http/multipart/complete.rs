@@ -85,7 +85,14 @@ pub async fn complete(
         check_part_sizes(&sizes)?;
         let total = sizes.iter().map(|(_, size)| size).sum();
         let expect = Expectation { size: Some(total), hash: None, max_size: None, size_hint: Some(total) };
-        let received = direct_upload::assemble(&state, direct, &store_upload, &parts, &expect).await?;
+        let received = match direct_upload::assemble(&state, direct, &store_upload, &parts, &expect).await {
+            Ok(received) => received,
+            Err(err) => {
+                // the store may have consumed the parts; a new start begins afresh
+                state.catalog.delete_upload(&upload.upload_id).await?;
+                return Err(err);
+            }
+        };
         let ingested = state.ingest.commit(received, user).await?;
         let answer = json!({
             "id": file_id.as_str(),

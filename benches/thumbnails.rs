@@ -1,0 +1,180 @@
+//! Thumbnail throughput: `cargo bench --bench thumbnails`.
+//!
+//! Makes `FERRY_BENCH_THUMBS` (default 20) distinct 12-megapixel JPEGs (4000×3000, photo-like
+//! gradients and grain, with EXIF), uploads them to the real `ferry serve` (release build,
+//! SQLite + local disk on a temp dir under the current directory, 127.0.0.1) and times the
+//! server's own job runner until every `media_process` job has finished. The reference is
+//! the same decode → thumbnail → JPEG work done in this process with the `image` crate
+//! alone, on the same images, in the same run.
+
+use std::io::{BufRead, BufReader, Cursor};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use image::{DynamicImage, ImageFormat, Rgb, RgbImage};
+use serde_json::Value;
+
+const WIDTH: u32 = 4000;
+const HEIGHT: u32 = 3000;
+
+struct Server {
+    child: Child,
+    address: String,
+}
+
+impl Server {
+    fn start(data_dir: &Path) -> Self {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_ferry"))
+            .arg("--data-dir")
+            .arg(data_dir)
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .env("FERRY_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("ferry starts");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+        let address = line.trim().strip_prefix("listening on ").expect("first line names the address").to_owned();
+        Self { child, address }
+    }
+
+    /// (current RSS, peak RSS) in MiB.
+    fn rss_mib(&self) -> (f64, f64) {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
+        let field = |name: &str| -> f64 {
+            let kib: f64 = status
+                .lines()
+                .find(|l| l.starts_with(name))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .unwrap()
+                .parse()
+                .unwrap();
+            kib / 1024.0
+        };
+        (field("VmRSS:"), field("VmHWM:"))
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn admin(data_dir: &Path, upload_url: &str, args: &[&str]) -> Value {
+    let out = Command::new(env!("CARGO_BIN_EXE_ferry"))
+        .arg("--data-dir")
+        .arg(data_dir)
+        .env("FERRY_UPLOAD_URL", upload_url)
+        .arg("admin")
+        .args(args)
+        .arg("--json")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// A 12 MP photo-like JPEG (quality 90), distinct per `seed`, with a minimal EXIF block.
+fn photo(seed: u32) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9) | 1;
+    let image = RgbImage::from_fn(WIDTH, HEIGHT, |px, py| {
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        let grain = (x & 0x1F) as u8;
+        let r = (px * 200 / WIDTH) as u8 + grain;
+        let g = (py * 200 / HEIGHT) as u8 + grain;
+        let b = (((px + py + seed * 97) / 16) % 200) as u8 + grain;
+        Rgb([r, g, b])
+    });
+    let mut jpeg = Vec::new();
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut jpeg, 90).encode_image(&image).unwrap();
+    // APP1 Exif: big-endian TIFF with one IFD holding Orientation = 1
+    let tiff = [b"MM\0\x2A\0\0\0\x08".as_slice(), &[0, 1, 0x01, 0x12, 0, 3, 0, 0, 0, 1, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0]]
+        .concat();
+    let mut out = vec![0xFF, 0xD8, 0xFF, 0xE1];
+    out.extend(((tiff.len() + 8) as u16).to_be_bytes());
+    out.extend(b"Exif\0\0");
+    out.extend(tiff);
+    out.extend(&jpeg[2..]);
+    out
+}
+
+/// The reference: decode, shrink to 320 px, encode as JPEG — the `image` crate alone.
+fn in_process(photos: &[Vec<u8>]) -> f64 {
+    let started = Instant::now();
+    for bytes in photos {
+        let decoded = image::load_from_memory_with_format(bytes, ImageFormat::Jpeg).unwrap();
+        let small = decoded.thumbnail(320, 320);
+        let mut out = Cursor::new(Vec::new());
+        DynamicImage::ImageRgb8(small.to_rgb8()).write_to(&mut out, ImageFormat::Jpeg).unwrap();
+        std::hint::black_box(out);
+    }
+    photos.len() as f64 / started.elapsed().as_secs_f64()
+}
+
+/// Counts of finished and failed `media_process` jobs.
+fn finished(data_dir: &Path, address: &str) -> (usize, usize) {
+    let jobs = admin(data_dir, address, &["jobs", "list"]);
+    let media: Vec<&Value> =
+        jobs["items"].as_array().unwrap().iter().filter(|j| j["kind"] == "media_process").collect();
+    let failed = media.iter().filter(|j| j["status"] == "failed").count();
+    (media.iter().filter(|j| j["status"] == "done").count() + failed, failed)
+}
+
+#[tokio::main]
+async fn main() {
+    let count: usize = std::env::var("FERRY_BENCH_THUMBS").ok().and_then(|v| v.parse().ok()).unwrap_or(20);
+    let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
+    println!("# Ferry thumbnail benchmark — {cpus} CPUs, {count} JPEGs of {WIDTH}×{HEIGHT}");
+    let photos: Vec<Vec<u8>> = (0..count as u32).map(photo).collect();
+    let mib = photos.iter().map(Vec::len).sum::<usize>() as f64 / count as f64 / (1 << 20) as f64;
+    let reference = in_process(&photos);
+
+    let dir = tempfile::tempdir_in(".").unwrap();
+    let data = dir.path().join("data");
+    let server = Server::start(&data);
+    admin(&data, &server.address, &["user", "add", "bench", "--level", "uploader"]);
+    let urls: Vec<String> = (0..count)
+        .map(|_| admin(&data, &server.address, &["sign-upload", "--user", "bench"])["url"].as_str().unwrap().to_owned())
+        .collect();
+    let (idle_rss, _) = server.rss_mib();
+    let client = reqwest::Client::new();
+    let started = Instant::now();
+    for (url, bytes) in urls.iter().zip(&photos) {
+        let response = client.put(url).body(bytes.clone()).send().await.unwrap();
+        assert_eq!(response.status(), 200, "{}", response.text().await.unwrap());
+    }
+    let uploaded = started.elapsed();
+    let mut peak = 0.0f64;
+    let (done, failed) = loop {
+        let (done, failed) = finished(&data, &server.address);
+        peak = peak.max(server.rss_mib().1);
+        if done == count {
+            break (done, failed);
+        }
+        assert!(started.elapsed() < Duration::from_secs(1800), "{done}/{count} processed after 30 min");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let took = started.elapsed();
+    let (_, peak_end) = server.rss_mib();
+    let rate = count as f64 / took.as_secs_f64();
+    println!(
+        "\n## Thumbnails — {count} × 12 MP JPEG ({mib:.1} MiB each), uploaded by signed PUT, processed by the server"
+    );
+    println!(
+        "| images/s (upload → all thumbnails) | in-process image crate images/s | ratio | uploads took s | server RSS idle MiB | server peak RSS MiB |"
+    );
+    println!("|---|---|---|---|---|---|");
+    println!(
+        "| {rate:.2} | {reference:.2} | {:.2} | {:.1} | {idle_rss:.1} | {:.1} |",
+        rate / reference,
+        uploaded.as_secs_f64(),
+        peak.max(peak_end)
+    );
+    assert_eq!((done, failed), (count, 0), "every photo processed");
+}

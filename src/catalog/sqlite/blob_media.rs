@@ -1,0 +1,99 @@
+//! Media processing results on SQLite (`blob_media`). Recording runs in the single
+//! writer's transaction, which is the critical section of every blob at once.
+
+use sqlx::SqlitePool;
+
+use crate::catalog::*;
+use crate::clock::now_ms;
+use crate::domain::Sha256Hex;
+
+#[derive(sqlx::FromRow)]
+struct MediaRow {
+    sha256: String,
+    status: String,
+    metadata: Option<String>,
+    thumbnail_sha256: Option<String>,
+    error: Option<String>,
+    updated_ms: i64,
+}
+
+impl MediaRow {
+    fn into_info(self) -> CatalogResult<MediaInfo> {
+        let schema = |e: String| CatalogError::Schema(e);
+        let hash = |h: &str| Sha256Hex::parse(h).map_err(|e| schema(e.to_string()));
+        Ok(MediaInfo {
+            sha256: hash(&self.sha256)?,
+            status: MediaStatus::parse(&self.status).ok_or_else(|| schema(format!("media status {}", self.status)))?,
+            metadata: self.metadata.map(|m| serde_json::from_str(&m)).transpose().map_err(|e| schema(e.to_string()))?,
+            thumbnail_sha256: self.thumbnail_sha256.as_deref().map(hash).transpose()?,
+            error: self.error,
+            updated_ms: self.updated_ms,
+        })
+    }
+}
+
+pub async fn record(
+    writer: &SqlitePool,
+    info: &NewMediaInfo,
+    thumbnail: Option<(BlobRecord, BlobStep)>,
+) -> CatalogResult<()> {
+    let mut tx = writer.begin().await?;
+    let source: Option<(i64,)> = sqlx::query_as("select 1 from blobs where sha256 = ?")
+        .bind(info.sha256.as_str())
+        .fetch_optional(&mut *tx)
+        .await?;
+    if source.is_none() {
+        return Err(CatalogError::NotFound(format!("blob {}", info.sha256)));
+    }
+    let now = now_ms();
+    let thumbnail_sha256 = match thumbnail {
+        Some((thumb, place_bytes)) => {
+            // as in commit_blob: bytes first, then the rows that keep them alive
+            place_bytes().await.map_err(CatalogError::Step)?;
+            sqlx::query(
+                "insert into blobs (sha256, size, chunked_hash, created_ms, last_used_ms) values (?, ?, null, ?, ?)
+                 on conflict (sha256) do update set last_used_ms = excluded.last_used_ms",
+            )
+            .bind(thumb.sha256.as_str())
+            .bind(thumb.size as i64)
+            .bind(now)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+            Some(thumb.sha256)
+        }
+        None => None,
+    };
+    sqlx::query(
+        "insert into blob_media (sha256, status, metadata, thumbnail_sha256, error, updated_ms)
+         values (?, ?, ?, ?, ?, ?)
+         on conflict (sha256) do update set status = excluded.status, metadata = excluded.metadata,
+             thumbnail_sha256 = excluded.thumbnail_sha256, error = excluded.error, updated_ms = excluded.updated_ms",
+    )
+    .bind(info.sha256.as_str())
+    .bind(info.status.as_str())
+    .bind(info.metadata.as_ref().map(|m| m.to_string()))
+    .bind(thumbnail_sha256.as_ref().map(Sha256Hex::as_str))
+    .bind(&info.error)
+    .bind(now)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+pub async fn infos(reader: &SqlitePool, hashes: &[Sha256Hex]) -> CatalogResult<Vec<MediaInfo>> {
+    if hashes.is_empty() {
+        return Ok(Vec::new());
+    }
+    // the whole batch travels as one JSON array: one query, whatever its length
+    let list = serde_json::to_string(hashes).expect("hashes serialise");
+    let rows: Vec<MediaRow> = sqlx::query_as(
+        "select sha256, status, metadata, thumbnail_sha256, error, updated_ms from blob_media
+         where sha256 in (select value from json_each(?))",
+    )
+    .bind(list)
+    .fetch_all(reader)
+    .await?;
+    rows.into_iter().map(MediaRow::into_info).collect()
+}

@@ -1,0 +1,199 @@
+//! Still images: decoding with limits (so a decompression bomb fails before it allocates),
+//! a thumbnail bounded on its long side, turned upright by the file's orientation, as JPEG.
+//! Runs on a blocking thread; the caller catches panics (a decoder bug fails one job).
+
+use std::io::Cursor;
+
+use image::codecs::jpeg::JpegEncoder;
+use image::metadata::Orientation;
+use image::{DynamicImage, ImageDecoder, ImageFormat, ImageReader, RgbImage};
+
+/// Bounds on what one decode may claim.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Longest side accepted, in pixels.
+    pub max_side: u32,
+    /// Largest decoded image, in bytes (width × height × bytes per pixel).
+    pub max_alloc: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        // 512 MiB holds a 170-megapixel RGB image; more is a bomb or not a photo
+        Self { max_side: 65_535, max_alloc: 512 << 20 }
+    }
+}
+
+/// A generated thumbnail: JPEG bytes and their size in pixels.
+#[derive(Debug, Clone)]
+pub struct Thumbnail {
+    pub jpeg: Vec<u8>,
+    pub width: u32,
+    pub height: u32,
+}
+
+/// What decoding an image gave.
+#[derive(Debug, Clone)]
+pub struct Decoded {
+    /// Size as displayed (after the orientation is applied).
+    pub width: u32,
+    pub height: u32,
+    pub thumbnail: Thumbnail,
+}
+
+const JPEG_QUALITY: u8 = 82;
+
+/// Decodes `bytes` as `format` within `limits` and makes a thumbnail whose long side is at
+/// most `side` pixels. Errors are reasons people can read.
+pub fn decode_image(bytes: &[u8], format: ImageFormat, side: u32, limits: Limits) -> Result<Decoded, String> {
+    let name = format.extensions_str().first().copied().unwrap_or("image");
+    let broken = |e: image::ImageError| format!("not a readable {name}: {e}");
+    if format == ImageFormat::Jpeg && !jpeg_is_complete(bytes) {
+        return Err("the jpeg is truncated: its data ends before the end-of-image marker".into());
+    }
+    let mut reader = ImageReader::with_format(Cursor::new(bytes), format);
+    let mut bounds = image::Limits::default();
+    bounds.max_image_width = Some(limits.max_side);
+    bounds.max_image_height = Some(limits.max_side);
+    bounds.max_alloc = Some(limits.max_alloc);
+    reader.limits(bounds);
+    let mut decoder = reader.into_decoder().map_err(broken)?;
+    let (width, height) = decoder.dimensions();
+    // Not every decoder counts its output against max_alloc: refuse by declared size first.
+    if decoder.total_bytes() > limits.max_alloc {
+        return Err(format!(
+            "the {name} declares {width}×{height} pixels, over the decoding limit of {} MiB",
+            limits.max_alloc >> 20
+        ));
+    }
+    let orientation = decoder.orientation().unwrap_or(Orientation::NoTransforms);
+    let image = DynamicImage::from_decoder(decoder).map_err(broken)?;
+    // never enlarged: a picture already within the bound keeps its size
+    let mut small = if width <= side && height <= side { image } else { image.thumbnail(side, side) };
+    small.apply_orientation(orientation);
+    let rgb = flatten(small);
+    let mut jpeg = Vec::new();
+    JpegEncoder::new_with_quality(&mut jpeg, JPEG_QUALITY)
+        .encode_image(&rgb)
+        .map_err(|e| format!("the thumbnail could not be encoded: {e}"))?;
+    let turned = matches!(
+        orientation,
+        Orientation::Rotate90 | Orientation::Rotate270 | Orientation::Rotate90FlipH | Orientation::Rotate270FlipH
+    );
+    let (width, height) = if turned { (height, width) } else { (width, height) };
+    Ok(Decoded { width, height, thumbnail: Thumbnail { width: rgb.width(), height: rgb.height(), jpeg } })
+}
+
+/// Whether a JPEG runs to its end-of-image marker. The JPEG decoder fills a picture cut
+/// off mid-way with gray rather than failing; a thumbnail of half a photo would hide that
+/// the file is broken. Segments are skipped by their lengths (an embedded EXIF thumbnail's
+/// own end marker does not count) and entropy-coded data is scanned to the next marker.
+fn jpeg_is_complete(b: &[u8]) -> bool {
+    if !b.starts_with(&[0xFF, 0xD8]) {
+        return false;
+    }
+    let mut i = 2;
+    loop {
+        while i < b.len() && b[i] != 0xFF {
+            i += 1;
+        }
+        while i < b.len() && b[i] == 0xFF {
+            i += 1; // fill bytes before a marker
+        }
+        let Some(&marker) = b.get(i) else { return false };
+        i += 1;
+        match marker {
+            0xD9 => return true,
+            0x01 | 0xD0..=0xD7 => continue, // markers without a segment
+            _ => {}
+        }
+        let Some(len) = b.get(i..i + 2).map(|l| usize::from(u16::from_be_bytes([l[0], l[1]]))) else {
+            return false;
+        };
+        i += len;
+        if marker != 0xDA {
+            continue;
+        }
+        // after a start of scan: entropy-coded data up to the next real marker
+        loop {
+            while i < b.len() && b[i] != 0xFF {
+                i += 1;
+            }
+            match b.get(i + 1) {
+                None => return false,
+                Some(0x00 | 0xD0..=0xD7) => i += 2, // a stuffed 0xFF byte, a restart marker
+                Some(0xFF) => i += 1,
+                Some(_) => break,
+            }
+        }
+    }
+}
+
+/// RGB for JPEG: transparency is laid over white (what a gallery page shows behind it).
+fn flatten(image: DynamicImage) -> RgbImage {
+    if !image.color().has_alpha() {
+        return image.to_rgb8();
+    }
+    let rgba = image.to_rgba8();
+    RgbImage::from_fn(rgba.width(), rgba.height(), |x, y| {
+        let [r, g, b, a] = rgba.get_pixel(x, y).0;
+        let over = |c: u8| ((u16::from(c) * u16::from(a) + 255 * (255 - u16::from(a))) / 255) as u8;
+        image::Rgb([over(r), over(g), over(b)])
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn encoded(image: &DynamicImage, format: ImageFormat) -> Vec<u8> {
+        let mut out = Cursor::new(Vec::new());
+        image.write_to(&mut out, format).unwrap();
+        out.into_inner()
+    }
+
+    #[test]
+    fn thumbnails_fit_the_long_side_and_keep_the_aspect() {
+        let wide = DynamicImage::new_rgb8(1000, 500);
+        let done = decode_image(&encoded(&wide, ImageFormat::Png), ImageFormat::Png, 320, Limits::default()).unwrap();
+        assert_eq!((done.width, done.height), (1000, 500));
+        assert_eq!((done.thumbnail.width, done.thumbnail.height), (320, 160));
+        assert_eq!(&done.thumbnail.jpeg[..2], &[0xFF, 0xD8]);
+        let tiny = DynamicImage::new_rgb8(40, 30);
+        let done = decode_image(&encoded(&tiny, ImageFormat::Bmp), ImageFormat::Bmp, 320, Limits::default()).unwrap();
+        assert_eq!((done.thumbnail.width, done.thumbnail.height), (40, 30), "never enlarged");
+    }
+
+    #[test]
+    fn a_cut_off_jpeg_is_refused() {
+        let image = DynamicImage::new_rgb8(64, 64);
+        let whole = encoded(&image, ImageFormat::Jpeg);
+        assert!(jpeg_is_complete(&whole));
+        let mut trailing = whole.clone();
+        trailing.extend(b"trailer written by a phone");
+        assert!(jpeg_is_complete(&trailing));
+        for cut in [whole.len() - 2, whole.len() / 2, 3] {
+            assert!(!jpeg_is_complete(&whole[..cut]), "cut at {cut}");
+        }
+        let err = decode_image(&whole[..whole.len() / 2], ImageFormat::Jpeg, 320, Limits::default()).unwrap_err();
+        assert!(err.contains("truncated"), "{err}");
+    }
+
+    #[test]
+    fn transparency_is_laid_over_white() {
+        let clear = DynamicImage::new_rgba8(4, 4);
+        let rgb = flatten(clear);
+        assert_eq!(rgb.get_pixel(0, 0).0, [255, 255, 255]);
+    }
+
+    #[test]
+    fn declared_sizes_over_the_limit_are_refused_before_decoding() {
+        let image = DynamicImage::new_rgb8(300, 300);
+        let bytes = encoded(&image, ImageFormat::Png);
+        let tight = Limits { max_side: 65_535, max_alloc: 100_000 };
+        let err = decode_image(&bytes, ImageFormat::Png, 320, tight).unwrap_err();
+        assert!(err.contains("300×300") || err.contains("limit"), "{err}");
+        let narrow = Limits { max_side: 200, max_alloc: 512 << 20 };
+        assert!(decode_image(&bytes, ImageFormat::Png, 320, narrow).is_err());
+    }
+}

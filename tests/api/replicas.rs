@@ -1,0 +1,124 @@
+//! Two real `ferry serve` processes on one PostgreSQL + one S3 bucket, as behind a load
+//! balancer: any replica serves any step of an upload, and a job queued once runs once.
+//! Needs `FERRY_TEST_DATABASE_URL` and `FERRY_TEST_S3_*`.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use axum::Router;
+use axum::routing::get;
+use ferry::catalog::Catalog;
+use ferry::catalog::postgres::PgCatalog;
+use ferry::domain::{Level, Name};
+use serde_json::{Value, json};
+
+use crate::blob_store_conformance::test_s3_config;
+use crate::catalog_postgres::TestDatabase;
+use crate::helpers::*;
+
+const MIB: usize = 1024 * 1024;
+
+/// An origin server on loopback that counts how often its file is fetched.
+async fn counting_origin(body: Vec<u8>) -> (String, Arc<AtomicUsize>) {
+    let hits = Arc::new(AtomicUsize::new(0));
+    let counter = hits.clone();
+    let app = Router::new().route(
+        "/clip.mp4",
+        get(move || {
+            counter.fetch_add(1, Ordering::SeqCst);
+            let body = body.clone();
+            async move { body }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = format!("http://{}/clip.mp4", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (address, hits)
+}
+
+#[tokio::test]
+async fn two_replicas_share_uploads_and_run_a_job_once() {
+    let (Some(s3), Some(database)) = (test_s3_config(), TestDatabase::create().await) else { return };
+    let env: Vec<(&str, String)> = vec![
+        ("FERRY_DATABASE_URL", database.url.clone()),
+        ("FERRY_S3_ENDPOINT", s3.endpoint.clone().unwrap()),
+        ("FERRY_S3_REGION", s3.region.clone()),
+        ("FERRY_S3_BUCKET", s3.bucket.clone()),
+        ("FERRY_S3_PREFIX", s3.prefix.clone()),
+        ("FERRY_S3_ACCESS_KEY_ID", s3.access_key_id.clone().unwrap_or_default()),
+        ("FERRY_S3_SECRET_ACCESS_KEY", s3.secret_access_key.clone().map(|s| s.0).unwrap_or_default()),
+        ("FERRY_REMOTE_ALLOW", "127.0.0.1/32".into()),
+        ("FERRY_JOB_INTERVAL", "100ms".into()),
+    ];
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let a = FerryProcess::start(dir_a.path(), &env);
+    let b = FerryProcess::start(dir_b.path(), &env);
+    let client = reqwest::Client::new();
+
+    let catalog = PgCatalog::open(&database.url).await.unwrap();
+    let alice = catalog.create_user(&Name::parse("alice").unwrap(), Level::Uploader).await.unwrap();
+    let token = ferry::auth::secrets::generate("fry_t_");
+    let hash = ferry::auth::secrets::hash(&token);
+    catalog.create_token(alice.user_id, "upload".parse().unwrap(), &hash).await.unwrap();
+
+    // start on A, send the parts to B (same signed path and query, other host), complete on A
+    let start = format!("{}/api/users/multipart_upload_start/shared?part_count=2", a.address);
+    let started: Value = client.get(start).bearer_auth(&token).send().await.unwrap().json().await.unwrap();
+    let pieces = [bytes_of(5 * MIB, 1), bytes_of(300, 2)];
+    let mut etags = Vec::new();
+    for (url, piece) in started["presigned_urls"].as_array().unwrap().iter().zip(&pieces) {
+        let url = url.as_str().unwrap().replacen(&a.address, &b.address, 1);
+        assert!(url.starts_with(&b.address), "{url}");
+        let put = client.put(url).body(piece.clone()).send().await.unwrap();
+        assert_eq!(put.status(), 200, "B takes a part of A's upload");
+        etags.push(put.headers()["etag"].to_str().unwrap().to_owned());
+    }
+    let parts: Vec<Value> = etags.iter().zip(1..).map(|(e, n)| json!({"part_number": n, "etag": e})).collect();
+    let complete = format!("{}/api/users/multipart_upload_complete/shared", a.address);
+    let body = json!({"upload_id": started["upload_id"], "parts": parts});
+    let done: Value = client.post(complete).bearer_auth(&token).json(&body).send().await.unwrap().json().await.unwrap();
+    let whole = pieces.concat();
+    assert_eq!(done["checksum"], sha256_hex(&whole), "{done}");
+    let location = done["location"].as_str().unwrap().replacen(&a.address, &b.address, 1);
+    let fetched = client.get(location).bearer_auth(&token).send().await.unwrap();
+    assert_eq!(fetched.bytes().await.unwrap().as_ref(), &whole[..], "B serves what A completed, from S3");
+    assert!(no_local_blobs(&[dir_a.path(), dir_b.path()]), "no blob bytes on a replica's disk");
+
+    // a job queued through A is claimed by exactly one of the two runners
+    let (origin, hits) = counting_origin(bytes_of(40_000, 3)).await;
+    let queued: Value = client
+        .post(format!("{}/api/upload/remote", a.address))
+        .bearer_auth(&token)
+        .json(&json!({"url": origin, "folder_id": "web"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let job = queued["job_id"].as_str().expect("a job id").to_owned();
+    let mut status = Value::Null;
+    for _ in 0..100 {
+        let url = format!("{}/api/upload/remote/{job}", b.address);
+        status = client.get(url).bearer_auth(&token).send().await.unwrap().json().await.unwrap();
+        if status["status"] == "done" || status["status"] == "failed" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(status["status"], "done", "{status}");
+    tokio::time::sleep(Duration::from_millis(500)).await; // both runners have looked again
+    assert_eq!(hits.load(Ordering::SeqCst), 1, "the job ran once");
+    // every job (the fetch, and the media jobs uploads queue) was claimed once, by one runner
+    let jobs = catalog.list_jobs(None).await.unwrap();
+    assert!(jobs.iter().any(|j| j.job_id.to_string() == job));
+    assert!(jobs.iter().all(|j| j.attempts == 1), "{jobs:?}");
+    drop((a, b));
+}
+
+/// True when no replica keeps blob files in its data dir (they are all in the bucket).
+fn no_local_blobs(dirs: &[&std::path::Path]) -> bool {
+    dirs.iter().all(|d| files_under(&d.join("blobs")).is_empty())
+}
