@@ -320,10 +320,11 @@ async fn files_dropped_into_incoming_become_events_with_their_thumbnail() {
     assert!(incoming.is_dir() && thumbnails.is_dir());
     std::fs::write(thumbnails.join("porch.mp4.jpg"), PNG).unwrap();
     std::fs::write(incoming.join("porch.mp4"), bytes_of(4000, 10)).unwrap();
+    // the event is recorded first, the file moved after (so a crash never loses it)
     let mut events = json!([]);
     for _ in 0..100 {
         events = g.get_json("events").await;
-        if !events.as_array().unwrap().is_empty() {
+        if !events.as_array().unwrap().is_empty() && incoming.join("done/porch.mp4").exists() {
             break;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -331,6 +332,7 @@ async fn files_dropped_into_incoming_become_events_with_their_thumbnail() {
     assert_eq!(events[0]["name"], "porch.mp4");
     assert_eq!(events[0]["has_thumbnail"], true);
     assert!(incoming.join("done/porch.mp4").exists());
+    assert!(!incoming.join("porch.mp4").exists());
 }
 
 /// A device's pull source: index.json plus files (one listed file is missing).
