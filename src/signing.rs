@@ -69,6 +69,10 @@ impl Signer {
     pub fn verify(&self, method: &str, path: &str, raw_query: Option<&str>) -> Result<Verified, SignatureError> {
         let query = raw_query.ok_or(SignatureError::Invalid)?;
         let (signed, sig_hex) = query.rsplit_once("&sig=").ok_or(SignatureError::Invalid)?;
+        // exactly the form we issue: 64 lowercase hex (hex::decode would also take uppercase)
+        if sig_hex.len() != 64 || !sig_hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+            return Err(SignatureError::Invalid);
+        }
         let sig = hex::decode(sig_hex).map_err(|_| SignatureError::Invalid)?;
         // constant-time comparison
         self.mac(method, path, signed).verify_slice(&sig).map_err(|_| SignatureError::Invalid)?;
@@ -179,6 +183,9 @@ mod tests {
             assert!(signer.verify("PUT", path, Some(&tampered)).is_err(), "char {i} of {query}");
         }
         assert!(Signer::new(b"other".to_vec()).verify("PUT", path, Some(query)).is_err());
+        let upper =
+            query.replace(query.rsplit_once("&sig=").unwrap().1, &query.rsplit_once("&sig=").unwrap().1.to_uppercase());
+        assert_eq!(signer.verify("PUT", path, Some(&upper)).unwrap_err(), SignatureError::Invalid);
     }
 
     #[test]

@@ -151,7 +151,8 @@ pub trait Catalog: Send + Sync + 'static {
     async fn upload_by_file_key(&self, user: UserId, file_key: &str) -> CatalogResult<Option<Upload>>;
     /// Sets a new expiry (a repeated start renews an unfinished upload).
     async fn renew_upload(&self, upload_id: &str, expires_ms: i64) -> CatalogResult<()>;
-    /// Records a part; returns the staging key of the part it replaced (a retry), if any.
+    /// Records a part of an open upload (`NotFound` once it is completed or gone); returns the
+    /// staging key of the part it replaced (a retry), if any.
     async fn put_part(&self, upload_id: &str, part: &Part) -> CatalogResult<Option<String>>;
     async fn parts(&self, upload_id: &str) -> CatalogResult<Vec<Part>>;
     /// Marks an upload completed with the answer to replay and the content it produced

@@ -71,7 +71,14 @@ where
     let sha256 = Sha256Hex::from_digest(&whole.finalize());
     let chunked_hash = match chunks.and_then(|c| c.finish(total)) {
         Some(top) => Some(top),
-        None if chunk_size_for(total) > 0 => Some(rehash_chunks(store, &staged, total).await?),
+        None if chunk_size_for(total) > 0 => match rehash_chunks(store, &staged, total).await {
+            Ok(top) => Some(top),
+            Err(e) => {
+                // finished staging is no longer removed on drop
+                let _ = store.discard(&staged).await;
+                return Err(e);
+            }
+        },
         None => None,
     };
     Ok(Received { staged, blob: BlobRecord { sha256, size: total, chunked_hash }, head })

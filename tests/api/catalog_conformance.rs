@@ -172,6 +172,35 @@ pub async fn new_content_queues_one_media_job_and_results_keep_their_thumbnail(c
     assert!(matches!(catalog.record_media(&info, None).await, Err(CatalogError::NotFound(_))), "its blob is gone");
 }
 
+pub async fn a_completed_upload_takes_no_more_parts(catalog: Arc<dyn Catalog>) {
+    let user = catalog.create_user(&Name::parse("u").unwrap(), Level::Uploader).await.unwrap();
+    let upload = NewUpload {
+        upload_id: "01JUPLOAD0000000000000000A".into(),
+        family: "multipart",
+        user_id: user.user_id,
+        grant_id: None,
+        file_key: Some("clip".into()),
+        file_size: None,
+        file_hash: None,
+        part_count: Some(1),
+        content_type: None,
+        expires_ms: i64::MAX / 2,
+    };
+    catalog.create_upload(&upload).await.unwrap();
+    let part =
+        |key: &str| Part { part_num: 1, staging_key: key.into(), size: 1, sha256: blob(1).sha256, etag: "e".into() };
+    assert_eq!(catalog.put_part(&upload.upload_id, &part("uploads/A")).await.unwrap(), None);
+    assert_eq!(
+        catalog.put_part(&upload.upload_id, &part("uploads/B")).await.unwrap().as_deref(),
+        Some("uploads/A"),
+        "a retry replaces"
+    );
+    catalog.commit_blob(&blob(1), user.user_id, ok_step()).await.unwrap();
+    catalog.complete_upload(&upload.upload_id, &serde_json::json!({}), &blob(1)).await.unwrap();
+    assert!(matches!(catalog.put_part(&upload.upload_id, &part("uploads/C")).await, Err(CatalogError::NotFound(_))));
+    assert!(catalog.parts(&upload.upload_id).await.unwrap().is_empty());
+}
+
 /// Runs every conformance case against a fresh catalog from `$make`.
 macro_rules! conformance {
     ($backend:ident, $make:expr) => {
@@ -192,6 +221,7 @@ macro_rules! conformance {
             case!(collection_skips_held_blobs);
             case!(jobs_are_claimed_once_retried_and_deduplicated);
             case!(an_expired_lease_makes_a_job_claimable_again);
+            case!(a_completed_upload_takes_no_more_parts);
             case!(new_content_queues_one_media_job_and_results_keep_their_thumbnail);
         }
     };

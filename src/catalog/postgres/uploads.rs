@@ -112,10 +112,12 @@ pub async fn put_part(pool: &PgPool, upload_id: &str, part: &Part) -> CatalogRes
     let mut tx = pool.begin().await?;
     // Parts of one upload are recorded one at a time: two retries of a part racing would
     // otherwise both see no earlier part and one staging file would be forgotten.
-    let upload: Option<(String,)> = sqlx::query_as("select id from uploads where id = $1 for update")
-        .bind(upload_id)
-        .fetch_optional(&mut *tx)
-        .await?;
+    // only an open upload takes parts: a retry racing its completion must not leave a part behind
+    let upload: Option<(String,)> =
+        sqlx::query_as("select id from uploads where id = $1 and state = 'open' for update")
+            .bind(upload_id)
+            .fetch_optional(&mut *tx)
+            .await?;
     if upload.is_none() {
         return Err(CatalogError::NotFound(format!("upload {upload_id}")));
     }

@@ -107,6 +107,14 @@ pub async fn renew(writer: &SqlitePool, upload_id: &str, expires_ms: i64) -> Cat
 
 pub async fn put_part(writer: &SqlitePool, upload_id: &str, part: &Part) -> CatalogResult<Option<String>> {
     let mut tx = writer.begin().await?;
+    // only an open upload takes parts: a retry racing its completion must not leave a part behind
+    let open: Option<(String,)> = sqlx::query_as("select id from uploads where id = ? and state = 'open'")
+        .bind(upload_id)
+        .fetch_optional(&mut *tx)
+        .await?;
+    if open.is_none() {
+        return Err(CatalogError::NotFound(format!("upload {upload_id}")));
+    }
     let replaced: Option<(String,)> =
         sqlx::query_as("select staging_key from upload_parts where upload_id = ? and part_num = ?")
             .bind(upload_id)

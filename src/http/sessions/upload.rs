@@ -69,13 +69,20 @@ async fn upload(state: &AppState, session: Session, request: Request) -> Result<
             return Err(too_large("too_many_files", "this upload session has received its max_files"));
         }
     }
-    let mut reserved_bytes = 0;
-    let outcome = store_file(state, &session, request, &mut reserved_bytes).await;
-    if outcome.is_err() {
-        // a refused or failed upload gives its reservation back
-        state.catalog.release_reservation(&session.ulid, reserved_bytes).await?;
-    }
-    outcome
+    // The rest runs as its own task: if the client goes away mid-request the task still
+    // ends — storing the file, or giving the reservation back — instead of being dropped
+    // with the slot taken.
+    let state = state.clone();
+    let task = tokio::spawn(async move {
+        let mut reserved_bytes = 0;
+        let outcome = store_file(&state, &session, request, &mut reserved_bytes).await;
+        if outcome.is_err() {
+            // a refused or failed upload gives its reservation back
+            state.catalog.release_reservation(&session.ulid, reserved_bytes).await?;
+        }
+        outcome
+    });
+    task.await.map_err(|e| ApiError::internal(format!("the upload task failed: {e}")))?
 }
 
 /// What the form said besides the file.
