@@ -10,6 +10,7 @@
 pub mod migrate;
 mod model;
 pub mod postgres;
+mod rows;
 pub mod sqlite;
 
 use std::time::Duration;

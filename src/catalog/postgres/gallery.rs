@@ -3,46 +3,10 @@
 use sqlx::{AssertSqlSafe, PgPool};
 
 use super::on_unique;
+use crate::catalog::rows::EventRow;
 use crate::catalog::*;
 use crate::clock::now_ms;
-use crate::domain::{DeviceId, Sha256Hex, UserId};
-
-#[derive(sqlx::FromRow)]
-struct EventRow {
-    id: String,
-    user_id: i64,
-    device_id: i64,
-    name: String,
-    media_type: String,
-    content_type: String,
-    sha256: Option<String>,
-    size: i64,
-    thumbnail_sha256: Option<String>,
-    metadata: Option<String>,
-    source_name: Option<String>,
-    created_ms: i64,
-}
-
-impl EventRow {
-    fn into_event(self) -> CatalogResult<Event> {
-        let schema = |e: String| CatalogError::Schema(e);
-        let hash = |h: Option<String>| h.map(|h| Sha256Hex::parse(&h).map_err(|e| schema(e.to_string()))).transpose();
-        Ok(Event {
-            id: self.id,
-            user_id: UserId(self.user_id),
-            device_id: DeviceId(self.device_id),
-            name: self.name,
-            media_type: self.media_type,
-            content_type: self.content_type,
-            sha256: hash(self.sha256)?,
-            size: self.size as u64,
-            thumbnail_sha256: hash(self.thumbnail_sha256)?,
-            metadata: self.metadata.map(|m| serde_json::from_str(&m)).transpose().map_err(|e| schema(e.to_string()))?,
-            source_name: self.source_name,
-            created_ms: self.created_ms,
-        })
-    }
-}
+use crate::domain::DeviceId;
 
 const COLUMNS: &str = "id, user_id, device_id, name, media_type, content_type, sha256, size, thumbnail_sha256, metadata, source_name, created_ms";
 

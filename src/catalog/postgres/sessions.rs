@@ -5,6 +5,7 @@
 use sqlx::{AssertSqlSafe, PgPool, Postgres};
 
 use super::{on_unique, parse_hash};
+use crate::catalog::rows::SessionRow;
 use crate::catalog::*;
 use crate::clock::now_ms;
 use crate::domain::UserId;
@@ -22,48 +23,6 @@ pub async fn folder(pool: &PgPool, user: UserId, key: &str) -> CatalogResult<Fol
         .fetch_one(pool)
         .await?;
     Ok(Folder { id, user_id: user, key: key.to_owned() })
-}
-
-#[derive(sqlx::FromRow)]
-struct SessionRow {
-    ulid: String,
-    user_id: i64,
-    folder_id: i64,
-    folder_key: String,
-    max_filesize: Option<i64>,
-    max_files: Option<i64>,
-    max_size: Option<i64>,
-    file_extensions: Option<String>,
-    no_transcode: bool,
-    hide_response: bool,
-    autofinish: bool,
-    reserved_files: i64,
-    reserved_bytes: i64,
-    finished_ms: Option<i64>,
-    expires_ms: i64,
-}
-
-impl From<SessionRow> for Session {
-    fn from(r: SessionRow) -> Self {
-        Session {
-            ulid: r.ulid,
-            user_id: UserId(r.user_id),
-            folder: Folder { id: r.folder_id, user_id: UserId(r.user_id), key: r.folder_key },
-            limits: SessionLimits {
-                max_filesize: r.max_filesize.map(|v| v as u64),
-                max_files: r.max_files.map(|v| v as u64),
-                max_size: r.max_size.map(|v| v as u64),
-                file_extensions: r.file_extensions.map(|list| list.split(',').map(str::to_owned).collect()),
-                no_transcode: r.no_transcode,
-                hide_response: r.hide_response,
-                autofinish: r.autofinish,
-            },
-            reserved_files: r.reserved_files as u64,
-            reserved_bytes: r.reserved_bytes as u64,
-            finished: r.finished_ms.is_some(),
-            expires_ms: r.expires_ms,
-        }
-    }
 }
 
 pub async fn create_session(

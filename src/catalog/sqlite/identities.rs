@@ -3,23 +3,10 @@
 use sqlx::{AssertSqlSafe, SqlitePool};
 
 use super::on_unique;
+use crate::catalog::rows::{DeviceRow, GrantRow, TokenRow, UserRow};
 use crate::catalog::*;
-use crate::clock::{iso, now_ms};
-use crate::domain::{DeviceId, GrantId, Level, MediaPath, Name, ScopeSet, TokenId, UserId, VolumeId};
-
-#[derive(sqlx::FromRow)]
-struct UserRow {
-    id: i64,
-    name: String,
-    level: String,
-}
-
-impl UserRow {
-    fn into_user(self) -> CatalogResult<User> {
-        let level = self.level.parse::<Level>().map_err(|e| CatalogError::Schema(e.to_string()))?;
-        Ok(User { user_id: UserId(self.id), name: self.name, level })
-    }
-}
+use crate::clock::now_ms;
+use crate::domain::{DeviceId, GrantId, Level, Name, ScopeSet, TokenId, UserId, VolumeId};
 
 pub async fn create_user(pool: &SqlitePool, name: &Name, level: Level) -> CatalogResult<User> {
     let (id,): (i64,) = sqlx::query_as("insert into users (name, level, created_ms) values (?, ?, ?) returning id")
@@ -47,27 +34,6 @@ pub async fn user_by_name(pool: &SqlitePool, name: &str) -> CatalogResult<Option
 pub async fn list_users(pool: &SqlitePool) -> CatalogResult<Vec<User>> {
     let rows: Vec<UserRow> = sqlx::query_as("select id, name, level from users order by id").fetch_all(pool).await?;
     rows.into_iter().map(UserRow::into_user).collect()
-}
-
-#[derive(sqlx::FromRow)]
-struct TokenRow {
-    id: i64,
-    user_id: i64,
-    scopes: String,
-    revoked_ms: Option<i64>,
-    created_ms: i64,
-}
-
-impl TokenRow {
-    fn into_record(self) -> CatalogResult<TokenRecord> {
-        Ok(TokenRecord {
-            token_id: TokenId(self.id),
-            user_id: UserId(self.user_id),
-            scopes: self.scopes.parse::<ScopeSet>().map_err(|e| CatalogError::Schema(e.to_string()))?,
-            is_revoked: self.revoked_ms.is_some(),
-            created: iso(self.created_ms),
-        })
-    }
 }
 
 const TOKEN_COLUMNS: &str = "id, user_id, scopes, revoked_ms, created_ms";
@@ -120,33 +86,6 @@ pub async fn token_by_hash(pool: &SqlitePool, secret_hash: &str) -> CatalogResul
     let token = row.into_record()?;
     let owner = user(pool, token.user_id).await?.ok_or_else(|| CatalogError::NotFound("token owner".into()))?;
     Ok(Some((token, owner)))
-}
-
-#[derive(sqlx::FromRow)]
-struct DeviceRow {
-    id: i64,
-    user_id: i64,
-    name: String,
-    upload_priority: i64,
-    is_disabled: bool,
-    is_upload_disabled: bool,
-    is_download_disabled: bool,
-    pull_url: Option<String>,
-}
-
-impl From<DeviceRow> for Device {
-    fn from(r: DeviceRow) -> Self {
-        Device {
-            device_id: DeviceId(r.id),
-            device_name: r.name,
-            user_id: UserId(r.user_id),
-            upload_priority: r.upload_priority,
-            is_disabled: r.is_disabled,
-            is_upload_disabled: r.is_upload_disabled,
-            is_download_disabled: r.is_download_disabled,
-            pull_url: r.pull_url,
-        }
-    }
 }
 
 const DEVICE_COLUMNS: &str = "d.id, d.user_id, d.name, d.upload_priority, d.is_disabled, d.is_upload_disabled, d.is_download_disabled, d.pull_url";
@@ -256,30 +195,6 @@ pub async fn volume_by_name(pool: &SqlitePool, user: UserId, name: &str) -> Cata
         .fetch_optional(pool)
         .await?;
     Ok(row.map(|(id,)| Volume { volume_id: VolumeId(id), name: name.to_owned(), user_id: user }))
-}
-
-#[derive(sqlx::FromRow)]
-struct GrantRow {
-    id: i64,
-    device_id: i64,
-    volume_id: i64,
-    name: String,
-    prefix_path: String,
-    is_disabled: bool,
-}
-
-impl GrantRow {
-    fn into_grant(self) -> CatalogResult<Grant> {
-        Ok(Grant {
-            media_grant_id: GrantId(self.id),
-            grant_name: self.name,
-            device_id: DeviceId(self.device_id),
-            volume_id: VolumeId(self.volume_id),
-            prefix_path: MediaPath::parse_prefix(&self.prefix_path).map_err(|e| CatalogError::Schema(e.to_string()))?,
-            is_disabled: self.is_disabled,
-            volume_encryption_key: None,
-        })
-    }
 }
 
 const GRANT_COLUMNS: &str = "id, device_id, volume_id, name, prefix_path, is_disabled";

@@ -6,40 +6,13 @@ use std::time::Duration;
 use sqlx::{AssertSqlSafe, SqliteConnection, SqlitePool};
 
 use super::on_unique;
+use crate::catalog::rows::JobRow;
 use crate::catalog::*;
-use crate::clock::{iso, now_ms};
+use crate::clock::now_ms;
 use crate::domain::Sha256Hex;
 
 /// Jobs are tried this many times before they are marked failed.
 pub const MAX_ATTEMPTS: i64 = 5;
-
-#[derive(sqlx::FromRow)]
-struct JobRow {
-    id: i64,
-    kind: String,
-    payload: String,
-    status: String,
-    attempts: i64,
-    last_error: Option<String>,
-    run_after_ms: i64,
-    updated_ms: i64,
-}
-
-impl JobRow {
-    fn into_job(self) -> CatalogResult<Job> {
-        Ok(Job {
-            job_id: self.id,
-            kind: self.kind,
-            payload: serde_json::from_str(&self.payload).map_err(|e| CatalogError::Schema(e.to_string()))?,
-            status: JobStatus::parse(&self.status)
-                .ok_or_else(|| CatalogError::Schema(format!("job status {}", self.status)))?,
-            attempts: self.attempts,
-            last_error: self.last_error,
-            run_after: iso(self.run_after_ms),
-            updated: iso(self.updated_ms),
-        })
-    }
-}
 
 const JOB_COLUMNS: &str = "id, kind, payload, status, attempts, last_error, run_after_ms, updated_ms";
 

@@ -1,0 +1,192 @@
+//! Catalog rows as both backends read them: one `FromRow` struct per table and its
+//! conversion into the model. The SQL differs per backend; the rows do not.
+
+use crate::catalog::*;
+use crate::clock::iso;
+use crate::domain::{DeviceId, GrantId, Level, MediaPath, ScopeSet, Sha256Hex, TokenId, UserId, VolumeId};
+
+#[derive(sqlx::FromRow)]
+pub(super) struct UserRow {
+    id: i64,
+    name: String,
+    level: String,
+}
+impl UserRow {
+    pub(super) fn into_user(self) -> CatalogResult<User> {
+        let level = self.level.parse::<Level>().map_err(|e| CatalogError::Schema(e.to_string()))?;
+        Ok(User { user_id: UserId(self.id), name: self.name, level })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(super) struct TokenRow {
+    id: i64,
+    user_id: i64,
+    scopes: String,
+    revoked_ms: Option<i64>,
+    created_ms: i64,
+}
+impl TokenRow {
+    pub(super) fn into_record(self) -> CatalogResult<TokenRecord> {
+        Ok(TokenRecord {
+            token_id: TokenId(self.id),
+            user_id: UserId(self.user_id),
+            scopes: self.scopes.parse::<ScopeSet>().map_err(|e| CatalogError::Schema(e.to_string()))?,
+            is_revoked: self.revoked_ms.is_some(),
+            created: iso(self.created_ms),
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(super) struct DeviceRow {
+    id: i64,
+    user_id: i64,
+    name: String,
+    upload_priority: i64,
+    is_disabled: bool,
+    is_upload_disabled: bool,
+    is_download_disabled: bool,
+    pull_url: Option<String>,
+}
+impl From<DeviceRow> for Device {
+    fn from(r: DeviceRow) -> Self {
+        Device {
+            device_id: DeviceId(r.id),
+            device_name: r.name,
+            user_id: UserId(r.user_id),
+            upload_priority: r.upload_priority,
+            is_disabled: r.is_disabled,
+            is_upload_disabled: r.is_upload_disabled,
+            is_download_disabled: r.is_download_disabled,
+            pull_url: r.pull_url,
+        }
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(super) struct GrantRow {
+    id: i64,
+    device_id: i64,
+    volume_id: i64,
+    name: String,
+    prefix_path: String,
+    is_disabled: bool,
+}
+impl GrantRow {
+    pub(super) fn into_grant(self) -> CatalogResult<Grant> {
+        Ok(Grant {
+            media_grant_id: GrantId(self.id),
+            grant_name: self.name,
+            device_id: DeviceId(self.device_id),
+            volume_id: VolumeId(self.volume_id),
+            prefix_path: MediaPath::parse_prefix(&self.prefix_path).map_err(|e| CatalogError::Schema(e.to_string()))?,
+            is_disabled: self.is_disabled,
+            volume_encryption_key: None,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(super) struct SessionRow {
+    ulid: String,
+    user_id: i64,
+    folder_id: i64,
+    folder_key: String,
+    max_filesize: Option<i64>,
+    max_files: Option<i64>,
+    max_size: Option<i64>,
+    file_extensions: Option<String>,
+    no_transcode: bool,
+    hide_response: bool,
+    autofinish: bool,
+    reserved_files: i64,
+    reserved_bytes: i64,
+    finished_ms: Option<i64>,
+    expires_ms: i64,
+}
+impl From<SessionRow> for Session {
+    fn from(r: SessionRow) -> Self {
+        Session {
+            ulid: r.ulid,
+            user_id: UserId(r.user_id),
+            folder: Folder { id: r.folder_id, user_id: UserId(r.user_id), key: r.folder_key },
+            limits: SessionLimits {
+                max_filesize: r.max_filesize.map(|v| v as u64),
+                max_files: r.max_files.map(|v| v as u64),
+                max_size: r.max_size.map(|v| v as u64),
+                file_extensions: r.file_extensions.map(|list| list.split(',').map(str::to_owned).collect()),
+                no_transcode: r.no_transcode,
+                hide_response: r.hide_response,
+                autofinish: r.autofinish,
+            },
+            reserved_files: r.reserved_files as u64,
+            reserved_bytes: r.reserved_bytes as u64,
+            finished: r.finished_ms.is_some(),
+            expires_ms: r.expires_ms,
+        }
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(super) struct EventRow {
+    id: String,
+    user_id: i64,
+    device_id: i64,
+    name: String,
+    media_type: String,
+    content_type: String,
+    sha256: Option<String>,
+    size: i64,
+    thumbnail_sha256: Option<String>,
+    metadata: Option<String>,
+    source_name: Option<String>,
+    created_ms: i64,
+}
+impl EventRow {
+    pub(super) fn into_event(self) -> CatalogResult<Event> {
+        let schema = |e: String| CatalogError::Schema(e);
+        let hash = |h: Option<String>| h.map(|h| Sha256Hex::parse(&h).map_err(|e| schema(e.to_string()))).transpose();
+        Ok(Event {
+            id: self.id,
+            user_id: UserId(self.user_id),
+            device_id: DeviceId(self.device_id),
+            name: self.name,
+            media_type: self.media_type,
+            content_type: self.content_type,
+            sha256: hash(self.sha256)?,
+            size: self.size as u64,
+            thumbnail_sha256: hash(self.thumbnail_sha256)?,
+            metadata: self.metadata.map(|m| serde_json::from_str(&m)).transpose().map_err(|e| schema(e.to_string()))?,
+            source_name: self.source_name,
+            created_ms: self.created_ms,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(super) struct JobRow {
+    id: i64,
+    kind: String,
+    payload: String,
+    status: String,
+    attempts: i64,
+    last_error: Option<String>,
+    run_after_ms: i64,
+    updated_ms: i64,
+}
+impl JobRow {
+    pub(super) fn into_job(self) -> CatalogResult<Job> {
+        Ok(Job {
+            job_id: self.id,
+            kind: self.kind,
+            payload: serde_json::from_str(&self.payload).map_err(|e| CatalogError::Schema(e.to_string()))?,
+            status: JobStatus::parse(&self.status)
+                .ok_or_else(|| CatalogError::Schema(format!("job status {}", self.status)))?,
+            attempts: self.attempts,
+            last_error: self.last_error,
+            run_after: iso(self.run_after_ms),
+            updated: iso(self.updated_ms),
+        })
+    }
+}
