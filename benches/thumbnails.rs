@@ -7,75 +7,24 @@
 //! the same decode → thumbnail → JPEG work done in this process with the `image` crate
 //! alone, on the same images, in the same run.
 
-use std::io::{BufRead, BufReader, Cursor};
+use std::io::Cursor;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use image::{DynamicImage, ImageFormat, Rgb, RgbImage};
 use serde_json::Value;
 
+#[path = "harness/mod.rs"]
+mod harness;
+use harness::{Server, admin};
+
 const WIDTH: u32 = 4000;
 const HEIGHT: u32 = 3000;
 
-struct Server {
-    child: Child,
-    address: String,
-}
-
-impl Server {
-    fn start(data_dir: &Path) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_ferry"))
-            .arg("--data-dir")
-            .arg(data_dir)
-            .args(["serve", "--listen", "127.0.0.1:0"])
-            .env("FERRY_LOG", "warn")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("ferry starts");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-        let address = line.trim().strip_prefix("listening on ").expect("first line names the address").to_owned();
-        Self { child, address }
-    }
-
-    /// (current RSS, peak RSS) in MiB.
-    fn rss_mib(&self) -> (f64, f64) {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
-        let field = |name: &str| -> f64 {
-            let kib: f64 = status
-                .lines()
-                .find(|l| l.starts_with(name))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .unwrap()
-                .parse()
-                .unwrap();
-            kib / 1024.0
-        };
-        (field("VmRSS:"), field("VmHWM:"))
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn admin(data_dir: &Path, upload_url: &str, args: &[&str]) -> Value {
-    let out = Command::new(env!("CARGO_BIN_EXE_ferry"))
-        .arg("--data-dir")
-        .arg(data_dir)
-        .env("FERRY_UPLOAD_URL", upload_url)
-        .arg("admin")
-        .args(args)
-        .arg("--json")
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    serde_json::from_slice(&out.stdout).unwrap()
+/// (current RSS, peak RSS) of the server in MiB.
+fn rss_mib(server: &Server) -> (f64, f64) {
+    let (current, peak) = server.rss_kib();
+    (current as f64 / 1024.0, peak as f64 / 1024.0)
 }
 
 /// A 12 MP photo-like JPEG (quality 90), distinct per `seed`, with a minimal EXIF block.
@@ -142,7 +91,7 @@ async fn main() {
     let urls: Vec<String> = (0..count)
         .map(|_| admin(&data, &server.address, &["sign-upload", "--user", "bench"])["url"].as_str().unwrap().to_owned())
         .collect();
-    let (idle_rss, _) = server.rss_mib();
+    let (idle_rss, _) = rss_mib(&server);
     let client = reqwest::Client::new();
     let started = Instant::now();
     for (url, bytes) in urls.iter().zip(&photos) {
@@ -153,7 +102,7 @@ async fn main() {
     let mut peak = 0.0f64;
     let (done, failed) = loop {
         let (done, failed) = finished(&data, &server.address);
-        peak = peak.max(server.rss_mib().1);
+        peak = peak.max(rss_mib(&server).1);
         if done == count {
             break (done, failed);
         }
@@ -161,7 +110,7 @@ async fn main() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
     let took = started.elapsed();
-    let (_, peak_end) = server.rss_mib();
+    let (_, peak_end) = rss_mib(&server);
     let rate = count as f64 / took.as_secs_f64();
     println!(
         "\n## Thumbnails — {count} × 12 MP JPEG ({mib:.1} MiB each), uploaded by signed PUT, processed by the server"
