@@ -3,7 +3,9 @@
 //! Starts the real `ferry serve` (release build) on a temp data dir on 127.0.0.1 and runs
 //! each scenario a bounded number of times. Every figure with a reference is a ratio
 //! measured in the same run, so a noisy shared machine moves both sides together.
-//! Environment: `FERRY_BENCH_MIB` (default 1024) sets the large-upload size.
+//! Environment: `FERRY_BENCH_MIB` (default 1024) sets the large-upload size;
+//! `FERRY_BENCH_ONLY=P1,P5` runs some scenarios; `FERRY_BENCH_RUSTUS` names the peer for P2
+//! (`bench/run` installs it).
 
 use std::io::Write;
 use std::path::Path;
@@ -76,6 +78,28 @@ fn limits(block: &Bytes, mib: usize, dir: &Path) -> (f64, f64) {
     (sha, write)
 }
 
+/// One signed PUT of `mib` MiB into a fresh `ferry serve` in `dir`: (MB/s, server peak RSS KiB).
+async fn ferry_put(dir: &Path, block: &Bytes, mib: usize) -> (f64, u64) {
+    let data = dir.join("ferry-data");
+    let server = Server::start(&data);
+    admin(&data, &server.address, &["user", "add", "bench", "--level", "uploader"]);
+    let url = admin(&data, &server.address, &["sign-upload", "--user", "bench"])["url"].as_str().unwrap().to_owned();
+    let started = Instant::now();
+    let response = reqwest::Client::new()
+        .put(&url)
+        .header("content-length", mib * MIB)
+        .body(body_of(block, mib))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200, "{}", response.text().await.unwrap());
+    let rate = mbps(mib * MIB, started.elapsed());
+    let (_, peak) = server.rss_kib();
+    drop(server);
+    std::fs::remove_dir_all(&data).unwrap();
+    (rate, peak)
+}
+
 async fn large_put(mib: usize) {
     let dir = tempfile::tempdir_in(".").unwrap();
     let block = block(7);
@@ -84,32 +108,186 @@ async fn large_put(mib: usize) {
     println!("|---|---|---|---|---|---|");
     let (mut ratios, mut ferry) = (Vec::new(), Vec::new());
     for run in 0..REPEATS {
-        let data = dir.path().join(format!("data-{run}"));
-        let server = Server::start(&data);
-        admin(&data, &server.address, &["user", "add", "bench", "--level", "uploader"]);
-        let url =
-            admin(&data, &server.address, &["sign-upload", "--user", "bench"])["url"].as_str().unwrap().to_owned();
-        let client = reqwest::Client::new();
-        let started = Instant::now();
-        let response =
-            client.put(&url).header("content-length", mib * MIB).body(body_of(&block, mib)).send().await.unwrap();
-        assert_eq!(response.status(), 200, "{}", response.text().await.unwrap());
-        let took = started.elapsed();
-        let (_, peak) = server.rss_kib();
-        drop(server);
+        let (rate, peak) = ferry_put(dir.path(), &block, mib).await;
         let (sha, write) = limits(&block, mib, dir.path());
-        let rate = mbps(mib * MIB, took);
         let ratio = rate / sha.min(write);
         println!("| {} | {rate:.0} | {sha:.0} | {write:.0} | {ratio:.2} | {:.1} |", run + 1, peak as f64 / 1024.0);
         ratios.push(ratio);
         ferry.push(rate);
-        std::fs::remove_dir_all(&data).unwrap();
     }
     println!(
         "median Ferry {:.0} MB/s (spread {}), median ratio {:.2}",
         median(&mut ferry),
         spread(&ferry),
         median(&mut ratios)
+    );
+}
+
+/// rustus, a tus server in Rust, on a free loopback port with file storage in `dir`.
+struct Rustus {
+    child: std::process::Child,
+    address: String,
+}
+
+impl Rustus {
+    fn start(bin: &Path, dir: &Path, max_body: usize) -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        std::fs::create_dir_all(dir).unwrap();
+        let child = std::process::Command::new(bin)
+            .args(["--host", "127.0.0.1", "--port", &port.to_string(), "--log-level", "ERROR"])
+            .args(["--max-body-size", &max_body.to_string()])
+            .arg("--data-dir")
+            .arg(dir)
+            .arg("--info-dir")
+            .arg(dir)
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("rustus starts");
+        let address = format!("127.0.0.1:{port}");
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(&address).is_ok() {
+                return Self { child, address: format!("http://{address}") };
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("rustus did not listen on {address}");
+    }
+
+    /// Creates a tus upload of `mib` MiB and sends it in one PATCH: MB/s from creation to the answer.
+    async fn upload(&self, block: &Bytes, mib: usize) -> f64 {
+        let client = reqwest::Client::new();
+        let started = Instant::now();
+        let created = client
+            .post(format!("{}/files/", self.address))
+            .header("tus-resumable", "1.0.0")
+            .header("upload-length", mib * MIB)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(created.status(), 201, "{}", created.text().await.unwrap());
+        let location = created.headers()["location"].to_str().unwrap().to_owned();
+        let location = if location.starts_with("http") { location } else { format!("{}{location}", self.address) };
+        let patched = client
+            .patch(&location)
+            .header("tus-resumable", "1.0.0")
+            .header("upload-offset", "0")
+            .header("content-type", "application/offset+octet-stream")
+            .header("content-length", mib * MIB)
+            .body(body_of(block, mib))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(patched.status(), 204, "{}", patched.text().await.unwrap());
+        assert_eq!(patched.headers()["upload-offset"].to_str().unwrap(), (mib * MIB).to_string());
+        mbps(mib * MIB, started.elapsed())
+    }
+}
+
+impl Drop for Rustus {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The same bytes into rustus (one tus PATCH) and into Ferry's signed PUT, alternating.
+async fn against_rustus(mib: usize) {
+    println!("\n## P2 — one {mib} MiB upload over loopback: Ferry signed PUT vs rustus 0.5.10 (tus, one PATCH)");
+    let Some(bin) = std::env::var_os("FERRY_BENCH_RUSTUS").map(std::path::PathBuf::from).filter(|b| b.exists()) else {
+        println!("not run: set FERRY_BENCH_RUSTUS to a rustus 0.5.10 binary (`bench/run` installs one)");
+        return;
+    };
+    let dir = tempfile::tempdir_in(".").unwrap();
+    let block = block(11);
+    println!("| run | Ferry MB/s | rustus MB/s | ratio | Ferry peak RSS MiB | rustus peak RSS MiB | RSS ratio |");
+    println!("|---|---|---|---|---|---|---|");
+    let (mut rates, mut memory) = (Vec::new(), Vec::new());
+    for run in 0..REPEATS {
+        let storage = dir.path().join("rustus-data");
+        let rustus = Rustus::start(&bin, &storage, mib * MIB + MIB);
+        let theirs = rustus.upload(&block, mib).await;
+        let (_, their_peak) = harness::rss_kib(rustus.child.id());
+        drop(rustus);
+        std::fs::remove_dir_all(&storage).unwrap();
+        let (ours, our_peak) = ferry_put(dir.path(), &block, mib).await;
+        let (rate, rss) = (ours / theirs, our_peak as f64 / their_peak as f64);
+        println!(
+            "| {} | {ours:.0} | {theirs:.0} | {rate:.2} | {:.1} | {:.1} | {rss:.3} |",
+            run + 1,
+            our_peak as f64 / 1024.0,
+            their_peak as f64 / 1024.0
+        );
+        rates.push(rate);
+        memory.push(rss);
+    }
+    println!("median throughput ratio {:.2}, median peak-RSS ratio {:.3}", median(&mut rates), median(&mut memory));
+}
+
+/// `count` uploads at once, each trickling `piece` bytes every `every` for `pieces` times:
+/// the server's RSS above idle, per upload, while all of them are open.
+async fn trickling_uploads(count: usize) {
+    let (pieces, piece, every) = (60usize, 4096usize, Duration::from_millis(100));
+    let wanted = (count as u64) * 4 + 256;
+    let limit = rlimit::increase_nofile_limit(wanted).unwrap();
+    assert!(limit >= wanted, "RLIMIT_NOFILE is {limit}; {count} uploads need about {wanted}");
+    let dir = tempfile::tempdir_in(".").unwrap();
+    let data = dir.path().join("data");
+    let server = Server::start(&data);
+    admin(&data, &server.address, &["user", "add", "bench", "--level", "uploader"]);
+    let url = admin(&data, &server.address, &["sign-upload", "--user", "bench"])["url"].as_str().unwrap().to_owned();
+    let client = reqwest::Client::builder().pool_max_idle_per_host(0).build().unwrap();
+    let (idle, _) = server.rss_kib();
+    let uploads: Vec<_> = (0..count)
+        .map(|n| {
+            let (client, url) = (client.clone(), url.clone());
+            let bytes = Bytes::from((0..piece).map(|i| (i as u64 * 31 + n as u64) as u8).collect::<Vec<u8>>());
+            tokio::spawn(async move {
+                let body = futures_util::stream::unfold(0usize, move |sent| {
+                    let bytes = bytes.clone();
+                    async move {
+                        if sent == pieces {
+                            return None;
+                        }
+                        tokio::time::sleep(every).await;
+                        Some((Ok::<_, std::io::Error>(bytes), sent + 1))
+                    }
+                });
+                let response = client
+                    .put(url)
+                    .header("content-length", pieces * piece)
+                    .body(reqwest::Body::wrap_stream(body))
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(response.status(), 200, "{}", response.text().await.unwrap());
+            })
+        })
+        .collect();
+    // sample while every upload is open: from 2 s in until 1 s before the first could end
+    let mut samples = Vec::new();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    while samples.len() < 3 * (pieces / 10 - 3) {
+        samples.push(server.rss_kib().0);
+        tokio::time::sleep(Duration::from_millis(333)).await;
+    }
+    futures_util::future::try_join_all(uploads).await.expect("every upload succeeds");
+    let busiest = *samples.iter().max().unwrap();
+    let per_upload = (busiest.saturating_sub(idle)) as f64 / count as f64;
+    println!(
+        "\n## P3 — {count} concurrent uploads, each sending {piece} bytes every {} ms for {:.0} s",
+        every.as_millis(),
+        (pieces as u32 * every).as_secs_f64()
+    );
+    println!(
+        "| server RSS idle MiB | busiest RSS MiB (of {} samples) | KiB per upload | after all ended MiB |",
+        samples.len()
+    );
+    println!("|---|---|---|---|");
+    println!(
+        "| {:.1} | {:.1} | {per_upload:.0} | {:.1} |",
+        idle as f64 / 1024.0,
+        busiest as f64 / 1024.0,
+        server.rss_kib().0 as f64 / 1024.0
     );
 }
 
@@ -351,11 +529,28 @@ async fn many_small_files() {
 #[tokio::main]
 async fn main() {
     let mib: usize = std::env::var("FERRY_BENCH_MIB").ok().and_then(|v| v.parse().ok()).unwrap_or(1024);
+    // e.g. FERRY_BENCH_ONLY=P2,P5 while working on one scenario
+    let only = std::env::var("FERRY_BENCH_ONLY").unwrap_or_default();
+    let wanted = |name: &str| only.is_empty() || only.split(',').any(|o| o.trim().eq_ignore_ascii_case(name));
     let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
     println!("# Ferry benchmarks — {cpus} CPUs, data on the current directory's disk");
-    large_put(mib).await;
-    multipart_rss(mib).await;
-    dedup_batch().await;
-    small_requests().await;
-    many_small_files().await;
+    if wanted("P1") {
+        large_put(mib).await;
+    }
+    if wanted("P2") {
+        against_rustus(mib).await;
+    }
+    if wanted("P3") {
+        trickling_uploads(1000).await;
+        multipart_rss(mib).await;
+    }
+    if wanted("P4") {
+        dedup_batch().await;
+    }
+    if wanted("P5") {
+        small_requests().await;
+    }
+    if wanted("P6") {
+        many_small_files().await;
+    }
 }

@@ -16,6 +16,7 @@ use crate::catalog::postgres::PgCatalog;
 use crate::catalog::sqlite::SqliteCatalog;
 use crate::config::Config;
 use crate::http::{AppState, router};
+use crate::import_buckets::ImportBuckets;
 use crate::jobs::watch::WatchFolders;
 use crate::jobs::{JobRunner, consistency};
 use crate::remote::RemotePolicy;
@@ -29,6 +30,7 @@ pub struct Services {
     pub signer: Signer,
     pub jobs: JobRunner,
     pub remote: Arc<RemotePolicy>,
+    pub import_buckets: Arc<ImportBuckets>,
 }
 
 impl Services {
@@ -39,9 +41,10 @@ impl Services {
         let store = open_store(&config)?;
         let signer = Signer::new(signing_key(&config, catalog.as_ref()).await?);
         let remote = Arc::new(RemotePolicy::parse(&config.remote_allow).context("FERRY_REMOTE_ALLOW")?);
+        let import_buckets = Arc::new(ImportBuckets::open(&config).context("cannot open the import buckets")?);
         let config = Arc::new(config);
         let jobs = JobRunner::new(catalog.clone(), store.clone(), config.clone(), remote.clone());
-        Ok(Self { config, catalog, store, signer, jobs, remote })
+        Ok(Self { config, catalog, store, signer, jobs, remote, import_buckets })
     }
 
     /// Base of signed URLs when no server address is known (the CLI): the configured
@@ -122,6 +125,7 @@ impl Application {
             signer: services.signer,
             jobs: services.jobs,
             remote: services.remote,
+            import_buckets: services.import_buckets,
             public_url,
             upload_url,
         };

@@ -38,6 +38,7 @@ pub const SETTINGS: &[Setting] = &[
     Setting { key: "remote_allow", env: "FERRY_REMOTE_ALLOW", default: "(none)", meaning: "Comma list of CIDRs or host names remote import may reach although private/loopback." },
     Setting { key: "remote_timeout", env: "FERRY_REMOTE_TIMEOUT", default: "10m", meaning: "Time limit of one remote import." },
     Setting { key: "import_dir", env: "FERRY_IMPORT_DIR", default: "<data_dir>/import", meaning: "The `local` bucket of blob import: files under it can be registered by key." },
+    Setting { key: "import_buckets", env: "FERRY_IMPORT_BUCKETS", default: "(none)", meaning: "Comma list of S3 buckets blob import may read (with the s3_* endpoint and credentials; s3_bucket need not be set)." },
     Setting { key: "watch", env: "FERRY_WATCH", default: "(none)", meaning: "Comma list of watch folders `DIR=USER/FOLDER`: files dropped in DIR are ingested into USER's FOLDER." },
     Setting { key: "watch_settle_ms", env: "FERRY_WATCH_SETTLE_MS", default: "2000", meaning: "A watched file is ingested once its size and mtime stay unchanged this many milliseconds." },
     Setting { key: "watch_after", env: "FERRY_WATCH_AFTER", default: "move", meaning: "After ingesting a watched file: `move` it to DIR/done/ or `remove` it." },
@@ -104,6 +105,8 @@ pub struct Config {
     pub watch_remove: bool,
     /// The S3-compatible blob store; `None` keeps blobs in `data_dir`.
     pub s3: Option<S3Config>,
+    /// S3 buckets blob import may read besides `local`, at the `s3_*` endpoint.
+    pub import_buckets: Vec<S3Config>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -211,6 +214,7 @@ impl Config {
             remote_timeout: duration("remote_timeout", "10m")?,
             import_dir: get("import_dir").map(PathBuf::from).unwrap_or_else(|| data_dir.join("import")),
             s3: s3::s3_config(&get, url("s3_endpoint")?)?,
+            import_buckets: s3::import_buckets(&get, url("s3_endpoint")?)?,
             data_dir,
         })
     }
@@ -292,6 +296,15 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_readme_table_lists_every_setting_as_declared() {
+        let readme = include_str!("../README.md");
+        for s in SETTINGS {
+            let row = format!("| `{}` | `{}` | {} | {} |", s.key, s.env, s.default, s.meaning);
+            assert!(readme.contains(&row), "README.md lacks the row\n{row}");
+        }
+    }
 
     #[test]
     fn defaults_resolve() {

@@ -27,6 +27,7 @@ pub mod config;
 pub mod domain;
 pub mod gallery;
 pub mod http;
+pub mod import_buckets;
 pub mod ingest;
 pub mod jobs;
 pub mod media;

@@ -31,18 +31,17 @@ impl Server {
 
     /// (current RSS, peak RSS) in KiB.
     pub fn rss_kib(&self) -> (u64, u64) {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
-        let field = |name: &str| {
-            status
-                .lines()
-                .find(|l| l.starts_with(name))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .unwrap()
-                .parse()
-                .unwrap()
-        };
-        (field("VmRSS:"), field("VmHWM:"))
+        rss_kib(self.child.id())
     }
+}
+
+/// (current RSS, peak RSS) in KiB of process `pid`, as the kernel counts them.
+pub fn rss_kib(pid: u32) -> (u64, u64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let field = |name: &str| {
+        status.lines().find(|l| l.starts_with(name)).and_then(|l| l.split_whitespace().nth(1)).unwrap().parse().unwrap()
+    };
+    (field("VmRSS:"), field("VmHWM:"))
 }
 
 impl Drop for Server {

@@ -17,7 +17,7 @@ use futures_util::stream::BoxStream;
 use crate::domain::{ByteRange, Sha256Hex};
 pub use direct::{Assembled, DirectMultipart, DirectUploads, Presigned, StoredPart, composite_etag};
 pub use local::LocalStore;
-pub use s3::S3Store;
+pub use s3::{S3Store, s3_client};
 
 /// A stream of blob bytes, read lazily in bounded pieces.
 pub type ByteStream = BoxStream<'static, std::io::Result<Bytes>>;

@@ -49,6 +49,29 @@ pub struct S3Store {
     direct_staging_max_age: Duration,
 }
 
+/// A client for `config`'s bucket, retrying transient failures a few times.
+pub fn s3_client(config: &S3Config) -> Result<AmazonS3, StoreError> {
+    let mut builder = AmazonS3Builder::new()
+        .with_bucket_name(&config.bucket)
+        .with_region(&config.region)
+        .with_virtual_hosted_style_request(!config.path_style)
+        .with_retry(RetryConfig {
+            backoff: BackoffConfig::default(),
+            max_retries: 3,
+            retry_timeout: Duration::from_secs(30),
+        });
+    if let Some(endpoint) = &config.endpoint {
+        builder = builder.with_endpoint(endpoint).with_allow_http(endpoint.starts_with("http://"));
+    }
+    if let Some(id) = &config.access_key_id {
+        builder = builder.with_access_key_id(id);
+    }
+    if let Some(secret) = &config.secret_access_key {
+        builder = builder.with_secret_access_key(&secret.0);
+    }
+    builder.build().map_err(io)
+}
+
 /// What a bad staging key is called in errors.
 fn bad_key(key: &str) -> StoreError {
     std::io::Error::new(std::io::ErrorKind::InvalidInput, format!("bad staging key {key}")).into()
@@ -61,27 +84,8 @@ pub(super) fn io(err: object_store::Error) -> StoreError {
 impl S3Store {
     /// Connects (lazily: the first request reaches the server) to the configured bucket.
     pub fn open(config: &S3Config) -> Result<Self, StoreError> {
-        let mut builder = AmazonS3Builder::new()
-            .with_bucket_name(&config.bucket)
-            .with_region(&config.region)
-            .with_virtual_hosted_style_request(!config.path_style)
-            .with_retry(RetryConfig {
-                backoff: BackoffConfig::default(),
-                max_retries: 3,
-                retry_timeout: Duration::from_secs(30),
-            });
-        if let Some(endpoint) = &config.endpoint {
-            builder = builder.with_endpoint(endpoint).with_allow_http(endpoint.starts_with("http://"));
-        }
-        if let Some(id) = &config.access_key_id {
-            builder = builder.with_access_key_id(id);
-        }
-        if let Some(secret) = &config.secret_access_key {
-            builder = builder.with_secret_access_key(&secret.0);
-        }
-        let s3 = builder.build().map_err(io)?;
         Ok(Self {
-            s3: Arc::new(s3),
+            s3: Arc::new(s3_client(config)?),
             prefix: config.prefix.clone(),
             direct: config.direct,
             http: reqwest::Client::builder().timeout(Duration::from_secs(60)).build().map_err(std::io::Error::other)?,

@@ -43,6 +43,8 @@ pub struct AppState {
     pub jobs: JobRunner,
     /// Where remote import may reach.
     pub remote: Arc<crate::remote::RemotePolicy>,
+    /// Where blob import reads objects.
+    pub import_buckets: Arc<crate::import_buckets::ImportBuckets>,
     /// Base of links Ferry hands out (no trailing `/`).
     pub public_url: String,
     /// Base of signed upload/download URLs (no trailing `/`).

@@ -13,6 +13,9 @@ use crate::domain::{ChunkHasher, Sha256Hex, chunk_size_for};
 /// Bytes gathered before a batch is handed to the hashing and writing threads: large
 /// enough that per-batch costs vanish, small enough that memory per upload stays low.
 const BATCH_BYTES: usize = 1024 * 1024;
+/// A batch is handed on after this long even when not full, so a slow client (a phone on a
+/// weak link, a trickling dashcam) never has more than this much of its body in memory.
+const BATCH_WAIT: std::time::Duration = std::time::Duration::from_millis(50);
 const HEAD_BYTES: usize = 512;
 
 struct Hashers {
@@ -91,10 +94,20 @@ where
 {
     let mut batch = Vec::new();
     let mut len = 0;
+    let mut deadline = None;
     while len < BATCH_BYTES {
-        let Some(piece) = body.next().await else {
+        let next = match deadline {
+            // the clock starts at the batch's first byte: an idle body costs no timer
+            None => body.next().await,
+            Some(deadline) => match tokio::time::timeout_at(deadline, body.next()).await {
+                Ok(next) => next,
+                Err(_) => break,
+            },
+        };
+        let Some(piece) = next else {
             break;
         };
+        deadline.get_or_insert_with(|| tokio::time::Instant::now() + BATCH_WAIT);
         let piece = piece.map_err(|e| IngestError::Body(e.to_string()))?;
         *total += piece.len() as u64;
         if let Some(limit) = expect.max_size.filter(|limit| *total > *limit) {
@@ -177,4 +190,33 @@ pub(super) fn verify(blob: &BlobRecord, expect: &Expectation) -> Result<(), Stri
         return Err(format!("the received bytes have {what} {actual}, not the bound {expected}"));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_trickling_body_is_handed_on_without_waiting_for_a_full_batch() {
+        let (send, receive) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(4);
+        let mut body = tokio_stream_of(receive);
+        send.send(Ok(Bytes::from_static(b"first bytes"))).await.unwrap();
+        let mut total = 0;
+        // the sender stays open: without the batch deadline this would wait for 1 MiB forever
+        let batch = tokio::time::timeout(std::time::Duration::from_secs(10), async {
+            next_batch(&mut body, &mut total, &Expectation::default()).await
+        })
+        .await
+        .expect("a partial batch is handed on")
+        .unwrap();
+        assert_eq!((batch, total), (vec![Bytes::from_static(b"first bytes")], 11));
+        drop(send);
+        assert!(next_batch(&mut body, &mut total, &Expectation::default()).await.unwrap().is_empty());
+    }
+
+    fn tokio_stream_of<T: Send + 'static>(
+        mut receive: tokio::sync::mpsc::Receiver<T>,
+    ) -> impl Stream<Item = T> + Send + Unpin {
+        Box::pin(futures_util::stream::poll_fn(move |cx| receive.poll_recv(cx)))
+    }
 }

@@ -190,3 +190,59 @@ async fn blob_import_reads_and_hashes_objects_of_the_local_bucket() {
     )
     .await;
 }
+
+#[tokio::test]
+async fn blob_import_streams_objects_of_a_configured_s3_bucket() {
+    let Some(s3) = crate::blob_store_conformance::test_s3_config() else { return };
+    let bucket =
+        std::env::var("FERRY_TEST_S3_IMPORT_BUCKET").expect("FERRY_TEST_S3_IMPORT_BUCKET beside FERRY_TEST_S3_*");
+    // someone else's bucket: Ferry reads it with the s3_* connection, blobs may stay on disk
+    let source =
+        ferry::blob_store::s3_client(&ferry::config::S3Config { bucket: bucket.clone(), ..s3.clone() }).unwrap();
+    let dir = s3.prefix.trim_end_matches('/');
+    let big = bytes_of(9 * 1024 * 1024 + 17, 7); // more than one S3 read chunk, less than a test's patience
+    let small = bytes_of(1000, 8);
+    use object_store::ObjectStoreExt;
+    for (name, data) in [("cam/big.mp4", &big), ("cam/small.jpg", &small)] {
+        let path = object_store::path::Path::from(format!("{dir}/{name}"));
+        source.put(&path, data.clone().into()).await.unwrap();
+    }
+    let app = spawn_app_with(|layer| {
+        layer.insert("s3_endpoint", s3.endpoint.clone().unwrap());
+        layer.insert("s3_region", s3.region.clone());
+        layer.extend(s3.access_key_id.clone().map(|k| ("s3_access_key_id", k)));
+        layer.extend(s3.secret_access_key.clone().map(|k| ("s3_secret_access_key", k.0)));
+        layer.insert("import_buckets", bucket.clone());
+    })
+    .await;
+    let alice = app.user("alice", Level::Uploader, "upload").await;
+    let post = |body: Value| app.client.post(app.url("/api/upload/blob")).bearer_auth(&alice.token).json(&body).send();
+
+    for (name, data) in [("cam/big.mp4", &big), ("cam/small.jpg", &small)] {
+        let created = post(json!({"bucket": bucket, "key": format!("{dir}/{name}"), "folder_id": "from-s3"})).await;
+        let created = created.unwrap();
+        assert_eq!(created.status(), 201, "{name}");
+        let file_id = created.json::<Value>().await.unwrap()["file_id"].as_str().unwrap().to_owned();
+        let stored = app.catalog().file(alice.user_id, &file_id).await.unwrap().unwrap();
+        assert_eq!(stored.sha256.as_str(), sha256_hex(data), "{name}: Ferry hashed what the bucket holds");
+        assert_eq!(stored.size, data.len() as u64);
+        assert_eq!(stored.title, name.rsplit('/').next().unwrap());
+        assert_eq!(stored.folder_key, "from-s3");
+        let download = app.client.get(app.url(&format!("/api/files/{file_id}"))).bearer_auth(&alice.token).send();
+        let download = download.await.unwrap();
+        assert_eq!(download.status(), 200);
+        assert_eq!(download.bytes().await.unwrap(), data.as_slice(), "{name}: the library serves the same bytes");
+    }
+    let object = object_store::path::Path::from(format!("{dir}/cam/small.jpg"));
+    assert!(source.head(&object).await.is_ok(), "the object stays in its bucket");
+
+    let missing = post(json!({"bucket": bucket, "key": format!("{dir}/cam/none.jpg"), "folder_id": "x"}));
+    expect_error(missing.await.unwrap(), 404, "no_such_object").await;
+    for key in ["", "/abs/path", "a/../b", "a//b"] {
+        let refused = post(json!({"bucket": bucket, "key": key, "folder_id": "x"})).await.unwrap();
+        let code = if key.is_empty() { "missing_key" } else { "invalid_key" };
+        expect_error(refused, 400, code).await;
+    }
+    let unconfigured = post(json!({"bucket": "not-configured", "key": "cam/small.jpg", "folder_id": "x"}));
+    expect_error(unconfigured.await.unwrap(), 400, "unknown_bucket").await;
+}

@@ -1,8 +1,6 @@
 //! Importing into the library without an upload: from a remote URL (a job, 202 + status)
 //! or from an object already in a configured bucket.
 
-use std::path::{Component, Path as FsPath, PathBuf};
-
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -13,6 +11,7 @@ use crate::catalog::{JobStatus, NewLibraryFile};
 use crate::http::AppState;
 use crate::http::error::ApiError;
 use crate::http::extract::{Caller, SessionUpload};
+use crate::import_buckets::ImportError;
 use crate::ingest::Expectation;
 use crate::jobs::remote_fetch::{self, RemoteFetch};
 use crate::remote::FetchError;
@@ -77,47 +76,27 @@ pub async fn remote_status(
     Ok(Json(answer))
 }
 
-/// The local bucket's name, as API.md calls the local store.
-const LOCAL_BUCKET: &str = "local";
-
-/// A key inside the import directory: relative, no `..`, no symlink escape.
-fn object_path(root: &FsPath, key: &str) -> Result<PathBuf, ApiError> {
-    let bad = || ApiError::bad_request("invalid_key", "key must be a relative path inside the bucket");
-    let relative = FsPath::new(key);
-    if key.is_empty() || key.contains('\0') || !relative.components().all(|c| matches!(c, Component::Normal(_))) {
-        return Err(bad());
-    }
-    let missing =
-        || ApiError::not_found(format!("no object '{key}' in bucket {LOCAL_BUCKET}")).with_code("no_such_object");
-    let root = root.canonicalize().map_err(|_| missing())?;
-    let path = root.join(relative).canonicalize().map_err(|_| missing())?;
-    if !path.starts_with(&root) || !path.is_file() {
-        return Err(if path.starts_with(&root) { missing() } else { bad() });
-    }
-    Ok(path)
-}
-
 pub async fn blob(
     State(state): State<AppState>,
     Caller(principal, ..): Caller<SessionUpload>,
     fields: Fields,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let bucket = fields.text("bucket").ok_or_else(|| ApiError::bad_request("missing_bucket", "bucket is required"))?;
-    if bucket != LOCAL_BUCKET {
-        return Err(ApiError::bad_request("unknown_bucket", format!("no bucket '{bucket}' is configured")));
-    }
     let key = fields.text("key").ok_or_else(|| ApiError::bad_request("missing_key", "key is required"))?;
     let user = principal.user().user_id;
     let folder = state.catalog.folder(user, &folder_key(&fields)?).await?;
-    let path = object_path(&state.config.import_dir, key)?;
-    let file =
-        tokio::fs::File::open(&path).await.map_err(|e| ApiError::internal(format!("cannot read the object: {e}")))?;
-    let size = file.metadata().await.ok().map(|m| m.len());
-    let body = tokio_util::io::ReaderStream::with_capacity(file, 1024 * 1024);
+    let object = state.import_buckets.open_object(bucket, key).await.map_err(|e| {
+        let message = e.to_string();
+        match e {
+            ImportError::UnknownBucket(_) => ApiError::bad_request("unknown_bucket", message),
+            ImportError::InvalidKey => ApiError::bad_request("invalid_key", message),
+            ImportError::NoSuchObject { .. } => ApiError::not_found(message).with_code("no_such_object"),
+            ImportError::Unreadable { .. } => ApiError::new(StatusCode::BAD_GATEWAY, "bucket_unreadable", message),
+        }
+    })?;
     let expect =
-        Expectation { max_size: Some(state.config.max_upload_size), size_hint: size, ..Expectation::default() };
-    let ingested = state.ingest.ingest(body, &expect, user).await?;
-    let title = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| key.to_owned());
+        Expectation { max_size: Some(state.config.max_upload_size), size_hint: object.size, ..Expectation::default() };
+    let ingested = state.ingest.ingest(object.body, &expect, user).await?;
     let stored = state
         .catalog
         .add_file(&NewLibraryFile {
@@ -126,9 +105,9 @@ pub async fn blob(
             session_ulid: None,
             job_id: None,
             watch_key: None,
-            title,
+            title: object.title,
             blob: ingested.blob,
-            content_type: "application/octet-stream".into(),
+            content_type: object.content_type.unwrap_or_else(|| "application/octet-stream".into()),
         })
         .await?;
     Ok((StatusCode::CREATED, Json(json!({"file_id": stored.file_id}))))
