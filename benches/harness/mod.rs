@@ -33,15 +33,21 @@ impl Server {
     pub fn rss_kib(&self) -> (u64, u64) {
         rss_kib(self.child.id())
     }
+
+    pub fn threads(&self) -> u64 {
+        status_field(self.child.id(), "Threads:")
+    }
 }
 
 /// (current RSS, peak RSS) in KiB of process `pid`, as the kernel counts them.
 pub fn rss_kib(pid: u32) -> (u64, u64) {
+    (status_field(pid, "VmRSS:"), status_field(pid, "VmHWM:"))
+}
+
+/// A number from `/proc/PID/status`, e.g. `Threads:`.
+pub fn status_field(pid: u32, name: &str) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let field = |name: &str| {
-        status.lines().find(|l| l.starts_with(name)).and_then(|l| l.split_whitespace().nth(1)).unwrap().parse().unwrap()
-    };
-    (field("VmRSS:"), field("VmHWM:"))
+    status.lines().find(|l| l.starts_with(name)).and_then(|l| l.split_whitespace().nth(1)).unwrap().parse().unwrap()
 }
 
 impl Drop for Server {

@@ -55,11 +55,8 @@ impl Principal {
 /// with every call); unknown credentials resolve to `None`.
 pub async fn resolve(catalog: &dyn Catalog, presented: &Presented) -> CatalogResult<Option<Principal>> {
     if let Some(key) = &presented.device_session_key {
-        let Some(device) = catalog.device_by_key_hash(&secrets::hash(key)).await? else {
-            return Ok(None);
-        };
-        let owner = catalog.user(device.user_id).await?;
-        return Ok(owner.map(|owner| Principal::Device { device, owner }));
+        let found = catalog.device_by_key_hash(&secrets::hash(key)).await?;
+        return Ok(found.map(|(device, owner)| Principal::Device { device, owner }));
     }
     let Some(token) = presented.header_token.as_ref().or(presented.user_session_key.as_ref()) else {
         return Ok(None);

@@ -34,7 +34,7 @@ const PART_BYTES: usize = 8 * 1024 * 1024;
 /// Parts in flight per staging write; with the buffer, at most ~3 parts of memory.
 const PARTS_IN_FLIGHT: usize = 2;
 /// CopyObject's limit; larger blobs are copied by streaming them through a new upload.
-const MAX_COPY: u64 = 5 * 1024 * 1024 * 1024;
+const MAX_SINGLE_COPY: u64 = 5 * 1024 * 1024 * 1024;
 
 pub struct S3Store {
     pub(super) s3: Arc<AmazonS3>,
@@ -45,6 +45,8 @@ pub struct S3Store {
     /// Request staging younger than this survives `clean_request_staging`: other replicas
     /// share the bucket and may be streaming into it right now.
     request_staging_min_age: Duration,
+    /// Largest staged object committed by one server-side copy.
+    max_single_copy: u64,
     /// Direct-mode PUTs never registered are removed after this (longer than a signed URL lives).
     direct_staging_max_age: Duration,
 }
@@ -90,6 +92,7 @@ impl S3Store {
             direct: config.direct,
             http: reqwest::Client::builder().timeout(Duration::from_secs(60)).build().map_err(std::io::Error::other)?,
             request_staging_min_age: Duration::from_secs(3600),
+            max_single_copy: MAX_SINGLE_COPY,
             direct_staging_max_age: Duration::from_secs(2 * 86_400),
         })
     }
@@ -97,6 +100,13 @@ impl S3Store {
     /// How old request staging must be before a start-up sweep removes it (tests use zero).
     pub fn with_request_staging_min_age(mut self, age: Duration) -> Self {
         self.request_staging_min_age = age;
+        self
+    }
+
+    /// Commits objects over `bytes` by streaming them through a new upload, as blobs over
+    /// CopyObject's 5 GiB limit are (tests lower it so the path runs on small objects).
+    pub fn with_max_single_copy(mut self, bytes: u64) -> Self {
+        self.max_single_copy = bytes;
         self
     }
 
@@ -238,7 +248,7 @@ impl BlobStore for S3Store {
         let placed = match self.s3.head(&to).await {
             Ok(_) => Placed::AlreadyPresent,
             Err(object_store::Error::NotFound { .. }) => {
-                if staged.size > MAX_COPY {
+                if staged.size > self.max_single_copy {
                     self.stream_copy(&from, &to).await?;
                 } else {
                     self.s3.copy(&from, &to).await.map_err(io)?;

@@ -73,7 +73,7 @@ pub trait Catalog: Send + Sync + 'static {
     async fn list_devices(&self) -> CatalogResult<Vec<Device>>;
     /// Every device `reference` can mean (more than one only for an ambiguous bare name).
     async fn find_devices(&self, reference: &DeviceRef) -> CatalogResult<Vec<Device>>;
-    async fn device_by_key_hash(&self, key_hash: &str) -> CatalogResult<Option<Device>>;
+    async fn device_by_key_hash(&self, key_hash: &str) -> CatalogResult<Option<(Device, User)>>;
     async fn set_device_flag(&self, id: DeviceId, flag: DeviceFlag, on: bool) -> CatalogResult<Device>;
 
     async fn create_volume(&self, user: UserId, name: &Name) -> CatalogResult<Volume>;

@@ -186,5 +186,12 @@ fn s3() -> Option<(Arc<dyn BlobStore>, ())> {
     Some((Arc::new(store), ()))
 }
 
+/// Every commit streams the staged object into a new upload, as blobs over 5 GiB do.
+fn s3_streaming_commit() -> Option<(Arc<dyn BlobStore>, ())> {
+    let store = S3Store::open(&test_s3_config()?).unwrap().with_request_staging_min_age(Duration::ZERO);
+    Some((Arc::new(store.with_max_single_copy(0)), ()))
+}
+
 conformance!(on_local, local());
 conformance!(on_s3, s3());
+conformance!(on_s3_streaming_commit, s3_streaming_commit());

@@ -47,7 +47,9 @@ pub async fn identities_round_trip(catalog: Arc<dyn Catalog>) {
         .unwrap();
     let dup = NewDevice { user_id: alice.user_id, name: Name::parse("cam").unwrap(), key_hash: "key-2".into() };
     assert!(matches!(catalog.create_device(dup).await, Err(CatalogError::Conflict(_))));
-    assert_eq!(catalog.device_by_key_hash("key-1").await.unwrap().unwrap().device_id, cam.device_id);
+    let (found, owner) = catalog.device_by_key_hash("key-1").await.unwrap().unwrap();
+    let seen = (found.device_id, owner.user_id, owner.name.as_str(), owner.level);
+    assert_eq!(seen, (cam.device_id, alice.user_id, "alice", Level::Uploader), "the device comes with its owner");
     let by_name = catalog.find_devices(&DeviceRef::parse("alice/cam")).await.unwrap();
     assert_eq!(by_name.len(), 1);
     let flagged = catalog.set_device_flag(cam.device_id, DeviceFlag::UploadDisabled, true).await.unwrap();

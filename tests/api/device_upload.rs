@@ -69,7 +69,7 @@ async fn a_signed_put_is_bound_to_its_hash_and_size() {
 async fn uploads_disabled_answers_an_empty_list() {
     let app = spawn_app().await;
     let (_, cam) = DeviceClient::setup(&app, "alice", "/").await;
-    let device = app.catalog().device_by_key_hash(&ferry::auth::secrets::hash(&cam.key)).await.unwrap().unwrap();
+    let device = app.catalog().device_by_key_hash(&ferry::auth::secrets::hash(&cam.key)).await.unwrap().unwrap().0;
     app.catalog().set_device_flag(device.device_id, DeviceFlag::UploadDisabled, true).await.unwrap();
     let answer = cam.post_ok("upload", json!({"file_list": [{"file_hash": "a".repeat(64), "file_size": 1}]})).await;
     assert_eq!(answer, json!({"upload_list": [], "upload_disabled": true}));
@@ -115,7 +115,7 @@ async fn errors_of_the_family() {
     expect_error(cam.post("upload", good.clone()).await, 403, "grant_disabled").await;
     app.catalog().set_grant_disabled(grant_id, false).await.unwrap();
 
-    let device = app.catalog().device_by_key_hash(&ferry::auth::secrets::hash(&cam.key)).await.unwrap().unwrap();
+    let device = app.catalog().device_by_key_hash(&ferry::auth::secrets::hash(&cam.key)).await.unwrap().unwrap().0;
     app.catalog().set_device_flag(device.device_id, DeviceFlag::Disabled, true).await.unwrap();
     for op in ["upload", "s3_object", "multipart", "media", "media_list", "download"] {
         expect_error(cam.post(op, json!({})).await, 412, "device_disabled").await;

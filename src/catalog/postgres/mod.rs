@@ -189,7 +189,7 @@ impl Catalog for PgCatalog {
     async fn find_devices(&self, reference: &DeviceRef) -> CatalogResult<Vec<Device>> {
         identities::find_devices(&self.pool, reference).await
     }
-    async fn device_by_key_hash(&self, key_hash: &str) -> CatalogResult<Option<Device>> {
+    async fn device_by_key_hash(&self, key_hash: &str) -> CatalogResult<Option<(Device, User)>> {
         identities::device_by_key_hash(&self.pool, key_hash).await
     }
     async fn set_device_flag(&self, id: DeviceId, flag: DeviceFlag, on: bool) -> CatalogResult<Device> {

@@ -3,7 +3,7 @@
 use sqlx::{AssertSqlSafe, SqlitePool};
 
 use super::on_unique;
-use crate::catalog::rows::{DeviceRow, GrantRow, TokenRow, UserRow};
+use crate::catalog::rows::{DeviceRow, GrantRow, OWNER_COLUMNS, TokenRow, UserRow, WithOwner};
 use crate::catalog::*;
 use crate::clock::now_ms;
 use crate::domain::{DeviceId, GrantId, Level, Name, ScopeSet, TokenId, UserId, VolumeId};
@@ -76,16 +76,14 @@ pub async fn revoke_token(pool: &SqlitePool, id: TokenId) -> CatalogResult<Token
 }
 
 pub async fn token_by_hash(pool: &SqlitePool, secret_hash: &str) -> CatalogResult<Option<(TokenRecord, User)>> {
-    let row: Option<TokenRow> = sqlx::query_as(AssertSqlSafe(format!(
-        "select {TOKEN_COLUMNS} from tokens where secret_hash = ? and revoked_ms is null"
+    let row: Option<WithOwner<TokenRow>> = sqlx::query_as(AssertSqlSafe(format!(
+        "select t.id, t.user_id, t.scopes, t.revoked_ms, t.created_ms, {OWNER_COLUMNS}
+         from tokens t join users u on u.id = t.user_id where t.secret_hash = ? and t.revoked_ms is null"
     )))
     .bind(secret_hash)
     .fetch_optional(pool)
     .await?;
-    let Some(row) = row else { return Ok(None) };
-    let token = row.into_record()?;
-    let owner = user(pool, token.user_id).await?.ok_or_else(|| CatalogError::NotFound("token owner".into()))?;
-    Ok(Some((token, owner)))
+    row.map(WithOwner::into_token).transpose()
 }
 
 const DEVICE_COLUMNS: &str = "d.id, d.user_id, d.name, d.upload_priority, d.is_disabled, d.is_upload_disabled, d.is_download_disabled, d.pull_url";
@@ -142,13 +140,14 @@ pub async fn find_devices(pool: &SqlitePool, reference: &DeviceRef) -> CatalogRe
     Ok(rows.into_iter().map(Device::from).collect())
 }
 
-pub async fn device_by_key_hash(pool: &SqlitePool, key_hash: &str) -> CatalogResult<Option<Device>> {
-    let row: Option<DeviceRow> =
-        sqlx::query_as(AssertSqlSafe(format!("select {DEVICE_COLUMNS} from devices d where d.key_hash = ?")))
-            .bind(key_hash)
-            .fetch_optional(pool)
-            .await?;
-    Ok(row.map(Device::from))
+pub async fn device_by_key_hash(pool: &SqlitePool, key_hash: &str) -> CatalogResult<Option<(Device, User)>> {
+    let row: Option<WithOwner<DeviceRow>> = sqlx::query_as(AssertSqlSafe(format!(
+        "select {DEVICE_COLUMNS}, {OWNER_COLUMNS} from devices d join users u on u.id = d.user_id where d.key_hash = ?"
+    )))
+    .bind(key_hash)
+    .fetch_optional(pool)
+    .await?;
+    row.map(WithOwner::into_device).transpose()
 }
 
 pub async fn set_device_flag(pool: &SqlitePool, id: DeviceId, flag: DeviceFlag, on: bool) -> CatalogResult<Device> {

@@ -125,7 +125,7 @@ impl Catalog for SqliteCatalog {
     async fn find_devices(&self, reference: &DeviceRef) -> CatalogResult<Vec<Device>> {
         identities::find_devices(&self.reader, reference).await
     }
-    async fn device_by_key_hash(&self, key_hash: &str) -> CatalogResult<Option<Device>> {
+    async fn device_by_key_hash(&self, key_hash: &str) -> CatalogResult<Option<(Device, User)>> {
         identities::device_by_key_hash(&self.reader, key_hash).await
     }
     async fn set_device_flag(&self, id: DeviceId, flag: DeviceFlag, on: bool) -> CatalogResult<Device> {
