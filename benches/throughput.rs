@@ -144,14 +144,15 @@ impl Rustus {
             .stderr(std::process::Stdio::null())
             .spawn()
             .expect("rustus starts");
-        let address = format!("127.0.0.1:{port}");
+        // owned from here on: a rustus that never listens is still killed and reaped on drop
+        let rustus = Self { child, address: format!("http://127.0.0.1:{port}") };
         for _ in 0..100 {
-            if std::net::TcpStream::connect(&address).is_ok() {
-                return Self { child, address: format!("http://{address}") };
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return rustus;
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        panic!("rustus did not listen on {address}");
+        panic!("rustus did not listen on {}", rustus.address);
     }
 
     /// Creates a tus upload of `mib` MiB and sends it in one PATCH: MB/s from creation to the answer.

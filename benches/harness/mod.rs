@@ -34,6 +34,7 @@ impl Server {
         rss_kib(self.child.id())
     }
 
+    #[allow(dead_code, reason = "each bench binary compiles the harness; only throughput counts threads")]
     pub fn threads(&self) -> u64 {
         status_field(self.child.id(), "Threads:")
     }
