@@ -218,14 +218,15 @@ pub trait Catalog: Send + Sync + 'static {
     async fn add_event(&self, event: &NewEvent) -> CatalogResult<Event>;
     /// Records harvested events, skipping names already known; returns how many are new.
     async fn harvest_events(&self, events: &[NewEvent]) -> CatalogResult<usize>;
-    /// A device's events, newest first (ties by id, so pages are deterministic), not deleted.
+    /// A device's events, newest first (ties by id, so pages are deterministic), not deleted,
+    /// each with what media processing recorded for its file (one query for the listing).
     async fn events(
         &self,
         device: DeviceId,
         media_type: Option<&str>,
         limit: u32,
         offset: u64,
-    ) -> CatalogResult<Vec<Event>>;
+    ) -> CatalogResult<Vec<(Event, Option<MediaInfo>)>>;
     async fn event(&self, device: DeviceId, id: &str) -> CatalogResult<Option<Event>>;
     async fn set_event_thumbnail(&self, device: DeviceId, id: &str, thumbnail: &BlobRecord) -> CatalogResult<bool>;
     /// Gives a harvested event its bytes (a pull finished).

@@ -198,6 +198,67 @@ impl EventRow {
 }
 
 #[derive(sqlx::FromRow)]
+pub(super) struct MediaRow {
+    sha256: String,
+    status: String,
+    metadata: Option<String>,
+    thumbnail_sha256: Option<String>,
+    error: Option<String>,
+    updated_ms: i64,
+}
+impl MediaRow {
+    pub(super) fn into_info(self) -> CatalogResult<MediaInfo> {
+        let schema = |e: String| CatalogError::Schema(e);
+        let hash = |h: &str| Sha256Hex::parse(h).map_err(|e| schema(e.to_string()));
+        Ok(MediaInfo {
+            sha256: hash(&self.sha256)?,
+            status: MediaStatus::parse(&self.status).ok_or_else(|| schema(format!("media status {}", self.status)))?,
+            metadata: self.metadata.map(|m| serde_json::from_str(&m)).transpose().map_err(|e| schema(e.to_string()))?,
+            thumbnail_sha256: self.thumbnail_sha256.as_deref().map(hash).transpose()?,
+            error: self.error,
+            updated_ms: self.updated_ms,
+        })
+    }
+}
+
+/// An event's columns (as `e`) and its file's media processing result (`blob_media` as `m`,
+/// left-joined): the gallery listing reads both in one query.
+pub(super) const EVENT_WITH_MEDIA_COLUMNS: &str = "e.id, e.user_id, e.device_id, e.name, e.media_type, e.content_type,
+    e.sha256, e.size, e.thumbnail_sha256, e.metadata, e.source_name, e.created_ms,
+    m.status as media_status, m.metadata as media_metadata, m.thumbnail_sha256 as media_thumbnail_sha256,
+    m.error as media_error, m.updated_ms as media_updated_ms";
+
+#[derive(sqlx::FromRow)]
+pub(super) struct EventWithMediaRow {
+    #[sqlx(flatten)]
+    event: EventRow,
+    media_status: Option<String>,
+    media_metadata: Option<String>,
+    media_thumbnail_sha256: Option<String>,
+    media_error: Option<String>,
+    media_updated_ms: Option<i64>,
+}
+impl EventWithMediaRow {
+    pub(super) fn into_parts(self) -> CatalogResult<(Event, Option<MediaInfo>)> {
+        let media = match (self.media_status, self.media_updated_ms, &self.event.sha256) {
+            (Some(status), Some(updated_ms), Some(sha256)) => Some(
+                MediaRow {
+                    sha256: sha256.clone(),
+                    status,
+                    metadata: self.media_metadata,
+                    thumbnail_sha256: self.media_thumbnail_sha256,
+                    error: self.media_error,
+                    updated_ms,
+                }
+                .into_info()?,
+            ),
+            _ => None,
+        };
+        Ok((self.event.into_event()?, media))
+    }
+}
+
+#[derive(sqlx::FromRow)]
 pub(super) struct JobRow {
     id: i64,
     kind: String,

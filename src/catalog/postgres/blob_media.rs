@@ -5,34 +5,11 @@
 use sqlx::PgPool;
 
 use super::blobs::lock_blob;
-use super::{hash_array, parse_hash};
+use super::hash_array;
+use crate::catalog::rows::MediaRow;
 use crate::catalog::*;
 use crate::clock::now_ms;
 use crate::domain::Sha256Hex;
-
-#[derive(sqlx::FromRow)]
-struct MediaRow {
-    sha256: String,
-    status: String,
-    metadata: Option<String>,
-    thumbnail_sha256: Option<String>,
-    error: Option<String>,
-    updated_ms: i64,
-}
-
-impl MediaRow {
-    fn into_info(self) -> CatalogResult<MediaInfo> {
-        let schema = |e: String| CatalogError::Schema(e);
-        Ok(MediaInfo {
-            sha256: parse_hash(&self.sha256)?,
-            status: MediaStatus::parse(&self.status).ok_or_else(|| schema(format!("media status {}", self.status)))?,
-            metadata: self.metadata.map(|m| serde_json::from_str(&m)).transpose().map_err(|e| schema(e.to_string()))?,
-            thumbnail_sha256: self.thumbnail_sha256.as_deref().map(parse_hash).transpose()?,
-            error: self.error,
-            updated_ms: self.updated_ms,
-        })
-    }
-}
 
 pub async fn record(
     pool: &PgPool,

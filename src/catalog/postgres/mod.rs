@@ -389,7 +389,7 @@ impl Catalog for PgCatalog {
         media_type: Option<&str>,
         limit: u32,
         offset: u64,
-    ) -> CatalogResult<Vec<Event>> {
+    ) -> CatalogResult<Vec<(Event, Option<MediaInfo>)>> {
         gallery::list(&self.pool, device, media_type, limit, offset).await
     }
     async fn event(&self, device: DeviceId, id: &str) -> CatalogResult<Option<Event>> {

@@ -3,34 +3,10 @@
 
 use sqlx::SqlitePool;
 
+use crate::catalog::rows::MediaRow;
 use crate::catalog::*;
 use crate::clock::now_ms;
 use crate::domain::Sha256Hex;
-
-#[derive(sqlx::FromRow)]
-struct MediaRow {
-    sha256: String,
-    status: String,
-    metadata: Option<String>,
-    thumbnail_sha256: Option<String>,
-    error: Option<String>,
-    updated_ms: i64,
-}
-
-impl MediaRow {
-    fn into_info(self) -> CatalogResult<MediaInfo> {
-        let schema = |e: String| CatalogError::Schema(e);
-        let hash = |h: &str| Sha256Hex::parse(h).map_err(|e| schema(e.to_string()));
-        Ok(MediaInfo {
-            sha256: hash(&self.sha256)?,
-            status: MediaStatus::parse(&self.status).ok_or_else(|| schema(format!("media status {}", self.status)))?,
-            metadata: self.metadata.map(|m| serde_json::from_str(&m)).transpose().map_err(|e| schema(e.to_string()))?,
-            thumbnail_sha256: self.thumbnail_sha256.as_deref().map(hash).transpose()?,
-            error: self.error,
-            updated_ms: self.updated_ms,
-        })
-    }
-}
 
 pub async fn record(
     writer: &SqlitePool,

@@ -3,7 +3,7 @@
 use sqlx::{AssertSqlSafe, SqlitePool};
 
 use super::on_unique;
-use crate::catalog::rows::EventRow;
+use crate::catalog::rows::{EVENT_WITH_MEDIA_COLUMNS, EventRow, EventWithMediaRow};
 use crate::catalog::*;
 use crate::clock::now_ms;
 use crate::domain::DeviceId;
@@ -68,11 +68,11 @@ pub async fn list(
     media_type: Option<&str>,
     limit: u32,
     offset: u64,
-) -> CatalogResult<Vec<Event>> {
-    let rows: Vec<EventRow> = sqlx::query_as(AssertSqlSafe(format!(
-        "select {COLUMNS} from events
-         where device_id = ? and is_deleted = 0 and (? is null or media_type = ?)
-         order by created_ms desc, id desc limit ? offset ?"
+) -> CatalogResult<Vec<(Event, Option<MediaInfo>)>> {
+    let rows: Vec<EventWithMediaRow> = sqlx::query_as(AssertSqlSafe(format!(
+        "select {EVENT_WITH_MEDIA_COLUMNS} from events e left join blob_media m on m.sha256 = e.sha256
+         where e.device_id = ? and e.is_deleted = 0 and (? is null or e.media_type = ?)
+         order by e.created_ms desc, e.id desc limit ? offset ?"
     )))
     .bind(device.0)
     .bind(media_type)
@@ -81,7 +81,7 @@ pub async fn list(
     .bind(offset as i64)
     .fetch_all(reader)
     .await?;
-    rows.into_iter().map(EventRow::into_event).collect()
+    rows.into_iter().map(EventWithMediaRow::into_parts).collect()
 }
 
 pub async fn get(pool: &SqlitePool, device: DeviceId, id: &str) -> CatalogResult<Option<Event>> {

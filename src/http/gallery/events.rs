@@ -14,7 +14,6 @@ use crate::http::AppState;
 use crate::http::blob_response::serve_blob;
 use crate::http::error::ApiError;
 use crate::http::extract::{Caller, GalleryDelete, GalleryRead, QueryParams};
-use crate::http::media_info::media_infos;
 
 pub async fn paths(
     State(state): State<AppState>,
@@ -73,8 +72,7 @@ pub async fn list(
         None => None,
     };
     let events = state.catalog.events(device.device_id, media_type, limit, offset).await?;
-    let infos = media_infos(state.catalog.as_ref(), events.iter().filter_map(|e| e.sha256.as_ref())).await?;
-    Ok(Json(events.iter().map(|e| event_json(e, e.sha256.as_ref().and_then(|h| infos.get(h)))).collect()))
+    Ok(Json(events.iter().map(|(event, info)| event_json(event, info.as_ref())).collect()))
 }
 
 pub async fn stats(
