@@ -78,12 +78,17 @@ fn limits(block: &Bytes, mib: usize, dir: &Path) -> (f64, f64) {
     (sha, write)
 }
 
+/// A user `bench` on a fresh server and a signed PUT URL of theirs (reusable until it expires).
+fn signed_put_url(data: &Path, server: &Server) -> String {
+    admin(data, &server.address, &["user", "add", "bench", "--level", "uploader"]);
+    admin(data, &server.address, &["sign-upload", "--user", "bench"])["url"].as_str().unwrap().to_owned()
+}
+
 /// One signed PUT of `mib` MiB into a fresh `ferry serve` in `dir`: (MB/s, server peak RSS KiB).
 async fn ferry_put(dir: &Path, block: &Bytes, mib: usize) -> (f64, u64) {
     let data = dir.join("ferry-data");
     let server = Server::start(&data);
-    admin(&data, &server.address, &["user", "add", "bench", "--level", "uploader"]);
-    let url = admin(&data, &server.address, &["sign-upload", "--user", "bench"])["url"].as_str().unwrap().to_owned();
+    let url = signed_put_url(&data, &server);
     let started = Instant::now();
     let response = reqwest::Client::new()
         .put(&url)
@@ -235,8 +240,7 @@ async fn trickling_uploads(count: usize) {
     let dir = tempfile::tempdir_in(".").unwrap();
     let data = dir.path().join("data");
     let server = Server::start(&data);
-    admin(&data, &server.address, &["user", "add", "bench", "--level", "uploader"]);
-    let url = admin(&data, &server.address, &["sign-upload", "--user", "bench"])["url"].as_str().unwrap().to_owned();
+    let url = signed_put_url(&data, &server);
     let client = reqwest::Client::builder().pool_max_idle_per_host(0).build().unwrap();
     let (idle, _) = server.rss_kib();
     let uploads: Vec<_> = (0..count)
