@@ -58,6 +58,23 @@ impl Drop for Server {
     }
 }
 
+/// Waits (at most two minutes) until the server's job runner has no pending or running job,
+/// so the media jobs a setup queued do not run inside a measured window.
+#[allow(dead_code, reason = "each bench binary compiles the harness; only throughput waits for jobs")]
+pub fn wait_for_jobs(data_dir: &Path, upload_url: &str) {
+    for _ in 0..600 {
+        let busy = ["pending", "running"].iter().any(|status| {
+            let listed = admin(data_dir, upload_url, &["jobs", "list", "--status", status]);
+            listed["items"].as_array().is_some_and(|items| !items.is_empty())
+        });
+        if !busy {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    panic!("the server's jobs did not finish within two minutes");
+}
+
 pub fn admin(data_dir: &Path, upload_url: &str, args: &[&str]) -> Value {
     let out = Command::new(env!("CARGO_BIN_EXE_ferry"))
         .arg("--data-dir")

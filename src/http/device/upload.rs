@@ -4,7 +4,8 @@ use std::collections::HashSet;
 
 use axum::Json;
 use axum::extract::{Path, State};
-use serde::Deserialize;
+use axum::response::IntoResponse;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::call::DeviceCall;
@@ -23,14 +24,45 @@ pub struct UploadRequest {
     file_list: Vec<FileRef>,
 }
 
+/// One answer entry. Typed rather than built as `serde_json::Value`: a 10,000-entry batch
+/// spent a fifth of its time building and dropping per-entry maps.
+#[derive(Serialize)]
+struct UploadEntry<'a> {
+    file_hash: Sha256Hex,
+    file_size: u64,
+    skip_upload: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    signed_opts: Option<SignedOpts<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    s3_bucket_id: Option<i64>,
+}
+
+#[derive(Serialize)]
+#[serde(untagged)]
+enum SignedOpts<'a> {
+    /// A signed PUT to Ferry's own upload host.
+    UploadHost { host: &'a str, method: &'static str, path: String, url: String, headers: Empty },
+    /// A presigned PUT straight to the bucket.
+    Direct(Value),
+}
+
+/// Serialises as `{}`.
+#[derive(Serialize)]
+struct Empty {}
+
+#[derive(Serialize)]
+struct UploadAnswer<'a> {
+    upload_list: Vec<UploadEntry<'a>>,
+}
+
 pub async fn upload(
     State(state): State<AppState>,
     Path(grant_id): Path<String>,
     call: DeviceCall<UploadRequest>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<axum::response::Response, ApiError> {
     mounted(&state, &call.principal, &grant_id).await?;
     if call.calling_device().is_upload_disabled {
-        return Ok(Json(json!({"upload_list": [], "upload_disabled": true})));
+        return Ok(Json(json!({"upload_list": [], "upload_disabled": true})).into_response());
     }
     let files = &call.body.file_list;
     let hashes = files.iter().map(|f| parse_hash(&f.file_hash)).collect::<Result<Vec<Sha256Hex>, _>>()?;
@@ -47,36 +79,43 @@ pub async fn upload(
     let host = after_scheme.split('/').next().unwrap_or(after_scheme);
     let mut list = Vec::with_capacity(files.len());
     for (file, hash) in files.iter().zip(hashes) {
-        if held.contains(&(hash.clone(), file.file_size)) {
-            list.push(json!({"file_hash": hash, "file_size": file.file_size, "skip_upload": true}));
+        let file_size = file.file_size;
+        if held.contains(&(hash.clone(), file_size)) {
+            list.push(UploadEntry {
+                file_hash: hash,
+                file_size,
+                skip_upload: true,
+                signed_opts: None,
+                s3_bucket_id: None,
+            });
             continue;
         }
         let signed_opts = match state.store.direct() {
-            Some(direct) => {
-                direct_upload::presign_file(&state, direct, call.owner().user_id, &hash, file.file_size).await?
-            }
+            Some(direct) => SignedOpts::Direct(
+                direct_upload::presign_file(&state, direct, call.owner().user_id, &hash, file_size).await?,
+            ),
             None => {
                 let url = targets::device_blob_put(
                     &state.signer,
                     &state.upload_url,
                     call.owner().user_id,
-                    file.file_size,
+                    file_size,
                     &hash,
                     expires,
                 );
-                let path = url.split_once("://").map_or("", |(_, rest)| &rest[host.len()..]);
-                json!({"host": host, "method": "PUT", "path": path, "url": url, "headers": {}})
+                let path = url.split_once("://").map_or("", |(_, rest)| &rest[host.len()..]).to_owned();
+                SignedOpts::UploadHost { host, method: "PUT", path, url, headers: Empty {} }
             }
         };
-        list.push(json!({
-            "file_hash": hash,
-            "file_size": file.file_size,
-            "skip_upload": false,
-            "signed_opts": signed_opts,
-            "s3_bucket_id": LOCAL_BUCKET_ID,
-        }));
+        list.push(UploadEntry {
+            file_hash: hash,
+            file_size,
+            skip_upload: false,
+            signed_opts: Some(signed_opts),
+            s3_bucket_id: Some(LOCAL_BUCKET_ID),
+        });
     }
-    Ok(Json(json!({"upload_list": list})))
+    Ok(Json(UploadAnswer { upload_list: list }).into_response())
 }
 
 #[derive(Deserialize)]
