@@ -5,13 +5,15 @@
 //! measured in the same run, so a noisy shared machine moves both sides together.
 //! Environment: `FERRY_BENCH_MIB` (default 1024) sets the large-upload size;
 //! `FERRY_BENCH_ONLY=P1,P5` runs some scenarios; `FERRY_BENCH_RUSTUS` names the peer for P2
-//! (`bench/run` installs it).
+//! (`bench/run` installs it); `FERRY_BENCH_FERRY` benches another `ferry` binary (to compare
+//! two versions back to back).
 
 use std::io::Write;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use futures_util::StreamExt;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
@@ -515,20 +517,18 @@ async fn many_small_files() {
             client.post(call("upload")).json(&json!({"file_list": list})).send().await.unwrap().json().await.unwrap();
         let entries: Vec<(Value, Vec<u8>)> =
             answer["upload_list"].as_array().unwrap().iter().cloned().zip(batch.iter().cloned()).collect();
-        for group in entries.chunks(16) {
-            let work = group.iter().map(|(entry, bytes)| {
-                let (client, call) = (client.clone(), &call);
-                async move {
-                    let url = entry["signed_opts"]["url"].as_str().unwrap();
-                    assert_eq!(client.put(url).body(bytes.clone()).send().await.unwrap().status(), 200);
-                    let hash = entry["file_hash"].as_str().unwrap();
-                    let media =
-                        json!({"media_path": format!("/f/{hash}"), "file_hash": hash, "file_size": bytes.len()});
-                    assert_eq!(client.post(call("media")).json(&media).send().await.unwrap().status(), 200);
-                }
-            });
-            futures_util::future::join_all(work).await;
-        }
+        // 16 in flight at every moment, not groups of 16 that wait for their slowest
+        let work = entries.iter().map(|(entry, bytes)| {
+            let (client, call) = (client.clone(), &call);
+            async move {
+                let url = entry["signed_opts"]["url"].as_str().unwrap();
+                assert_eq!(client.put(url).body(bytes.clone()).send().await.unwrap().status(), 200);
+                let hash = entry["file_hash"].as_str().unwrap();
+                let media = json!({"media_path": format!("/f/{hash}"), "file_hash": hash, "file_size": bytes.len()});
+                assert_eq!(client.post(call("media")).json(&media).send().await.unwrap().status(), 200);
+            }
+        });
+        futures_util::stream::iter(work).buffer_unordered(16).collect::<Vec<()>>().await;
     }
     let took = started.elapsed();
     println!(

@@ -7,6 +7,12 @@ use std::process::{Child, Command, Stdio};
 
 use serde_json::Value;
 
+/// The `ferry` under test: this build, or `FERRY_BENCH_FERRY` (another build, for a
+/// back-to-back comparison of two versions on the same machine).
+fn ferry_binary() -> std::path::PathBuf {
+    std::env::var_os("FERRY_BENCH_FERRY").map_or_else(|| env!("CARGO_BIN_EXE_ferry").into(), Into::into)
+}
+
 pub struct Server {
     child: Child,
     pub address: String,
@@ -14,7 +20,7 @@ pub struct Server {
 
 impl Server {
     pub fn start(data_dir: &Path) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_ferry"))
+        let mut child = Command::new(ferry_binary())
             .arg("--data-dir")
             .arg(data_dir)
             .args(["serve", "--listen", "127.0.0.1:0"])
@@ -76,7 +82,7 @@ pub fn wait_for_jobs(data_dir: &Path, upload_url: &str) {
 }
 
 pub fn admin(data_dir: &Path, upload_url: &str, args: &[&str]) -> Value {
-    let out = Command::new(env!("CARGO_BIN_EXE_ferry"))
+    let out = Command::new(ferry_binary())
         .arg("--data-dir")
         .arg(data_dir)
         .env("FERRY_UPLOAD_URL", upload_url)

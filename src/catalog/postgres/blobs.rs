@@ -162,9 +162,14 @@ pub async fn held_by_device_hash(
 ) -> CatalogResult<Vec<BlobRecord>> {
     // the whole batch travels as one text[] parameter: one query, whatever its length
     let rows: Vec<BlobRow> = sqlx::query_as(
-        "select b.sha256, b.size, b.chunked_hash from holds h join blobs b on b.sha256 = h.sha256
-         where h.user_id = $1
-           and (b.chunked_hash = any($2) or (b.chunked_hash is null and b.sha256 = any($2)))",
+        // one index lookup per wanted hash, as in the SQLite catalog
+        "select b.sha256, b.size, b.chunked_hash from blobs b
+         join holds h on h.user_id = $1 and h.sha256 = b.sha256
+         where b.chunked_hash = any($2)
+         union
+         select b.sha256, b.size, b.chunked_hash from blobs b
+         join holds h on h.user_id = $1 and h.sha256 = b.sha256
+         where b.sha256 = any($2) and b.chunked_hash is null",
     )
     .bind(user.0)
     .bind(hash_array(device_hashes))

@@ -61,16 +61,18 @@ pub async fn release_hold(writer: &SqlitePool, user: UserId, sha256: &Sha256Hex)
     Ok(())
 }
 
+/// The caller holds the placement lock shared (see `SqliteCatalog::placement`).
 pub async fn commit_blob(
     writer: &SqlitePool,
     blob: &BlobRecord,
     holder: UserId,
     place_bytes: BlobStep,
 ) -> CatalogResult<()> {
-    let mut tx = writer.begin().await?;
-    // Bytes first, inside the transaction: a collector cannot run between the bytes being
-    // placed and the row that keeps them alive.
+    // Bytes first, before the transaction so the writer connection is not held through the
+    // fsyncs; the caller holds the placement lock, so no collector runs between the bytes
+    // being placed and the row that keeps them alive.
     place_bytes().await.map_err(CatalogError::Step)?;
+    let mut tx = writer.begin().await?;
     let now = now_ms();
     let known: Option<(i64,)> = sqlx::query_as("select 1 from blobs where sha256 = ?")
         .bind(blob.sha256.as_str())
@@ -101,6 +103,7 @@ pub async fn commit_blob(
     Ok(())
 }
 
+/// The caller holds the placement lock exclusively.
 pub async fn collect_blob(
     writer: &SqlitePool,
     unused_for: Duration,
@@ -143,11 +146,17 @@ pub async fn held_by_device_hash(
 ) -> CatalogResult<Vec<BlobRecord>> {
     // the whole batch travels as one JSON array: one query, whatever its length
     let list = serde_json::to_string(device_hashes).expect("hashes serialise");
+    // Driven by the wanted hashes (cross join fixes the order): an index lookup per hash.
+    // Filtering the user's holds instead read every blob they hold on each call, which made
+    // 10,000 media creates quadratic (P6).
     let rows: Vec<(String, i64, Option<String>)> = sqlx::query_as(
-        "select b.sha256, b.size, b.chunked_hash from holds h join blobs b on b.sha256 = h.sha256
-         where h.user_id = ?1
-           and (b.chunked_hash in (select value from json_each(?2))
-                or (b.chunked_hash is null and b.sha256 in (select value from json_each(?2))))",
+        "select b.sha256, b.size, b.chunked_hash from json_each(?2) wanted
+         cross join blobs b on b.chunked_hash = wanted.value
+         cross join holds h on h.user_id = ?1 and h.sha256 = b.sha256
+         union
+         select b.sha256, b.size, b.chunked_hash from json_each(?2) wanted
+         cross join blobs b on b.sha256 = wanted.value and b.chunked_hash is null
+         cross join holds h on h.user_id = ?1 and h.sha256 = b.sha256",
     )
     .bind(user.0)
     .bind(list)

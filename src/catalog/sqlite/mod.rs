@@ -27,6 +27,10 @@ static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite
 pub struct SqliteCatalog {
     reader: SqlitePool,
     writer: SqlitePool,
+    /// The blob critical section (see [`Catalog`]): commits place bytes under a shared hold,
+    /// so concurrent uploads move and fsync their files at once instead of one after another
+    /// on the single writer connection; collection holds it exclusively.
+    placement: tokio::sync::RwLock<()>,
 }
 
 impl SqliteCatalog {
@@ -44,7 +48,7 @@ impl SqliteCatalog {
         check_schema_version(&writer).await?;
         MIGRATIONS.run(&writer).await.map_err(|e| CatalogError::Schema(e.to_string()))?;
         let reader = SqlitePoolOptions::new().max_connections(8).connect_with(options.read_only(true)).await?;
-        Ok(Self { reader, writer })
+        Ok(Self { reader, writer, placement: tokio::sync::RwLock::new(()) })
     }
 }
 
@@ -169,6 +173,7 @@ impl Catalog for SqliteCatalog {
         blobs::release_hold(&self.writer, user, sha256).await
     }
     async fn commit_blob(&self, blob: &BlobRecord, holder: UserId, place_bytes: BlobStep) -> CatalogResult<()> {
+        let _placing = self.placement.read().await;
         blobs::commit_blob(&self.writer, blob, holder, place_bytes).await
     }
     async fn collect_blob(
@@ -176,6 +181,7 @@ impl Catalog for SqliteCatalog {
         unused_for: Duration,
         delete_bytes: Box<dyn FnOnce(Sha256Hex) -> BoxFuture<'static, Result<(), BoxError>> + Send>,
     ) -> CatalogResult<Option<Sha256Hex>> {
+        let _collecting = self.placement.write().await;
         blobs::collect_blob(&self.writer, unused_for, delete_bytes).await
     }
 
