@@ -18,13 +18,67 @@ const BATCH_BYTES: usize = 1024 * 1024;
 const BATCH_WAIT: std::time::Duration = std::time::Duration::from_millis(50);
 const HEAD_BYTES: usize = 512;
 
-struct Hashers {
-    whole: Sha256,
-    /// Only when the file may exceed 16 MiB: the device family's chunked top-hash.
-    chunks: Option<ChunkHasher>,
+/// One step of the pipeline (the staging write, or one hash) with its own state. Each stage
+/// takes the next batch as soon as it has finished the previous one, whatever the others
+/// are doing, so a slow write does not hold the hashes back (and the other way round).
+struct Stage<T> {
+    idle: Option<T>,
+    busy: Option<tokio::task::JoinHandle<(T, Result<(), IngestError>)>>,
 }
 
-type InFlight = tokio::task::JoinHandle<(Box<dyn StagingWriter>, Hashers, Result<(), IngestError>)>;
+impl<T: Send + 'static> Stage<T> {
+    fn new(state: T) -> Self {
+        Self { idle: Some(state), busy: None }
+    }
+
+    /// Waits for the batch in progress; its error, if any, ends the upload.
+    async fn settle(&mut self) -> Result<(), IngestError> {
+        if let Some(task) = self.busy.take() {
+            let (state, result) = task.await.map_err(|e| IngestError::Body(e.to_string()))?;
+            self.idle = Some(state);
+            result?;
+        }
+        Ok(())
+    }
+
+    /// Hands `batch` to the stage once its previous batch is done.
+    async fn feed<F, Fut>(&mut self, batch: Vec<Bytes>, work: F) -> Result<(), IngestError>
+    where
+        F: FnOnce(T, Vec<Bytes>) -> Fut,
+        Fut: Future<Output = (T, Result<(), IngestError>)> + Send + 'static,
+    {
+        self.settle().await?;
+        let state = self.idle.take().expect("a settled stage has its state");
+        self.busy = Some(tokio::spawn(work(state, batch)));
+        Ok(())
+    }
+
+    async fn finish(mut self) -> Result<T, IngestError> {
+        self.settle().await?;
+        Ok(self.idle.take().expect("a settled stage has its state"))
+    }
+}
+
+/// Feeds a batch to a hashing stage: hashing runs on a blocking thread.
+async fn hash_batch<H: Send + 'static>(
+    stage: &mut Stage<H>,
+    batch: Vec<Bytes>,
+    update: fn(&mut H, &[u8]),
+) -> Result<(), IngestError> {
+    stage
+        .feed(batch, move |mut hasher, batch| async move {
+            let hasher = spawn_blocking(move || {
+                for piece in &batch {
+                    update(&mut hasher, piece);
+                }
+                hasher
+            })
+            .await
+            .expect("hashing does not panic");
+            (hasher, Ok(()))
+        })
+        .await
+}
 
 pub(super) async fn receive<S, E>(
     store: &dyn BlobStore,
@@ -40,36 +94,56 @@ where
     let mut body = body.fuse();
     let announced = expect.size.or(expect.size_hint);
     let needs_chunks = announced.is_none_or(|size| chunk_size_for(size) > 0);
-    let mut hashers = Some(Hashers { whole: Sha256::new(), chunks: needs_chunks.then(|| ChunkHasher::new(announced)) });
-    let mut writer = Some(store.stage(area).await?);
-    let mut in_flight: Option<InFlight> = None;
+    let mut writer = Stage::new(store.stage(area).await?);
+    let mut whole = Stage::new(Sha256::new());
+    // only when the file may exceed 16 MiB: the device family's chunked top-hash
+    let mut chunks = needs_chunks.then(|| Stage::new(ChunkHasher::new(announced)));
     let mut total: u64 = 0;
     let mut head = Vec::new();
 
-    loop {
-        // Gathering the next batch overlaps with hashing and writing the previous one.
-        let batch = next_batch(&mut body, &mut total, expect).await;
-        if let Some(task) = in_flight.take() {
-            let (w, h, result) = task.await.map_err(|e| IngestError::Body(e.to_string()))?;
-            result?;
-            writer = Some(w);
-            hashers = Some(h);
-        }
-        let batch = batch?;
-        if batch.is_empty() {
-            break;
-        }
-        if head.len() < HEAD_BYTES {
-            for piece in &batch {
-                head.extend_from_slice(&piece[..piece.len().min(HEAD_BYTES - head.len())]);
+    let fed = async {
+        loop {
+            // Gathering the next batch overlaps with the stages working on the previous ones.
+            let batch = next_batch(&mut body, &mut total, expect).await?;
+            if batch.is_empty() {
+                return Ok(());
             }
+            if head.len() < HEAD_BYTES {
+                for piece in &batch {
+                    head.extend_from_slice(&piece[..piece.len().min(HEAD_BYTES - head.len())]);
+                }
+            }
+            writer
+                .feed(batch.clone(), |mut w: Box<dyn StagingWriter>, batch| async move {
+                    let written = w.write(batch).await.map_err(IngestError::from);
+                    (w, written)
+                })
+                .await?;
+            if let Some(chunks) = chunks.as_mut() {
+                hash_batch(chunks, batch.clone(), |h, piece| h.update(piece)).await?;
+            }
+            hash_batch(&mut whole, batch, |h, piece| Digest::update(h, piece)).await?;
         }
-        let (w, h) = (writer.take().expect("writer is back"), hashers.take().expect("hashers are back"));
-        in_flight = Some(tokio::spawn(process(w, h, batch)));
+    }
+    .await;
+    if let Err(failed) = fed {
+        // every stage stops before the answer, so the staging writer is gone (and its
+        // partial file removed) by the time the client hears of the failure
+        let _ = writer.settle().await;
+        drop(writer);
+        let _ = whole.settle().await;
+        if let Some(mut chunks) = chunks {
+            let _ = chunks.settle().await;
+        }
+        return Err(failed);
     }
 
-    let writer = writer.expect("writer is back");
-    let Hashers { whole, chunks } = hashers.expect("hashers are back");
+    let writer = writer.finish().await?;
+    let whole = whole.finish().await?;
+    let chunks = match chunks {
+        Some(stage) => Some(stage.finish().await?),
+        None => None,
+    };
     let staged = writer.finish().await?;
     let sha256 = Sha256Hex::from_digest(&whole.finalize());
     let chunked_hash = match chunks.and_then(|c| c.finish(total)) {
@@ -122,37 +196,6 @@ where
         }
     }
     Ok(batch)
-}
-
-async fn process(
-    mut writer: Box<dyn StagingWriter>,
-    hashers: Hashers,
-    batch: Vec<Bytes>,
-) -> (Box<dyn StagingWriter>, Hashers, Result<(), IngestError>) {
-    let Hashers { mut whole, chunks } = hashers;
-    let for_whole = batch.clone();
-    let whole_task = spawn_blocking(move || {
-        for piece in &for_whole {
-            whole.update(piece);
-        }
-        whole
-    });
-    let chunk_task = chunks.map(|mut chunks| {
-        let for_chunks = batch.clone();
-        spawn_blocking(move || {
-            for piece in &for_chunks {
-                chunks.update(piece);
-            }
-            chunks
-        })
-    });
-    let written = writer.write(batch).await.map_err(IngestError::from);
-    let whole = whole_task.await.expect("hashing does not panic");
-    let chunks = match chunk_task {
-        Some(task) => Some(task.await.expect("hashing does not panic")),
-        None => None,
-    };
-    (writer, Hashers { whole, chunks }, written)
 }
 
 /// The one second pass we allow outside multipart assembly: a body of unannounced length
