@@ -76,9 +76,14 @@ fn sync_dir(dir: &Path) -> std::io::Result<()> {
 /// writeback (the same effect as `sync_file_range(SYNC_FILE_RANGE_WRITE)`, which has no safe
 /// binding) and leaves them cached until they are clean. Only a hint: durability still
 /// comes from the fsync in `finish`, so a failure here changes nothing.
+#[cfg(target_os = "linux")]
 fn start_writeback_of(file: &File, from: u64, to: u64) {
     let _ = rustix::fs::fadvise(file, from, std::num::NonZeroU64::new(to - from), rustix::fs::Advice::DontNeed);
 }
+
+/// Elsewhere the final fsync does all the writing.
+#[cfg(not(target_os = "linux"))]
+fn start_writeback_of(_file: &File, _from: u64, _to: u64) {}
 
 struct LocalWriter {
     key: String,
@@ -157,6 +162,9 @@ impl BlobStore for LocalStore {
             let dir = to.parent().expect("blob paths have a parent");
             if to.exists() {
                 std::fs::remove_file(&from)?;
+                // the commit that renamed it may still be fsyncing the directory (commits
+                // place bytes concurrently): this one's 2xx must not come before that
+                sync_dir(dir)?;
                 return Ok(Placed::AlreadyPresent);
             }
             std::fs::create_dir_all(dir)?;

@@ -238,6 +238,61 @@ pub(super) struct EventWithMediaRow {
     media_error: Option<String>,
     media_updated_ms: Option<i64>,
 }
+/// [`EVENT_WITH_MEDIA_COLUMNS`] as one JSON array per event, in the same order: the SQLite
+/// listing aggregates a whole page into one row of these (see `sqlite::gallery::list`).
+pub(super) const EVENT_WITH_MEDIA_JSON_ARRAY: &str = "json_array(e.id, e.user_id, e.device_id, e.name, e.media_type,
+    e.content_type, e.sha256, e.size, e.thumbnail_sha256, e.metadata, e.source_name, e.created_ms,
+    m.status, m.metadata, m.thumbnail_sha256, m.error, m.updated_ms)";
+
+/// One element of [`EVENT_WITH_MEDIA_JSON_ARRAY`].
+#[derive(serde::Deserialize)]
+#[allow(clippy::type_complexity, reason = "mirrors the column list one to one")]
+pub(super) struct EventWithMediaArray(
+    String,
+    i64,
+    i64,
+    String,
+    String,
+    String,
+    Option<String>,
+    i64,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    i64,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<i64>,
+);
+
+impl From<EventWithMediaArray> for EventWithMediaRow {
+    fn from(a: EventWithMediaArray) -> Self {
+        Self {
+            event: EventRow {
+                id: a.0,
+                user_id: a.1,
+                device_id: a.2,
+                name: a.3,
+                media_type: a.4,
+                content_type: a.5,
+                sha256: a.6,
+                size: a.7,
+                thumbnail_sha256: a.8,
+                metadata: a.9,
+                source_name: a.10,
+                created_ms: a.11,
+            },
+            media_status: a.12,
+            media_metadata: a.13,
+            media_thumbnail_sha256: a.14,
+            media_error: a.15,
+            media_updated_ms: a.16,
+        }
+    }
+}
+
 impl EventWithMediaRow {
     pub(super) fn into_parts(self) -> CatalogResult<(Event, Option<MediaInfo>)> {
         let media = match (self.media_status, self.media_updated_ms, &self.event.sha256) {

@@ -127,8 +127,8 @@ where
     }
     .await;
     if let Err(failed) = fed {
-        // every stage stops before the answer, so the staging writer is gone (and its
-        // partial file removed) by the time the client hears of the failure
+        // when the body fails, every stage stops before the answer, so the staging writer is
+        // gone (and its partial file removed) by the time the client hears of it
         let _ = writer.settle().await;
         drop(writer);
         let _ = whole.settle().await;

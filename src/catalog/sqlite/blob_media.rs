@@ -1,5 +1,5 @@
-//! Media processing results on SQLite (`blob_media`). Recording runs in the single
-//! writer's transaction, which is the critical section of every blob at once.
+//! Media processing results on SQLite (`blob_media`). A thumbnail's bytes are placed inside
+//! the single writer's transaction, which collection also needs, so the two never interleave.
 
 use sqlx::SqlitePool;
 

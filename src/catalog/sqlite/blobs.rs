@@ -1,5 +1,5 @@
-//! Blobs and holds on SQLite. The single writer connection makes a write transaction the
-//! critical section for every blob at once, which is what commit/collect need.
+//! Blobs and holds on SQLite. Commit and collection are serialised by the catalog's
+//! placement lock (see the module docs of `sqlite`), which the callers hold.
 
 use std::time::Duration;
 
@@ -103,6 +103,25 @@ pub async fn commit_blob(
     Ok(())
 }
 
+/// The oldest blob nothing keeps alive, last used before the bound cutoff. Everything that can keep a
+/// blob alive is listed here; later tables add their own `not exists` clause.
+const COLLECTABLE: &str = "select b.sha256 from blobs b
+         where b.last_used_ms <= ?
+           and not exists (select 1 from holds h where h.sha256 = b.sha256)
+           and not exists (select 1 from media m where m.sha256 = b.sha256)
+           and not exists (select 1 from uploads u where u.sha256 = b.sha256)
+           and not exists (select 1 from files f where f.sha256 = b.sha256)
+           and not exists (select 1 from events e where e.sha256 = b.sha256 or e.thumbnail_sha256 = b.sha256)
+           and not exists (select 1 from blob_media bm where bm.thumbnail_sha256 = b.sha256)
+         order by b.last_used_ms limit 1";
+
+/// Whether a collection pass would find anything (a read: no lock, no writer).
+pub async fn has_collectable(reader: &SqlitePool, unused_for: Duration) -> CatalogResult<bool> {
+    let cutoff = now_ms() - unused_for.as_millis() as i64;
+    let found: Option<(String,)> = sqlx::query_as(COLLECTABLE).bind(cutoff).fetch_optional(reader).await?;
+    Ok(found.is_some())
+}
+
 /// The caller holds the placement lock exclusively.
 pub async fn collect_blob(
     writer: &SqlitePool,
@@ -111,22 +130,7 @@ pub async fn collect_blob(
 ) -> CatalogResult<Option<Sha256Hex>> {
     let mut tx = writer.begin().await?;
     let cutoff = now_ms() - unused_for.as_millis() as i64;
-    // Everything that can keep a blob alive is listed here; later tables (media items,
-    // thumbnails) add their own `not exists` clause.
-    let candidate: Option<(String,)> = sqlx::query_as(
-        "select b.sha256 from blobs b
-         where b.last_used_ms <= ?
-           and not exists (select 1 from holds h where h.sha256 = b.sha256)
-           and not exists (select 1 from media m where m.sha256 = b.sha256)
-           and not exists (select 1 from uploads u where u.sha256 = b.sha256)
-           and not exists (select 1 from files f where f.sha256 = b.sha256)
-           and not exists (select 1 from events e where e.sha256 = b.sha256 or e.thumbnail_sha256 = b.sha256)
-           and not exists (select 1 from blob_media bm where bm.thumbnail_sha256 = b.sha256)
-         order by b.last_used_ms limit 1",
-    )
-    .bind(cutoff)
-    .fetch_optional(&mut *tx)
-    .await?;
+    let candidate: Option<(String,)> = sqlx::query_as(COLLECTABLE).bind(cutoff).fetch_optional(&mut *tx).await?;
     let Some((hash,)) = candidate else {
         return Ok(None);
     };

@@ -3,7 +3,7 @@
 use sqlx::{AssertSqlSafe, SqlitePool};
 
 use super::on_unique;
-use crate::catalog::rows::{EVENT_WITH_MEDIA_COLUMNS, EventRow, EventWithMediaRow};
+use crate::catalog::rows::{EVENT_WITH_MEDIA_JSON_ARRAY, EventRow, EventWithMediaArray, EventWithMediaRow};
 use crate::catalog::*;
 use crate::clock::now_ms;
 use crate::domain::DeviceId;
@@ -69,19 +69,26 @@ pub async fn list(
     limit: u32,
     offset: u64,
 ) -> CatalogResult<Vec<(Event, Option<MediaInfo>)>> {
-    let rows: Vec<EventWithMediaRow> = sqlx::query_as(AssertSqlSafe(format!(
-        "select {EVENT_WITH_MEDIA_COLUMNS} from events e left join blob_media m on m.sha256 = e.sha256
-         where e.device_id = ? and e.is_deleted = 0 and (? is null or e.media_type = ?)
-         order by e.created_ms desc, e.id desc limit ? offset ?"
+    // One row holding the whole page as JSON: sqlx's SQLite driver hands every row from its
+    // worker thread to the request's task as a separate message, which cost more than the
+    // query itself (P5 in BENCHMARKS.md).
+    let (page,): (String,) = sqlx::query_as(AssertSqlSafe(format!(
+        "select json_group_array(json(row) order by created_ms desc, id desc) from (
+           select {EVENT_WITH_MEDIA_JSON_ARRAY} as row, e.created_ms, e.id
+           from events e left join blob_media m on m.sha256 = e.sha256
+           where e.device_id = ? and e.is_deleted = 0 and (? is null or e.media_type = ?)
+           order by e.created_ms desc, e.id desc limit ? offset ?)"
     )))
     .bind(device.0)
     .bind(media_type)
     .bind(media_type)
     .bind(i64::from(limit))
     .bind(offset as i64)
-    .fetch_all(reader)
+    .fetch_one(reader)
     .await?;
-    rows.into_iter().map(EventWithMediaRow::into_parts).collect()
+    let rows: Vec<EventWithMediaArray> =
+        serde_json::from_str(&page).map_err(|e| CatalogError::Schema(format!("event page: {e}")))?;
+    rows.into_iter().map(|row| EventWithMediaRow::from(row).into_parts()).collect()
 }
 
 pub async fn get(pool: &SqlitePool, device: DeviceId, id: &str) -> CatalogResult<Option<Event>> {

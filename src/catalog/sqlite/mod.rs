@@ -1,7 +1,10 @@
 //! The embedded catalog: SQLite in WAL mode. Writes go through a pool of exactly one
-//! connection, so write transactions never fail with SQLITE_BUSY and the critical sections
-//! the [`Catalog`] contract asks for are simply "inside a write transaction"; reads use a
-//! separate pool and see the last committed state.
+//! connection, so write transactions never fail with SQLITE_BUSY; reads use a separate pool
+//! and see the last committed state. The blob critical section the [`Catalog`] contract asks
+//! for is the `placement` lock: commits hold it shared while they place bytes (outside the
+//! writer, so their fsyncs overlap) and record them; collection holds it exclusively. Steps
+//! that place bytes inside a write transaction (thumbnails) are serialised with collection by
+//! the writer itself. Both are in-process: one server per data directory.
 
 mod blob_media;
 mod blobs;
@@ -181,6 +184,11 @@ impl Catalog for SqliteCatalog {
         unused_for: Duration,
         delete_bytes: Box<dyn FnOnce(Sha256Hex) -> BoxFuture<'static, Result<(), BoxError>> + Send>,
     ) -> CatalogResult<Option<Sha256Hex>> {
+        // most passes find nothing: look without the lock, so an idle collector never holds
+        // back the uploads in flight (a waiting exclusive lock queues new shared holders)
+        if !blobs::has_collectable(&self.reader, unused_for).await? {
+            return Ok(None);
+        }
         let _collecting = self.placement.write().await;
         blobs::collect_blob(&self.writer, unused_for, delete_bytes).await
     }
