@@ -456,14 +456,23 @@ async fn execute(services: &Services, command: AdminCommand) -> Result<Printed, 
             })
         }
         AdminCommand::Jobs(JobsCommand::Run { until_idle }) => {
-            let steps = if until_idle {
-                services.jobs.run_until_idle().await?
-            } else {
-                vec![services.jobs.run_one_step().await?]
-            };
+            // An SQLite catalog keeps blob collection apart from commits within one process,
+            // so beside a running server (which holds the data directory) only the server
+            // collects; PostgreSQL's per-blob locks work across processes.
+            let dir = &services.config.data_dir;
+            let server_lock = crate::app::try_lock_data_dir(dir)
+                .map_err(|e| Failure::new("data_dir", format!("cannot check {}: {e:#}", dir.display())))?;
+            let sqlite = services.config.database_url.starts_with("sqlite:");
+            let collects = server_lock.is_some() || !sqlite;
+            let jobs = if collects { services.jobs.clone() } else { services.jobs.clone().without_blob_collection() };
+            let steps = if until_idle { jobs.run_until_idle().await? } else { vec![jobs.run_one_step().await?] };
+            drop(server_lock);
             let steps: Vec<String> = steps.iter().map(|s| format!("{s:?}")).collect();
-            let text = format!("ran {} step(s)", steps.len());
-            Printed { json: json!({"steps": steps.len(), "details": steps}), text }
+            let mut text = format!("ran {} step(s)", steps.len());
+            if !collects {
+                text.push_str(" (blob collection left to the running server)");
+            }
+            Printed { json: json!({"steps": steps.len(), "details": steps, "blob_collection": collects}), text }
         }
         AdminCommand::SignUpload { user, size, sha256, ttl } => {
             let owner = user_named(services, &user).await?;

@@ -30,6 +30,9 @@ pub struct JobRunner {
     pub(crate) remote: Arc<RemotePolicy>,
     pub(crate) config: Arc<Config>,
     wake: Arc<Notify>,
+    /// False in an admin run beside a server on an SQLite catalog: that catalog keeps
+    /// collection and commits apart inside its own process only, so the server collects.
+    collects_blobs: bool,
 }
 
 /// What one step did.
@@ -53,7 +56,12 @@ impl JobRunner {
         // new content queues its media job: the pipeline wakes the runner to start it now
         let wake = Arc::new(Notify::new());
         let ingest = Ingest::new(store.clone(), catalog.clone()).waking(wake.clone());
-        Self { catalog, store, ingest, remote, config, wake }
+        Self { catalog, store, ingest, remote, config, wake, collects_blobs: true }
+    }
+
+    /// The same runner without the blob-collection step.
+    pub fn without_blob_collection(self) -> Self {
+        Self { collects_blobs: false, ..self }
     }
 
     /// Queues a job and wakes the runner.
@@ -102,6 +110,9 @@ impl JobRunner {
         let purged = self.catalog.purge_tombstones(self.config.tombstone_retention).await?;
         if purged > 0 {
             return Ok(Step::PurgedTombstones(purged));
+        }
+        if !self.collects_blobs {
+            return Ok(Step::Idle);
         }
         let store = self.store.clone();
         let collected = self

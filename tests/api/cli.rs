@@ -1,6 +1,6 @@
 //! The real `ferry` binary, as a user or a script drives it.
 
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use crate::helpers::*;
 
@@ -186,9 +186,16 @@ fn serve_prints_its_address_first_and_stops_cleanly_on_sigterm() {
     assert_eq!(second.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&second.stderr).contains("already using"));
 
+    // beside the server, an admin jobs run leaves blob collection to it (the SQLite catalog
+    // keeps collection and commits apart only inside one process)
+    let (code, ran) = admin_json(dir.path(), &["jobs", "run", "--until-idle"]);
+    assert_eq!((code, &ran["blob_collection"]), (0, &json!(false)), "{ran}");
+
     server.signal("TERM");
     let status = server.wait_exit(10).expect("the server stops within 10 s of SIGTERM");
     assert!(status.success(), "exit status {status:?}");
+    let (code, ran) = admin_json(dir.path(), &["jobs", "run", "--until-idle"]);
+    assert_eq!((code, &ran["blob_collection"]), (0, &json!(true)), "without a server it collects: {ran}");
 }
 
 #[test]
