@@ -104,8 +104,10 @@ pub trait Catalog: Send + Sync + 'static {
     async fn commit_blob(&self, blob: &BlobRecord, holder: UserId, place_bytes: BlobStep) -> CatalogResult<()>;
 
     /// Collects one blob that nothing holds or references and that was last used before
-    /// `unused_for` ago: `delete_bytes` runs inside the blob's critical section, then the row
-    /// goes. Returns the collected hash, or `None` when nothing is collectable.
+    /// `unused_for` ago: its row goes and `delete_bytes` runs, both inside the blob's critical
+    /// section (SQLite removes the row first, so a failure leaves an orphan the startup sweep
+    /// removes; PostgreSQL's transaction-scoped lock makes it delete the bytes first).
+    /// Returns the collected hash, or `None` when nothing is collectable.
     async fn collect_blob(
         &self,
         unused_for: Duration,

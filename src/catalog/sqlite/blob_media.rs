@@ -1,5 +1,5 @@
-//! Media processing results on SQLite (`blob_media`). A thumbnail's bytes are placed inside
-//! the single writer's transaction, which collection also needs, so the two never interleave.
+//! Media processing results on SQLite (`blob_media`). A thumbnail's bytes are placed under
+//! the catalog's placement lock (held by the caller), like an upload's.
 
 use sqlx::SqlitePool;
 

@@ -135,11 +135,16 @@ pub async fn collect_blob(
         return Ok(None);
     };
     let sha256 = Sha256Hex::parse(&hash).map_err(|e| CatalogError::Schema(e.to_string()))?;
-    delete_bytes(sha256.clone()).await.map_err(CatalogError::Step)?;
     // its media result goes with it (the thumbnail it kept alive is collected in its turn)
     sqlx::query("delete from blob_media where sha256 = ?").bind(&hash).execute(&mut *tx).await?;
     sqlx::query("delete from blobs where sha256 = ?").bind(&hash).execute(&mut *tx).await?;
     tx.commit().await?;
+    // Rows first, then bytes: a crash or a failed delete leaves bytes without a row (an orphan
+    // the startup sweep removes), never a row without bytes. The exclusive placement lock
+    // keeps every commit of this content out until the bytes are gone.
+    if let Err(e) = delete_bytes(sha256.clone()).await {
+        tracing::warn!(error = %e, sha256 = %sha256, "collected blob's bytes stay until the next startup sweep");
+    }
     Ok(Some(sha256))
 }
 

@@ -2,9 +2,9 @@
 //! connection, so write transactions never fail with SQLITE_BUSY; reads use a separate pool
 //! and see the last committed state. The blob critical section the [`Catalog`] contract asks
 //! for is the `placement` lock: commits hold it shared while they place bytes (outside the
-//! writer, so their fsyncs overlap) and record them; collection holds it exclusively. Steps
-//! that place bytes inside a write transaction (thumbnails) are serialised with collection by
-//! the writer itself. Both are in-process: one server per data directory.
+//! writer, so their fsyncs overlap) and record them, as does recording a thumbnail; collection
+//! holds it exclusively while it removes the rows and then the bytes. The lock is in-process:
+//! one server per data directory (`admin jobs run` beside a server does not collect).
 
 mod blob_media;
 mod blobs;
@@ -366,6 +366,9 @@ impl Catalog for SqliteCatalog {
     }
 
     async fn record_media(&self, info: &NewMediaInfo, thumbnail: Option<(BlobRecord, BlobStep)>) -> CatalogResult<()> {
+        // a thumbnail's bytes are placed like an upload's (collection deletes bytes after its
+        // transaction, so the writer alone no longer keeps the two apart)
+        let _placing = self.placement.read().await;
         blob_media::record(&self.writer, info, thumbnail).await
     }
     async fn media_info(&self, hashes: &[Sha256Hex]) -> CatalogResult<Vec<MediaInfo>> {
