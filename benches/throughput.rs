@@ -317,7 +317,8 @@ async fn multipart_rss(mib: usize) {
         .to_owned();
     let client = reqwest::Client::new();
     let parts = 20;
-    let part_mib = mib / parts;
+    // multipart parts but the last must be at least 5 MiB, whatever FERRY_BENCH_MIB says
+    let part_mib = (mib / parts).max(5);
     let start: Value = client
         .get(format!("{}/api/users/multipart_upload_start/bench?part_count={parts}", server.address))
         .bearer_auth(&token)
@@ -349,7 +350,7 @@ async fn multipart_rss(mib: usize) {
         .send()
         .await
         .unwrap();
-    assert_eq!(done.status(), 200);
+    assert_eq!(done.status(), 200, "{}", done.text().await.unwrap());
     let took = started.elapsed();
     let (after, peak) = server.rss_kib();
     println!(
@@ -467,23 +468,26 @@ async fn small_requests() {
         let form = reqwest::multipart::Form::new()
             .text("name", format!("event {i}"))
             .part("event", reqwest::multipart::Part::bytes(i.to_le_bytes().repeat(64)));
-        client
+        let uploaded = client
             .post(format!("{address}/api/gallery/cam/upload"))
             .bearer_auth(&token)
             .multipart(form)
             .send()
             .await
             .unwrap();
+        assert!(uploaded.status().is_success(), "event upload: {}", uploaded.status());
     }
     wait_for_jobs(&data, &address);
+    let events_url = format!("{address}/api/gallery/cam/events?limit=50");
+    let page: Value = client.get(&events_url).bearer_auth(&token).send().await.unwrap().json().await.unwrap();
+    assert_eq!(page.as_array().map(Vec::len), Some(50), "the measured listing has 50 events");
     println!("\n## P5 — gallery `events` (50 items) vs `/healthz`, 64 connections, 3 s windows");
     println!("| run | events req/s | healthz req/s | ratio |");
     println!("|---|---|---|---|");
     let mut ratios = Vec::new();
     for run in 0..REPEATS {
         let window = Duration::from_secs(3);
-        let events =
-            request_rate(&client, &format!("{address}/api/gallery/cam/events?limit=50"), &token, 64, window).await;
+        let events = request_rate(&client, &events_url, &token, 64, window).await;
         let health = request_rate(&client, &format!("{address}/healthz"), &token, 64, window).await;
         println!("| {} | {events:.0} | {health:.0} | {:.2} |", run + 1, events / health);
         ratios.push(events / health);
@@ -545,7 +549,7 @@ async fn many_small_files() {
 
 #[tokio::main]
 async fn main() {
-    let mib: usize = std::env::var("FERRY_BENCH_MIB").ok().and_then(|v| v.parse().ok()).unwrap_or(1024);
+    let mib: usize = std::env::var("FERRY_BENCH_MIB").ok().and_then(|v| v.parse().ok()).unwrap_or(1024).max(1);
     // e.g. FERRY_BENCH_ONLY=P2,P5 while working on one scenario
     let only = std::env::var("FERRY_BENCH_ONLY").unwrap_or_default();
     let wanted = |name: &str| only.is_empty() || only.split(',').any(|o| o.trim().eq_ignore_ascii_case(name));
