@@ -39,11 +39,14 @@ impl Services {
             .with_context(|| format!("cannot create the data directory {}", config.data_dir.display()))?;
         let catalog = open_catalog(&config.database_url).await?;
         let store = open_store(&config)?;
+        consistency::bind_store(catalog.as_ref(), store.as_ref(), &catalog_name(&config.database_url))
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
         let signer = Signer::new(signing_key(&config, catalog.as_ref()).await?);
         let remote = Arc::new(RemotePolicy::parse(&config.remote_allow).context("FERRY_REMOTE_ALLOW")?);
         let import_buckets = Arc::new(ImportBuckets::open(&config).context("cannot open the import buckets")?);
         let config = Arc::new(config);
-        let jobs = JobRunner::new(catalog.clone(), store.clone(), config.clone(), remote.clone());
+        let jobs = JobRunner::new(catalog.clone(), store.clone(), config.clone(), remote.clone(), signer.clone());
         Ok(Self { config, catalog, store, signer, jobs, remote, import_buckets })
     }
 
@@ -65,6 +68,18 @@ fn open_store(config: &Config) -> anyhow::Result<Arc<dyn BlobStore>> {
     let store = LocalStore::open(&config.data_dir)
         .with_context(|| format!("cannot open the blob store in {}", config.data_dir.display()))?;
     Ok(Arc::new(store))
+}
+
+/// The catalog as messages name it: the SQLite file, or PostgreSQL's host and database
+/// (never the user's password).
+pub fn catalog_name(url: &str) -> String {
+    match url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")) {
+        Some(path) => path.to_owned(),
+        None => match url.split_once("://") {
+            Some((scheme, rest)) => format!("{scheme}://{}", rest.rsplit('@').next().unwrap_or(rest)),
+            None => url.to_owned(),
+        },
+    }
 }
 
 async fn open_catalog(url: &str) -> anyhow::Result<Arc<dyn Catalog>> {
@@ -93,10 +108,6 @@ async fn signing_key(config: &Config, catalog: &dyn Catalog) -> anyhow::Result<V
     Ok(catalog.signing_secret(&fresh).await?)
 }
 
-/// How old an uncatalogued blob in a shared bucket must be before a starting replica
-/// removes it; a commit in progress takes far less.
-const SHARED_ORPHAN_AGE: Duration = Duration::from_secs(3600);
-
 pub struct Application {
     listener: TcpListener,
     state: AppState,
@@ -119,6 +130,7 @@ impl Application {
         let state = AppState {
             // the runner's pipeline: it wakes the runner when new content needs processing
             ingest: services.jobs.ingest.clone(),
+            uploads: services.jobs.uploads.clone(),
             config: services.config,
             catalog: services.catalog,
             store: services.store,
@@ -171,16 +183,15 @@ async fn harvest_forever(state: AppState) {
     }
 }
 
-/// Undo what a crash may have left: request-scoped staging files, and stored bytes whose
-/// catalog row was never committed. On local disk every orphan goes at once: the data-dir
-/// lock keeps every other server away from this store. A bucket is shared by replicas that
-/// may be between placing bytes and committing their row, so only old orphans go there.
+/// Undo what a crash may have left: request-scoped staging files, and the commits and
+/// collections it interrupted (their intents say which bytes). Bytes the catalog knows
+/// nothing about are left alone: `ferry admin check` reports them.
 async fn recover(services: &Services) -> anyhow::Result<()> {
     let staged = services.store.clean_request_staging().await?;
-    let min_age = if services.config.s3.is_some() { SHARED_ORPHAN_AGE } else { Duration::ZERO };
-    let orphans = consistency::sweep_orphans(services.catalog.as_ref(), services.store.as_ref(), min_age).await?;
-    if staged + orphans > 0 {
-        tracing::info!(staged, orphans, "removed leftovers of an interrupted run");
+    let interrupted =
+        consistency::sweep_intents(services.catalog.as_ref(), services.store.clone(), Duration::ZERO).await?;
+    if staged + interrupted > 0 {
+        tracing::info!(staged, interrupted, "removed leftovers of an interrupted run");
     }
     Ok(())
 }

@@ -14,7 +14,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use base64::Engine;
 use object_store::multipart::{MultipartStore, PartId};
-use object_store::signer::{HeaderName, HeaderValue, Method, SignedUrlOptions, Signer};
+use object_store::signer::{Method, SignedUrlOptions, Signer};
 use object_store::{ObjectStoreExt, path::Path};
 
 use super::s3::{S3Store, io};
@@ -95,18 +95,31 @@ pub trait DirectUploads: Send + Sync {
     fn direct_key(&self, user: UserId, file_hash: &Sha256Hex, size: u64) -> String {
         format!("direct/{user}/{file_hash}-{size}")
     }
-    /// A PUT of staging object `key`, bound to the plain SHA-256 `checksum` when given.
+    /// A PUT of staging object `key` of exactly `size` bytes (`Content-Length` is signed),
+    /// bound to the plain SHA-256 `checksum` when given.
     async fn presign_put(
         &self,
         key: &str,
+        size: u64,
         checksum: Option<&Sha256Hex>,
         ttl: Duration,
     ) -> Result<Presigned, StoreError>;
-    /// The size of a staging object, `None` when there is none.
-    async fn staged_size(&self, key: &str) -> Result<Option<u64>, StoreError>;
+    /// The size and ETag (without quotes) of a staging object, `None` when there is none.
+    async fn staged_object(&self, key: &str) -> Result<Option<(u64, Option<String>)>, StoreError>;
+    /// Copies the client-written staging object `key` into request staging (a key no client
+    /// can write) and removes `key`; `None` when there is no such object. What is verified
+    /// afterwards is the copy, so a client writing `key` again changes nothing.
+    async fn take_over(&self, key: &str) -> Result<Option<Staged>, StoreError>;
     async fn start_multipart(&self) -> Result<DirectMultipart, StoreError>;
-    /// A PUT of part `part_num` (from 1) of `upload`.
-    async fn presign_part(&self, upload: &DirectMultipart, part_num: u32, ttl: Duration) -> Result<String, StoreError>;
+    /// A PUT of part `part_num` (from 1) of `upload`, of exactly `size` bytes when given
+    /// (`Content-Length` is then signed).
+    async fn presign_part(
+        &self,
+        upload: &DirectMultipart,
+        part_num: u32,
+        size: Option<u64>,
+        ttl: Duration,
+    ) -> Result<String, StoreError>;
     /// The parts the store holds, by part number; `None` when the upload is gone.
     async fn list_parts(&self, upload: &DirectMultipart) -> Result<Option<Vec<StoredPart>>, StoreError>;
     /// Assembles parts 1..N (`etags` in order, as the client gave them) into the staging
@@ -117,8 +130,16 @@ pub trait DirectUploads: Send + Sync {
         etags: &[String],
         size: u64,
     ) -> Result<Assembled, StoreError>;
-    /// Drops an unfinished upload and its parts; one that is gone is not an error.
+    /// Drops an unfinished upload and its parts, and the object it was assembled into if
+    /// that happened; one that is gone is not an error.
     async fn abort_multipart(&self, upload: &DirectMultipart) -> Result<(), StoreError>;
+    /// Multipart uploads the store holds open under staging that were started more than
+    /// `older_than` ago, as `(staging key, store upload id)` (`admin check`: a crashed
+    /// process's request staging or direct upload); `None` when the server cannot list them
+    /// (s3s-fs: ListMultipartUploads is not implemented).
+    async fn open_uploads(&self, older_than: Duration) -> Result<Option<Vec<(String, String)>>, StoreError>;
+    /// Aborts an open upload [`DirectUploads::open_uploads`] listed.
+    async fn abort_open_upload(&self, key: &str, store_id: &str) -> Result<(), StoreError>;
 }
 
 impl S3Store {
@@ -132,6 +153,23 @@ impl S3Store {
         Ok(self.s3.signed_url_opts(method, path, ttl.min(MAX_TTL), opts).await.map_err(io)?.to_string())
     }
 
+    /// A presigned request binding `signed` headers (see `sigv4`: object_store cannot bind
+    /// `Content-Length`).
+    fn presign_bound(
+        &self,
+        method: &str,
+        path: &Path,
+        query: &[(&str, String)],
+        signed: &[(&str, String)],
+        ttl: Duration,
+    ) -> Result<String, StoreError> {
+        let signer = self.sigv4.as_ref().ok_or_else(|| {
+            std::io::Error::other("direct mode presigns with s3_access_key_id and s3_secret_access_key; set both")
+        })?;
+        let now = time::OffsetDateTime::now_utc();
+        Ok(signer.presign(method, path.as_ref(), query, signed, ttl.min(MAX_TTL), now))
+    }
+
     fn upload_path(&self, upload: &DirectMultipart) -> Result<Path, StoreError> {
         self.staged_path(&upload.staged_key())
     }
@@ -142,28 +180,51 @@ impl DirectUploads for S3Store {
     async fn presign_put(
         &self,
         key: &str,
+        size: u64,
         checksum: Option<&Sha256Hex>,
         ttl: Duration,
     ) -> Result<Presigned, StoreError> {
-        let mut opts = SignedUrlOptions::default();
+        // Content-Length is signed (every client sends it for a body of known size, so it is
+        // not among the headers the client is told to add); the checksum header is listed
+        let mut signed = vec![("content-length", size.to_string())];
         let mut headers = Vec::new();
         if let Some(sha256) = checksum {
             let digest = hex::decode(sha256.as_str()).expect("parsed hashes are hex");
             let value = base64::engine::general_purpose::STANDARD.encode(digest);
-            let name = HeaderName::from_static("x-amz-checksum-sha256");
-            opts = opts.with_signed_header(name, HeaderValue::from_str(&value).expect("base64 is a valid header"));
+            signed.push(("x-amz-checksum-sha256", value.clone()));
             headers.push(("x-amz-checksum-sha256".to_owned(), value));
         }
-        let url = self.presign(Method::PUT, &self.staged_path(key)?, ttl, &opts).await?;
+        let url = self.presign_bound("PUT", &self.staged_path(key)?, &[], &signed, ttl)?;
         Ok(Presigned { url, headers })
     }
 
-    async fn staged_size(&self, key: &str) -> Result<Option<u64>, StoreError> {
+    async fn staged_object(&self, key: &str) -> Result<Option<(u64, Option<String>)>, StoreError> {
         match self.s3.head(&self.staged_path(key)?).await {
-            Ok(meta) => Ok(Some(meta.size)),
+            Ok(meta) => Ok(Some((meta.size, meta.e_tag.as_deref().map(unquote)))),
             Err(object_store::Error::NotFound { .. }) => Ok(None),
             Err(e) => Err(io(e)),
         }
+    }
+
+    async fn take_over(&self, key: &str) -> Result<Option<Staged>, StoreError> {
+        let from = self.staged_path(key)?;
+        let Some((size, _)) = self.staged_object(key).await? else { return Ok(None) };
+        let taken = format!("requests/{}", ulid::Ulid::new());
+        let to = self.staged_path(&taken)?;
+        let copied = if size > self.max_single_copy {
+            self.stream_copy(&from, &to).await
+        } else {
+            self.s3.copy(&from, &to).await.map_err(io)
+        };
+        match copied {
+            Ok(()) => {}
+            Err(StoreError::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e),
+        }
+        let copy = self.s3.head(&to).await.map_err(io)?;
+        // the client's key is spent: a later PUT to it is swept with unregistered uploads
+        let _ = self.s3.delete(&from).await;
+        Ok(Some(Staged { key: taken, size: copy.size }))
     }
 
     async fn start_multipart(&self) -> Result<DirectMultipart, StoreError> {
@@ -173,10 +234,16 @@ impl DirectUploads for S3Store {
         Ok(DirectMultipart { ulid, store_id })
     }
 
-    async fn presign_part(&self, upload: &DirectMultipart, part_num: u32, ttl: Duration) -> Result<String, StoreError> {
+    async fn presign_part(
+        &self,
+        upload: &DirectMultipart,
+        part_num: u32,
+        size: Option<u64>,
+        ttl: Duration,
+    ) -> Result<String, StoreError> {
         let query = [("partNumber", part_num.to_string()), ("uploadId", upload.store_id.clone())];
-        let opts = SignedUrlOptions::default().with_query(query);
-        self.presign(Method::PUT, &self.upload_path(upload)?, ttl, &opts).await
+        let signed: Vec<(&str, String)> = size.map(|size| ("content-length", size.to_string())).into_iter().collect();
+        self.presign_bound("PUT", &self.upload_path(upload)?, &query, &signed, ttl)
     }
 
     async fn list_parts(&self, upload: &DirectMultipart) -> Result<Option<Vec<StoredPart>>, StoreError> {
@@ -223,7 +290,49 @@ impl DirectUploads for S3Store {
     }
 
     async fn abort_multipart(&self, upload: &DirectMultipart) -> Result<(), StoreError> {
-        match self.s3.abort_multipart(&self.upload_path(upload)?, &upload.store_id).await {
+        let path = self.upload_path(upload)?;
+        match self.s3.abort_multipart(&path, &upload.store_id).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+            Err(e) => return Err(io(e)),
+        }
+        match self.s3.delete(&path).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(io(e)),
+        }
+    }
+
+    async fn open_uploads(&self, older_than: Duration) -> Result<Option<Vec<(String, String)>>, StoreError> {
+        // object_store has no ListMultipartUploads; a presigned GET of the same request does it
+        let prefix = format!("{}staging/", self.prefix);
+        let opts = SignedUrlOptions::default().with_query([("uploads", ""), ("prefix", prefix.as_str())]);
+        let bucket_root = Path::from("");
+        let url = self.presign(Method::GET, &bucket_root, Duration::from_secs(60), &opts).await?;
+        let response = self.http.get(url).send().await.map_err(std::io::Error::other)?;
+        let status = response.status();
+        let body = response.text().await.map_err(std::io::Error::other)?;
+        if status.as_u16() == 501 {
+            return Ok(None);
+        }
+        if !status.is_success() {
+            return Err(std::io::Error::other(format!("ListMultipartUploads answered {status}: {body}")).into());
+        }
+        let now = time::OffsetDateTime::now_utc();
+        let mut open = Vec::new();
+        for upload in body.split("<Upload>").skip(1) {
+            let (Some(key), Some(id)) = (tag(upload, "Key"), tag(upload, "UploadId")) else { continue };
+            let Some(key) = key.strip_prefix(&prefix) else { continue };
+            let started = tag(upload, "Initiated")
+                .and_then(|t| time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).ok());
+            let age = started.map(|t| (now - t).unsigned_abs()).unwrap_or(Duration::MAX);
+            if age >= older_than {
+                open.push((key.to_owned(), id.to_owned()));
+            }
+        }
+        Ok(Some(open))
+    }
+
+    async fn abort_open_upload(&self, key: &str, store_id: &str) -> Result<(), StoreError> {
+        match self.s3.abort_multipart(&self.staged_path(key)?, &store_id.to_owned()).await {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
             Err(e) => Err(io(e)),
         }

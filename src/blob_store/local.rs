@@ -26,14 +26,22 @@ const WRITEBACK_EVERY: u64 = 8 * 1024 * 1024;
 pub struct LocalStore {
     blobs: PathBuf,
     staging: PathBuf,
+    /// `<root>/ferry-store-id`: the identity of the catalog these blobs belong to (beside
+    /// `blobs/`, so everything under it stays a blob).
+    identity: PathBuf,
 }
 
 const REQUESTS: &str = "requests";
+const IDENTITY_FILE: &str = "ferry-store-id";
 const UPLOADS: &str = "uploads";
 
 impl LocalStore {
     pub fn open(root: &Path) -> std::io::Result<Self> {
-        let store = Self { blobs: root.join("blobs").join("sha256"), staging: root.join("staging") };
+        let store = Self {
+            blobs: root.join("blobs").join("sha256"),
+            staging: root.join("staging"),
+            identity: root.join(IDENTITY_FILE),
+        };
         std::fs::create_dir_all(&store.blobs)?;
         std::fs::create_dir_all(store.staging.join(REQUESTS))?;
         std::fs::create_dir_all(store.staging.join(UPLOADS))?;
@@ -195,6 +203,22 @@ impl BlobStore for LocalStore {
         .await
     }
 
+    async fn list_staging(&self) -> Result<Vec<(String, std::time::SystemTime)>, StoreError> {
+        let root = self.staging.clone();
+        blocking(move || {
+            let mut found = Vec::new();
+            for area in [REQUESTS, UPLOADS] {
+                for file in std::fs::read_dir(root.join(area))? {
+                    let file = file?;
+                    let key = format!("{area}/{}", file.file_name().to_string_lossy());
+                    found.push((key, file.metadata()?.modified()?));
+                }
+            }
+            Ok(found)
+        })
+        .await
+    }
+
     async fn size_of(&self, sha256: &Sha256Hex) -> Result<Option<u64>, StoreError> {
         match tokio::fs::metadata(self.blob_path(sha256)).await {
             Ok(meta) => Ok(Some(meta.len())),
@@ -230,6 +254,61 @@ impl BlobStore for LocalStore {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e.into()),
             _ => Ok(()),
         }
+    }
+
+    async fn identity(&self) -> Result<Option<String>, StoreError> {
+        match tokio::fs::read_to_string(&self.identity).await {
+            Ok(id) => Ok(Some(id.trim().to_owned())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn bind_identity(&self, id: &str) -> Result<String, StoreError> {
+        let (target, id) = (self.identity.clone(), id.to_owned());
+        let bound = blocking(move || {
+            // written whole and synced under a temporary name, then linked into place: the
+            // link fails if an identity exists, so the first one ever written stays
+            let dir = target.parent().expect("the identity file has a parent");
+            let temporary = dir.join(format!(".{IDENTITY_FILE}.{}", ulid::Ulid::new()));
+            let mut file = File::create_new(&temporary)?;
+            file.write_all(id.as_bytes())?;
+            file.sync_all()?;
+            let linked = std::fs::hard_link(&temporary, &target);
+            std::fs::remove_file(&temporary)?;
+            match linked {
+                Ok(()) => {
+                    sync_dir(dir)?;
+                    Ok(id)
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    Ok(std::fs::read_to_string(&target)?.trim().to_owned())
+                }
+                Err(e) => Err(e),
+            }
+        })
+        .await?;
+        Ok(bound)
+    }
+
+    async fn has_blobs(&self) -> Result<bool, StoreError> {
+        let root = self.blobs.clone();
+        blocking(move || {
+            for outer in std::fs::read_dir(&root)? {
+                for inner in std::fs::read_dir(outer?.path())? {
+                    if std::fs::read_dir(inner?.path())?.next().is_some() {
+                        return Ok(true);
+                    }
+                }
+            }
+            Ok(false)
+        })
+        .await
+    }
+
+    fn describe(&self) -> String {
+        let blobs = self.blobs.parent().unwrap_or(&self.blobs);
+        format!("the blob store in {}", blobs.display())
     }
 
     async fn list(&self) -> Result<Vec<(Sha256Hex, std::time::SystemTime)>, StoreError> {

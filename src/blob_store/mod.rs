@@ -9,6 +9,7 @@
 mod direct;
 mod local;
 mod s3;
+mod sigv4;
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -28,6 +29,13 @@ pub enum StoreError {
     Missing(Sha256Hex),
     #[error("blob store I/O: {0}")]
     Io(#[from] std::io::Error),
+}
+
+impl StoreError {
+    /// Whether the store refused for lack of space (a full disk or quota).
+    pub fn is_full(&self) -> bool {
+        matches!(self, StoreError::Io(e) if matches!(e.kind(), std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded))
+    }
 }
 
 /// Where a staging object lives. Request staging belongs to one request and is wiped at
@@ -83,6 +91,16 @@ pub trait BlobStore: Send + Sync + 'static {
     /// A store shared by several servers removes only staging old enough to be abandoned.
     async fn clean_request_staging(&self) -> Result<usize, StoreError>;
 
+    /// Removes staging a running server may treat as abandoned: on a store shared by
+    /// replicas, finished request staging nobody committed, and direct PUTs never registered
+    /// within `unregistered_after`. A store only this process writes leaves that to the
+    /// start-up sweep (its request staging may be in use). Returns how many objects went.
+    async fn sweep_staging(&self, _unregistered_after: std::time::Duration) -> Result<usize, StoreError> {
+        Ok(0)
+    }
+    /// Every staging object with its last modification time (`admin check`).
+    async fn list_staging(&self) -> Result<Vec<(String, std::time::SystemTime)>, StoreError>;
+
     /// The stored size of a blob, or `None` when it is not stored.
     async fn size_of(&self, sha256: &Sha256Hex) -> Result<Option<u64>, StoreError>;
     /// Streams a blob, or the inclusive `range` of it.
@@ -91,6 +109,17 @@ pub trait BlobStore: Send + Sync + 'static {
     async fn delete(&self, sha256: &Sha256Hex) -> Result<(), StoreError>;
     /// Every stored blob with its last modification time (consistency checks).
     async fn list(&self) -> Result<Vec<(Sha256Hex, std::time::SystemTime)>, StoreError>;
+
+    /// The identity this store was bound to (the catalog it belongs to, see
+    /// `jobs::consistency::bind_store`); `None` for a store never bound.
+    async fn identity(&self) -> Result<Option<String>, StoreError>;
+    /// Records `id` as the store's identity unless one is recorded already (atomically: of
+    /// two processes racing, one wins); returns the recorded identity.
+    async fn bind_identity(&self, id: &str) -> Result<String, StoreError>;
+    /// Whether any blob is stored.
+    async fn has_blobs(&self) -> Result<bool, StoreError>;
+    /// Where the store keeps its bytes, for messages (a directory, or a bucket and prefix).
+    fn describe(&self) -> String;
 
     /// Presigned uploads straight into this store, when it offers and is configured for them.
     fn direct(&self) -> Option<&dyn DirectUploads> {

@@ -40,13 +40,17 @@ pub struct S3Store {
     pub(super) s3: Arc<AmazonS3>,
     /// Empty, or ends with `/`.
     pub(super) prefix: String,
+    /// For messages.
+    bucket: String,
+    /// Presigns direct-mode PUTs (bound to their length); `None` without static credentials.
+    pub(super) sigv4: Option<super::sigv4::SigV4>,
     pub(super) direct: bool,
     pub(super) http: reqwest::Client,
     /// Request staging younger than this survives `clean_request_staging`: other replicas
     /// share the bucket and may be streaming into it right now.
     request_staging_min_age: Duration,
     /// Largest staged object committed by one server-side copy.
-    max_single_copy: u64,
+    pub(super) max_single_copy: u64,
     /// Direct-mode PUTs never registered are removed after this (longer than a signed URL lives).
     direct_staging_max_age: Duration,
 }
@@ -74,6 +78,18 @@ pub fn s3_client(config: &S3Config) -> Result<AmazonS3, StoreError> {
     builder.build().map_err(io)
 }
 
+/// The direct-mode presigner for `config`'s bucket (AWS's endpoint for the region when none is set).
+fn presigner(config: &S3Config) -> Option<super::sigv4::SigV4> {
+    Some(super::sigv4::SigV4 {
+        endpoint: config.endpoint.clone().unwrap_or_else(|| format!("https://s3.{}.amazonaws.com", config.region)),
+        bucket: config.bucket.clone(),
+        region: config.region.clone(),
+        path_style: config.path_style,
+        access_key_id: config.access_key_id.clone()?,
+        secret_access_key: config.secret_access_key.clone()?.0,
+    })
+}
+
 /// What a bad staging key is called in errors.
 fn bad_key(key: &str) -> StoreError {
     std::io::Error::new(std::io::ErrorKind::InvalidInput, format!("bad staging key {key}")).into()
@@ -89,6 +105,8 @@ impl S3Store {
         Ok(Self {
             s3: Arc::new(s3_client(config)?),
             prefix: config.prefix.clone(),
+            bucket: config.bucket.clone(),
+            sigv4: presigner(config),
             direct: config.direct,
             http: reqwest::Client::builder().timeout(Duration::from_secs(60)).build().map_err(std::io::Error::other)?,
             request_staging_min_age: Duration::from_secs(3600),
@@ -108,6 +126,10 @@ impl S3Store {
     pub fn with_max_single_copy(mut self, bytes: u64) -> Self {
         self.max_single_copy = bytes;
         self
+    }
+
+    fn identity_path(&self) -> Path {
+        Path::from(format!("{}ferry-store-id", self.prefix))
     }
 
     fn blob_path(&self, sha256: &Sha256Hex) -> Path {
@@ -165,7 +187,7 @@ impl S3Store {
 
     /// Copies a large object by streaming it into a new multipart upload (CopyObject stops
     /// at 5 GiB); the target appears only when the upload completes.
-    async fn stream_copy(&self, from: &Path, to: &Path) -> Result<(), StoreError> {
+    pub(super) async fn stream_copy(&self, from: &Path, to: &Path) -> Result<(), StoreError> {
         let mut source = self.s3.get(from).await.map_err(io)?.into_stream();
         let target: Arc<dyn ObjectStore> = self.s3.clone();
         let mut writer = BufWriter::with_capacity(target, to.clone(), PART_BYTES).with_max_concurrency(PARTS_IN_FLIGHT);
@@ -270,6 +292,22 @@ impl BlobStore for S3Store {
         Ok(requests + self.sweep("direct", self.direct_staging_max_age).await?)
     }
 
+    async fn sweep_staging(&self, unregistered_after: Duration) -> Result<usize, StoreError> {
+        // a finished request staging object is committed (or discarded) at once
+        let requests = self.sweep("requests", self.request_staging_min_age).await?;
+        Ok(requests + self.sweep("direct", unregistered_after).await?)
+    }
+
+    async fn list_staging(&self) -> Result<Vec<(String, SystemTime)>, StoreError> {
+        let root = Path::from(format!("{}staging", self.prefix));
+        let metas: Vec<object_store::ObjectMeta> = self.s3.list(Some(&root)).try_collect().await.map_err(io)?;
+        let strip = format!("{}staging/", self.prefix);
+        Ok(metas
+            .into_iter()
+            .filter_map(|m| Some((m.location.as_ref().strip_prefix(&strip)?.to_owned(), m.last_modified.into())))
+            .collect())
+    }
+
     async fn size_of(&self, sha256: &Sha256Hex) -> Result<Option<u64>, StoreError> {
         match self.s3.head(&self.blob_path(sha256)).await {
             Ok(meta) => Ok(Some(meta.size)),
@@ -300,6 +338,38 @@ impl BlobStore for S3Store {
             .into_iter()
             .filter_map(|m| Some((Sha256Hex::parse(m.location.filename()?).ok()?, m.last_modified.into())))
             .collect())
+    }
+
+    async fn identity(&self) -> Result<Option<String>, StoreError> {
+        match self.s3.get(&self.identity_path()).await {
+            Ok(found) => {
+                let bytes = found.bytes().await.map_err(io)?;
+                Ok(Some(String::from_utf8_lossy(&bytes).trim().to_owned()))
+            }
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(io(e)),
+        }
+    }
+
+    async fn bind_identity(&self, id: &str) -> Result<String, StoreError> {
+        // a conditional create (If-None-Match: *): of replicas starting together, one wins
+        let payload = object_store::PutPayload::from(id.as_bytes().to_vec());
+        match self.s3.put_opts(&self.identity_path(), payload, object_store::PutMode::Create.into()).await {
+            Ok(_) => Ok(id.to_owned()),
+            Err(object_store::Error::AlreadyExists { .. } | object_store::Error::Precondition { .. }) => {
+                self.identity().await?.ok_or_else(|| std::io::Error::other("the store identity vanished").into())
+            }
+            Err(e) => Err(io(e)),
+        }
+    }
+
+    async fn has_blobs(&self) -> Result<bool, StoreError> {
+        let root = Path::from(format!("{}sha256", self.prefix));
+        Ok(self.s3.list(Some(&root)).try_next().await.map_err(io)?.is_some())
+    }
+
+    fn describe(&self) -> String {
+        format!("the blob store in S3 bucket '{}' under '{}sha256/'", self.bucket, self.prefix)
     }
 
     fn direct(&self) -> Option<&dyn DirectUploads> {

@@ -6,7 +6,9 @@
 //! (SQLite keeps booleans as integers). Ids are kept, so every reference stays valid; each
 //! identity sequence then continues after the highest copied id. Rows already in the target
 //! are left alone (`on conflict do nothing`), so an interrupted copy is simply run again;
-//! `settings` takes the source's values, so signed URLs and tokens issued before keep working.
+//! `settings` takes the source's values, so signed URLs and tokens issued before keep working
+//! (except the store binding: the target catalog is bound to the target store). Blob intents
+//! are not copied: they name bytes of the old store, which its own sweep resolves.
 
 use futures_util::TryStreamExt;
 use serde::Serialize;
@@ -39,7 +41,7 @@ pub async fn copy_sqlite_to_postgres(sqlite_url: &str, pg_url: &str) -> CatalogR
     let target = PgPoolOptions::new().max_connections(1).connect(pg_url).await?;
     let tables: Vec<String> = sqlx::query_scalar(
         "select name from sqlite_master where type = 'table' \
-         and name not like 'sqlite_%' and name not like '_sqlx_%' order by rowid",
+         and name not like 'sqlite_%' and name not like '_sqlx_%' and name <> 'blob_intents' order by rowid",
     )
     .fetch_all(&source)
     .await?;
@@ -80,7 +82,9 @@ async fn copy_table(
         "do nothing"
     };
     let insert = format!("insert into \"{table}\" ({names}) {overriding} values ({values}) on conflict {on_conflict}");
-    let select = format!("select {names} from \"{table}\"");
+    // the binding of a catalog to its blob store is the target's own (the store differs)
+    let filter = if table == "settings" { " where key <> 'store_id'" } else { "" };
+    let select = format!("select {names} from \"{table}\"{filter}");
     let mut rows = sqlx::query(AssertSqlSafe(select)).fetch(source);
     let mut tx = target.begin().await?;
     let (mut seen, mut inserted) = (0, 0);

@@ -32,17 +32,46 @@ pub enum CatalogError {
     /// The byte step passed into a catalog transaction failed; nothing was recorded.
     #[error("{0}")]
     Step(BoxError),
+    /// The write belongs to something that has finished or gone meanwhile (a session
+    /// finished while a file was streaming into it); nothing was recorded.
+    #[error("{0}")]
+    Gone(String),
+    /// The catalog's storage is full; nothing was recorded.
+    #[error("the catalog has no space left: {0}")]
+    Full(String),
     #[error("catalog schema: {0}")]
     Schema(String),
     #[error("catalog backend: {0}")]
-    Backend(#[from] sqlx::Error),
+    Backend(sqlx::Error),
 }
+
+impl From<sqlx::Error> for CatalogError {
+    fn from(err: sqlx::Error) -> Self {
+        // SQLITE_FULL (13, extended codes keep it in the low byte), PostgreSQL's disk_full
+        // (53100), or the OS refusing a write: the same "no space" to whoever asked
+        let full = match &err {
+            sqlx::Error::Database(db) => {
+                db.code().is_some_and(|code| code == "53100" || code.parse::<i64>().is_ok_and(|c| c & 0xff == 13))
+            }
+            sqlx::Error::Io(io) => io.kind() == std::io::ErrorKind::StorageFull,
+            _ => false,
+        };
+        if full { CatalogError::Full(err.to_string()) } else { CatalogError::Backend(err) }
+    }
+}
+
+/// The `settings` key of the signing secret.
+pub const SIGNING_SECRET: &str = "signing_secret";
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 pub type CatalogResult<T> = Result<T, CatalogError>;
 
 /// A step on blob bytes run inside a catalog critical section (see module docs).
 pub type BlobStep = Box<dyn FnOnce() -> BoxFuture<'static, Result<(), BoxError>> + Send>;
+
+/// Removes the stored bytes of a blob, inside the catalog's critical section for it (a sweep
+/// may call it for several blobs).
+pub type ByteDeleter = std::sync::Arc<dyn Fn(Sha256Hex) -> BoxFuture<'static, Result<(), BoxError>> + Send + Sync>;
 
 /// The catalog contract. Implementations MUST make every method atomic (all of its writes
 /// or none), MUST serialise [`Catalog::commit_blob`] and [`Catalog::collect_blob`] for the
@@ -55,7 +84,14 @@ pub trait Catalog: Send + Sync + 'static {
 
     /// Returns the stored signing secret, storing `fresh` first when there is none yet (so
     /// all replicas end up with the first one ever stored).
-    async fn signing_secret(&self, fresh: &[u8]) -> CatalogResult<Vec<u8>>;
+    async fn signing_secret(&self, fresh: &[u8]) -> CatalogResult<Vec<u8>> {
+        self.setting_once(SIGNING_SECRET, fresh).await
+    }
+    /// A shared setting (see `settings` in the migrations), `None` when unset.
+    async fn setting(&self, key: &str) -> CatalogResult<Option<Vec<u8>>>;
+    /// The setting `key`, storing `fresh` first when it is unset; every process racing to
+    /// set it ends up with the first value ever stored.
+    async fn setting_once(&self, key: &str, fresh: &[u8]) -> CatalogResult<Vec<u8>>;
 
     // --- identities ---
     async fn create_user(&self, name: &Name, level: Level) -> CatalogResult<User>;
@@ -89,6 +125,8 @@ pub trait Catalog: Send + Sync + 'static {
     // --- blobs and holds ---
     async fn blob(&self, sha256: &Sha256Hex) -> CatalogResult<Option<BlobRecord>>;
     async fn all_blob_hashes(&self) -> CatalogResult<Vec<Sha256Hex>>;
+    /// Whether any blob is recorded (binding a blob store to this catalog).
+    async fn has_blobs(&self) -> CatalogResult<bool>;
     /// True when `user` holds this content.
     async fn holds(&self, user: UserId, sha256: &Sha256Hex) -> CatalogResult<bool>;
 
@@ -97,22 +135,34 @@ pub trait Catalog: Send + Sync + 'static {
 
     /// Records verified content and `holder`'s hold on it. `place_bytes` (moving staged
     /// bytes to their content address) runs first inside the blob's critical section; if it
-    /// fails nothing is recorded. Idempotent for content already recorded. When the blob row
-    /// is new, the same transaction queues its media job ([`crate::media::PROCESS_KIND`],
-    /// keyed by [`crate::media::process_key`]): every new content is processed once, and a
-    /// crash cannot leave content recorded but never processed.
+    /// fails nothing is recorded. Idempotent for content already recorded. When the content is
+    /// not recorded yet, a `place` intent is written before the bytes move and removed with
+    /// the rows that record them, so a crash in between leaves bytes the sweep
+    /// ([`Catalog::sweep_intents`]) removes. When the blob row is new, the same transaction
+    /// queues its media job ([`crate::media::PROCESS_KIND`], keyed by
+    /// [`crate::media::process_key`]): every new content is processed once, and a crash
+    /// cannot leave content recorded but never processed.
     async fn commit_blob(&self, blob: &BlobRecord, holder: UserId, place_bytes: BlobStep) -> CatalogResult<()>;
 
     /// Collects one blob that nothing holds or references and that was last used before
-    /// `unused_for` ago: its row goes and `delete_bytes` runs, both inside the blob's critical
-    /// section (SQLite removes the row first, so a failure leaves an orphan the startup sweep
-    /// removes; PostgreSQL's transaction-scoped lock makes it delete the bytes first).
-    /// Returns the collected hash, or `None` when nothing is collectable.
+    /// `unused_for` ago, inside the blob's critical section: its rows go together with a
+    /// `collect` intent being written, then `delete_bytes` runs, then the intent goes. A crash
+    /// or a failed delete leaves the intent, and the sweep removes the bytes; a row without
+    /// bytes never exists. Returns the collected hash, or `None` when nothing is collectable.
     async fn collect_blob(
         &self,
         unused_for: Duration,
         delete_bytes: Box<dyn FnOnce(Sha256Hex) -> BoxFuture<'static, Result<(), BoxError>> + Send>,
     ) -> CatalogResult<Option<Sha256Hex>>;
+
+    /// Finishes what a crash or a failed step left behind: for every intent written more than
+    /// `older_than` ago, inside its blob's critical section, the bytes are removed unless the
+    /// content is recorded (a `place` whose rows were never written, a `collect` whose bytes
+    /// may remain), then the intent goes. Bytes no intent names are never touched. Returns
+    /// how many intents were resolved.
+    async fn sweep_intents(&self, older_than: Duration, delete_bytes: ByteDeleter) -> CatalogResult<usize>;
+    /// Contents with an unresolved intent (reported by `admin check`, never repaired by it).
+    async fn pending_intents(&self) -> CatalogResult<Vec<Sha256Hex>>;
 
     /// Blobs `user` holds whose device-family hash (chunked hash, or SHA-256 up to 16 MiB)
     /// is among `device_hashes`. One query for the whole batch.
@@ -158,8 +208,17 @@ pub trait Catalog: Send + Sync + 'static {
     /// staging key of the part it replaced (a retry), if any.
     async fn put_part(&self, upload_id: &str, part: &Part) -> CatalogResult<Option<String>>;
     async fn parts(&self, upload_id: &str) -> CatalogResult<Vec<Part>>;
-    /// Marks an upload completed with the answer to replay and the content it produced
-    /// (which it then keeps alive), and forgets its parts.
+    /// Claims an open upload for completing it, for `lease` (see [`CompletionClaim`]). A
+    /// claim whose lease has passed (its completer died) can be claimed again.
+    async fn claim_completion(&self, upload_id: &str, lease: Duration) -> CatalogResult<CompletionClaim>;
+    /// Extends a claim this completer still holds; `false` when it is no longer its own.
+    async fn renew_completion(&self, upload_id: &str, token: &str, lease: Duration) -> CatalogResult<bool>;
+    /// Gives a claim back after a completion that failed (the upload stays open).
+    async fn release_completion(&self, upload_id: &str, token: &str) -> CatalogResult<()>;
+    /// Marks an open upload completed with the answer to replay and the content it produced
+    /// (which it then keeps alive), and forgets its parts. The state is checked in the same
+    /// transaction: `NotFound` when the upload is gone (aborted or expired meanwhile),
+    /// `Conflict` when it was completed already.
     async fn complete_upload(
         &self,
         upload_id: &str,
@@ -174,8 +233,16 @@ pub trait Catalog: Send + Sync + 'static {
         result: &serde_json::Value,
         content: &BlobRecord,
     ) -> CatalogResult<Upload>;
-    /// Deletes an upload and returns its parts (whose staging the caller discards).
-    async fn delete_upload(&self, upload_id: &str) -> CatalogResult<Vec<Part>>;
+    /// Aborts an open upload that no completion holds, and returns its parts (whose staging
+    /// the caller discards): `NotFound` when it is gone, `Conflict` when it is completed or
+    /// being completed (an acknowledged completion is never undone).
+    async fn abort_upload(&self, upload_id: &str) -> CatalogResult<Vec<Part>>;
+    /// Deletes an expired upload (open, or completed and kept only for repeated answers)
+    /// unless a completion holds it, and returns its parts; `None` when it was not deleted.
+    async fn delete_upload(&self, upload_id: &str) -> CatalogResult<Option<Vec<Part>>>;
+    /// Staging keys unfinished uploads still use: their parts, and the objects direct-mode
+    /// uploads are assembled into (`uploads/<ULID>`) (`admin check`).
+    async fn staging_in_use(&self) -> CatalogResult<Vec<String>>;
     /// Uploads whose expiry has passed: unfinished ones, and completed device-family ones
     /// (kept until then only so a repeated completion gets the same answer).
     async fn expired_uploads(&self, limit: u32) -> CatalogResult<Vec<Upload>>;
@@ -200,7 +267,8 @@ pub trait Catalog: Send + Sync + 'static {
     /// Gives back a slot (and bytes) of an upload that was refused or failed.
     async fn release_reservation(&self, ulid: &str, bytes: u64) -> CatalogResult<()>;
     /// Records a library file; with a session, finishes it when it autofinishes. A watch
-    /// key already recorded answers `Conflict` (the file was ingested before).
+    /// key already recorded answers `Conflict` (the file was ingested before); a session
+    /// finished meanwhile answers `Gone` (a finish lists exactly the files it finished with).
     async fn add_file(&self, file: &NewLibraryFile) -> CatalogResult<LibraryFile>;
     /// Finishes a session (idempotent) and lists its files.
     async fn finish_session(&self, ulid: &str) -> CatalogResult<Vec<LibraryFile>>;
@@ -212,6 +280,17 @@ pub trait Catalog: Send + Sync + 'static {
     /// library); returns how many.
     async fn delete_expired_sessions(&self, expired_before_ms: i64, limit: u32) -> CatalogResult<usize>;
     async fn job(&self, job_id: i64) -> CatalogResult<Option<Job>>;
+
+    // --- signed targets used once ---
+    /// Claims a one-time signed target before its body is read: `Claimed` for the first
+    /// upload through it (held until `lease_until_ms`, or given back by
+    /// [`Catalog::release_target`]); `Used` after a successful one; `InFlight` while another
+    /// upload holds it. The row may be forgotten after `expires_ms` (the URL's own expiry).
+    async fn claim_target(&self, target: &str, lease_until_ms: i64, expires_ms: i64) -> CatalogResult<TargetClaim>;
+    /// Ends a claim: `used` marks the target used for good; otherwise the claim is given back.
+    async fn release_target(&self, target: &str, used: bool) -> CatalogResult<()>;
+    /// Forgets targets whose URLs have expired; returns how many.
+    async fn forget_expired_targets(&self) -> CatalogResult<usize>;
 
     // --- device gallery ---
     async fn set_pull_url(&self, device: DeviceId, url: Option<&str>) -> CatalogResult<Device>;

@@ -4,6 +4,7 @@
 //! exit code 1 and `{"error","message"}` on stderr. Without `--json`, readable lines.
 
 use std::path::Path;
+use std::time::Duration;
 
 use clap::{Args, Subcommand};
 use serde::Serialize;
@@ -69,8 +70,17 @@ enum AdminCommand {
         #[arg(long, default_value = "1h")]
         ttl: String,
     },
-    /// Compare stored bytes with the catalog in both directions.
-    Check,
+    /// Compare stored bytes with the catalog in both directions. Bytes no row accounts for
+    /// are only reported, unless --repair removes them.
+    Check {
+        /// Remove what the check found left over: stored bytes no catalog row or pending
+        /// write accounts for, staging nothing will use, S3 uploads nothing will complete.
+        #[arg(long)]
+        repair: bool,
+        /// Also read every stored blob and check that it hashes to its name.
+        #[arg(long)]
+        deep: bool,
+    },
     /// Copy an embedded data dir (SQLite catalog + local blobs) into the configured
     /// PostgreSQL catalog and blob store, verifying every blob; run again to resume.
     MigrateStore {
@@ -195,6 +205,10 @@ enum JobsCommand {
         until_idle: bool,
     },
 }
+
+/// `check --repair` on a bucket shared by replicas leaves bytes younger than this: another
+/// replica may be about to record them.
+const REPAIR_MIN_AGE_SHARED: Duration = Duration::from_secs(3600);
 
 /// A failed admin command: a stable code and a message.
 struct Failure {
@@ -456,23 +470,25 @@ async fn execute(services: &Services, command: AdminCommand) -> Result<Printed, 
             })
         }
         AdminCommand::Jobs(JobsCommand::Run { until_idle }) => {
-            // An SQLite catalog keeps blob collection apart from commits within one process,
-            // so beside a running server (which holds the data directory) only the server
-            // collects; PostgreSQL's per-blob locks work across processes.
+            // An SQLite catalog keeps blob commits and collection apart within one process,
+            // so beside a running server (which holds the data directory) only the server runs
+            // what writes or removes blobs; PostgreSQL's per-blob locks work across processes.
             let dir = &services.config.data_dir;
             let server_lock = crate::app::try_lock_data_dir(dir)
                 .map_err(|e| Failure::new("data_dir", format!("cannot check {}: {e:#}", dir.display())))?;
             let sqlite = services.config.database_url.starts_with("sqlite:");
             let collects = server_lock.is_some() || !sqlite;
-            let jobs = if collects { services.jobs.clone() } else { services.jobs.clone().without_blob_collection() };
+            let jobs = if collects { services.jobs.clone() } else { services.jobs.clone().without_blob_writes() };
             let steps = if until_idle { jobs.run_until_idle().await? } else { vec![jobs.run_one_step().await?] };
             drop(server_lock);
             let steps: Vec<String> = steps.iter().map(|s| format!("{s:?}")).collect();
             let mut text = format!("ran {} step(s)", steps.len());
             if !collects {
-                text.push_str(" (blob collection left to the running server)");
+                text.push_str(" (queued jobs and blob collection left to the running server)");
             }
-            Printed { json: json!({"steps": steps.len(), "details": steps, "blob_collection": collects}), text }
+            let json =
+                json!({"steps": steps.len(), "details": steps, "blob_collection": collects, "queued_jobs": collects});
+            Printed { json, text }
         }
         AdminCommand::SignUpload { user, size, sha256, ttl } => {
             let owner = user_named(services, &user).await?;
@@ -503,15 +519,33 @@ async fn execute(services: &Services, command: AdminCommand) -> Result<Printed, 
                 .map_err(|e| Failure::new("migrate_store", format!("{e:#}")))?;
             printed(&report, report.line())
         }
-        AdminCommand::Check => {
-            let report = consistency::check(catalog, services.store.as_ref())
-                .await
-                .map_err(|e| Failure::new("check", e.to_string()))?;
-            let text = format!(
-                "{} stored blob(s) without a catalog row, {} catalog row(s) without bytes",
+        AdminCommand::Check { repair, deep } => {
+            let failed = |e: consistency::CheckError| Failure::new("check", e.to_string());
+            // an upload in flight may use its staging until it expires
+            let staging_age = services.config.upload_expiry + Duration::from_secs(3600);
+            let scope = consistency::CheckScope { deep, staging_age };
+            let mut report = consistency::check(catalog, services.store.as_ref(), scope).await.map_err(failed)?;
+            if repair {
+                // a shared bucket may hold bytes another replica is about to record
+                let min_age = if services.config.s3.is_some() { REPAIR_MIN_AGE_SHARED } else { Duration::ZERO };
+                report =
+                    consistency::repair(catalog, services.store.as_ref(), report, min_age).await.map_err(failed)?;
+            }
+            let mut text = format!(
+                "{} stored blob(s) without a catalog row, {} catalog row(s) without bytes, {} pending write(s), \
+                 {} staging leftover(s), {} open S3 upload(s)",
                 report.blobs_without_rows.len(),
-                report.rows_without_blobs.len()
+                report.rows_without_blobs.len(),
+                report.pending_intents.len(),
+                report.staging_leftovers.len(),
+                report.open_multipart_uploads.len(),
             );
+            if deep {
+                text.push_str(&format!(", {} corrupt blob(s)", report.corrupt_blobs.len()));
+            }
+            if repair {
+                text.push_str(&format!("; removed {}", report.removed.len()));
+            }
             printed(&report, text)
         }
     })

@@ -10,6 +10,7 @@ use serde_json::{Map, Value, json};
 use crate::auth::permissions::Denial;
 use crate::catalog::CatalogError;
 use crate::ingest::IngestError;
+use crate::ingest::multipart::UploadError;
 
 #[derive(Debug, Clone)]
 pub struct ApiError {
@@ -135,11 +136,25 @@ impl Family {
     }
 }
 
+/// 507: the blob store or the catalog is out of space; nothing was kept.
+fn insufficient_storage(what: &str) -> ApiError {
+    ApiError::new(
+        StatusCode::INSUFFICIENT_STORAGE,
+        "insufficient_storage",
+        format!("the server has no space left for this upload ({what}); nothing was kept"),
+    )
+}
+
 impl From<CatalogError> for ApiError {
     fn from(err: CatalogError) -> Self {
         match err {
             CatalogError::NotFound(what) => Self::not_found(format!("{what} not found")),
             CatalogError::Conflict(what) => Self::new(StatusCode::CONFLICT, "conflict", what),
+            CatalogError::Gone(what) => Self::new(StatusCode::GONE, "gone", what),
+            CatalogError::Full(why) => {
+                tracing::error!(error = %why, "the catalog is out of space");
+                insufficient_storage("catalog full")
+            }
             other => {
                 tracing::error!(error = %other, "catalog failure");
                 Self::internal("the catalog failed; the request was not applied")
@@ -161,10 +176,30 @@ impl From<IngestError> for ApiError {
                 Self::bad_request("bad_body", format!("the request body could not be read: {why}"))
             }
             IngestError::Catalog(err) => err.into(),
+            IngestError::Store(err) if err.is_full() => {
+                tracing::error!(error = %err, "the blob store is out of space");
+                insufficient_storage("disk full")
+            }
             IngestError::Store(err) => {
                 tracing::error!(error = %err, "blob store failure");
                 Self::internal("storing the upload failed; nothing was kept")
             }
+        }
+    }
+}
+
+impl From<UploadError> for ApiError {
+    fn from(err: UploadError) -> Self {
+        let message = err.to_string();
+        match err {
+            UploadError::NoSuchUpload => Self::not_found(message).with_code("no_such_upload"),
+            UploadError::Completed => Self::new(StatusCode::CONFLICT, "upload_completed", message),
+            UploadError::Completing => Self::new(StatusCode::CONFLICT, "upload_completing", message),
+            UploadError::MissingPart(_) => Self::bad_request("missing_part", message),
+            UploadError::EtagMismatch(_) => Self::bad_request("etag_mismatch", message),
+            UploadError::PartSize(_) => Self::bad_request("invalid_parts", message),
+            UploadError::TooLarge { limit } => IngestError::TooLarge { limit }.into(),
+            UploadError::Ingest(err) => err.into(),
         }
     }
 }

@@ -4,7 +4,6 @@
 mod account;
 mod blob_response;
 mod device;
-mod direct_upload;
 pub mod error;
 pub mod extract;
 mod gallery;
@@ -39,6 +38,8 @@ pub struct AppState {
     pub catalog: Arc<dyn Catalog>,
     pub store: Arc<dyn BlobStore>,
     pub ingest: Ingest,
+    /// Uploads in parts (both families).
+    pub uploads: crate::ingest::multipart::MultipartUploads,
     pub signer: Signer,
     pub jobs: JobRunner,
     /// Where remote import may reach.

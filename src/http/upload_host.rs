@@ -12,8 +12,7 @@ use serde_json::{Value, json};
 use super::AppState;
 use super::blob_response::serve_blob;
 use super::error::ApiError;
-use crate::blob_store::{Placed, Staged};
-use crate::catalog::{CatalogError, Part};
+use crate::blob_store::Placed;
 use crate::domain::{Sha256Hex, UserId};
 use crate::ingest::{Expectation, ExpectedHash};
 use crate::signing::{SignatureError, Verified, targets};
@@ -122,38 +121,8 @@ async fn put_part(
     else {
         return Err(ApiError::forbidden("the signed URL names no upload part"));
     };
-    let upload = state.catalog.upload(upload_id).await?;
-    match &upload {
-        None => return Err(ApiError::not_found("this upload was aborted or has expired").with_code("no_such_upload")),
-        Some(u) if u.completed => {
-            return Err(ApiError::new(StatusCode::CONFLICT, "upload_completed", "this upload is already complete"));
-        }
-        Some(_) => {}
-    }
     let expect = bound_expectation(&state, &signed, &headers)?;
-    let received = state.ingest.receive_part(body.into_data_stream(), &expect).await?;
-    let etag = received.blob.sha256.to_string();
-    let part = Part {
-        part_num,
-        staging_key: received.staged.key.clone(),
-        size: received.blob.size,
-        sha256: received.blob.sha256.clone(),
-        etag: etag.clone(),
-    };
-    match state.catalog.put_part(upload_id, &part).await {
-        Ok(replaced) => {
-            if let Some(key) = replaced {
-                state.ingest.discard_staged(&[Staged { key, size: 0 }]).await?;
-            }
-        }
-        Err(err) => {
-            state.ingest.discard(received).await?;
-            return Err(match err {
-                CatalogError::NotFound(_) => ApiError::not_found("this upload was aborted").with_code("no_such_upload"),
-                other => other.into(),
-            });
-        }
-    }
+    let etag = state.uploads.put_part(upload_id, part_num, body.into_data_stream(), &expect).await?;
     let etag = format!("\"{etag}\"");
     Ok(axum::response::IntoResponse::into_response((StatusCode::OK, [(header::ETAG, etag)])))
 }

@@ -9,6 +9,8 @@
 //! ```
 //! Memory per upload is at most two batches, whatever the body size.
 
+pub mod direct;
+pub mod multipart;
 mod read_back;
 mod receive;
 

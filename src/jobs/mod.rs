@@ -13,12 +13,19 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::Notify;
 
-use crate::blob_store::{BlobStore, DirectMultipart, Staged};
+use crate::blob_store::BlobStore;
 use crate::catalog::{BoxError, Catalog, CatalogError, Job, JobOutcome};
 use crate::config::Config;
 use crate::ingest::Ingest;
+use crate::ingest::multipart::{MultipartUploads, UploadError};
 use crate::remote::RemotePolicy;
+use crate::signing::Signer;
 
+/// Intents older than this are finished by the maintenance step (a commit takes far less;
+/// the start-up sweep takes every intent).
+const INTENT_AGE: Duration = Duration::from_secs(600);
+/// Abandoned staging is looked for this often (on S3 it is a listing of the staging area).
+const STAGING_SWEEP_EVERY: Duration = Duration::from_secs(600);
 /// How long a claimed job is leased before another worker may take it over.
 const LEASE: Duration = Duration::from_secs(300);
 /// After a collection pass finds nothing, the next one waits a tenth of `gc_grace`, at most
@@ -32,14 +39,19 @@ pub struct JobRunner {
     pub(crate) catalog: Arc<dyn Catalog>,
     store: Arc<dyn BlobStore>,
     pub(crate) ingest: Ingest,
+    pub(crate) uploads: MultipartUploads,
     pub(crate) remote: Arc<RemotePolicy>,
     pub(crate) config: Arc<Config>,
     wake: Arc<Notify>,
     /// False in an admin run beside a server on an SQLite catalog: that catalog keeps
-    /// collection and commits apart inside its own process only, so the server collects.
-    collects_blobs: bool,
+    /// commits, collection and the intent sweep apart inside its own process only, so the
+    /// server runs everything that writes or removes blobs (queued jobs store thumbnails and
+    /// imports); the admin run does the rest of the maintenance.
+    touches_blobs: bool,
     /// When a collection pass last found nothing (shared by the runner's clones).
     last_empty_collection: Arc<Mutex<Option<Instant>>>,
+    /// When abandoned staging was last swept (an S3 listing: not on every idle step).
+    last_staging_sweep: Arc<Mutex<Option<Instant>>>,
 }
 
 /// What one step did.
@@ -50,6 +62,9 @@ pub enum Step {
     ExpiredUpload(String),
     ExpiredSessions(usize),
     PurgedTombstones(usize),
+    ForgotTargets(usize),
+    SweptIntents(usize),
+    SweptStaging(usize),
     CollectedBlob(String),
 }
 
@@ -59,25 +74,30 @@ impl JobRunner {
         store: Arc<dyn BlobStore>,
         config: Arc<Config>,
         remote: Arc<RemotePolicy>,
+        signer: Signer,
     ) -> Self {
         // new content queues its media job: the pipeline wakes the runner to start it now
         let wake = Arc::new(Notify::new());
         let ingest = Ingest::new(store.clone(), catalog.clone()).waking(wake.clone());
+        let uploads = MultipartUploads::new(ingest.clone(), signer, &config);
         Self {
             catalog,
             store,
             ingest,
+            uploads,
             remote,
             config,
             wake,
-            collects_blobs: true,
+            touches_blobs: true,
             last_empty_collection: Arc::new(Mutex::new(None)),
+            last_staging_sweep: Arc::new(Mutex::new(None)),
         }
     }
 
-    /// The same runner without the blob-collection step.
-    pub fn without_blob_collection(self) -> Self {
-        Self { collects_blobs: false, ..self }
+    /// The same runner without the steps that write or remove blobs (queued jobs, the
+    /// intent sweep, collection).
+    pub fn without_blob_writes(self) -> Self {
+        Self { touches_blobs: false, ..self }
     }
 
     /// Queues a job and wakes the runner.
@@ -95,27 +115,25 @@ impl JobRunner {
     /// Runs one queued job, or else one maintenance step: expire an upload, purge old
     /// tombstones, collect a blob — in that order, since each can free the next.
     pub async fn run_one_step(&self) -> Result<Step, CatalogError> {
-        if let Some(job) = self.catalog.claim_job(LEASE).await? {
+        if let Some(job) = self.claim_job().await? {
             let (job_id, kind) = (job.job_id, job.kind.clone());
             let outcome = self.run_job(&job).await;
             let ok = matches!(outcome, JobOutcome::Done);
             self.catalog.finish_job(job_id, outcome).await?;
             return Ok(Step::RanJob { job_id, kind, ok });
         }
-        if let Some(upload) = self.catalog.expired_uploads(1).await?.pop() {
-            // a direct-mode upload's parts are in S3's own multipart upload
-            if let (Some(direct), Some(held)) = (self.store.direct(), DirectMultipart::parse(&upload.upload_id))
-                && let Err(e) = direct.abort_multipart(&held).await
-            {
-                tracing::warn!(error = %e, upload = %upload.upload_id, "could not abort an expired S3 upload");
+        if let Some(upload_id) = self.uploads.expire_one().await.map_err(upload_failure)? {
+            return Ok(Step::ExpiredUpload(upload_id));
+        }
+        let targets = self.catalog.forget_expired_targets().await?;
+        if targets > 0 {
+            return Ok(Step::ForgotTargets(targets));
+        }
+        if self.touches_blobs {
+            let swept = self.catalog.sweep_intents(INTENT_AGE, consistency::deleter(self.store.clone())).await?;
+            if swept > 0 {
+                return Ok(Step::SweptIntents(swept));
             }
-            for part in self.catalog.delete_upload(&upload.upload_id).await? {
-                let staged = Staged { key: part.staging_key, size: part.size };
-                if let Err(e) = self.store.discard(&staged).await {
-                    tracing::warn!(error = %e, upload = %upload.upload_id, "could not remove an expired part");
-                }
-            }
-            return Ok(Step::ExpiredUpload(upload.upload_id));
         }
         // expired sessions keep answering 410 for one more expiry period, then go
         let cutoff = crate::clock::now_ms() - self.config.upload_expiry.as_millis() as i64;
@@ -127,7 +145,16 @@ impl JobRunner {
         if purged > 0 {
             return Ok(Step::PurgedTombstones(purged));
         }
-        if !self.collects_blobs || self.collection_paused() {
+        if self.staging_sweep_due() {
+            // a direct PUT unregistered this long after its URL expired never will be
+            let unregistered = self.config.signed_url_ttl + self.config.upload_expiry;
+            match self.store.sweep_staging(unregistered).await {
+                Ok(n) if n > 0 => return Ok(Step::SweptStaging(n)),
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "sweeping abandoned staging failed; will retry"),
+            }
+        }
+        if !self.touches_blobs || self.collection_paused() {
             return Ok(Step::Idle);
         }
         let store = self.store.clone();
@@ -144,6 +171,22 @@ impl JobRunner {
             *self.last_empty_collection.lock().expect("not poisoned") = Some(Instant::now());
         }
         Ok(collected.map_or(Step::Idle, |h| Step::CollectedBlob(h.to_string())))
+    }
+
+    async fn claim_job(&self) -> Result<Option<Job>, CatalogError> {
+        if !self.touches_blobs {
+            return Ok(None);
+        }
+        self.catalog.claim_job(LEASE).await
+    }
+
+    fn staging_sweep_due(&self) -> bool {
+        let mut last = self.last_staging_sweep.lock().expect("not poisoned");
+        if last.is_some_and(|at| at.elapsed() < STAGING_SWEEP_EVERY) {
+            return false;
+        }
+        *last = Some(Instant::now());
+        true
     }
 
     fn collection_paused(&self) -> bool {
@@ -183,5 +226,13 @@ impl JobRunner {
                 _ = tokio::time::sleep(self.config.job_interval) => {}
             }
         }
+    }
+}
+
+/// Expiry is maintenance: its catalog errors stop the step; store trouble was logged.
+fn upload_failure(err: UploadError) -> CatalogError {
+    match err {
+        UploadError::Ingest(crate::ingest::IngestError::Catalog(e)) => e,
+        other => CatalogError::Step(Box::new(other)),
     }
 }

@@ -178,7 +178,7 @@ pub async fn a_completed_upload_takes_no_more_parts(catalog: Arc<dyn Catalog>) {
     let user = catalog.create_user(&Name::parse("u").unwrap(), Level::Uploader).await.unwrap();
     let upload = NewUpload {
         upload_id: "01JUPLOAD0000000000000000A".into(),
-        family: "multipart",
+        family: ferry::catalog::UploadFamily::Multipart,
         user_id: user.user_id,
         grant_id: None,
         file_key: Some("clip".into()),

@@ -45,7 +45,11 @@ impl<'a> DeviceClient<'a> {
         if entry["skip_upload"] != true {
             let opts = &entry["signed_opts"];
             assert_eq!(opts["method"], "PUT");
-            let put = self.app.client.put(opts["url"].as_str().unwrap()).body(data.to_vec()).send().await.unwrap();
+            let mut put = self.app.client.put(opts["url"].as_str().unwrap()).body(data.to_vec());
+            for (name, value) in opts["headers"].as_object().into_iter().flatten() {
+                put = put.header(name, value.as_str().unwrap());
+            }
+            let put = put.send().await.unwrap();
             assert_eq!(put.status(), 200, "{}", put.text().await.unwrap());
             let registered = self
                 .post_ok(

@@ -37,10 +37,9 @@ async fn counting_origin(body: Vec<u8>) -> (String, Arc<AtomicUsize>) {
     (address, hits)
 }
 
-#[tokio::test]
-async fn two_replicas_share_uploads_and_run_a_job_once() {
-    let (Some(s3), Some(database)) = (test_s3_config(), TestDatabase::create().await) else { return };
-    let env: Vec<(&str, String)> = vec![
+/// The environment of a replica on `database` and `s3`.
+fn replica_env(s3: &ferry::config::S3Config, database: &TestDatabase, direct: bool) -> Vec<(&'static str, String)> {
+    vec![
         ("FERRY_DATABASE_URL", database.url.clone()),
         ("FERRY_S3_ENDPOINT", s3.endpoint.clone().unwrap()),
         ("FERRY_S3_REGION", s3.region.clone()),
@@ -50,7 +49,14 @@ async fn two_replicas_share_uploads_and_run_a_job_once() {
         ("FERRY_S3_SECRET_ACCESS_KEY", s3.secret_access_key.clone().map(|s| s.0).unwrap_or_default()),
         ("FERRY_REMOTE_ALLOW", "127.0.0.1/32".into()),
         ("FERRY_JOB_INTERVAL", "100ms".into()),
-    ];
+        ("FERRY_S3_DIRECT", direct.to_string()),
+    ]
+}
+
+#[tokio::test]
+async fn two_replicas_share_uploads_and_run_a_job_once() {
+    let (Some(s3), Some(database)) = (test_s3_config(), TestDatabase::create().await) else { return };
+    let env = replica_env(&s3, &database, false);
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let a = FerryProcess::start(dir_a.path(), &env);
@@ -116,6 +122,58 @@ async fn two_replicas_share_uploads_and_run_a_job_once() {
     assert!(jobs.iter().any(|j| j.job_id.to_string() == job));
     assert!(jobs.iter().all(|j| j.attempts == 1), "{jobs:?}");
     drop((a, b));
+}
+
+#[tokio::test]
+async fn direct_completions_sent_to_two_replicas_at_once_all_get_the_same_answer() {
+    let (Some(s3), Some(database)) = (test_s3_config(), TestDatabase::create().await) else { return };
+    let env = replica_env(&s3, &database, true);
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let a = FerryProcess::start(dir_a.path(), &env);
+    let b = FerryProcess::start(dir_b.path(), &env);
+    let client = reqwest::Client::new();
+    let catalog = PgCatalog::open(&database.url).await.unwrap();
+    let alice = catalog.create_user(&Name::parse("alice").unwrap(), Level::Uploader).await.unwrap();
+    let token = ferry::auth::secrets::generate("fry_t_");
+    let hash = ferry::auth::secrets::hash(&token);
+    catalog.create_token(alice.user_id, "upload".parse().unwrap(), &hash).await.unwrap();
+    for round in 0..3 {
+        let file_id = format!("clip-{round}");
+        let start = format!("{}/api/users/multipart_upload_start/{file_id}?part_count=2", a.address);
+        let started: Value = client.get(start).bearer_auth(&token).send().await.unwrap().json().await.unwrap();
+        let pieces = [bytes_of(5 * MIB, 10 + round), bytes_of(30_000, 20 + round)];
+        let mut parts = Vec::new();
+        for (n, piece) in pieces.iter().enumerate() {
+            let put = client.put(started["presigned_urls"][n].as_str().unwrap()).body(piece.clone()).send();
+            let put = put.await.unwrap();
+            assert_eq!(put.status(), 200);
+            parts.push(json!({"part_number": n + 1, "etag": put.headers()["etag"].to_str().unwrap()}));
+        }
+        let body = json!({"upload_id": started["upload_id"], "parts": parts});
+        let completes = (0..6).map(|i| {
+            let replica = if i % 2 == 0 { &a.address } else { &b.address };
+            let url = format!("{replica}/api/users/multipart_upload_complete/{file_id}");
+            client.post(url).bearer_auth(&token).json(&body).send()
+        });
+        let mut answers = Vec::new();
+        for answer in futures_util::future::join_all(completes).await {
+            let answer = answer.unwrap();
+            let status = answer.status();
+            let text = answer.text().await.unwrap();
+            assert_eq!(status, 200, "round {round}: {text}");
+            answers.push(serde_json::from_str::<Value>(&text).unwrap());
+        }
+        let first = &answers[0];
+        assert!(answers.iter().all(|answer| answer["checksum"] == first["checksum"]), "{answers:?}");
+        let whole = pieces.concat();
+        assert_eq!(first["checksum"], sha256_hex(&whole));
+        for replica in [&a.address, &b.address] {
+            let url = format!("{replica}/api/users/files/{file_id}");
+            let fetched = client.get(url).bearer_auth(&token).send().await.unwrap();
+            assert_eq!(fetched.bytes().await.unwrap().as_ref(), &whole[..], "round {round}: the file is there");
+        }
+    }
 }
 
 /// True when no replica keeps blob files in its data dir (they are all in the bucket).

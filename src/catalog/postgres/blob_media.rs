@@ -6,6 +6,7 @@ use sqlx::PgPool;
 
 use super::blobs::lock_blob;
 use super::hash_array;
+use super::intents::{self, Kind};
 use crate::catalog::rows::MediaRow;
 use crate::catalog::*;
 use crate::clock::now_ms;
@@ -32,8 +33,19 @@ pub async fn record(
     let now = now_ms();
     let thumbnail_sha256 = match thumbnail {
         Some((thumb, place_bytes)) => {
-            // as in commit_blob: bytes first, then the rows that keep them alive
+            // as in commit_blob: an intent for new bytes, the bytes, then the rows that keep them
+            let (known,): (bool,) = sqlx::query_as("select exists (select 1 from blobs where sha256 = $1)")
+                .bind(thumb.sha256.as_str())
+                .fetch_one(&mut *tx)
+                .await?;
+            let intent = match known {
+                true => None,
+                false => Some(intents::begin(pool, &thumb.sha256, Kind::Place).await?),
+            };
             place_bytes().await.map_err(CatalogError::Step)?;
+            if let Some(id) = intent {
+                intents::end(&mut *tx, id).await?;
+            }
             sqlx::query(
                 "insert into blobs (sha256, size, chunked_hash, created_ms, last_used_ms) values ($1, $2, null, $3, $3)
                  on conflict (sha256) do update set last_used_ms = excluded.last_used_ms",

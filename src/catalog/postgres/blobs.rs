@@ -5,8 +5,9 @@
 use std::time::Duration;
 
 use futures_util::future::BoxFuture;
-use sqlx::{PgPool, Postgres, Transaction};
+use sqlx::{Connection, PgConnection, PgPool, Postgres, Transaction};
 
+use super::intents::{self, Kind};
 use super::{advisory_lock, hash_array, parse_hash};
 use crate::catalog::*;
 use crate::clock::now_ms;
@@ -33,6 +34,11 @@ pub async fn blob(pool: &PgPool, sha256: &Sha256Hex) -> CatalogResult<Option<Blo
         .fetch_optional(pool)
         .await?;
     row.map(blob_from_row).transpose()
+}
+
+pub async fn has_blobs(pool: &PgPool) -> CatalogResult<bool> {
+    let (any,): (bool,) = sqlx::query_as("select exists (select 1 from blobs)").fetch_one(pool).await?;
+    Ok(any)
 }
 
 pub async fn all_blob_hashes(pool: &PgPool) -> CatalogResult<Vec<Sha256Hex>> {
@@ -71,14 +77,20 @@ pub async fn release_hold(pool: &PgPool, user: UserId, sha256: &Sha256Hex) -> Ca
 pub async fn commit_blob(pool: &PgPool, blob: &BlobRecord, holder: UserId, place_bytes: BlobStep) -> CatalogResult<()> {
     let mut tx = pool.begin().await?;
     lock_blob(&mut tx, blob.sha256.as_str()).await?;
-    // Bytes first, inside the blob's lock: a collector cannot run between the bytes being
-    // placed and the row that keeps them alive.
-    place_bytes().await.map_err(CatalogError::Step)?;
-    let now = now_ms();
     let (known,): (bool,) = sqlx::query_as("select exists (select 1 from blobs where sha256 = $1)")
         .bind(blob.sha256.as_str())
         .fetch_one(&mut *tx)
         .await?;
+    // New content gets its intent (committed at once, on another connection) before its
+    // bytes move; recorded content keeps its bytes while the lock is held.
+    let intent = match known {
+        true => None,
+        false => Some(intents::begin(pool, &blob.sha256, Kind::Place).await?),
+    };
+    // Bytes first, inside the blob's lock: a collector cannot run between the bytes being
+    // placed and the row that keeps them alive. A failure leaves the intent for the sweep.
+    place_bytes().await.map_err(CatalogError::Step)?;
+    let now = now_ms();
     sqlx::query(
         "insert into blobs (sha256, size, chunked_hash, created_ms, last_used_ms) values ($1, $2, $3, $4, $4)
          on conflict (sha256) do update set last_used_ms = excluded.last_used_ms,
@@ -98,6 +110,9 @@ pub async fn commit_blob(pool: &PgPool, blob: &BlobRecord, holder: UserId, place
         .await?;
     if !known {
         super::jobs::enqueue_media(&mut tx, &blob.sha256, now).await?;
+    }
+    if let Some(id) = intent {
+        intents::end(&mut *tx, id).await?;
     }
     tx.commit().await?;
     Ok(())
@@ -119,39 +134,62 @@ pub async fn collect_blob(
     delete_bytes: Box<dyn FnOnce(Sha256Hex) -> BoxFuture<'static, Result<(), BoxError>> + Send>,
 ) -> CatalogResult<Option<Sha256Hex>> {
     let cutoff = now_ms() - unused_for.as_millis() as i64;
-    let mut tx = pool.begin().await?;
     let candidate: Option<(String,)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "select b.sha256 from blobs b where {COLLECTABLE} order by b.last_used_ms limit 1"
     )))
     .bind(cutoff)
-    .fetch_optional(&mut *tx)
+    .fetch_optional(pool)
     .await?;
     let Some((hash,)) = candidate else { return Ok(None) };
-    lock_blob(&mut tx, &hash).await?;
+    // The blob's lock is held from before the rows go until after the bytes are gone, across
+    // the transaction's commit: a session-level lock on a connection of its own, which is
+    // closed (releasing the lock) however this call ends, even if it is cancelled.
+    let mut conn = pool.acquire().await?.detach();
+    sqlx::query("select pg_advisory_lock(hashtextextended($1, 0))")
+        .bind(format!("blob:{hash}"))
+        .execute(&mut conn)
+        .await?;
+    let collected = collect_locked(&mut conn, cutoff, &hash, delete_bytes).await;
+    let _ = conn.close().await;
+    collected
+}
+
+/// The collection proper, under the blob's session lock on `conn`.
+async fn collect_locked(
+    conn: &mut PgConnection,
+    cutoff: i64,
+    hash: &str,
+    delete_bytes: Box<dyn FnOnce(Sha256Hex) -> BoxFuture<'static, Result<(), BoxError>> + Send>,
+) -> CatalogResult<Option<Sha256Hex>> {
+    let mut tx = conn.begin().await?;
     // Lock the row too: a write that would reference the blob (a hold, a media item, an
     // upload, a library file) checks its foreign key under a share lock on it, so from here
     // none can commit until this transaction ends, and none committed before is missed by
-    // the re-check below.
-    sqlx::query("select 1 from blobs where sha256 = $1 for update").bind(&hash).execute(&mut *tx).await?;
-    // Re-check in a fresh snapshot (read committed: one per statement): a commit may have
-    // held the blob's lock between the pick and now.
+    // the re-check below (read committed: a fresh snapshot per statement).
+    sqlx::query("select 1 from blobs where sha256 = $1 for update").bind(hash).execute(&mut *tx).await?;
     let still: Option<(String,)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "select b.sha256 from blobs b where b.sha256 = $2 and {COLLECTABLE}"
     )))
     .bind(cutoff)
-    .bind(&hash)
+    .bind(hash)
     .fetch_optional(&mut *tx)
     .await?;
     if still.is_none() {
         // a commit got there first; the next call picks another candidate
         return Ok(None);
     }
-    let sha256 = parse_hash(&hash)?;
-    delete_bytes(sha256.clone()).await.map_err(CatalogError::Step)?;
+    let sha256 = parse_hash(hash)?;
     // its media result goes with it (the thumbnail it kept alive is collected in its turn)
-    sqlx::query("delete from blob_media where sha256 = $1").bind(&hash).execute(&mut *tx).await?;
-    sqlx::query("delete from blobs where sha256 = $1").bind(&hash).execute(&mut *tx).await?;
+    sqlx::query("delete from blob_media where sha256 = $1").bind(hash).execute(&mut *tx).await?;
+    sqlx::query("delete from blobs where sha256 = $1").bind(hash).execute(&mut *tx).await?;
+    let intent = intents::begin(&mut *tx, &sha256, Kind::Collect).await?;
     tx.commit().await?;
+    // Rows first (with the intent), then bytes, still under the lock: a crash or a failed
+    // delete leaves bytes the intent names, which the sweep removes; never a row without bytes.
+    match delete_bytes(sha256.clone()).await {
+        Ok(()) => intents::end(&mut *conn, intent).await?,
+        Err(e) => tracing::warn!(error = %e, %sha256, "a collected blob's bytes stay until the intent sweep"),
+    }
     Ok(Some(sha256))
 }
 

@@ -16,9 +16,11 @@ mod blob_media;
 mod blobs;
 mod gallery;
 mod identities;
+mod intents;
 mod jobs;
 mod media;
 mod sessions;
+mod targets;
 mod uploads;
 
 use std::str::FromStr;
@@ -118,7 +120,7 @@ async fn check_schema_version(pool: &PgPool) -> CatalogResult<()> {
 pub(super) fn on_unique(err: sqlx::Error, message: impl FnOnce() -> String) -> CatalogError {
     match &err {
         sqlx::Error::Database(db) if db.is_unique_violation() => CatalogError::Conflict(message()),
-        _ => CatalogError::Backend(err),
+        _ => CatalogError::from(err),
     }
 }
 
@@ -146,14 +148,19 @@ impl Catalog for PgCatalog {
         Ok(())
     }
 
-    async fn signing_secret(&self, fresh: &[u8]) -> CatalogResult<Vec<u8>> {
-        sqlx::query("insert into settings (key, value) values ('signing_secret', $1) on conflict (key) do nothing")
+    async fn setting(&self, key: &str) -> CatalogResult<Option<Vec<u8>>> {
+        let row: Option<(Vec<u8>,)> =
+            sqlx::query_as("select value from settings where key = $1").bind(key).fetch_optional(&self.pool).await?;
+        Ok(row.map(|(value,)| value))
+    }
+
+    async fn setting_once(&self, key: &str, fresh: &[u8]) -> CatalogResult<Vec<u8>> {
+        sqlx::query("insert into settings (key, value) values ($1, $2) on conflict (key) do nothing")
+            .bind(key)
             .bind(fresh)
             .execute(&self.pool)
             .await?;
-        let (value,): (Vec<u8>,) =
-            sqlx::query_as("select value from settings where key = 'signing_secret'").fetch_one(&self.pool).await?;
-        Ok(value)
+        Ok(self.setting(key).await?.expect("just stored"))
     }
 
     async fn create_user(&self, name: &Name, level: Level) -> CatalogResult<User> {
@@ -226,6 +233,9 @@ impl Catalog for PgCatalog {
     async fn all_blob_hashes(&self) -> CatalogResult<Vec<Sha256Hex>> {
         blobs::all_blob_hashes(&self.pool).await
     }
+    async fn has_blobs(&self) -> CatalogResult<bool> {
+        blobs::has_blobs(&self.pool).await
+    }
     async fn holds(&self, user: UserId, sha256: &Sha256Hex) -> CatalogResult<bool> {
         blobs::holds(&self.pool, user, sha256).await
     }
@@ -241,6 +251,12 @@ impl Catalog for PgCatalog {
         delete_bytes: Box<dyn FnOnce(Sha256Hex) -> BoxFuture<'static, Result<(), BoxError>> + Send>,
     ) -> CatalogResult<Option<Sha256Hex>> {
         blobs::collect_blob(&self.pool, unused_for, delete_bytes).await
+    }
+    async fn sweep_intents(&self, older_than: Duration, delete_bytes: ByteDeleter) -> CatalogResult<usize> {
+        intents::sweep(&self.pool, older_than, delete_bytes).await
+    }
+    async fn pending_intents(&self) -> CatalogResult<Vec<Sha256Hex>> {
+        intents::pending(&self.pool).await
     }
     async fn held_by_device_hash(&self, user: UserId, device_hashes: &[Sha256Hex]) -> CatalogResult<Vec<BlobRecord>> {
         blobs::held_by_device_hash(&self.pool, user, device_hashes).await
@@ -299,6 +315,15 @@ impl Catalog for PgCatalog {
     async fn parts(&self, upload_id: &str) -> CatalogResult<Vec<Part>> {
         uploads::parts(&self.pool, upload_id).await
     }
+    async fn claim_completion(&self, upload_id: &str, lease: Duration) -> CatalogResult<CompletionClaim> {
+        uploads::claim_completion(&self.pool, upload_id, lease).await
+    }
+    async fn renew_completion(&self, upload_id: &str, token: &str, lease: Duration) -> CatalogResult<bool> {
+        uploads::renew_completion(&self.pool, upload_id, token, lease).await
+    }
+    async fn release_completion(&self, upload_id: &str, token: &str) -> CatalogResult<()> {
+        uploads::release_completion(&self.pool, upload_id, token).await
+    }
     async fn complete_upload(
         &self,
         upload_id: &str,
@@ -315,8 +340,22 @@ impl Catalog for PgCatalog {
     ) -> CatalogResult<Upload> {
         uploads::put_file(&self.pool, file, result, content).await
     }
-    async fn delete_upload(&self, upload_id: &str) -> CatalogResult<Vec<Part>> {
+    async fn abort_upload(&self, upload_id: &str) -> CatalogResult<Vec<Part>> {
+        uploads::abort(&self.pool, upload_id).await
+    }
+    async fn delete_upload(&self, upload_id: &str) -> CatalogResult<Option<Vec<Part>>> {
         uploads::delete(&self.pool, upload_id).await
+    }
+    async fn staging_in_use(&self) -> CatalogResult<Vec<String>> {
+        // a direct-mode upload id is `<ULID>.<the S3 server's id>`
+        let rows: Vec<(String,)> = sqlx::query_as(
+            "select staging_key from upload_parts
+             union
+             select 'uploads/' || substr(id, 1, 26) from uploads where id like '%.%'",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.into_iter().map(|(key,)| key).collect())
     }
     async fn expired_uploads(&self, limit: u32) -> CatalogResult<Vec<Upload>> {
         uploads::expired(&self.pool, limit).await
@@ -367,6 +406,16 @@ impl Catalog for PgCatalog {
     }
     async fn job(&self, job_id: i64) -> CatalogResult<Option<Job>> {
         jobs::get(&self.pool, job_id).await
+    }
+
+    async fn claim_target(&self, target: &str, lease_until_ms: i64, expires_ms: i64) -> CatalogResult<TargetClaim> {
+        targets::claim(&self.pool, target, lease_until_ms, expires_ms).await
+    }
+    async fn release_target(&self, target: &str, used: bool) -> CatalogResult<()> {
+        targets::release(&self.pool, target, used).await
+    }
+    async fn forget_expired_targets(&self) -> CatalogResult<usize> {
+        targets::forget_expired(&self.pool).await
     }
 
     async fn set_pull_url(&self, device: DeviceId, url: Option<&str>) -> CatalogResult<Device> {

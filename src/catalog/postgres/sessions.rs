@@ -165,6 +165,18 @@ where
 
 pub async fn add_file(pool: &PgPool, file: &NewLibraryFile) -> CatalogResult<LibraryFile> {
     let mut tx = pool.begin().await?;
+    if let Some(ulid) = &file.session_ulid {
+        // a finish lists exactly the files it finished with: the share lock makes a finish
+        // (which updates the row) wait for this insert, or this check see its result
+        let open: Option<(i32,)> =
+            sqlx::query_as("select 1 from sessions where ulid = $1 and finished_ms is null for share")
+                .bind(ulid)
+                .fetch_optional(&mut *tx)
+                .await?;
+        if open.is_none() {
+            return Err(CatalogError::Gone(format!("upload session {ulid} was finished while the file was arriving")));
+        }
+    }
     let id = ulid::Ulid::new().to_string();
     sqlx::query(
         "insert into files (id, user_id, folder_id, session_ulid, job_id, watch_key, title, sha256, size,

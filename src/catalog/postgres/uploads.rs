@@ -2,6 +2,8 @@
 //! the upload's row lock), so a retried part always reports the staging it replaced; whole
 //! files of one key serialise on an advisory lock named by the user and key.
 
+use std::time::Duration;
+
 use sqlx::{AssertSqlSafe, PgPool};
 
 use super::{advisory_lock, on_unique, parse_hash};
@@ -31,7 +33,8 @@ impl UploadRow {
     fn into_upload(self) -> CatalogResult<Upload> {
         Ok(Upload {
             upload_id: self.id,
-            family: self.family,
+            family: UploadFamily::parse(&self.family)
+                .ok_or_else(|| CatalogError::Schema(format!("upload family {}", self.family)))?,
             user_id: UserId(self.user_id),
             grant_id: self.grant_id.map(GrantId),
             file_key: self.file_key,
@@ -63,7 +66,7 @@ pub async fn create(pool: &PgPool, u: &NewUpload) -> CatalogResult<Upload> {
          values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) returning {COLUMNS}"
     )))
     .bind(&u.upload_id)
-    .bind(u.family)
+    .bind(u.family.as_str())
     .bind(u.user_id.0)
     .bind(u.grant_id.map(|g| g.0))
     .bind(&u.file_key)
@@ -113,13 +116,17 @@ pub async fn put_part(pool: &PgPool, upload_id: &str, part: &Part) -> CatalogRes
     // Parts of one upload are recorded one at a time: two retries of a part racing would
     // otherwise both see no earlier part and one staging file would be forgotten.
     // only an open upload takes parts: a retry racing its completion must not leave a part behind
-    let upload: Option<(String,)> =
-        sqlx::query_as("select id from uploads where id = $1 and state = 'open' for update")
+    let upload: Option<(Option<i64>,)> =
+        sqlx::query_as("select claim_until_ms from uploads where id = $1 and state = 'open' for update")
             .bind(upload_id)
             .fetch_optional(&mut *tx)
             .await?;
-    if upload.is_none() {
-        return Err(CatalogError::NotFound(format!("upload {upload_id}")));
+    match upload {
+        None => return Err(CatalogError::NotFound(format!("upload {upload_id}"))),
+        Some((Some(until),)) if until >= now_ms() => {
+            return Err(CatalogError::Conflict(format!("upload {upload_id} is being completed")));
+        }
+        Some(_) => {}
     }
     let replaced: Option<(String,)> =
         sqlx::query_as("select staging_key from upload_parts where upload_id = $1 and part_num = $2")
@@ -160,6 +167,49 @@ pub async fn parts(pool: &PgPool, upload_id: &str) -> CatalogResult<Vec<Part>> {
     rows.into_iter().map(part_from_row).collect()
 }
 
+pub async fn claim_completion(pool: &PgPool, upload_id: &str, lease: Duration) -> CatalogResult<CompletionClaim> {
+    let now = now_ms();
+    let token = ulid::Ulid::new().to_string();
+    let claimed: Option<UploadRow> = sqlx::query_as(AssertSqlSafe(format!(
+        "update uploads set claim_token = $1, claim_until_ms = $2
+         where id = $3 and state = 'open' and (claim_until_ms is null or claim_until_ms < $4) returning {COLUMNS}"
+    )))
+    .bind(&token)
+    .bind(now + lease.as_millis() as i64)
+    .bind(upload_id)
+    .bind(now)
+    .fetch_optional(pool)
+    .await?;
+    if let Some(row) = claimed {
+        return Ok(CompletionClaim::Claimed { upload: row.into_upload()?, token });
+    }
+    Ok(match get(pool, upload_id).await? {
+        None => CompletionClaim::Missing,
+        Some(upload) if upload.completed => CompletionClaim::Completed(upload),
+        Some(upload) => CompletionClaim::Busy(upload),
+    })
+}
+
+pub async fn renew_completion(pool: &PgPool, upload_id: &str, token: &str, lease: Duration) -> CatalogResult<bool> {
+    let done =
+        sqlx::query("update uploads set claim_until_ms = $1 where id = $2 and claim_token = $3 and state = 'open'")
+            .bind(now_ms() + lease.as_millis() as i64)
+            .bind(upload_id)
+            .bind(token)
+            .execute(pool)
+            .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+pub async fn release_completion(pool: &PgPool, upload_id: &str, token: &str) -> CatalogResult<()> {
+    sqlx::query("update uploads set claim_token = null, claim_until_ms = null where id = $1 and claim_token = $2")
+        .bind(upload_id)
+        .bind(token)
+        .execute(pool)
+        .await?;
+    Ok(())
+}
+
 pub async fn complete(
     pool: &PgPool,
     upload_id: &str,
@@ -167,13 +217,26 @@ pub async fn complete(
     content: &BlobRecord,
 ) -> CatalogResult<()> {
     let mut tx = pool.begin().await?;
-    sqlx::query("update uploads set state = 'completed', result = $1, sha256 = $2, size = $3 where id = $4")
-        .bind(result.to_string())
-        .bind(content.sha256.as_str())
-        .bind(content.size as i64)
-        .bind(upload_id)
-        .execute(&mut *tx)
-        .await?;
+    let done = sqlx::query(
+        "update uploads set state = 'completed', result = $1, sha256 = $2, size = $3, claim_token = null,
+             claim_until_ms = null
+         where id = $4 and state = 'open'",
+    )
+    .bind(result.to_string())
+    .bind(content.sha256.as_str())
+    .bind(content.size as i64)
+    .bind(upload_id)
+    .execute(&mut *tx)
+    .await?;
+    if done.rows_affected() == 0 {
+        // the request lost (the row lock made it wait for the winner): say to what
+        let state: Option<(String,)> =
+            sqlx::query_as("select state from uploads where id = $1").bind(upload_id).fetch_optional(&mut *tx).await?;
+        return Err(match state {
+            Some(_) => CatalogError::Conflict(format!("upload {upload_id} is already completed")),
+            None => CatalogError::NotFound(format!("upload {upload_id}")),
+        });
+    }
     sqlx::query("delete from upload_parts where upload_id = $1").bind(upload_id).execute(&mut *tx).await?;
     tx.commit().await?;
     Ok(())
@@ -210,7 +273,7 @@ pub async fn put_file(
          values ($1, $2, $3, $4, 1, $5, 'completed', $6, $7, $8, $9, $10) returning {COLUMNS}"
     )))
     .bind(&file.upload_id)
-    .bind(file.family)
+    .bind(file.family.as_str())
     .bind(file.user_id.0)
     .bind(key)
     .bind(&file.content_type)
@@ -227,10 +290,38 @@ pub async fn put_file(
     row.into_upload()
 }
 
-pub async fn delete(pool: &PgPool, upload_id: &str) -> CatalogResult<Vec<Part>> {
+/// Not held by a completion whose lease is running (`$2` is now).
+const ABANDONED_OR_UNCLAIMED: &str = "claim_until_ms is null or claim_until_ms < $2";
+
+pub async fn abort(pool: &PgPool, upload_id: &str) -> CatalogResult<Vec<Part>> {
+    let condition = format!("state = 'open' and ({ABANDONED_OR_UNCLAIMED})");
+    if let Some(parts) = delete_parts_then(pool, upload_id, &condition).await? {
+        return Ok(parts);
+    }
+    Err(match get(pool, upload_id).await? {
+        None => CatalogError::NotFound(format!("upload {upload_id}")),
+        Some(u) if u.completed => CatalogError::Conflict(format!("upload {upload_id} is already completed")),
+        Some(_) => CatalogError::Conflict(format!("upload {upload_id} is being completed")),
+    })
+}
+
+pub async fn delete(pool: &PgPool, upload_id: &str) -> CatalogResult<Option<Vec<Part>>> {
+    delete_parts_then(pool, upload_id, ABANDONED_OR_UNCLAIMED).await
+}
+
+/// Locks the upload's row, and if `condition` holds deletes its parts (returning them) and
+/// the row, in one transaction.
+async fn delete_parts_then(pool: &PgPool, upload_id: &str, condition: &str) -> CatalogResult<Option<Vec<Part>>> {
     let mut tx = pool.begin().await?;
-    // the upload's lock first, so no part arrives between listing the parts and the delete
-    sqlx::query("select 1 from uploads where id = $1 for update").bind(upload_id).execute(&mut *tx).await?;
+    let found: Option<(String,)> =
+        sqlx::query_as(AssertSqlSafe(format!("select id from uploads where id = $1 and ({condition}) for update")))
+            .bind(upload_id)
+            .bind(now_ms())
+            .fetch_optional(&mut *tx)
+            .await?;
+    if found.is_none() {
+        return Ok(None);
+    }
     let rows: Vec<PartRow> = sqlx::query_as(
         "delete from upload_parts where upload_id = $1 returning part_num, staging_key, size, sha256, etag",
     )
@@ -239,12 +330,13 @@ pub async fn delete(pool: &PgPool, upload_id: &str) -> CatalogResult<Vec<Part>> 
     .await?;
     sqlx::query("delete from uploads where id = $1").bind(upload_id).execute(&mut *tx).await?;
     tx.commit().await?;
-    rows.into_iter().map(part_from_row).collect()
+    rows.into_iter().map(part_from_row).collect::<CatalogResult<Vec<_>>>().map(Some)
 }
 
 pub async fn expired(pool: &PgPool, limit: u32) -> CatalogResult<Vec<Upload>> {
     let rows: Vec<UploadRow> = sqlx::query_as(AssertSqlSafe(format!(
         "select {COLUMNS} from uploads where (state = 'open' or family = 'device') and expires_ms < $1
+           and (claim_until_ms is null or claim_until_ms < $1)
          order by expires_ms limit $2"
     )))
     .bind(now_ms())

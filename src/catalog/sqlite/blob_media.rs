@@ -3,29 +3,46 @@
 
 use sqlx::SqlitePool;
 
+use super::intents::{self, Kind};
 use crate::catalog::rows::MediaRow;
 use crate::catalog::*;
 use crate::clock::now_ms;
 use crate::domain::Sha256Hex;
 
 pub async fn record(
+    reader: &SqlitePool,
     writer: &SqlitePool,
     info: &NewMediaInfo,
     thumbnail: Option<(BlobRecord, BlobStep)>,
 ) -> CatalogResult<()> {
+    if !intents::recorded(reader, &info.sha256).await? {
+        return Err(CatalogError::NotFound(format!("blob {}", info.sha256)));
+    }
+    // as in commit_blob: an intent for new bytes, the bytes, then the rows that keep them
+    // (outside the writer: the single connection cannot hold a transaction through them)
+    let thumbnail = match thumbnail {
+        Some((thumb, place_bytes)) => {
+            let intent = match intents::recorded(reader, &thumb.sha256).await? {
+                true => None,
+                false => Some(intents::begin(writer, &thumb.sha256, Kind::Place).await?),
+            };
+            place_bytes().await.map_err(CatalogError::Step)?;
+            Some((thumb, intent))
+        }
+        None => None,
+    };
     let mut tx = writer.begin().await?;
     let source: Option<(i64,)> = sqlx::query_as("select 1 from blobs where sha256 = ?")
         .bind(info.sha256.as_str())
         .fetch_optional(&mut *tx)
         .await?;
     if source.is_none() {
+        // collected meanwhile: the thumbnail's intent stays, and the sweep removes its bytes
         return Err(CatalogError::NotFound(format!("blob {}", info.sha256)));
     }
     let now = now_ms();
     let thumbnail_sha256 = match thumbnail {
-        Some((thumb, place_bytes)) => {
-            // as in commit_blob: bytes first, then the rows that keep them alive
-            place_bytes().await.map_err(CatalogError::Step)?;
+        Some((thumb, intent)) => {
             sqlx::query(
                 "insert into blobs (sha256, size, chunked_hash, created_ms, last_used_ms) values (?, ?, null, ?, ?)
                  on conflict (sha256) do update set last_used_ms = excluded.last_used_ms",
@@ -36,6 +53,9 @@ pub async fn record(
             .bind(now)
             .execute(&mut *tx)
             .await?;
+            if let Some(id) = intent {
+                intents::end_in(&mut tx, id).await?;
+            }
             Some(thumb.sha256)
         }
         None => None,

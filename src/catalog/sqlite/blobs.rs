@@ -1,11 +1,13 @@
 //! Blobs and holds on SQLite. Commit and collection are serialised by the catalog's
-//! placement lock (see the module docs of `sqlite`), which the callers hold.
+//! placement lock (see the module docs of `sqlite`), which the callers hold; both write a
+//! blob intent before bytes move (see `intents`).
 
 use std::time::Duration;
 
 use futures_util::future::BoxFuture;
 use sqlx::SqlitePool;
 
+use super::intents::{self, Kind};
 use crate::catalog::*;
 use crate::clock::now_ms;
 use crate::domain::{Sha256Hex, UserId};
@@ -26,6 +28,11 @@ pub async fn blob(pool: &SqlitePool, sha256: &Sha256Hex) -> CatalogResult<Option
         })
     })
     .transpose()
+}
+
+pub async fn has_blobs(pool: &SqlitePool) -> CatalogResult<bool> {
+    let row: Option<(i64,)> = sqlx::query_as("select 1 from blobs limit 1").fetch_optional(pool).await?;
+    Ok(row.is_some())
 }
 
 pub async fn all_blob_hashes(pool: &SqlitePool) -> CatalogResult<Vec<Sha256Hex>> {
@@ -63,14 +70,22 @@ pub async fn release_hold(writer: &SqlitePool, user: UserId, sha256: &Sha256Hex)
 
 /// The caller holds the placement lock shared (see `SqliteCatalog::placement`).
 pub async fn commit_blob(
+    reader: &SqlitePool,
     writer: &SqlitePool,
     blob: &BlobRecord,
     holder: UserId,
     place_bytes: BlobStep,
 ) -> CatalogResult<()> {
+    // New content gets its intent before its bytes move (see `intents`); recorded content
+    // keeps its bytes while the lock is held, so placing them only drops the staged copy.
+    let intent = match intents::recorded(reader, &blob.sha256).await? {
+        true => None,
+        false => Some(intents::begin(writer, &blob.sha256, Kind::Place).await?),
+    };
     // Bytes first, before the transaction so the writer connection is not held through the
     // fsyncs; the caller holds the placement lock, so no collector runs between the bytes
-    // being placed and the row that keeps them alive.
+    // being placed and the row that keeps them alive. A failure leaves the intent: the sweep
+    // removes whatever the step may have placed.
     place_bytes().await.map_err(CatalogError::Step)?;
     let mut tx = writer.begin().await?;
     let now = now_ms();
@@ -98,6 +113,9 @@ pub async fn commit_blob(
         .await?;
     if known.is_none() {
         super::jobs::enqueue_media(&mut tx, &blob.sha256, now).await?;
+    }
+    if let Some(id) = intent {
+        intents::end_in(&mut tx, id).await?;
     }
     tx.commit().await?;
     Ok(())
@@ -138,12 +156,14 @@ pub async fn collect_blob(
     // its media result goes with it (the thumbnail it kept alive is collected in its turn)
     sqlx::query("delete from blob_media where sha256 = ?").bind(&hash).execute(&mut *tx).await?;
     sqlx::query("delete from blobs where sha256 = ?").bind(&hash).execute(&mut *tx).await?;
+    let intent = intents::begin_in(&mut tx, &sha256, Kind::Collect).await?;
     tx.commit().await?;
-    // Rows first, then bytes: a crash or a failed delete leaves bytes without a row (an orphan
-    // the startup sweep removes), never a row without bytes. The exclusive placement lock
-    // keeps every commit of this content out until the bytes are gone.
-    if let Err(e) = delete_bytes(sha256.clone()).await {
-        tracing::warn!(error = %e, sha256 = %sha256, "collected blob's bytes stay until the next startup sweep");
+    // Rows first (with the intent), then bytes: a crash or a failed delete leaves bytes the
+    // intent names, which the sweep removes; never a row without bytes. The exclusive
+    // placement lock keeps every commit of this content out until the bytes are gone.
+    match delete_bytes(sha256.clone()).await {
+        Ok(()) => intents::end_in(&mut *writer.acquire().await?, intent).await?,
+        Err(e) => tracing::warn!(error = %e, %sha256, "a collected blob's bytes stay until the intent sweep"),
     }
     Ok(Some(sha256))
 }

@@ -10,9 +10,11 @@ mod blob_media;
 mod blobs;
 mod gallery;
 mod identities;
+mod intents;
 mod jobs;
 mod media;
 mod sessions;
+mod targets;
 mod uploads;
 
 use std::str::FromStr;
@@ -78,7 +80,7 @@ async fn check_schema_version(pool: &SqlitePool) -> CatalogResult<()> {
 pub(super) fn on_unique(err: sqlx::Error, message: impl FnOnce() -> String) -> CatalogError {
     match &err {
         sqlx::Error::Database(db) if db.is_unique_violation() => CatalogError::Conflict(message()),
-        _ => CatalogError::Backend(err),
+        _ => CatalogError::from(err),
     }
 }
 
@@ -89,14 +91,19 @@ impl Catalog for SqliteCatalog {
         Ok(())
     }
 
-    async fn signing_secret(&self, fresh: &[u8]) -> CatalogResult<Vec<u8>> {
-        sqlx::query("insert into settings (key, value) values ('signing_secret', ?) on conflict (key) do nothing")
+    async fn setting(&self, key: &str) -> CatalogResult<Option<Vec<u8>>> {
+        let row: Option<(Vec<u8>,)> =
+            sqlx::query_as("select value from settings where key = ?").bind(key).fetch_optional(&self.writer).await?;
+        Ok(row.map(|(value,)| value))
+    }
+
+    async fn setting_once(&self, key: &str, fresh: &[u8]) -> CatalogResult<Vec<u8>> {
+        sqlx::query("insert into settings (key, value) values (?, ?) on conflict (key) do nothing")
+            .bind(key)
             .bind(fresh)
             .execute(&self.writer)
             .await?;
-        let (value,): (Vec<u8>,) =
-            sqlx::query_as("select value from settings where key = 'signing_secret'").fetch_one(&self.writer).await?;
-        Ok(value)
+        Ok(self.setting(key).await?.expect("just stored"))
     }
 
     async fn create_user(&self, name: &Name, level: Level) -> CatalogResult<User> {
@@ -169,6 +176,9 @@ impl Catalog for SqliteCatalog {
     async fn all_blob_hashes(&self) -> CatalogResult<Vec<Sha256Hex>> {
         blobs::all_blob_hashes(&self.reader).await
     }
+    async fn has_blobs(&self) -> CatalogResult<bool> {
+        blobs::has_blobs(&self.reader).await
+    }
     async fn holds(&self, user: UserId, sha256: &Sha256Hex) -> CatalogResult<bool> {
         blobs::holds(&self.reader, user, sha256).await
     }
@@ -177,7 +187,7 @@ impl Catalog for SqliteCatalog {
     }
     async fn commit_blob(&self, blob: &BlobRecord, holder: UserId, place_bytes: BlobStep) -> CatalogResult<()> {
         let _placing = self.placement.read().await;
-        blobs::commit_blob(&self.writer, blob, holder, place_bytes).await
+        blobs::commit_blob(&self.reader, &self.writer, blob, holder, place_bytes).await
     }
     async fn collect_blob(
         &self,
@@ -191,6 +201,17 @@ impl Catalog for SqliteCatalog {
         }
         let _collecting = self.placement.write().await;
         blobs::collect_blob(&self.writer, unused_for, delete_bytes).await
+    }
+    async fn sweep_intents(&self, older_than: Duration, delete_bytes: ByteDeleter) -> CatalogResult<usize> {
+        // as with collection: look first, so an idle sweep never holds back uploads
+        if intents::pending(&self.reader).await?.is_empty() {
+            return Ok(0);
+        }
+        let _sweeping = self.placement.write().await;
+        intents::sweep(&self.writer, older_than, delete_bytes).await
+    }
+    async fn pending_intents(&self) -> CatalogResult<Vec<Sha256Hex>> {
+        intents::pending(&self.reader).await
     }
 
     async fn held_by_device_hash(&self, user: UserId, device_hashes: &[Sha256Hex]) -> CatalogResult<Vec<BlobRecord>> {
@@ -250,6 +271,15 @@ impl Catalog for SqliteCatalog {
     async fn parts(&self, upload_id: &str) -> CatalogResult<Vec<Part>> {
         uploads::parts(&self.reader, upload_id).await
     }
+    async fn claim_completion(&self, upload_id: &str, lease: Duration) -> CatalogResult<CompletionClaim> {
+        uploads::claim_completion(&self.writer, upload_id, lease).await
+    }
+    async fn renew_completion(&self, upload_id: &str, token: &str, lease: Duration) -> CatalogResult<bool> {
+        uploads::renew_completion(&self.writer, upload_id, token, lease).await
+    }
+    async fn release_completion(&self, upload_id: &str, token: &str) -> CatalogResult<()> {
+        uploads::release_completion(&self.writer, upload_id, token).await
+    }
     async fn complete_upload(
         &self,
         upload_id: &str,
@@ -266,8 +296,22 @@ impl Catalog for SqliteCatalog {
     ) -> CatalogResult<Upload> {
         uploads::put_file(&self.writer, file, result, content).await
     }
-    async fn delete_upload(&self, upload_id: &str) -> CatalogResult<Vec<Part>> {
+    async fn abort_upload(&self, upload_id: &str) -> CatalogResult<Vec<Part>> {
+        uploads::abort(&self.writer, upload_id).await
+    }
+    async fn delete_upload(&self, upload_id: &str) -> CatalogResult<Option<Vec<Part>>> {
         uploads::delete(&self.writer, upload_id).await
+    }
+    async fn staging_in_use(&self) -> CatalogResult<Vec<String>> {
+        // a direct-mode upload id is `<ULID>.<the S3 server's id>`
+        let rows: Vec<(String,)> = sqlx::query_as(
+            "select staging_key from upload_parts
+             union
+             select 'uploads/' || substr(id, 1, 26) from uploads where id like '%.%'",
+        )
+        .fetch_all(&self.reader)
+        .await?;
+        Ok(rows.into_iter().map(|(key,)| key).collect())
     }
     async fn expired_uploads(&self, limit: u32) -> CatalogResult<Vec<Upload>> {
         uploads::expired(&self.reader, limit).await
@@ -320,6 +364,16 @@ impl Catalog for SqliteCatalog {
         jobs::get(&self.reader, job_id).await
     }
 
+    async fn claim_target(&self, target: &str, lease_until_ms: i64, expires_ms: i64) -> CatalogResult<TargetClaim> {
+        targets::claim(&self.writer, target, lease_until_ms, expires_ms).await
+    }
+    async fn release_target(&self, target: &str, used: bool) -> CatalogResult<()> {
+        targets::release(&self.writer, target, used).await
+    }
+    async fn forget_expired_targets(&self) -> CatalogResult<usize> {
+        targets::forget_expired(&self.writer).await
+    }
+
     async fn set_pull_url(&self, device: DeviceId, url: Option<&str>) -> CatalogResult<Device> {
         gallery::set_pull_url(&self.writer, device, url).await?;
         let found = identities::find_devices(&self.writer, &DeviceRef::Id(device)).await?;
@@ -369,7 +423,7 @@ impl Catalog for SqliteCatalog {
         // a thumbnail's bytes are placed like an upload's (collection deletes bytes after its
         // transaction, so the writer alone no longer keeps the two apart)
         let _placing = self.placement.read().await;
-        blob_media::record(&self.writer, info, thumbnail).await
+        blob_media::record(&self.reader, &self.writer, info, thumbnail).await
     }
     async fn media_info(&self, hashes: &[Sha256Hex]) -> CatalogResult<Vec<MediaInfo>> {
         blob_media::infos(&self.reader, hashes).await

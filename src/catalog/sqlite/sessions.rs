@@ -163,6 +163,17 @@ where
 
 pub async fn add_file(writer: &SqlitePool, file: &NewLibraryFile) -> CatalogResult<LibraryFile> {
     let mut tx = writer.begin().await?;
+    if let Some(ulid) = &file.session_ulid {
+        // a finish lists exactly the files it finished with: one that streamed in after it
+        // is refused (the single writer makes this check and the insert one step)
+        let open: Option<(i64,)> = sqlx::query_as("select 1 from sessions where ulid = ? and finished_ms is null")
+            .bind(ulid)
+            .fetch_optional(&mut *tx)
+            .await?;
+        if open.is_none() {
+            return Err(CatalogError::Gone(format!("upload session {ulid} was finished while the file was arriving")));
+        }
+    }
     let id = ulid::Ulid::new().to_string();
     sqlx::query(
         "insert into files (id, user_id, folder_id, session_ulid, job_id, watch_key, title, sha256, size, content_type, created_ms)

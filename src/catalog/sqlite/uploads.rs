@@ -1,6 +1,8 @@
 //! Uploads in parts on SQLite.
 
-use sqlx::SqlitePool;
+use std::time::Duration;
+
+use sqlx::{AssertSqlSafe, SqlitePool};
 
 use super::on_unique;
 use crate::catalog::*;
@@ -30,7 +32,8 @@ impl UploadRow {
         let schema = |e: String| CatalogError::Schema(e);
         Ok(Upload {
             upload_id: self.id,
-            family: self.family,
+            family: UploadFamily::parse(&self.family)
+                .ok_or_else(|| CatalogError::Schema(format!("upload family {}", self.family)))?,
             user_id: UserId(self.user_id),
             grant_id: self.grant_id.map(GrantId),
             file_key: self.file_key,
@@ -60,7 +63,7 @@ pub async fn create(writer: &SqlitePool, u: &NewUpload) -> CatalogResult<Upload>
          values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) returning {COLUMNS}"
     )))
     .bind(&u.upload_id)
-    .bind(u.family)
+    .bind(u.family.as_str())
     .bind(u.user_id.0)
     .bind(u.grant_id.map(|g| g.0))
     .bind(&u.file_key)
@@ -74,6 +77,15 @@ pub async fn create(writer: &SqlitePool, u: &NewUpload) -> CatalogResult<Upload>
     .await
     .map_err(|e| on_unique(e, || format!("an upload for file '{}' already exists", u.file_key.as_deref().unwrap_or(""))))?;
     row.into_upload()
+}
+
+async fn get_in(conn: &mut sqlx::SqliteConnection, upload_id: &str) -> CatalogResult<Option<Upload>> {
+    let row: Option<UploadRow> =
+        sqlx::query_as(sqlx::AssertSqlSafe(format!("select {COLUMNS} from uploads where id = ?")))
+            .bind(upload_id)
+            .fetch_optional(conn)
+            .await?;
+    row.map(UploadRow::into_upload).transpose()
 }
 
 pub async fn get(reader: &SqlitePool, upload_id: &str) -> CatalogResult<Option<Upload>> {
@@ -108,12 +120,17 @@ pub async fn renew(writer: &SqlitePool, upload_id: &str, expires_ms: i64) -> Cat
 pub async fn put_part(writer: &SqlitePool, upload_id: &str, part: &Part) -> CatalogResult<Option<String>> {
     let mut tx = writer.begin().await?;
     // only an open upload takes parts: a retry racing its completion must not leave a part behind
-    let open: Option<(String,)> = sqlx::query_as("select id from uploads where id = ? and state = 'open'")
-        .bind(upload_id)
-        .fetch_optional(&mut *tx)
-        .await?;
-    if open.is_none() {
-        return Err(CatalogError::NotFound(format!("upload {upload_id}")));
+    let open: Option<(Option<i64>,)> =
+        sqlx::query_as("select claim_until_ms from uploads where id = ? and state = 'open'")
+            .bind(upload_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+    match open {
+        None => return Err(CatalogError::NotFound(format!("upload {upload_id}"))),
+        Some((Some(until),)) if until >= now_ms() => {
+            return Err(CatalogError::Conflict(format!("upload {upload_id} is being completed")));
+        }
+        Some(_) => {}
     }
     let replaced: Option<(String,)> =
         sqlx::query_as("select staging_key from upload_parts where upload_id = ? and part_num = ?")
@@ -166,6 +183,53 @@ pub async fn parts(reader: &SqlitePool, upload_id: &str) -> CatalogResult<Vec<Pa
     rows.into_iter().map(part_from_row).collect()
 }
 
+pub async fn claim_completion(writer: &SqlitePool, upload_id: &str, lease: Duration) -> CatalogResult<CompletionClaim> {
+    let now = now_ms();
+    let token = ulid::Ulid::new().to_string();
+    let claimed: Option<UploadRow> = sqlx::query_as(AssertSqlSafe(format!(
+        "update uploads set claim_token = ?, claim_until_ms = ?
+         where id = ? and state = 'open' and (claim_until_ms is null or claim_until_ms < ?) returning {COLUMNS}"
+    )))
+    .bind(&token)
+    .bind(now + lease.as_millis() as i64)
+    .bind(upload_id)
+    .bind(now)
+    .fetch_optional(writer)
+    .await?;
+    if let Some(row) = claimed {
+        return Ok(CompletionClaim::Claimed { upload: row.into_upload()?, token });
+    }
+    Ok(match get(writer, upload_id).await? {
+        None => CompletionClaim::Missing,
+        Some(upload) if upload.completed => CompletionClaim::Completed(upload),
+        Some(upload) => CompletionClaim::Busy(upload),
+    })
+}
+
+pub async fn renew_completion(
+    writer: &SqlitePool,
+    upload_id: &str,
+    token: &str,
+    lease: Duration,
+) -> CatalogResult<bool> {
+    let done = sqlx::query("update uploads set claim_until_ms = ? where id = ? and claim_token = ? and state = 'open'")
+        .bind(now_ms() + lease.as_millis() as i64)
+        .bind(upload_id)
+        .bind(token)
+        .execute(writer)
+        .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+pub async fn release_completion(writer: &SqlitePool, upload_id: &str, token: &str) -> CatalogResult<()> {
+    sqlx::query("update uploads set claim_token = null, claim_until_ms = null where id = ? and claim_token = ?")
+        .bind(upload_id)
+        .bind(token)
+        .execute(writer)
+        .await?;
+    Ok(())
+}
+
 pub async fn complete(
     writer: &SqlitePool,
     upload_id: &str,
@@ -173,13 +237,24 @@ pub async fn complete(
     content: &BlobRecord,
 ) -> CatalogResult<()> {
     let mut tx = writer.begin().await?;
-    sqlx::query("update uploads set state = 'completed', result = ?, sha256 = ?, size = ? where id = ?")
-        .bind(result.to_string())
-        .bind(content.sha256.as_str())
-        .bind(content.size as i64)
-        .bind(upload_id)
-        .execute(&mut *tx)
-        .await?;
+    let done = sqlx::query(
+        "update uploads set state = 'completed', result = ?, sha256 = ?, size = ?, claim_token = null,
+             claim_until_ms = null
+         where id = ? and state = 'open'",
+    )
+    .bind(result.to_string())
+    .bind(content.sha256.as_str())
+    .bind(content.size as i64)
+    .bind(upload_id)
+    .execute(&mut *tx)
+    .await?;
+    if done.rows_affected() == 0 {
+        // the request lost: say to what
+        return Err(match get_in(&mut tx, upload_id).await? {
+            Some(_) => CatalogError::Conflict(format!("upload {upload_id} is already completed")),
+            None => CatalogError::NotFound(format!("upload {upload_id}")),
+        });
+    }
     sqlx::query("delete from upload_parts where upload_id = ?").bind(upload_id).execute(&mut *tx).await?;
     tx.commit().await?;
     Ok(())
@@ -212,7 +287,7 @@ pub async fn put_file(
          values (?, ?, ?, ?, 1, ?, 'completed', ?, ?, ?, ?, ?) returning {COLUMNS}"
     )))
     .bind(&file.upload_id)
-    .bind(file.family)
+    .bind(file.family.as_str())
     .bind(file.user_id.0)
     .bind(key)
     .bind(&file.content_type)
@@ -227,8 +302,21 @@ pub async fn put_file(
     row.into_upload()
 }
 
-pub async fn delete(writer: &SqlitePool, upload_id: &str) -> CatalogResult<Vec<Part>> {
+/// Deletes the upload when `condition` (over its row) holds, with its parts; `None` when
+/// it did not.
+async fn delete_where(writer: &SqlitePool, upload_id: &str, condition: &str) -> CatalogResult<Option<Vec<Part>>> {
     let mut tx = writer.begin().await?;
+    // the single writer makes the check and the deletes one step
+    let found: Option<(String,)> =
+        sqlx::query_as(AssertSqlSafe(format!("select id from uploads where id = ?1 and ({condition})")))
+            .bind(upload_id)
+            .bind(now_ms())
+            .fetch_optional(&mut *tx)
+            .await?;
+    if found.is_none() {
+        return Ok(None);
+    }
+    // the parts first: their rows say whose staging to drop (the cascade would lose them)
     let rows: Vec<PartRow> = sqlx::query_as(
         "delete from upload_parts where upload_id = ? returning part_num, staging_key, size, sha256, etag",
     )
@@ -237,13 +325,33 @@ pub async fn delete(writer: &SqlitePool, upload_id: &str) -> CatalogResult<Vec<P
     .await?;
     sqlx::query("delete from uploads where id = ?").bind(upload_id).execute(&mut *tx).await?;
     tx.commit().await?;
-    rows.into_iter().map(part_from_row).collect()
+    rows.into_iter().map(part_from_row).collect::<CatalogResult<Vec<_>>>().map(Some)
+}
+
+/// Open and not held by a completion whose lease is running (`?2` is now).
+const ABANDONED_OR_UNCLAIMED: &str = "claim_until_ms is null or claim_until_ms < ?2";
+
+pub async fn abort(writer: &SqlitePool, upload_id: &str) -> CatalogResult<Vec<Part>> {
+    let condition = format!("state = 'open' and ({ABANDONED_OR_UNCLAIMED})");
+    if let Some(parts) = delete_where(writer, upload_id, &condition).await? {
+        return Ok(parts);
+    }
+    Err(match get(writer, upload_id).await? {
+        None => CatalogError::NotFound(format!("upload {upload_id}")),
+        Some(u) if u.completed => CatalogError::Conflict(format!("upload {upload_id} is already completed")),
+        Some(_) => CatalogError::Conflict(format!("upload {upload_id} is being completed")),
+    })
+}
+
+pub async fn delete(writer: &SqlitePool, upload_id: &str) -> CatalogResult<Option<Vec<Part>>> {
+    delete_where(writer, upload_id, ABANDONED_OR_UNCLAIMED).await
 }
 
 pub async fn expired(reader: &SqlitePool, limit: u32) -> CatalogResult<Vec<Upload>> {
     let rows: Vec<UploadRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "select {COLUMNS} from uploads where (state = 'open' or family = 'device') and expires_ms < ?
-         order by expires_ms limit ?"
+        "select {COLUMNS} from uploads where (state = 'open' or family = 'device') and expires_ms < ?1
+           and (claim_until_ms is null or claim_until_ms < ?1)
+         order by expires_ms limit ?2"
     )))
     .bind(now_ms())
     .bind(i64::from(limit))

@@ -12,16 +12,12 @@ use sha2::{Digest, Sha256};
 use super::call::DeviceCall;
 use super::mount::{FileRef, mounted, parse_hash};
 use super::upload::LOCAL_BUCKET_ID;
-use crate::blob_store::{DirectMultipart, Staged};
-use crate::catalog::{NewUpload, Upload};
-use crate::clock::now_ms;
+use crate::catalog::{Upload, UploadFamily};
 use crate::domain::{Sha256Hex, chunk_size_for};
+use crate::http::AppState;
 use crate::http::error::ApiError;
-use crate::http::{AppState, direct_upload};
+use crate::ingest::multipart::{Completion, NewMultipart, PartRule, UploadError};
 use crate::ingest::{Expectation, ExpectedHash};
-use crate::signing::targets;
-
-const FAMILY: &str = "device";
 
 #[derive(Deserialize)]
 pub struct PlannedPart {
@@ -93,54 +89,22 @@ pub async fn start(
         let body = json!({"skip_upload": true, "error": "already_uploaded", "message": "this account already holds this file"});
         return Ok((StatusCode::CONFLICT, Json(body)));
     }
-    // in direct mode S3 holds the parts; its upload id travels inside ours
-    let direct = state.store.direct();
-    let store_upload = match direct {
-        Some(direct) => Some(direct.start_multipart().await.map_err(direct_upload::store_failed)?),
-        None => None,
+    let new = NewMultipart {
+        family: UploadFamily::Device,
+        user: call.owner().user_id,
+        grant: Some(grant.media_grant_id),
+        file_key: None,
+        file_size: Some(file_size),
+        file_hash: Some(file_hash),
+        part_count: plan.len() as u32,
+        content_type: None,
     };
-    let upload = state
-        .catalog
-        .create_upload(&NewUpload {
-            upload_id: store_upload.as_ref().map_or_else(|| ulid::Ulid::new().to_string(), |u| u.upload_id()),
-            family: FAMILY,
-            user_id: call.owner().user_id,
-            grant_id: Some(grant.media_grant_id),
-            file_key: None,
-            file_size: Some(file_size),
-            file_hash: Some(file_hash),
-            part_count: Some(plan.len() as u32),
-            content_type: None,
-            expires_ms: now_ms() + state.config.upload_expiry.as_millis() as i64,
-        })
-        .await?;
-    if let (Some(direct), Some(store_upload)) = (direct, &store_upload) {
-        let urls = direct_upload::part_urls(&state, direct, store_upload, plan.len() as u32).await?;
-        let urls: Vec<Value> = urls.iter().zip(1..).map(|(url, num)| json!({"part_num": num, "url": url})).collect();
-        let body = json!({"upload_id": upload.upload_id, "s3_bucket_id": LOCAL_BUCKET_ID, "signed_url_list": urls});
-        return Ok((StatusCode::OK, Json(body)));
-    }
-    let expires = state.signed_url_expiry();
-    let urls: Vec<Value> = plan
-        .iter()
-        .enumerate()
-        .map(|(i, (size, digest))| {
-            let num = i as u32 + 1;
-            let url = targets::part_put(
-                &state.signer,
-                &state.upload_url,
-                &upload.upload_id,
-                num,
-                Some((*size, digest)),
-                expires,
-            );
-            json!({"part_num": num, "url": url})
-        })
-        .collect();
-    Ok((
-        StatusCode::OK,
-        Json(json!({"upload_id": upload.upload_id, "s3_bucket_id": LOCAL_BUCKET_ID, "signed_url_list": urls})),
-    ))
+    let upload = state.uploads.start(new).await?;
+    let urls = state.uploads.part_urls(&upload, &state.upload_url, Some(&plan)).await?;
+    let urls: Vec<Value> =
+        urls.iter().zip(1..).map(|(url, num): (&String, u32)| json!({"part_num": num, "url": url})).collect();
+    let body = json!({"upload_id": upload.upload_id, "s3_bucket_id": LOCAL_BUCKET_ID, "signed_url_list": urls});
+    Ok((StatusCode::OK, Json(body)))
 }
 
 /// The caller's unfinished or completed device upload through this grant.
@@ -151,7 +115,9 @@ async fn own_upload(
     upload_id: &str,
 ) -> Result<Option<Upload>, ApiError> {
     let upload = state.catalog.upload(upload_id).await?;
-    Ok(upload.filter(|u| u.family == FAMILY && u.user_id == call_user && u.grant_id == Some(grant.media_grant_id)))
+    Ok(upload.filter(|u| {
+        u.family == UploadFamily::Device && u.user_id == call_user && u.grant_id == Some(grant.media_grant_id)
+    }))
 }
 
 #[derive(Deserialize)]
@@ -186,63 +152,28 @@ pub async fn complete(
     if upload.file_hash.as_ref() != Some(&file_hash) || upload.file_size != Some(body.file.file_size) {
         return Err(ApiError::bad_request("upload_mismatch", "file_hash and file_size differ from the started upload"));
     }
-    if upload.completed {
-        return Ok((StatusCode::CREATED, Json(json!({}))));
-    }
-    let stored = state.catalog.parts(&upload.upload_id).await?;
     let count = upload.part_count.unwrap_or(0) as usize;
-    let mut listed: Vec<&CompletedPart> = body.part_list.iter().collect();
-    listed.sort_by_key(|p| p.part_num);
-    if listed.len() != count || listed.iter().enumerate().any(|(i, p)| p.part_num as usize != i + 1) {
+    let mut listed: Vec<(u32, String)> = body.part_list.iter().map(|p| (p.part_num, p.etag.clone())).collect();
+    listed.sort_by_key(|(num, _)| *num);
+    if listed.len() != count || listed.iter().enumerate().any(|(i, (num, _))| *num as usize != i + 1) {
         return Err(invalid_parts(format!("part_list must name parts 1..{count} once each")));
     }
-    let expect = Expectation {
-        size: Some(body.file.file_size),
-        hash: Some(ExpectedHash::Device(file_hash)),
-        max_size: None,
-        size_hint: Some(body.file.file_size),
+    let completion = Completion {
+        upload_id: &upload.upload_id,
+        parts: &listed,
+        rule: PartRule::Planned { file_size: body.file.file_size },
+        expect: Expectation {
+            size: Some(body.file.file_size),
+            hash: Some(ExpectedHash::Device(file_hash)),
+            ..Expectation::default()
+        },
+        answer: &|_, _| json!({}),
     };
-    if let (Some(direct), Some(store_upload)) = (state.store.direct(), DirectMultipart::parse(&upload.upload_id)) {
-        let listed: Vec<(u32, &str)> = listed.iter().map(|p| (p.part_num, p.etag.as_str())).collect();
-        let parts = direct_upload::checked_parts(direct, &store_upload, &listed).await?;
-        let chunk = chunk_size_for(body.file.file_size);
-        if let Some(odd) =
-            parts.iter().find(|p| p.size != chunk.min(body.file.file_size - chunk * (p.part_num as u64 - 1)))
-        {
-            return Err(invalid_parts(format!("part {} has {} bytes, not its planned size", odd.part_num, odd.size)));
-        }
-        let received = match direct_upload::assemble(&state, direct, &store_upload, &parts, &expect).await {
-            Ok(received) => received,
-            Err(err) => {
-                // S3 consumed the parts; the upload cannot be completed any more
-                state.catalog.delete_upload(&upload.upload_id).await?;
-                return Err(err);
-            }
-        };
-        let ingested = state.ingest.commit(received, call.owner().user_id).await?;
-        state.catalog.complete_upload(&upload.upload_id, &json!({}), &ingested.blob).await?;
-        return Ok((StatusCode::CREATED, Json(json!({}))));
+    match state.uploads.complete(completion).await {
+        Ok(_) => Ok((StatusCode::CREATED, Json(json!({})))),
+        Err(UploadError::PartSize(why)) => Err(invalid_parts(why)),
+        Err(other) => Err(other.into()),
     }
-    let by_num: std::collections::HashMap<u32, &crate::catalog::Part> =
-        stored.iter().map(|p| (p.part_num, p)).collect();
-    let mut staged = Vec::with_capacity(count);
-    for part in listed {
-        let Some(stored) = by_num.get(&part.part_num) else {
-            return Err(ApiError::bad_request("missing_part", format!("part {} was never uploaded", part.part_num)));
-        };
-        if part.etag.trim_matches('"') != stored.etag {
-            return Err(ApiError::bad_request(
-                "etag_mismatch",
-                format!("part {}: the ETag does not match", part.part_num),
-            ));
-        }
-        staged.push(Staged { key: stored.staging_key.clone(), size: stored.size });
-    }
-    let received = state.ingest.assemble(&staged, &expect).await?;
-    let ingested = state.ingest.commit(received, call.owner().user_id).await?;
-    state.catalog.complete_upload(&upload.upload_id, &json!({}), &ingested.blob).await?;
-    state.ingest.discard_staged(&staged).await?;
-    Ok((StatusCode::CREATED, Json(json!({}))))
 }
 
 #[derive(Deserialize)]
@@ -250,22 +181,19 @@ pub struct AbortRequest {
     upload_id: String,
 }
 
-/// Frees an upload's parts; aborting one that is gone (or already aborted) is fine.
+/// Frees an upload's parts; aborting one that is gone (or already aborted, or completed:
+/// its file stays) answers the same.
 pub async fn abort(
     State(state): State<AppState>,
     Path(grant_id): Path<String>,
     call: DeviceCall<AbortRequest>,
 ) -> Result<Json<Value>, ApiError> {
     let grant = mounted(&state, &call.principal, &grant_id).await?;
-    if let Some(upload) =
-        own_upload(&state, call.owner().user_id, &grant, &call.body.upload_id).await?.filter(|u| !u.completed)
-    {
-        if let (Some(direct), Some(store_upload)) = (state.store.direct(), DirectMultipart::parse(&upload.upload_id)) {
-            direct.abort_multipart(&store_upload).await.map_err(direct_upload::store_failed)?;
+    if let Some(upload) = own_upload(&state, call.owner().user_id, &grant, &call.body.upload_id).await? {
+        match state.uploads.abort(&upload.upload_id).await {
+            Ok(()) | Err(UploadError::NoSuchUpload | UploadError::Completed) => {}
+            Err(other) => return Err(other.into()),
         }
-        let parts = state.catalog.delete_upload(&upload.upload_id).await?;
-        let staged: Vec<Staged> = parts.into_iter().map(|p| Staged { key: p.staging_key, size: p.size }).collect();
-        state.ingest.discard_staged(&staged).await?;
     }
     Ok(Json(json!({})))
 }

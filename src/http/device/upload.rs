@@ -10,10 +10,12 @@ use serde_json::{Value, json};
 
 use super::call::DeviceCall;
 use super::mount::{FileRef, held_content, mounted, parse_hash};
+use crate::blob_store::Presigned;
 use crate::domain::Sha256Hex;
+use crate::http::AppState;
 use crate::http::error::ApiError;
-use crate::http::{AppState, direct_upload};
-use crate::ingest::{Expectation, ExpectedHash};
+use crate::ingest::direct::{RegisterError, presign_file, register_file};
+use crate::ingest::{Expectation, ExpectedHash, IngestError};
 use crate::signing::targets;
 
 /// The blob store's bucket as API.md names it: the local store, or the configured S3 bucket.
@@ -91,9 +93,13 @@ pub async fn upload(
             continue;
         }
         let signed_opts = match state.store.direct() {
-            Some(direct) => SignedOpts::Direct(
-                direct_upload::presign_file(&state, direct, call.owner().user_id, &hash, file_size).await?,
-            ),
+            Some(direct) => {
+                let ttl = state.config.signed_url_ttl;
+                let presigned = presign_file(direct, call.owner().user_id, &hash, file_size, ttl)
+                    .await
+                    .map_err(|e| ApiError::from(IngestError::Store(e)))?;
+                SignedOpts::Direct(direct_signed_opts(&presigned))
+            }
             None => {
                 let url = targets::device_blob_put(
                     &state.signer,
@@ -128,7 +134,7 @@ pub struct S3ObjectRequest {
 /// Registers an uploaded object. Through Ferry's upload host the bytes were verified as they
 /// arrived (the signed PUT was bound to this size and hash), so the object exists for this
 /// account exactly when the account holds that content. In direct mode the object went
-/// straight to S3: Ferry reads it back and verifies it before recording it.
+/// straight to S3: Ferry takes a copy only it can write and verifies that before recording it.
 pub async fn s3_object(
     State(state): State<AppState>,
     Path(grant_id): Path<String>,
@@ -139,23 +145,46 @@ pub async fn s3_object(
         return Err(ApiError::bad_request("unknown_bucket", format!("no bucket {}", call.body.s3_bucket_id)));
     }
     let file = &call.body.file;
-    if let Some(direct) = state.store.direct()
-        && held_content(&state, &call.principal, file).await.is_err()
-    {
-        let hash = parse_hash(&file.file_hash)?;
-        let expect = Expectation {
-            size: Some(file.file_size),
-            hash: Some(ExpectedHash::Device(hash.clone())),
-            max_size: None,
-            size_hint: Some(file.file_size),
-        };
-        direct_upload::register_file(&state, direct, call.owner().user_id, expect, &hash).await?;
-    }
-    held_content(&state, &call.principal, file).await.map_err(|_| {
+    let missing = || {
         ApiError::bad_request(
             "object_missing",
             "no object with that file_hash and file_size was uploaded by this account",
         )
-    })?;
-    Ok(Json(json!({})))
+    };
+    if held_content(&state, &call.principal, file).await.is_ok() {
+        return Ok(Json(json!({})));
+    }
+    let Some(direct) = state.store.direct() else { return Err(missing()) };
+    let hash = parse_hash(&file.file_hash)?;
+    let expect = Expectation {
+        size: Some(file.file_size),
+        hash: Some(ExpectedHash::Device(hash.clone())),
+        max_size: None,
+        size_hint: Some(file.file_size),
+    };
+    match register_file(&state.ingest, direct, call.owner().user_id, &hash, &expect).await {
+        Ok(_) => Ok(Json(json!({}))),
+        // a concurrent registration of the same object took it over first
+        Err(RegisterError::ObjectMissing) if held_content(&state, &call.principal, file).await.is_ok() => {
+            Ok(Json(json!({})))
+        }
+        Err(RegisterError::ObjectMissing) => Err(missing()),
+        Err(RegisterError::Ingest(err)) => Err(err.into()),
+    }
+}
+
+/// The device family's `signed_opts` for a PUT presigned straight to the S3 server.
+fn direct_signed_opts(presigned: &Presigned) -> Value {
+    let url = reqwest::Url::parse(&presigned.url).expect("presigned URLs parse");
+    let host = match url.port() {
+        Some(port) => format!("{}:{port}", url.host_str().unwrap_or_default()),
+        None => url.host_str().unwrap_or_default().to_owned(),
+    };
+    let path = match url.query() {
+        Some(query) => format!("{}?{query}", url.path()),
+        None => url.path().to_owned(),
+    };
+    let headers: serde_json::Map<String, Value> =
+        presigned.headers.iter().map(|(k, v)| (k.clone(), Value::from(v.clone()))).collect();
+    json!({"host": host, "method": "PUT", "path": path, "url": presigned.url, "headers": headers})
 }

@@ -8,7 +8,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::{SIGNED_PUT, resolve_device};
-use crate::catalog::{CatalogError, Device, DeviceRef, MEDIA_TYPES, NewEvent};
+use crate::catalog::{CatalogError, Device, DeviceRef, MEDIA_TYPES, NewEvent, TargetClaim};
 use crate::clock::now_ms;
 use crate::gallery::new_event_id;
 use crate::http::AppState;
@@ -239,7 +239,26 @@ pub async fn signed_put(
             "PUT the event's file to upload_url first",
         ));
     }
-    let ingested = state.ingest.ingest(body.into_data_stream(), &expect, device.user_id).await?;
+    // Each URL stores one body: the claim is taken before a byte is read, so a replay (or a
+    // second PUT racing the first) is refused without keeping anything.
+    let claim = TargetClaimGuard::take(&state, format!("gallery:{event_id}:{part}"), signed.expires).await?;
+    let stored = store_put(&state, &device, event_id, name, part, &headers, body, &expect).await;
+    claim.finish(stored.is_ok()).await;
+    stored
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn store_put(
+    state: &AppState,
+    device: &Device,
+    event_id: &str,
+    name: &str,
+    part: &str,
+    headers: &HeaderMap,
+    body: axum::body::Body,
+    expect: &Expectation,
+) -> Result<Json<Value>, ApiError> {
+    let ingested = state.ingest.ingest(body.into_data_stream(), expect, device.user_id).await?;
     if part == "thumbnail" {
         state.catalog.set_event_thumbnail(device.device_id, event_id, &ingested.blob).await?;
         return Ok(Json(json!({"success": true, "eventId": event_id})));
@@ -248,7 +267,7 @@ pub async fn signed_put(
     let declared = headers.get(axum::http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_owned);
     let content_type = declared.filter(|t| t != "application/octet-stream").unwrap_or(sniffed.content_type);
     let event = new_event(
-        &device,
+        device,
         event_id.to_owned(),
         name.to_owned(),
         sniffed.media_type.to_owned(),
@@ -259,9 +278,51 @@ pub async fn signed_put(
     );
     match state.catalog.add_event(&event).await {
         Ok(stored) => Ok(Json(json!({"success": true, "eventId": stored.id}))),
-        Err(CatalogError::Conflict(_)) => {
-            Err(ApiError::new(StatusCode::CONFLICT, "already_uploaded", "this upload URL was used already"))
-        }
+        Err(CatalogError::Conflict(_)) => Err(already_uploaded()),
         Err(e) => Err(e.into()),
+    }
+}
+
+fn already_uploaded() -> ApiError {
+    ApiError::new(StatusCode::CONFLICT, "already_uploaded", "this upload URL was used already")
+}
+
+/// An upload in flight through a one-time signed target. Dropped without
+/// [`TargetClaimGuard::finish`] (the client went away, the request was cancelled), it gives
+/// the claim back, so the same URL can be tried again.
+struct TargetClaimGuard {
+    catalog: std::sync::Arc<dyn crate::catalog::Catalog>,
+    target: Option<String>,
+}
+
+/// A claim outlives a server that died holding it by this much at most.
+const CLAIM_LEASE_MS: i64 = 3_600_000;
+
+impl TargetClaimGuard {
+    async fn take(state: &AppState, target: String, url_expires_secs: i64) -> Result<Self, ApiError> {
+        let lease_until = crate::clock::now_ms() + CLAIM_LEASE_MS;
+        match state.catalog.claim_target(&target, lease_until, url_expires_secs * 1000).await? {
+            TargetClaim::Claimed => Ok(Self { catalog: state.catalog.clone(), target: Some(target) }),
+            TargetClaim::Used | TargetClaim::InFlight => Err(already_uploaded()),
+        }
+    }
+
+    async fn finish(mut self, used: bool) {
+        if let Some(target) = self.target.take()
+            && let Err(e) = self.catalog.release_target(&target, used).await
+        {
+            tracing::warn!(error = %e, target, "could not settle a signed target's claim");
+        }
+    }
+}
+
+impl Drop for TargetClaimGuard {
+    fn drop(&mut self) {
+        if let (Some(target), Ok(runtime)) = (self.target.take(), tokio::runtime::Handle::try_current()) {
+            let catalog = self.catalog.clone();
+            runtime.spawn(async move {
+                let _ = catalog.release_target(&target, false).await;
+            });
+        }
     }
 }

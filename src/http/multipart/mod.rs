@@ -21,7 +21,7 @@ pub fn router() -> Router<AppState> {
         .route(files::SINGLE_PUT, put(files::single_put).layer(axum::extract::DefaultBodyLimit::disable()))
 }
 
-const FAMILY: &str = "multipart";
+const FAMILY: crate::catalog::UploadFamily = crate::catalog::UploadFamily::Multipart;
 
 /// Content types the family accepts (compared case-insensitively).
 const CONTENT_TYPES: [&str; 13] = [

@@ -6,14 +6,12 @@ use axum::http::StatusCode;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{CONTENT_TYPES, FAMILY, parse_file_id};
-use crate::blob_store::DirectMultipart;
-use crate::catalog::{NewUpload, Upload};
-use crate::clock::now_ms;
+use super::{CONTENT_TYPES, parse_file_id};
+use crate::catalog::{Upload, UploadFamily};
+use crate::http::AppState;
 use crate::http::error::ApiError;
 use crate::http::extract::{Caller, MultipartUpload, QueryParams};
-use crate::http::{AppState, direct_upload};
-use crate::signing::targets;
+use crate::ingest::multipart::NewMultipart;
 
 #[derive(Deserialize)]
 pub struct StartQuery {
@@ -53,7 +51,6 @@ pub async fn start(
     let part_count = parse_part_count(query.part_count.as_deref())?;
     let content_type = parse_content_type(query.content_type.as_deref())?;
     let user = principal.user();
-    let expires_ms = now_ms() + state.config.upload_expiry.as_millis() as i64;
     let upload = match state.catalog.upload_by_file_key(user.user_id, file_id.as_str()).await? {
         Some(existing) if existing.completed => return Err(conflict(format!("file '{file_id}' is already complete"))),
         Some(existing) if existing.part_count != Some(part_count) => {
@@ -63,39 +60,24 @@ pub async fn start(
             )));
         }
         Some(existing) => {
-            state.catalog.renew_upload(&existing.upload_id, expires_ms).await?;
+            state.uploads.renew(&existing).await?;
             existing
         }
         None => {
-            // in direct mode S3 holds the parts; its upload id travels inside ours
-            let upload_id = match state.store.direct() {
-                Some(direct) => direct.start_multipart().await.map_err(direct_upload::store_failed)?.upload_id(),
-                None => ulid::Ulid::new().to_string(),
-            };
-            let new = NewUpload {
-                upload_id,
-                family: FAMILY,
-                user_id: user.user_id,
-                grant_id: None,
+            let new = NewMultipart {
+                family: UploadFamily::Multipart,
+                user: user.user_id,
+                grant: None,
                 file_key: Some(file_id.to_string()),
                 file_size: None,
                 file_hash: None,
-                part_count: Some(part_count),
+                part_count,
                 content_type: Some(content_type),
-                expires_ms,
             };
-            state.catalog.create_upload(&new).await?
+            state.uploads.start(new).await?
         }
     };
-    let expires = state.signed_url_expiry();
-    let urls: Vec<String> = match (state.store.direct(), DirectMultipart::parse(&upload.upload_id)) {
-        (Some(direct), Some(store_upload)) => {
-            direct_upload::part_urls(&state, direct, &store_upload, part_count).await?
-        }
-        _ => (1..=part_count)
-            .map(|n| targets::part_put(&state.signer, &state.upload_url, &upload.upload_id, n, None, expires))
-            .collect(),
-    };
+    let urls = state.uploads.part_urls(&upload, &state.upload_url, None).await?;
     Ok(Json(json!({
         "id": file_id.as_str(),
         "upload_id": upload.upload_id,
@@ -114,7 +96,7 @@ pub async fn own_upload(
         .catalog
         .upload_by_file_key(user, file_id.as_str())
         .await?
-        .filter(|u| u.family == FAMILY)
+        .filter(|u| u.family == UploadFamily::Multipart)
         .ok_or_else(|| ApiError::not_found(format!("no upload of file '{file_id}'")).with_code("no_such_upload"))
 }
 
@@ -137,15 +119,6 @@ pub async fn abort(
             ApiError::not_found(format!("no upload {upload_id} of file '{file_id}'")).with_code("no_such_upload")
         );
     }
-    if upload.completed {
-        return Err(conflict(format!("file '{file_id}' is already complete")));
-    }
-    if let (Some(direct), Some(store_upload)) = (state.store.direct(), DirectMultipart::parse(&upload.upload_id)) {
-        direct.abort_multipart(&store_upload).await.map_err(direct_upload::store_failed)?;
-    }
-    let parts = state.catalog.delete_upload(&upload.upload_id).await?;
-    let staged: Vec<_> =
-        parts.into_iter().map(|p| crate::blob_store::Staged { key: p.staging_key, size: p.size }).collect();
-    state.ingest.discard_staged(&staged).await?;
+    state.uploads.abort(&upload.upload_id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

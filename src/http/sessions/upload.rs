@@ -8,7 +8,7 @@ use axum::response::Response;
 use serde_json::{Value, json};
 
 use super::form::parse_folder_key;
-use crate::catalog::{NewLibraryFile, Session, SlotRefusal};
+use crate::catalog::{CatalogError, NewLibraryFile, Session, SlotRefusal};
 use crate::http::AppState;
 use crate::http::blob_response::serve_blob;
 use crate::http::error::ApiError;
@@ -182,7 +182,12 @@ async fn store_file(
             blob: ingested.blob.clone(),
             content_type,
         })
-        .await?;
+        .await
+        .map_err(|e| match e {
+            // finished while this file was streaming in: the finish did not list it
+            CatalogError::Gone(why) => gone("session_finished", &why),
+            other => other.into(),
+        })?;
     let mut answer = json!({"status": "success", "title": stored.title, "size": stored.size, "sha256": stored.sha256});
     if !limits.hide_response {
         answer["file_id"] = json!(stored.file_id);

@@ -1,0 +1,192 @@
+//! What may never happen to stored files: a data dir pointed at another catalog loses nothing,
+//! bytes the catalog does not know are only removed on request, and an interrupted commit or
+//! collection is finished from its intent (never a row without bytes).
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use ferry::blob_store::BlobStore;
+use ferry::catalog::{BlobStep, BoxError};
+use ferry::domain::{Level, Sha256Hex};
+use ferry::ingest::Expectation;
+use ferry::jobs::consistency;
+use serde_json::{Value, json};
+
+use crate::helpers::*;
+
+/// `ferry --data-dir DATA [--database-url URL] ARGS`.
+fn ferry_on(data: &Path, database: Option<&str>, args: &[&str]) -> std::process::Output {
+    let mut cmd = ferry_bin();
+    cmd.arg("--data-dir").arg(data);
+    if let Some(url) = database {
+        cmd.arg("--database-url").arg(url);
+    }
+    cmd.args(args).env("FERRY_LOG", "warn").output().unwrap()
+}
+
+fn upload_through(server: &FerryProcess, data: &Path, user: &str, bytes: &[u8], scratch: &Path) -> Value {
+    let out = ferry_bin()
+        .arg("--data-dir")
+        .arg(data)
+        .env("FERRY_UPLOAD_URL", &server.address)
+        .args(["admin", "sign-upload", "--user", user, "--json"])
+        .output()
+        .unwrap();
+    let signed: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let file = scratch.join("upload.bin");
+    std::fs::write(&file, bytes).unwrap();
+    let out = Command::new("curl")
+        .args(["-sS", "--fail-with-body", "-T"])
+        .arg(&file)
+        .arg(signed["url"].as_str().unwrap())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+fn download(server: &FerryProcess, data: &Path, sha256: &str) -> Vec<u8> {
+    let out = ferry_bin()
+        .arg("--data-dir")
+        .arg(data)
+        .env("FERRY_UPLOAD_URL", &server.address)
+        .args(["admin", "sign-download", sha256, "--json"])
+        .output()
+        .unwrap();
+    let signed: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let got = Command::new("curl").args(["-sS", "--fail-with-body"]).arg(signed["url"].as_str().unwrap()).output();
+    got.unwrap().stdout
+}
+
+#[test]
+fn a_data_dir_pointed_at_another_catalog_is_refused_and_keeps_every_blob() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let other = format!("sqlite://{}", dir.path().join("other.db").display());
+    let bytes = bytes_of(300_000, 9);
+    let mut server = FerryProcess::start(&data, &[]);
+    admin_json(&data, &["user", "add", "kim", "--level", "uploader"]);
+    let stored = upload_through(&server, &data, "kim", &bytes, dir.path());
+    server.signal("TERM");
+    server.wait_exit(10).expect("stops");
+
+    // the README's "switch to PostgreSQL" mistake, with a second SQLite catalog
+    let refused = ferry_on(&data, Some(&other), &["serve", "--listen", "127.0.0.1:0"]);
+    let said = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(1), "{said}");
+    assert!(said.contains("belongs to another catalog") && said.contains("migrate-store"), "{said}");
+    let listed = ferry_on(&data, Some(&other), &["admin", "user", "list", "--json"]);
+    assert_eq!(listed.status.code(), Some(1), "admin commands are refused too");
+    assert_eq!(files_under(&data.join("blobs")).len(), 1, "the blob is still there");
+
+    // back on its own catalog everything is as it was
+    let server = FerryProcess::start(&data, &[]);
+    assert_eq!(download(&server, &data, stored["sha256"].as_str().unwrap()), bytes);
+    let (code, report) = admin_json(&data, &["check"]);
+    assert_eq!((code, &report["blobs_without_rows"], &report["rows_without_blobs"]), (0, &json!([]), &json!([])));
+    drop(server);
+
+    // a store from before stores were bound holds blobs a fresh catalog knows nothing about
+    std::fs::remove_file(data.join("ferry-store-id")).unwrap();
+    let unbind = "import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); c.execute(\"delete from settings where key='store_id'\"); c.commit()";
+    let status = Command::new("python3").args(["-c", unbind]).arg(data.join("ferry.db")).status().unwrap();
+    assert!(status.success());
+    let refused = ferry_on(&data, Some(&other), &["serve", "--listen", "127.0.0.1:0"]);
+    let said = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(1), "{said}");
+    assert!(said.contains("knows nothing about"), "{said}");
+    assert_eq!(files_under(&data.join("blobs")).len(), 1);
+    // its own catalog binds it again
+    let server = FerryProcess::start(&data, &[]);
+    assert_eq!(download(&server, &data, stored["sha256"].as_str().unwrap()), bytes);
+}
+
+#[test]
+fn bytes_the_catalog_does_not_know_survive_a_restart_and_go_only_on_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let server = FerryProcess::start(&data, &[]);
+    drop(server);
+    let stranger = bytes_of(1000, 4);
+    let hash = sha256_hex(&stranger);
+    let path = data.join("blobs").join("sha256").join(&hash[0..2]).join(&hash[2..4]);
+    std::fs::create_dir_all(&path).unwrap();
+    std::fs::write(path.join(&hash), &stranger).unwrap();
+
+    let server = FerryProcess::start(&data, &[]);
+    assert!(path.join(&hash).exists(), "the start-up sweep leaves bytes it knows nothing about");
+    let (_, report) = admin_json(&data, &["check"]);
+    assert_eq!(report["blobs_without_rows"], json!([hash]), "{report}");
+    let (code, repaired) = admin_json(&data, &["check", "--repair"]);
+    assert_eq!(code, 0, "{repaired}");
+    assert_eq!(repaired["removed"], json!([hash]), "{repaired}");
+    assert!(!path.join(&hash).exists());
+    let (_, report) = admin_json(&data, &["check"]);
+    assert_eq!(report["blobs_without_rows"], json!([]));
+    drop(server);
+}
+
+fn failing_after(
+    store: std::sync::Arc<dyn BlobStore>,
+    staged: ferry::blob_store::Staged,
+    sha256: Sha256Hex,
+) -> BlobStep {
+    Box::new(move || {
+        Box::pin(async move {
+            store.commit(&staged, &sha256).await?;
+            Err::<(), BoxError>("the process died between placing the bytes and recording them".into())
+        })
+    })
+}
+
+#[tokio::test]
+async fn an_interrupted_commit_is_undone_by_the_intent_sweep() {
+    let app = spawn_app().await;
+    let user = app.user("kim", Level::Uploader, "upload").await;
+    let bytes = bytes_of(70_000, 11);
+    let body = futures_util::stream::once(async { Ok::<_, std::io::Error>(bytes::Bytes::from(bytes.clone())) });
+    let received = app.state.ingest.receive(Box::pin(body), &Expectation::default()).await.unwrap();
+    let sha256 = received.blob.sha256.clone();
+    let step = failing_after(app.state.store.clone(), received.staged.clone(), sha256.clone());
+    assert!(app.catalog().commit_blob(&received.blob, user.user_id, step).await.is_err());
+
+    assert_eq!(app.state.store.size_of(&sha256).await.unwrap(), Some(70_000), "the bytes were placed");
+    assert!(app.catalog().blob(&sha256).await.unwrap().is_none(), "but never recorded");
+    assert_eq!(app.catalog().pending_intents().await.unwrap(), vec![sha256.clone()]);
+    let scope = consistency::CheckScope { deep: false, staging_age: Duration::from_secs(3600) };
+    let report = consistency::check(app.catalog().as_ref(), app.state.store.as_ref(), scope).await.unwrap();
+    assert!(report.blobs_without_rows.is_empty(), "named by an intent, not unknown: {report:?}");
+
+    let swept = consistency::sweep_intents(app.catalog().as_ref(), app.state.store.clone(), Duration::ZERO).await;
+    assert_eq!(swept.unwrap(), 1);
+    assert_eq!(app.state.store.size_of(&sha256).await.unwrap(), None, "the unrecorded bytes are gone");
+    assert!(app.catalog().pending_intents().await.unwrap().is_empty());
+    let report = consistency::check(app.catalog().as_ref(), app.state.store.as_ref(), scope).await.unwrap();
+    assert!(report.blobs_without_rows.is_empty() && report.rows_without_blobs.is_empty(), "{report:?}");
+}
+
+#[tokio::test]
+async fn an_interrupted_collection_never_leaves_a_row_without_bytes() {
+    let app = spawn_app().await;
+    let user = app.user("kim", Level::Uploader, "upload").await;
+    let bytes = bytes_of(40_000, 12);
+    let body = futures_util::stream::once(async { Ok::<_, std::io::Error>(bytes::Bytes::from(bytes.clone())) });
+    let ingested = app.state.ingest.ingest(Box::pin(body), &Expectation::default(), user.user_id).await.unwrap();
+    let sha256 = ingested.blob.sha256.clone();
+    app.catalog().release_hold(user.user_id, &sha256).await.unwrap();
+
+    // the bytes cannot be deleted now (a crash would leave the same state)
+    let failing: Box<dyn FnOnce(Sha256Hex) -> futures_util::future::BoxFuture<'static, Result<(), BoxError>> + Send> =
+        Box::new(|_| Box::pin(async { Err::<(), BoxError>("the disk went away".into()) }));
+    let collected = app.catalog().collect_blob(Duration::ZERO, failing).await.unwrap();
+    assert_eq!(collected.as_ref(), Some(&sha256));
+    assert!(app.catalog().blob(&sha256).await.unwrap().is_none(), "the rows went first");
+    assert_eq!(app.state.store.size_of(&sha256).await.unwrap(), Some(40_000), "the bytes stayed");
+    assert_eq!(app.catalog().pending_intents().await.unwrap(), vec![sha256.clone()]);
+
+    let swept = consistency::sweep_intents(app.catalog().as_ref(), app.state.store.clone(), Duration::ZERO).await;
+    assert_eq!(swept.unwrap(), 1);
+    assert_eq!(app.state.store.size_of(&sha256).await.unwrap(), None);
+    assert!(app.catalog().pending_intents().await.unwrap().is_empty());
+}
