@@ -190,3 +190,75 @@ async fn an_interrupted_collection_never_leaves_a_row_without_bytes() {
     assert_eq!(app.state.store.size_of(&sha256).await.unwrap(), None);
     assert!(app.catalog().pending_intents().await.unwrap().is_empty());
 }
+
+/// Fills the filesystem of `dir` with one file until it refuses a write; returns the file.
+fn fill(dir: &Path) -> std::path::PathBuf {
+    use std::io::Write;
+    let path = dir.join("filler");
+    let mut file = std::fs::File::create(&path).unwrap();
+    let block = vec![0u8; 64 * 1024];
+    while file.write_all(&block).and_then(|()| file.sync_all()).is_ok() {}
+    let small = [0u8; 512];
+    while file.write_all(&small).and_then(|()| file.sync_all()).is_ok() {}
+    path
+}
+
+/// A size-limited filesystem (`.ci/run` mounts a tmpfs and names it in FERRY_TEST_SMALL_FS).
+fn small_filesystem() -> Option<tempfile::TempDir> {
+    let Ok(root) = std::env::var("FERRY_TEST_SMALL_FS") else {
+        eprintln!("disk-full test not run: set FERRY_TEST_SMALL_FS to a small filesystem (bash .ci/run mounts one)");
+        return None;
+    };
+    Some(tempfile::tempdir_in(root).unwrap())
+}
+
+#[tokio::test]
+async fn a_full_disk_answers_507_keeps_nothing_and_reads_go_on() {
+    let Some(small) = small_filesystem() else { return };
+    let elsewhere = tempfile::tempdir().unwrap();
+    // the blobs on the small filesystem, the catalog elsewhere
+    let data = small.path().join("data");
+    let catalog_url = format!("sqlite://{}", elsewhere.path().join("ferry.db").display());
+    let app = spawn_app_with(|layer| {
+        layer.insert("data_dir", data.display().to_string());
+        layer.insert("database_url", catalog_url);
+    })
+    .await;
+    let user = app.user("kim", Level::Uploader, "upload").await;
+    let kept = bytes_of(100_000, 1);
+    let stored = app.client.put(app.signed_put(user.user_id, None, None)).body(kept.clone()).send().await.unwrap();
+    assert_eq!(stored.status(), 200);
+    // larger than the whole filesystem: the staging write runs out of space
+    let big = bytes_of(40 * 1024 * 1024, 3);
+    let refused = app.client.put(app.signed_put(user.user_id, None, None)).body(big.clone()).send().await.unwrap();
+    expect_error(refused, 507, "insufficient_storage").await;
+    assert!(files_under(&data.join("staging").join("requests")).is_empty(), "the partial staging file is gone");
+    let big_hash = Sha256Hex::parse(&sha256_hex(&big)).unwrap();
+    assert!(app.catalog().blob(&big_hash).await.unwrap().is_none(), "nothing recorded");
+    let read = app.client.get(app.signed_get(&sha256_hex(&kept))).send().await.unwrap();
+    assert_eq!(read.bytes().await.unwrap().as_ref(), &kept[..], "reads go on");
+    drop(app);
+
+    // the catalog on the small filesystem, full; the blobs elsewhere
+    let catalog_url = format!("sqlite://{}", small.path().join("ferry.db").display());
+    let data = elsewhere.path().join("data");
+    let app = spawn_app_with(|layer| {
+        layer.insert("data_dir", data.display().to_string());
+        layer.insert("database_url", catalog_url);
+    })
+    .await;
+    let user = app.user("kim", Level::Uploader, "upload").await;
+    let filler = fill(small.path());
+    let refused = app.client.put(app.signed_put(user.user_id, None, None)).body(kept.clone()).send().await.unwrap();
+    expect_error(refused, 507, "insufficient_storage").await;
+    let kept_hash = Sha256Hex::parse(&sha256_hex(&kept)).unwrap();
+    std::fs::remove_file(&filler).unwrap();
+    assert!(app.catalog().blob(&kept_hash).await.unwrap().is_none(), "nothing recorded");
+    // bytes placed before the catalog refused are named by an intent, and swept
+    let pending = app.catalog().pending_intents().await.unwrap();
+    let swept = consistency::sweep_intents(app.catalog().as_ref(), app.state.store.clone(), Duration::ZERO).await;
+    let left = files_under(&data.join("blobs"));
+    assert!(left.is_empty(), "no bytes left without their row: {left:?} {pending:?} {swept:?}");
+    let again = app.client.put(app.signed_put(user.user_id, None, None)).body(kept.clone()).send().await.unwrap();
+    assert_eq!(again.status(), 200, "with room again, uploads work without a restart");
+}

@@ -25,10 +25,15 @@ impl Kind {
     }
 }
 
-/// Writes an intent in its own transaction (durable before any byte moves).
+/// Writes an intent in its own transaction (durable before any byte moves). The explicit
+/// commit matters: an autocommitted `insert … returning` read with one fetch commits when
+/// the statement is reset, and sqlx drops an error there (a full disk) — the intent would
+/// seem written and not be.
 pub(super) async fn begin(writer: &SqlitePool, sha256: &Sha256Hex, kind: Kind) -> CatalogResult<i64> {
-    let mut conn = writer.acquire().await?;
-    begin_in(&mut conn, sha256, kind).await
+    let mut tx = writer.begin().await?;
+    let id = begin_in(&mut tx, sha256, kind).await?;
+    tx.commit().await?;
+    Ok(id)
 }
 
 /// Writes an intent inside the caller's transaction.
