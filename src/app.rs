@@ -12,8 +12,7 @@ use tokio::net::TcpListener;
 
 use crate::blob_store::{BlobStore, LocalStore, S3Store};
 use crate::catalog::Catalog;
-use crate::catalog::postgres::PgCatalog;
-use crate::catalog::sqlite::SqliteCatalog;
+use crate::catalog::SqlCatalog;
 use crate::config::Config;
 use crate::http::{AppState, router};
 use crate::import_buckets::ImportBuckets;
@@ -83,21 +82,12 @@ pub fn catalog_name(url: &str) -> String {
 }
 
 async fn open_catalog(url: &str) -> anyhow::Result<Arc<dyn Catalog>> {
-    if url.starts_with("sqlite:") {
-        let catalog = SqliteCatalog::open(url).await.with_context(|| format!("cannot open the catalog at {url}"))?;
-        return Ok(Arc::new(catalog));
-    }
-    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        // The error names the server, never the URL (it may carry a password). Its text
-        // already includes its sources: flattened, a chain would say everything twice.
-        let catalog =
-            PgCatalog::open(url).await.map_err(|e| anyhow::anyhow!("cannot open the PostgreSQL catalog: {e}"))?;
-        return Ok(Arc::new(catalog));
-    }
-    anyhow::bail!(
-        "unsupported database URL '{}' (expected sqlite://PATH or postgres://USER@HOST/DB)",
-        url.split('@').next_back().unwrap_or(url)
-    )
+    // The error names the catalog, never the URL's password. Its text already includes its
+    // sources: flattened, a chain would say everything twice.
+    let catalog = SqlCatalog::open(url)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot open the catalog at {}: {e}", catalog_name(url)))?;
+    Ok(Arc::new(catalog))
 }
 
 async fn signing_key(config: &Config, catalog: &dyn Catalog) -> anyhow::Result<Vec<u8>> {

@@ -16,7 +16,7 @@ use sqlx::postgres::PgPoolOptions;
 use sqlx::sqlite::SqlitePoolOptions;
 use sqlx::{AssertSqlSafe, Row};
 
-use super::{CatalogError, CatalogResult, postgres::PgCatalog, sqlite::SqliteCatalog};
+use super::{CatalogError, CatalogResult, SqlCatalog};
 
 /// How many rows one table gave and how many of them were new in the target.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -35,16 +35,17 @@ struct Column {
 /// Copies every row of the SQLite catalog at `sqlite_url` into the PostgreSQL catalog at
 /// `pg_url`. Both are migrated to the current schema first.
 pub async fn copy_sqlite_to_postgres(sqlite_url: &str, pg_url: &str) -> CatalogResult<Vec<TableCopy>> {
-    drop(SqliteCatalog::open(sqlite_url).await?);
-    drop(PgCatalog::open(pg_url).await?);
-    let source = SqlitePoolOptions::new().max_connections(1).connect(sqlite_url).await?;
-    let target = PgPoolOptions::new().max_connections(1).connect(pg_url).await?;
+    drop(SqlCatalog::open(sqlite_url).await?);
+    drop(SqlCatalog::open(pg_url).await?);
+    let source = SqlitePoolOptions::new().max_connections(1).connect(sqlite_url).await.map_err(backend)?;
+    let target = PgPoolOptions::new().max_connections(1).connect(pg_url).await.map_err(backend)?;
     let tables: Vec<String> = sqlx::query_scalar(
         "select name from sqlite_master where type = 'table' \
          and name not like 'sqlite_%' and name not like '_sqlx_%' and name <> 'blob_intents' order by rowid",
     )
     .fetch_all(&source)
-    .await?;
+    .await
+    .map_err(backend)?;
     let mut report = Vec::with_capacity(tables.len());
     for table in tables {
         let columns: Vec<Column> = sqlx::query(
@@ -53,7 +54,8 @@ pub async fn copy_sqlite_to_postgres(sqlite_url: &str, pg_url: &str) -> CatalogR
         )
         .bind(&table)
         .fetch_all(&target)
-        .await?
+        .await
+        .map_err(backend)?
         .into_iter()
         .map(|r| Column { name: r.get(0), data_type: r.get(1), identity: r.get::<String, _>(2) == "YES" })
         .collect();
@@ -86,20 +88,20 @@ async fn copy_table(
     let filter = if table == "settings" { " where key <> 'store_id'" } else { "" };
     let select = format!("select {names} from \"{table}\"{filter}");
     let mut rows = sqlx::query(AssertSqlSafe(select)).fetch(source);
-    let mut tx = target.begin().await?;
+    let mut tx = target.begin().await.map_err(backend)?;
     let (mut seen, mut inserted) = (0, 0);
-    while let Some(row) = rows.try_next().await? {
+    while let Some(row) = rows.try_next().await.map_err(backend)? {
         let mut query = sqlx::query(AssertSqlSafe(insert.clone()));
         for (i, column) in columns.iter().enumerate() {
             query = match column.data_type.as_str() {
-                "bigint" | "integer" | "smallint" => query.bind(row.try_get::<Option<i64>, _>(i)?),
-                "boolean" => query.bind(row.try_get::<Option<i64>, _>(i)?.map(|v| v != 0)),
-                "bytea" => query.bind(row.try_get::<Option<Vec<u8>>, _>(i)?),
-                "double precision" | "real" => query.bind(row.try_get::<Option<f64>, _>(i)?),
-                _ => query.bind(row.try_get::<Option<String>, _>(i)?),
+                "bigint" | "integer" | "smallint" => query.bind(row.try_get::<Option<i64>, _>(i).map_err(backend)?),
+                "boolean" => query.bind(row.try_get::<Option<i64>, _>(i).map_err(backend)?.map(|v| v != 0)),
+                "bytea" => query.bind(row.try_get::<Option<Vec<u8>>, _>(i).map_err(backend)?),
+                "double precision" | "real" => query.bind(row.try_get::<Option<f64>, _>(i).map_err(backend)?),
+                _ => query.bind(row.try_get::<Option<String>, _>(i).map_err(backend)?),
             };
         }
-        inserted += query.execute(&mut *tx).await?.rows_affected();
+        inserted += query.execute(&mut *tx).await.map_err(backend)?.rows_affected();
         seen += 1;
     }
     for column in columns.iter().filter(|c| c.identity) {
@@ -108,8 +110,12 @@ async fn copy_table(
              coalesce((select max(\"{0}\") from \"{table}\"), 0) + 1, false)",
             column.name
         );
-        sqlx::query(AssertSqlSafe(restart)).execute(&mut *tx).await?;
+        sqlx::query(AssertSqlSafe(restart)).execute(&mut *tx).await.map_err(backend)?;
     }
-    tx.commit().await?;
+    tx.commit().await.map_err(backend)?;
     Ok(TableCopy { table: table.to_owned(), rows: seen, inserted })
+}
+
+fn backend(err: sqlx::Error) -> CatalogError {
+    CatalogError::Backend(err.to_string())
 }

@@ -1,341 +1,231 @@
-//! Catalog rows as both backends read them: one `FromRow` struct per table and its
-//! conversion into the model. The SQL differs per backend; the rows do not.
+//! Catalog rows as the rest of Ferry sees them, decoded once for both backends: each kind of
+//! row has its column list (with a table alias, so joins can put two side by side) and a
+//! decoder reading those columns from a given position.
 
-use crate::catalog::*;
+use super::db::Row;
+use super::*;
 use crate::clock::iso;
-use crate::domain::{DeviceId, GrantId, Level, MediaPath, ScopeSet, Sha256Hex, TokenId, UserId, VolumeId};
+use crate::domain::{DeviceId, GrantId, Level, MediaPath, ScopeSet, TokenId, UserId, VolumeId};
 
-#[derive(sqlx::FromRow)]
-pub(super) struct UserRow {
-    id: i64,
-    name: String,
-    level: String,
-}
-impl UserRow {
-    pub(super) fn into_user(self) -> CatalogResult<User> {
-        let level = self.level.parse::<Level>().map_err(|e| CatalogError::Schema(e.to_string()))?;
-        Ok(User { user_id: UserId(self.id), name: self.name, level })
-    }
+fn schema(e: impl std::fmt::Display) -> CatalogError {
+    CatalogError::Schema(e.to_string())
 }
 
-#[derive(sqlx::FromRow)]
-pub(super) struct TokenRow {
-    id: i64,
-    user_id: i64,
-    scopes: String,
-    revoked_ms: Option<i64>,
-    created_ms: i64,
-}
-impl TokenRow {
-    pub(super) fn into_record(self) -> CatalogResult<TokenRecord> {
-        Ok(TokenRecord {
-            token_id: TokenId(self.id),
-            user_id: UserId(self.user_id),
-            scopes: self.scopes.parse::<ScopeSet>().map_err(|e| CatalogError::Schema(e.to_string()))?,
-            is_revoked: self.revoked_ms.is_some(),
-            created: iso(self.created_ms),
-        })
-    }
+pub(super) const USER: &str = "u.id, u.name, u.level";
+
+pub(super) fn user(row: &Row, at: usize) -> CatalogResult<User> {
+    let level: String = row.get(at + 2)?;
+    Ok(User { user_id: UserId(row.get(at)?), name: row.get(at + 1)?, level: level.parse::<Level>().map_err(schema)? })
 }
 
-#[derive(sqlx::FromRow)]
-pub(super) struct DeviceRow {
-    id: i64,
-    user_id: i64,
-    name: String,
-    upload_priority: i64,
-    is_disabled: bool,
-    is_upload_disabled: bool,
-    is_download_disabled: bool,
-    pull_url: Option<String>,
-}
-impl From<DeviceRow> for Device {
-    fn from(r: DeviceRow) -> Self {
-        Device {
-            device_id: DeviceId(r.id),
-            device_name: r.name,
-            user_id: UserId(r.user_id),
-            upload_priority: r.upload_priority,
-            is_disabled: r.is_disabled,
-            is_upload_disabled: r.is_upload_disabled,
-            is_download_disabled: r.is_download_disabled,
-            pull_url: r.pull_url,
-        }
-    }
+pub(super) const TOKEN: &str = "t.id, t.user_id, t.scopes, t.revoked_ms, t.created_ms";
+
+pub(super) fn token(row: &Row, at: usize) -> CatalogResult<TokenRecord> {
+    let scopes: String = row.get(at + 2)?;
+    Ok(TokenRecord {
+        token_id: TokenId(row.get(at)?),
+        user_id: UserId(row.get(at + 1)?),
+        scopes: scopes.parse::<ScopeSet>().map_err(schema)?,
+        is_revoked: row.get::<Option<i64>>(at + 3)?.is_some(),
+        created: iso(row.get(at + 4)?),
+    })
 }
 
-/// The columns of a credential's owner, joined as `u` beside the credential: one round trip
-/// authenticates a request instead of two.
-pub(super) const OWNER_COLUMNS: &str = "u.name as owner_name, u.level as owner_level";
+pub(super) const DEVICE: &str = "d.id, d.user_id, d.name, d.upload_priority, d.is_disabled, d.is_upload_disabled, \
+                                 d.is_download_disabled, d.pull_url";
 
-/// A token or device row with its owner's columns (`OWNER_COLUMNS`).
-#[derive(sqlx::FromRow)]
-pub(super) struct WithOwner<T> {
-    #[sqlx(flatten)]
-    row: T,
-    owner_name: String,
-    owner_level: String,
-}
-impl<T> WithOwner<T> {
-    fn owner(self, user_id: i64) -> CatalogResult<(T, User)> {
-        let owner = UserRow { id: user_id, name: self.owner_name, level: self.owner_level }.into_user()?;
-        Ok((self.row, owner))
-    }
-}
-impl WithOwner<TokenRow> {
-    pub(super) fn into_token(self) -> CatalogResult<(TokenRecord, User)> {
-        let user_id = self.row.user_id;
-        let (row, owner) = self.owner(user_id)?;
-        Ok((row.into_record()?, owner))
-    }
-}
-impl WithOwner<DeviceRow> {
-    pub(super) fn into_device(self) -> CatalogResult<(Device, User)> {
-        let user_id = self.row.user_id;
-        let (row, owner) = self.owner(user_id)?;
-        Ok((row.into(), owner))
-    }
+pub(super) fn device(row: &Row, at: usize) -> CatalogResult<Device> {
+    Ok(Device {
+        device_id: DeviceId(row.get(at)?),
+        user_id: UserId(row.get(at + 1)?),
+        device_name: row.get(at + 2)?,
+        upload_priority: row.get(at + 3)?,
+        is_disabled: row.get(at + 4)?,
+        is_upload_disabled: row.get(at + 5)?,
+        is_download_disabled: row.get(at + 6)?,
+        pull_url: row.get(at + 7)?,
+    })
 }
 
-#[derive(sqlx::FromRow)]
-pub(super) struct GrantRow {
-    id: i64,
-    device_id: i64,
-    volume_id: i64,
-    name: String,
-    prefix_path: String,
-    is_disabled: bool,
-}
-impl GrantRow {
-    pub(super) fn into_grant(self) -> CatalogResult<Grant> {
-        Ok(Grant {
-            media_grant_id: GrantId(self.id),
-            grant_name: self.name,
-            device_id: DeviceId(self.device_id),
-            volume_id: VolumeId(self.volume_id),
-            prefix_path: MediaPath::parse_prefix(&self.prefix_path).map_err(|e| CatalogError::Schema(e.to_string()))?,
-            is_disabled: self.is_disabled,
-            volume_encryption_key: None,
-        })
-    }
+pub(super) const GRANT: &str = "g.id, g.device_id, g.volume_id, g.name, g.prefix_path, g.is_disabled";
+
+pub(super) fn grant(row: &Row, at: usize) -> CatalogResult<Grant> {
+    let prefix: String = row.get(at + 4)?;
+    Ok(Grant {
+        media_grant_id: GrantId(row.get(at)?),
+        device_id: DeviceId(row.get(at + 1)?),
+        volume_id: VolumeId(row.get(at + 2)?),
+        grant_name: row.get(at + 3)?,
+        prefix_path: MediaPath::parse_prefix(&prefix).map_err(schema)?,
+        is_disabled: row.get(at + 5)?,
+        volume_encryption_key: None,
+    })
 }
 
-#[derive(sqlx::FromRow)]
-pub(super) struct SessionRow {
-    ulid: String,
-    user_id: i64,
-    folder_id: i64,
-    folder_key: String,
-    max_filesize: Option<i64>,
-    max_files: Option<i64>,
-    max_size: Option<i64>,
-    file_extensions: Option<String>,
-    no_transcode: bool,
-    hide_response: bool,
-    autofinish: bool,
-    reserved_files: i64,
-    reserved_bytes: i64,
-    finished_ms: Option<i64>,
-    expires_ms: i64,
-}
-impl From<SessionRow> for Session {
-    fn from(r: SessionRow) -> Self {
-        Session {
-            ulid: r.ulid,
-            user_id: UserId(r.user_id),
-            folder: Folder { id: r.folder_id, user_id: UserId(r.user_id), key: r.folder_key },
-            limits: SessionLimits {
-                max_filesize: r.max_filesize.map(|v| v as u64),
-                max_files: r.max_files.map(|v| v as u64),
-                max_size: r.max_size.map(|v| v as u64),
-                file_extensions: r.file_extensions.map(|list| list.split(',').map(str::to_owned).collect()),
-                no_transcode: r.no_transcode,
-                hide_response: r.hide_response,
-                autofinish: r.autofinish,
-            },
-            reserved_files: r.reserved_files as u64,
-            reserved_bytes: r.reserved_bytes as u64,
-            finished: r.finished_ms.is_some(),
-            expires_ms: r.expires_ms,
-        }
-    }
+pub(super) const VOLUME: &str = "v.id, v.name, v.user_id";
+
+pub(super) fn volume(row: &Row, at: usize) -> CatalogResult<Volume> {
+    Ok(Volume { volume_id: VolumeId(row.get(at)?), name: row.get(at + 1)?, user_id: UserId(row.get(at + 2)?) })
 }
 
-#[derive(sqlx::FromRow)]
-pub(super) struct EventRow {
-    id: String,
-    user_id: i64,
-    device_id: i64,
-    name: String,
-    media_type: String,
-    content_type: String,
-    sha256: Option<String>,
-    size: i64,
-    thumbnail_sha256: Option<String>,
-    metadata: Option<String>,
-    source_name: Option<String>,
-    created_ms: i64,
-}
-impl EventRow {
-    pub(super) fn into_event(self) -> CatalogResult<Event> {
-        let schema = |e: String| CatalogError::Schema(e);
-        let hash = |h: Option<String>| h.map(|h| Sha256Hex::parse(&h).map_err(|e| schema(e.to_string()))).transpose();
-        Ok(Event {
-            id: self.id,
-            user_id: UserId(self.user_id),
-            device_id: DeviceId(self.device_id),
-            name: self.name,
-            media_type: self.media_type,
-            content_type: self.content_type,
-            sha256: hash(self.sha256)?,
-            size: self.size as u64,
-            thumbnail_sha256: hash(self.thumbnail_sha256)?,
-            metadata: self.metadata.map(|m| serde_json::from_str(&m)).transpose().map_err(|e| schema(e.to_string()))?,
-            source_name: self.source_name,
-            created_ms: self.created_ms,
-        })
-    }
+pub(super) const BLOB: &str = "b.sha256, b.size, b.chunked_hash";
+
+pub(super) fn blob(row: &Row, at: usize) -> CatalogResult<BlobRecord> {
+    Ok(BlobRecord { sha256: row.get(at)?, size: row.get(at + 1)?, chunked_hash: row.get(at + 2)? })
 }
 
-#[derive(sqlx::FromRow)]
-pub(super) struct MediaRow {
-    sha256: String,
-    status: String,
-    metadata: Option<String>,
-    thumbnail_sha256: Option<String>,
-    error: Option<String>,
-    updated_ms: i64,
-}
-impl MediaRow {
-    pub(super) fn into_info(self) -> CatalogResult<MediaInfo> {
-        let schema = |e: String| CatalogError::Schema(e);
-        let hash = |h: &str| Sha256Hex::parse(h).map_err(|e| schema(e.to_string()));
-        Ok(MediaInfo {
-            sha256: hash(&self.sha256)?,
-            status: MediaStatus::parse(&self.status).ok_or_else(|| schema(format!("media status {}", self.status)))?,
-            metadata: self.metadata.map(|m| serde_json::from_str(&m)).transpose().map_err(|e| schema(e.to_string()))?,
-            thumbnail_sha256: self.thumbnail_sha256.as_deref().map(hash).transpose()?,
-            error: self.error,
-            updated_ms: self.updated_ms,
-        })
-    }
+pub(super) const MEDIA: &str = "m.id, m.volume_id, m.path, m.sha256, m.file_hash, m.size, m.ctime, m.mtime, \
+                                m.is_deleted, m.last_updated_ms, m.last_updated_user_id, m.last_updated_device_id, \
+                                m.change_seq";
+
+pub(super) fn media_item(row: &Row, at: usize) -> CatalogResult<MediaItem> {
+    Ok(MediaItem {
+        media_id: row.get(at)?,
+        volume_id: VolumeId(row.get(at + 1)?),
+        media_path: row.get(at + 2)?,
+        sha256: row.get(at + 3)?,
+        file_hash: row.get(at + 4)?,
+        file_size: row.get(at + 5)?,
+        ctime: row.get(at + 6)?,
+        mtime: row.get(at + 7)?,
+        is_deleted: row.get(at + 8)?,
+        last_updated_ms: row.get(at + 9)?,
+        last_updated_user_id: UserId(row.get(at + 10)?),
+        last_updated_device_id: row.get::<Option<i64>>(at + 11)?.map(DeviceId),
+        change_seq: row.get(at + 12)?,
+    })
 }
 
-/// An event's columns (as `e`) and its file's media processing result (`blob_media` as `m`,
-/// left-joined): the gallery listing reads both in one query.
-pub(super) const EVENT_WITH_MEDIA_COLUMNS: &str = "e.id, e.user_id, e.device_id, e.name, e.media_type, e.content_type,
-    e.sha256, e.size, e.thumbnail_sha256, e.metadata, e.source_name, e.created_ms,
-    m.status as media_status, m.metadata as media_metadata, m.thumbnail_sha256 as media_thumbnail_sha256,
-    m.error as media_error, m.updated_ms as media_updated_ms";
+pub(super) const UPLOAD: &str = "x.id, x.family, x.user_id, x.grant_id, x.file_key, x.file_size, x.file_hash, \
+                                 x.part_count, x.content_type, x.state, x.result, x.sha256, x.size, x.expires_ms";
 
-#[derive(sqlx::FromRow)]
-pub(super) struct EventWithMediaRow {
-    #[sqlx(flatten)]
-    event: EventRow,
-    media_status: Option<String>,
-    media_metadata: Option<String>,
-    media_thumbnail_sha256: Option<String>,
-    media_error: Option<String>,
-    media_updated_ms: Option<i64>,
-}
-/// [`EVENT_WITH_MEDIA_COLUMNS`] as one JSON array per event, in the same order: the SQLite
-/// listing aggregates a whole page into one row of these (see `sqlite::gallery::list`).
-pub(super) const EVENT_WITH_MEDIA_JSON_ARRAY: &str = "json_array(e.id, e.user_id, e.device_id, e.name, e.media_type,
-    e.content_type, e.sha256, e.size, e.thumbnail_sha256, e.metadata, e.source_name, e.created_ms,
-    m.status, m.metadata, m.thumbnail_sha256, m.error, m.updated_ms)";
-
-/// One element of [`EVENT_WITH_MEDIA_JSON_ARRAY`].
-#[derive(serde::Deserialize)]
-#[allow(clippy::type_complexity, reason = "mirrors the column list one to one")]
-pub(super) struct EventWithMediaArray(
-    String,
-    i64,
-    i64,
-    String,
-    String,
-    String,
-    Option<String>,
-    i64,
-    Option<String>,
-    Option<String>,
-    Option<String>,
-    i64,
-    Option<String>,
-    Option<String>,
-    Option<String>,
-    Option<String>,
-    Option<i64>,
-);
-
-impl From<EventWithMediaArray> for EventWithMediaRow {
-    fn from(a: EventWithMediaArray) -> Self {
-        Self {
-            event: EventRow {
-                id: a.0,
-                user_id: a.1,
-                device_id: a.2,
-                name: a.3,
-                media_type: a.4,
-                content_type: a.5,
-                sha256: a.6,
-                size: a.7,
-                thumbnail_sha256: a.8,
-                metadata: a.9,
-                source_name: a.10,
-                created_ms: a.11,
-            },
-            media_status: a.12,
-            media_metadata: a.13,
-            media_thumbnail_sha256: a.14,
-            media_error: a.15,
-            media_updated_ms: a.16,
-        }
-    }
+pub(super) fn upload(row: &Row, at: usize) -> CatalogResult<Upload> {
+    let family: String = row.get(at + 1)?;
+    let state: String = row.get(at + 9)?;
+    Ok(Upload {
+        upload_id: row.get(at)?,
+        family: UploadFamily::parse(&family).ok_or_else(|| schema(format!("upload family {family}")))?,
+        user_id: UserId(row.get(at + 2)?),
+        grant_id: row.get::<Option<i64>>(at + 3)?.map(GrantId),
+        file_key: row.get(at + 4)?,
+        file_size: row.get(at + 5)?,
+        file_hash: row.get(at + 6)?,
+        part_count: row.get(at + 7)?,
+        content_type: row.get(at + 8)?,
+        completed: state == "completed",
+        result: row.get(at + 10)?,
+        sha256: row.get(at + 11)?,
+        size: row.get(at + 12)?,
+        expires_ms: row.get(at + 13)?,
+    })
 }
 
-impl EventWithMediaRow {
-    pub(super) fn into_parts(self) -> CatalogResult<(Event, Option<MediaInfo>)> {
-        let media = match (self.media_status, self.media_updated_ms, &self.event.sha256) {
-            (Some(status), Some(updated_ms), Some(sha256)) => Some(
-                MediaRow {
-                    sha256: sha256.clone(),
-                    status,
-                    metadata: self.media_metadata,
-                    thumbnail_sha256: self.media_thumbnail_sha256,
-                    error: self.media_error,
-                    updated_ms,
-                }
-                .into_info()?,
-            ),
-            _ => None,
-        };
-        Ok((self.event.into_event()?, media))
-    }
+pub(super) const PART: &str = "p.part_num, p.staging_key, p.size, p.sha256, p.etag";
+
+pub(super) fn part(row: &Row, at: usize) -> CatalogResult<Part> {
+    Ok(Part {
+        part_num: row.get(at)?,
+        staging_key: row.get(at + 1)?,
+        size: row.get(at + 2)?,
+        sha256: row.get(at + 3)?,
+        etag: row.get(at + 4)?,
+    })
 }
 
-#[derive(sqlx::FromRow)]
-pub(super) struct JobRow {
-    id: i64,
-    kind: String,
-    payload: String,
-    status: String,
-    attempts: i64,
-    last_error: Option<String>,
-    run_after_ms: i64,
-    updated_ms: i64,
+pub(super) const SESSION: &str = "s.ulid, s.user_id, s.folder_id, f.folder_key, s.max_filesize, s.max_files, \
+                                  s.max_size, s.file_extensions, s.no_transcode, s.hide_response, s.autofinish, \
+                                  s.reserved_files, s.reserved_bytes, s.finished_ms, s.expires_ms";
+
+pub(super) fn session(row: &Row, at: usize) -> CatalogResult<Session> {
+    let user_id = UserId(row.get(at + 1)?);
+    let extensions: Option<String> = row.get(at + 7)?;
+    Ok(Session {
+        ulid: row.get(at)?,
+        user_id,
+        folder: Folder { id: row.get(at + 2)?, user_id, key: row.get(at + 3)? },
+        limits: SessionLimits {
+            max_filesize: row.get(at + 4)?,
+            max_files: row.get(at + 5)?,
+            max_size: row.get(at + 6)?,
+            file_extensions: extensions.map(|list| list.split(',').map(str::to_owned).collect()),
+            no_transcode: row.get(at + 8)?,
+            hide_response: row.get(at + 9)?,
+            autofinish: row.get(at + 10)?,
+        },
+        reserved_files: row.get(at + 11)?,
+        reserved_bytes: row.get(at + 12)?,
+        finished: row.get::<Option<i64>>(at + 13)?.is_some(),
+        expires_ms: row.get(at + 14)?,
+    })
 }
-impl JobRow {
-    pub(super) fn into_job(self) -> CatalogResult<Job> {
-        Ok(Job {
-            job_id: self.id,
-            kind: self.kind,
-            payload: serde_json::from_str(&self.payload).map_err(|e| CatalogError::Schema(e.to_string()))?,
-            status: JobStatus::parse(&self.status)
-                .ok_or_else(|| CatalogError::Schema(format!("job status {}", self.status)))?,
-            attempts: self.attempts,
-            last_error: self.last_error,
-            run_after: iso(self.run_after_ms),
-            updated: iso(self.updated_ms),
-        })
-    }
+
+pub(super) const FILE: &str =
+    "x.id, x.user_id, f.folder_key, x.session_ulid, x.title, x.sha256, x.size, x.content_type, x.created_ms";
+
+pub(super) fn library_file(row: &Row, at: usize) -> CatalogResult<LibraryFile> {
+    Ok(LibraryFile {
+        file_id: row.get(at)?,
+        user_id: UserId(row.get(at + 1)?),
+        folder_key: row.get(at + 2)?,
+        session_ulid: row.get(at + 3)?,
+        title: row.get(at + 4)?,
+        sha256: row.get(at + 5)?,
+        size: row.get(at + 6)?,
+        content_type: row.get(at + 7)?,
+        created_ms: row.get(at + 8)?,
+    })
+}
+
+pub(super) const EVENT: &str = "e.id, e.user_id, e.device_id, e.name, e.media_type, e.content_type, e.sha256, \
+                                e.size, e.thumbnail_sha256, e.metadata, e.source_name, e.created_ms";
+
+pub(super) fn event(row: &Row, at: usize) -> CatalogResult<Event> {
+    Ok(Event {
+        id: row.get(at)?,
+        user_id: UserId(row.get(at + 1)?),
+        device_id: DeviceId(row.get(at + 2)?),
+        name: row.get(at + 3)?,
+        media_type: row.get(at + 4)?,
+        content_type: row.get(at + 5)?,
+        sha256: row.get(at + 6)?,
+        size: row.get(at + 7)?,
+        thumbnail_sha256: row.get(at + 8)?,
+        metadata: row.get(at + 9)?,
+        source_name: row.get(at + 10)?,
+        created_ms: row.get(at + 11)?,
+    })
+}
+
+/// A processing result, read as `sha256` + the result columns (`bm` is `blob_media`).
+pub(super) const MEDIA_RESULT: &str = "bm.sha256, bm.status, bm.metadata, bm.thumbnail_sha256, bm.error, bm.updated_ms";
+
+/// A result from its columns; `None` when they are NULL (a left join found no row).
+pub(super) fn media_result(row: &Row, at: usize) -> CatalogResult<Option<MediaInfo>> {
+    let Some(sha256) = row.get::<Option<Sha256Hex>>(at)? else { return Ok(None) };
+    let status: String = row.get(at + 1)?;
+    Ok(Some(MediaInfo {
+        sha256,
+        status: MediaStatus::parse(&status).ok_or_else(|| schema(format!("media status {status}")))?,
+        metadata: row.get(at + 2)?,
+        thumbnail_sha256: row.get(at + 3)?,
+        error: row.get(at + 4)?,
+        updated_ms: row.get(at + 5)?,
+    }))
+}
+
+pub(super) const JOB: &str =
+    "j.id, j.kind, j.payload, j.status, j.attempts, j.last_error, j.run_after_ms, j.updated_ms";
+
+pub(super) fn job(row: &Row, at: usize) -> CatalogResult<Job> {
+    let status: String = row.get(at + 3)?;
+    Ok(Job {
+        job_id: row.get(at)?,
+        kind: row.get(at + 1)?,
+        payload: row.get(at + 2)?,
+        status: JobStatus::parse(&status).ok_or_else(|| schema(format!("job status {status}")))?,
+        attempts: row.get(at + 4)?,
+        last_error: row.get(at + 5)?,
+        run_after: iso(row.get(at + 6)?),
+        updated: iso(row.get(at + 7)?),
+    })
 }

@@ -15,9 +15,8 @@ use serde::Serialize;
 
 use crate::app::Services;
 use crate::blob_store::{BlobStore, LocalStore};
-use crate::catalog::Catalog;
 use crate::catalog::migrate::{TableCopy, copy_sqlite_to_postgres};
-use crate::catalog::sqlite::SqliteCatalog;
+use crate::catalog::{Blobs, SqlCatalog};
 use crate::ingest::{Expectation, ExpectedHash, Ingest};
 
 #[derive(Debug, Serialize)]
@@ -54,7 +53,7 @@ pub async fn run(target: &Services, from: &Path) -> anyhow::Result<Report> {
         bail!("the blobs would be copied onto themselves: configure S3 (FERRY_S3_BUCKET) or another data dir");
     }
     let sqlite_url = format!("sqlite://{}", catalog_file.display());
-    let source = SqliteCatalog::open(&sqlite_url).await.context("cannot open the old catalog")?;
+    let source = SqlCatalog::open(&sqlite_url).await.context("cannot open the old catalog")?;
     let blobs = LocalStore::open(from).context("cannot open the old blob store")?;
     let mut report = Report { blobs_copied: 0, blobs_present: 0, bytes_copied: 0, tables: Vec::new() };
     copy_blobs(&source, &blobs, target, &mut report).await?;
@@ -64,7 +63,7 @@ pub async fn run(target: &Services, from: &Path) -> anyhow::Result<Report> {
 }
 
 async fn copy_blobs(
-    source: &SqliteCatalog,
+    source: &SqlCatalog,
     from: &LocalStore,
     target: &Services,
     report: &mut Report,

@@ -232,12 +232,12 @@ macro_rules! conformance {
 async fn sqlite() -> Option<(Arc<dyn Catalog>, tempfile::TempDir)> {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("catalog.db").display());
-    Some((Arc::new(sqlite::SqliteCatalog::open(&url).await.unwrap()), dir))
+    Some((Arc::new(ferry::catalog::SqlCatalog::open(&url).await.unwrap()), dir))
 }
 
 async fn pg() -> Option<(Arc<dyn Catalog>, TestDatabase)> {
     let database = TestDatabase::create().await?;
-    Some((Arc::new(postgres::PgCatalog::open(&database.url).await.unwrap()), database))
+    Some((Arc::new(ferry::catalog::SqlCatalog::open(&database.url).await.unwrap()), database))
 }
 
 conformance!(on_sqlite, sqlite());

@@ -7,7 +7,7 @@ use std::io::Write;
 use std::sync::{Arc, Once};
 use std::time::{Duration, Instant};
 
-use ferry::catalog::postgres::PgCatalog;
+use ferry::catalog::SqlCatalog as PgCatalog;
 use ferry::catalog::*;
 use sqlx::{AssertSqlSafe, Connection, Executor, PgConnection};
 

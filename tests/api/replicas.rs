@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::routing::get;
-use ferry::catalog::Catalog;
-use ferry::catalog::postgres::PgCatalog;
+use ferry::catalog::SqlCatalog as PgCatalog;
+use ferry::catalog::{Identities, JobQueue};
 use ferry::domain::{Level, Name};
 use serde_json::{Value, json};
 

@@ -1,0 +1,210 @@
+//! Blobs and the holds accounts have on them: committing verified content, collecting content
+//! nothing needs any more, and finishing what a crash interrupted (see `intents`). Bytes and
+//! rows change together inside the blob's critical section (`section`).
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use futures_util::future::BoxFuture;
+
+use super::db::Exec;
+use super::intents::{Kind, write_intent};
+use super::rows::{self, BLOB};
+use super::section::Access;
+use super::*;
+use crate::clock::now_ms;
+use crate::domain::UserId;
+
+#[async_trait]
+pub trait Blobs {
+    async fn blob(&self, sha256: &Sha256Hex) -> CatalogResult<Option<BlobRecord>>;
+    async fn all_blob_hashes(&self) -> CatalogResult<Vec<Sha256Hex>>;
+    /// Whether any blob is recorded (binding a blob store to this catalog).
+    async fn has_blobs(&self) -> CatalogResult<bool>;
+    /// True when `user` holds this content.
+    async fn holds(&self, user: UserId, sha256: &Sha256Hex) -> CatalogResult<bool>;
+    /// Ends `user`'s hold on content (the bytes stay until nothing else needs them).
+    async fn release_hold(&self, user: UserId, sha256: &Sha256Hex) -> CatalogResult<()>;
+    /// Blobs `user` holds whose device-family hash (chunked hash, or SHA-256 up to 16 MiB)
+    /// is among `device_hashes`. One query for the whole batch.
+    async fn held_by_device_hash(&self, user: UserId, device_hashes: &[Sha256Hex]) -> CatalogResult<Vec<BlobRecord>>;
+
+    /// Records verified content and `holder`'s hold on it. `place_bytes` (moving staged
+    /// bytes to their content address) runs first inside the blob's critical section; if it
+    /// fails nothing is recorded. Idempotent for content already recorded. When the content is
+    /// not recorded yet, a `place` intent is written before the bytes move and removed with
+    /// the rows that record them, so a crash in between leaves bytes the sweep removes. When
+    /// the blob row is new, the same transaction queues its media job
+    /// ([`crate::media::PROCESS_KIND`]): every new content is processed once, and a crash
+    /// cannot leave content recorded but never processed.
+    async fn commit_blob(&self, blob: &BlobRecord, holder: UserId, place_bytes: BlobStep) -> CatalogResult<()>;
+    /// Collects one blob that nothing holds or references and that was last used before
+    /// `unused_for` ago, inside the blob's critical section: its rows go together with a
+    /// `collect` intent being written, then `delete_bytes` runs, then the intent goes. A crash
+    /// or a failed delete leaves the intent, and the sweep removes the bytes; a row without
+    /// bytes never exists. Returns the collected hash, or `None` when nothing is collectable.
+    async fn collect_blob(
+        &self,
+        unused_for: Duration,
+        delete_bytes: Box<dyn FnOnce(Sha256Hex) -> BoxFuture<'static, Result<(), BoxError>> + Send>,
+    ) -> CatalogResult<Option<Sha256Hex>>;
+    /// Finishes what a crash or a failed step left behind: for every intent written more than
+    /// `older_than` ago, inside its blob's critical section, the bytes are removed unless the
+    /// content is recorded, then the intent goes. Bytes no intent names are never touched.
+    /// Returns how many intents were resolved.
+    async fn sweep_intents(&self, older_than: Duration, delete_bytes: ByteDeleter) -> CatalogResult<usize>;
+    /// Contents with an unresolved intent (reported by `admin check`, never repaired by it).
+    async fn pending_intents(&self) -> CatalogResult<Vec<Sha256Hex>>;
+}
+
+/// Everything that keeps a blob alive (`$1` is the last-use cutoff); later tables add theirs.
+const COLLECTABLE: &str = "b.last_used_ms <= $1
+    and not exists (select 1 from holds h where h.sha256 = b.sha256)
+    and not exists (select 1 from media m where m.sha256 = b.sha256)
+    and not exists (select 1 from uploads u where u.sha256 = b.sha256)
+    and not exists (select 1 from files f where f.sha256 = b.sha256)
+    and not exists (select 1 from events e where e.sha256 = b.sha256)
+    and not exists (select 1 from events e where e.thumbnail_sha256 = b.sha256)
+    and not exists (select 1 from blob_media bm where bm.thumbnail_sha256 = b.sha256)";
+
+/// Records a blob (keeping an earlier chunked hash) and `holder`'s hold; queues the media job
+/// of new content. Returns whether the blob row is new.
+pub(super) async fn record_blob(
+    exec: &mut dyn Exec,
+    blob: &BlobRecord,
+    holder: Option<UserId>,
+    now: i64,
+) -> CatalogResult<bool> {
+    let known = exec.opt("select 1 from blobs where sha256 = $1", params![&blob.sha256]).await?.is_some();
+    exec.exec(
+        "insert into blobs (sha256, size, chunked_hash, created_ms, last_used_ms) values ($1, $2, $3, $4, $4)
+         on conflict (sha256) do update set last_used_ms = excluded.last_used_ms,
+             chunked_hash = coalesce(blobs.chunked_hash, excluded.chunked_hash)",
+        params![&blob.sha256, blob.size, blob.chunked_hash.as_ref(), now],
+    )
+    .await?;
+    if let Some(holder) = holder {
+        exec.exec(
+            "insert into holds (user_id, sha256, created_ms) values ($1, $2, $3) on conflict do nothing",
+            params![holder.0, &blob.sha256, now],
+        )
+        .await?;
+    }
+    Ok(!known)
+}
+
+#[async_trait]
+impl Blobs for SqlCatalog {
+    async fn blob(&self, sha256: &Sha256Hex) -> CatalogResult<Option<BlobRecord>> {
+        let sql = format!("select {BLOB} from blobs b where b.sha256 = $1");
+        let row = self.db.read().await?.opt(&sql, params![sha256]).await?;
+        row.map(|r| rows::blob(&r, 0)).transpose()
+    }
+
+    async fn all_blob_hashes(&self) -> CatalogResult<Vec<Sha256Hex>> {
+        let rows = self.db.read().await?.rows("select sha256 from blobs order by sha256", &[]).await?;
+        rows.iter().map(|r| r.get(0)).collect()
+    }
+
+    async fn has_blobs(&self) -> CatalogResult<bool> {
+        Ok(self.db.read().await?.opt("select 1 from blobs limit 1", &[]).await?.is_some())
+    }
+
+    async fn holds(&self, user: UserId, sha256: &Sha256Hex) -> CatalogResult<bool> {
+        let sql = "select 1 from holds where user_id = $1 and sha256 = $2";
+        Ok(self.db.read().await?.opt(sql, params![user.0, sha256]).await?.is_some())
+    }
+
+    async fn release_hold(&self, user: UserId, sha256: &Sha256Hex) -> CatalogResult<()> {
+        let mut tx = self.db.begin().await?;
+        let released = tx.exec("delete from holds where user_id = $1 and sha256 = $2", params![user.0, sha256]).await?;
+        if released > 0 {
+            // the grace period of collection counts from the last release
+            tx.exec("update blobs set last_used_ms = $1 where sha256 = $2", params![now_ms(), sha256]).await?;
+        }
+        tx.commit().await
+    }
+
+    async fn held_by_device_hash(&self, user: UserId, device_hashes: &[Sha256Hex]) -> CatalogResult<Vec<BlobRecord>> {
+        // Driven by the wanted hashes (the cross join fixes SQLite's order): an index lookup
+        // per hash. Filtering the user's holds instead read every blob they hold on each call,
+        // which made 10,000 media creates quadratic (P6).
+        let (wanted, join) = (self.db.dialect().list(2), self.db.dialect().ordered_join());
+        let sql = format!(
+            "select {BLOB} from {wanted} w {join} blobs b on b.chunked_hash = w.v
+             {join} holds h on h.user_id = $1 and h.sha256 = b.sha256
+             union
+             select {BLOB} from {wanted} w {join} blobs b on b.sha256 = w.v and b.chunked_hash is null
+             {join} holds h on h.user_id = $1 and h.sha256 = b.sha256"
+        );
+        let hashes: Vec<&str> = device_hashes.iter().map(Sha256Hex::as_str).collect();
+        let rows = self.db.read().await?.rows(&sql, params![user.0, db::Value::list(&hashes)]).await?;
+        rows.iter().map(|r| rows::blob(r, 0)).collect()
+    }
+
+    async fn commit_blob(&self, blob: &BlobRecord, holder: UserId, place_bytes: BlobStep) -> CatalogResult<()> {
+        let mut section = self.section(&blob.sha256, Access::Shared).await?;
+        // new content gets its intent before its bytes move; recorded content keeps its bytes
+        // while the section is held, so placing them only drops the staged copy
+        let intent = match section.recorded(&blob.sha256).await? {
+            true => None,
+            false => Some(self.begin_intent(&blob.sha256, Kind::Place).await?),
+        };
+        // A failure leaves the intent: the sweep removes whatever the step may have placed.
+        place_bytes().await.map_err(CatalogError::Step)?;
+        let now = now_ms();
+        if record_blob(&mut section, blob, Some(holder), now).await? {
+            super::jobs::enqueue_media(&mut section, &blob.sha256, now).await?;
+        }
+        if let Some(id) = intent {
+            section.exec("delete from blob_intents where id = $1", params![id]).await?;
+        }
+        section.commit().await
+    }
+
+    async fn collect_blob(
+        &self,
+        unused_for: Duration,
+        delete_bytes: Box<dyn FnOnce(Sha256Hex) -> BoxFuture<'static, Result<(), BoxError>> + Send>,
+    ) -> CatalogResult<Option<Sha256Hex>> {
+        let cutoff = now_ms() - unused_for.as_millis() as i64;
+        // most passes find nothing: look first, so an idle collector never holds back uploads
+        let pick = format!("select b.sha256 from blobs b where {COLLECTABLE} order by b.last_used_ms limit 1");
+        let Some(candidate) = self.db.read().await?.opt(&pick, params![cutoff]).await? else { return Ok(None) };
+        let sha256: Sha256Hex = candidate.get(0)?;
+        let mut section = self.section(&sha256, Access::Exclusive).await?;
+        // Check again inside the section (and on PostgreSQL with the row locked: a write that
+        // would reference the blob checks its foreign key under a share lock on it, so none
+        // can commit from here, and none committed before is missed by the re-check).
+        let lock = format!("select 1 from blobs where sha256 = $1{}", section.dialect().for_update());
+        section.exec(&lock, params![&sha256]).await?;
+        let recheck = format!("select b.sha256 from blobs b where {COLLECTABLE} and b.sha256 = $2");
+        if section.opt(&recheck, params![cutoff, &sha256]).await?.is_none() {
+            // a commit got there first; the next call picks another candidate
+            return Ok(None);
+        }
+        // its media result goes with it (the thumbnail it kept alive is collected in its turn)
+        section.exec("delete from blob_media where sha256 = $1", params![&sha256]).await?;
+        section.exec("delete from blobs where sha256 = $1", params![&sha256]).await?;
+        let intent = write_intent(&mut section, &sha256, Kind::Collect).await?;
+        section.commit().await?;
+        // Rows first (with the intent), then bytes, still inside the section: a crash or a
+        // failed delete leaves bytes the intent names; never a row without bytes.
+        match delete_bytes(sha256.clone()).await {
+            Ok(()) => {
+                section.exec("delete from blob_intents where id = $1", params![intent]).await?;
+                section.commit().await?;
+            }
+            Err(e) => tracing::warn!(error = %e, %sha256, "a collected blob's bytes stay until the intent sweep"),
+        }
+        Ok(Some(sha256))
+    }
+
+    async fn sweep_intents(&self, older_than: Duration, delete_bytes: ByteDeleter) -> CatalogResult<usize> {
+        self.sweep(older_than, delete_bytes).await
+    }
+
+    async fn pending_intents(&self) -> CatalogResult<Vec<Sha256Hex>> {
+        self.pending().await
+    }
+}

@@ -1,0 +1,156 @@
+//! Gallery events: a device's media, newest first, with or without their bytes yet (a
+//! harvested event waits to be pulled).
+
+use async_trait::async_trait;
+
+use super::db::Exec;
+use super::rows::{self, EVENT, MEDIA_RESULT};
+use super::*;
+use crate::clock::now_ms;
+use crate::domain::DeviceId;
+
+#[async_trait]
+pub trait Gallery {
+    /// Records an event; an existing id, watch key or (device, source name) is a `Conflict`.
+    async fn add_event(&self, event: &NewEvent) -> CatalogResult<Event>;
+    /// Records harvested events, skipping names already known; returns how many are new.
+    async fn harvest_events(&self, events: &[NewEvent]) -> CatalogResult<usize>;
+    /// A device's events, newest first (ties by id, so pages are deterministic), not deleted,
+    /// each with what media processing recorded for its file (one query for the listing).
+    async fn events(
+        &self,
+        device: DeviceId,
+        media_type: Option<&str>,
+        limit: u32,
+        offset: u64,
+    ) -> CatalogResult<Vec<(Event, Option<MediaInfo>)>>;
+    async fn event(&self, device: DeviceId, id: &str) -> CatalogResult<Option<Event>>;
+    async fn set_event_thumbnail(&self, device: DeviceId, id: &str, thumbnail: &BlobRecord) -> CatalogResult<bool>;
+    /// Gives a harvested event its bytes (a pull finished).
+    async fn set_event_content(
+        &self,
+        device: DeviceId,
+        id: &str,
+        blob: &BlobRecord,
+        content_type: &str,
+    ) -> CatalogResult<bool>;
+    async fn delete_event(&self, device: DeviceId, id: &str) -> CatalogResult<bool>;
+    /// Counts and sizes per media type in one aggregate query (deleted excluded).
+    async fn event_stats(&self, device: DeviceId) -> CatalogResult<Vec<TypeStats>>;
+}
+
+/// Inserts an event; with `or_ignore` an event that exists already is skipped (0 rows).
+async fn insert(exec: &mut dyn Exec, event: &NewEvent, or_ignore: bool) -> CatalogResult<u64> {
+    let conflict = if or_ignore { " on conflict do nothing" } else { "" };
+    let sql = format!(
+        "insert into events (id, user_id, device_id, name, media_type, content_type, sha256, size, thumbnail_sha256,
+                             metadata, source_name, watch_key, created_ms, inserted_ms)
+         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14){conflict}"
+    );
+    exec.exec(
+        &sql,
+        params![
+            &event.id,
+            event.user_id.0,
+            event.device_id.0,
+            &event.name,
+            &event.media_type,
+            &event.content_type,
+            event.blob.as_ref().map(|b| &b.sha256),
+            event.size,
+            event.thumbnail.as_ref().map(|b| &b.sha256),
+            event.metadata.as_ref().map(|m| m.to_string()),
+            &event.source_name,
+            &event.watch_key,
+            event.created_ms,
+            now_ms()
+        ],
+    )
+    .await
+    .map_err(|e| e.on_unique(|| format!("event {} exists already", event.id)))
+}
+
+async fn event_in(exec: &mut dyn Exec, device: DeviceId, id: &str) -> CatalogResult<Option<Event>> {
+    let sql = format!("select {EVENT} from events e where e.device_id = $1 and e.id = $2 and not e.is_deleted");
+    exec.opt(&sql, params![device.0, id]).await?.map(|r| rows::event(&r, 0)).transpose()
+}
+
+impl SqlCatalog {
+    async fn update_event(&self, sql: &str, params: &[db::Value]) -> CatalogResult<bool> {
+        let mut tx = self.db.begin().await?;
+        let changed = tx.exec(sql, params).await?;
+        tx.commit().await?;
+        Ok(changed == 1)
+    }
+}
+
+#[async_trait]
+impl Gallery for SqlCatalog {
+    async fn add_event(&self, event: &NewEvent) -> CatalogResult<Event> {
+        let mut tx = self.db.begin().await?;
+        insert(&mut tx, event, false).await?;
+        let stored = event_in(&mut tx, event.device_id, &event.id).await?;
+        tx.commit().await?;
+        stored.ok_or_else(|| CatalogError::NotFound(format!("event {}", event.id)))
+    }
+
+    async fn harvest_events(&self, events: &[NewEvent]) -> CatalogResult<usize> {
+        let mut tx = self.db.begin().await?;
+        let mut created = 0;
+        for event in events {
+            created += insert(&mut tx, event, true).await? as usize;
+        }
+        tx.commit().await?;
+        Ok(created)
+    }
+
+    async fn events(
+        &self,
+        device: DeviceId,
+        media_type: Option<&str>,
+        limit: u32,
+        offset: u64,
+    ) -> CatalogResult<Vec<(Event, Option<MediaInfo>)>> {
+        let sql = format!(
+            "select {EVENT}, {MEDIA_RESULT} from events e left join blob_media bm on bm.sha256 = e.sha256
+             where e.device_id = $1 and not e.is_deleted and (cast($2 as text) is null or e.media_type = $2)
+             order by e.created_ms desc, e.id desc limit $3 offset $4"
+        );
+        let rows = self.db.read().await?.rows(&sql, params![device.0, media_type, limit, offset]).await?;
+        rows.iter().map(|r| Ok((rows::event(r, 0)?, rows::media_result(r, 12)?))).collect()
+    }
+
+    async fn event(&self, device: DeviceId, id: &str) -> CatalogResult<Option<Event>> {
+        event_in(&mut self.db.read().await?, device, id).await
+    }
+
+    async fn set_event_thumbnail(&self, device: DeviceId, id: &str, thumbnail: &BlobRecord) -> CatalogResult<bool> {
+        let sql = "update events set thumbnail_sha256 = $1 where device_id = $2 and id = $3 and not is_deleted";
+        self.update_event(sql, params![&thumbnail.sha256, device.0, id]).await
+    }
+
+    async fn set_event_content(
+        &self,
+        device: DeviceId,
+        id: &str,
+        blob: &BlobRecord,
+        content_type: &str,
+    ) -> CatalogResult<bool> {
+        let sql = "update events set sha256 = $1, size = $2, content_type = $3
+                   where device_id = $4 and id = $5 and not is_deleted";
+        self.update_event(sql, params![&blob.sha256, blob.size, content_type, device.0, id]).await
+    }
+
+    async fn delete_event(&self, device: DeviceId, id: &str) -> CatalogResult<bool> {
+        let sql = "update events set is_deleted = true, deleted_ms = $1
+                   where device_id = $2 and id = $3 and not is_deleted";
+        self.update_event(sql, params![now_ms(), device.0, id]).await
+    }
+
+    async fn event_stats(&self, device: DeviceId) -> CatalogResult<Vec<TypeStats>> {
+        let sql = "select media_type, count(*), cast(coalesce(sum(size), 0) as bigint) from events
+                   where device_id = $1 and not is_deleted group by media_type order by media_type";
+        let rows = self.db.read().await?.rows(sql, params![device.0]).await?;
+        rows.iter().map(|r| Ok(TypeStats { media_type: r.get(0)?, count: r.get(1)?, size: r.get(2)? })).collect()
+    }
+}

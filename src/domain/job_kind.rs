@@ -1,0 +1,60 @@
+//! The kinds of background job. A kind is parsed at the edge (the catalog's `jobs.kind`
+//! column, the admin CLI) and is a value everywhere else; each has a handler registered
+//! where the application is assembled (`jobs::Handlers`).
+
+use serde::{Deserialize, Serialize};
+
+use super::Sha256Hex;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JobKind {
+    /// What a blob's bytes are: metadata, a thumbnail (queued for every new content).
+    MediaProcess,
+    /// Fetching a remote URL into a library folder (`POST /api/upload/remote`).
+    RemoteFetch,
+    /// Fetching a harvested gallery event's file from its device's pull source.
+    GalleryPull,
+}
+
+impl JobKind {
+    pub const ALL: [JobKind; 3] = [JobKind::MediaProcess, JobKind::RemoteFetch, JobKind::GalleryPull];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobKind::MediaProcess => "media_process",
+            JobKind::RemoteFetch => "remote_fetch",
+            JobKind::GalleryPull => "gallery_pull",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.as_str() == raw)
+    }
+}
+
+impl std::fmt::Display for JobKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The media job of new content: its kind, payload and key (at most one unfinished job per
+/// content). The catalog queues it in the transaction that records new content, so every
+/// new content is processed once whichever family brought it.
+pub fn media_job(sha256: &Sha256Hex) -> (JobKind, serde_json::Value, String) {
+    (JobKind::MediaProcess, serde_json::json!({ "sha256": sha256 }), format!("media:{sha256}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kinds_round_trip() {
+        for kind in JobKind::ALL {
+            assert_eq!(JobKind::parse(kind.as_str()), Some(kind));
+        }
+        assert_eq!(JobKind::parse("thumb"), None);
+    }
+}
