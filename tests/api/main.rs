@@ -22,6 +22,7 @@ mod media;
 mod migrate_store;
 mod multipart;
 mod replicas;
+mod session_batch;
 mod sessions;
 mod upload_host;
 mod watch;

@@ -213,7 +213,7 @@ pub async fn signed_put(
     headers: HeaderMap,
     body: axum::body::Body,
 ) -> Result<Json<Value>, ApiError> {
-    let signed = verify_signed(&state, &method, &uri)?;
+    let signed = verify_signed(&state, &method, &uri, &[])?;
     let bad = || ApiError::forbidden("the signed URL names no event");
     let device_id = signed.get("device").and_then(|d| d.parse().ok()).ok_or_else(bad)?;
     let (Some(event_id), Some(name), Some(part)) = (signed.get("event"), signed.get("name"), signed.get("part")) else {
