@@ -379,8 +379,11 @@ async fn execute(services: &Services, command: AdminCommand) -> Result<Printed, 
             let device = device_for(services, &device).await?;
             let url = match url.as_str() {
                 "none" | "" => None,
-                u if u.starts_with("http://") || u.starts_with("https://") => Some(u.trim_end_matches('/')),
-                other => return Err(Failure::new("invalid_argument", format!("'{other}' is not an http(s) URL"))),
+                // the same check the pull itself makes, so a bad source is refused now
+                u => {
+                    crate::remote::UrlBase::parse(u).map_err(|e| Failure::new("invalid_argument", e))?;
+                    Some(u.trim_end_matches('/'))
+                }
             };
             let device = catalog.set_pull_url(device.device_id, url).await?;
             let text =

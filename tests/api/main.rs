@@ -16,6 +16,7 @@ mod device_script;
 mod device_upload;
 mod direct_s3;
 mod gallery;
+mod gallery_pull;
 mod imports;
 mod ingest;
 mod media;
