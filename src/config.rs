@@ -185,6 +185,10 @@ impl Config {
             },
             cors_origins: list("cors_origins"),
             max_upload_size: parse_size(get("max_upload_size").unwrap_or("64GiB"))
+                .and_then(|size| match size {
+                    0..=crate::domain::MAX_BLOB_SIZE => Ok(size),
+                    _ => Err(format!("{size} bytes is more than a catalog integer holds")),
+                })
                 .map_err(|m| bad("max_upload_size", m))?,
             signed_url_ttl: duration("signed_url_ttl", "24h")?,
             upload_expiry: duration("upload_expiry", "24h")?,
@@ -346,6 +350,12 @@ mod tests {
         let mut layer = Layer::new();
         layer.insert("public_url", "ftp://x".into());
         assert!(Config::from_layer(&layer).is_err());
+        // sizes are stored as i64: a larger limit could never be honoured
+        let mut layer = Layer::new();
+        layer.insert("max_upload_size", "9223372036854775808".into());
+        assert!(Config::from_layer(&layer).unwrap_err().to_string().contains("max_upload_size"));
+        layer.insert("max_upload_size", "9223372036854775807".into());
+        assert!(Config::from_layer(&layer).is_ok());
     }
 
     #[test]

@@ -34,12 +34,22 @@ pub enum CatalogError {
     Step(BoxError),
     #[error("catalog schema: {0}")]
     Schema(String),
+    /// A value the catalog's columns cannot hold (a caller let it through unchecked).
+    #[error("{0}")]
+    OutOfRange(String),
     #[error("catalog backend: {0}")]
     Backend(#[from] sqlx::Error),
 }
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 pub type CatalogResult<T> = Result<T, CatalogError>;
+
+/// A byte count or limit as its `integer`/`bigint` column holds it. Sizes are checked where
+/// they enter (API.md: unsigned integers stored as i64); this is the last line, refusing one
+/// that slipped through rather than storing it as a negative number.
+pub(crate) fn column_size(value: u64) -> CatalogResult<i64> {
+    i64::try_from(value).map_err(|_| CatalogError::OutOfRange(format!("{value} is larger than a catalog integer")))
+}
 
 /// A step on blob bytes run inside a catalog critical section (see module docs).
 pub type BlobStep = Box<dyn FnOnce() -> BoxFuture<'static, Result<(), BoxError>> + Send>;

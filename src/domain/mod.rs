@@ -14,7 +14,7 @@ mod scope;
 pub use address::{Cidr, is_forbidden};
 pub use content_hash::{ChunkHasher, Sha256Hex, chunk_size_for};
 pub use file_id::FileId;
-pub use ids::{BlobSize, DeviceId, GrantId, TokenId, UserId, VolumeId};
+pub use ids::{BlobSize, DeviceId, GrantId, MAX_BLOB_SIZE, TokenId, UserId, VolumeId};
 pub use level::Level;
 pub use media_path::MediaPath;
 pub use name::Name;

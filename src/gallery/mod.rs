@@ -15,7 +15,7 @@ use serde_json::json;
 
 use crate::catalog::{Catalog, CatalogError, Device, Job, JobOutcome, MEDIA_TYPES, NewEvent};
 use crate::clock::now_ms;
-use crate::domain::DeviceId;
+use crate::domain::{DeviceId, MAX_BLOB_SIZE};
 use crate::jobs::JobRunner;
 use crate::media::sniff;
 use crate::remote::{FetchError, RemotePolicy, UrlBase, fetch, fetch_small};
@@ -46,9 +46,15 @@ fn source(policy: &RemotePolicy, device: &Device) -> Result<(UrlBase, RemotePoli
 #[derive(Deserialize)]
 struct IndexEntry {
     name: String,
-    size: Option<u64>,
+    size: Option<serde_json::Value>,
     media_type: Option<String>,
     created: Option<serde_json::Value>,
+}
+
+/// The size an index declares: a hint shown until the pull records the real one. One that
+/// no file can have (negative, fractional, beyond an i64) counts as unknown, 0.
+fn declared_size(value: Option<&serde_json::Value>) -> u64 {
+    value.and_then(serde_json::Value::as_u64).filter(|size| *size <= MAX_BLOB_SIZE).unwrap_or(0)
 }
 
 fn created_ms(value: Option<&serde_json::Value>) -> i64 {
@@ -101,7 +107,7 @@ pub async fn harvest(
                 media_type: media_type.to_owned(),
                 content_type: guessed.content_type,
                 blob: None,
-                size: entry.size.unwrap_or(0),
+                size: declared_size(entry.size.as_ref()),
                 thumbnail: None,
                 metadata: None,
                 source_name: Some(entry.name.clone()),

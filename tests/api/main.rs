@@ -25,5 +25,6 @@ mod multipart;
 mod replicas;
 mod session_batch;
 mod sessions;
+mod sizes;
 mod upload_host;
 mod watch;

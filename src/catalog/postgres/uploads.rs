@@ -67,7 +67,7 @@ pub async fn create(pool: &PgPool, u: &NewUpload) -> CatalogResult<Upload> {
     .bind(u.user_id.0)
     .bind(u.grant_id.map(|g| g.0))
     .bind(&u.file_key)
-    .bind(u.file_size.map(|s| s as i64))
+    .bind(u.file_size.map(column_size).transpose()?)
     .bind(u.file_hash.as_ref().map(Sha256Hex::as_str))
     .bind(u.part_count.map(i64::from))
     .bind(&u.content_type)

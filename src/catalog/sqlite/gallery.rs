@@ -19,7 +19,8 @@ pub async fn set_pull_url(writer: &SqlitePool, device: DeviceId, url: Option<&st
     Ok(())
 }
 
-async fn insert(conn: &mut sqlx::SqliteConnection, event: &NewEvent, or_ignore: bool) -> Result<u64, sqlx::Error> {
+async fn insert(conn: &mut sqlx::SqliteConnection, event: &NewEvent, or_ignore: bool) -> CatalogResult<u64> {
+    let size = column_size(event.size)?;
     let verb = if or_ignore { "insert or ignore" } else { "insert" };
     let done = sqlx::query(AssertSqlSafe(format!(
         "{verb} into events (id, user_id, device_id, name, media_type, content_type, sha256, size, thumbnail_sha256,
@@ -33,7 +34,7 @@ async fn insert(conn: &mut sqlx::SqliteConnection, event: &NewEvent, or_ignore: 
     .bind(&event.media_type)
     .bind(&event.content_type)
     .bind(event.blob.as_ref().map(|b| b.sha256.as_str()))
-    .bind(event.size as i64)
+    .bind(size)
     .bind(event.thumbnail.as_ref().map(|b| b.sha256.as_str()))
     .bind(event.metadata.as_ref().map(|m| m.to_string()))
     .bind(&event.source_name)
@@ -41,13 +42,14 @@ async fn insert(conn: &mut sqlx::SqliteConnection, event: &NewEvent, or_ignore: 
     .bind(event.created_ms)
     .bind(now_ms())
     .execute(conn)
-    .await?;
+    .await
+    .map_err(|e| on_unique(e, || format!("event {} exists already", event.id)))?;
     Ok(done.rows_affected())
 }
 
 pub async fn add_event(writer: &SqlitePool, event: &NewEvent) -> CatalogResult<Event> {
     let mut conn = writer.acquire().await?;
-    insert(&mut conn, event, false).await.map_err(|e| on_unique(e, || format!("event {} exists already", event.id)))?;
+    insert(&mut conn, event, false).await?;
     drop(conn);
     get(writer, event.device_id, &event.id).await?.ok_or_else(|| CatalogError::NotFound(format!("event {}", event.id)))
 }

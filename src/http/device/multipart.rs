@@ -18,7 +18,7 @@ use crate::clock::now_ms;
 use crate::domain::{Sha256Hex, chunk_size_for};
 use crate::http::error::ApiError;
 use crate::http::{AppState, direct_upload};
-use crate::ingest::{Expectation, ExpectedHash};
+use crate::ingest::{Expectation, ExpectedHash, IngestError};
 use crate::signing::targets;
 
 const FAMILY: &str = "device";
@@ -87,6 +87,10 @@ pub async fn start(
     }
     let file_hash = parse_hash(&call.body.file.file_hash)?;
     let file_size = call.body.file.file_size;
+    // the body limit of a single PUT holds for the sum of the parts as well
+    if file_size > state.config.max_upload_size {
+        return Err(IngestError::TooLarge { limit: state.config.max_upload_size }.into());
+    }
     let plan = check_plan(file_size, &file_hash, &call.body.part_list)?;
     let held = state.catalog.held_by_device_hash(call.owner().user_id, std::slice::from_ref(&file_hash)).await?;
     if held.iter().any(|b| b.size == file_size) {

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::call::DeviceCall;
-use super::mount::{FileRef, held_content, mounted, parse_hash};
+use super::mount::{FileRef, held_blob, mounted, over_limit, parse_hash};
 use crate::domain::Sha256Hex;
 use crate::http::error::ApiError;
 use crate::http::{AppState, direct_upload};
@@ -35,6 +35,11 @@ struct UploadEntry<'a> {
     signed_opts: Option<SignedOpts<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     s3_bucket_id: Option<i64>,
+    /// Why this entry cannot be uploaded (API.md §5 "Per-entry refusals"); then no `signed_opts`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    message: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -87,6 +92,22 @@ pub async fn upload(
                 skip_upload: true,
                 signed_opts: None,
                 s3_bucket_id: None,
+                error: None,
+                message: None,
+            });
+            continue;
+        }
+        // refused alone: the rest of the batch is answered as usual
+        if file_size > state.config.max_upload_size {
+            let refusal = over_limit(file_size, state.config.max_upload_size);
+            list.push(UploadEntry {
+                file_hash: hash,
+                file_size,
+                skip_upload: false,
+                signed_opts: None,
+                s3_bucket_id: Some(LOCAL_BUCKET_ID),
+                error: Some(refusal.code),
+                message: Some(refusal.message),
             });
             continue;
         }
@@ -113,6 +134,8 @@ pub async fn upload(
             skip_upload: false,
             signed_opts: Some(signed_opts),
             s3_bucket_id: Some(LOCAL_BUCKET_ID),
+            error: None,
+            message: None,
         });
     }
     Ok(Json(UploadAnswer { upload_list: list }).into_response())
@@ -139,8 +162,9 @@ pub async fn s3_object(
         return Err(ApiError::bad_request("unknown_bucket", format!("no bucket {}", call.body.s3_bucket_id)));
     }
     let file = &call.body.file;
+    // a size no upload can have is refused as such, not looked for
     if let Some(direct) = state.store.direct()
-        && held_content(&state, &call.principal, file).await.is_err()
+        && held_blob(&state, &call.principal, file).await?.is_none()
     {
         let hash = parse_hash(&file.file_hash)?;
         let expect = Expectation {
@@ -151,7 +175,7 @@ pub async fn s3_object(
         };
         direct_upload::register_file(&state, direct, call.owner().user_id, expect, &hash).await?;
     }
-    held_content(&state, &call.principal, file).await.map_err(|_| {
+    held_blob(&state, &call.principal, file).await?.ok_or_else(|| {
         ApiError::bad_request(
             "object_missing",
             "no object with that file_hash and file_size was uploaded by this account",

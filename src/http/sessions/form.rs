@@ -8,6 +8,7 @@ use axum::extract::{FromRequest, Multipart, Request};
 use axum::http::header;
 use serde_json::Value;
 
+use crate::domain::MAX_BLOB_SIZE;
 use crate::http::error::ApiError;
 use crate::http::extract::read_json_value;
 
@@ -72,16 +73,17 @@ impl Fields {
         self.0.get(name).map(|v| v.trim()).filter(|v| !v.is_empty())
     }
 
-    /// A size or count; absent or 0 means no limit.
+    /// A size or count; absent or 0 means no limit. Stored as i64, as every size is.
     pub fn limit(&self, name: &str) -> Result<Option<u64>, ApiError> {
         match self.text(name) {
             None => Ok(None),
             Some(raw) => match raw.parse::<u64>() {
                 Ok(0) => Ok(None),
-                Ok(n) => Ok(Some(n)),
-                Err(_) => {
-                    Err(ApiError::bad_request("invalid_option", format!("{name} must be a non-negative integer")))
-                }
+                Ok(n) if n <= MAX_BLOB_SIZE => Ok(Some(n)),
+                _ => Err(ApiError::bad_request(
+                    "invalid_option",
+                    format!("{name} must be an integer from 0 to {MAX_BLOB_SIZE}"),
+                )),
             },
         }
     }
