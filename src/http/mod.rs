@@ -30,7 +30,7 @@ use crate::config::Config;
 use crate::ingest::Ingest;
 use crate::jobs::JobRunner;
 use crate::signing::Signer;
-use error::ApiError;
+use error::{ApiError, Family};
 
 /// Everything a handler may use. Cheap to clone.
 #[derive(Clone)]
@@ -62,7 +62,7 @@ const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 pub fn router(state: AppState) -> Router {
     let cors = cors_layer(&state.config.cors_origins);
-    Router::new()
+    let routes = Router::new()
         .merge(health::router())
         .merge(account::router())
         .merge(upload_host::router())
@@ -70,14 +70,10 @@ pub fn router(state: AppState) -> Router {
         .merge(multipart::router())
         .merge(sessions::router())
         .merge(gallery::router())
-        .fallback(|| async { ApiError::not_found("no such route") })
-        .method_not_allowed_fallback(|| async {
-            ApiError::new(
-                axum::http::StatusCode::METHOD_NOT_ALLOWED,
-                "method_not_allowed",
-                "this route does not take that method",
-            )
-        })
+        .fallback(|| async { ApiError::not_found("no such route") });
+    // the families' routes have their own shape and 405 already; the rest get the plain ones
+    Family::Plain
+        .layer(routes)
         .with_state(state)
         .layer(CatchPanicLayer::custom(|_| {
             axum::response::IntoResponse::into_response(ApiError::internal(

@@ -15,6 +15,7 @@ mod device_multipart;
 mod device_script;
 mod device_upload;
 mod direct_s3;
+mod family_errors;
 mod gallery;
 mod gallery_pull;
 mod imports;
