@@ -20,6 +20,7 @@ mod gallery;
 mod gallery_pull;
 mod imports;
 mod ingest;
+mod lenient_input;
 mod media;
 mod migrate_store;
 mod multipart;
