@@ -213,3 +213,17 @@ async fn a_redirect_out_of_the_base_is_refused_even_to_the_same_private_host() {
     assert_eq!(escaped.lock().unwrap().clone(), Vec::<String>::new(), "the same host outside the base");
     assert_eq!(other_hits.lock().unwrap().clone(), Vec::<String>::new(), "another port of the same host");
 }
+
+#[tokio::test]
+async fn pulling_on_a_device_without_a_source_is_409_even_when_the_event_has_bytes() {
+    let app = spawn_app().await;
+    let cam = camera(&app, None).await;
+    let event = reqwest::multipart::Part::bytes(bytes_of(100, 1));
+    let form = reqwest::multipart::Form::new().text("name", "ring").part("event", event);
+    let uploaded = app.client.post(cam.url("upload")).bearer_auth(&cam.token).multipart(form).send().await.unwrap();
+    let id = uploaded.json::<Value>().await.unwrap()["eventId"].as_str().unwrap().to_owned();
+    let body = expect_error(cam.post(&format!("pull/{id}")).await, 409, "no_pull_source").await;
+    assert_eq!(body["success"], false);
+    let body = expect_error(cam.post("pull/evt_unknown").await, 409, "no_pull_source").await;
+    assert_eq!(body["success"], false);
+}
