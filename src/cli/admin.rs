@@ -454,7 +454,10 @@ async fn execute(services: &Services, command: AdminCommand) -> Result<Printed, 
                     j.kind,
                     j.status.as_str(),
                     j.attempts,
-                    j.last_error.as_ref().map(|e| format!(": {e}")).unwrap_or_default()
+                    j.last_error
+                        .as_deref()
+                        .map(|e| format!(": {}", crate::redact::url_passwords(e)))
+                        .unwrap_or_default()
                 )
             })
         }

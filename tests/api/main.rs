@@ -25,6 +25,7 @@ mod media;
 mod migrate_store;
 mod multipart;
 mod replicas;
+mod secrets;
 mod session_batch;
 mod sessions;
 mod sizes;

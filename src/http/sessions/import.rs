@@ -66,7 +66,7 @@ pub async fn remote_status(
     };
     let mut answer = json!({"job_id": job_id, "status": status});
     if job.status == JobStatus::Failed {
-        answer["error"] = json!(job.last_error);
+        answer["error"] = json!(job.last_error.as_deref().map(crate::redact::url_passwords));
     }
     if let Some(file) = state.catalog.file_of_job(id).await? {
         answer["file_id"] = json!(file.file_id);
