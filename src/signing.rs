@@ -5,9 +5,10 @@
 //! What a URL is bound to — principal, size, hash, target — is in its signed parameters;
 //! the handler of `path` reads them back from [`Verified`].
 //!
-//! One exception, declared by the caller of [`Signer::verify`] for its target: a target
-//! may let clients append named parameters after `sig`, outside the signature (a client
-//! SDK appends `folder_id` to a session's direct URL per file).
+//! Two exceptions: a target may let clients append named parameters after `sig`, outside
+//! the signature, as its caller of [`Signer::verify`] declares (a client SDK appends
+//! `folder_id` to a session's direct URL per file); and a signed GET also answers HEAD with
+//! the same signature (API.md §5).
 
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
@@ -88,6 +89,8 @@ impl Signer {
         raw_query: Option<&str>,
         unsigned: &[&str],
     ) -> Result<Verified, SignatureError> {
+        // a signed GET also answers HEAD: the same resource, without its body
+        let method = if method == "HEAD" { "GET" } else { method };
         let query = raw_query.ok_or(SignatureError::Invalid)?;
         // the first `&sig=` ends the signed part: signed values are form-encoded, so no `&`
         let (signed, rest) = query.split_once("&sig=").ok_or(SignatureError::Invalid)?;
@@ -255,6 +258,17 @@ mod tests {
         // without the target's allowance nothing may follow
         let bare = format!("{query}&folder_id=a");
         assert_eq!(signer.verify("POST", path, Some(&bare), &[]).unwrap_err(), SignatureError::Invalid);
+    }
+
+    #[test]
+    fn a_signed_get_also_verifies_as_head_and_nothing_else_does() {
+        let signer = Signer::new(b"k".to_vec());
+        let get = signer.sign("http://h", "GET", "/x", &[], now_secs() + 60);
+        let (path, query) = split(&get);
+        assert!(signer.verify("HEAD", path, Some(query), &[]).is_ok());
+        let put = signer.sign("http://h", "PUT", "/x", &[], now_secs() + 60);
+        let (path, query) = split(&put);
+        assert_eq!(signer.verify("HEAD", path, Some(query), &[]).unwrap_err(), SignatureError::Invalid);
     }
 
     #[test]

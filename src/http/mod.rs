@@ -1,5 +1,6 @@
 //! HTTP: the router, shared state, errors and extractors, and one module per API family.
-//! Handlers parse input, call a service, render output — nothing else.
+//! Handlers parse input, call a service, render output — nothing else. [`serve`] runs the
+//! router on a listener.
 
 mod account;
 mod blob_response;
@@ -11,6 +12,7 @@ mod gallery;
 mod health;
 mod media_info;
 mod multipart;
+mod serve;
 mod sessions;
 pub(crate) mod upload_host;
 
@@ -31,6 +33,7 @@ use crate::ingest::Ingest;
 use crate::jobs::JobRunner;
 use crate::signing::Signer;
 use error::{ApiError, Family};
+pub use serve::serve;
 
 /// Everything a handler may use. Cheap to clone.
 #[derive(Clone)]

@@ -26,6 +26,7 @@ mod migrate_store;
 mod multipart;
 mod replicas;
 mod secrets;
+mod serving;
 mod session_batch;
 mod sessions;
 mod sizes;
