@@ -16,14 +16,16 @@ pub struct UrlBase(Url);
 const DECODINGS: usize = 3;
 
 impl UrlBase {
-    /// Parses an http(s) URL as a base; a trailing `/` is implied.
+    /// Parses an http(s) URL as a base; a trailing `/` is implied. Errors quote `raw`
+    /// without its password, as they end up in logs and answers.
     pub fn parse(raw: &str) -> Result<Self, String> {
-        let url = Url::parse(&format!("{}/", raw.trim_end_matches('/'))).map_err(|e| format!("'{raw}': {e}"))?;
+        let shown = crate::redact::url_passwords(raw);
+        let url = Url::parse(&format!("{}/", raw.trim_end_matches('/'))).map_err(|e| format!("'{shown}': {e}"))?;
         if !matches!(url.scheme(), "http" | "https") {
-            return Err(format!("'{raw}' is not an http(s) URL"));
+            return Err(format!("'{shown}' is not an http(s) URL"));
         }
         if url.host().is_none() || url.query().is_some() || url.fragment().is_some() {
-            return Err(format!("'{raw}' must be scheme://host[:port]/path without query or fragment"));
+            return Err(format!("'{shown}' must be scheme://host[:port]/path without query or fragment"));
         }
         Ok(Self(url))
     }
@@ -181,5 +183,8 @@ mod tests {
         }
         assert_eq!(UrlBase::parse("http://h/a/").unwrap().url().as_str(), "http://h/a/");
         assert!(UrlBase::parse("ftp://h/a").is_err() && UrlBase::parse("http://h/a?x=1").is_err());
+        let with_password = UrlBase::parse("http://cam:pw@h/a").unwrap();
+        assert_eq!(with_password.url().password(), Some("pw"), "the fetch needs it");
+        assert!(!UrlBase::parse("http://cam:pw@h/a?x").unwrap_err().contains("pw"), "errors hide it");
     }
 }

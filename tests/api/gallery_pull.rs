@@ -198,6 +198,37 @@ async fn a_pull_job_refuses_a_name_outside_the_base_with_a_clear_reason() {
 }
 
 #[tokio::test]
+async fn a_refused_pull_never_shows_the_password_of_its_source() {
+    let (other, _) = elsewhere().await;
+    let (base, _) = source(GOOD.iter().map(|n| n.to_string()).collect(), &other).await;
+    let with_password = base.replacen("http://", "http://cam:pw-s3cret@", 1);
+    let app = spawn_app().await;
+    let cam = camera(&app, Some(&with_password)).await;
+    assert_eq!(cam.post("harvest").await.json::<Value>().await.unwrap()["created"], GOOD.len());
+    let device = app.catalog().list_devices().await.unwrap().remove(0);
+    let event = ferry::catalog::NewEvent {
+        id: "evt_00000000000000000000000000".into(),
+        user_id: device.user_id,
+        device_id: device.device_id,
+        name: "old".into(),
+        media_type: "other".into(),
+        content_type: "application/octet-stream".into(),
+        blob: None,
+        size: 10,
+        thumbnail: None,
+        metadata: None,
+        source_name: Some("../escaped".into()),
+        watch_key: None,
+        created_ms: 1,
+    };
+    app.catalog().add_event(&event).await.unwrap();
+    let body = expect_error(cam.post(&format!("pull/{}", event.id)).await, 502, "pull_failed").await;
+    assert!(!body.to_string().contains("pw-s3cret"), "{body}");
+    // the source's credentials still reach it
+    assert_eq!(cam.post(&format!("pull/{}", cam.id_of("IMG 0001.jpg").await)).await.status(), 200);
+}
+
+#[tokio::test]
 async fn a_redirect_out_of_the_base_is_refused_even_to_the_same_private_host() {
     let (other, other_hits) = elsewhere().await;
     let (base, escaped) = source(vec!["jump.jpg".into(), "hop.jpg".into()], &other).await;

@@ -63,7 +63,8 @@ pub async fn pull(
             return Ok(done());
         }
         if let Some(job) = state.catalog.job(job_id).await?.filter(|j| j.status == JobStatus::Failed) {
-            let error = job.last_error.unwrap_or_default();
+            // it may name the source, whose URL may carry the device's password
+            let error = crate::redact::url_passwords(job.last_error.as_deref().unwrap_or_default()).into_owned();
             if let Some(gone) = error.strip_prefix(GONE) {
                 return Err(ApiError::not_found(gone.trim().to_owned()).with_code("gone_from_device"));
             }
