@@ -149,8 +149,9 @@ impl Application {
         let jobs = tokio::spawn(self.state.jobs.clone().run_forever());
         let watcher = tokio::spawn(self.watch.run_forever());
         let harvester = tokio::spawn(harvest_forever(self.state.clone()));
+        let header_timeout = self.state.config.header_timeout;
         let app = router(self.state);
-        axum::serve(self.listener, app).with_graceful_shutdown(shutdown_signal()).await?;
+        crate::http::serve(self.listener, app, header_timeout, shutdown_signal()).await;
         jobs.abort();
         watcher.abort();
         harvester.abort();

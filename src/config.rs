@@ -30,6 +30,7 @@ pub const SETTINGS: &[Setting] = &[
     Setting { key: "signing_secret", env: "FERRY_SIGNING_SECRET", default: "created once in the catalog", meaning: "HMAC secret for signed URLs (secret; never printed)." },
     Setting { key: "log_format", env: "FERRY_LOG_FORMAT", default: "text", meaning: "Log format: text or json." },
     Setting { key: "cors_origins", env: "FERRY_CORS_ORIGINS", default: "(none)", meaning: "Comma list of browser origins allowed to call Ferry; * for any." },
+    Setting { key: "header_timeout", env: "FERRY_HEADER_TIMEOUT", default: "30s", meaning: "A connection whose request headers have not all arrived this long after it started waiting for them is closed." },
     Setting { key: "max_upload_size", env: "FERRY_MAX_UPLOAD_SIZE", default: "64GiB", meaning: "Largest single upload body accepted." },
     Setting { key: "signed_url_ttl", env: "FERRY_SIGNED_URL_TTL", default: "24h", meaning: "Lifetime of signed upload/download URLs." },
     Setting { key: "upload_expiry", env: "FERRY_UPLOAD_EXPIRY", default: "24h", meaning: "Unfinished multipart uploads expire (and their parts are removed) after this." },
@@ -85,6 +86,8 @@ pub struct Config {
     pub signing_secret: Option<Secret>,
     pub log_format: LogFormat,
     pub cors_origins: Vec<String>,
+    /// How long a connection may take to send a request's headers (slow-header clients).
+    pub header_timeout: Duration,
     pub max_upload_size: u64,
     pub signed_url_ttl: Duration,
     pub upload_expiry: Duration,
@@ -184,7 +187,15 @@ impl Config {
                 }
             },
             cors_origins: list("cors_origins"),
+            header_timeout: match duration("header_timeout", "30s")? {
+                Duration::ZERO => return Err(bad("header_timeout", "must be more than 0".into())),
+                timeout => timeout,
+            },
             max_upload_size: parse_size(get("max_upload_size").unwrap_or("64GiB"))
+                .and_then(|size| match size {
+                    0..=crate::domain::MAX_BLOB_SIZE => Ok(size),
+                    _ => Err(format!("{size} bytes is more than a catalog integer holds")),
+                })
                 .map_err(|m| bad("max_upload_size", m))?,
             signed_url_ttl: duration("signed_url_ttl", "24h")?,
             upload_expiry: duration("upload_expiry", "24h")?,
@@ -314,6 +325,7 @@ mod tests {
         assert!(c.database_url.starts_with("sqlite://") && c.database_url.ends_with("ferry.db"));
         assert_eq!(c.upload_expiry, Duration::from_secs(86_400));
         assert_eq!(c.max_upload_size, 64 << 30);
+        assert_eq!(c.header_timeout, Duration::from_secs(30));
     }
 
     #[test]
@@ -346,6 +358,12 @@ mod tests {
         let mut layer = Layer::new();
         layer.insert("public_url", "ftp://x".into());
         assert!(Config::from_layer(&layer).is_err());
+        // sizes are stored as i64: a larger limit could never be honoured
+        let mut layer = Layer::new();
+        layer.insert("max_upload_size", "9223372036854775808".into());
+        assert!(Config::from_layer(&layer).unwrap_err().to_string().contains("max_upload_size"));
+        layer.insert("max_upload_size", "9223372036854775807".into());
+        assert!(Config::from_layer(&layer).is_ok());
     }
 
     #[test]

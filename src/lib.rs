@@ -13,6 +13,7 @@
 //!   one step at a time.
 //! - [`media`]: what stored files are: sniffing, EXIF, thumbnails, ffprobe/ffmpeg for videos.
 //! - [`remote`]: SSRF-safe fetching for remote import.
+//! - [`redact`]: secrets (URL passwords) out of whatever shows a job.
 //! - [`http`]: the router; one module per API family, thin handlers.
 //! - [`app`]: building and running the server; [`cli`]: `ferry serve`, `ferry admin …`.
 //! - [`config`]: layered settings (defaults < ferry.toml < FERRY_* < flags).
@@ -31,5 +32,6 @@ pub mod import_buckets;
 pub mod ingest;
 pub mod jobs;
 pub mod media;
+pub mod redact;
 pub mod remote;
 pub mod signing;

@@ -4,6 +4,11 @@
 //! Format (opaque to clients): `<base><path>?<param>=<value>&…&expires=<unix>&sig=<hex>`.
 //! What a URL is bound to — principal, size, hash, target — is in its signed parameters;
 //! the handler of `path` reads them back from [`Verified`].
+//!
+//! Two exceptions: a target may let clients append named parameters after `sig`, outside
+//! the signature, as its caller of [`Signer::verify`] declares (a client SDK appends
+//! `folder_id` to a session's direct URL per file); and a signed GET also answers HEAD with
+//! the same signature (API.md §5).
 
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
@@ -29,12 +34,21 @@ pub struct Signer {
 #[derive(Debug, Clone)]
 pub struct Verified {
     params: Vec<(String, String)>,
+    /// Parameters appended after `sig` that the target allows (decoded).
+    unsigned: Vec<(String, String)>,
     pub expires: i64,
 }
 
 impl Verified {
+    /// A signed parameter.
     pub fn get(&self, name: &str) -> Option<&str> {
         self.params.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+    }
+
+    /// A parameter the client appended after the signature (one the target allows): the
+    /// URL does not vouch for it, so it is input like any other.
+    pub fn unsigned(&self, name: &str) -> Option<&str> {
+        self.unsigned.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
     }
 }
 
@@ -66,16 +80,29 @@ impl Signer {
     }
 
     /// Checks a received request line. `raw_query` is exactly as received (not re-encoded).
-    pub fn verify(&self, method: &str, path: &str, raw_query: Option<&str>) -> Result<Verified, SignatureError> {
+    /// `unsigned` names the parameters the target lets a client append after `sig`, each at
+    /// most once; anything else after the signature is refused like any other change.
+    pub fn verify(
+        &self,
+        method: &str,
+        path: &str,
+        raw_query: Option<&str>,
+        unsigned: &[&str],
+    ) -> Result<Verified, SignatureError> {
+        // a signed GET also answers HEAD: the same resource, without its body
+        let method = if method == "HEAD" { "GET" } else { method };
         let query = raw_query.ok_or(SignatureError::Invalid)?;
-        let (signed, sig_hex) = query.rsplit_once("&sig=").ok_or(SignatureError::Invalid)?;
+        // the first `&sig=` ends the signed part: signed values are form-encoded, so no `&`
+        let (signed, rest) = query.split_once("&sig=").ok_or(SignatureError::Invalid)?;
+        let (sig_hex, appended) = rest.split_at_checked(64).ok_or(SignatureError::Invalid)?;
         // exactly the form we issue: 64 lowercase hex (hex::decode would also take uppercase)
-        if sig_hex.len() != 64 || !sig_hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+        if !sig_hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
             return Err(SignatureError::Invalid);
         }
         let sig = hex::decode(sig_hex).map_err(|_| SignatureError::Invalid)?;
         // constant-time comparison
         self.mac(method, path, signed).verify_slice(&sig).map_err(|_| SignatureError::Invalid)?;
+        let unsigned = appended_params(appended, unsigned)?;
         let params: Vec<(String, String)> = form_urlencoded::parse(signed.as_bytes()).into_owned().collect();
         let expires = params
             .iter()
@@ -85,8 +112,26 @@ impl Signer {
         if expires < now_secs() {
             return Err(SignatureError::Expired);
         }
-        Ok(Verified { params, expires })
+        Ok(Verified { params, unsigned, expires })
     }
+}
+
+/// What follows the signature: nothing, or `&name=value` pairs whose names are all in
+/// `allowed`, each once, spelt exactly (no empty pair, no encoded name).
+fn appended_params(appended: &str, allowed: &[&str]) -> Result<Vec<(String, String)>, SignatureError> {
+    if appended.is_empty() {
+        return Ok(Vec::new());
+    }
+    let pairs = appended.strip_prefix('&').ok_or(SignatureError::Invalid)?;
+    let mut found: Vec<(String, String)> = Vec::new();
+    for pair in pairs.split('&') {
+        let (name, _) = pair.split_once('=').ok_or(SignatureError::Invalid)?;
+        if !allowed.contains(&name) || found.iter().any(|(seen, _)| seen == name) {
+            return Err(SignatureError::Invalid);
+        }
+        found.extend(form_urlencoded::parse(pair.as_bytes()).into_owned());
+    }
+    Ok(found)
 }
 
 /// The signed targets of the upload host; API families add their own paths.
@@ -170,22 +215,60 @@ mod tests {
             now_secs() + 60,
         );
         let (path, query) = split(&url);
-        let ok = signer.verify("PUT", path, Some(query)).unwrap();
+        let ok = signer.verify("PUT", path, Some(query), &[]).unwrap();
         assert_eq!(ok.get("user"), Some("7"));
         assert_eq!(ok.get("name"), Some("a b&c"));
 
-        assert_eq!(signer.verify("GET", path, Some(query)).unwrap_err(), SignatureError::Invalid);
-        assert_eq!(signer.verify("PUT", "/signed/blobs", Some(query)).unwrap_err(), SignatureError::Invalid);
+        assert_eq!(signer.verify("GET", path, Some(query), &[]).unwrap_err(), SignatureError::Invalid);
+        assert_eq!(signer.verify("PUT", "/signed/blobs", Some(query), &[]).unwrap_err(), SignatureError::Invalid);
         for i in 0..query.len() {
             let mut bytes = query.as_bytes().to_vec();
             bytes[i] = if bytes[i] == b'1' { b'2' } else { b'1' };
             let tampered = String::from_utf8(bytes).unwrap();
-            assert!(signer.verify("PUT", path, Some(&tampered)).is_err(), "char {i} of {query}");
+            assert!(signer.verify("PUT", path, Some(&tampered), &[]).is_err(), "char {i} of {query}");
         }
-        assert!(Signer::new(b"other".to_vec()).verify("PUT", path, Some(query)).is_err());
+        assert!(Signer::new(b"other".to_vec()).verify("PUT", path, Some(query), &[]).is_err());
         let upper =
             query.replace(query.rsplit_once("&sig=").unwrap().1, &query.rsplit_once("&sig=").unwrap().1.to_uppercase());
-        assert_eq!(signer.verify("PUT", path, Some(&upper)).unwrap_err(), SignatureError::Invalid);
+        assert_eq!(signer.verify("PUT", path, Some(&upper), &[]).unwrap_err(), SignatureError::Invalid);
+    }
+
+    #[test]
+    fn only_allowed_parameters_may_follow_the_signature() {
+        let signer = Signer::new(b"k".to_vec());
+        let url = signer.sign("http://h", "POST", "/s", &[("user", "7".into())], now_secs() + 60);
+        let (path, query) = split(&url);
+        let allowed = &["folder_id"];
+        let with = |suffix: &str| signer.verify("POST", path, Some(&format!("{query}{suffix}")), allowed);
+        let ok = with("&folder_id=trip%2D1").unwrap();
+        assert_eq!((ok.get("user"), ok.unsigned("folder_id"), ok.get("folder_id")), (Some("7"), Some("trip-1"), None));
+        assert_eq!(with("").unwrap().unsigned("folder_id"), None);
+        for refused in [
+            "&title=x",
+            "&folder_id=a&folder_id=b",
+            "&folder_id=a&",
+            "&",
+            "folder_id=a",
+            "&folder%5Fid=a",
+            "&folder_id",
+            "&sig=00",
+        ] {
+            assert_eq!(with(refused).unwrap_err(), SignatureError::Invalid, "{refused}");
+        }
+        // without the target's allowance nothing may follow
+        let bare = format!("{query}&folder_id=a");
+        assert_eq!(signer.verify("POST", path, Some(&bare), &[]).unwrap_err(), SignatureError::Invalid);
+    }
+
+    #[test]
+    fn a_signed_get_also_verifies_as_head_and_nothing_else_does() {
+        let signer = Signer::new(b"k".to_vec());
+        let get = signer.sign("http://h", "GET", "/x", &[], now_secs() + 60);
+        let (path, query) = split(&get);
+        assert!(signer.verify("HEAD", path, Some(query), &[]).is_ok());
+        let put = signer.sign("http://h", "PUT", "/x", &[], now_secs() + 60);
+        let (path, query) = split(&put);
+        assert_eq!(signer.verify("HEAD", path, Some(query), &[]).unwrap_err(), SignatureError::Invalid);
     }
 
     #[test]
@@ -193,6 +276,6 @@ mod tests {
         let signer = Signer::new(b"k".to_vec());
         let url = signer.sign("http://h", "GET", "/x", &[], now_secs() - 1);
         let (path, query) = split(&url);
-        assert_eq!(signer.verify("GET", path, Some(query)).unwrap_err(), SignatureError::Expired);
+        assert_eq!(signer.verify("GET", path, Some(query), &[]).unwrap_err(), SignatureError::Expired);
     }
 }

@@ -111,17 +111,36 @@ pub struct BlobRecord {
     pub chunked_hash: Option<Sha256Hex>,
 }
 
-/// A queued background job.
-#[derive(Debug, Clone, Serialize)]
+/// A queued background job. Its payload keeps what the job needs, secrets included (a
+/// remote import's URL with its password); serialising or debug-printing a job shows URL
+/// passwords as `***` ([`crate::redact`]), so no output path shows them.
+#[derive(Clone, Serialize)]
 pub struct Job {
     pub job_id: i64,
     pub kind: String,
+    #[serde(serialize_with = "crate::redact::serialize_json")]
     pub payload: serde_json::Value,
     pub status: JobStatus,
     pub attempts: i64,
+    #[serde(serialize_with = "crate::redact::serialize_text")]
     pub last_error: Option<String>,
     pub run_after: String,
     pub updated: String,
+}
+
+impl std::fmt::Debug for Job {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Job")
+            .field("job_id", &self.job_id)
+            .field("kind", &self.kind)
+            .field("payload", &crate::redact::json_url_passwords(&self.payload))
+            .field("status", &self.status)
+            .field("attempts", &self.attempts)
+            .field("last_error", &self.last_error.as_deref().map(crate::redact::url_passwords))
+            .field("run_after", &self.run_after)
+            .field("updated", &self.updated)
+            .finish()
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

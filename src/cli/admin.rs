@@ -393,8 +393,11 @@ async fn execute(services: &Services, command: AdminCommand) -> Result<Printed, 
             let device = device_for(services, &device).await?;
             let url = match url.as_str() {
                 "none" | "" => None,
-                u if u.starts_with("http://") || u.starts_with("https://") => Some(u.trim_end_matches('/')),
-                other => return Err(Failure::new("invalid_argument", format!("'{other}' is not an http(s) URL"))),
+                // the same check the pull itself makes, so a bad source is refused now
+                u => {
+                    crate::remote::UrlBase::parse(u).map_err(|e| Failure::new("invalid_argument", e))?;
+                    Some(u.trim_end_matches('/'))
+                }
             };
             let device = catalog.set_pull_url(device.device_id, url).await?;
             let text =
@@ -465,7 +468,10 @@ async fn execute(services: &Services, command: AdminCommand) -> Result<Printed, 
                     j.kind,
                     j.status.as_str(),
                     j.attempts,
-                    j.last_error.as_ref().map(|e| format!(": {e}")).unwrap_or_default()
+                    j.last_error
+                        .as_deref()
+                        .map(|e| format!(": {}", crate::redact::url_passwords(e)))
+                        .unwrap_or_default()
                 )
             })
         }

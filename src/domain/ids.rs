@@ -37,6 +37,10 @@ row_id!(GrantId, "media grant");
 /// A byte count as stored in the catalog (an `i64` column), always non-negative.
 pub type BlobSize = u64;
 
+/// The largest byte count a catalog column holds (API.md: sizes are unsigned integers stored
+/// as i64). No file has a larger size; a declared one is refused where it enters.
+pub const MAX_BLOB_SIZE: BlobSize = i64::MAX as u64;
+
 #[cfg(test)]
 mod tests {
     use super::*;

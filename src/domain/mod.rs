@@ -3,6 +3,7 @@
 
 mod address;
 mod content_hash;
+mod event_name;
 mod file_id;
 mod ids;
 mod job_kind;
@@ -14,8 +15,9 @@ mod scope;
 
 pub use address::{Cidr, is_forbidden};
 pub use content_hash::{ChunkHasher, Sha256Hex, chunk_size_for};
+pub use event_name::EventName;
 pub use file_id::FileId;
-pub use ids::{BlobSize, DeviceId, GrantId, TokenId, UserId, VolumeId};
+pub use ids::{BlobSize, DeviceId, GrantId, MAX_BLOB_SIZE, TokenId, UserId, VolumeId};
 pub use job_kind::{JobKind, media_job};
 pub use level::Level;
 pub use media_path::MediaPath;

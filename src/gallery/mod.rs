@@ -1,6 +1,11 @@
 //! The device gallery as a service: where a device's watched folders live, harvesting a
 //! device's pull source (`index.json` → events without bytes yet) and the pull job that
 //! fetches one event's file through the pipeline.
+//!
+//! A pull source is a [`UrlBase`]: the names its index lists are file paths under it, never
+//! URLs of their own, checked when harvested (a bad name is skipped) and again by the pull
+//! job (a bad name fails it); the source may be on the LAN, and only that base is allowed
+//! there, so a redirect out of it is refused like any other private address.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -10,10 +15,10 @@ use serde_json::json;
 
 use crate::catalog::{Catalog, CatalogError, Device, Job, JobOutcome, MEDIA_TYPES, NewEvent};
 use crate::clock::now_ms;
-use crate::domain::DeviceId;
+use crate::domain::{DeviceId, MAX_BLOB_SIZE};
 use crate::jobs::JobRunner;
 use crate::media::sniff;
-use crate::remote::{FetchError, RemotePolicy, fetch, fetch_small};
+use crate::remote::{FetchError, RemotePolicy, UrlBase, fetch, fetch_small};
 
 pub const PULL_KIND: &str = "gallery_pull";
 /// A job failing with this prefix means the device no longer has the file.
@@ -29,25 +34,27 @@ pub fn new_event_id() -> String {
     format!("evt_{}", ulid::Ulid::new())
 }
 
-/// The device's pull source as a URL ending in `/`, with the policy that allows it.
-fn source(policy: &RemotePolicy, device: &Device) -> Result<(reqwest::Url, RemotePolicy), String> {
+/// The device's pull source, with the policy that allows it.
+fn source(policy: &RemotePolicy, device: &Device) -> Result<(UrlBase, RemotePolicy), String> {
     let raw = device.pull_url.as_deref().ok_or("the device has no pull source")?;
-    let base = reqwest::Url::parse(&format!("{}/", raw.trim_end_matches('/'))).map_err(|e| e.to_string())?;
+    let base = UrlBase::parse(raw).map_err(|e| format!("the pull source is not a base URL: {e}"))?;
     // the operator registered this source for this device: allow it, and nothing more
-    let host = base.host_str().ok_or("the pull source has no host")?;
-    let allowed = match host.trim_start_matches('[').trim_end_matches(']').parse::<std::net::IpAddr>() {
-        Ok(ip) => policy.with_address(ip),
-        Err(_) => policy.with_host(host),
-    };
+    let allowed = policy.with_base(&base);
     Ok((base, allowed))
 }
 
 #[derive(Deserialize)]
 struct IndexEntry {
     name: String,
-    size: Option<u64>,
+    size: Option<serde_json::Value>,
     media_type: Option<String>,
     created: Option<serde_json::Value>,
+}
+
+/// The size an index declares: a hint shown until the pull records the real one. One that
+/// no file can have (negative, fractional, beyond an i64) counts as unknown, 0.
+fn declared_size(value: Option<&serde_json::Value>) -> u64 {
+    value.and_then(serde_json::Value::as_u64).filter(|size| *size <= MAX_BLOB_SIZE).unwrap_or(0)
 }
 
 fn created_ms(value: Option<&serde_json::Value>) -> i64 {
@@ -71,13 +78,19 @@ pub async fn harvest(
     timeout: Duration,
 ) -> Result<usize, String> {
     let (base, policy) = source(policy, device)?;
-    let index_url = base.join("index.json").map_err(|e| e.to_string())?;
+    let index_url = base.resolve("index.json")?;
     let body = fetch_small(&policy, index_url, INDEX_LIMIT, timeout).await.map_err(|e| e.to_string())?;
     let entries: Vec<IndexEntry> =
         serde_json::from_slice(&body).map_err(|e| format!("index.json is not a list of files: {e}"))?;
     let events: Vec<NewEvent> = entries
         .into_iter()
-        .filter(|e| !e.name.is_empty() && !e.name.contains("..") && !e.name.starts_with('/'))
+        .filter(|entry| match base.resolve(&entry.name) {
+            Ok(_) => true,
+            Err(why) => {
+                tracing::warn!(device = %device.device_id, name = %why, "index.json names a file outside the pull source; skipped");
+                false
+            }
+        })
         .map(|entry| {
             let guessed = sniff(&[], Some(&entry.name));
             let media_type = entry
@@ -94,7 +107,7 @@ pub async fn harvest(
                 media_type: media_type.to_owned(),
                 content_type: guessed.content_type,
                 blob: None,
-                size: entry.size.unwrap_or(0),
+                size: declared_size(entry.size.as_ref()),
                 thumbnail: None,
                 metadata: None,
                 source_name: Some(entry.name.clone()),
@@ -150,7 +163,10 @@ pub async fn run_pull(runner: &JobRunner, job: &Job) -> JobOutcome {
         Err(e) => return JobOutcome::Failed { error: e },
     };
     let name = event.source_name.as_deref().unwrap_or(&event.name);
-    let Ok(url) = base.join(name) else { return JobOutcome::Failed { error: format!("bad file name {name}") } };
+    let url = match base.resolve(name) {
+        Ok(url) => url,
+        Err(why) => return JobOutcome::Failed { error: format!("not a file of the pull source {base}: {why}") },
+    };
     let config = &runner.config;
     let fetched = match fetch(&policy, &runner.ingest, url, config.max_upload_size, config.remote_timeout).await {
         Ok(fetched) => fetched,

@@ -1,9 +1,13 @@
 //! The one HTTP error type. Every error body has a stable snake_case `error` code and a
 //! `message`; each API family adds its own fields (API.md "Conventions"), applied by the
 //! family's router through [`Family::layer`], so handlers and extractors stay family-blind.
+//! The layer renders every error response of the family's routes: an [`ApiError`] keeps the
+//! headers its handler set (a 416's `Content-Range`), the router's 405 is the family's own,
+//! and an error axum answered itself in plain text becomes an [`ApiError`] of its status.
 
 use axum::Json;
-use axum::http::StatusCode;
+use axum::body::Body;
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
 
@@ -46,6 +50,34 @@ impl ApiError {
 
     pub fn internal(message: impl Into<String>) -> Self {
         Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", message)
+    }
+
+    /// The answer to a method a route does not take (every router's 405).
+    pub fn method_not_allowed() -> Self {
+        Self::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "this route does not take that method")
+    }
+
+    /// An error response axum built itself (an extractor's rejection, in plain text) as an
+    /// [`ApiError`] of the same status, its text as the message. A 422 becomes a 400: API.md
+    /// answers malformed input 400 in every family.
+    async fn from_framework(status: StatusCode, body: Body) -> Self {
+        // rejection texts are one line; more is not worth reading
+        let text = axum::body::to_bytes(body, 16 * 1024).await.unwrap_or_default();
+        let text = String::from_utf8_lossy(&text).trim().to_owned();
+        let status = if status == StatusCode::UNPROCESSABLE_ENTITY { StatusCode::BAD_REQUEST } else { status };
+        let code = match status {
+            StatusCode::NOT_FOUND => "not_found",
+            StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed",
+            StatusCode::PAYLOAD_TOO_LARGE => "too_large",
+            StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
+            s if s.is_server_error() => "internal",
+            _ => "invalid_request",
+        };
+        let message = match text.is_empty() {
+            true => status.canonical_reason().unwrap_or("the request failed").to_owned(),
+            false => text,
+        };
+        Self::new(status, code, message)
     }
 
     /// Adds the fields of `state` (a JSON object) to the body.
@@ -115,24 +147,34 @@ pub enum Family {
 }
 
 impl Family {
-    /// Re-renders an [`ApiError`] response in this family's shape.
-    pub fn render(self, response: Response) -> Response {
-        if self == Family::Plain {
-            return response;
-        }
-        match response.extensions().get::<ApiError>().cloned() {
-            Some(err) => {
-                let mut rendered = (err.status, Json(err.body(self))).into_response();
-                rendered.extensions_mut().insert(err);
-                rendered
-            }
-            None => response,
-        }
+    /// Renders an error response in this family's shape: an [`ApiError`]'s body is rendered
+    /// again with every header of the response kept; an error response axum built itself
+    /// becomes an [`ApiError`] first. Other responses pass unchanged.
+    pub async fn render(self, response: Response) -> Response {
+        let (mut parts, body) = response.into_parts();
+        let err = match parts.extensions.get::<ApiError>() {
+            // already in the plain shape
+            Some(_) if self == Family::Plain => return Response::from_parts(parts, body),
+            Some(err) => err.clone(),
+            None if is_framework_error(&parts) => ApiError::from_framework(parts.status, body).await,
+            None => return Response::from_parts(parts, body),
+        };
+        let rendered = Json(err.body(self)).into_response().into_body();
+        parts.status = err.status;
+        // the new body has its own length; every other header (Content-Range, Allow, …) stays
+        parts.headers.remove(header::CONTENT_LENGTH);
+        parts.headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        parts.extensions.insert(err);
+        Response::from_parts(parts, rendered)
     }
 
-    /// A layer applying [`Family::render`] to every response of a router.
+    /// A layer applying [`Family::render`] to every response of a router, its 405s included.
     pub fn layer<S: Clone + Send + Sync + 'static>(self, router: axum::Router<S>) -> axum::Router<S> {
-        router.layer(axum::middleware::map_response(move |response: Response| async move { self.render(response) }))
+        // set before the layer so the layer wraps it (a 405 fallback the enclosing router
+        // sets later would not pass through this family's layer)
+        router
+            .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() })
+            .layer(axum::middleware::map_response(move |response: Response| self.render(response)))
     }
 }
 
@@ -143,6 +185,12 @@ fn insufficient_storage(what: &str) -> ApiError {
         "insufficient_storage",
         format!("the server has no space left for this upload ({what}); nothing was kept"),
     )
+}
+
+/// An error status without an [`ApiError`] and without a JSON body: axum's own answer.
+fn is_framework_error(parts: &axum::http::response::Parts) -> bool {
+    let json = parts.headers.get(header::CONTENT_TYPE).is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    (parts.status.is_client_error() || parts.status.is_server_error()) && !json
 }
 
 impl From<CatalogError> for ApiError {

@@ -47,6 +47,15 @@ pub fn parse_json<T: DeserializeOwned>(value: serde_json::Value) -> Result<T, Ap
         .map_err(|e| ApiError::bad_request("invalid_request", format!("invalid request body: {e}")))
 }
 
+/// A boolean as forms and query strings spell it: `0/1/true/false`, any case.
+pub fn parse_flag(raw: &str) -> Option<bool> {
+    match raw.to_ascii_lowercase().as_str() {
+        "1" | "true" => Some(true),
+        "0" | "false" => Some(false),
+        _ => None,
+    }
+}
+
 /// Query parameters, with malformed ones answered as JSON 400.
 pub struct QueryParams<T>(pub T);
 

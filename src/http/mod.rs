@@ -1,5 +1,6 @@
 //! HTTP: the router, shared state, errors and extractors, and one module per API family.
-//! Handlers parse input, call a service, render output — nothing else.
+//! Handlers parse input, call a service, render output — nothing else. [`serve`] runs the
+//! router on a listener.
 
 mod account;
 mod blob_response;
@@ -10,6 +11,7 @@ mod gallery;
 mod health;
 mod media_info;
 mod multipart;
+mod serve;
 mod sessions;
 pub(crate) mod upload_host;
 
@@ -29,7 +31,8 @@ use crate::config::Config;
 use crate::ingest::Ingest;
 use crate::jobs::JobRunner;
 use crate::signing::Signer;
-use error::ApiError;
+use error::{ApiError, Family};
+pub use serve::serve;
 
 /// Everything a handler may use. Cheap to clone.
 #[derive(Clone)]
@@ -63,7 +66,7 @@ const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 pub fn router(state: AppState) -> Router {
     let cors = cors_layer(&state.config.cors_origins);
-    Router::new()
+    let routes = Router::new()
         .merge(health::router())
         .merge(account::router())
         .merge(upload_host::router())
@@ -71,14 +74,10 @@ pub fn router(state: AppState) -> Router {
         .merge(multipart::router())
         .merge(sessions::router())
         .merge(gallery::router())
-        .fallback(|| async { ApiError::not_found("no such route") })
-        .method_not_allowed_fallback(|| async {
-            ApiError::new(
-                axum::http::StatusCode::METHOD_NOT_ALLOWED,
-                "method_not_allowed",
-                "this route does not take that method",
-            )
-        })
+        .fallback(|| async { ApiError::not_found("no such route") });
+    // the families' routes have their own shape and 405 already; the rest get the plain ones
+    Family::Plain
+        .layer(routes)
         .with_state(state)
         .layer(CatchPanicLayer::custom(|_| {
             axum::response::IntoResponse::into_response(ApiError::internal(

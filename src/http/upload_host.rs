@@ -26,9 +26,10 @@ pub fn router() -> Router<AppState> {
         .layer(axum::extract::DefaultBodyLimit::disable())
 }
 
-/// Checks the signature of the request line itself.
-pub fn verify_signed(state: &AppState, method: &Method, uri: &Uri) -> Result<Verified, ApiError> {
-    state.signer.verify(method.as_str(), uri.path(), uri.query()).map_err(|e| match e {
+/// Checks the signature of the request line itself; `unsigned` names the parameters the
+/// target lets clients append after the signature (see [`crate::signing`]).
+pub fn verify_signed(state: &AppState, method: &Method, uri: &Uri, unsigned: &[&str]) -> Result<Verified, ApiError> {
+    state.signer.verify(method.as_str(), uri.path(), uri.query(), unsigned).map_err(|e| match e {
         SignatureError::Invalid => ApiError::forbidden(e.to_string()).with_code("invalid_signature"),
         SignatureError::Expired => ApiError::forbidden(e.to_string()).with_code("expired_signature"),
     })
@@ -64,7 +65,7 @@ async fn put_blob(
     headers: HeaderMap,
     body: axum::body::Body,
 ) -> Result<Response, ApiError> {
-    let signed = verify_signed(&state, &method, &uri)?;
+    let signed = verify_signed(&state, &method, &uri, &[])?;
     let holder: UserId = signed
         .get("user")
         .and_then(|u| u.parse().ok())
@@ -115,7 +116,7 @@ async fn put_part(
     headers: HeaderMap,
     body: axum::body::Body,
 ) -> Result<Response, ApiError> {
-    let signed = verify_signed(&state, &method, &uri)?;
+    let signed = verify_signed(&state, &method, &uri, &[])?;
     let (Some(upload_id), Some(part_num)) =
         (signed.get("upload"), signed.get("part").and_then(|p| p.parse::<u32>().ok()))
     else {
@@ -134,7 +135,7 @@ async fn get_blob(
     uri: Uri,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    verify_signed(&state, &method, &uri)?;
+    verify_signed(&state, &method, &uri, &[])?;
     let sha256 = Sha256Hex::parse(&sha256).map_err(|e| ApiError::bad_request("invalid_hash", e.to_string()))?;
     let blob = state.catalog.blob(&sha256).await?.ok_or_else(|| ApiError::not_found("no such blob"))?;
     serve_blob(&state, &blob.sha256, blob.size, "application/octet-stream", &headers).await

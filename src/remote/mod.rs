@@ -1,8 +1,15 @@
 //! Fetching a remote URL into the pipeline without becoming a proxy into the owner's
 //! network (SSRF). Every hop is checked: scheme http/https, the host resolved once here, every
-//! resolved address checked against [`is_forbidden`] unless allow-listed, and the connection
+//! resolved address checked against [`is_forbidden`] unless allowed, and the connection
 //! pinned to the checked address (no second resolution). Redirects are followed by hand, a
 //! bounded number of times, each one checked the same way.
+//!
+//! Allowed despite [`is_forbidden`]: what the operator lists (`FERRY_REMOTE_ALLOW`: CIDRs or
+//! host names), and URLs under a [`UrlBase`] a caller adds for one fetch — a device's
+//! registered pull source, which may well be on the LAN, but only it: not the rest of its
+//! host, nor another port of it.
+
+mod base;
 
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
@@ -10,16 +17,20 @@ use std::time::Duration;
 use futures_util::StreamExt;
 use reqwest::Url;
 
+pub use base::UrlBase;
+
 use crate::domain::{Cidr, is_forbidden};
 use crate::ingest::{Expectation, Ingest, IngestError, Received};
 
 const MAX_REDIRECTS: usize = 5;
 
-/// Operator exceptions to the forbidden ranges (`FERRY_REMOTE_ALLOW`).
+/// Exceptions to the forbidden ranges: the operator's (`FERRY_REMOTE_ALLOW`) and URL bases
+/// added for a fetch ([`RemotePolicy::with_base`]).
 #[derive(Debug, Clone, Default)]
 pub struct RemotePolicy {
     cidrs: Vec<Cidr>,
     hosts: Vec<String>,
+    bases: Vec<UrlBase>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -59,22 +70,19 @@ impl RemotePolicy {
         Ok(policy)
     }
 
-    /// This policy plus one host name allowed whatever it resolves to (a device's own pull source).
-    pub fn with_host(&self, host: &str) -> Self {
+    /// This policy plus the URLs under `base`, whatever address their host resolves to (a
+    /// device's registered pull source); the rest of that host stays as forbidden as it was.
+    pub fn with_base(&self, base: &UrlBase) -> Self {
         let mut policy = self.clone();
-        policy.hosts.push(host.to_ascii_lowercase());
+        policy.bases.push(base.clone());
         policy
     }
 
-    /// This policy plus one literal address (a pull source given as an IP).
-    pub fn with_address(&self, ip: IpAddr) -> Self {
-        let mut policy = self.clone();
-        policy.cidrs.push(Cidr::parse(&ip.to_string()).expect("an address is a CIDR"));
-        policy
-    }
-
-    fn allows(&self, host: &str, ip: IpAddr) -> bool {
-        !is_forbidden(ip) || self.hosts.iter().any(|h| h == host) || self.cidrs.iter().any(|c| c.contains(ip))
+    fn allows(&self, url: &Url, host: &str, ip: IpAddr) -> bool {
+        !is_forbidden(ip)
+            || self.hosts.iter().any(|h| h == host)
+            || self.cidrs.iter().any(|c| c.contains(ip))
+            || self.bases.iter().any(|b| b.contains(url))
     }
 
     /// Checks a URL and resolves its host; returns the one address to connect to.
@@ -97,7 +105,7 @@ impl RemotePolicy {
             return Err(FetchError::Refused(format!("{host} resolves to no address")));
         }
         // every address must pass: a name with one public and one private record is refused
-        if let Some(bad) = addresses.iter().find(|a| !self.allows(&host, a.ip())) {
+        if let Some(bad) = addresses.iter().find(|a| !self.allows(url, &host, a.ip())) {
             let what = if literal.parse::<IpAddr>().is_ok() {
                 host.clone()
             } else {
@@ -212,5 +220,22 @@ mod tests {
         assert!(allowed.check(&Url::parse("http://10.0.0.1/x").unwrap()).await.is_err());
         let by_name = RemotePolicy::parse(&["localhost".into()]).unwrap();
         assert!(by_name.check(&Url::parse("http://localhost:9/x").unwrap()).await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn a_base_allows_what_is_under_it_and_nothing_else_of_its_host() {
+        let policy = RemotePolicy::default().with_base(&UrlBase::parse("http://127.0.0.1:8080/dcim").unwrap());
+        let inside = Url::parse("http://127.0.0.1:8080/dcim/a.jpg").unwrap();
+        assert!(policy.check(&inside).await.is_ok());
+        for outside in [
+            "http://127.0.0.1:8081/dcim/a.jpg",
+            "http://127.0.0.1:8080/escaped",
+            "http://127.0.0.1:8080/dcim/..%2Fescaped",
+            "http://127.0.0.2:8080/dcim/a.jpg",
+            "http://localhost:8080/dcim/a.jpg",
+        ] {
+            let url = Url::parse(outside).unwrap();
+            assert!(matches!(policy.check(&url).await, Err(FetchError::Refused(_))), "{outside}");
+        }
     }
 }

@@ -237,10 +237,23 @@ pub struct FerryProcess {
 
 impl FerryProcess {
     pub fn start(data_dir: &Path, extra_env: &[(&str, &str)]) -> Self {
+        let mut env = extra_env.to_vec();
+        env.push(("FERRY_LOG", "warn"));
+        Self::spawn(data_dir, &env, Stdio::null())
+    }
+
+    /// Starts with `FERRY_LOG=debug`, its log written to `log`.
+    pub fn start_logging(data_dir: &Path, extra_env: &[(&str, &str)], log: &Path) -> Self {
+        let mut env = extra_env.to_vec();
+        env.push(("FERRY_LOG", "debug"));
+        Self::spawn(data_dir, &env, std::fs::File::create(log).unwrap().into())
+    }
+
+    fn spawn(data_dir: &Path, env: &[(&str, &str)], stderr: Stdio) -> Self {
         let mut cmd = ferry_bin();
         cmd.arg("--data-dir").arg(data_dir).args(["serve", "--listen", "127.0.0.1:0"]);
-        cmd.envs(extra_env.iter().copied()).env("FERRY_LOG", "warn");
-        let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap();
+        cmd.envs(env.iter().copied());
+        let mut child = cmd.stdout(Stdio::piped()).stderr(stderr).spawn().unwrap();
         let mut first = String::new();
         BufReader::new(child.stdout.take().unwrap()).read_line(&mut first).unwrap();
         let address =

@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 use crate::auth::Principal;
 use crate::catalog::{BlobRecord, DeviceRef, Grant, MediaInfo, MediaItem};
 use crate::clock::iso;
-use crate::domain::{GrantId, MediaPath, Sha256Hex};
+use crate::domain::{GrantId, MAX_BLOB_SIZE, MediaPath, Sha256Hex};
 use crate::http::AppState;
 use crate::http::error::ApiError;
 
@@ -59,12 +59,47 @@ pub struct FileRef {
     pub file_size: u64,
 }
 
+impl FileRef {
+    /// `file_size`, unless no file can have it: sizes are stored as i64 (API.md Conventions).
+    pub fn size(&self) -> Result<u64, ApiError> {
+        if self.file_size > MAX_BLOB_SIZE {
+            return Err(ApiError::bad_request(
+                "invalid_size",
+                format!("file_size {} is larger than any file can be (at most {MAX_BLOB_SIZE})", self.file_size),
+            ));
+        }
+        Ok(self.file_size)
+    }
+}
+
+/// A declared size over the largest upload accepted (`FERRY_MAX_UPLOAD_SIZE`): no upload
+/// can produce such content, so a reference to it is refused as such rather than as unknown.
+pub fn over_limit(size: u64, limit: u64) -> ApiError {
+    ApiError::bad_request("too_large", format!("file_size {size} exceeds the largest upload accepted ({limit} bytes)"))
+}
+
 /// The content a file reference names, if the caller's account holds it (the dedup and
-/// privacy rule of API.md: knowing a hash grants nothing).
-pub async fn held_content(state: &AppState, principal: &Principal, file: &FileRef) -> Result<BlobRecord, ApiError> {
+/// privacy rule of API.md: knowing a hash grants nothing); `None` when it does not. A size
+/// no file can have, or one over the upload limit that the account does not hold, is a 400
+/// saying so (content held from before the limit was lowered is still found).
+pub async fn held_blob(
+    state: &AppState,
+    principal: &Principal,
+    file: &FileRef,
+) -> Result<Option<BlobRecord>, ApiError> {
+    let size = file.size()?;
     let hash = parse_hash(&file.file_hash)?;
     let held = state.catalog.held_by_device_hash(principal.user().user_id, std::slice::from_ref(&hash)).await?;
-    held.into_iter().find(|b| b.size == file.file_size).ok_or_else(|| {
+    match held.into_iter().find(|b| b.size == size) {
+        Some(blob) => Ok(Some(blob)),
+        None if size > state.config.max_upload_size => Err(over_limit(size, state.config.max_upload_size)),
+        None => Ok(None),
+    }
+}
+
+/// [`held_blob`], answering content the account does not hold with 400 `unknown_content`.
+pub async fn held_content(state: &AppState, principal: &Principal, file: &FileRef) -> Result<BlobRecord, ApiError> {
+    held_blob(state, principal, file).await?.ok_or_else(|| {
         ApiError::bad_request(
             "unknown_content",
             "this account holds no content with that file_hash and file_size; upload it first",

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::call::DeviceCall;
-use super::mount::{FileRef, held_content, mounted, parse_hash};
+use super::mount::{FileRef, held_blob, mounted, over_limit, parse_hash};
 use crate::blob_store::Presigned;
 use crate::domain::Sha256Hex;
 use crate::http::AppState;
@@ -37,6 +37,11 @@ struct UploadEntry<'a> {
     signed_opts: Option<SignedOpts<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     s3_bucket_id: Option<i64>,
+    /// Why this entry cannot be uploaded (API.md §5 "Per-entry refusals"); then no `signed_opts`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    message: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -89,6 +94,22 @@ pub async fn upload(
                 skip_upload: true,
                 signed_opts: None,
                 s3_bucket_id: None,
+                error: None,
+                message: None,
+            });
+            continue;
+        }
+        // refused alone: the rest of the batch is answered as usual
+        if file_size > state.config.max_upload_size {
+            let refusal = over_limit(file_size, state.config.max_upload_size);
+            list.push(UploadEntry {
+                file_hash: hash,
+                file_size,
+                skip_upload: false,
+                signed_opts: None,
+                s3_bucket_id: Some(LOCAL_BUCKET_ID),
+                error: Some(refusal.code),
+                message: Some(refusal.message),
             });
             continue;
         }
@@ -119,6 +140,8 @@ pub async fn upload(
             skip_upload: false,
             signed_opts: Some(signed_opts),
             s3_bucket_id: Some(LOCAL_BUCKET_ID),
+            error: None,
+            message: None,
         });
     }
     Ok(Json(UploadAnswer { upload_list: list }).into_response())
@@ -151,7 +174,8 @@ pub async fn s3_object(
             "no object with that file_hash and file_size was uploaded by this account",
         )
     };
-    if held_content(&state, &call.principal, file).await.is_ok() {
+    // a size no upload can have is refused as such, not looked for
+    if held_blob(&state, &call.principal, file).await?.is_some() {
         return Ok(Json(json!({})));
     }
     let Some(direct) = state.store.direct() else { return Err(missing()) };
@@ -165,7 +189,7 @@ pub async fn s3_object(
     match register_file(&state.ingest, direct, call.owner().user_id, &hash, &expect).await {
         Ok(_) => Ok(Json(json!({}))),
         // a concurrent registration of the same object took it over first
-        Err(RegisterError::ObjectMissing) if held_content(&state, &call.principal, file).await.is_ok() => {
+        Err(RegisterError::ObjectMissing) if held_blob(&state, &call.principal, file).await?.is_some() => {
             Ok(Json(json!({})))
         }
         Err(RegisterError::ObjectMissing) => Err(missing()),

@@ -43,14 +43,15 @@ pub async fn pull(
     Caller(principal, ..): Caller<GalleryUpload>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let device = resolve_device(&state, &principal, &device).await?;
+    // a device without a source has nothing to pull from, whatever its events hold (API.md §4)
+    if device.pull_url.is_none() {
+        return Err(no_source());
+    }
     let missing = || ApiError::not_found(format!("no event {event_id}")).with_code("no_such_event");
     let event = state.catalog.event(device.device_id, &event_id).await?.ok_or_else(missing)?;
     let done = || (StatusCode::OK, Json(json!({"success": true, "eventId": event_id})));
     if event.sha256.is_some() {
         return Ok(done());
-    }
-    if device.pull_url.is_none() {
-        return Err(no_source());
     }
     let job_id = state
         .jobs
@@ -62,7 +63,8 @@ pub async fn pull(
             return Ok(done());
         }
         if let Some(job) = state.catalog.job(job_id).await?.filter(|j| j.status == JobStatus::Failed) {
-            let error = job.last_error.unwrap_or_default();
+            // it may name the source, whose URL may carry the device's password
+            let error = crate::redact::url_passwords(job.last_error.as_deref().unwrap_or_default()).into_owned();
             if let Some(gone) = error.strip_prefix(GONE) {
                 return Err(ApiError::not_found(gone.trim().to_owned()).with_code("gone_from_device"));
             }

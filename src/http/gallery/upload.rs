@@ -10,16 +10,21 @@ use serde_json::{Value, json};
 use super::{SIGNED_PUT, resolve_device};
 use crate::catalog::{CatalogError, Device, DeviceRef, MEDIA_TYPES, NewEvent, TargetClaim};
 use crate::clock::now_ms;
+use crate::domain::EventName;
 use crate::gallery::new_event_id;
 use crate::http::AppState;
 use crate::http::error::ApiError;
-use crate::http::extract::{Caller, GalleryUpload, QueryParams};
+use crate::http::extract::{Caller, GalleryUpload, QueryParams, parse_flag};
 use crate::http::upload_host::{check_announced, content_length, verify_signed};
 use crate::ingest::{Expectation, Ingested, Received};
 use crate::media::sniff;
 
 fn form_error(e: impl std::fmt::Display) -> ApiError {
     ApiError::bad_request("invalid_form", e.to_string())
+}
+
+fn event_name(raw: &str) -> Result<EventName, ApiError> {
+    EventName::parse(raw).map_err(|e| ApiError::bad_request("invalid_name", e.to_string()))
 }
 
 /// The form's parts once read: files staged, fields as text.
@@ -31,6 +36,7 @@ struct GalleryForm {
     name: Option<String>,
     media_type: Option<String>,
     metadata: Option<String>,
+    has_thumbnail: Option<String>,
 }
 
 impl GalleryForm {
@@ -61,7 +67,9 @@ async fn read_form(state: &AppState, request: Request, form: &mut GalleryForm) -
             "name" => form.name = Some(field.text().await.map_err(form_error)?),
             "media_type" => form.media_type = Some(field.text().await.map_err(form_error)?),
             "metadata" => form.metadata = Some(field.text().await.map_err(form_error)?),
-            _ => {} // has_thumbnail and unknown fields: the stored thumbnail decides
+            // checked, though the stored thumbnail decides what listings say
+            "has_thumbnail" => form.has_thumbnail = Some(field.text().await.map_err(form_error)?),
+            _ => {}
         }
     }
     Ok(())
@@ -103,9 +111,14 @@ pub async fn upload(
         let name = form
             .name
             .as_deref()
-            .map(str::trim)
-            .filter(|n| !n.is_empty())
-            .ok_or_else(|| ApiError::bad_request("missing_name", "name is required"))?;
+            .filter(|n| !n.trim().is_empty())
+            .ok_or_else(|| ApiError::bad_request("missing_name", "name is required"))
+            .and_then(event_name)?;
+        if let Some(flag) = form.has_thumbnail.as_deref().map(str::trim).filter(|f| !f.is_empty())
+            && parse_flag(flag).is_none()
+        {
+            return Err(ApiError::bad_request("invalid_has_thumbnail", "has_thumbnail must be true, false, 1 or 0"));
+        }
         let (received, declared_type, file_name) =
             form.event.as_ref().ok_or_else(|| ApiError::bad_request("missing_event", "the event file is required"))?;
         let metadata = form
@@ -117,11 +130,11 @@ pub async fn upload(
                     .map_err(|e| ApiError::bad_request("invalid_metadata", format!("metadata is not JSON: {e}")))
             })
             .transpose()?;
-        let sniff_name = file_name.as_deref().unwrap_or(name);
+        let sniff_name = file_name.as_deref().unwrap_or(name.as_str());
         let (media_type, sniffed_type) =
             media_type_for(form.media_type.as_deref(), &received.head, sniff_name, declared_type.as_deref())?;
         let content_type = declared_type.clone().filter(|t| t != "application/octet-stream").unwrap_or(sniffed_type);
-        Ok((name.to_owned(), media_type, content_type, metadata))
+        Ok((name.into_string(), media_type, content_type, metadata))
     });
     let (name, media_type, content_type, metadata) = match checked {
         Ok(checked) => checked,
@@ -186,7 +199,9 @@ pub async fn upload_url(
     let filename = query
         .filename
         .filter(|f| !f.trim().is_empty())
-        .ok_or_else(|| ApiError::bad_request("missing_filename", "filename is required"))?;
+        .ok_or_else(|| ApiError::bad_request("missing_filename", "filename is required"))
+        .and_then(|f| event_name(&f))?
+        .into_string();
     let event_id = new_event_id();
     let expires = state.signed_url_expiry();
     let url = |part: &str| {
@@ -213,7 +228,7 @@ pub async fn signed_put(
     headers: HeaderMap,
     body: axum::body::Body,
 ) -> Result<Json<Value>, ApiError> {
-    let signed = verify_signed(&state, &method, &uri)?;
+    let signed = verify_signed(&state, &method, &uri, &[])?;
     let bad = || ApiError::forbidden("the signed URL names no event");
     let device_id = signed.get("device").and_then(|d| d.parse().ok()).ok_or_else(bad)?;
     let (Some(event_id), Some(name), Some(part)) = (signed.get("event"), signed.get("name"), signed.get("part")) else {

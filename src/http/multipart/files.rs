@@ -46,7 +46,7 @@ pub async fn single_put(
     headers: HeaderMap,
     body: axum::body::Body,
 ) -> Result<Json<Value>, ApiError> {
-    let signed = verify_signed(&state, &method, &uri)?;
+    let signed = verify_signed(&state, &method, &uri, &[])?;
     let (Some(user), Some(file_id)) = (signed.get("user").and_then(|u| u.parse().ok()), signed.get("file")) else {
         return Err(ApiError::forbidden("the signed URL names no file"));
     };

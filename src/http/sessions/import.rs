@@ -6,7 +6,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use serde_json::{Value, json};
 
-use super::form::{Fields, parse_folder_key};
+use super::form::Fields;
 use crate::catalog::{JobStatus, NewLibraryFile};
 use crate::http::AppState;
 use crate::http::error::ApiError;
@@ -17,10 +17,7 @@ use crate::jobs::remote_fetch::{self, RemoteFetch};
 use crate::remote::FetchError;
 
 fn folder_key(fields: &Fields) -> Result<String, ApiError> {
-    fields
-        .text("folder_id")
-        .ok_or_else(|| ApiError::bad_request("missing_folder_id", "folder_id is required"))
-        .and_then(parse_folder_key)
+    fields.folder_key()?.ok_or_else(|| ApiError::bad_request("missing_folder_id", "folder_id is required"))
 }
 
 pub async fn remote(
@@ -28,7 +25,8 @@ pub async fn remote(
     Caller(principal, ..): Caller<SessionUpload>,
     fields: Fields,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let raw = fields.text("url").ok_or_else(|| ApiError::bad_request("missing_url", "url is required"))?;
+    let raw =
+        fields.text("url", "invalid_url")?.ok_or_else(|| ApiError::bad_request("missing_url", "url is required"))?;
     let url = reqwest::Url::parse(raw)
         .map_err(|e| ApiError::bad_request("invalid_url", format!("'{raw}' is not a URL: {e}")))?;
     let folder = state.catalog.folder(principal.user().user_id, &folder_key(&fields)?).await?;
@@ -41,7 +39,7 @@ pub async fn remote(
         url: url.to_string(),
         user_id: principal.user().user_id,
         folder_id: folder.id,
-        title: fields.text("title").map(str::to_owned),
+        title: fields.text("title", "invalid_request")?.map(str::to_owned),
     };
     let payload = serde_json::to_value(&task).expect("payload serialises");
     let job_id = state.jobs.enqueue(remote_fetch::KIND, &payload, None).await?;
@@ -68,7 +66,7 @@ pub async fn remote_status(
     };
     let mut answer = json!({"job_id": job_id, "status": status});
     if job.status == JobStatus::Failed {
-        answer["error"] = json!(job.last_error);
+        answer["error"] = json!(job.last_error.as_deref().map(crate::redact::url_passwords));
     }
     if let Some(file) = state.catalog.file_of_job(id).await? {
         answer["file_id"] = json!(file.file_id);
@@ -81,8 +79,11 @@ pub async fn blob(
     Caller(principal, ..): Caller<SessionUpload>,
     fields: Fields,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let bucket = fields.text("bucket").ok_or_else(|| ApiError::bad_request("missing_bucket", "bucket is required"))?;
-    let key = fields.text("key").ok_or_else(|| ApiError::bad_request("missing_key", "key is required"))?;
+    let bucket = fields
+        .text("bucket", "unknown_bucket")?
+        .ok_or_else(|| ApiError::bad_request("missing_bucket", "bucket is required"))?;
+    let key =
+        fields.text("key", "invalid_key")?.ok_or_else(|| ApiError::bad_request("missing_key", "key is required"))?;
     let user = principal.user().user_id;
     let folder = state.catalog.folder(user, &folder_key(&fields)?).await?;
     let object = state.import_buckets.open_object(bucket, key).await.map_err(|e| {

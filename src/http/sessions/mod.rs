@@ -17,6 +17,11 @@ use super::error::Family;
 /// The upload host's target for `url_upload_direct` (a signed POST, no other credential).
 pub const DIRECT_PREFIX: &str = "/signed/session/";
 
+/// What a client may append to `url_upload_direct` outside its signature: `folder_id`, as
+/// MediaLab's PHP SDK does per file in batch mode (API.md §3). It means what the form
+/// field means; the signature still binds everything else.
+pub const DIRECT_UNSIGNED: &[&str] = &["folder_id"];
+
 pub fn router() -> Router<AppState> {
     let family = Router::new()
         .route("/upload/id", post(register::register).delete(register::finish_by_body))

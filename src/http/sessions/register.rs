@@ -5,7 +5,7 @@ use axum::extract::{Path, State};
 use serde_json::{Value, json};
 
 use super::DIRECT_PREFIX;
-use super::form::{Fields, parse_folder_key};
+use super::form::Fields;
 use crate::auth::Principal;
 use crate::catalog::{LibraryFile, SessionLimits};
 use crate::clock::{now_ms, now_secs};
@@ -18,11 +18,9 @@ pub async fn register(
     Caller(principal, ..): Caller<SessionUpload>,
     fields: Fields,
 ) -> Result<Json<Value>, ApiError> {
-    let folder_key = fields
-        .text("folder_id")
-        .ok_or_else(|| ApiError::bad_request("missing_folder_id", "folder_id is required"))
-        .and_then(parse_folder_key)?;
-    let extensions = fields.text("file_extensions").map(|list| {
+    let folder_key =
+        fields.folder_key()?.ok_or_else(|| ApiError::bad_request("missing_folder_id", "folder_id is required"))?;
+    let extensions = fields.text("file_extensions", "invalid_option")?.map(|list| {
         list.split(',')
             .map(|e| e.trim().trim_start_matches('.').to_ascii_lowercase())
             .filter(|e| !e.is_empty())
@@ -96,6 +94,9 @@ pub async fn finish_by_body(
     Caller(principal, ..): Caller<SessionUpload>,
     fields: Fields,
 ) -> Result<Json<Value>, ApiError> {
-    let ulid = fields.text("ulid").ok_or_else(|| ApiError::bad_request("missing_ulid", "ulid is required"))?.to_owned();
+    let ulid = fields
+        .text("ulid", "invalid_request")?
+        .ok_or_else(|| ApiError::bad_request("missing_ulid", "ulid is required"))?
+        .to_owned();
     finish_session(&state, &principal, &ulid).await
 }

@@ -1,30 +1,41 @@
 //! Uploading a file into a session: multipart field `file` (streamed through the pipeline
-//! under the session's limits), optional `folder_id` and `title` in any order.
+//! under the session's limits), optional `folder_id` and `title` in any order. A `folder_id`
+//! may also come in the query string (appended to the direct URL, or on the token route);
+//! the form field wins over it.
 
 use axum::Json;
 use axum::extract::{FromRequest, Multipart, Path, Request, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
+use serde::Deserialize;
 use serde_json::{Value, json};
 
+use super::DIRECT_UNSIGNED;
 use super::form::parse_folder_key;
 use crate::catalog::{CatalogError, NewLibraryFile, Session, SlotRefusal};
 use crate::http::AppState;
 use crate::http::blob_response::serve_blob;
 use crate::http::error::ApiError;
-use crate::http::extract::{Caller, OwnFile, SessionUpload};
+use crate::http::extract::{Caller, OwnFile, QueryParams, SessionUpload};
 use crate::http::upload_host::verify_signed;
 use crate::ingest::{Expectation, IngestError, Received};
+
+#[derive(Deserialize)]
+pub struct UploadQuery {
+    folder_id: Option<String>,
+}
 
 /// `POST /api/file/:ulid` with the token.
 pub async fn with_token(
     State(state): State<AppState>,
     Path(ulid): Path<String>,
+    QueryParams(query): QueryParams<UploadQuery>,
     Caller(principal, ..): Caller<SessionUpload>,
     request: Request,
 ) -> Result<Json<Value>, ApiError> {
+    let query_folder = query_folder_key(query.folder_id.as_deref())?;
     let session = own_session(&state, &ulid, principal.user().user_id).await?;
-    upload(&state, session, request).await
+    upload(&state, session, request, query_folder).await
 }
 
 /// `POST <url_upload_direct>`: the signature is the credential.
@@ -33,11 +44,18 @@ pub async fn direct(
     Path(ulid): Path<String>,
     request: Request,
 ) -> Result<Json<Value>, ApiError> {
-    let signed = verify_signed(&state, request.method(), request.uri())?;
+    let signed = verify_signed(&state, request.method(), request.uri(), DIRECT_UNSIGNED)?;
+    let query_folder = query_folder_key(signed.unsigned("folder_id"))?;
     let user =
         signed.get("user").and_then(|u| u.parse().ok()).ok_or_else(|| ApiError::forbidden("the URL names no user"))?;
     let session = own_session(&state, &ulid, user).await?;
-    upload(&state, session, request).await
+    upload(&state, session, request, query_folder).await
+}
+
+/// A `folder_id` from the query string, checked before a byte of the body is read; blank
+/// counts as absent, as for the form field.
+fn query_folder_key(raw: Option<&str>) -> Result<Option<String>, ApiError> {
+    raw.map(str::trim).filter(|k| !k.is_empty()).map(parse_folder_key).transpose()
 }
 
 async fn own_session(state: &AppState, ulid: &str, user: crate::domain::UserId) -> Result<Session, ApiError> {
@@ -57,7 +75,13 @@ fn too_large(code: &'static str, message: impl Into<String>) -> ApiError {
     ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, code, message)
 }
 
-async fn upload(state: &AppState, session: Session, request: Request) -> Result<Json<Value>, ApiError> {
+/// Stores the request's file in `session`, in `query_folder` unless the form names a folder.
+async fn upload(
+    state: &AppState,
+    session: Session,
+    request: Request,
+    query_folder: Option<String>,
+) -> Result<Json<Value>, ApiError> {
     match state.catalog.reserve_file_slot(&session.ulid).await? {
         Ok(()) => {}
         Err(SlotRefusal::Missing) => {
@@ -75,7 +99,7 @@ async fn upload(state: &AppState, session: Session, request: Request) -> Result<
     let state = state.clone();
     let task = tokio::spawn(async move {
         let mut reserved_bytes = 0;
-        let outcome = store_file(&state, &session, request, &mut reserved_bytes).await;
+        let outcome = store_file(&state, &session, request, query_folder, &mut reserved_bytes).await;
         if outcome.is_err() {
             // a refused or failed upload gives its reservation back
             state.catalog.release_reservation(&session.ulid, reserved_bytes).await?;
@@ -96,6 +120,7 @@ async fn store_file(
     state: &AppState,
     session: &Session,
     request: Request,
+    query_folder: Option<String>,
     reserved: &mut u64,
 ) -> Result<Json<Value>, ApiError> {
     let mut form = Multipart::from_request(request, state).await.map_err(|e| {
@@ -148,8 +173,9 @@ async fn store_file(
     let Some(file) = file else { return Err(ApiError::bad_request("missing_file", "the form has no file field")) };
     let size = file.received.blob.size;
     let checked = async {
-        let folder = match folder_key.as_deref().map(str::trim).filter(|k| !k.is_empty()) {
-            Some(key) => state.catalog.folder(session.user_id, &parse_folder_key(key)?).await?,
+        let form_folder = folder_key.as_deref().map(str::trim).filter(|k| !k.is_empty()).map(parse_folder_key);
+        let folder = match form_folder.transpose()?.or(query_folder) {
+            Some(key) => state.catalog.folder(session.user_id, &key).await?,
             None => session.folder.clone(),
         };
         if !state.catalog.reserve_bytes(&session.ulid, size).await? {
