@@ -190,6 +190,13 @@ impl BlobStore for LocalStore {
         }
     }
 
+    fn discard_on_drop(self: std::sync::Arc<Self>, staged: Staged) {
+        // an unlink is cheap: done now, so nothing is left when the request answers
+        if let Ok(path) = self.staged_path(&staged) {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+
     async fn clean_request_staging(&self) -> Result<usize, StoreError> {
         let dir = self.staging.join(REQUESTS);
         blocking(move || {

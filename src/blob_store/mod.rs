@@ -87,6 +87,17 @@ pub trait BlobStore: Send + Sync + 'static {
     async fn commit(&self, staged: &Staged, sha256: &Sha256Hex) -> Result<Placed, StoreError>;
     /// Removes a staging object; removing one that is gone is not an error.
     async fn discard(&self, staged: &Staged) -> Result<(), StoreError>;
+    /// Removes a staging object from a destructor (see `ingest::StagedUpload`), where nothing
+    /// can be awaited: at once where that is cheap (a local unlink), else in a task of its own.
+    fn discard_on_drop(self: std::sync::Arc<Self>, staged: Staged) {
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move {
+                if let Err(e) = self.discard(&staged).await {
+                    tracing::warn!(error = %e, key = %staged.key, "could not remove a staging object");
+                }
+            });
+        }
+    }
     /// Removes request staging left by a previous run (never upload staging); returns how many.
     /// A store shared by several servers removes only staging old enough to be abandoned.
     async fn clean_request_staging(&self) -> Result<usize, StoreError>;

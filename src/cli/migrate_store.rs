@@ -84,7 +84,8 @@ async fn copy_blobs(
             size_hint: Some(record.size),
         };
         let received = pipeline.receive(bytes, &expect).await.with_context(|| format!("blob {sha256}"))?;
-        target.store.commit(&received.staged, &sha256).await?;
+        // the rows come with the catalog copy: only the bytes are placed here
+        target.store.commit(&received.keep(), &sha256).await?;
         report.blobs_copied += 1;
         report.bytes_copied += record.size;
     }

@@ -59,13 +59,53 @@ pub enum IngestError {
     Catalog(#[from] CatalogError),
 }
 
-/// Bytes received, hashed and verified, waiting in staging to be committed or discarded.
+/// Bytes received, hashed and verified, waiting in staging to be committed. Dropped without
+/// being committed (a later check refused them, the request failed), the staging object is
+/// removed: no error path has to remember to.
 #[derive(Debug)]
 pub struct Received {
-    pub staged: Staged,
+    staged: StagedUpload,
     pub blob: BlobRecord,
     /// The first bytes of the body (up to 512), for magic-number sniffing.
     pub head: Vec<u8>,
+}
+
+impl Received {
+    pub fn staged(&self) -> &Staged {
+        self.staged.staged.as_ref().expect("armed until kept or committed")
+    }
+
+    /// Keeps the staging object past this value (a part the catalog now records).
+    pub fn keep(mut self) -> Staged {
+        self.staged.staged.take().expect("armed until kept or committed")
+    }
+}
+
+/// A staging object that removes itself when dropped, unless kept or committed.
+struct StagedUpload {
+    store: Arc<dyn BlobStore>,
+    staged: Option<Staged>,
+}
+
+impl std::fmt::Debug for StagedUpload {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("StagedUpload").field(&self.staged).finish()
+    }
+}
+
+impl Drop for StagedUpload {
+    fn drop(&mut self) {
+        if let Some(staged) = self.staged.take() {
+            self.store.clone().discard_on_drop(staged);
+        }
+    }
+}
+
+/// What the receiving stages produce, before the staging object is guarded.
+pub(crate) struct Raw {
+    staged: Staged,
+    blob: BlobRecord,
+    head: Vec<u8>,
 }
 
 /// A committed upload.
@@ -158,7 +198,7 @@ impl Ingest {
     pub async fn verify_staged(&self, staged: Staged, expect: &Expectation) -> Result<Received, IngestError> {
         let key = staged.clone();
         let checked = match read_back::read_back(self.store.as_ref(), staged, expect).await {
-            Ok(received) => receive::verify(&received.blob, expect).map(|()| received),
+            Ok(raw) => receive::verify(&raw.blob, expect).map(|()| self.guard(raw)),
             Err(IngestError::HashMismatch(mismatch)) => Err(mismatch),
             Err(other) => return Err(other),
         };
@@ -169,6 +209,11 @@ impl Ingest {
                 Err(IngestError::HashMismatch(mismatch))
             }
         }
+    }
+
+    fn guard(&self, raw: Raw) -> Received {
+        let staged = StagedUpload { store: self.store.clone(), staged: Some(raw.staged) };
+        Received { staged, blob: raw.blob, head: raw.head }
     }
 
     /// Discards staged objects (parts after completion, abort or expiry).
@@ -189,43 +234,48 @@ impl Ingest {
         S: Stream<Item = Result<Bytes, E>> + Send + Unpin,
         E: std::fmt::Display,
     {
-        let received = receive::receive(self.store.as_ref(), area, body, expect).await?;
-        if let Err(mismatch) = receive::verify(&received.blob, expect) {
-            self.store.discard(&received.staged).await?;
-            return Err(IngestError::HashMismatch(mismatch));
-        }
+        let raw = receive::receive(self.store.as_ref(), area, body, expect).await?;
+        let verified = receive::verify(&raw.blob, expect);
+        let received = self.guard(raw);
+        verified.map_err(IngestError::HashMismatch)?;
         Ok(received)
     }
 
     /// Moves received bytes to their content address and records the blob and `holder`'s
     /// hold in one catalog step. If the content is already stored, the staged copy is dropped.
     pub async fn commit(&self, received: Received, holder: UserId) -> Result<Ingested, IngestError> {
+        let (step, placed) = self.placement(&received);
+        // on failure the staged copy goes with `received` (it may be gone already, moved)
+        self.catalog.commit_blob(&received.blob, holder, step).await?;
+        let placed = self.settle(received, &placed);
+        Ok(placed)
+    }
+
+    /// The byte step of committing `received` (move the staged copy to its content address),
+    /// for a catalog step that records it: an upload's commit, or a thumbnail recorded with
+    /// its media result. The slot says, once the step ran, whether the bytes were new.
+    pub fn placement(&self, received: &Received) -> (BlobStep, Arc<OnceLock<Placed>>) {
         let placed = Arc::new(OnceLock::new());
-        let step: BlobStep = {
-            let (store, staged, sha256, placed) =
-                (self.store.clone(), received.staged.clone(), received.blob.sha256.clone(), placed.clone());
-            Box::new(move || {
-                Box::pin(async move {
-                    let outcome = store.commit(&staged, &sha256).await?;
-                    let _ = placed.set(outcome);
-                    Ok(())
-                })
+        let (store, staged, sha256, slot) =
+            (self.store.clone(), received.staged().clone(), received.blob.sha256.clone(), placed.clone());
+        let step: BlobStep = Box::new(move || {
+            Box::pin(async move {
+                let outcome = store.commit(&staged, &sha256).await?;
+                let _ = slot.set(outcome);
+                Ok(())
             })
-        };
-        if let Err(err) = self.catalog.commit_blob(&received.blob, holder, step).await {
-            // The staged copy may already be gone (moved or dropped); discarding is idempotent.
-            let _ = self.store.discard(&received.staged).await;
-            return Err(err.into());
-        }
+        });
+        (step, placed)
+    }
+
+    /// After a successful catalog step: the staging object is gone (moved or dropped), and
+    /// the job runner is woken when new content queued its media job.
+    pub fn settle(&self, mut received: Received, placed: &OnceLock<Placed>) -> Ingested {
+        received.staged.staged = None;
         let placed = placed.get().copied().unwrap_or(Placed::AlreadyPresent);
         if let (Placed::Stored, Some(wake)) = (placed, &self.wake) {
             wake.notify_one();
         }
-        Ok(Ingested { blob: received.blob, placed, head: received.head })
-    }
-
-    /// Drops received bytes that will not be committed (a later check refused them).
-    pub async fn discard(&self, received: Received) -> Result<(), IngestError> {
-        Ok(self.store.discard(&received.staged).await?)
+        Ingested { blob: received.blob.clone(), placed, head: std::mem::take(&mut received.head) }
     }
 }

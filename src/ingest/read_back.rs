@@ -7,7 +7,7 @@ use futures_util::StreamExt;
 use sha2::{Digest, Sha256};
 use tokio::task::spawn_blocking;
 
-use super::{Expectation, IngestError, Received};
+use super::{Expectation, IngestError, Raw};
 use crate::blob_store::{BlobStore, Staged, StoreError};
 use crate::catalog::BlobRecord;
 use crate::domain::{ChunkHasher, Sha256Hex, chunk_size_for};
@@ -17,11 +17,7 @@ const BATCH_BYTES: usize = 1024 * 1024;
 const HEAD_BYTES: usize = 64;
 
 /// Streams `staged` through SHA-256 (and the chunked top-hash for files over 16 MiB).
-pub(super) async fn read_back(
-    store: &dyn BlobStore,
-    staged: Staged,
-    expect: &Expectation,
-) -> Result<Received, IngestError> {
+pub(super) async fn read_back(store: &dyn BlobStore, staged: Staged, expect: &Expectation) -> Result<Raw, IngestError> {
     let size = expect.size.unwrap_or(staged.size);
     let mut stream = store.read_staged(&staged).await?;
     let mut hashers = (Sha256::new(), (chunk_size_for(size) > 0).then(|| ChunkHasher::new(Some(size))));
@@ -66,5 +62,5 @@ pub(super) async fn read_back(
         _ => None,
     };
     let blob = BlobRecord { sha256: Sha256Hex::from_digest(&whole.finalize()), size: total, chunked_hash };
-    Ok(Received { staged: Staged { size: total, ..staged }, blob, head })
+    Ok(Raw { staged: Staged { size: total, ..staged }, blob, head })
 }

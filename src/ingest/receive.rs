@@ -5,7 +5,7 @@ use futures_util::{Stream, StreamExt};
 use sha2::{Digest, Sha256};
 use tokio::task::spawn_blocking;
 
-use super::{Expectation, ExpectedHash, IngestError, Received};
+use super::{Expectation, ExpectedHash, IngestError, Raw};
 use crate::blob_store::{BlobStore, StagingArea, StagingWriter};
 use crate::catalog::BlobRecord;
 use crate::domain::{ChunkHasher, Sha256Hex, chunk_size_for};
@@ -85,7 +85,7 @@ pub(super) async fn receive<S, E>(
     area: StagingArea,
     body: S,
     expect: &Expectation,
-) -> Result<Received, IngestError>
+) -> Result<Raw, IngestError>
 where
     S: Stream<Item = Result<Bytes, E>> + Send + Unpin,
     E: std::fmt::Display,
@@ -158,7 +158,7 @@ where
         },
         None => None,
     };
-    Ok(Received { staged, blob: BlobRecord { sha256, size: total, chunked_hash }, head })
+    Ok(Raw { staged, blob: BlobRecord { sha256, size: total, chunked_hash }, head })
 }
 
 async fn next_batch<S, E>(body: &mut S, total: &mut u64, expect: &Expectation) -> Result<Vec<Bytes>, IngestError>

@@ -16,7 +16,7 @@ use futures_util::StreamExt;
 
 use super::JobRunner;
 use crate::blob_store::BlobStore;
-use crate::catalog::{BlobRecord, BlobStep, CatalogError, Job, JobOutcome, MediaStatus, NewMediaInfo};
+use crate::catalog::{BlobRecord, CatalogError, Job, JobOutcome, MediaStatus, NewMediaInfo};
 use crate::domain::{ByteRange, Sha256Hex};
 use crate::ingest::Expectation;
 use crate::media::{Class, Limits, Metadata, Tools, decode_image, probe_video, read_exif, video_frame};
@@ -213,26 +213,16 @@ async fn record(runner: &JobRunner, sha256: &Sha256Hex, learnt: Learnt) -> Resul
         .await
         .map_err(|e| Failure::Transient(e.to_string()))?;
     if &received.blob.sha256 == sha256 {
-        // the file is its own thumbnail: a row pointing at itself would keep it forever
-        let _ = runner.ingest.discard(received).await;
+        // the file is its own thumbnail: a row pointing at itself would keep it forever (the
+        // staged copy goes with `received`)
         info.error = Some("the file is small enough to be its own thumbnail".into());
         return Ok(runner.catalog.record_media(&info, None).await?);
     }
-    let step: BlobStep = {
-        let (store, staged, hash) = (runner.store.clone(), received.staged.clone(), received.blob.sha256.clone());
-        Box::new(move || {
-            Box::pin(async move {
-                store.commit(&staged, &hash).await?;
-                Ok(())
-            })
-        })
-    };
-    let recorded = runner.catalog.record_media(&info, Some((received.blob.clone(), step))).await;
-    if recorded.is_err() {
-        // the staged copy may be gone already (moved); discarding is idempotent
-        let _ = runner.store.discard(&received.staged).await;
-    }
-    Ok(recorded?)
+    // placed like every other blob (the pipeline's one placement step), recorded with the result
+    let (step, placed) = runner.ingest.placement(&received);
+    runner.catalog.record_media(&info, Some((received.blob.clone(), step))).await?;
+    runner.ingest.settle(received, &placed);
+    Ok(())
 }
 
 /// Runs CPU-heavy decoding on a blocking thread; a panic there becomes a reason.

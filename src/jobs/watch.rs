@@ -179,7 +179,7 @@ impl WatchFolders {
         let received = self.ingest.receive(body, &expect).await.map_err(|e| e.to_string())?;
         let still = tokio::fs::metadata(path).await.map_err(|e| e.to_string())?;
         if still.len() != size || still.modified().ok() != Some(modified) || received.blob.size != size {
-            self.ingest.discard(received).await.map_err(|e| e.to_string())?;
+            drop(received); // changed meanwhile: its staged copy goes, it settles again later
             return Ok(false);
         }
         let mtime_ns = modified.duration_since(UNIX_EPOCH).unwrap_or_default().as_nanos();

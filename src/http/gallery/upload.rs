@@ -39,17 +39,6 @@ struct GalleryForm {
     has_thumbnail: Option<String>,
 }
 
-impl GalleryForm {
-    async fn discard(self, state: &AppState) {
-        if let Some((received, ..)) = self.event {
-            let _ = state.ingest.discard(received).await;
-        }
-        if let Some(received) = self.thumbnail {
-            let _ = state.ingest.discard(received).await;
-        }
-    }
-}
-
 async fn read_form(state: &AppState, request: Request, form: &mut GalleryForm) -> Result<(), ApiError> {
     let mut multipart = Multipart::from_request(request, state).await.map_err(form_error)?;
     let expect = Expectation { max_size: Some(state.config.max_upload_size), ..Expectation::default() };
@@ -138,10 +127,7 @@ pub async fn upload(
     });
     let (name, media_type, content_type, metadata) = match checked {
         Ok(checked) => checked,
-        Err(err) => {
-            form.discard(&state).await;
-            return Err(err);
-        }
+        Err(err) => return Err(err), // the staged files go with the form
     };
     let (received, ..) = form.event.take().expect("checked above");
     let user = device.user_id;

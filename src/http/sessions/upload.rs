@@ -164,12 +164,7 @@ async fn store_file(
         Ok(())
     }
     .await;
-    if let Err(err) = result {
-        if let Some(f) = file {
-            state.ingest.discard(f.received).await?;
-        }
-        return Err(err);
-    }
+    result?; // a refused upload's staged file goes with it
     let Some(file) = file else { return Err(ApiError::bad_request("missing_file", "the form has no file field")) };
     let size = file.received.blob.size;
     let checked = async {
@@ -185,13 +180,7 @@ async fn store_file(
         Ok(folder)
     }
     .await;
-    let folder = match checked {
-        Ok(folder) => folder,
-        Err(err) => {
-            state.ingest.discard(file.received).await?;
-            return Err(err);
-        }
-    };
+    let folder = checked?;
     let ingested = state.ingest.commit(file.received, session.user_id).await?;
     let title =
         title.or(file.file_name).filter(|t| !t.trim().is_empty()).unwrap_or_else(|| ingested.blob.sha256.to_string());

@@ -197,20 +197,21 @@ impl MultipartUploads {
         let etag = received.blob.sha256.to_string();
         let part = Part {
             part_num,
-            staging_key: received.staged.key.clone(),
+            staging_key: received.staged().key.clone(),
             size: received.blob.size,
             sha256: received.blob.sha256.clone(),
             etag: etag.clone(),
         };
         match self.catalog.put_part(upload_id, &part).await {
             Ok(replaced) => {
+                received.keep(); // recorded: it stays until the upload completes or goes
                 if let Some(key) = replaced {
                     self.ingest.discard_staged(&[Staged { key, size: 0 }]).await?;
                 }
                 Ok(etag)
             }
             Err(err) => {
-                self.ingest.discard(received).await?;
+                drop(received); // refused: its staged copy goes
                 Err(match err {
                     CatalogError::NotFound(_) => UploadError::NoSuchUpload,
                     CatalogError::Conflict(_) => UploadError::Completing,
