@@ -121,6 +121,8 @@ impl Application {
             // the runner's pipeline: it wakes the runner when new content needs processing
             ingest: services.jobs.ingest.clone(),
             uploads: services.jobs.uploads.clone(),
+            events: services.jobs.events.clone(),
+            library: services.jobs.library.clone(),
             config: services.config,
             catalog: services.catalog,
             store: services.store,
@@ -131,8 +133,14 @@ impl Application {
             public_url,
             upload_url,
         };
-        let watch = WatchFolders::new(&state.config, state.catalog.clone(), state.ingest.clone())
-            .map_err(anyhow::Error::msg)?;
+        let watch = WatchFolders::new(
+            &state.config,
+            state.catalog.clone(),
+            state.ingest.clone(),
+            state.library.clone(),
+            state.events.clone(),
+        )
+        .map_err(anyhow::Error::msg)?;
         Ok(Self { listener, state, watch, _data_dir_lock: data_dir_lock })
     }
 

@@ -31,6 +31,7 @@ pub mod http;
 pub mod import_buckets;
 pub mod ingest;
 pub mod jobs;
+pub mod library;
 pub mod media;
 pub mod redact;
 pub mod remote;

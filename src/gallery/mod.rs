@@ -7,6 +7,10 @@
 //! job (a bad name fails it); the source may be on the LAN, and only that base is allowed
 //! there, so a redirect out of it is refused like any other private address.
 
+mod events;
+
+pub use events::{EventError, GalleryEvents, NewGalleryEvent, new_event_id};
+
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -28,10 +32,6 @@ const INDEX_LIMIT: usize = 16 * 1024 * 1024;
 /// `<data_dir>/gallery/<user>/<device>`; its `incoming/` and `thumbnails/` are watched.
 pub fn device_dir(data_dir: &Path, device: &Device) -> PathBuf {
     data_dir.join("gallery").join(device.user_id.to_string()).join(device.device_id.to_string())
-}
-
-pub fn new_event_id() -> String {
-    format!("evt_{}", ulid::Ulid::new())
 }
 
 /// The device's pull source, with the policy that allows it.
@@ -181,13 +181,9 @@ pub async fn run_pull(runner: &JobRunner, job: &Job) -> JobOutcome {
             };
         }
     };
-    let sniffed = sniff(&fetched.received.head, Some(name));
-    let ingested = match runner.ingest.commit(fetched.received, device.user_id).await {
-        Ok(ingested) => ingested,
-        Err(e) => return JobOutcome::Retry { error: e.to_string(), after: Duration::from_secs(5) },
-    };
-    match catalog.set_event_content(device_id, event_id, &ingested.blob, &sniffed.content_type).await {
-        Ok(_) => JobOutcome::Done,
+    match runner.events.fill(&device, event_id, name, fetched.received).await {
+        // deleted meanwhile: nothing left to fill
+        Ok(()) | Err(EventError::NoSuchEvent(_)) => JobOutcome::Done,
         Err(e) => JobOutcome::Retry { error: e.to_string(), after: Duration::from_secs(5) },
     }
 }

@@ -251,3 +251,28 @@ impl From<UploadError> for ApiError {
         }
     }
 }
+
+impl From<crate::gallery::EventError> for ApiError {
+    fn from(err: crate::gallery::EventError) -> Self {
+        use crate::gallery::EventError;
+        let message = err.to_string();
+        match err {
+            EventError::InvalidMediaType(_) => Self::bad_request("invalid_media_type", message),
+            EventError::Exists(_) => Self::new(StatusCode::CONFLICT, "conflict", message),
+            EventError::NoSuchEvent(_) => Self::not_found(message).with_code("no_such_event"),
+            EventError::Ingest(err) => err.into(),
+        }
+    }
+}
+
+impl From<crate::library::LibraryError> for ApiError {
+    fn from(err: crate::library::LibraryError) -> Self {
+        use crate::library::LibraryError;
+        let message = err.to_string();
+        match err {
+            LibraryError::SessionFinished(_) => Self::new(StatusCode::GONE, "session_finished", message),
+            LibraryError::Recorded(_) => Self::new(StatusCode::CONFLICT, "conflict", message),
+            LibraryError::Ingest(err) => err.into(),
+        }
+    }
+}

@@ -43,6 +43,10 @@ pub struct AppState {
     pub ingest: Ingest,
     /// Uploads in parts (both families).
     pub uploads: crate::ingest::multipart::MultipartUploads,
+    /// Gallery events, created and changed the same way by every path.
+    pub events: crate::gallery::GalleryEvents,
+    /// Library files, created and changed the same way by every path.
+    pub library: crate::library::LibraryFiles,
     pub signer: Signer,
     pub jobs: JobRunner,
     /// Where remote import may reach.

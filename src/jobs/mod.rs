@@ -16,8 +16,10 @@ use tokio::sync::Notify;
 use crate::blob_store::BlobStore;
 use crate::catalog::{BoxError, Catalog, CatalogError, Job, JobOutcome};
 use crate::config::Config;
+use crate::gallery::GalleryEvents;
 use crate::ingest::Ingest;
 use crate::ingest::multipart::{MultipartUploads, UploadError};
+use crate::library::LibraryFiles;
 use crate::remote::RemotePolicy;
 use crate::signing::Signer;
 
@@ -40,6 +42,8 @@ pub struct JobRunner {
     store: Arc<dyn BlobStore>,
     pub(crate) ingest: Ingest,
     pub(crate) uploads: MultipartUploads,
+    pub(crate) library: LibraryFiles,
+    pub(crate) events: GalleryEvents,
     pub(crate) remote: Arc<RemotePolicy>,
     pub(crate) config: Arc<Config>,
     wake: Arc<Notify>,
@@ -80,11 +84,15 @@ impl JobRunner {
         let wake = Arc::new(Notify::new());
         let ingest = Ingest::new(store.clone(), catalog.clone()).waking(wake.clone());
         let uploads = MultipartUploads::new(ingest.clone(), signer, &config);
+        let library = LibraryFiles::new(catalog.clone(), ingest.clone());
+        let events = GalleryEvents::new(catalog.clone(), ingest.clone());
         Self {
             catalog,
             store,
             ingest,
             uploads,
+            library,
+            events,
             remote,
             config,
             wake,

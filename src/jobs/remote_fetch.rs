@@ -7,9 +7,10 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::JobRunner;
-use crate::catalog::{Job, JobOutcome, NewLibraryFile};
+use crate::catalog::{Job, JobOutcome};
 use crate::domain::UserId;
 use crate::ingest::IngestError;
+use crate::library::{Folder, NewFile};
 use crate::remote::{FetchError, fetch, title_from};
 
 pub const KIND: &str = "remote_fetch";
@@ -47,23 +48,13 @@ pub async fn run(runner: &JobRunner, job: &Job) -> JobOutcome {
         }
         Err(other) => return JobOutcome::Retry { error: other.to_string(), after: backoff(job.attempts) },
     };
-    let title = task.title.clone().unwrap_or_else(|| title_from(&fetched.final_url));
-    let content_type = fetched.content_type.clone().unwrap_or_else(|| "application/octet-stream".into());
-    let ingested = match runner.ingest.commit(fetched.received, task.user_id).await {
-        Ok(ingested) => ingested,
-        Err(e) => return JobOutcome::Retry { error: e.to_string(), after: backoff(job.attempts) },
+    let new = NewFile {
+        title: Some(task.title.clone().unwrap_or_else(|| title_from(&fetched.final_url))),
+        content_type: fetched.content_type.clone(),
+        job: Some(job.job_id),
+        ..NewFile::in_folder(task.user_id, Folder::Id(task.folder_id))
     };
-    let file = NewLibraryFile {
-        user_id: task.user_id,
-        folder_id: task.folder_id,
-        session_ulid: None,
-        job_id: Some(job.job_id),
-        watch_key: None,
-        title,
-        blob: ingested.blob,
-        content_type,
-    };
-    match runner.catalog.add_file(&file).await {
+    match runner.library.add(new, fetched.received).await {
         Ok(_) => JobOutcome::Done,
         Err(e) => JobOutcome::Retry { error: e.to_string(), after: backoff(job.attempts) },
     }

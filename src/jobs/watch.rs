@@ -10,13 +10,12 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use crate::catalog::{Catalog, CatalogError, DeviceRef, NewEvent, NewLibraryFile};
-use crate::clock::now_ms;
+use crate::catalog::{Catalog, CatalogError, DeviceRef};
 use crate::config::Config;
 use crate::domain::DeviceId;
-use crate::gallery::new_event_id;
+use crate::gallery::{EventError, GalleryEvents, NewGalleryEvent};
 use crate::ingest::{Expectation, Ingest, Received};
-use crate::media::sniff;
+use crate::library::{Folder, LibraryError, LibraryFiles, NewFile};
 
 /// One watched directory and where its files go.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -78,11 +77,19 @@ pub struct WatchFolders {
     max_size: u64,
     catalog: Arc<dyn Catalog>,
     ingest: Ingest,
+    library: LibraryFiles,
+    events: GalleryEvents,
     seen: Arc<Mutex<HashMap<PathBuf, Seen>>>,
 }
 
 impl WatchFolders {
-    pub fn new(config: &Config, catalog: Arc<dyn Catalog>, ingest: Ingest) -> Result<Self, String> {
+    pub fn new(
+        config: &Config,
+        catalog: Arc<dyn Catalog>,
+        ingest: Ingest,
+        library: LibraryFiles,
+        events: GalleryEvents,
+    ) -> Result<Self, String> {
         let entries = config.watch.iter().map(|e| WatchEntry::parse(e)).collect::<Result<Vec<_>, _>>()?;
         Ok(Self {
             entries,
@@ -92,6 +99,8 @@ impl WatchFolders {
             max_size: config.max_upload_size,
             catalog,
             ingest,
+            library,
+            events,
             seen: Arc::default(),
         })
     }
@@ -210,20 +219,16 @@ impl WatchFolders {
             .user_by_name(user)
             .await?
             .ok_or_else(|| Recorded::Failed(format!("no user named '{user}'")))?;
-        let folder = self.catalog.folder(user.user_id, folder).await?;
-        let ingested = self.ingest.commit(received, user.user_id).await.map_err(|e| Recorded::Failed(e.to_string()))?;
-        let new = NewLibraryFile {
-            user_id: user.user_id,
-            folder_id: folder.id,
-            session_ulid: None,
-            job_id: None,
+        let new = NewFile {
+            file_name: Some(title),
             watch_key: Some(watch_key),
-            title,
-            blob: ingested.blob,
-            content_type: sniff(&ingested.head, None).content_type,
+            ..NewFile::in_folder(user.user_id, Folder::Key(folder.to_owned()))
         };
-        self.catalog.add_file(&new).await?;
-        Ok(())
+        match self.library.add(new, received).await {
+            Ok(_) => Ok(()),
+            Err(LibraryError::Recorded(_)) => Err(Recorded::Before),
+            Err(e) => Err(Recorded::Failed(e.to_string())),
+        }
     }
 
     /// A gallery event, with `thumbnails/<name>.jpg` (or `<stem>.jpg`) as its thumbnail.
@@ -241,38 +246,24 @@ impl WatchFolders {
             .await?
             .pop()
             .ok_or_else(|| Recorded::Failed("the device is gone".into()))?;
-        let sniffed = sniff(&received.head, Some(&name));
-        let ingested =
-            self.ingest.commit(received, device.user_id).await.map_err(|e| Recorded::Failed(e.to_string()))?;
         let thumbnails = entry.dir.parent().unwrap_or(&entry.dir).join("thumbnails");
         let stem = Path::new(&name).file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
         let mut thumbnail = None;
         for candidate in [thumbnails.join(format!("{name}.jpg")), thumbnails.join(format!("{stem}.jpg"))] {
             if let Ok(file) = tokio::fs::File::open(&candidate).await {
                 let body = tokio_util::io::ReaderStream::new(file);
-                let ingested = self.ingest.ingest(body, &Expectation::default(), device.user_id).await;
-                thumbnail = Some(ingested.map_err(|e| Recorded::Failed(e.to_string()))?.blob);
+                let received = self.ingest.receive(body, &Expectation::default()).await;
+                thumbnail = Some(received.map_err(|e| Recorded::Failed(e.to_string()))?);
                 let _ = tokio::fs::remove_file(&candidate).await;
                 break;
             }
         }
-        let event = NewEvent {
-            id: new_event_id(),
-            user_id: device.user_id,
-            device_id: device.device_id,
-            name,
-            media_type: sniffed.media_type.to_owned(),
-            content_type: sniffed.content_type,
-            size: ingested.blob.size,
-            blob: Some(ingested.blob),
-            thumbnail,
-            metadata: None,
-            source_name: None,
-            watch_key: Some(watch_key),
-            created_ms: now_ms(),
-        };
-        self.catalog.add_event(&event).await?;
-        Ok(())
+        let new = NewGalleryEvent { name, watch_key: Some(watch_key), ..NewGalleryEvent::default() };
+        match self.events.create(&device, new, received, thumbnail).await {
+            Ok(_) => Ok(()),
+            Err(EventError::Exists(_)) => Err(Recorded::Before),
+            Err(e) => Err(Recorded::Failed(e.to_string())),
+        }
     }
 
     async fn put_away(&self, dir: &Path, path: &Path) -> Result<(), String> {

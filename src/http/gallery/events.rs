@@ -108,9 +108,7 @@ pub async fn remove(
     Caller(principal, ..): Caller<GalleryDelete>,
 ) -> Result<Json<Value>, ApiError> {
     let device = resolve_device(&state, &principal, &device).await?;
-    if !state.catalog.delete_event(device.device_id, &event_id).await? {
-        return Err(ApiError::not_found(format!("no event {event_id}")).with_code("no_such_event"));
-    }
+    state.events.delete(device.device_id, &event_id).await?;
     Ok(Json(json!({"success": true})))
 }
 

@@ -8,16 +8,14 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::{SIGNED_PUT, resolve_device};
-use crate::catalog::{CatalogError, Device, DeviceRef, MEDIA_TYPES, NewEvent, TargetClaim};
-use crate::clock::now_ms;
+use crate::catalog::{Device, DeviceRef, TargetClaim};
 use crate::domain::EventName;
-use crate::gallery::new_event_id;
+use crate::gallery::{EventError, NewGalleryEvent, new_event_id};
 use crate::http::AppState;
 use crate::http::error::ApiError;
 use crate::http::extract::{Caller, GalleryUpload, QueryParams, parse_flag};
 use crate::http::upload_host::{check_announced, content_length, verify_signed};
-use crate::ingest::{Expectation, Ingested, Received};
-use crate::media::sniff;
+use crate::ingest::{Expectation, Received};
 
 fn form_error(e: impl std::fmt::Display) -> ApiError {
     ApiError::bad_request("invalid_form", e.to_string())
@@ -64,29 +62,6 @@ async fn read_form(state: &AppState, request: Request, form: &mut GalleryForm) -
     Ok(())
 }
 
-/// Declared media type when valid, else sniffed from the bytes (then the file name, then the
-/// part's declared content type).
-fn media_type_for(
-    declared: Option<&str>,
-    head: &[u8],
-    name: &str,
-    part_type: Option<&str>,
-) -> Result<(String, String), ApiError> {
-    let sniffed = sniff(head, Some(name));
-    let from_part = part_type.and_then(|t| t.split('/').next()).filter(|top| ["image", "video", "audio"].contains(top));
-    match declared.map(str::trim).filter(|t| !t.is_empty()) {
-        None if sniffed.media_type == "other" && from_part.is_some() => {
-            Ok((from_part.unwrap_or_default().to_owned(), part_type.unwrap_or_default().to_owned()))
-        }
-        None => Ok((sniffed.media_type.to_owned(), sniffed.content_type)),
-        Some(t) if MEDIA_TYPES.contains(&t) => Ok((t.to_owned(), sniffed.content_type)),
-        Some(t) => Err(ApiError::bad_request(
-            "invalid_media_type",
-            format!("media_type '{t}' is not one of {}", MEDIA_TYPES.join(", ")),
-        )),
-    }
-}
-
 pub async fn upload(
     State(state): State<AppState>,
     Path(device): Path<String>,
@@ -108,8 +83,9 @@ pub async fn upload(
         {
             return Err(ApiError::bad_request("invalid_has_thumbnail", "has_thumbnail must be true, false, 1 or 0"));
         }
-        let (received, declared_type, file_name) =
-            form.event.as_ref().ok_or_else(|| ApiError::bad_request("missing_event", "the event file is required"))?;
+        if form.event.is_none() {
+            return Err(ApiError::bad_request("missing_event", "the event file is required"));
+        }
         let metadata = form
             .metadata
             .as_deref()
@@ -119,54 +95,20 @@ pub async fn upload(
                     .map_err(|e| ApiError::bad_request("invalid_metadata", format!("metadata is not JSON: {e}")))
             })
             .transpose()?;
-        let sniff_name = file_name.as_deref().unwrap_or(name.as_str());
-        let (media_type, sniffed_type) =
-            media_type_for(form.media_type.as_deref(), &received.head, sniff_name, declared_type.as_deref())?;
-        let content_type = declared_type.clone().filter(|t| t != "application/octet-stream").unwrap_or(sniffed_type);
-        Ok((name.into_string(), media_type, content_type, metadata))
+        Ok((name.into_string(), metadata))
     });
-    let (name, media_type, content_type, metadata) = match checked {
-        Ok(checked) => checked,
-        Err(err) => return Err(err), // the staged files go with the form
-    };
-    let (received, ..) = form.event.take().expect("checked above");
-    let user = device.user_id;
-    let file = state.ingest.commit(received, user).await?;
-    let thumbnail = match form.thumbnail.take() {
-        Some(received) => Some(state.ingest.commit(received, user).await?),
-        None => None,
-    };
-    let event = new_event(&device, new_event_id(), name, media_type, content_type, file, thumbnail, metadata);
-    let stored = state.catalog.add_event(&event).await?;
-    Ok(Json(json!({"success": true, "eventId": stored.id})))
-}
-
-#[allow(clippy::too_many_arguments)]
-fn new_event(
-    device: &Device,
-    id: String,
-    name: String,
-    media_type: String,
-    content_type: String,
-    file: Ingested,
-    thumbnail: Option<Ingested>,
-    metadata: Option<Value>,
-) -> NewEvent {
-    NewEvent {
-        id,
-        user_id: device.user_id,
-        device_id: device.device_id,
+    let (name, metadata) = checked?; // a refused upload's staged files go with the form
+    let (received, content_type, file_name) = form.event.take().expect("checked above");
+    let new = NewGalleryEvent {
         name,
-        media_type,
+        media_type: form.media_type.take(),
         content_type,
-        size: file.blob.size,
-        blob: Some(file.blob),
-        thumbnail: thumbnail.map(|t| t.blob),
+        file_name,
         metadata,
-        source_name: None,
-        watch_key: None,
-        created_ms: now_ms(),
-    }
+        ..NewGalleryEvent::default()
+    };
+    let stored = state.events.create(&device, new, received, form.thumbnail.take()).await?;
+    Ok(Json(json!({"success": true, "eventId": stored.id})))
 }
 
 #[derive(Deserialize)]
@@ -259,27 +201,21 @@ async fn store_put(
     body: axum::body::Body,
     expect: &Expectation,
 ) -> Result<Json<Value>, ApiError> {
-    let ingested = state.ingest.ingest(body.into_data_stream(), expect, device.user_id).await?;
+    let received = state.ingest.receive(body.into_data_stream(), expect).await?;
     if part == "thumbnail" {
-        state.catalog.set_event_thumbnail(device.device_id, event_id, &ingested.blob).await?;
+        state.events.attach_thumbnail(device, event_id, received).await?;
         return Ok(Json(json!({"success": true, "eventId": event_id})));
     }
-    let sniffed = sniff(&ingested.head, Some(name));
     let declared = headers.get(axum::http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_owned);
-    let content_type = declared.filter(|t| t != "application/octet-stream").unwrap_or(sniffed.content_type);
-    let event = new_event(
-        device,
-        event_id.to_owned(),
-        name.to_owned(),
-        sniffed.media_type.to_owned(),
-        content_type,
-        ingested,
-        None,
-        None,
-    );
-    match state.catalog.add_event(&event).await {
+    let new = NewGalleryEvent {
+        id: Some(event_id.to_owned()),
+        name: name.to_owned(),
+        content_type: declared,
+        ..NewGalleryEvent::default()
+    };
+    match state.events.create(device, new, received, None).await {
         Ok(stored) => Ok(Json(json!({"success": true, "eventId": stored.id}))),
-        Err(CatalogError::Conflict(_)) => Err(already_uploaded()),
+        Err(EventError::Exists(_)) => Err(already_uploaded()),
         Err(e) => Err(e.into()),
     }
 }

@@ -7,13 +7,14 @@ use axum::http::StatusCode;
 use serde_json::{Value, json};
 
 use super::form::Fields;
-use crate::catalog::{JobStatus, NewLibraryFile};
+use crate::catalog::JobStatus;
 use crate::http::AppState;
 use crate::http::error::ApiError;
 use crate::http::extract::{Caller, SessionUpload};
 use crate::import_buckets::ImportError;
 use crate::ingest::Expectation;
 use crate::jobs::remote_fetch::{self, RemoteFetch};
+use crate::library::{Folder, NewFile};
 use crate::remote::FetchError;
 
 fn folder_key(fields: &Fields) -> Result<String, ApiError> {
@@ -97,19 +98,12 @@ pub async fn blob(
     })?;
     let expect =
         Expectation { max_size: Some(state.config.max_upload_size), size_hint: object.size, ..Expectation::default() };
-    let ingested = state.ingest.ingest(object.body, &expect, user).await?;
-    let stored = state
-        .catalog
-        .add_file(&NewLibraryFile {
-            user_id: user,
-            folder_id: folder.id,
-            session_ulid: None,
-            job_id: None,
-            watch_key: None,
-            title: object.title,
-            blob: ingested.blob,
-            content_type: object.content_type.unwrap_or_else(|| "application/octet-stream".into()),
-        })
-        .await?;
+    let received = state.ingest.receive(object.body, &expect).await?;
+    let new = NewFile {
+        title: Some(object.title),
+        content_type: object.content_type,
+        ..NewFile::in_folder(user, Folder::Id(folder.id))
+    };
+    let stored = state.library.add(new, received).await?;
     Ok((StatusCode::CREATED, Json(json!({"file_id": stored.file_id}))))
 }

@@ -12,13 +12,14 @@ use serde_json::{Value, json};
 
 use super::DIRECT_UNSIGNED;
 use super::form::parse_folder_key;
-use crate::catalog::{CatalogError, NewLibraryFile, Session, SlotRefusal};
+use crate::catalog::{Session, SlotRefusal};
 use crate::http::AppState;
 use crate::http::blob_response::serve_blob;
 use crate::http::error::ApiError;
 use crate::http::extract::{Caller, OwnFile, QueryParams, SessionUpload};
 use crate::http::upload_host::verify_signed;
 use crate::ingest::{Expectation, IngestError, Received};
+use crate::library::{Folder, LibraryError, NewFile};
 
 #[derive(Deserialize)]
 pub struct UploadQuery {
@@ -181,28 +182,18 @@ async fn store_file(
     }
     .await;
     let folder = checked?;
-    let ingested = state.ingest.commit(file.received, session.user_id).await?;
-    let title =
-        title.or(file.file_name).filter(|t| !t.trim().is_empty()).unwrap_or_else(|| ingested.blob.sha256.to_string());
-    let content_type = file.content_type.unwrap_or_else(|| "application/octet-stream".into());
-    let stored = state
-        .catalog
-        .add_file(&NewLibraryFile {
-            user_id: session.user_id,
-            folder_id: folder.id,
-            session_ulid: Some(session.ulid.clone()),
-            job_id: None,
-            watch_key: None,
-            title,
-            blob: ingested.blob.clone(),
-            content_type,
-        })
-        .await
-        .map_err(|e| match e {
-            // finished while this file was streaming in: the finish did not list it
-            CatalogError::Gone(why) => gone("session_finished", &why),
-            other => other.into(),
-        })?;
+    let new = NewFile {
+        title,
+        file_name: file.file_name,
+        content_type: file.content_type,
+        session: Some(session.ulid.clone()),
+        ..NewFile::in_folder(session.user_id, Folder::Id(folder.id))
+    };
+    let stored = state.library.add(new, file.received).await.map_err(|e| match e {
+        // finished while this file was streaming in: the finish did not list it
+        LibraryError::SessionFinished(why) => gone("session_finished", &why),
+        other => other.into(),
+    })?;
     let mut answer = json!({"status": "success", "title": stored.title, "size": stored.size, "sha256": stored.sha256});
     if !limits.hide_response {
         answer["file_id"] = json!(stored.file_id);

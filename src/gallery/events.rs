@@ -1,0 +1,179 @@
+//! Gallery events as a service: the one place an event is created from received bytes (the
+//! family's form upload and signed PUT, a watched `incoming/` folder, a tus upload, the web
+//! page), given a thumbnail, or given the bytes a pull fetched. Media type and content type
+//! are decided here, the same way for every path.
+
+use std::sync::Arc;
+
+use serde_json::Value;
+
+use crate::catalog::{Catalog, CatalogError, Device, Event, MEDIA_TYPES, NewEvent};
+use crate::clock::now_ms;
+use crate::domain::DeviceId;
+use crate::ingest::{Ingest, IngestError, Received};
+use crate::media::sniff;
+
+#[derive(Debug, thiserror::Error)]
+pub enum EventError {
+    #[error("media_type '{0}' is not one of image, video, audio, document, other")]
+    InvalidMediaType(String),
+    /// The event (id, watch key) exists already.
+    #[error("{0}")]
+    Exists(String),
+    #[error("no event {0}")]
+    NoSuchEvent(String),
+    #[error(transparent)]
+    Ingest(#[from] IngestError),
+}
+
+impl From<CatalogError> for EventError {
+    fn from(err: CatalogError) -> Self {
+        match err {
+            CatalogError::Conflict(why) => EventError::Exists(why),
+            other => EventError::Ingest(other.into()),
+        }
+    }
+}
+
+/// A new event's description; what it leaves out is decided from the bytes.
+#[derive(Debug, Clone, Default)]
+pub struct NewGalleryEvent {
+    /// A fixed id (an `upload-url` names its event up front); else a new one.
+    pub id: Option<String>,
+    pub name: String,
+    /// The media type the client declared; checked against the family's list.
+    pub media_type: Option<String>,
+    /// The content type the client declared (a form part's, a PUT's header).
+    pub content_type: Option<String>,
+    /// The client's file name, when it differs from `name` (sniffing by extension).
+    pub file_name: Option<String>,
+    pub metadata: Option<Value>,
+    /// A watched file's identity, so a restart never records it twice.
+    pub watch_key: Option<String>,
+}
+
+/// The gallery events service.
+#[derive(Clone)]
+pub struct GalleryEvents {
+    catalog: Arc<dyn Catalog>,
+    ingest: Ingest,
+}
+
+pub fn new_event_id() -> String {
+    format!("evt_{}", ulid::Ulid::new())
+}
+
+impl GalleryEvents {
+    pub fn new(catalog: Arc<dyn Catalog>, ingest: Ingest) -> Self {
+        Self { catalog, ingest }
+    }
+
+    /// Commits the event's file (and thumbnail) for the device's owner and records the event.
+    /// Refused input (a bad media type) keeps nothing: the staged copies go with them.
+    pub async fn create(
+        &self,
+        device: &Device,
+        new: NewGalleryEvent,
+        file: Received,
+        thumbnail: Option<Received>,
+    ) -> Result<Event, EventError> {
+        let (media_type, content_type) = kinds(&new, &file.head)?;
+        let user = device.user_id;
+        let file = self.ingest.commit(file, user).await?;
+        let thumbnail = match thumbnail {
+            Some(received) => Some(self.ingest.commit(received, user).await?.blob),
+            None => None,
+        };
+        let event = NewEvent {
+            id: new.id.unwrap_or_else(new_event_id),
+            user_id: user,
+            device_id: device.device_id,
+            name: new.name,
+            media_type,
+            content_type,
+            size: file.blob.size,
+            blob: Some(file.blob),
+            thumbnail,
+            metadata: new.metadata,
+            source_name: None,
+            watch_key: new.watch_key,
+            created_ms: now_ms(),
+        };
+        Ok(self.catalog.add_event(&event).await?)
+    }
+
+    /// Gives an event its thumbnail (a client's: it wins over a generated one).
+    pub async fn attach_thumbnail(
+        &self,
+        device: &Device,
+        event_id: &str,
+        thumbnail: Received,
+    ) -> Result<(), EventError> {
+        let thumbnail = self.ingest.commit(thumbnail, device.user_id).await?;
+        if !self.catalog.set_event_thumbnail(device.device_id, event_id, &thumbnail.blob).await? {
+            return Err(EventError::NoSuchEvent(event_id.to_owned()));
+        }
+        Ok(())
+    }
+
+    /// Gives a harvested event the bytes a pull fetched (`name` helps sniffing).
+    pub async fn fill(&self, device: &Device, event_id: &str, name: &str, file: Received) -> Result<(), EventError> {
+        let content_type = sniff(&file.head, Some(name)).content_type;
+        let file = self.ingest.commit(file, device.user_id).await?;
+        if !self.catalog.set_event_content(device.device_id, event_id, &file.blob, &content_type).await? {
+            return Err(EventError::NoSuchEvent(event_id.to_owned()));
+        }
+        Ok(())
+    }
+
+    /// Soft-deletes an event.
+    pub async fn delete(&self, device: DeviceId, event_id: &str) -> Result<(), EventError> {
+        if !self.catalog.delete_event(device, event_id).await? {
+            return Err(EventError::NoSuchEvent(event_id.to_owned()));
+        }
+        Ok(())
+    }
+}
+
+/// The event's media type and content type: the declared media type when it is one of the
+/// family's (else refused), otherwise sniffed from the bytes (then the name's extension, then
+/// the declared content type's top level); the declared content type unless it says nothing
+/// (`application/octet-stream`), otherwise sniffed.
+fn kinds(new: &NewGalleryEvent, head: &[u8]) -> Result<(String, String), EventError> {
+    let name = new.file_name.as_deref().unwrap_or(&new.name);
+    let sniffed = sniff(head, Some(name));
+    let declared = new.content_type.as_deref().filter(|t| !t.is_empty() && *t != "application/octet-stream");
+    let from_declared =
+        declared.and_then(|t| t.split('/').next()).filter(|top| ["image", "video", "audio"].contains(top));
+    let media_type = match new.media_type.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
+        Some(t) if MEDIA_TYPES.contains(&t) => t.to_owned(),
+        Some(t) => return Err(EventError::InvalidMediaType(t.to_owned())),
+        None if sniffed.media_type == "other" => from_declared.unwrap_or("other").to_owned(),
+        None => sniffed.media_type.to_owned(),
+    };
+    let content_type = declared.map(str::to_owned).unwrap_or(sniffed.content_type);
+    Ok((media_type, content_type))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PNG: &[u8] = &[0x89, b'P', b'N', b'G', 0x0D, 0x0A, 0x1A, 0x0A, 0, 0, 0, 13, b'I', b'H', b'D', b'R'];
+
+    #[test]
+    fn kinds_follow_the_declared_then_the_bytes() {
+        let new = |media: Option<&str>, content: Option<&str>| NewGalleryEvent {
+            name: "door".into(),
+            media_type: media.map(str::to_owned),
+            content_type: content.map(str::to_owned),
+            ..NewGalleryEvent::default()
+        };
+        assert_eq!(kinds(&new(None, None), PNG).unwrap(), ("image".into(), "image/png".into()));
+        assert_eq!(kinds(&new(Some("video"), None), PNG).unwrap().0, "video");
+        assert!(matches!(kinds(&new(Some("movie"), None), PNG), Err(EventError::InvalidMediaType(_))));
+        let unknown = kinds(&new(None, Some("audio/x-weird")), b"????").unwrap();
+        assert_eq!(unknown, ("audio".into(), "audio/x-weird".into()), "the declared type helps unknown bytes");
+        assert_eq!(kinds(&new(None, Some("application/octet-stream")), PNG).unwrap().1, "image/png");
+    }
+}
