@@ -10,16 +10,31 @@ use std::time::Duration;
 use anyhow::Context;
 use tokio::net::TcpListener;
 
+use tokio::sync::Notify;
+
 use crate::blob_store::{BlobStore, LocalStore, S3Store};
 use crate::catalog::Catalog;
 use crate::catalog::SqlCatalog;
 use crate::config::Config;
+use crate::domain::JobKind;
+use crate::gallery::{GalleryEvents, GalleryPulls};
 use crate::http::{AppState, router};
 use crate::import_buckets::ImportBuckets;
-use crate::jobs::watch::WatchFolders;
-use crate::jobs::{JobRunner, consistency};
+use crate::ingest::Ingest;
+use crate::ingest::multipart::MultipartUploads;
+use crate::jobs::{BlobWrites, JobRunner, Registration, consistency, maintenance_tasks};
+use crate::library::{LibraryFiles, RemoteImports};
+use crate::media::MediaProcessor;
 use crate::remote::RemotePolicy;
 use crate::signing::Signer;
+use crate::watch::WatchFolders;
+
+/// Media jobs decode images and run ffmpeg: about one per core.
+const MEDIA_WORKERS: usize = 2;
+/// Network jobs mostly wait; one account gets at most `NETWORK_JOBS_PER_ACCOUNT` of them at
+/// once, so another account's import starts while the first one's slow server trickles.
+const NETWORK_WORKERS: usize = 4;
+const NETWORK_JOBS_PER_ACCOUNT: u32 = 2;
 
 /// The catalog, store and services a process works with; shared by `serve` and the admin CLI.
 pub struct Services {
@@ -27,9 +42,15 @@ pub struct Services {
     pub catalog: Arc<dyn Catalog>,
     pub store: Arc<dyn BlobStore>,
     pub signer: Signer,
+    /// The upload pipeline; it wakes the job runner when new content queued its media job.
+    pub ingest: Ingest,
+    pub uploads: MultipartUploads,
+    pub library: LibraryFiles,
+    pub events: GalleryEvents,
     pub jobs: JobRunner,
     pub remote: Arc<RemotePolicy>,
     pub import_buckets: Arc<ImportBuckets>,
+    wake: Arc<Notify>,
 }
 
 impl Services {
@@ -45,8 +66,63 @@ impl Services {
         let remote = Arc::new(RemotePolicy::parse(&config.remote_allow).context("FERRY_REMOTE_ALLOW")?);
         let import_buckets = Arc::new(ImportBuckets::open(&config).context("cannot open the import buckets")?);
         let config = Arc::new(config);
-        let jobs = JobRunner::new(catalog.clone(), store.clone(), config.clone(), remote.clone(), signer.clone());
-        Ok(Self { config, catalog, store, signer, jobs, remote, import_buckets })
+        let wake = Arc::new(Notify::new());
+        let ingest = Ingest::new(store.clone(), catalog.clone()).waking(wake.clone());
+        let uploads = MultipartUploads::new(ingest.clone(), signer.clone(), &config);
+        let library = LibraryFiles::new(catalog.clone(), ingest.clone());
+        let events = GalleryEvents::new(catalog.clone(), ingest.clone());
+        let jobs = JobRunner::new(catalog.clone(), wake.clone(), config.job_interval);
+        let mut services = Self {
+            config,
+            catalog,
+            store,
+            signer,
+            ingest,
+            uploads,
+            library,
+            events,
+            jobs,
+            remote,
+            import_buckets,
+            wake,
+        };
+        services.jobs = services.job_runner(BlobWrites::Here);
+        Ok(services)
+    }
+
+    /// The job runner with every handler and maintenance task, or (beside a server on an
+    /// SQLite catalog) without what writes or removes blobs: queued jobs store thumbnails
+    /// and imports, so they are left to the server too.
+    pub fn job_runner(&self, blob_writes: BlobWrites) -> JobRunner {
+        let tasks = maintenance_tasks(
+            self.catalog.clone(),
+            self.store.clone(),
+            self.uploads.clone(),
+            &self.config,
+            blob_writes,
+        );
+        let runner = JobRunner::new(self.catalog.clone(), self.wake.clone(), self.config.job_interval).maintain(tasks);
+        if blob_writes == BlobWrites::LeftToServer {
+            return runner;
+        }
+        let (catalog, config, remote) = (&self.catalog, &self.config, &self.remote);
+        let media = MediaProcessor::new(catalog.clone(), self.store.clone(), self.ingest.clone(), config.clone());
+        let imports = RemoteImports::new(self.library.clone(), remote.clone(), config.clone());
+        let pulls = GalleryPulls::new(
+            catalog.clone(),
+            self.ingest.clone(),
+            self.events.clone(),
+            remote.clone(),
+            config.clone(),
+        );
+        let network = |handler| Registration { handler, workers: NETWORK_WORKERS, per_owner: NETWORK_JOBS_PER_ACCOUNT };
+        runner
+            .register(
+                JobKind::MediaProcess,
+                Registration { handler: Arc::new(media), workers: MEDIA_WORKERS, per_owner: u32::MAX },
+            )
+            .register(JobKind::RemoteFetch, network(Arc::new(imports)))
+            .register(JobKind::GalleryPull, network(Arc::new(pulls)))
     }
 
     /// Base of signed URLs when no server address is known (the CLI): the configured
@@ -118,11 +194,10 @@ impl Application {
         let public_url = services.config.public_url.clone().unwrap_or_else(|| format!("http://{bound}"));
         let upload_url = services.config.upload_url.clone().unwrap_or_else(|| public_url.clone());
         let state = AppState {
-            // the runner's pipeline: it wakes the runner when new content needs processing
-            ingest: services.jobs.ingest.clone(),
-            uploads: services.jobs.uploads.clone(),
-            events: services.jobs.events.clone(),
-            library: services.jobs.library.clone(),
+            ingest: services.ingest,
+            uploads: services.uploads,
+            events: services.events,
+            library: services.library,
             config: services.config,
             catalog: services.catalog,
             store: services.store,

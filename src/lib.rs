@@ -9,8 +9,8 @@
 //! - [`catalog`]: every other piece of state ([`catalog::Catalog`]; SQLite or PostgreSQL).
 //! - [`auth`]: credentials → principal, and the permission table.
 //! - [`signing`]: signed URLs for the upload host.
-//! - [`jobs`]: background work (expiry, GC, remote fetch, media processing, watch folders),
-//!   one step at a time.
+//! - [`jobs`]: the job runner (claims, leases, retries, fairness between accounts) and
+//!   maintenance (expiry, sweeps, collection); each job kind's handler lives with its feature.
 //! - [`media`]: what stored files are: sniffing, EXIF, thumbnails, ffprobe/ffmpeg for videos.
 //! - [`remote`]: SSRF-safe fetching for remote import.
 //! - [`redact`]: secrets (URL passwords) out of whatever shows a job.
@@ -36,3 +36,4 @@ pub mod media;
 pub mod redact;
 pub mod remote;
 pub mod signing;
+pub mod watch;

@@ -35,7 +35,7 @@ pub trait Blobs {
     /// not recorded yet, a `place` intent is written before the bytes move and removed with
     /// the rows that record them, so a crash in between leaves bytes the sweep removes. When
     /// the blob row is new, the same transaction queues its media job
-    /// ([`crate::media::PROCESS_KIND`]): every new content is processed once, and a crash
+    /// ([`crate::domain::media_job`]): every new content is processed once, and a crash
     /// cannot leave content recorded but never processed.
     async fn commit_blob(&self, blob: &BlobRecord, holder: UserId, place_bytes: BlobStep) -> CatalogResult<()>;
     /// Collects one blob that nothing holds or references and that was last used before

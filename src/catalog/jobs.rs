@@ -1,6 +1,7 @@
-//! The job queue: a claim leases the oldest runnable job (on PostgreSQL skipping rows another
-//! claimer has locked, so replicas never wait on each other nor take one job twice); a
-//! running job whose lease passed (its worker died) is runnable again.
+//! The job queue: a claim leases the oldest runnable job of the kinds the claimer runs (on
+//! PostgreSQL skipping rows another claimer has locked, so replicas never wait on each other
+//! nor take one job twice), skipping the jobs of an account that already has its share of a
+//! kind's workers; a running job whose lease passed (its worker died) is runnable again.
 
 use std::time::Duration;
 
@@ -10,44 +11,79 @@ use super::db::{Dialect, Exec};
 use super::rows::{self, JOB};
 use super::*;
 use crate::clock::now_ms;
+use crate::domain::UserId;
 
 /// Jobs are tried this many times before they are marked failed.
 pub const MAX_ATTEMPTS: i64 = 5;
+
+/// Which jobs a claim may take.
+#[derive(Debug, Clone, Copy)]
+pub struct ClaimScope<'a> {
+    /// The kinds the claimer runs (all kinds when empty).
+    pub kinds: &'a [&'a str],
+    /// An account with this many running jobs of a kind gets no more of it until one ends:
+    /// the rest of the kind's workers stay free for other accounts.
+    pub per_owner: u32,
+}
 
 #[async_trait]
 pub trait JobQueue {
     /// Queues a job; a job with the same `dedup_key` that is not finished is not queued twice
     /// (its id is returned).
-    async fn enqueue_job(&self, kind: &str, payload: &serde_json::Value, dedup_key: Option<&str>)
-    -> CatalogResult<i64>;
-    /// Claims the oldest runnable job, leasing it for `lease` (an expired lease makes a
-    /// running job claimable again, so a dead worker's job is retried).
-    async fn claim_job(&self, lease: Duration) -> CatalogResult<Option<Job>>;
+    async fn enqueue_job(
+        &self,
+        kind: &str,
+        payload: &serde_json::Value,
+        dedup_key: Option<&str>,
+    ) -> CatalogResult<i64> {
+        self.enqueue_job_for(kind, payload, dedup_key, None).await
+    }
+    /// [`JobQueue::enqueue_job`] for work done on behalf of `owner` (see [`ClaimScope`]).
+    async fn enqueue_job_for(
+        &self,
+        kind: &str,
+        payload: &serde_json::Value,
+        dedup_key: Option<&str>,
+        owner: Option<UserId>,
+    ) -> CatalogResult<i64>;
+    /// Claims the oldest runnable job of any kind, leasing it for `lease` (an expired lease
+    /// makes a running job claimable again, so a dead worker's job is retried).
+    async fn claim_job(&self, lease: Duration) -> CatalogResult<Option<Job>> {
+        self.claim_job_in(lease, ClaimScope { kinds: &[], per_owner: u32::MAX }).await
+    }
+    /// Claims the oldest runnable job within `scope`.
+    async fn claim_job_in(&self, lease: Duration, scope: ClaimScope<'_>) -> CatalogResult<Option<Job>>;
+    /// Extends the lease of a running job (its worker is alive); `false` when it is not running.
+    async fn renew_job(&self, job_id: i64, lease: Duration) -> CatalogResult<bool>;
     async fn finish_job(&self, job_id: i64, outcome: JobOutcome) -> CatalogResult<()>;
     async fn list_jobs(&self, status: Option<JobStatus>) -> CatalogResult<Vec<Job>>;
     async fn job(&self, job_id: i64) -> CatalogResult<Option<Job>>;
 }
 
+/// A job to insert.
+struct NewJob<'a> {
+    kind: &'a str,
+    payload: String,
+    key: Option<&'a str>,
+    owner: Option<UserId>,
+}
+
 /// Inserts a job unless an unfinished one has its key; returns the new job's id, if any.
-async fn insert(
-    exec: &mut dyn Exec,
-    kind: &str,
-    payload: &str,
-    key: Option<&str>,
-    now: i64,
-) -> CatalogResult<Option<i64>> {
-    let sql = "insert into jobs (kind, payload, dedup_key, run_after_ms, created_ms, updated_ms)
-               values ($1, $2, $3, $4, $4, $4)
+async fn insert(exec: &mut dyn Exec, job: &NewJob<'_>, now: i64) -> CatalogResult<Option<i64>> {
+    let sql = "insert into jobs (kind, payload, dedup_key, owner_id, run_after_ms, created_ms, updated_ms)
+               values ($1, $2, $3, $4, $5, $5, $5)
                on conflict (dedup_key) where dedup_key is not null and status in ('pending', 'running') do nothing
                returning id";
-    exec.opt(sql, params![kind, payload, key, now]).await?.map(|r| r.get(0)).transpose()
+    let owner = job.owner.map(|o| o.0);
+    exec.opt(sql, params![job.kind, &job.payload, job.key, owner, now]).await?.map(|r| r.get(0)).transpose()
 }
 
 /// Queues the media job of new content in the caller's transaction (see
 /// `Blobs::commit_blob`); a queued or running one of the same content is enough.
 pub(super) async fn enqueue_media(exec: &mut dyn Exec, sha256: &Sha256Hex, now: i64) -> CatalogResult<()> {
     let (kind, payload, key) = crate::domain::media_job(sha256);
-    insert(exec, kind.as_str(), &payload.to_string(), Some(&key), now).await?;
+    let job = NewJob { kind: kind.as_str(), payload: payload.to_string(), key: Some(&key), owner: None };
+    insert(exec, &job, now).await?;
     Ok(())
 }
 
@@ -60,18 +96,19 @@ fn skip_locked(dialect: Dialect) -> &'static str {
 
 #[async_trait]
 impl JobQueue for SqlCatalog {
-    async fn enqueue_job(
+    async fn enqueue_job_for(
         &self,
         kind: &str,
         payload: &serde_json::Value,
         dedup_key: Option<&str>,
+        owner: Option<UserId>,
     ) -> CatalogResult<i64> {
+        let job = NewJob { kind, payload: payload.to_string(), key: dedup_key, owner };
         // The unfinished job of this key may finish between a refused insert and the select
         // that looks for it; then the insert is simply tried again.
         for _ in 0..3 {
             let mut tx = self.db.begin().await?;
-            let inserted = insert(&mut tx, kind, &payload.to_string(), dedup_key, now_ms()).await?;
-            let queued = match inserted {
+            let queued = match insert(&mut tx, &job, now_ms()).await? {
                 Some(id) => Some(id),
                 None => tx
                     .opt(
@@ -90,37 +127,67 @@ impl JobQueue for SqlCatalog {
         Err(CatalogError::Conflict(format!("job key '{}' keeps changing state", dedup_key.unwrap_or_default())))
     }
 
-    async fn claim_job(&self, lease: Duration) -> CatalogResult<Option<Job>> {
+    async fn claim_job_in(&self, lease: Duration, scope: ClaimScope<'_>) -> CatalogResult<Option<Job>> {
         let now = now_ms();
         let mut tx = self.db.begin().await?;
+        let dialect = tx.dialect();
+        let kinds = match scope.kinds {
+            [] => String::new(),
+            _ => format!("and j.kind in (select v from {} w)", dialect.list(4)),
+        };
         let sql = format!(
             "update jobs set status = 'running', attempts = attempts + 1, lease_until_ms = $1, updated_ms = $2
-             where id = (select id from jobs
-                         where (status = 'pending' and run_after_ms <= $2) or (status = 'running' and lease_until_ms < $2)
-                         order by run_after_ms, id limit 1{})
+             where id = (select j.id from jobs j
+                         where ((j.status = 'pending' and j.run_after_ms <= $2)
+                                or (j.status = 'running' and j.lease_until_ms < $2))
+                           {kinds}
+                           and (j.owner_id is null or (select count(*) from jobs r
+                                where r.kind = j.kind and r.owner_id = j.owner_id and r.status = 'running'
+                                  and r.lease_until_ms >= $2) < $3)
+                         order by j.run_after_ms, j.id limit 1{})
              returning {}",
-            skip_locked(tx.dialect()),
+            skip_locked(dialect),
             JOB.replace("j.", "")
         );
-        let row = tx.opt(&sql, params![now + lease.as_millis() as i64, now]).await?;
+        let until = now + lease.as_millis() as i64;
+        let per_owner = i64::from(scope.per_owner);
+        let row = match scope.kinds {
+            [] => tx.opt(&sql, params![until, now, per_owner]).await?,
+            kinds => tx.opt(&sql, params![until, now, per_owner, db::Value::list(kinds)]).await?,
+        };
         tx.commit().await?;
         row.map(|r| rows::job(&r, 0)).transpose()
     }
 
+    async fn renew_job(&self, job_id: i64, lease: Duration) -> CatalogResult<bool> {
+        let now = now_ms();
+        let mut tx = self.db.begin().await?;
+        let renewed = tx
+            .exec(
+                "update jobs set lease_until_ms = $1, updated_ms = $2 where id = $3 and status = 'running'",
+                params![now + lease.as_millis() as i64, now, job_id],
+            )
+            .await?;
+        tx.commit().await?;
+        Ok(renewed == 1)
+    }
+
     async fn finish_job(&self, job_id: i64, outcome: JobOutcome) -> CatalogResult<()> {
         let now = now_ms();
-        let (status, error, run_after) = match outcome {
-            JobOutcome::Done => ("done", None, now),
-            JobOutcome::Failed { error } => ("failed", Some(error), now),
-            JobOutcome::Retry { error, after } => ("pending", Some(error), now + after.as_millis() as i64),
+        let (status, error, code, run_after) = match outcome {
+            JobOutcome::Done => ("done", None, None, now),
+            JobOutcome::Failed { error } => ("failed", Some(error), None, now),
+            JobOutcome::Refused { code, error } => ("failed", Some(error), Some(code), now),
+            JobOutcome::Retry { error, after } => ("pending", Some(error), None, now + after.as_millis() as i64),
         };
         let mut tx = self.db.begin().await?;
         // a retry past the last attempt is a failure
         tx.exec(
             "update jobs set status = case when $1 = 'pending' and attempts >= $2 then 'failed' else $1 end,
-                 last_error = coalesce($3, last_error), run_after_ms = $4, lease_until_ms = null, updated_ms = $5
-             where id = $6",
-            params![status, MAX_ATTEMPTS, error, run_after, now, job_id],
+                 last_error = coalesce($3, last_error), failure_code = $4, run_after_ms = $5, lease_until_ms = null,
+                 updated_ms = $6
+             where id = $7",
+            params![status, MAX_ATTEMPTS, error, code, run_after, now, job_id],
         )
         .await?;
         tx.commit().await

@@ -44,7 +44,7 @@ use futures_util::future::BoxFuture;
 pub use blobs::Blobs;
 pub use gallery::Gallery;
 pub use identities::Identities;
-pub use jobs::{JobQueue, MAX_ATTEMPTS};
+pub use jobs::{ClaimScope, JobQueue, MAX_ATTEMPTS};
 pub use library::Library;
 pub use media::MediaItems;
 pub use media_results::MediaResults;

@@ -124,6 +124,10 @@ pub struct Job {
     pub attempts: i64,
     #[serde(serialize_with = "crate::redact::serialize_text")]
     pub last_error: Option<String>,
+    /// A stable code for a failure callers act on (see [`JobOutcome::Refused`]).
+    pub failure_code: Option<String>,
+    /// The account the job works for (its fair share of a kind's workers).
+    pub owner_id: Option<UserId>,
     pub run_after: String,
     pub updated: String,
 }
@@ -137,6 +141,8 @@ impl std::fmt::Debug for Job {
             .field("status", &self.status)
             .field("attempts", &self.attempts)
             .field("last_error", &self.last_error.as_deref().map(crate::redact::url_passwords))
+            .field("failure_code", &self.failure_code)
+            .field("owner_id", &self.owner_id)
             .field("run_after", &self.run_after)
             .field("updated", &self.updated)
             .finish()
@@ -179,6 +185,11 @@ pub enum JobOutcome {
         after: std::time::Duration,
     },
     Failed {
+        error: String,
+    },
+    /// Failed for a reason callers act on: `code` is stable (e.g. `gone_from_device`).
+    Refused {
+        code: &'static str,
         error: String,
     },
 }

@@ -213,8 +213,7 @@ pub(super) fn media_result(row: &Row, at: usize) -> CatalogResult<Option<MediaIn
     }))
 }
 
-pub(super) const JOB: &str =
-    "j.id, j.kind, j.payload, j.status, j.attempts, j.last_error, j.run_after_ms, j.updated_ms";
+pub(super) const JOB: &str = "j.id, j.kind, j.payload, j.status, j.attempts, j.last_error, j.run_after_ms, j.updated_ms, j.failure_code, j.owner_id";
 
 pub(super) fn job(row: &Row, at: usize) -> CatalogResult<Job> {
     let status: String = row.get(at + 3)?;
@@ -227,5 +226,7 @@ pub(super) fn job(row: &Row, at: usize) -> CatalogResult<Job> {
         last_error: row.get(at + 5)?,
         run_after: iso(row.get(at + 6)?),
         updated: iso(row.get(at + 7)?),
+        failure_code: row.get(at + 8)?,
+        owner_id: row.get::<Option<i64>>(at + 9)?.map(UserId),
     })
 }

@@ -15,7 +15,7 @@ use crate::auth::secrets;
 use crate::catalog::{CatalogError, Device, DeviceFlag, DeviceRef, NewDevice, NewGrant, User};
 use crate::config::{Config, Layer, parse_duration};
 use crate::domain::{GrantId, Level, MediaPath, Name, ScopeSet, Sha256Hex, TokenId};
-use crate::jobs::consistency;
+use crate::jobs::{BlobWrites, consistency};
 use crate::signing::targets;
 
 #[derive(Args, Debug)]
@@ -484,10 +484,10 @@ async fn execute(services: &Services, command: AdminCommand) -> Result<Printed, 
                 .map_err(|e| Failure::new("data_dir", format!("cannot check {}: {e:#}", dir.display())))?;
             let sqlite = services.config.database_url.starts_with("sqlite:");
             let collects = server_lock.is_some() || !sqlite;
-            let jobs = if collects { services.jobs.clone() } else { services.jobs.clone().without_blob_writes() };
+            let jobs = if collects { services.jobs.clone() } else { services.job_runner(BlobWrites::LeftToServer) };
             let steps = if until_idle { jobs.run_until_idle().await? } else { vec![jobs.run_one_step().await?] };
             drop(server_lock);
-            let steps: Vec<String> = steps.iter().map(|s| format!("{s:?}")).collect();
+            let steps: Vec<String> = steps.iter().map(ToString::to_string).collect();
             let mut text = format!("ran {} step(s)", steps.len());
             if !collects {
                 text.push_str(" (queued jobs and blob collection left to the running server)");

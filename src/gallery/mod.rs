@@ -8,25 +8,22 @@
 //! there, so a redirect out of it is refused like any other private address.
 
 mod events;
+mod pull;
 
 pub use events::{EventError, GalleryEvents, NewGalleryEvent, new_event_id};
+pub use pull::{GONE_FROM_DEVICE, GalleryPulls, pull_dedup_key, pull_payload};
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Deserialize;
-use serde_json::json;
 
-use crate::catalog::{Catalog, CatalogError, Device, Job, JobOutcome, MEDIA_TYPES, NewEvent};
+use crate::catalog::{Catalog, CatalogError, Device, MEDIA_TYPES, NewEvent};
 use crate::clock::now_ms;
-use crate::domain::{DeviceId, MAX_BLOB_SIZE};
-use crate::jobs::JobRunner;
+use crate::domain::MAX_BLOB_SIZE;
 use crate::media::sniff;
-use crate::remote::{FetchError, RemotePolicy, UrlBase, fetch, fetch_small};
+use crate::remote::{RemotePolicy, UrlBase, fetch_small};
 
-pub const PULL_KIND: &str = "gallery_pull";
-/// A job failing with this prefix means the device no longer has the file.
-pub const GONE: &str = "gone:";
 const INDEX_LIMIT: usize = 16 * 1024 * 1024;
 
 /// `<data_dir>/gallery/<user>/<device>`; its `incoming/` and `thumbnails/` are watched.
@@ -133,57 +130,4 @@ pub async fn harvest_all(
         }
     }
     Ok(created)
-}
-
-pub fn pull_payload(device: DeviceId, event_id: &str) -> serde_json::Value {
-    json!({"device_id": device, "event_id": event_id})
-}
-
-/// The pull job: fetch the event's file from the device's source and attach it.
-pub async fn run_pull(runner: &JobRunner, job: &Job) -> JobOutcome {
-    let (Some(device_id), Some(event_id)) = (job.payload["device_id"].as_i64(), job.payload["event_id"].as_str())
-    else {
-        return JobOutcome::Failed { error: "bad job payload".into() };
-    };
-    let device_id = DeviceId(device_id);
-    let catalog = runner.catalog.as_ref();
-    let device = match catalog.find_devices(&crate::catalog::DeviceRef::Id(device_id)).await {
-        Ok(mut found) if !found.is_empty() => found.remove(0),
-        Ok(_) => return JobOutcome::Failed { error: "the device is gone".into() },
-        Err(e) => return JobOutcome::Retry { error: e.to_string(), after: Duration::from_secs(5) },
-    };
-    let event = match catalog.event(device_id, event_id).await {
-        Ok(Some(event)) if event.sha256.is_none() => event,
-        Ok(Some(_)) => return JobOutcome::Done, // pulled meanwhile
-        Ok(None) => return JobOutcome::Failed { error: "the event is gone".into() },
-        Err(e) => return JobOutcome::Retry { error: e.to_string(), after: Duration::from_secs(5) },
-    };
-    let (base, policy) = match source(&runner.remote, &device) {
-        Ok(source) => source,
-        Err(e) => return JobOutcome::Failed { error: e },
-    };
-    let name = event.source_name.as_deref().unwrap_or(&event.name);
-    let url = match base.resolve(name) {
-        Ok(url) => url,
-        Err(why) => return JobOutcome::Failed { error: format!("not a file of the pull source {base}: {why}") },
-    };
-    let config = &runner.config;
-    let fetched = match fetch(&policy, &runner.ingest, url, config.max_upload_size, config.remote_timeout).await {
-        Ok(fetched) => fetched,
-        Err(FetchError::Status(404 | 410)) => {
-            return JobOutcome::Failed { error: format!("{GONE} the device no longer has {name}") };
-        }
-        Err(FetchError::Refused(why)) => return JobOutcome::Failed { error: why },
-        Err(e) => {
-            return JobOutcome::Retry {
-                error: e.to_string(),
-                after: Duration::from_secs(2u64.pow(job.attempts.clamp(0, 8) as u32)),
-            };
-        }
-    };
-    match runner.events.fill(&device, event_id, name, fetched.received).await {
-        // deleted meanwhile: nothing left to fill
-        Ok(()) | Err(EventError::NoSuchEvent(_)) => JobOutcome::Done,
-        Err(e) => JobOutcome::Retry { error: e.to_string(), after: Duration::from_secs(5) },
-    }
 }

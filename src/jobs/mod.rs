@@ -1,61 +1,62 @@
-//! Background work: queued jobs from the catalog (claimed with a lease, retried with
-//! backoff) and maintenance steps (blob GC). [`JobRunner::run_one_step`] does one unit of
-//! work so tests and `ferry admin jobs run --until-idle` drive it deterministically; the
-//! server runs the same step in a loop, woken at once when work is queued.
+//! Background work: queued jobs from the catalog, and periodic maintenance.
+//!
+//! The runner only claims, leases, retries and dispatches: what a job kind does is a
+//! [`JobHandler`], and what maintenance does is a [`Periodic`] task, both registered where the
+//! application is assembled (`app`), so this module imports no feature. Jobs run concurrently,
+//! a few workers per kind ([`Registration`]), and fairly: an account that has its share of a
+//! kind's workers waits for one of them before it gets another (see
+//! `catalog::ClaimScope`), so one account's slow import never stalls another's, and a slow
+//! network job never stalls media processing, expiry or collection (they have workers of
+//! their own). A running job's lease is renewed while its worker lives; a dead worker's job
+//! is taken over once the lease has passed, and retried.
+//!
+//! [`JobRunner::run_one_step`] does one unit of work so tests and `ferry admin jobs run
+//! --until-idle` drive it deterministically; the server runs the same in workers.
 
 pub mod consistency;
-pub mod media_process;
-pub mod remote_fetch;
-pub mod watch;
+mod maintenance;
 
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
 
+use async_trait::async_trait;
 use tokio::sync::Notify;
+use tracing::Instrument;
 
-use crate::blob_store::BlobStore;
-use crate::catalog::{BoxError, Catalog, CatalogError, Job, JobOutcome};
-use crate::config::Config;
-use crate::gallery::GalleryEvents;
-use crate::ingest::Ingest;
-use crate::ingest::multipart::{MultipartUploads, UploadError};
-use crate::library::LibraryFiles;
-use crate::remote::RemotePolicy;
-use crate::signing::Signer;
+use crate::catalog::{BoxError, Catalog, CatalogError, ClaimScope, Job, JobOutcome};
+use crate::domain::{JobKind, UserId};
+pub use maintenance::{BlobWrites, maintenance_tasks};
 
-/// Intents older than this are finished by the maintenance step (a commit takes far less;
-/// the start-up sweep takes every intent).
-const INTENT_AGE: Duration = Duration::from_secs(600);
-/// Abandoned staging is looked for this often (on S3 it is a listing of the staging area).
-const STAGING_SWEEP_EVERY: Duration = Duration::from_secs(600);
-/// How long a claimed job is leased before another worker may take it over.
-const LEASE: Duration = Duration::from_secs(300);
-/// After a collection pass finds nothing, the next one waits a tenth of `gc_grace`, at most
-/// this long. A pass reads every blob last used before the grace cutoff until it meets an
-/// unreferenced one, so on a large catalog it is not free (~0.1 s per 200,000 referenced
-/// blobs on SQLite), and the runner wakes after every upload that stores new content.
-const MAX_COLLECTION_PAUSE: Duration = Duration::from_secs(60);
+/// How long a claimed job is leased; its worker renews it every third of that while alive.
+const LEASE: Duration = Duration::from_secs(60);
 
+/// What one kind of job does.
+#[async_trait]
+pub trait JobHandler: Send + Sync {
+    /// Runs one job. Implementations MUST be idempotent (a job may run again after a worker
+    /// died) and MUST sort their failures: what may pass is retried, what cannot is failed.
+    async fn run(&self, job: &Job) -> JobOutcome;
+}
+
+/// A maintenance task run when there is no queued work (expiry, sweeps, collection).
+#[async_trait]
+pub trait Periodic: Send + Sync {
+    /// What the task is, for logs and `admin jobs run`.
+    fn name(&self) -> &'static str;
+    /// Does one unit of the task's work; `Some` says what was done, `None` that there was
+    /// nothing to do.
+    async fn step(&self) -> Result<Option<String>, BoxError>;
+}
+
+/// How a job kind runs.
 #[derive(Clone)]
-pub struct JobRunner {
-    pub(crate) catalog: Arc<dyn Catalog>,
-    store: Arc<dyn BlobStore>,
-    pub(crate) ingest: Ingest,
-    pub(crate) uploads: MultipartUploads,
-    pub(crate) library: LibraryFiles,
-    pub(crate) events: GalleryEvents,
-    pub(crate) remote: Arc<RemotePolicy>,
-    pub(crate) config: Arc<Config>,
-    wake: Arc<Notify>,
-    /// False in an admin run beside a server on an SQLite catalog: that catalog keeps
-    /// commits, collection and the intent sweep apart inside its own process only, so the
-    /// server runs everything that writes or removes blobs (queued jobs store thumbnails and
-    /// imports); the admin run does the rest of the maintenance.
-    touches_blobs: bool,
-    /// When a collection pass last found nothing (shared by the runner's clones).
-    last_empty_collection: Arc<Mutex<Option<Instant>>>,
-    /// When abandoned staging was last swept (an S3 listing: not on every idle step).
-    last_staging_sweep: Arc<Mutex<Option<Instant>>>,
+pub struct Registration {
+    pub handler: Arc<dyn JobHandler>,
+    /// Jobs of this kind running at once in one process.
+    pub workers: usize,
+    /// Jobs of this kind one account may have running at once (across replicas).
+    pub per_owner: u32,
 }
 
 /// What one step did.
@@ -63,143 +64,82 @@ pub struct JobRunner {
 pub enum Step {
     Idle,
     RanJob { job_id: i64, kind: String, ok: bool },
-    ExpiredUpload(String),
-    ExpiredSessions(usize),
-    PurgedTombstones(usize),
-    ForgotTargets(usize),
-    SweptIntents(usize),
-    SweptStaging(usize),
-    CollectedBlob(String),
+    Maintained { task: &'static str, did: String },
+}
+
+impl std::fmt::Display for Step {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Step::Idle => f.write_str("idle"),
+            Step::RanJob { job_id, kind, ok } => {
+                write!(f, "{kind} job {job_id} {}", if *ok { "done" } else { "failed or retried" })
+            }
+            Step::Maintained { task, did } => write!(f, "{task}: {did}"),
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct JobRunner {
+    catalog: Arc<dyn Catalog>,
+    kinds: Arc<BTreeMap<JobKind, Registration>>,
+    periodic: Arc<Vec<Arc<dyn Periodic>>>,
+    wake: Arc<Notify>,
+    interval: Duration,
 }
 
 impl JobRunner {
-    pub fn new(
-        catalog: Arc<dyn Catalog>,
-        store: Arc<dyn BlobStore>,
-        config: Arc<Config>,
-        remote: Arc<RemotePolicy>,
-        signer: Signer,
-    ) -> Self {
-        // new content queues its media job: the pipeline wakes the runner to start it now
-        let wake = Arc::new(Notify::new());
-        let ingest = Ingest::new(store.clone(), catalog.clone()).waking(wake.clone());
-        let uploads = MultipartUploads::new(ingest.clone(), signer, &config);
-        let library = LibraryFiles::new(catalog.clone(), ingest.clone());
-        let events = GalleryEvents::new(catalog.clone(), ingest.clone());
-        Self {
-            catalog,
-            store,
-            ingest,
-            uploads,
-            library,
-            events,
-            remote,
-            config,
-            wake,
-            touches_blobs: true,
-            last_empty_collection: Arc::new(Mutex::new(None)),
-            last_staging_sweep: Arc::new(Mutex::new(None)),
-        }
+    /// A runner over `catalog`, woken by `wake` (the ingest pipeline notifies it when new
+    /// content queued its media job), looking for work every `interval` when idle.
+    pub fn new(catalog: Arc<dyn Catalog>, wake: Arc<Notify>, interval: Duration) -> Self {
+        Self { catalog, kinds: Arc::default(), periodic: Arc::default(), wake, interval }
     }
 
-    /// The same runner without the steps that write or remove blobs (queued jobs, the
-    /// intent sweep, collection).
-    pub fn without_blob_writes(self) -> Self {
-        Self { touches_blobs: false, ..self }
+    /// Registers the handler of a job kind (at assembly, before the runner is cloned).
+    pub fn register(mut self, kind: JobKind, registration: Registration) -> Self {
+        Arc::make_mut(&mut self.kinds).insert(kind, registration);
+        self
     }
 
-    /// Queues a job and wakes the runner.
+    /// Registers maintenance tasks, run in this order (each can free the next).
+    pub fn maintain(mut self, tasks: Vec<Arc<dyn Periodic>>) -> Self {
+        self.periodic = Arc::new(tasks);
+        self
+    }
+
+    /// Queues a job on behalf of `owner` and wakes the runner.
     pub async fn enqueue(
         &self,
-        kind: &str,
+        kind: JobKind,
         payload: &serde_json::Value,
         dedup_key: Option<&str>,
+        owner: Option<UserId>,
     ) -> Result<i64, CatalogError> {
-        let id = self.catalog.enqueue_job(kind, payload, dedup_key).await?;
+        let id = self.catalog.enqueue_job_for(kind.as_str(), payload, dedup_key, owner).await?;
+        // every idle worker looks (the job may be of any kind); one that is between a claim
+        // and its wait finds the stored permit
+        self.wake.notify_waiters();
         self.wake.notify_one();
         Ok(id)
     }
 
-    /// Runs one queued job, or else one maintenance step: expire an upload, purge old
-    /// tombstones, collect a blob — in that order, since each can free the next.
+    /// Runs one queued job of a registered kind, or else one maintenance step.
     pub async fn run_one_step(&self) -> Result<Step, CatalogError> {
-        if let Some(job) = self.claim_job().await? {
-            let (job_id, kind) = (job.job_id, job.kind.clone());
-            let outcome = self.run_job(&job).await;
-            let ok = matches!(outcome, JobOutcome::Done);
-            self.catalog.finish_job(job_id, outcome).await?;
-            return Ok(Step::RanJob { job_id, kind, ok });
-        }
-        if let Some(upload_id) = self.uploads.expire_one().await.map_err(upload_failure)? {
-            return Ok(Step::ExpiredUpload(upload_id));
-        }
-        let targets = self.catalog.forget_expired_targets().await?;
-        if targets > 0 {
-            return Ok(Step::ForgotTargets(targets));
-        }
-        if self.touches_blobs {
-            let swept = self.catalog.sweep_intents(INTENT_AGE, consistency::deleter(self.store.clone())).await?;
-            if swept > 0 {
-                return Ok(Step::SweptIntents(swept));
+        let kinds: Vec<&str> = self.kinds.keys().map(|k| k.as_str()).collect();
+        if !kinds.is_empty() {
+            let scope = ClaimScope { kinds: &kinds, per_owner: u32::MAX };
+            if let Some(job) = self.catalog.claim_job_in(LEASE, scope).await? {
+                return self.run_claimed(job).await;
             }
         }
-        // expired sessions keep answering 410 for one more expiry period, then go
-        let cutoff = crate::clock::now_ms() - self.config.upload_expiry.as_millis() as i64;
-        let sessions = self.catalog.delete_expired_sessions(cutoff, 100).await?;
-        if sessions > 0 {
-            return Ok(Step::ExpiredSessions(sessions));
-        }
-        let purged = self.catalog.purge_tombstones(self.config.tombstone_retention).await?;
-        if purged > 0 {
-            return Ok(Step::PurgedTombstones(purged));
-        }
-        if self.staging_sweep_due() {
-            // a direct PUT unregistered this long after its URL expired never will be
-            let unregistered = self.config.signed_url_ttl + self.config.upload_expiry;
-            match self.store.sweep_staging(unregistered).await {
-                Ok(n) if n > 0 => return Ok(Step::SweptStaging(n)),
-                Ok(_) => {}
-                Err(e) => tracing::warn!(error = %e, "sweeping abandoned staging failed; will retry"),
+        for task in self.periodic.iter() {
+            match task.step().await {
+                Ok(Some(did)) => return Ok(Step::Maintained { task: task.name(), did }),
+                Ok(None) => {}
+                Err(e) => tracing::warn!(task = task.name(), error = %e, "maintenance step failed; will retry"),
             }
         }
-        if !self.touches_blobs || self.collection_paused() {
-            return Ok(Step::Idle);
-        }
-        let store = self.store.clone();
-        let collected = self
-            .catalog
-            .collect_blob(
-                self.config.gc_grace,
-                Box::new(move |sha256| {
-                    Box::pin(async move { store.delete(&sha256).await.map_err(|e| Box::new(e) as BoxError) })
-                }),
-            )
-            .await?;
-        if collected.is_none() {
-            *self.last_empty_collection.lock().expect("not poisoned") = Some(Instant::now());
-        }
-        Ok(collected.map_or(Step::Idle, |h| Step::CollectedBlob(h.to_string())))
-    }
-
-    async fn claim_job(&self) -> Result<Option<Job>, CatalogError> {
-        if !self.touches_blobs {
-            return Ok(None);
-        }
-        self.catalog.claim_job(LEASE).await
-    }
-
-    fn staging_sweep_due(&self) -> bool {
-        let mut last = self.last_staging_sweep.lock().expect("not poisoned");
-        if last.is_some_and(|at| at.elapsed() < STAGING_SWEEP_EVERY) {
-            return false;
-        }
-        *last = Some(Instant::now());
-        true
-    }
-
-    fn collection_paused(&self) -> bool {
-        let pause = (self.config.gc_grace / 10).min(MAX_COLLECTION_PAUSE);
-        self.last_empty_collection.lock().expect("not poisoned").is_some_and(|at| at.elapsed() < pause)
+        Ok(Step::Idle)
     }
 
     /// Runs steps until there is nothing left to do; returns the steps taken.
@@ -213,34 +153,110 @@ impl JobRunner {
         }
     }
 
-    async fn run_job(&self, job: &Job) -> JobOutcome {
-        match job.kind.as_str() {
-            remote_fetch::KIND => remote_fetch::run(self, job).await,
-            crate::gallery::PULL_KIND => crate::gallery::run_pull(self, job).await,
-            media_process::KIND => media_process::run(self, job).await,
-            other => JobOutcome::Failed { error: format!("unknown job kind '{other}'") },
+    /// Runs a claimed job under its handler, renewing its lease while it runs, and records
+    /// the outcome. A handler that panics fails its job.
+    async fn run_claimed(&self, job: Job) -> Result<Step, CatalogError> {
+        let (job_id, kind) = (job.job_id, job.kind.clone());
+        let span = tracing::info_span!("job", job_id, kind = %kind, owner = ?job.owner_id.map(|o| o.0));
+        let outcome = async {
+            let Some(registration) = JobKind::parse(&kind).and_then(|k| self.kinds.get(&k)) else {
+                return JobOutcome::Failed { error: format!("no handler for job kind '{kind}'") };
+            };
+            let handler = registration.handler.clone();
+            let heartbeat = self.heartbeat(job_id);
+            let running = tokio::spawn(async move { handler.run(&job).await }.in_current_span());
+            let outcome = match running.await {
+                Ok(outcome) => outcome,
+                Err(e) => JobOutcome::Failed { error: format!("the job's handler failed: {e}") },
+            };
+            heartbeat.abort();
+            outcome
         }
+        .instrument(span.clone())
+        .await;
+        let ok = matches!(outcome, JobOutcome::Done);
+        span.in_scope(|| match &outcome {
+            JobOutcome::Done => tracing::debug!("job done"),
+            JobOutcome::Retry { error, after } => tracing::info!(%error, ?after, "job will be retried"),
+            JobOutcome::Failed { error } | JobOutcome::Refused { error, .. } => tracing::warn!(%error, "job failed"),
+        });
+        self.catalog.finish_job(job_id, outcome).await?;
+        Ok(Step::RanJob { job_id, kind, ok })
     }
 
-    /// The server's loop: work until idle, then sleep until woken or the interval passes.
+    /// Renews a running job's lease until aborted.
+    fn heartbeat(&self, job_id: i64) -> tokio::task::JoinHandle<()> {
+        let catalog = self.catalog.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(LEASE / 3).await;
+                if let Err(e) = catalog.renew_job(job_id, LEASE).await {
+                    tracing::warn!(job_id, error = %e, "could not renew a job's lease");
+                }
+            }
+        })
+    }
+
+    /// The server's loop: each registered kind's workers take its jobs as they come; one
+    /// more loop runs maintenance when it finds nothing else to do.
     pub async fn run_forever(self) {
-        loop {
-            match self.run_until_idle().await {
-                Ok(_) => {}
-                Err(e) => tracing::error!(error = %e, "job runner step failed"),
-            }
-            tokio::select! {
-                _ = self.wake.notified() => {}
-                _ = tokio::time::sleep(self.config.job_interval) => {}
+        let mut workers = tokio::task::JoinSet::new();
+        for (kind, registration) in self.kinds.iter() {
+            for _ in 0..registration.workers.max(1) {
+                let (runner, kind, per_owner) = (self.clone(), *kind, registration.per_owner);
+                workers.spawn(async move { runner.work(kind, per_owner).await });
             }
         }
+        let maintenance = self.clone();
+        workers.spawn(async move { maintenance.maintain_forever().await });
+        while workers.join_next().await.is_some() {}
     }
-}
 
-/// Expiry is maintenance: its catalog errors stop the step; store trouble was logged.
-fn upload_failure(err: UploadError) -> CatalogError {
-    match err {
-        UploadError::Ingest(crate::ingest::IngestError::Catalog(e)) => e,
-        other => CatalogError::Step(Box::new(other)),
+    /// One worker of `kind`: claims its jobs within the kind's fair share per account.
+    async fn work(&self, kind: JobKind, per_owner: u32) {
+        let kinds = [kind.as_str()];
+        loop {
+            let claimed = self.catalog.claim_job_in(LEASE, ClaimScope { kinds: &kinds, per_owner }).await;
+            match claimed {
+                Ok(Some(job)) => {
+                    if let Err(e) = self.run_claimed(job).await {
+                        tracing::error!(error = %e, kind = %kind, "could not record a job's outcome");
+                    }
+                    continue;
+                }
+                Ok(None) => {}
+                Err(e) => tracing::error!(error = %e, kind = %kind, "could not claim a job"),
+            }
+            self.idle().await;
+        }
+    }
+
+    async fn maintain_forever(&self) {
+        loop {
+            let mut busy = true;
+            while busy {
+                busy = false;
+                for task in self.periodic.iter() {
+                    match task.step().await {
+                        Ok(Some(did)) => {
+                            tracing::info!(task = task.name(), did, "maintenance");
+                            busy = true;
+                            break;
+                        }
+                        Ok(None) => {}
+                        Err(e) => tracing::warn!(task = task.name(), error = %e, "maintenance step failed"),
+                    }
+                }
+            }
+            self.idle().await;
+        }
+    }
+
+    /// Waits until woken or the interval passes.
+    async fn idle(&self) {
+        tokio::select! {
+            _ = self.wake.notified() => {}
+            _ = tokio::time::sleep(self.interval) => {}
+        }
     }
 }

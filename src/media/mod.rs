@@ -1,38 +1,28 @@
 //! Understanding stored media. Sniffing a file's media type from its first bytes runs
 //! inline (responses need it); everything else runs as the `media_process` job
-//! (`jobs::media_process`), once per blob, after the upload has been answered:
+//! ([`MediaProcessor`]), once per blob, after the upload has been answered:
 //!
 //! ```text
 //! classify (magic bytes) → image: EXIF (`exif`) + decode with limits → oriented thumbnail (`picture`)
 //!                        → video: ffprobe facts + one frame from ffmpeg, both with a timeout (`video`)
 //!                        → anything else (HEIC, documents): what EXIF says, no thumbnail
 //! ```
-//! The functions here are pure over bytes or a file: no catalog, no store, no HTTP.
+//! The functions here are pure over bytes or a file: no catalog, no store, no HTTP; only
+//! the job's handler (`process`) reads the blob and records what was learnt.
 
 mod exif;
 mod picture;
+mod process;
 mod sniff;
 mod video;
 
 use serde::{Deserialize, Serialize};
 
-use crate::domain::Sha256Hex;
 pub use exif::read_exif;
 pub use picture::{Limits, Thumbnail, decode_image};
+pub use process::MediaProcessor;
 pub use sniff::{Sniffed, sniff};
 pub use video::{ToolError, Tools, probe_video, video_frame};
-
-/// The job kind that processes one blob's media.
-pub const PROCESS_KIND: &str = "media_process";
-
-/// The job key of a blob's processing: at most one unfinished job per content.
-pub fn process_key(sha256: &Sha256Hex) -> String {
-    format!("media:{sha256}")
-}
-
-pub fn process_payload(sha256: &Sha256Hex) -> serde_json::Value {
-    serde_json::json!({ "sha256": sha256 })
-}
 
 /// What Ferry learnt about a file (stored as JSON in `blob_media.metadata`). Absent facts
 /// are left out.

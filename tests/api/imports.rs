@@ -7,6 +7,7 @@ use axum::body::Body;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Redirect};
 use axum::routing::get;
+use ferry::catalog::JobStatus;
 use ferry::domain::Level;
 use serde_json::{Value, json};
 
@@ -114,6 +115,79 @@ async fn remote_import_from_an_allow_listed_server() {
         .await
         .unwrap();
     expect_error(peek, 404, "no_such_job").await;
+}
+
+/// A server that answers at once and then sends its body a byte at a time (bounded: ~30 s).
+async fn trickling_origin() -> String {
+    let app = Router::new().route(
+        "/trickle",
+        get(|| async {
+            let pieces = futures_util::stream::unfold(0u32, |sent| async move {
+                if sent >= 60 {
+                    return None;
+                }
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                Some((Ok::<_, std::io::Error>(axum::body::Bytes::from_static(b"x")), sent + 1))
+            });
+            Body::from_stream(pieces)
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    address
+}
+
+async fn import_status(app: &TestApp, token: &str, job_id: &str) -> Value {
+    let url = app.url(&format!("/api/upload/remote/{job_id}"));
+    app.client.get(url).bearer_auth(token).send().await.unwrap().json().await.unwrap()
+}
+
+#[tokio::test]
+async fn one_accounts_slow_imports_do_not_stall_another_accounts_import_or_media_processing() {
+    let (fast, slow) = (origin().await, trickling_origin().await);
+    let app = spawn_app_with(|layer| {
+        layer.insert("remote_allow", "127.0.0.1/32".into());
+    })
+    .await;
+    let alice = app.user("alice", Level::Uploader, "upload").await;
+    let bob = app.user("bob", Level::Uploader, "upload").await;
+    let mut slow_jobs = Vec::new();
+    for _ in 0..5 {
+        let started: Value = start_import(&app, &alice.token, &format!("{slow}/trickle")).await.json().await.unwrap();
+        slow_jobs.push(started["job_id"].as_str().unwrap().to_owned());
+    }
+    // alice's imports are running (or waiting for a worker of hers) before bob asks
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let started: Value = start_import(&app, &bob.token, &format!("{fast}/photo.jpg")).await.json().await.unwrap();
+    let bobs = started["job_id"].as_str().unwrap().to_owned();
+    let mut done = Value::Null;
+    for _ in 0..80 {
+        done = import_status(&app, &bob.token, &bobs).await;
+        if done["status"] == "done" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(done["status"], "done", "bob's import waited behind alice's slow ones: {done}");
+    // the new content's media job ran too, while alice's imports still trickle
+    let photo = sha256_hex(&bytes_of(70_000, 1));
+    let mut processed = false;
+    for _ in 0..80 {
+        let jobs = app.catalog().list_jobs(None).await.unwrap();
+        processed = jobs
+            .iter()
+            .any(|j| j.kind == "media_process" && j.payload["sha256"] == photo.as_str() && j.status == JobStatus::Done);
+        if processed {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(processed, "media processing waited behind alice's imports");
+    for job in &slow_jobs {
+        let status = import_status(&app, &alice.token, job).await;
+        assert_ne!(status["status"], "done", "a trickling import cannot be done yet: {status}");
+    }
 }
 
 #[tokio::test]

@@ -9,7 +9,8 @@ use serde_json::{Value, json};
 
 use super::resolve_device;
 use crate::catalog::JobStatus;
-use crate::gallery::{GONE, PULL_KIND, harvest as harvest_device, pull_payload};
+use crate::domain::JobKind;
+use crate::gallery::{GONE_FROM_DEVICE, harvest as harvest_device, pull_dedup_key, pull_payload};
 use crate::http::AppState;
 use crate::http::error::ApiError;
 use crate::http::extract::{Caller, GalleryUpload};
@@ -55,7 +56,12 @@ pub async fn pull(
     }
     let job_id = state
         .jobs
-        .enqueue(PULL_KIND, &pull_payload(device.device_id, &event_id), Some(&format!("pull:{event_id}")))
+        .enqueue(
+            JobKind::GalleryPull,
+            &pull_payload(device.device_id, &event_id),
+            Some(&pull_dedup_key(&event_id)),
+            Some(device.user_id),
+        )
         .await?;
     let started = Instant::now();
     while started.elapsed() < state.config.pull_wait {
@@ -65,8 +71,8 @@ pub async fn pull(
         if let Some(job) = state.catalog.job(job_id).await?.filter(|j| j.status == JobStatus::Failed) {
             // it may name the source, whose URL may carry the device's password
             let error = crate::redact::url_passwords(job.last_error.as_deref().unwrap_or_default()).into_owned();
-            if let Some(gone) = error.strip_prefix(GONE) {
-                return Err(ApiError::not_found(gone.trim().to_owned()).with_code("gone_from_device"));
+            if job.failure_code.as_deref() == Some(GONE_FROM_DEVICE) {
+                return Err(ApiError::not_found(error).with_code(GONE_FROM_DEVICE));
             }
             return Err(ApiError::new(StatusCode::BAD_GATEWAY, "pull_failed", error));
         }

@@ -8,12 +8,13 @@ use serde_json::{Value, json};
 
 use super::form::Fields;
 use crate::catalog::JobStatus;
+use crate::domain::JobKind;
 use crate::http::AppState;
 use crate::http::error::ApiError;
 use crate::http::extract::{Caller, SessionUpload};
 use crate::import_buckets::ImportError;
 use crate::ingest::Expectation;
-use crate::jobs::remote_fetch::{self, RemoteFetch};
+use crate::library::RemoteFetch;
 use crate::library::{Folder, NewFile};
 use crate::remote::FetchError;
 
@@ -43,7 +44,7 @@ pub async fn remote(
         title: fields.text("title", "invalid_request")?.map(str::to_owned),
     };
     let payload = serde_json::to_value(&task).expect("payload serialises");
-    let job_id = state.jobs.enqueue(remote_fetch::KIND, &payload, None).await?;
+    let job_id = state.jobs.enqueue(JobKind::RemoteFetch, &payload, None, Some(principal.user().user_id)).await?;
     Ok((StatusCode::ACCEPTED, Json(json!({"job_id": job_id.to_string(), "status": "queued"}))))
 }
 
@@ -54,7 +55,7 @@ pub async fn remote_status(
 ) -> Result<Json<Value>, ApiError> {
     let missing = || ApiError::not_found(format!("no remote import {job_id}")).with_code("no_such_job");
     let id: i64 = job_id.parse().map_err(|_| missing())?;
-    let job = state.catalog.job(id).await?.filter(|j| j.kind == remote_fetch::KIND).ok_or_else(missing)?;
+    let job = state.catalog.job(id).await?.filter(|j| j.kind == JobKind::RemoteFetch.as_str()).ok_or_else(missing)?;
     let owner = job.payload.get("user_id").and_then(Value::as_i64);
     if owner != Some(principal.user().user_id.0) {
         return Err(missing());

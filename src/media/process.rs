@@ -1,4 +1,4 @@
-//! The `media_process` job: what a blob's bytes are (EXIF and other metadata, a thumbnail),
+//! The media job's handler: what a blob's bytes are (EXIF and other metadata, a thumbnail),
 //! recorded once per blob in `blob_media`. `Catalog::commit_blob` queues it for every new
 //! content, whichever family uploaded it; the upload's answer never waits for it.
 //!
@@ -14,14 +14,39 @@ use std::time::{Duration, SystemTime};
 use bytes::Bytes;
 use futures_util::StreamExt;
 
-use super::JobRunner;
-use crate::blob_store::BlobStore;
-use crate::catalog::{BlobRecord, CatalogError, Job, JobOutcome, MediaStatus, NewMediaInfo};
-use crate::domain::{ByteRange, Sha256Hex};
-use crate::ingest::Expectation;
-use crate::media::{Class, Limits, Metadata, Tools, decode_image, probe_video, read_exif, video_frame};
+use std::sync::Arc;
 
-pub const KIND: &str = crate::media::PROCESS_KIND;
+use async_trait::async_trait;
+
+use super::{Class, Limits, Metadata, Tools, decode_image, probe_video, read_exif, video_frame};
+use crate::blob_store::BlobStore;
+use crate::catalog::{BlobRecord, Catalog, CatalogError, Job, JobOutcome, MediaStatus, NewMediaInfo};
+use crate::config::Config;
+use crate::domain::{ByteRange, Sha256Hex};
+use crate::ingest::{Expectation, Ingest};
+use crate::jobs::JobHandler;
+
+/// Runs `media_process` jobs.
+pub struct MediaProcessor {
+    catalog: Arc<dyn Catalog>,
+    store: Arc<dyn BlobStore>,
+    /// Thumbnails are stored through the pipeline like any other content.
+    ingest: Ingest,
+    config: Arc<Config>,
+}
+
+impl MediaProcessor {
+    pub fn new(catalog: Arc<dyn Catalog>, store: Arc<dyn BlobStore>, ingest: Ingest, config: Arc<Config>) -> Self {
+        Self { catalog, store, ingest, config }
+    }
+}
+
+#[async_trait]
+impl JobHandler for MediaProcessor {
+    async fn run(&self, job: &Job) -> JobOutcome {
+        run(self, job).await
+    }
+}
 
 /// First bytes read to classify a file.
 const HEAD: u64 = 8 * 1024;
@@ -54,12 +79,12 @@ struct Learnt {
     note: Option<String>,
 }
 
-pub async fn run(runner: &JobRunner, job: &Job) -> JobOutcome {
+async fn run(processor: &MediaProcessor, job: &Job) -> JobOutcome {
     let Some(sha256) = job.payload["sha256"].as_str().and_then(|h| Sha256Hex::parse(h).ok()) else {
         return JobOutcome::Failed { error: "bad job payload".into() };
     };
-    let failure = match process(runner, &sha256).await {
-        Ok(learnt) => match record(runner, &sha256, learnt).await {
+    let failure = match process(processor, &sha256).await {
+        Ok(learnt) => match record(processor, &sha256, learnt).await {
             Ok(()) => return JobOutcome::Done,
             Err(failure) => failure,
         },
@@ -78,7 +103,7 @@ pub async fn run(runner: &JobRunner, job: &Job) -> JobOutcome {
                 metadata: Some(serde_json::to_value(&meta).expect("metadata serialises")),
                 error: Some(reason.clone()),
             };
-            match runner.catalog.record_media(&info, None).await {
+            match processor.catalog.record_media(&info, None).await {
                 Ok(()) | Err(CatalogError::NotFound(_)) => JobOutcome::Failed { error: reason },
                 Err(e) => JobOutcome::Retry { error: e.to_string(), after: Duration::from_secs(5) },
             }
@@ -86,12 +111,12 @@ pub async fn run(runner: &JobRunner, job: &Job) -> JobOutcome {
     }
 }
 
-async fn process(runner: &JobRunner, sha256: &Sha256Hex) -> Result<Learnt, Failure> {
-    let catalog = runner.catalog.as_ref();
+async fn process(processor: &MediaProcessor, sha256: &Sha256Hex) -> Result<Learnt, Failure> {
+    let catalog = processor.catalog.as_ref();
     let Some(blob) = catalog.blob(sha256).await? else { return Err(Failure::Gone) };
-    let head = read_prefix(runner.store.as_ref(), &blob, HEAD).await?;
+    let head = read_prefix(processor.store.as_ref(), &blob, HEAD).await?;
     let class = Class::of(&head);
-    let format = crate::media::sniff(&head, None).content_type.rsplit('/').next().map(str::to_owned);
+    let format = super::sniff(&head, None).content_type.rsplit('/').next().map(str::to_owned);
     let kind = match class {
         Class::Decodable(_) | Class::OtherImage(_) => "image",
         Class::Video(_) => "video",
@@ -99,9 +124,9 @@ async fn process(runner: &JobRunner, sha256: &Sha256Hex) -> Result<Learnt, Failu
     };
     let meta = Metadata { kind: kind.into(), format, ..Metadata::default() };
     match class {
-        Class::Decodable(format) => image(runner, &blob, format, meta).await,
+        Class::Decodable(format) => image(processor, &blob, format, meta).await,
         Class::OtherImage(ext) => {
-            let bytes = read_prefix(runner.store.as_ref(), &blob, METADATA_READ).await?;
+            let bytes = read_prefix(processor.store.as_ref(), &blob, METADATA_READ).await?;
             let meta = off_thread(move || {
                 let mut meta = meta;
                 read_exif(&bytes, &mut meta);
@@ -112,21 +137,21 @@ async fn process(runner: &JobRunner, sha256: &Sha256Hex) -> Result<Learnt, Failu
             let note = format!("no thumbnail: no {ext} decoder on this server");
             Ok(Learnt { meta, thumbnail: None, note: Some(note) })
         }
-        Class::Video(_) => video(runner, &blob, meta).await,
+        Class::Video(_) => video(processor, &blob, meta).await,
         Class::Other => Ok(Learnt { meta, thumbnail: None, note: None }),
     }
 }
 
 async fn image(
-    runner: &JobRunner,
+    processor: &MediaProcessor,
     blob: &BlobRecord,
     format: image::ImageFormat,
     meta: Metadata,
 ) -> Result<Learnt, Failure> {
-    let limit = runner.config.media_max_size;
+    let limit = processor.config.media_max_size;
     if blob.size > limit {
         // too large to decode here; what its EXIF says is still worth having
-        let bytes = read_prefix(runner.store.as_ref(), blob, METADATA_READ).await?;
+        let bytes = read_prefix(processor.store.as_ref(), blob, METADATA_READ).await?;
         let meta = off_thread(move || {
             let mut meta = meta;
             read_exif(&bytes, &mut meta);
@@ -137,8 +162,8 @@ async fn image(
         let reason = format!("{} bytes is over media_max_size ({limit}): not decoded", blob.size);
         return Err(Failure::Broken { reason, meta: Box::new(meta) });
     }
-    let bytes = read_prefix(runner.store.as_ref(), blob, blob.size).await?;
-    let side = runner.config.thumbnail_size;
+    let bytes = read_prefix(processor.store.as_ref(), blob, blob.size).await?;
+    let side = processor.config.thumbnail_size;
     let fallback = meta.clone();
     let worked = off_thread(move || {
         let mut meta = meta;
@@ -157,25 +182,25 @@ async fn image(
     }
 }
 
-async fn video(runner: &JobRunner, blob: &BlobRecord, mut meta: Metadata) -> Result<Learnt, Failure> {
+async fn video(processor: &MediaProcessor, blob: &BlobRecord, mut meta: Metadata) -> Result<Learnt, Failure> {
     let tools = Tools::detect().await;
     if !tools.ffprobe && !tools.ffmpeg {
         return Ok(Learnt { meta, thumbnail: None, note: Some("no thumbnail: ffmpeg is not installed".into()) });
     }
-    let limit = runner.config.media_timeout;
-    let file = spool(runner, blob).await?;
+    let limit = processor.config.media_timeout;
+    let file = spool(processor, blob).await?;
     let broken = |reason: String, meta: &Metadata| Failure::Broken { reason, meta: Box::new(meta.clone()) };
     if tools.ffprobe {
         match probe_video(&file.0, limit, &mut meta).await {
             Ok(()) => {}
-            Err(crate::media::ToolError::TimedOut(why)) => return Err(Failure::Transient(why)),
-            Err(crate::media::ToolError::Failed(why)) => return Err(broken(why, &meta)),
+            Err(super::ToolError::TimedOut(why)) => return Err(Failure::Transient(why)),
+            Err(super::ToolError::Failed(why)) => return Err(broken(why, &meta)),
         }
     }
     if !tools.ffmpeg {
         return Ok(Learnt { meta, thumbnail: None, note: Some("no thumbnail: ffmpeg is not installed".into()) });
     }
-    let side = runner.config.thumbnail_size;
+    let side = processor.config.thumbnail_size;
     // a frame a little way in (the first is often black), else the very first
     let at = meta.duration.map_or(0.0, |d| (d / 10.0).min(1.0));
     let mut frame = video_frame(&file.0, at, side, limit).await;
@@ -185,8 +210,8 @@ async fn video(runner: &JobRunner, blob: &BlobRecord, mut meta: Metadata) -> Res
     let png = match frame {
         Ok(Some(png)) => png,
         Ok(None) => return Ok(Learnt { meta, thumbnail: None, note: Some("no thumbnail: no video frame".into()) }),
-        Err(crate::media::ToolError::TimedOut(why)) => return Err(Failure::Transient(why)),
-        Err(crate::media::ToolError::Failed(why)) => return Err(broken(why, &meta)),
+        Err(super::ToolError::TimedOut(why)) => return Err(Failure::Transient(why)),
+        Err(super::ToolError::Failed(why)) => return Err(broken(why, &meta)),
     };
     let decoded = off_thread(move || decode_image(&png, image::ImageFormat::Png, side, Limits::default()))
         .await
@@ -196,7 +221,7 @@ async fn video(runner: &JobRunner, blob: &BlobRecord, mut meta: Metadata) -> Res
 }
 
 /// Stores the thumbnail (through the pipeline's staging) and the result in one catalog step.
-async fn record(runner: &JobRunner, sha256: &Sha256Hex, learnt: Learnt) -> Result<(), Failure> {
+async fn record(processor: &MediaProcessor, sha256: &Sha256Hex, learnt: Learnt) -> Result<(), Failure> {
     let mut info = NewMediaInfo {
         sha256: sha256.clone(),
         status: MediaStatus::Done,
@@ -204,10 +229,10 @@ async fn record(runner: &JobRunner, sha256: &Sha256Hex, learnt: Learnt) -> Resul
         error: learnt.note,
     };
     let Some(jpeg) = learnt.thumbnail else {
-        return Ok(runner.catalog.record_media(&info, None).await?);
+        return Ok(processor.catalog.record_media(&info, None).await?);
     };
     let body = futures_util::stream::once(async move { Ok::<_, std::io::Error>(Bytes::from(jpeg)) });
-    let received = runner
+    let received = processor
         .ingest
         .receive(Box::pin(body), &Expectation::default())
         .await
@@ -216,12 +241,12 @@ async fn record(runner: &JobRunner, sha256: &Sha256Hex, learnt: Learnt) -> Resul
         // the file is its own thumbnail: a row pointing at itself would keep it forever (the
         // staged copy goes with `received`)
         info.error = Some("the file is small enough to be its own thumbnail".into());
-        return Ok(runner.catalog.record_media(&info, None).await?);
+        return Ok(processor.catalog.record_media(&info, None).await?);
     }
     // placed like every other blob (the pipeline's one placement step), recorded with the result
-    let (step, placed) = runner.ingest.placement(&received);
-    runner.catalog.record_media(&info, Some((received.blob.clone(), step))).await?;
-    runner.ingest.settle(received, &placed);
+    let (step, placed) = processor.ingest.placement(&received);
+    processor.catalog.record_media(&info, Some((received.blob.clone(), step))).await?;
+    processor.ingest.settle(received, &placed);
     Ok(())
 }
 
@@ -272,8 +297,8 @@ impl Drop for Spooled {
 
 /// Copies a blob to `<data_dir>/media-work/` (tools need a seekable file: an MP4's index
 /// may sit at its end). Copies left by a crash are removed after an hour.
-async fn spool(runner: &JobRunner, blob: &BlobRecord) -> Result<Spooled, Failure> {
-    let dir = runner.config.data_dir.join("media-work");
+async fn spool(processor: &MediaProcessor, blob: &BlobRecord) -> Result<Spooled, Failure> {
+    let dir = processor.config.data_dir.join("media-work");
     let io = |e: std::io::Error| Failure::Transient(format!("spooling a video in {}: {e}", dir.display()));
     tokio::fs::create_dir_all(&dir).await.map_err(io)?;
     if let Ok(mut entries) = tokio::fs::read_dir(&dir).await {
@@ -289,7 +314,7 @@ async fn spool(runner: &JobRunner, blob: &BlobRecord) -> Result<Spooled, Failure
     }
     let spooled = Spooled(dir.join(format!("{}-{}", blob.sha256, ulid::Ulid::new())));
     let mut file = tokio::fs::File::create(&spooled.0).await.map_err(io)?;
-    let mut stream = runner
+    let mut stream = processor
         .store
         .read(&blob.sha256, None)
         .await

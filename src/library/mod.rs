@@ -3,6 +3,10 @@
 //! blob import, a watch folder, a tus upload, the web page — and the one place its title and
 //! content type are decided.
 
+mod remote_import;
+
+pub use remote_import::{RemoteFetch, RemoteImports};
+
 use std::sync::Arc;
 
 use crate::catalog::{Catalog, CatalogError, LibraryFile, NewLibraryFile};

@@ -1,0 +1,161 @@
+//! The housekeeping the runner does when no job is queued, in the order it is tried (each
+//! can free the next): expire abandoned uploads and sessions, forget spent one-time targets,
+//! purge old tombstones, finish interrupted blob intents, sweep abandoned staging, collect
+//! unreferenced blobs.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use futures_util::future::BoxFuture;
+
+use super::{Periodic, consistency};
+use crate::blob_store::BlobStore;
+use crate::catalog::{BoxError, Catalog};
+use crate::clock::now_ms;
+use crate::config::Config;
+use crate::ingest::multipart::MultipartUploads;
+
+/// Intents older than this are finished by maintenance (a commit takes far less; the
+/// start-up sweep takes every intent).
+const INTENT_AGE: Duration = Duration::from_secs(600);
+/// Abandoned staging is looked for this often (on S3 it is a listing of the staging area).
+const STAGING_SWEEP_EVERY: Duration = Duration::from_secs(600);
+/// After a collection pass finds nothing, the next one waits a tenth of `gc_grace`, at most
+/// this long. A pass reads every blob last used before the grace cutoff until it meets an
+/// unreferenced one, so on a large catalog it is not free (~0.1 s per 200,000 referenced
+/// blobs on SQLite), and the runner wakes after every upload that stores new content.
+const MAX_COLLECTION_PAUSE: Duration = Duration::from_secs(60);
+
+/// Whether the tasks that write or remove blobs run in this process. Beside a server on an
+/// SQLite catalog they do not: that catalog keeps commits, collection and the intent sweep
+/// apart inside its own process only, so the server runs them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BlobWrites {
+    Here,
+    LeftToServer,
+}
+
+/// The maintenance tasks of a process.
+pub fn maintenance_tasks(
+    catalog: Arc<dyn Catalog>,
+    store: Arc<dyn BlobStore>,
+    uploads: MultipartUploads,
+    config: &Config,
+    blob_writes: BlobWrites,
+) -> Vec<Arc<dyn Periodic>> {
+    let mut tasks = vec![
+        Task::shared("expire_uploads", Duration::ZERO, move || {
+            let uploads = uploads.clone();
+            Box::pin(async move {
+                let expired = uploads.expire_one().await.map_err(|e| Box::new(e) as BoxError)?;
+                Ok(expired.map(|id| format!("expired upload {id}")))
+            })
+        }),
+        Task::shared("forget_targets", Duration::ZERO, {
+            let catalog = catalog.clone();
+            move || {
+                let catalog = catalog.clone();
+                Box::pin(async move { counted(catalog.forget_expired_targets().await?, "spent upload targets") })
+            }
+        }),
+        Task::shared("expire_sessions", Duration::ZERO, {
+            let (catalog, expiry) = (catalog.clone(), config.upload_expiry);
+            move || {
+                let catalog = catalog.clone();
+                Box::pin(async move {
+                    // an expired session keeps answering 410 for one more expiry period, then goes
+                    let cutoff = now_ms() - expiry.as_millis() as i64;
+                    counted(catalog.delete_expired_sessions(cutoff, 100).await?, "expired sessions")
+                })
+            }
+        }),
+        Task::shared("purge_tombstones", Duration::ZERO, {
+            let (catalog, retention) = (catalog.clone(), config.tombstone_retention);
+            move || {
+                let catalog = catalog.clone();
+                Box::pin(async move { counted(catalog.purge_tombstones(retention).await?, "tombstones") })
+            }
+        }),
+    ];
+    if blob_writes == BlobWrites::LeftToServer {
+        return tasks;
+    }
+    tasks.push(Task::shared("sweep_intents", Duration::ZERO, {
+        let (catalog, store) = (catalog.clone(), store.clone());
+        move || {
+            let (catalog, store) = (catalog.clone(), store.clone());
+            Box::pin(async move {
+                counted(catalog.sweep_intents(INTENT_AGE, consistency::deleter(store)).await?, "interrupted intents")
+            })
+        }
+    }));
+    tasks.push(Task::shared("sweep_staging", STAGING_SWEEP_EVERY, {
+        // a direct PUT unregistered this long after its URL expired never will be
+        let (store, unregistered) = (store.clone(), config.signed_url_ttl + config.upload_expiry);
+        move || {
+            let store = store.clone();
+            Box::pin(async move { counted(store.sweep_staging(unregistered).await?, "abandoned staging objects") })
+        }
+    }));
+    tasks.push(Task::shared("collect_blobs", (config.gc_grace / 10).min(MAX_COLLECTION_PAUSE), {
+        let grace = config.gc_grace;
+        move || {
+            let (catalog, store) = (catalog.clone(), store.clone());
+            Box::pin(async move {
+                let delete = consistency::deleter(store);
+                let collected = catalog.collect_blob(grace, Box::new(move |sha256| delete(sha256))).await?;
+                Ok(collected.map(|sha256| format!("collected blob {sha256}")))
+            })
+        }
+    }));
+    tasks
+}
+
+fn counted(n: usize, what: &str) -> Result<Option<String>, BoxError> {
+    Ok((n > 0).then(|| format!("{n} {what}")))
+}
+
+type StepFn = Box<dyn Fn() -> BoxFuture<'static, Result<Option<String>, BoxError>> + Send + Sync>;
+
+/// A task that, once a step of it found nothing to do (or failed), rests for `rest` before it looks
+/// again (a listing of S3, a scan of old blobs: not on every idle moment).
+struct Task {
+    name: &'static str,
+    rest: Duration,
+    found_nothing_at: Mutex<Option<Instant>>,
+    step: StepFn,
+}
+
+impl Task {
+    fn shared<F>(name: &'static str, rest: Duration, step: F) -> Arc<dyn Periodic>
+    where
+        F: Fn() -> BoxFuture<'static, Result<Option<String>, BoxError>> + Send + Sync + 'static,
+    {
+        Arc::new(Self { name, rest, found_nothing_at: Mutex::new(None), step: Box::new(step) })
+    }
+
+    fn resting(&self) -> bool {
+        let last = self.found_nothing_at.lock().expect("not poisoned");
+        last.is_some_and(|at| at.elapsed() < self.rest)
+    }
+}
+
+#[async_trait]
+impl Periodic for Task {
+    fn name(&self) -> &'static str {
+        self.name
+    }
+
+    async fn step(&self) -> Result<Option<String>, BoxError> {
+        if self.resting() {
+            return Ok(None);
+        }
+        let did = (self.step)().await;
+        // a failing step rests too: a store that is down is not asked again on every idle step
+        if !matches!(did, Ok(Some(_))) && !self.rest.is_zero() {
+            *self.found_nothing_at.lock().expect("not poisoned") = Some(Instant::now());
+        }
+        did
+    }
+}
