@@ -177,7 +177,7 @@ impl JobQueue for SqlCatalog {
         let (status, error, code, run_after) = match outcome {
             JobOutcome::Done => ("done", None, None, now),
             JobOutcome::Failed { error } => ("failed", Some(error), None, now),
-            JobOutcome::Refused { code, error } => ("failed", Some(error), Some(code), now),
+            JobOutcome::Refused { code, error } => ("failed", Some(error), Some(code.as_str()), now),
             JobOutcome::Retry { error, after } => ("pending", Some(error), None, now + after.as_millis() as i64),
         };
         let mut tx = self.db.begin().await?;

@@ -189,7 +189,7 @@ pub enum JobOutcome {
     },
     /// Failed for a reason callers act on: `code` is stable (e.g. `gone_from_device`).
     Refused {
-        code: &'static str,
+        code: crate::domain::ErrorCode,
         error: String,
     },
 }

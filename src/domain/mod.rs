@@ -3,6 +3,7 @@
 
 mod address;
 mod content_hash;
+mod error_code;
 mod event_name;
 mod file_id;
 mod ids;
@@ -15,6 +16,7 @@ mod scope;
 
 pub use address::{Cidr, is_forbidden};
 pub use content_hash::{ChunkHasher, Sha256Hex, chunk_size_for};
+pub use error_code::ErrorCode;
 pub use event_name::EventName;
 pub use file_id::FileId;
 pub use ids::{BlobSize, DeviceId, GrantId, MAX_BLOB_SIZE, TokenId, UserId, VolumeId};

@@ -11,7 +11,7 @@ mod events;
 mod pull;
 
 pub use events::{EventError, GalleryEvents, NewGalleryEvent, new_event_id};
-pub use pull::{GONE_FROM_DEVICE, GalleryPulls, pull_dedup_key, pull_payload};
+pub use pull::{GalleryPulls, pull_dedup_key, pull_payload};
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

@@ -10,13 +10,10 @@ use serde_json::json;
 use super::{EventError, GalleryEvents, source};
 use crate::catalog::{Catalog, DeviceRef, Job, JobOutcome};
 use crate::config::Config;
-use crate::domain::DeviceId;
+use crate::domain::{DeviceId, ErrorCode};
 use crate::ingest::Ingest;
 use crate::jobs::JobHandler;
 use crate::remote::{FetchError, RemotePolicy, fetch};
-
-/// The failure code of a pull whose file the device no longer has (404 to the caller).
-pub const GONE_FROM_DEVICE: &str = "gone_from_device";
 
 pub fn pull_payload(device: DeviceId, event_id: &str) -> serde_json::Value {
     json!({"device_id": device, "event_id": event_id})
@@ -86,7 +83,7 @@ impl JobHandler for GalleryPulls {
             Ok(fetched) => fetched,
             Err(FetchError::Status(404 | 410)) => {
                 let error = format!("the device no longer has {name}");
-                return JobOutcome::Refused { code: GONE_FROM_DEVICE, error };
+                return JobOutcome::Refused { code: ErrorCode::GoneFromDevice, error };
             }
             Err(FetchError::Refused(why)) => return JobOutcome::Failed { error: why },
             Err(e) => return JobOutcome::Retry { error: e.to_string(), after: backoff(job.attempts) },

@@ -6,7 +6,7 @@ use axum::response::{IntoResponse, Response};
 
 use super::AppState;
 use super::error::ApiError;
-use crate::domain::{ByteRange, RangeRequest, Sha256Hex};
+use crate::domain::{ByteRange, ErrorCode, RangeRequest, Sha256Hex};
 
 /// Streams blob `sha256` of `size` bytes as `content_type`, honouring `Range` and `If-None-Match`.
 pub async fn serve_blob(
@@ -26,12 +26,8 @@ pub async fn serve_blob(
         RangeRequest::Full => (StatusCode::OK, None),
         RangeRequest::Partial(range) => (StatusCode::PARTIAL_CONTENT, Some(range)),
         RangeRequest::Unsatisfiable => {
-            let mut err = ApiError::new(
-                StatusCode::RANGE_NOT_SATISFIABLE,
-                "range_not_satisfiable",
-                format!("the blob has {size} bytes"),
-            )
-            .into_response();
+            let mut err =
+                ApiError::new(ErrorCode::RangeNotSatisfiable, format!("the blob has {size} bytes")).into_response();
             let value = HeaderValue::from_str(&format!("bytes */{size}")).expect("valid header");
             err.headers_mut().insert(header::CONTENT_RANGE, value);
             return Ok(err);

@@ -13,48 +13,47 @@ use serde_json::{Map, Value, json};
 
 use crate::auth::permissions::Denial;
 use crate::catalog::CatalogError;
+pub use crate::domain::ErrorCode;
 use crate::ingest::IngestError;
 use crate::ingest::multipart::UploadError;
 
 #[derive(Debug, Clone)]
 pub struct ApiError {
     pub status: StatusCode,
-    pub code: &'static str,
+    pub code: ErrorCode,
     pub message: String,
     /// Fields merged into the body (a 409's current state).
     pub extra: Map<String, Value>,
 }
 
 impl ApiError {
-    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+    /// An error answered with its code's status.
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        let status = StatusCode::from_u16(code.status()).expect("error codes carry valid statuses");
         Self { status, code, message: message.into(), extra: Map::new() }
     }
 
-    pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, code, message)
-    }
-
-    pub fn not_found(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::NOT_FOUND, "not_found", message)
-    }
-
-    pub fn forbidden(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::FORBIDDEN, "forbidden", message)
-    }
-
-    /// The same error with another stable code.
-    pub fn with_code(mut self, code: &'static str) -> Self {
-        self.code = code;
+    /// The same error answered with another status (a code some family answers otherwise).
+    pub fn with_status(mut self, status: StatusCode) -> Self {
+        self.status = status;
         self
     }
 
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::NotFound, message)
+    }
+
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::Forbidden, message)
+    }
+
     pub fn internal(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", message)
+        Self::new(ErrorCode::Internal, message)
     }
 
     /// The answer to a method a route does not take (every router's 405).
     pub fn method_not_allowed() -> Self {
-        Self::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "this route does not take that method")
+        Self::new(ErrorCode::MethodNotAllowed, "this route does not take that method")
     }
 
     /// An error response axum built itself (an extractor's rejection, in plain text) as an
@@ -66,18 +65,18 @@ impl ApiError {
         let text = String::from_utf8_lossy(&text).trim().to_owned();
         let status = if status == StatusCode::UNPROCESSABLE_ENTITY { StatusCode::BAD_REQUEST } else { status };
         let code = match status {
-            StatusCode::NOT_FOUND => "not_found",
-            StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed",
-            StatusCode::PAYLOAD_TOO_LARGE => "too_large",
-            StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
-            s if s.is_server_error() => "internal",
-            _ => "invalid_request",
+            StatusCode::NOT_FOUND => ErrorCode::NotFound,
+            StatusCode::METHOD_NOT_ALLOWED => ErrorCode::MethodNotAllowed,
+            StatusCode::PAYLOAD_TOO_LARGE => ErrorCode::TooLarge,
+            StatusCode::UNSUPPORTED_MEDIA_TYPE => ErrorCode::UnsupportedMediaType,
+            s if s.is_server_error() => ErrorCode::Internal,
+            _ => ErrorCode::InvalidRequest,
         };
         let message = match text.is_empty() {
             true => status.canonical_reason().unwrap_or("the request failed").to_owned(),
             false => text,
         };
-        Self::new(status, code, message)
+        Self::new(code, message).with_status(status)
     }
 
     /// Adds the fields of `state` (a JSON object) to the body.
@@ -93,21 +92,18 @@ impl ApiError {
     pub fn from_denial(denial: Denial, device_family: bool) -> Self {
         match denial {
             Denial::Unauthenticated if device_family => {
-                Self::new(StatusCode::FORBIDDEN, "unauthorized", "a valid device_session_key is required")
+                Self::new(ErrorCode::Unauthorized, "a valid device_session_key is required")
+                    .with_status(StatusCode::FORBIDDEN)
             }
-            Denial::Unauthenticated => {
-                Self::new(StatusCode::UNAUTHORIZED, "unauthorized", "a valid API token is required")
-            }
+            Denial::Unauthenticated => Self::new(ErrorCode::Unauthorized, "a valid API token is required"),
             Denial::Forbidden(why) => Self::forbidden(why),
-            Denial::DeviceDisabled => {
-                Self::new(StatusCode::PRECONDITION_FAILED, "device_disabled", "this device is disabled")
-            }
+            Denial::DeviceDisabled => Self::new(ErrorCode::DeviceDisabled, "this device is disabled"),
         }
     }
 
     fn body(&self, family: Family) -> Value {
         let mut body = self.extra.clone();
-        body.insert("error".into(), json!(self.code));
+        body.insert("error".into(), json!(self.code.as_str()));
         body.insert("message".into(), json!(self.message));
         match family {
             Family::Plain => {}
@@ -181,8 +177,7 @@ impl Family {
 /// 507: the blob store or the catalog is out of space; nothing was kept.
 fn insufficient_storage(what: &str) -> ApiError {
     ApiError::new(
-        StatusCode::INSUFFICIENT_STORAGE,
-        "insufficient_storage",
+        ErrorCode::InsufficientStorage,
         format!("the server has no space left for this upload ({what}); nothing was kept"),
     )
 }
@@ -197,8 +192,8 @@ impl From<CatalogError> for ApiError {
     fn from(err: CatalogError) -> Self {
         match err {
             CatalogError::NotFound(what) => Self::not_found(format!("{what} not found")),
-            CatalogError::Conflict(what) => Self::new(StatusCode::CONFLICT, "conflict", what),
-            CatalogError::Gone(what) => Self::new(StatusCode::GONE, "gone", what),
+            CatalogError::Conflict(what) => Self::new(ErrorCode::Conflict, what),
+            CatalogError::Gone(what) => Self::new(ErrorCode::Gone, what),
             CatalogError::Full(why) => {
                 tracing::error!(error = %why, "the catalog is out of space");
                 insufficient_storage("catalog full")
@@ -214,14 +209,12 @@ impl From<CatalogError> for ApiError {
 impl From<IngestError> for ApiError {
     fn from(err: IngestError) -> Self {
         match err {
-            IngestError::TooLarge { limit } => Self::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "too_large",
-                format!("the upload exceeds the limit of {limit} bytes"),
-            ),
-            IngestError::HashMismatch(why) => Self::bad_request("hash_mismatch", why),
+            IngestError::TooLarge { limit } => {
+                Self::new(ErrorCode::TooLarge, format!("the upload exceeds the limit of {limit} bytes"))
+            }
+            IngestError::HashMismatch(why) => Self::new(ErrorCode::HashMismatch, why),
             IngestError::Body(why) => {
-                Self::bad_request("bad_body", format!("the request body could not be read: {why}"))
+                Self::new(ErrorCode::BadBody, format!("the request body could not be read: {why}"))
             }
             IngestError::Catalog(err) => err.into(),
             IngestError::Store(err) if err.is_full() => {
@@ -240,12 +233,12 @@ impl From<UploadError> for ApiError {
     fn from(err: UploadError) -> Self {
         let message = err.to_string();
         match err {
-            UploadError::NoSuchUpload => Self::not_found(message).with_code("no_such_upload"),
-            UploadError::Completed => Self::new(StatusCode::CONFLICT, "upload_completed", message),
-            UploadError::Completing => Self::new(StatusCode::CONFLICT, "upload_completing", message),
-            UploadError::MissingPart(_) => Self::bad_request("missing_part", message),
-            UploadError::EtagMismatch(_) => Self::bad_request("etag_mismatch", message),
-            UploadError::PartSize(_) => Self::bad_request("invalid_parts", message),
+            UploadError::NoSuchUpload => Self::new(ErrorCode::NoSuchUpload, message),
+            UploadError::Completed => Self::new(ErrorCode::UploadCompleted, message),
+            UploadError::Completing => Self::new(ErrorCode::UploadCompleting, message),
+            UploadError::MissingPart(_) => Self::new(ErrorCode::MissingPart, message),
+            UploadError::EtagMismatch(_) => Self::new(ErrorCode::EtagMismatch, message),
+            UploadError::PartSize(_) => Self::new(ErrorCode::InvalidParts, message),
             UploadError::TooLarge { limit } => IngestError::TooLarge { limit }.into(),
             UploadError::Ingest(err) => err.into(),
         }
@@ -257,9 +250,9 @@ impl From<crate::gallery::EventError> for ApiError {
         use crate::gallery::EventError;
         let message = err.to_string();
         match err {
-            EventError::InvalidMediaType(_) => Self::bad_request("invalid_media_type", message),
-            EventError::Exists(_) => Self::new(StatusCode::CONFLICT, "conflict", message),
-            EventError::NoSuchEvent(_) => Self::not_found(message).with_code("no_such_event"),
+            EventError::InvalidMediaType(_) => Self::new(ErrorCode::InvalidMediaType, message),
+            EventError::Exists(_) => Self::new(ErrorCode::Conflict, message),
+            EventError::NoSuchEvent(_) => Self::new(ErrorCode::NoSuchEvent, message),
             EventError::Ingest(err) => err.into(),
         }
     }
@@ -270,8 +263,8 @@ impl From<crate::library::LibraryError> for ApiError {
         use crate::library::LibraryError;
         let message = err.to_string();
         match err {
-            LibraryError::SessionFinished(_) => Self::new(StatusCode::GONE, "session_finished", message),
-            LibraryError::Recorded(_) => Self::new(StatusCode::CONFLICT, "conflict", message),
+            LibraryError::SessionFinished(_) => Self::new(ErrorCode::SessionFinished, message),
+            LibraryError::Recorded(_) => Self::new(ErrorCode::Conflict, message),
             LibraryError::Ingest(err) => err.into(),
         }
     }

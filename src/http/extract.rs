@@ -4,14 +4,15 @@
 use std::marker::PhantomData;
 
 use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::header;
 use axum::http::request::Parts;
-use axum::http::{StatusCode, header};
 use serde::de::DeserializeOwned;
 
 use super::AppState;
 use super::error::ApiError;
 use crate::auth::permissions::{Endpoint, authorize};
 use crate::auth::{Presented, Principal, resolve};
+use crate::domain::ErrorCode;
 
 /// JSON bodies up to this size unless a route says otherwise.
 pub const JSON_LIMIT: usize = 4 * 1024 * 1024;
@@ -31,20 +32,20 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
 
 /// Reads a body of at most `limit` bytes as a JSON value (`{}` when empty).
 pub async fn read_json_value(req: Request, limit: usize) -> Result<serde_json::Value, ApiError> {
-    let bytes = axum::body::to_bytes(req.into_body(), limit).await.map_err(|_| {
-        ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "too_large", format!("the request body exceeds {limit} bytes"))
-    })?;
+    let bytes = axum::body::to_bytes(req.into_body(), limit)
+        .await
+        .map_err(|_| ApiError::new(ErrorCode::TooLarge, format!("the request body exceeds {limit} bytes")))?;
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(serde_json::json!({}));
     }
     serde_json::from_slice(&bytes)
-        .map_err(|e| ApiError::bad_request("invalid_json", format!("malformed JSON body: {e}")))
+        .map_err(|e| ApiError::new(ErrorCode::InvalidJson, format!("malformed JSON body: {e}")))
 }
 
 /// Deserialises a JSON value into the request type, naming the offending field on failure.
 pub fn parse_json<T: DeserializeOwned>(value: serde_json::Value) -> Result<T, ApiError> {
     serde_json::from_value(value)
-        .map_err(|e| ApiError::bad_request("invalid_request", format!("invalid request body: {e}")))
+        .map_err(|e| ApiError::new(ErrorCode::InvalidRequest, format!("invalid request body: {e}")))
 }
 
 /// A boolean as forms and query strings spell it: `0/1/true/false`, any case.
@@ -66,7 +67,7 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for QueryParams<T>
         let query = parts.uri.query().unwrap_or_default();
         serde_urlencoded::from_str(query)
             .map(QueryParams)
-            .map_err(|e| ApiError::bad_request("invalid_query", format!("invalid query string: {e}")))
+            .map_err(|e| ApiError::new(ErrorCode::InvalidQuery, format!("invalid query string: {e}")))
     }
 }
 

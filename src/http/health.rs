@@ -6,7 +6,7 @@ use axum::{Json, Router};
 use serde_json::{Value, json};
 
 use super::AppState;
-use super::error::ApiError;
+use super::error::{ApiError, ErrorCode};
 
 pub fn router() -> Router<AppState> {
     Router::new().route("/healthz", get(healthz)).route("/readyz", get(readyz))
@@ -18,12 +18,10 @@ async fn healthz() -> Json<Value> {
 
 /// Ready when the catalog answers.
 async fn readyz(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
-    state.catalog.ping().await.map_err(|e| {
-        ApiError::new(
-            axum::http::StatusCode::SERVICE_UNAVAILABLE,
-            "not_ready",
-            format!("the catalog does not answer: {e}"),
-        )
-    })?;
+    state
+        .catalog
+        .ping()
+        .await
+        .map_err(|e| ApiError::new(ErrorCode::NotReady, format!("the catalog does not answer: {e}")))?;
     Ok(Json(json!({"status": "ready"})))
 }

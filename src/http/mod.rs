@@ -107,7 +107,7 @@ fn log_response(response: &axum::response::Response, latency: Duration, _span: &
     let status = response.status().as_u16();
     match response.extensions().get::<ApiError>() {
         Some(err) if status >= 500 => {
-            tracing::error!(status, code = err.code, message = %err.message, ?latency, "request failed")
+            tracing::error!(status, code = err.code.as_str(), message = %err.message, ?latency, "request failed")
         }
         _ => tracing::info!(status, ?latency, "request done"),
     }

@@ -13,7 +13,7 @@ use super::AppState;
 use super::blob_response::serve_blob;
 use super::error::ApiError;
 use crate::blob_store::Placed;
-use crate::domain::{Sha256Hex, UserId};
+use crate::domain::{ErrorCode, Sha256Hex, UserId};
 use crate::ingest::{Expectation, ExpectedHash};
 use crate::signing::{SignatureError, Verified, targets};
 
@@ -30,8 +30,8 @@ pub fn router() -> Router<AppState> {
 /// target lets clients append after the signature (see [`crate::signing`]).
 pub fn verify_signed(state: &AppState, method: &Method, uri: &Uri, unsigned: &[&str]) -> Result<Verified, ApiError> {
     state.signer.verify(method.as_str(), uri.path(), uri.query(), unsigned).map_err(|e| match e {
-        SignatureError::Invalid => ApiError::forbidden(e.to_string()).with_code("invalid_signature"),
-        SignatureError::Expired => ApiError::forbidden(e.to_string()).with_code("expired_signature"),
+        SignatureError::Invalid => ApiError::new(ErrorCode::InvalidSignature, e.to_string()),
+        SignatureError::Expired => ApiError::new(ErrorCode::ExpiredSignature, e.to_string()),
     })
 }
 
@@ -50,8 +50,8 @@ pub fn check_announced(expect: &Expectation) -> Result<(), ApiError> {
         return Err(crate::ingest::IngestError::TooLarge { limit }.into());
     }
     if let Some(size) = expect.size.filter(|s| announced != *s) {
-        return Err(ApiError::bad_request(
-            "hash_mismatch",
+        return Err(ApiError::new(
+            ErrorCode::HashMismatch,
             format!("Content-Length {announced} differs from the bound size {size}"),
         ));
     }
@@ -136,7 +136,7 @@ async fn get_blob(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     verify_signed(&state, &method, &uri, &[])?;
-    let sha256 = Sha256Hex::parse(&sha256).map_err(|e| ApiError::bad_request("invalid_hash", e.to_string()))?;
+    let sha256 = Sha256Hex::parse(&sha256).map_err(|e| ApiError::new(ErrorCode::InvalidHash, e.to_string()))?;
     let blob = state.catalog.blob(&sha256).await?.ok_or_else(|| ApiError::not_found("no such blob"))?;
     serve_blob(&state, &blob.sha256, blob.size, "application/octet-stream", &headers).await
 }

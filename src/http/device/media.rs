@@ -2,13 +2,13 @@
 
 use axum::Json;
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::call::{DeviceCall, MediaDelete};
 use super::mount::{FileRef, held_content, media_json_of, mounted, parse_ms, parse_time, path_in_grant, visible};
 use crate::catalog::{Grant, MediaContent, MediaCreated, MediaUpdated, Updater};
+use crate::domain::ErrorCode;
 use crate::http::AppState;
 use crate::http::error::ApiError;
 
@@ -23,8 +23,8 @@ pub struct CreateRequest {
     mtime: Value,
 }
 
-fn conflict(code: &'static str, message: &str, state: Value) -> ApiError {
-    ApiError::new(StatusCode::CONFLICT, code, message).with_state(state)
+fn conflict(code: ErrorCode, message: &str, state: Value) -> ApiError {
+    ApiError::new(code, message).with_state(state)
 }
 
 pub async fn create(
@@ -42,9 +42,11 @@ pub async fn create(
     let by = Updater { user_id: call.owner().user_id, device_id: call.device_id() };
     match state.catalog.create_media(grant.volume_id, path.as_str(), &content, by).await? {
         MediaCreated::Created(id) | MediaCreated::Existing(id) => Ok(Json(json!({"media_id": id}))),
-        MediaCreated::Conflict(current) => {
-            Err(conflict("path_conflict", "the path holds other content", media_json_of(&state, &current).await?))
-        }
+        MediaCreated::Conflict(current) => Err(conflict(
+            ErrorCode::PathConflict,
+            "the path holds other content",
+            media_json_of(&state, &current).await?,
+        )),
     }
 }
 
@@ -71,7 +73,7 @@ async fn item_in_grant(state: &AppState, grant: &Grant, media_id: i64) -> Result
         .media_item(grant.volume_id, media_id)
         .await?
         .filter(|item| visible(grant, item))
-        .ok_or_else(|| ApiError::not_found(format!("no media {media_id} in this grant")).with_code("no_such_media"))
+        .ok_or_else(|| ApiError::new(ErrorCode::NoSuchMedia, format!("no media {media_id} in this grant")))
 }
 
 pub async fn update(
@@ -92,10 +94,10 @@ pub async fn update(
     let by = Updater { user_id: call.owner().user_id, device_id: call.device_id() };
     match state.catalog.update_media(grant.volume_id, media_id, &content, expected, by).await? {
         MediaUpdated::Updated => Ok(Json(json!({}))),
-        MediaUpdated::NotFound => Err(ApiError::not_found(format!("no media {media_id}")).with_code("no_such_media")),
+        MediaUpdated::NotFound => Err(ApiError::new(ErrorCode::NoSuchMedia, format!("no media {media_id}"))),
         MediaUpdated::Stale(current) => {
             let current = media_json_of(&state, &current).await?;
-            Err(conflict("stale_update", "the item changed since expected_last_updated", current))
+            Err(conflict(ErrorCode::StaleUpdate, "the item changed since expected_last_updated", current))
         }
     }
 }

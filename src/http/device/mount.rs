@@ -6,15 +6,14 @@ use serde_json::{Value, json};
 use crate::auth::Principal;
 use crate::catalog::{BlobRecord, DeviceRef, Grant, MediaInfo, MediaItem};
 use crate::clock::iso;
-use crate::domain::{GrantId, MAX_BLOB_SIZE, MediaPath, Sha256Hex};
+use crate::domain::{ErrorCode, GrantId, MAX_BLOB_SIZE, MediaPath, Sha256Hex};
 use crate::http::AppState;
 use crate::http::error::ApiError;
 
 /// The grant a call works through, checked: it is the calling device's (or, for a token,
 /// one of the owner's devices') and it is enabled.
 pub async fn mounted(state: &AppState, principal: &Principal, grant_id: &str) -> Result<Grant, ApiError> {
-    let missing =
-        || ApiError::not_found(format!("no media grant {grant_id} for this device")).with_code("no_such_grant");
+    let missing = || ApiError::new(ErrorCode::NoSuchGrant, format!("no media grant {grant_id} for this device"));
     let id: GrantId = grant_id.parse().map_err(|_| missing())?;
     let grant = state.catalog.grant(id).await?.ok_or_else(missing)?;
     let allowed = match principal {
@@ -28,17 +27,19 @@ pub async fn mounted(state: &AppState, principal: &Principal, grant_id: &str) ->
         return Err(missing());
     }
     if grant.is_disabled {
-        return Err(ApiError::forbidden("this media grant is disabled").with_code("grant_disabled"));
+        return Err(ApiError::new(ErrorCode::GrantDisabled, "this media grant is disabled"));
     }
     Ok(grant)
 }
 
 /// A `media_path` inside the grant: malformed → 400, outside `prefix_path` → 403.
 pub fn path_in_grant(grant: &Grant, raw: &str) -> Result<MediaPath, ApiError> {
-    let path = MediaPath::parse(raw).map_err(|e| ApiError::bad_request("invalid_path", e.to_string()))?;
+    let path = MediaPath::parse(raw).map_err(|e| ApiError::new(ErrorCode::InvalidPath, e.to_string()))?;
     if !path.is_under(&grant.prefix_path) {
-        return Err(ApiError::forbidden(format!("{path} is outside this grant's prefix {}", grant.prefix_path))
-            .with_code("outside_grant"));
+        return Err(ApiError::new(
+            ErrorCode::OutsideGrant,
+            format!("{path} is outside this grant's prefix {}", grant.prefix_path),
+        ));
     }
     Ok(path)
 }
@@ -49,7 +50,7 @@ pub fn visible(grant: &Grant, item: &MediaItem) -> bool {
 }
 
 pub fn parse_hash(raw: &str) -> Result<Sha256Hex, ApiError> {
-    Sha256Hex::parse(raw).map_err(|e| ApiError::bad_request("invalid_hash", e.to_string()))
+    Sha256Hex::parse(raw).map_err(|e| ApiError::new(ErrorCode::InvalidHash, e.to_string()))
 }
 
 /// `{file_hash, file_size}` as device clients send them.
@@ -63,8 +64,8 @@ impl FileRef {
     /// `file_size`, unless no file can have it: sizes are stored as i64 (API.md Conventions).
     pub fn size(&self) -> Result<u64, ApiError> {
         if self.file_size > MAX_BLOB_SIZE {
-            return Err(ApiError::bad_request(
-                "invalid_size",
+            return Err(ApiError::new(
+                ErrorCode::InvalidSize,
                 format!("file_size {} is larger than any file can be (at most {MAX_BLOB_SIZE})", self.file_size),
             ));
         }
@@ -75,7 +76,9 @@ impl FileRef {
 /// A declared size over the largest upload accepted (`FERRY_MAX_UPLOAD_SIZE`): no upload
 /// can produce such content, so a reference to it is refused as such rather than as unknown.
 pub fn over_limit(size: u64, limit: u64) -> ApiError {
-    ApiError::bad_request("too_large", format!("file_size {size} exceeds the largest upload accepted ({limit} bytes)"))
+    ApiError::new(ErrorCode::TooLarge, format!("file_size {size} exceeds the largest upload accepted ({limit} bytes)"))
+        // a refused reference, not a refused body: 400 like the batch's other refusals
+        .with_status(axum::http::StatusCode::BAD_REQUEST)
 }
 
 /// The content a file reference names, if the caller's account holds it (the dedup and
@@ -100,8 +103,8 @@ pub async fn held_blob(
 /// [`held_blob`], answering content the account does not hold with 400 `unknown_content`.
 pub async fn held_content(state: &AppState, principal: &Principal, file: &FileRef) -> Result<BlobRecord, ApiError> {
     held_blob(state, principal, file).await?.ok_or_else(|| {
-        ApiError::bad_request(
-            "unknown_content",
+        ApiError::new(
+            ErrorCode::UnknownContent,
             "this account holds no content with that file_hash and file_size; upload it first",
         )
     })
@@ -136,7 +139,7 @@ pub async fn media_json_of(state: &AppState, item: &MediaItem) -> Result<Value, 
 pub fn parse_time(field: &str, value: &Value) -> Result<Option<String>, ApiError> {
     use time::OffsetDateTime;
     use time::format_description::well_known::Rfc3339;
-    let bad = || ApiError::bad_request("invalid_time", format!("{field} must be an ISO 8601 time or Unix seconds"));
+    let bad = || ApiError::new(ErrorCode::InvalidTime, format!("{field} must be an ISO 8601 time or Unix seconds"));
     let ms = match value {
         Value::Null => return Ok(None),
         Value::String(s) => {
@@ -156,6 +159,6 @@ pub fn parse_time(field: &str, value: &Value) -> Result<Option<String>, ApiError
 /// Parses an ISO 8601 time to Unix milliseconds.
 pub fn parse_ms(field: &str, raw: &str) -> Result<i64, ApiError> {
     let at = time::OffsetDateTime::parse(raw, &time::format_description::well_known::Rfc3339)
-        .map_err(|_| ApiError::bad_request("invalid_time", format!("{field} must be an ISO 8601 time")))?;
+        .map_err(|_| ApiError::new(ErrorCode::InvalidTime, format!("{field} must be an ISO 8601 time")))?;
     Ok((at.unix_timestamp_nanos() / 1_000_000) as i64)
 }

@@ -13,7 +13,7 @@ use super::call::DeviceCall;
 use super::mount::{FileRef, mounted, parse_hash};
 use super::upload::LOCAL_BUCKET_ID;
 use crate::catalog::{Upload, UploadFamily};
-use crate::domain::{Sha256Hex, chunk_size_for};
+use crate::domain::{ErrorCode, Sha256Hex, chunk_size_for};
 use crate::http::AppState;
 use crate::http::error::ApiError;
 use crate::ingest::multipart::{Completion, NewMultipart, PartRule, UploadError};
@@ -34,7 +34,7 @@ pub struct StartRequest {
 }
 
 fn invalid_parts(message: impl Into<String>) -> ApiError {
-    ApiError::bad_request("invalid_part_list", message)
+    ApiError::new(ErrorCode::InvalidPartList, message)
 }
 
 /// Checks a part plan against the hashing rule; returns `(size, digest)` per part in order.
@@ -67,7 +67,7 @@ fn check_plan(file_size: u64, file_hash: &Sha256Hex, parts: &[PlannedPart]) -> R
         top.update(hex::decode(digest.as_str()).expect("parsed hex"));
     }
     if Sha256Hex::from_digest(&top.finalize()) != *file_hash {
-        return Err(ApiError::bad_request("hash_mismatch", "the part hashes do not combine to file_hash"));
+        return Err(ApiError::new(ErrorCode::HashMismatch, "the part hashes do not combine to file_hash"));
     }
     Ok(plan)
 }
@@ -79,14 +79,14 @@ pub async fn start(
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let grant = mounted(&state, &call.principal, &grant_id).await?;
     if call.calling_device().is_upload_disabled {
-        return Err(ApiError::forbidden("uploads are disabled for this device").with_code("upload_disabled"));
+        return Err(ApiError::new(ErrorCode::UploadDisabled, "uploads are disabled for this device"));
     }
     let file_hash = parse_hash(&call.body.file.file_hash)?;
     let file_size = call.body.file.file_size;
     let plan = check_plan(file_size, &file_hash, &call.body.part_list)?;
     let held = state.catalog.held_by_device_hash(call.owner().user_id, std::slice::from_ref(&file_hash)).await?;
     if held.iter().any(|b| b.size == file_size) {
-        let body = json!({"skip_upload": true, "error": "already_uploaded", "message": "this account already holds this file"});
+        let body = json!({"skip_upload": true, "error": ErrorCode::AlreadyUploaded.as_str(), "message": "this account already holds this file"});
         return Ok((StatusCode::CONFLICT, Json(body)));
     }
     let new = NewMultipart {
@@ -143,14 +143,14 @@ pub async fn complete(
     let grant = mounted(&state, &call.principal, &grant_id).await?;
     let body = &call.body;
     if body.s3_bucket_id != LOCAL_BUCKET_ID {
-        return Err(ApiError::bad_request("unknown_bucket", format!("no bucket {}", body.s3_bucket_id)));
+        return Err(ApiError::new(ErrorCode::UnknownBucket, format!("no bucket {}", body.s3_bucket_id)));
     }
     let file_hash = parse_hash(&body.file.file_hash)?;
     let upload = own_upload(&state, call.owner().user_id, &grant, &body.upload_id)
         .await?
-        .ok_or_else(|| ApiError::not_found("no such upload (aborted or expired?)").with_code("no_such_upload"))?;
+        .ok_or_else(|| ApiError::new(ErrorCode::NoSuchUpload, "no such upload (aborted or expired?)"))?;
     if upload.file_hash.as_ref() != Some(&file_hash) || upload.file_size != Some(body.file.file_size) {
-        return Err(ApiError::bad_request("upload_mismatch", "file_hash and file_size differ from the started upload"));
+        return Err(ApiError::new(ErrorCode::UploadMismatch, "file_hash and file_size differ from the started upload"));
     }
     let count = upload.part_count.unwrap_or(0) as usize;
     let mut listed: Vec<(u32, String)> = body.part_list.iter().map(|p| (p.part_num, p.etag.clone())).collect();

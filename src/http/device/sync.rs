@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 
 use super::call::DeviceCall;
 use super::mount::{media_json, mounted, parse_hash, visible};
-use crate::domain::chunk_size_for;
+use crate::domain::{ErrorCode, chunk_size_for};
 use crate::http::AppState;
 use crate::http::error::ApiError;
 use crate::http::media_info::media_infos;
@@ -28,7 +28,7 @@ pub async fn download(
 ) -> Result<Json<Value>, ApiError> {
     let grant = mounted(&state, &call.principal, &grant_id).await?;
     if call.calling_device().is_download_disabled {
-        return Err(ApiError::forbidden("downloads are disabled for this device").with_code("download_disabled"));
+        return Err(ApiError::new(ErrorCode::DownloadDisabled, "downloads are disabled for this device"));
     }
     let hashes = call.body.hash_list.iter().map(|h| parse_hash(h)).collect::<Result<Vec<_>, _>>()?;
     // live items first, so a hash that is both live somewhere and deleted elsewhere is live
@@ -73,9 +73,9 @@ pub async fn media_list(
     let grant = mounted(&state, &call.principal, &grant_id).await?;
     let limit = call.body.limit.unwrap_or(DEFAULT_PAGE);
     if !(1..=MAX_PAGE).contains(&limit) {
-        return Err(ApiError::bad_request("invalid_limit", format!("limit must be 1..{MAX_PAGE}")));
+        return Err(ApiError::new(ErrorCode::InvalidLimit, format!("limit must be 1..{MAX_PAGE}")));
     }
-    let bad_cursor = || ApiError::bad_request("invalid_cursor", "cursor must be a next_cursor this server returned");
+    let bad_cursor = || ApiError::new(ErrorCode::InvalidCursor, "cursor must be a next_cursor this server returned");
     let cursor: i64 = match &call.body.cursor {
         Value::Null => 0,
         Value::String(s) if s.is_empty() => 0,

@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use super::call::DeviceCall;
 use super::mount::{FileRef, held_blob, mounted, over_limit, parse_hash};
 use crate::blob_store::Presigned;
-use crate::domain::Sha256Hex;
+use crate::domain::{ErrorCode, Sha256Hex};
 use crate::http::AppState;
 use crate::http::error::ApiError;
 use crate::ingest::direct::{RegisterError, presign_file, register_file};
@@ -108,7 +108,7 @@ pub async fn upload(
                 skip_upload: false,
                 signed_opts: None,
                 s3_bucket_id: Some(LOCAL_BUCKET_ID),
-                error: Some(refusal.code),
+                error: Some(refusal.code.as_str()),
                 message: Some(refusal.message),
             });
             continue;
@@ -165,12 +165,12 @@ pub async fn s3_object(
 ) -> Result<Json<Value>, ApiError> {
     mounted(&state, &call.principal, &grant_id).await?;
     if call.body.s3_bucket_id != LOCAL_BUCKET_ID {
-        return Err(ApiError::bad_request("unknown_bucket", format!("no bucket {}", call.body.s3_bucket_id)));
+        return Err(ApiError::new(ErrorCode::UnknownBucket, format!("no bucket {}", call.body.s3_bucket_id)));
     }
     let file = &call.body.file;
     let missing = || {
-        ApiError::bad_request(
-            "object_missing",
+        ApiError::new(
+            ErrorCode::ObjectMissing,
             "no object with that file_hash and file_size was uploaded by this account",
         )
     };

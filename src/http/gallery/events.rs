@@ -9,6 +9,7 @@ use serde_json::{Map, Value, json};
 
 use super::{event_json, resolve_device};
 use crate::catalog::{Event, MEDIA_TYPES};
+use crate::domain::ErrorCode;
 use crate::gallery::device_dir;
 use crate::http::AppState;
 use crate::http::blob_response::serve_blob;
@@ -46,7 +47,7 @@ fn non_negative(name: &str, raw: Option<&str>) -> Result<Option<u64>, ApiError> 
     raw.map(|r| {
         r.trim()
             .parse::<u64>()
-            .map_err(|_| ApiError::bad_request("invalid_query", format!("{name} must be a non-negative integer")))
+            .map_err(|_| ApiError::new(ErrorCode::InvalidQuery, format!("{name} must be a non-negative integer")))
     })
     .transpose()
 }
@@ -64,8 +65,8 @@ pub async fn list(
     let media_type = match query.media_type.as_deref().filter(|t| !t.is_empty()) {
         Some(t) if MEDIA_TYPES.contains(&t) => Some(t),
         Some(t) => {
-            return Err(ApiError::bad_request(
-                "invalid_media_type",
+            return Err(ApiError::new(
+                ErrorCode::InvalidMediaType,
                 format!("media_type '{t}' is not one of {}", MEDIA_TYPES.join(", ")),
             ));
         }
@@ -99,7 +100,7 @@ async fn own_event(state: &AppState, device: &crate::catalog::Device, event_id: 
         .catalog
         .event(device.device_id, event_id)
         .await?
-        .ok_or_else(|| ApiError::not_found(format!("no event {event_id}")).with_code("no_such_event"))
+        .ok_or_else(|| ApiError::new(ErrorCode::NoSuchEvent, format!("no event {event_id}")))
 }
 
 pub async fn remove(
@@ -121,7 +122,7 @@ pub async fn file(
     let device = resolve_device(&state, &principal, &device).await?;
     let event = own_event(&state, &device, &event_id).await?;
     let sha256 = event.sha256.ok_or_else(|| {
-        ApiError::not_found("this event's file has not been pulled from the device yet").with_code("not_pulled")
+        ApiError::new(ErrorCode::NotPulled, "this event's file has not been pulled from the device yet")
     })?;
     serve_blob(&state, &sha256, event.size, &event.content_type, &headers).await
 }
@@ -144,7 +145,7 @@ pub async fn thumbnail(
     let sha256 = event
         .thumbnail_sha256
         .or(generated)
-        .ok_or_else(|| ApiError::not_found("this event has no thumbnail").with_code("no_thumbnail"))?;
+        .ok_or_else(|| ApiError::new(ErrorCode::NoThumbnail, "this event has no thumbnail"))?;
     let blob =
         state.catalog.blob(&sha256).await?.ok_or_else(|| ApiError::internal("a thumbnail's bytes are missing"))?;
     let head = match state

@@ -15,6 +15,7 @@ use super::error::{ApiError, Family};
 use crate::auth::Principal;
 use crate::catalog::{Device, DeviceRef, Event, MediaInfo};
 use crate::clock::iso;
+use crate::domain::ErrorCode;
 
 /// The upload host's target for `upload-url` (file and thumbnail).
 pub const SIGNED_PUT: &str = "/signed/gallery";
@@ -51,7 +52,7 @@ pub async fn resolve_device(state: &AppState, principal: &Principal, raw: &str) 
     by_id
         .into_iter()
         .find(|d| d.user_id == user.user_id)
-        .ok_or_else(|| ApiError::not_found(format!("no device '{raw}' in this account")).with_code("no_such_device"))
+        .ok_or_else(|| ApiError::new(ErrorCode::NoSuchDevice, format!("no device '{raw}' in this account")))
 }
 
 /// An event as the family lists it (extra fields allowed), with what media processing

@@ -9,18 +9,14 @@ use serde_json::{Value, json};
 
 use super::resolve_device;
 use crate::catalog::JobStatus;
-use crate::domain::JobKind;
-use crate::gallery::{GONE_FROM_DEVICE, harvest as harvest_device, pull_dedup_key, pull_payload};
+use crate::domain::{ErrorCode, JobKind};
+use crate::gallery::{harvest as harvest_device, pull_dedup_key, pull_payload};
 use crate::http::AppState;
 use crate::http::error::ApiError;
 use crate::http::extract::{Caller, GalleryUpload};
 
 fn no_source() -> ApiError {
-    ApiError::new(
-        StatusCode::CONFLICT,
-        "no_pull_source",
-        "this device has no pull source (ferry admin device pull-source)",
-    )
+    ApiError::new(ErrorCode::NoPullSource, "this device has no pull source (ferry admin device pull-source)")
 }
 
 pub async fn harvest(
@@ -34,7 +30,7 @@ pub async fn harvest(
     }
     let created = harvest_device(state.catalog.as_ref(), &state.remote, &device, state.config.remote_timeout)
         .await
-        .map_err(|e| ApiError::new(StatusCode::BAD_GATEWAY, "harvest_failed", e))?;
+        .map_err(|e| ApiError::new(ErrorCode::HarvestFailed, e))?;
     Ok(Json(json!({"success": true, "created": created})))
 }
 
@@ -48,7 +44,7 @@ pub async fn pull(
     if device.pull_url.is_none() {
         return Err(no_source());
     }
-    let missing = || ApiError::not_found(format!("no event {event_id}")).with_code("no_such_event");
+    let missing = || ApiError::new(ErrorCode::NoSuchEvent, format!("no event {event_id}"));
     let event = state.catalog.event(device.device_id, &event_id).await?.ok_or_else(missing)?;
     let done = || (StatusCode::OK, Json(json!({"success": true, "eventId": event_id})));
     if event.sha256.is_some() {
@@ -71,10 +67,10 @@ pub async fn pull(
         if let Some(job) = state.catalog.job(job_id).await?.filter(|j| j.status == JobStatus::Failed) {
             // it may name the source, whose URL may carry the device's password
             let error = crate::redact::url_passwords(job.last_error.as_deref().unwrap_or_default()).into_owned();
-            if job.failure_code.as_deref() == Some(GONE_FROM_DEVICE) {
-                return Err(ApiError::not_found(error).with_code(GONE_FROM_DEVICE));
+            if job.failure_code.as_deref() == Some(ErrorCode::GoneFromDevice.as_str()) {
+                return Err(ApiError::new(ErrorCode::GoneFromDevice, error));
             }
-            return Err(ApiError::new(StatusCode::BAD_GATEWAY, "pull_failed", error));
+            return Err(ApiError::new(ErrorCode::PullFailed, error));
         }
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }

@@ -3,13 +3,13 @@
 
 use axum::Json;
 use axum::extract::{FromRequest, Multipart, Path, Request, State};
-use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::http::{HeaderMap, Method, Uri};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::{SIGNED_PUT, resolve_device};
 use crate::catalog::{Device, DeviceRef, TargetClaim};
-use crate::domain::EventName;
+use crate::domain::{ErrorCode, EventName};
 use crate::gallery::{EventError, NewGalleryEvent, new_event_id};
 use crate::http::AppState;
 use crate::http::error::ApiError;
@@ -18,11 +18,11 @@ use crate::http::upload_host::{check_announced, content_length, verify_signed};
 use crate::ingest::{Expectation, Received};
 
 fn form_error(e: impl std::fmt::Display) -> ApiError {
-    ApiError::bad_request("invalid_form", e.to_string())
+    ApiError::new(ErrorCode::InvalidForm, e.to_string())
 }
 
 fn event_name(raw: &str) -> Result<EventName, ApiError> {
-    EventName::parse(raw).map_err(|e| ApiError::bad_request("invalid_name", e.to_string()))
+    EventName::parse(raw).map_err(|e| ApiError::new(ErrorCode::InvalidName, e.to_string()))
 }
 
 /// The form's parts once read: files staged, fields as text.
@@ -76,15 +76,15 @@ pub async fn upload(
             .name
             .as_deref()
             .filter(|n| !n.trim().is_empty())
-            .ok_or_else(|| ApiError::bad_request("missing_name", "name is required"))
+            .ok_or_else(|| ApiError::new(ErrorCode::MissingName, "name is required"))
             .and_then(event_name)?;
         if let Some(flag) = form.has_thumbnail.as_deref().map(str::trim).filter(|f| !f.is_empty())
             && parse_flag(flag).is_none()
         {
-            return Err(ApiError::bad_request("invalid_has_thumbnail", "has_thumbnail must be true, false, 1 or 0"));
+            return Err(ApiError::new(ErrorCode::InvalidHasThumbnail, "has_thumbnail must be true, false, 1 or 0"));
         }
         if form.event.is_none() {
-            return Err(ApiError::bad_request("missing_event", "the event file is required"));
+            return Err(ApiError::new(ErrorCode::MissingEvent, "the event file is required"));
         }
         let metadata = form
             .metadata
@@ -92,7 +92,7 @@ pub async fn upload(
             .filter(|m| !m.trim().is_empty())
             .map(|m| {
                 serde_json::from_str::<Value>(m)
-                    .map_err(|e| ApiError::bad_request("invalid_metadata", format!("metadata is not JSON: {e}")))
+                    .map_err(|e| ApiError::new(ErrorCode::InvalidMetadata, format!("metadata is not JSON: {e}")))
             })
             .transpose()?;
         Ok((name.into_string(), metadata))
@@ -127,7 +127,7 @@ pub async fn upload_url(
     let filename = query
         .filename
         .filter(|f| !f.trim().is_empty())
-        .ok_or_else(|| ApiError::bad_request("missing_filename", "filename is required"))
+        .ok_or_else(|| ApiError::new(ErrorCode::MissingFilename, "filename is required"))
         .and_then(|f| event_name(&f))?
         .into_string();
     let event_id = new_event_id();
@@ -176,11 +176,7 @@ pub async fn signed_put(
     };
     check_announced(&expect)?;
     if part == "thumbnail" && state.catalog.event(device.device_id, event_id).await?.is_none() {
-        return Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "event_not_uploaded",
-            "PUT the event's file to upload_url first",
-        ));
+        return Err(ApiError::new(ErrorCode::EventNotUploaded, "PUT the event's file to upload_url first"));
     }
     // Each URL stores one body: the claim is taken before a byte is read, so a replay (or a
     // second PUT racing the first) is refused without keeping anything.
@@ -221,7 +217,7 @@ async fn store_put(
 }
 
 fn already_uploaded() -> ApiError {
-    ApiError::new(StatusCode::CONFLICT, "already_uploaded", "this upload URL was used already")
+    ApiError::new(ErrorCode::AlreadyUploaded, "this upload URL was used already")
 }
 
 /// An upload in flight through a one-time signed target. Dropped without

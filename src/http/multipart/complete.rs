@@ -8,6 +8,7 @@ use serde_json::{Value, json};
 
 use super::start::own_upload;
 use super::{location, parse_file_id};
+use crate::domain::ErrorCode;
 use crate::http::AppState;
 use crate::http::error::ApiError;
 use crate::http::extract::{Caller, JsonBody, MultipartUpload};
@@ -38,8 +39,10 @@ pub async fn complete(
     let file_id = parse_file_id(&file_id)?;
     let upload = own_upload(&state, principal.user().user_id, &file_id).await?;
     if upload.upload_id != body.upload_id {
-        return Err(ApiError::not_found(format!("no upload {} of file '{file_id}'", body.upload_id))
-            .with_code("no_such_upload"));
+        return Err(ApiError::new(
+            ErrorCode::NoSuchUpload,
+            format!("no upload {} of file '{file_id}'", body.upload_id),
+        ));
     }
     if let Some(answer) = upload.result.filter(|_| upload.completed) {
         return Ok(Json(answer));
@@ -48,7 +51,7 @@ pub async fn complete(
     let mut listed: Vec<(u32, String)> = body.parts.into_iter().map(|p| (p.part_number, p.etag)).collect();
     listed.sort_by_key(|(num, _)| *num);
     if listed.len() != count as usize || listed.iter().zip(1..).any(|((num, _), n)| *num != n) {
-        return Err(ApiError::bad_request("invalid_parts", format!("parts must be exactly 1..{count}, each once")));
+        return Err(ApiError::new(ErrorCode::InvalidParts, format!("parts must be exactly 1..{count}, each once")));
     }
     let location = location(&state, &file_id);
     let answer = |blob: &crate::catalog::BlobRecord, etag: &str| {
@@ -69,7 +72,7 @@ pub async fn complete(
     };
     match state.uploads.complete(completion).await {
         Ok(done) => Ok(Json(done.answer)),
-        Err(UploadError::PartSize(why)) => Err(ApiError::bad_request("part_too_small", why)),
+        Err(UploadError::PartSize(why)) => Err(ApiError::new(ErrorCode::PartTooSmall, why)),
         Err(other) => Err(other.into()),
     }
 }

@@ -9,6 +9,7 @@ use serde_json::{Value, json};
 use super::{CONTENT_TYPES, FAMILY, location, parse_file_id};
 use crate::catalog::NewUpload;
 use crate::clock::now_ms;
+use crate::domain::ErrorCode;
 use crate::http::AppState;
 use crate::http::blob_response::serve_blob;
 use crate::http::error::ApiError;
@@ -54,8 +55,7 @@ pub async fn single_put(
     let in_progress = state.catalog.upload_by_file_key(user, file_id.as_str()).await?.is_some_and(|u| !u.completed);
     if in_progress {
         return Err(ApiError::new(
-            axum::http::StatusCode::CONFLICT,
-            "upload_in_progress",
+            ErrorCode::UploadInProgress,
             format!("a multipart upload of '{file_id}' is in progress"),
         ));
     }

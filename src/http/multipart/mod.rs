@@ -10,6 +10,7 @@ use axum::Router;
 use axum::routing::{delete, get, post, put};
 
 use super::AppState;
+use crate::domain::ErrorCode;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -41,7 +42,7 @@ const CONTENT_TYPES: [&str; 13] = [
 ];
 
 fn parse_file_id(raw: &str) -> Result<crate::domain::FileId, super::error::ApiError> {
-    crate::domain::FileId::parse(raw).map_err(|e| super::error::ApiError::bad_request("invalid_file_id", e.to_string()))
+    crate::domain::FileId::parse(raw).map_err(|e| super::error::ApiError::new(ErrorCode::InvalidFileId, e.to_string()))
 }
 
 /// Where a completed file can be fetched with the same credential.

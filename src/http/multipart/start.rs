@@ -8,6 +8,7 @@ use serde_json::{Value, json};
 
 use super::{CONTENT_TYPES, parse_file_id};
 use crate::catalog::{Upload, UploadFamily};
+use crate::domain::ErrorCode;
 use crate::http::AppState;
 use crate::http::error::ApiError;
 use crate::http::extract::{Caller, MultipartUpload, QueryParams};
@@ -23,22 +24,22 @@ const MAX_PARTS: u32 = 20;
 
 fn parse_part_count(raw: Option<&str>) -> Result<u32, ApiError> {
     raw.and_then(|r| r.parse::<u32>().ok()).filter(|n| (1..=MAX_PARTS).contains(n)).ok_or_else(|| {
-        ApiError::bad_request("invalid_part_count", format!("part_count must be an integer from 1 to {MAX_PARTS}"))
+        ApiError::new(ErrorCode::InvalidPartCount, format!("part_count must be an integer from 1 to {MAX_PARTS}"))
     })
 }
 
 fn parse_content_type(raw: Option<&str>) -> Result<String, ApiError> {
     let Some(raw) = raw else { return Ok("application/octet-stream".into()) };
     CONTENT_TYPES.iter().find(|t| t.eq_ignore_ascii_case(raw.trim())).map(|t| t.to_string()).ok_or_else(|| {
-        ApiError::bad_request(
-            "invalid_content_type",
+        ApiError::new(
+            ErrorCode::InvalidContentType,
             format!("content_type '{raw}' is not one of {}", CONTENT_TYPES.join(", ")),
         )
     })
 }
 
 fn conflict(message: impl Into<String>) -> ApiError {
-    ApiError::new(StatusCode::CONFLICT, "conflict", message)
+    ApiError::new(ErrorCode::Conflict, message)
 }
 
 pub async fn start(
@@ -97,7 +98,7 @@ pub async fn own_upload(
         .upload_by_file_key(user, file_id.as_str())
         .await?
         .filter(|u| u.family == UploadFamily::Multipart)
-        .ok_or_else(|| ApiError::not_found(format!("no upload of file '{file_id}'")).with_code("no_such_upload"))
+        .ok_or_else(|| ApiError::new(ErrorCode::NoSuchUpload, format!("no upload of file '{file_id}'")))
 }
 
 #[derive(Deserialize)]
@@ -112,12 +113,10 @@ pub async fn abort(
     Caller(principal, ..): Caller<MultipartUpload>,
 ) -> Result<StatusCode, ApiError> {
     let file_id = parse_file_id(&file_id)?;
-    let upload_id = query.upload_id.ok_or_else(|| ApiError::bad_request("invalid_query", "upload_id is required"))?;
+    let upload_id = query.upload_id.ok_or_else(|| ApiError::new(ErrorCode::InvalidQuery, "upload_id is required"))?;
     let upload = own_upload(&state, principal.user().user_id, &file_id).await?;
     if upload.upload_id != upload_id {
-        return Err(
-            ApiError::not_found(format!("no upload {upload_id} of file '{file_id}'")).with_code("no_such_upload")
-        );
+        return Err(ApiError::new(ErrorCode::NoSuchUpload, format!("no upload {upload_id} of file '{file_id}'")));
     }
     state.uploads.abort(&upload.upload_id).await?;
     Ok(StatusCode::NO_CONTENT)

@@ -10,7 +10,7 @@ use axum::extract::{FromRequest, Multipart, Request};
 use axum::http::header;
 use serde_json::Value;
 
-use crate::domain::MAX_BLOB_SIZE;
+use crate::domain::{ErrorCode, MAX_BLOB_SIZE};
 use crate::http::error::ApiError;
 use crate::http::extract::{parse_flag, read_json_value};
 
@@ -35,24 +35,24 @@ impl<S: Send + Sync> FromRequest<S> for Fields {
         if content_type.starts_with("multipart/form-data") {
             let mut form = Multipart::from_request(req, state)
                 .await
-                .map_err(|e| ApiError::bad_request("invalid_form", format!("malformed multipart form: {e}")))?;
+                .map_err(|e| ApiError::new(ErrorCode::InvalidForm, format!("malformed multipart form: {e}")))?;
             while let Some(field) =
-                form.next_field().await.map_err(|e| ApiError::bad_request("invalid_form", e.to_string()))?
+                form.next_field().await.map_err(|e| ApiError::new(ErrorCode::InvalidForm, e.to_string()))?
             {
                 let name = field.name().unwrap_or_default().to_owned();
-                let text = field.text().await.map_err(|e| ApiError::bad_request("invalid_form", e.to_string()))?;
+                let text = field.text().await.map_err(|e| ApiError::new(ErrorCode::InvalidForm, e.to_string()))?;
                 fields.insert(name, Value::String(text));
             }
         } else if content_type.starts_with("application/x-www-form-urlencoded") {
             let bytes = axum::body::to_bytes(req.into_body(), FORM_LIMIT)
                 .await
-                .map_err(|_| ApiError::bad_request("invalid_form", "the form body is too large"))?;
+                .map_err(|_| ApiError::new(ErrorCode::InvalidForm, "the form body is too large"))?;
             fields.extend(form_urlencoded::parse(&bytes).into_owned().map(|(k, v)| (k, Value::String(v))));
         } else {
             match read_json_value(req, FORM_LIMIT).await? {
                 // null is an absent option
                 Value::Object(map) => fields.extend(map.into_iter().filter(|(_, v)| !v.is_null())),
-                _ => return Err(ApiError::bad_request("invalid_request", "the body must be a JSON object or a form")),
+                _ => return Err(ApiError::new(ErrorCode::InvalidRequest, "the body must be a JSON object or a form")),
             }
         }
         for (key, value) in form_urlencoded::parse(query.as_bytes()).into_owned() {
@@ -64,11 +64,11 @@ impl<S: Send + Sync> FromRequest<S> for Fields {
 
 impl Fields {
     /// A text option: a string (blank counts as absent); any other kind is 400 `code`.
-    pub fn text(&self, name: &str, code: &'static str) -> Result<Option<&str>, ApiError> {
+    pub fn text(&self, name: &str, code: ErrorCode) -> Result<Option<&str>, ApiError> {
         match self.0.get(name) {
             None => Ok(None),
             Some(Value::String(s)) => Ok(Some(s.trim()).filter(|s| !s.is_empty())),
-            Some(_) => Err(ApiError::bad_request(code, format!("{name} must be a string"))),
+            Some(_) => Err(ApiError::new(code, format!("{name} must be a string"))),
         }
     }
 
@@ -78,7 +78,7 @@ impl Fields {
         match self.0.get("folder_id") {
             Some(Value::Number(n)) if n.is_i64() || n.is_u64() => parse_folder_key(&n.to_string()).map(Some),
             Some(Value::String(_)) | None => {
-                self.text("folder_id", "invalid_folder_id")?.map(parse_folder_key).transpose()
+                self.text("folder_id", ErrorCode::InvalidFolderId)?.map(parse_folder_key).transpose()
             }
             Some(_) => Err(invalid_folder_id()),
         }
@@ -88,7 +88,7 @@ impl Fields {
     /// Stored as i64, as every size is.
     pub fn limit(&self, name: &str) -> Result<Option<u64>, ApiError> {
         let bad =
-            || ApiError::bad_request("invalid_option", format!("{name} must be an integer from 0 to {MAX_BLOB_SIZE}"));
+            || ApiError::new(ErrorCode::InvalidOption, format!("{name} must be an integer from 0 to {MAX_BLOB_SIZE}"));
         let value = match self.0.get(name) {
             None => return Ok(None),
             Some(Value::Number(n)) => n.as_u64().ok_or_else(bad)?,
@@ -106,7 +106,7 @@ impl Fields {
     /// A boolean: a JSON boolean, the JSON numbers 0 and 1, or the text `0/1/true/false`
     /// (any case).
     pub fn flag(&self, name: &str, default: bool) -> Result<bool, ApiError> {
-        let bad = || ApiError::bad_request("invalid_option", format!("{name} must be 0, 1, true or false"));
+        let bad = || ApiError::new(ErrorCode::InvalidOption, format!("{name} must be 0, 1, true or false"));
         match self.0.get(name) {
             None => Ok(default),
             Some(Value::Bool(b)) => Ok(*b),
@@ -123,7 +123,7 @@ impl Fields {
 }
 
 fn invalid_folder_id() -> ApiError {
-    ApiError::bad_request("invalid_folder_id", "folder_id must be 1-64 characters of A-Z a-z 0-9 _ -")
+    ApiError::new(ErrorCode::InvalidFolderId, "folder_id must be 1-64 characters of A-Z a-z 0-9 _ -")
 }
 
 /// A `folder_id`: `[A-Za-z0-9_-]{1,64}`.
@@ -150,10 +150,10 @@ mod tests {
             "n": 7, "s": "x", "b": true, "flag_text": "TRUE", "one": 1, "two": 2, "big": 9_223_372_036_854_775_808u64,
             "list": ["a"], "neg": -1, "frac": 1.5, "digits": "12", "blank": " "
         }));
-        assert_eq!(f.text("s", "c").unwrap(), Some("x"));
-        assert_eq!(f.text("blank", "c").unwrap(), None);
+        assert_eq!(f.text("s", ErrorCode::InvalidForm).unwrap(), Some("x"));
+        assert_eq!(f.text("blank", ErrorCode::InvalidForm).unwrap(), None);
         for other in ["n", "b", "list"] {
-            assert_eq!(f.text(other, "c").unwrap_err().code, "c", "{other}");
+            assert_eq!(f.text(other, ErrorCode::InvalidForm).unwrap_err().code, ErrorCode::InvalidForm, "{other}");
         }
         assert_eq!((f.flag("b", false).unwrap(), f.flag("one", false).unwrap()), (true, true));
         assert!(
@@ -178,7 +178,7 @@ mod tests {
         assert_eq!(fields(json!({})).folder_key().unwrap(), None);
         for bad in [json!(true), json!(1.5), json!(["a"]), json!({"a": 1}), json!("a/b")] {
             let err = fields(json!({ "folder_id": bad })).folder_key().unwrap_err();
-            assert_eq!(err.code, "invalid_folder_id", "{bad}");
+            assert_eq!(err.code, ErrorCode::InvalidFolderId, "{bad}");
         }
     }
 }

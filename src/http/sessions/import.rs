@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 
 use super::form::Fields;
 use crate::catalog::JobStatus;
-use crate::domain::JobKind;
+use crate::domain::{ErrorCode, JobKind};
 use crate::http::AppState;
 use crate::http::error::ApiError;
 use crate::http::extract::{Caller, SessionUpload};
@@ -19,7 +19,7 @@ use crate::library::{Folder, NewFile};
 use crate::remote::FetchError;
 
 fn folder_key(fields: &Fields) -> Result<String, ApiError> {
-    fields.folder_key()?.ok_or_else(|| ApiError::bad_request("missing_folder_id", "folder_id is required"))
+    fields.folder_key()?.ok_or_else(|| ApiError::new(ErrorCode::MissingFolderId, "folder_id is required"))
 }
 
 pub async fn remote(
@@ -27,21 +27,22 @@ pub async fn remote(
     Caller(principal, ..): Caller<SessionUpload>,
     fields: Fields,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let raw =
-        fields.text("url", "invalid_url")?.ok_or_else(|| ApiError::bad_request("missing_url", "url is required"))?;
+    let raw = fields
+        .text("url", ErrorCode::InvalidUrl)?
+        .ok_or_else(|| ApiError::new(ErrorCode::MissingUrl, "url is required"))?;
     let url = reqwest::Url::parse(raw)
-        .map_err(|e| ApiError::bad_request("invalid_url", format!("'{raw}' is not a URL: {e}")))?;
+        .map_err(|e| ApiError::new(ErrorCode::InvalidUrl, format!("'{raw}' is not a URL: {e}")))?;
     let folder = state.catalog.folder(principal.user().user_id, &folder_key(&fields)?).await?;
     // refuse what can be refused now; redirects are checked again when the job runs
     state.remote.check(&url).await.map_err(|e| match e {
-        FetchError::Refused(why) => ApiError::bad_request("forbidden_target", why),
-        other => ApiError::bad_request("forbidden_target", other.to_string()),
+        FetchError::Refused(why) => ApiError::new(ErrorCode::ForbiddenTarget, why),
+        other => ApiError::new(ErrorCode::ForbiddenTarget, other.to_string()),
     })?;
     let task = RemoteFetch {
         url: url.to_string(),
         user_id: principal.user().user_id,
         folder_id: folder.id,
-        title: fields.text("title", "invalid_request")?.map(str::to_owned),
+        title: fields.text("title", ErrorCode::InvalidRequest)?.map(str::to_owned),
     };
     let payload = serde_json::to_value(&task).expect("payload serialises");
     let job_id = state.jobs.enqueue(JobKind::RemoteFetch, &payload, None, Some(principal.user().user_id)).await?;
@@ -53,7 +54,7 @@ pub async fn remote_status(
     Path(job_id): Path<String>,
     Caller(principal, ..): Caller<SessionUpload>,
 ) -> Result<Json<Value>, ApiError> {
-    let missing = || ApiError::not_found(format!("no remote import {job_id}")).with_code("no_such_job");
+    let missing = || ApiError::new(ErrorCode::NoSuchJob, format!("no remote import {job_id}"));
     let id: i64 = job_id.parse().map_err(|_| missing())?;
     let job = state.catalog.job(id).await?.filter(|j| j.kind == JobKind::RemoteFetch.as_str()).ok_or_else(missing)?;
     let owner = job.payload.get("user_id").and_then(Value::as_i64);
@@ -82,19 +83,20 @@ pub async fn blob(
     fields: Fields,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let bucket = fields
-        .text("bucket", "unknown_bucket")?
-        .ok_or_else(|| ApiError::bad_request("missing_bucket", "bucket is required"))?;
-    let key =
-        fields.text("key", "invalid_key")?.ok_or_else(|| ApiError::bad_request("missing_key", "key is required"))?;
+        .text("bucket", ErrorCode::UnknownBucket)?
+        .ok_or_else(|| ApiError::new(ErrorCode::MissingBucket, "bucket is required"))?;
+    let key = fields
+        .text("key", ErrorCode::InvalidKey)?
+        .ok_or_else(|| ApiError::new(ErrorCode::MissingKey, "key is required"))?;
     let user = principal.user().user_id;
     let folder = state.catalog.folder(user, &folder_key(&fields)?).await?;
     let object = state.import_buckets.open_object(bucket, key).await.map_err(|e| {
         let message = e.to_string();
         match e {
-            ImportError::UnknownBucket(_) => ApiError::bad_request("unknown_bucket", message),
-            ImportError::InvalidKey => ApiError::bad_request("invalid_key", message),
-            ImportError::NoSuchObject { .. } => ApiError::not_found(message).with_code("no_such_object"),
-            ImportError::Unreadable { .. } => ApiError::new(StatusCode::BAD_GATEWAY, "bucket_unreadable", message),
+            ImportError::UnknownBucket(_) => ApiError::new(ErrorCode::UnknownBucket, message),
+            ImportError::InvalidKey => ApiError::new(ErrorCode::InvalidKey, message),
+            ImportError::NoSuchObject { .. } => ApiError::new(ErrorCode::NoSuchObject, message),
+            ImportError::Unreadable { .. } => ApiError::new(ErrorCode::BucketUnreadable, message),
         }
     })?;
     let expect =

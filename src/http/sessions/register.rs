@@ -9,6 +9,7 @@ use super::form::Fields;
 use crate::auth::Principal;
 use crate::catalog::{LibraryFile, SessionLimits};
 use crate::clock::{now_ms, now_secs};
+use crate::domain::ErrorCode;
 use crate::http::AppState;
 use crate::http::error::ApiError;
 use crate::http::extract::{Caller, SessionUpload};
@@ -19,8 +20,8 @@ pub async fn register(
     fields: Fields,
 ) -> Result<Json<Value>, ApiError> {
     let folder_key =
-        fields.folder_key()?.ok_or_else(|| ApiError::bad_request("missing_folder_id", "folder_id is required"))?;
-    let extensions = fields.text("file_extensions", "invalid_option")?.map(|list| {
+        fields.folder_key()?.ok_or_else(|| ApiError::new(ErrorCode::MissingFolderId, "folder_id is required"))?;
+    let extensions = fields.text("file_extensions", ErrorCode::InvalidOption)?.map(|list| {
         list.split(',')
             .map(|e| e.trim().trim_start_matches('.').to_ascii_lowercase())
             .filter(|e| !e.is_empty())
@@ -67,7 +68,7 @@ pub fn file_url(state: &AppState, file: &LibraryFile) -> String {
 }
 
 async fn finish_session(state: &AppState, principal: &Principal, ulid: &str) -> Result<Json<Value>, ApiError> {
-    let missing = || ApiError::not_found(format!("no upload session {ulid}")).with_code("no_such_session");
+    let missing = || ApiError::new(ErrorCode::NoSuchSession, format!("no upload session {ulid}"));
     let session = state.catalog.session(ulid).await?.ok_or_else(missing)?;
     if session.user_id != principal.user().user_id {
         return Err(missing());
@@ -95,8 +96,8 @@ pub async fn finish_by_body(
     fields: Fields,
 ) -> Result<Json<Value>, ApiError> {
     let ulid = fields
-        .text("ulid", "invalid_request")?
-        .ok_or_else(|| ApiError::bad_request("missing_ulid", "ulid is required"))?
+        .text("ulid", ErrorCode::InvalidRequest)?
+        .ok_or_else(|| ApiError::new(ErrorCode::MissingUlid, "ulid is required"))?
         .to_owned();
     finish_session(&state, &principal, &ulid).await
 }

@@ -5,7 +5,7 @@
 
 use axum::Json;
 use axum::extract::{FromRequest, Multipart, Path, Request, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::HeaderMap;
 use axum::response::Response;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -13,6 +13,7 @@ use serde_json::{Value, json};
 use super::DIRECT_UNSIGNED;
 use super::form::parse_folder_key;
 use crate::catalog::{Session, SlotRefusal};
+use crate::domain::ErrorCode;
 use crate::http::AppState;
 use crate::http::blob_response::serve_blob;
 use crate::http::error::ApiError;
@@ -65,15 +66,7 @@ async fn own_session(state: &AppState, ulid: &str, user: crate::domain::UserId) 
         .session(ulid)
         .await?
         .filter(|s| s.user_id == user)
-        .ok_or_else(|| ApiError::not_found(format!("no upload session {ulid}")).with_code("no_such_session"))
-}
-
-fn gone(code: &'static str, message: &str) -> ApiError {
-    ApiError::new(StatusCode::GONE, code, message)
-}
-
-fn too_large(code: &'static str, message: impl Into<String>) -> ApiError {
-    ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, code, message)
+        .ok_or_else(|| ApiError::new(ErrorCode::NoSuchSession, format!("no upload session {ulid}")))
 }
 
 /// Stores the request's file in `session`, in `query_folder` unless the form names a folder.
@@ -86,12 +79,16 @@ async fn upload(
     match state.catalog.reserve_file_slot(&session.ulid).await? {
         Ok(()) => {}
         Err(SlotRefusal::Missing) => {
-            return Err(ApiError::not_found("no such upload session").with_code("no_such_session"));
+            return Err(ApiError::new(ErrorCode::NoSuchSession, "no such upload session"));
         }
-        Err(SlotRefusal::Finished) => return Err(gone("session_finished", "this upload session is finished")),
-        Err(SlotRefusal::Expired) => return Err(gone("session_expired", "this upload session has expired")),
+        Err(SlotRefusal::Finished) => {
+            return Err(ApiError::new(ErrorCode::SessionFinished, "this upload session is finished"));
+        }
+        Err(SlotRefusal::Expired) => {
+            return Err(ApiError::new(ErrorCode::SessionExpired, "this upload session has expired"));
+        }
         Err(SlotRefusal::TooManyFiles) => {
-            return Err(too_large("too_many_files", "this upload session has received its max_files"));
+            return Err(ApiError::new(ErrorCode::TooManyFiles, "this upload session has received its max_files"));
         }
     }
     // The rest runs as its own task: if the client goes away mid-request the task still
@@ -125,7 +122,7 @@ async fn store_file(
     reserved: &mut u64,
 ) -> Result<Json<Value>, ApiError> {
     let mut form = Multipart::from_request(request, state).await.map_err(|e| {
-        ApiError::bad_request("invalid_form", format!("expected a multipart form with a file field: {e}"))
+        ApiError::new(ErrorCode::InvalidForm, format!("expected a multipart form with a file field: {e}"))
     })?;
     let limits = &session.limits;
     let room_left = limits.max_size.map(|max| max.saturating_sub(session.reserved_bytes));
@@ -133,11 +130,11 @@ async fn store_file(
     let (mut file, mut folder_key, mut title) = (None::<FormFile>, None, None);
     let result = async {
         while let Some(field) =
-            form.next_field().await.map_err(|e| ApiError::bad_request("invalid_form", e.to_string()))?
+            form.next_field().await.map_err(|e| ApiError::new(ErrorCode::InvalidForm, e.to_string()))?
         {
             match field.name().unwrap_or_default() {
                 "file" if file.is_some() => {
-                    return Err(ApiError::bad_request("invalid_form", "send one file per request"));
+                    return Err(ApiError::new(ErrorCode::InvalidForm, "send one file per request"));
                 }
                 "file" => {
                     let file_name = field.file_name().map(str::to_owned);
@@ -145,19 +142,20 @@ async fn store_file(
                     let content_type = field.content_type().map(str::to_owned);
                     let expect = Expectation { max_size, ..Expectation::default() };
                     let received = state.ingest.receive(Box::pin(field), &expect).await.map_err(|e| match e {
-                        IngestError::TooLarge { limit } => {
-                            too_large("too_large", format!("the file exceeds this session's limit of {limit} bytes"))
-                        }
+                        IngestError::TooLarge { limit } => ApiError::new(
+                            ErrorCode::TooLarge,
+                            format!("the file exceeds this session's limit of {limit} bytes"),
+                        ),
                         other => other.into(),
                     })?;
                     file = Some(FormFile { received, file_name, content_type });
                 }
                 "folder_id" => {
                     folder_key =
-                        Some(field.text().await.map_err(|e| ApiError::bad_request("invalid_form", e.to_string()))?)
+                        Some(field.text().await.map_err(|e| ApiError::new(ErrorCode::InvalidForm, e.to_string()))?)
                 }
                 "title" => {
-                    title = Some(field.text().await.map_err(|e| ApiError::bad_request("invalid_form", e.to_string()))?)
+                    title = Some(field.text().await.map_err(|e| ApiError::new(ErrorCode::InvalidForm, e.to_string()))?)
                 }
                 _ => {}
             }
@@ -166,7 +164,7 @@ async fn store_file(
     }
     .await;
     result?; // a refused upload's staged file goes with it
-    let Some(file) = file else { return Err(ApiError::bad_request("missing_file", "the form has no file field")) };
+    let Some(file) = file else { return Err(ApiError::new(ErrorCode::MissingFile, "the form has no file field")) };
     let size = file.received.blob.size;
     let checked = async {
         let form_folder = folder_key.as_deref().map(str::trim).filter(|k| !k.is_empty()).map(parse_folder_key);
@@ -175,7 +173,7 @@ async fn store_file(
             None => session.folder.clone(),
         };
         if !state.catalog.reserve_bytes(&session.ulid, size).await? {
-            return Err(too_large("session_full", "this file would exceed the session's max_size"));
+            return Err(ApiError::new(ErrorCode::SessionFull, "this file would exceed the session's max_size"));
         }
         *reserved = size;
         Ok(folder)
@@ -191,7 +189,7 @@ async fn store_file(
     };
     let stored = state.library.add(new, file.received).await.map_err(|e| match e {
         // finished while this file was streaming in: the finish did not list it
-        LibraryError::SessionFinished(why) => gone("session_finished", &why),
+        LibraryError::SessionFinished(why) => ApiError::new(ErrorCode::SessionFinished, why),
         other => other.into(),
     })?;
     let mut answer = json!({"status": "success", "title": stored.title, "size": stored.size, "sha256": stored.sha256});
@@ -207,8 +205,7 @@ fn check_extension(allowed: Option<&[String]>, file_name: Option<&str>) -> Resul
     match extension {
         Some(ext) if allowed.contains(&ext) => Ok(()),
         _ => Err(ApiError::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "extension_not_allowed",
+            ErrorCode::ExtensionNotAllowed,
             format!("this session accepts only {}", allowed.join(", ")),
         )),
     }
