@@ -9,6 +9,8 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::domain::ParseError;
+
 mod s3;
 pub use s3::S3Config;
 
@@ -149,8 +151,9 @@ impl Config {
             values.get(key).map(|v| v.trim()).filter(|v| !v.is_empty())
         };
         let bad = |key: &'static str, message: String| ConfigError::Value { key, message };
-        let duration =
-            |key: &'static str, default: &str| parse_duration(get(key).unwrap_or(default)).map_err(|m| bad(key, m));
+        let duration = |key: &'static str, default: &str| {
+            parse_duration(get(key).unwrap_or(default)).map_err(|m| bad(key, m.to_string()))
+        };
         let data_dir = PathBuf::from(get("data_dir").unwrap_or("./ferry-data"));
         let database_url = match get("database_url") {
             Some(url) => url.to_owned(),
@@ -194,9 +197,9 @@ impl Config {
             max_upload_size: parse_size(get("max_upload_size").unwrap_or("64GiB"))
                 .and_then(|size| match size {
                     0..=crate::domain::MAX_BLOB_SIZE => Ok(size),
-                    _ => Err(format!("{size} bytes is more than a catalog integer holds")),
+                    _ => Err(ParseError::new(format!("{size} bytes is more than a catalog integer holds"))),
                 })
-                .map_err(|m| bad("max_upload_size", m))?,
+                .map_err(|m| bad("max_upload_size", m.to_string()))?,
             signed_url_ttl: duration("signed_url_ttl", "24h")?,
             upload_expiry: duration("upload_expiry", "24h")?,
             tombstone_retention: duration("tombstone_retention", "30d")?,
@@ -207,7 +210,7 @@ impl Config {
                 _ => return Err(bad("thumbnail_size", "must be a number of pixels from 16 to 4096".into())),
             },
             media_max_size: parse_size(get("media_max_size").unwrap_or("256MiB"))
-                .map_err(|m| bad("media_max_size", m))?,
+                .map_err(|m| bad("media_max_size", m.to_string()))?,
             media_timeout: duration("media_timeout", "60s")?,
             remote_allow: list("remote_allow"),
             harvest_interval: duration("harvest_interval", "5m")?,
@@ -268,11 +271,12 @@ fn env_layer() -> Layer {
 }
 
 /// `90s`, `15m`, `24h`, `30d`, `250ms` or plain seconds.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
+pub fn parse_duration(text: &str) -> Result<Duration, ParseError> {
     let text = text.trim();
     let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
     let (number, unit) = text.split_at(split);
-    let n: u64 = number.parse().map_err(|_| format!("'{text}' is not a duration like 90s, 15m, 24h"))?;
+    let n: u64 =
+        number.parse().map_err(|_| ParseError::new(format!("'{text}' is not a duration like 90s, 15m, 24h")))?;
     let secs = |mult: u64| Duration::from_secs(n.saturating_mul(mult));
     match unit.trim() {
         "" | "s" => Ok(secs(1)),
@@ -280,16 +284,16 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         "m" => Ok(secs(60)),
         "h" => Ok(secs(3600)),
         "d" => Ok(secs(86_400)),
-        other => Err(format!("unknown duration unit '{other}' in '{text}'")),
+        other => Err(ParseError::new(format!("unknown duration unit '{other}' in '{text}'"))),
     }
 }
 
 /// `1048576`, `512KiB`, `100MiB`, `64GiB`, `10MB`.
-pub fn parse_size(text: &str) -> Result<u64, String> {
+pub fn parse_size(text: &str) -> Result<u64, ParseError> {
     let text = text.trim();
     let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
     let (number, unit) = text.split_at(split);
-    let n: u64 = number.parse().map_err(|_| format!("'{text}' is not a size like 100MiB"))?;
+    let n: u64 = number.parse().map_err(|_| ParseError::new(format!("'{text}' is not a size like 100MiB")))?;
     let mult: u64 = match unit.trim() {
         "" | "B" => 1,
         "KiB" => 1 << 10,
@@ -299,9 +303,9 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
         "KB" | "kB" => 1_000,
         "MB" => 1_000_000,
         "GB" => 1_000_000_000,
-        other => return Err(format!("unknown size unit '{other}' in '{text}'")),
+        other => return Err(ParseError::new(format!("unknown size unit '{other}' in '{text}'"))),
     };
-    n.checked_mul(mult).ok_or_else(|| format!("'{text}' is too large"))
+    n.checked_mul(mult).ok_or_else(|| ParseError::new(format!("'{text}' is too large")))
 }
 
 #[cfg(test)]

@@ -14,7 +14,7 @@ use crate::catalog::{Catalog, CatalogError, DeviceRef};
 use crate::config::Config;
 use crate::domain::DeviceId;
 use crate::gallery::{EventError, GalleryEvents, NewGalleryEvent};
-use crate::ingest::{Expectation, Ingest, Received};
+use crate::ingest::{Expectation, Ingest, IngestError, Received};
 use crate::library::{Folder, LibraryError, LibraryFiles, NewFile};
 
 /// One watched directory and where its files go.
@@ -32,9 +32,35 @@ pub enum Target {
     Gallery { device: DeviceId },
 }
 
+/// Why a watched folder or file could not be handled (it is tried again on the next scan).
+#[derive(Debug, thiserror::Error)]
+pub enum WatchError {
+    #[error("watch entry '{0}' must look like DIR=USER/FOLDER")]
+    BadEntry(String),
+    #[error("{}: {source}", path.display())]
+    Io { path: PathBuf, source: std::io::Error },
+    #[error("no user named '{0}'")]
+    NoSuchUser(String),
+    #[error("the device is gone")]
+    DeviceGone,
+    #[error(transparent)]
+    Ingest(#[from] IngestError),
+    #[error(transparent)]
+    Library(#[from] LibraryError),
+    #[error(transparent)]
+    Event(#[from] EventError),
+    #[error(transparent)]
+    Catalog(CatalogError),
+}
+
+/// An I/O error about `path`.
+fn io(path: &Path) -> impl Fn(std::io::Error) -> WatchError + '_ {
+    move |source| WatchError::Io { path: path.to_owned(), source }
+}
+
 impl WatchEntry {
-    pub fn parse(raw: &str) -> Result<Self, String> {
-        let bad = || format!("watch entry '{raw}' must look like DIR=USER/FOLDER");
+    pub fn parse(raw: &str) -> Result<Self, WatchError> {
+        let bad = || WatchError::BadEntry(raw.to_owned());
         let (dir, target) = raw.rsplit_once('=').ok_or_else(bad)?;
         let (user, folder) = target.split_once('/').ok_or_else(bad)?;
         if dir.trim().is_empty() || user.trim().is_empty() || folder.trim().is_empty() {
@@ -49,14 +75,14 @@ impl WatchEntry {
 enum Recorded {
     /// Its watch key is in the catalog: a run that died before moving it recorded it.
     Before,
-    Failed(String),
+    Failed(WatchError),
 }
 
 impl From<CatalogError> for Recorded {
     fn from(err: CatalogError) -> Self {
         match err {
             CatalogError::Conflict(_) => Recorded::Before,
-            other => Recorded::Failed(other.to_string()),
+            other => Recorded::Failed(WatchError::Catalog(other)),
         }
     }
 }
@@ -89,7 +115,7 @@ impl WatchFolders {
         ingest: Ingest,
         library: LibraryFiles,
         events: GalleryEvents,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, WatchError> {
         let entries = config.watch.iter().map(|e| WatchEntry::parse(e)).collect::<Result<Vec<_>, _>>()?;
         Ok(Self {
             entries,
@@ -136,18 +162,19 @@ impl WatchFolders {
         found
     }
 
-    async fn scan_dir(&self, entry: &WatchEntry) -> Result<usize, String> {
-        tokio::fs::create_dir_all(&entry.dir).await.map_err(|e| e.to_string())?;
-        let mut listing = tokio::fs::read_dir(&entry.dir).await.map_err(|e| e.to_string())?;
+    async fn scan_dir(&self, entry: &WatchEntry) -> Result<usize, WatchError> {
+        tokio::fs::create_dir_all(&entry.dir).await.map_err(io(&entry.dir))?;
+        let mut listing = tokio::fs::read_dir(&entry.dir).await.map_err(io(&entry.dir))?;
         let mut settled = Vec::new();
         let mut present = Vec::new();
-        while let Some(item) = listing.next_entry().await.map_err(|e| e.to_string())? {
+        while let Some(item) = listing.next_entry().await.map_err(io(&entry.dir))? {
             let name = item.file_name().to_string_lossy().into_owned();
             let Ok(meta) = item.metadata().await else { continue };
             if name.starts_with('.') || !meta.is_file() {
                 continue; // hidden files (partial copies) and folders such as done/
             }
-            let (path, size, modified) = (item.path(), meta.len(), meta.modified().map_err(|e| e.to_string())?);
+            let path = item.path();
+            let (size, modified) = (meta.len(), meta.modified().map_err(io(&path))?);
             present.push(path.clone());
             let mut seen = self.seen.lock().expect("watch state lock");
             match seen.get(&path) {
@@ -181,12 +208,12 @@ impl WatchFolders {
         path: &Path,
         size: u64,
         modified: SystemTime,
-    ) -> Result<bool, String> {
-        let file = tokio::fs::File::open(path).await.map_err(|e| e.to_string())?;
+    ) -> Result<bool, WatchError> {
+        let file = tokio::fs::File::open(path).await.map_err(io(path))?;
         let body = tokio_util::io::ReaderStream::with_capacity(file, 1024 * 1024);
         let expect = Expectation { max_size: Some(self.max_size), size_hint: Some(size), ..Expectation::default() };
-        let received = self.ingest.receive(body, &expect).await.map_err(|e| e.to_string())?;
-        let still = tokio::fs::metadata(path).await.map_err(|e| e.to_string())?;
+        let received = self.ingest.receive(body, &expect).await?;
+        let still = tokio::fs::metadata(path).await.map_err(io(path))?;
         if still.len() != size || still.modified().ok() != Some(modified) || received.blob.size != size {
             drop(received); // changed meanwhile: its staged copy goes, it settles again later
             return Ok(false);
@@ -218,7 +245,7 @@ impl WatchFolders {
             .catalog
             .user_by_name(user)
             .await?
-            .ok_or_else(|| Recorded::Failed(format!("no user named '{user}'")))?;
+            .ok_or_else(|| Recorded::Failed(WatchError::NoSuchUser(user.to_owned())))?;
         let new = NewFile {
             file_name: Some(title),
             watch_key: Some(watch_key),
@@ -227,7 +254,7 @@ impl WatchFolders {
         match self.library.add(new, received).await {
             Ok(_) => Ok(()),
             Err(LibraryError::Recorded(_)) => Err(Recorded::Before),
-            Err(e) => Err(Recorded::Failed(e.to_string())),
+            Err(e) => Err(Recorded::Failed(e.into())),
         }
     }
 
@@ -245,7 +272,7 @@ impl WatchFolders {
             .find_devices(&DeviceRef::Id(device))
             .await?
             .pop()
-            .ok_or_else(|| Recorded::Failed("the device is gone".into()))?;
+            .ok_or(Recorded::Failed(WatchError::DeviceGone))?;
         let thumbnails = entry.dir.parent().unwrap_or(&entry.dir).join("thumbnails");
         let stem = Path::new(&name).file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
         let mut thumbnail = None;
@@ -253,7 +280,7 @@ impl WatchFolders {
             if let Ok(file) = tokio::fs::File::open(&candidate).await {
                 let body = tokio_util::io::ReaderStream::new(file);
                 let received = self.ingest.receive(body, &Expectation::default()).await;
-                thumbnail = Some(received.map_err(|e| Recorded::Failed(e.to_string()))?);
+                thumbnail = Some(received.map_err(|e| Recorded::Failed(e.into()))?);
                 let _ = tokio::fs::remove_file(&candidate).await;
                 break;
             }
@@ -262,22 +289,22 @@ impl WatchFolders {
         match self.events.create(&device, new, received, thumbnail).await {
             Ok(_) => Ok(()),
             Err(EventError::Exists(_)) => Err(Recorded::Before),
-            Err(e) => Err(Recorded::Failed(e.to_string())),
+            Err(e) => Err(Recorded::Failed(e.into())),
         }
     }
 
-    async fn put_away(&self, dir: &Path, path: &Path) -> Result<(), String> {
+    async fn put_away(&self, dir: &Path, path: &Path) -> Result<(), WatchError> {
         if self.remove_after {
-            return tokio::fs::remove_file(path).await.map_err(|e| e.to_string());
+            return tokio::fs::remove_file(path).await.map_err(io(path));
         }
         let done = dir.join("done");
-        tokio::fs::create_dir_all(&done).await.map_err(|e| e.to_string())?;
+        tokio::fs::create_dir_all(&done).await.map_err(io(&done))?;
         let name = path.file_name().unwrap_or_default().to_string_lossy().into_owned();
         let mut target = done.join(&name);
         if tokio::fs::try_exists(&target).await.unwrap_or(false) {
             target = done.join(format!("{name}.{}", ulid::Ulid::new()));
         }
-        tokio::fs::rename(path, target).await.map_err(|e| e.to_string())
+        tokio::fs::rename(path, &target).await.map_err(io(&target))
     }
 
     /// The server's loop: scan, sleep a fraction of the settle time, repeat.

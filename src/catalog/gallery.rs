@@ -7,7 +7,7 @@ use super::db::Exec;
 use super::rows::{self, EVENT, MEDIA_RESULT};
 use super::*;
 use crate::clock::now_ms;
-use crate::domain::DeviceId;
+use crate::domain::{DeviceId, MediaType};
 
 #[async_trait]
 pub trait Gallery {
@@ -20,7 +20,7 @@ pub trait Gallery {
     async fn events(
         &self,
         device: DeviceId,
-        media_type: Option<&str>,
+        media_type: Option<MediaType>,
         limit: u32,
         offset: u64,
     ) -> CatalogResult<Vec<(Event, Option<MediaInfo>)>>;
@@ -54,7 +54,7 @@ async fn insert(exec: &mut dyn Exec, event: &NewEvent, or_ignore: bool) -> Catal
             event.user_id.0,
             event.device_id.0,
             &event.name,
-            &event.media_type,
+            event.media_type.as_str(),
             &event.content_type,
             event.blob.as_ref().map(|b| &b.sha256),
             event.size,
@@ -107,7 +107,7 @@ impl Gallery for SqlCatalog {
     async fn events(
         &self,
         device: DeviceId,
-        media_type: Option<&str>,
+        media_type: Option<MediaType>,
         limit: u32,
         offset: u64,
     ) -> CatalogResult<Vec<(Event, Option<MediaInfo>)>> {
@@ -116,7 +116,12 @@ impl Gallery for SqlCatalog {
              where e.device_id = $1 and not e.is_deleted and (cast($2 as text) is null or e.media_type = $2)
              order by e.created_ms desc, e.id desc limit $3 offset $4"
         );
-        let rows = self.db.read().await?.rows(&sql, params![device.0, media_type, limit, offset]).await?;
+        let rows = self
+            .db
+            .read()
+            .await?
+            .rows(&sql, params![device.0, media_type.map(MediaType::as_str), limit, offset])
+            .await?;
         rows.iter().map(|r| Ok((rows::event(r, 0)?, rows::media_result(r, 12)?))).collect()
     }
 

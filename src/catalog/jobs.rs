@@ -11,7 +11,7 @@ use super::db::{Dialect, Exec};
 use super::rows::{self, JOB};
 use super::*;
 use crate::clock::now_ms;
-use crate::domain::UserId;
+use crate::domain::{JobKind, UserId};
 
 /// Jobs are tried this many times before they are marked failed.
 pub const MAX_ATTEMPTS: i64 = 5;
@@ -20,7 +20,7 @@ pub const MAX_ATTEMPTS: i64 = 5;
 #[derive(Debug, Clone, Copy)]
 pub struct ClaimScope<'a> {
     /// The kinds the claimer runs (all kinds when empty).
-    pub kinds: &'a [&'a str],
+    pub kinds: &'a [JobKind],
     /// An account with this many running jobs of a kind gets no more of it until one ends:
     /// the rest of the kind's workers stay free for other accounts.
     pub per_owner: u32,
@@ -32,7 +32,7 @@ pub trait JobQueue {
     /// (its id is returned).
     async fn enqueue_job(
         &self,
-        kind: &str,
+        kind: JobKind,
         payload: &serde_json::Value,
         dedup_key: Option<&str>,
     ) -> CatalogResult<i64> {
@@ -41,7 +41,7 @@ pub trait JobQueue {
     /// [`JobQueue::enqueue_job`] for work done on behalf of `owner` (see [`ClaimScope`]).
     async fn enqueue_job_for(
         &self,
-        kind: &str,
+        kind: JobKind,
         payload: &serde_json::Value,
         dedup_key: Option<&str>,
         owner: Option<UserId>,
@@ -62,7 +62,7 @@ pub trait JobQueue {
 
 /// A job to insert.
 struct NewJob<'a> {
-    kind: &'a str,
+    kind: JobKind,
     payload: String,
     key: Option<&'a str>,
     owner: Option<UserId>,
@@ -75,14 +75,14 @@ async fn insert(exec: &mut dyn Exec, job: &NewJob<'_>, now: i64) -> CatalogResul
                on conflict (dedup_key) where dedup_key is not null and status in ('pending', 'running') do nothing
                returning id";
     let owner = job.owner.map(|o| o.0);
-    exec.opt(sql, params![job.kind, &job.payload, job.key, owner, now]).await?.map(|r| r.get(0)).transpose()
+    exec.opt(sql, params![job.kind.as_str(), &job.payload, job.key, owner, now]).await?.map(|r| r.get(0)).transpose()
 }
 
 /// Queues the media job of new content in the caller's transaction (see
 /// `Blobs::commit_blob`); a queued or running one of the same content is enough.
 pub(super) async fn enqueue_media(exec: &mut dyn Exec, sha256: &Sha256Hex, now: i64) -> CatalogResult<()> {
     let (kind, payload, key) = crate::domain::media_job(sha256);
-    let job = NewJob { kind: kind.as_str(), payload: payload.to_string(), key: Some(&key), owner: None };
+    let job = NewJob { kind, payload: payload.to_string(), key: Some(&key), owner: None };
     insert(exec, &job, now).await?;
     Ok(())
 }
@@ -98,7 +98,7 @@ fn skip_locked(dialect: Dialect) -> &'static str {
 impl JobQueue for SqlCatalog {
     async fn enqueue_job_for(
         &self,
-        kind: &str,
+        kind: JobKind,
         payload: &serde_json::Value,
         dedup_key: Option<&str>,
         owner: Option<UserId>,
@@ -153,7 +153,10 @@ impl JobQueue for SqlCatalog {
         let per_owner = i64::from(scope.per_owner);
         let row = match scope.kinds {
             [] => tx.opt(&sql, params![until, now, per_owner]).await?,
-            kinds => tx.opt(&sql, params![until, now, per_owner, db::Value::list(kinds)]).await?,
+            kinds => {
+                let kinds: Vec<&str> = kinds.iter().map(|k| k.as_str()).collect();
+                tx.opt(&sql, params![until, now, per_owner, db::Value::list(&kinds)]).await?
+            }
         };
         tx.commit().await?;
         row.map(|r| rows::job(&r, 0)).transpose()

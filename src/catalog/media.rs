@@ -65,11 +65,6 @@ async fn locked_item(
     row.map(|r| rows::media_item(&r, 0)).transpose()
 }
 
-/// The hash device clients use for this content.
-fn device_hash(content: &MediaContent) -> &Sha256Hex {
-    content.blob.chunked_hash.as_ref().unwrap_or(&content.blob.sha256)
-}
-
 /// Writes content onto an existing row (update or revive).
 async fn set_content(tx: &mut Tx<'_>, id: i64, seq: i64, content: &MediaContent, by: Updater) -> CatalogResult<()> {
     tx.exec(
@@ -79,7 +74,7 @@ async fn set_content(tx: &mut Tx<'_>, id: i64, seq: i64, content: &MediaContent,
          where id = $10",
         params![
             &content.blob.sha256,
-            device_hash(content),
+            content.blob.device_hash(),
             content.blob.size,
             &content.ctime,
             &content.mtime,
@@ -132,7 +127,7 @@ impl MediaItems for SqlCatalog {
                     volume.0,
                     path,
                     &content.blob.sha256,
-                    device_hash(content),
+                    content.blob.device_hash(),
                     content.blob.size,
                     &content.ctime,
                     &content.mtime,

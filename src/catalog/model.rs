@@ -3,7 +3,9 @@
 
 use serde::Serialize;
 
-use crate::domain::{DeviceId, GrantId, Level, MediaPath, Name, ScopeSet, Sha256Hex, TokenId, UserId, VolumeId};
+use crate::domain::{
+    DeviceId, GrantId, JobKind, Level, MediaPath, MediaType, Name, ScopeSet, Sha256Hex, TokenId, UserId, VolumeId,
+};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct User {
@@ -111,13 +113,21 @@ pub struct BlobRecord {
     pub chunked_hash: Option<Sha256Hex>,
 }
 
+impl BlobRecord {
+    /// The hash device clients name this content by (API.md §1 `file_hash`): the chunked
+    /// top-hash above 16 MiB, else the SHA-256. The one place that rule is applied to a blob.
+    pub fn device_hash(&self) -> &Sha256Hex {
+        self.chunked_hash.as_ref().unwrap_or(&self.sha256)
+    }
+}
+
 /// A queued background job. Its payload keeps what the job needs, secrets included (a
 /// remote import's URL with its password); serialising or debug-printing a job shows URL
 /// passwords as `***` ([`crate::redact`]), so no output path shows them.
 #[derive(Clone, Serialize)]
 pub struct Job {
     pub job_id: i64,
-    pub kind: String,
+    pub kind: JobKind,
     #[serde(serialize_with = "crate::redact::serialize_json")]
     pub payload: serde_json::Value,
     pub status: JobStatus,
@@ -405,9 +415,6 @@ pub struct NewLibraryFile {
     pub content_type: String,
 }
 
-/// The gallery's media types.
-pub const MEDIA_TYPES: [&str; 5] = ["image", "video", "audio", "document", "other"];
-
 /// A device gallery event: one of a device's media, with or without its bytes yet.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Event {
@@ -415,7 +422,7 @@ pub struct Event {
     pub user_id: UserId,
     pub device_id: DeviceId,
     pub name: String,
-    pub media_type: String,
+    pub media_type: MediaType,
     pub content_type: String,
     /// `None` until the bytes are there (a harvested event waiting to be pulled).
     pub sha256: Option<Sha256Hex>,
@@ -432,7 +439,7 @@ pub struct NewEvent {
     pub user_id: UserId,
     pub device_id: DeviceId,
     pub name: String,
-    pub media_type: String,
+    pub media_type: MediaType,
     pub content_type: String,
     pub blob: Option<BlobRecord>,
     /// The file's size: the blob's, or the size a device index declared.
@@ -447,7 +454,7 @@ pub struct NewEvent {
 /// Events of one media type (not deleted).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TypeStats {
-    pub media_type: String,
+    pub media_type: MediaType,
     pub count: u64,
     pub size: u64,
 }

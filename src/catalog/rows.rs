@@ -5,7 +5,7 @@
 use super::db::Row;
 use super::*;
 use crate::clock::iso;
-use crate::domain::{DeviceId, GrantId, Level, MediaPath, ScopeSet, TokenId, UserId, VolumeId};
+use crate::domain::{DeviceId, GrantId, JobKind, Level, MediaPath, ScopeSet, TokenId, UserId, VolumeId};
 
 fn schema(e: impl std::fmt::Display) -> CatalogError {
     CatalogError::Schema(e.to_string())
@@ -217,9 +217,10 @@ pub(super) const JOB: &str = "j.id, j.kind, j.payload, j.status, j.attempts, j.l
 
 pub(super) fn job(row: &Row, at: usize) -> CatalogResult<Job> {
     let status: String = row.get(at + 3)?;
+    let kind: String = row.get(at + 1)?;
     Ok(Job {
         job_id: row.get(at)?,
-        kind: row.get(at + 1)?,
+        kind: JobKind::parse(&kind).ok_or_else(|| schema(format!("job kind {kind}")))?,
         payload: row.get(at + 2)?,
         status: JobStatus::parse(&status).ok_or_else(|| schema(format!("job status {status}")))?,
         attempts: row.get(at + 4)?,

@@ -302,7 +302,7 @@ async fn device_for(services: &Services, reference: &str) -> Result<Device, Fail
 }
 
 fn ttl_seconds(ttl: &str) -> Result<i64, Failure> {
-    let ttl = parse_duration(ttl).map_err(|e| Failure::new("invalid_argument", e))?;
+    let ttl = parse_duration(ttl).map_err(|e| Failure::new("invalid_argument", e.to_string()))?;
     Ok(crate::clock::now_secs() + ttl.as_secs() as i64)
 }
 
@@ -395,7 +395,7 @@ async fn execute(services: &Services, command: AdminCommand) -> Result<Printed, 
                 "none" | "" => None,
                 // the same check the pull itself makes, so a bad source is refused now
                 u => {
-                    crate::remote::UrlBase::parse(u).map_err(|e| Failure::new("invalid_argument", e))?;
+                    crate::remote::UrlBase::parse(u).map_err(|e| Failure::new("invalid_argument", e.to_string()))?;
                     Some(u.trim_end_matches('/'))
                 }
             };

@@ -10,6 +10,7 @@ mod ids;
 mod job_kind;
 mod level;
 mod media_path;
+mod media_type;
 mod name;
 mod range;
 mod scope;
@@ -23,6 +24,7 @@ pub use ids::{BlobSize, DeviceId, GrantId, MAX_BLOB_SIZE, TokenId, UserId, Volum
 pub use job_kind::{JobKind, media_job};
 pub use level::Level;
 pub use media_path::MediaPath;
+pub use media_type::MediaType;
 pub use name::Name;
 pub use range::{ByteRange, RangeRequest};
 pub use scope::{Scope, ScopeSet};

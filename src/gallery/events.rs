@@ -7,16 +7,16 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
-use crate::catalog::{Catalog, CatalogError, Device, Event, MEDIA_TYPES, NewEvent};
+use crate::catalog::{Catalog, CatalogError, Device, Event, NewEvent};
 use crate::clock::now_ms;
-use crate::domain::DeviceId;
+use crate::domain::{DeviceId, MediaType, ParseError};
 use crate::ingest::{Ingest, IngestError, Received};
 use crate::media::sniff;
 
 #[derive(Debug, thiserror::Error)]
 pub enum EventError {
-    #[error("media_type '{0}' is not one of image, video, audio, document, other")]
-    InvalidMediaType(String),
+    #[error(transparent)]
+    InvalidMediaType(ParseError),
     /// The event (id, watch key) exists already.
     #[error("{0}")]
     Exists(String),
@@ -139,17 +139,18 @@ impl GalleryEvents {
 /// family's (else refused), otherwise sniffed from the bytes (then the name's extension, then
 /// the declared content type's top level); the declared content type unless it says nothing
 /// (`application/octet-stream`), otherwise sniffed.
-fn kinds(new: &NewGalleryEvent, head: &[u8]) -> Result<(String, String), EventError> {
+fn kinds(new: &NewGalleryEvent, head: &[u8]) -> Result<(MediaType, String), EventError> {
     let name = new.file_name.as_deref().unwrap_or(&new.name);
     let sniffed = sniff(head, Some(name));
     let declared = new.content_type.as_deref().filter(|t| !t.is_empty() && *t != "application/octet-stream");
-    let from_declared =
-        declared.and_then(|t| t.split('/').next()).filter(|top| ["image", "video", "audio"].contains(top));
+    let from_declared = declared
+        .and_then(|t| t.split('/').next())
+        .and_then(|top| MediaType::parse(top).ok())
+        .filter(|t| matches!(t, MediaType::Image | MediaType::Video | MediaType::Audio));
     let media_type = match new.media_type.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
-        Some(t) if MEDIA_TYPES.contains(&t) => t.to_owned(),
-        Some(t) => return Err(EventError::InvalidMediaType(t.to_owned())),
-        None if sniffed.media_type == "other" => from_declared.unwrap_or("other").to_owned(),
-        None => sniffed.media_type.to_owned(),
+        Some(t) => MediaType::parse(t).map_err(EventError::InvalidMediaType)?,
+        None if sniffed.media_type == MediaType::Other => from_declared.unwrap_or(MediaType::Other),
+        None => sniffed.media_type,
     };
     let content_type = declared.map(str::to_owned).unwrap_or(sniffed.content_type);
     Ok((media_type, content_type))
@@ -169,11 +170,11 @@ mod tests {
             content_type: content.map(str::to_owned),
             ..NewGalleryEvent::default()
         };
-        assert_eq!(kinds(&new(None, None), PNG).unwrap(), ("image".into(), "image/png".into()));
-        assert_eq!(kinds(&new(Some("video"), None), PNG).unwrap().0, "video");
+        assert_eq!(kinds(&new(None, None), PNG).unwrap(), (MediaType::Image, "image/png".into()));
+        assert_eq!(kinds(&new(Some("video"), None), PNG).unwrap().0, MediaType::Video);
         assert!(matches!(kinds(&new(Some("movie"), None), PNG), Err(EventError::InvalidMediaType(_))));
         let unknown = kinds(&new(None, Some("audio/x-weird")), b"????").unwrap();
-        assert_eq!(unknown, ("audio".into(), "audio/x-weird".into()), "the declared type helps unknown bytes");
+        assert_eq!(unknown, (MediaType::Audio, "audio/x-weird".into()), "the declared type helps unknown bytes");
         assert_eq!(kinds(&new(None, Some("application/octet-stream")), PNG).unwrap().1, "image/png");
     }
 }

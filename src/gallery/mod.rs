@@ -18,11 +18,11 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::catalog::{Catalog, CatalogError, Device, MEDIA_TYPES, NewEvent};
+use crate::catalog::{Catalog, CatalogError, Device, NewEvent};
 use crate::clock::now_ms;
-use crate::domain::MAX_BLOB_SIZE;
+use crate::domain::{MAX_BLOB_SIZE, MediaType, ParseError};
 use crate::media::sniff;
-use crate::remote::{RemotePolicy, UrlBase, fetch_small};
+use crate::remote::{FetchError, RemotePolicy, UrlBase, fetch_small};
 
 const INDEX_LIMIT: usize = 16 * 1024 * 1024;
 
@@ -31,10 +31,27 @@ pub fn device_dir(data_dir: &Path, device: &Device) -> PathBuf {
     data_dir.join("gallery").join(device.user_id.to_string()).join(device.device_id.to_string())
 }
 
+/// Why a device's pull source could not be harvested or pulled from.
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    #[error("the device has no pull source")]
+    NoSource,
+    #[error("the pull source is not a base URL: {0}")]
+    NotABase(ParseError),
+    #[error("not a file of the pull source: {0}")]
+    Outside(ParseError),
+    #[error(transparent)]
+    Fetch(#[from] FetchError),
+    #[error("index.json is not a list of files: {0}")]
+    BadIndex(serde_json::Error),
+    #[error(transparent)]
+    Catalog(#[from] CatalogError),
+}
+
 /// The device's pull source, with the policy that allows it.
-fn source(policy: &RemotePolicy, device: &Device) -> Result<(UrlBase, RemotePolicy), String> {
-    let raw = device.pull_url.as_deref().ok_or("the device has no pull source")?;
-    let base = UrlBase::parse(raw).map_err(|e| format!("the pull source is not a base URL: {e}"))?;
+fn source(policy: &RemotePolicy, device: &Device) -> Result<(UrlBase, RemotePolicy), SourceError> {
+    let raw = device.pull_url.as_deref().ok_or(SourceError::NoSource)?;
+    let base = UrlBase::parse(raw).map_err(SourceError::NotABase)?;
     // the operator registered this source for this device: allow it, and nothing more
     let allowed = policy.with_base(&base);
     Ok((base, allowed))
@@ -73,12 +90,11 @@ pub async fn harvest(
     policy: &RemotePolicy,
     device: &Device,
     timeout: Duration,
-) -> Result<usize, String> {
+) -> Result<usize, SourceError> {
     let (base, policy) = source(policy, device)?;
-    let index_url = base.resolve("index.json")?;
-    let body = fetch_small(&policy, index_url, INDEX_LIMIT, timeout).await.map_err(|e| e.to_string())?;
-    let entries: Vec<IndexEntry> =
-        serde_json::from_slice(&body).map_err(|e| format!("index.json is not a list of files: {e}"))?;
+    let index_url = base.resolve("index.json").map_err(SourceError::Outside)?;
+    let body = fetch_small(&policy, index_url, INDEX_LIMIT, timeout).await?;
+    let entries: Vec<IndexEntry> = serde_json::from_slice(&body).map_err(SourceError::BadIndex)?;
     let events: Vec<NewEvent> = entries
         .into_iter()
         .filter(|entry| match base.resolve(&entry.name) {
@@ -93,15 +109,14 @@ pub async fn harvest(
             let media_type = entry
                 .media_type
                 .as_deref()
-                .and_then(|t| MEDIA_TYPES.iter().find(|m| **m == t))
-                .copied()
+                .and_then(|t| MediaType::parse(t).ok())
                 .unwrap_or(guessed.media_type);
             NewEvent {
                 id: new_event_id(),
                 user_id: device.user_id,
                 device_id: device.device_id,
                 name: entry.name.clone(),
-                media_type: media_type.to_owned(),
+                media_type,
                 content_type: guessed.content_type,
                 blob: None,
                 size: declared_size(entry.size.as_ref()),
@@ -113,7 +128,7 @@ pub async fn harvest(
             }
         })
         .collect();
-    catalog.harvest_events(&events).await.map_err(|e| e.to_string())
+    Ok(catalog.harvest_events(&events).await?)
 }
 
 /// Harvests every device that has a pull source (the periodic step).

@@ -71,7 +71,7 @@ impl JobHandler for GalleryPulls {
         };
         let (base, policy) = match source(&self.remote, &device) {
             Ok(source) => source,
-            Err(e) => return JobOutcome::Failed { error: e },
+            Err(e) => return JobOutcome::Failed { error: e.to_string() },
         };
         let name = event.source_name.as_deref().unwrap_or(&event.name);
         let url = match base.resolve(name) {

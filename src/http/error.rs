@@ -212,7 +212,7 @@ impl From<IngestError> for ApiError {
             IngestError::TooLarge { limit } => {
                 Self::new(ErrorCode::TooLarge, format!("the upload exceeds the limit of {limit} bytes"))
             }
-            IngestError::HashMismatch(why) => Self::new(ErrorCode::HashMismatch, why),
+            IngestError::HashMismatch(why) => Self::new(ErrorCode::HashMismatch, why.to_string()),
             IngestError::Body(why) => {
                 Self::new(ErrorCode::BadBody, format!("the request body could not be read: {why}"))
             }

@@ -50,13 +50,24 @@ pub enum IngestError {
     #[error("the upload is larger than the limit of {limit} bytes")]
     TooLarge { limit: u64 },
     #[error("{0}")]
-    HashMismatch(String),
+    HashMismatch(Mismatch),
     #[error("the request body could not be read: {0}")]
     Body(String),
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
     Catalog(#[from] CatalogError),
+}
+
+/// How received bytes differ from what the uploader bound.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Mismatch {
+    #[error("received {received} bytes but {bound} were bound")]
+    Size { received: u64, bound: u64 },
+    #[error("the body is longer than the bound size of {bound} bytes")]
+    Longer { bound: u64 },
+    #[error("the received bytes have {what} {actual}, not the bound {expected}")]
+    Hash { what: &'static str, actual: Sha256Hex, expected: Sha256Hex },
 }
 
 /// Bytes received, hashed and verified, waiting in staging to be committed. Dropped without
@@ -119,7 +130,7 @@ pub struct Ingested {
 impl Ingested {
     /// The hash device clients use for this content (API.md §1 `file_hash`).
     pub fn device_hash(&self) -> &Sha256Hex {
-        self.blob.chunked_hash.as_ref().unwrap_or(&self.blob.sha256)
+        self.blob.device_hash()
     }
 }
 

@@ -7,7 +7,7 @@ use futures_util::StreamExt;
 use sha2::{Digest, Sha256};
 use tokio::task::spawn_blocking;
 
-use super::{Expectation, IngestError, Raw};
+use super::{Expectation, IngestError, Mismatch, Raw};
 use crate::blob_store::{BlobStore, Staged, StoreError};
 use crate::catalog::BlobRecord;
 use crate::domain::{ChunkHasher, Sha256Hex, chunk_size_for};
@@ -29,7 +29,7 @@ pub(super) async fn read_back(store: &dyn BlobStore, staged: Staged, expect: &Ex
         if let Some(piece) = &piece {
             total += piece.len() as u64;
             if expect.size.is_some_and(|bound| total > bound) {
-                return Err(IngestError::HashMismatch(format!("the object is longer than the bound {size} bytes")));
+                return Err(IngestError::HashMismatch(Mismatch::Longer { bound: size }));
             }
             head.extend_from_slice(&piece[..piece.len().min(HEAD_BYTES - head.len())]);
             batch_len += piece.len();

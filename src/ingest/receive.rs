@@ -5,7 +5,7 @@ use futures_util::{Stream, StreamExt};
 use sha2::{Digest, Sha256};
 use tokio::task::spawn_blocking;
 
-use super::{Expectation, ExpectedHash, IngestError, Raw};
+use super::{Expectation, ExpectedHash, IngestError, Mismatch, Raw};
 use crate::blob_store::{BlobStore, StagingArea, StagingWriter};
 use crate::catalog::BlobRecord;
 use crate::domain::{ChunkHasher, Sha256Hex, chunk_size_for};
@@ -188,7 +188,7 @@ where
             return Err(IngestError::TooLarge { limit });
         }
         if let Some(size) = expect.size.filter(|size| *total > *size) {
-            return Err(IngestError::HashMismatch(format!("the body is longer than the bound size of {size} bytes")));
+            return Err(IngestError::HashMismatch(Mismatch::Longer { bound: size }));
         }
         len += piece.len();
         if !piece.is_empty() {
@@ -220,17 +220,17 @@ async fn rehash_chunks(
 }
 
 /// Checks received content against what the uploader bound; the message explains a mismatch.
-pub(super) fn verify(blob: &BlobRecord, expect: &Expectation) -> Result<(), String> {
-    if let Some(size) = expect.size.filter(|size| *size != blob.size) {
-        return Err(format!("received {} bytes but {size} were bound", blob.size));
+pub(super) fn verify(blob: &BlobRecord, expect: &Expectation) -> Result<(), Mismatch> {
+    if let Some(bound) = expect.size.filter(|size| *size != blob.size) {
+        return Err(Mismatch::Size { received: blob.size, bound });
     }
     let (expected, actual, what) = match &expect.hash {
         None => return Ok(()),
         Some(ExpectedHash::Sha256(h)) => (h, &blob.sha256, "SHA-256"),
-        Some(ExpectedHash::Device(h)) => (h, blob.chunked_hash.as_ref().unwrap_or(&blob.sha256), "file hash"),
+        Some(ExpectedHash::Device(h)) => (h, blob.device_hash(), "file hash"),
     };
     if expected != actual {
-        return Err(format!("the received bytes have {what} {actual}, not the bound {expected}"));
+        return Err(Mismatch::Hash { what, actual: actual.clone(), expected: expected.clone() });
     }
     Ok(())
 }

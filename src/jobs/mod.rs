@@ -63,7 +63,7 @@ pub struct Registration {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Step {
     Idle,
-    RanJob { job_id: i64, kind: String, ok: bool },
+    RanJob { job_id: i64, kind: JobKind, ok: bool },
     Maintained { task: &'static str, did: String },
 }
 
@@ -115,7 +115,7 @@ impl JobRunner {
         dedup_key: Option<&str>,
         owner: Option<UserId>,
     ) -> Result<i64, CatalogError> {
-        let id = self.catalog.enqueue_job_for(kind.as_str(), payload, dedup_key, owner).await?;
+        let id = self.catalog.enqueue_job_for(kind, payload, dedup_key, owner).await?;
         // every idle worker looks (the job may be of any kind); one that is between a claim
         // and its wait finds the stored permit
         self.wake.notify_waiters();
@@ -125,7 +125,7 @@ impl JobRunner {
 
     /// Runs one queued job of a registered kind, or else one maintenance step.
     pub async fn run_one_step(&self) -> Result<Step, CatalogError> {
-        let kinds: Vec<&str> = self.kinds.keys().map(|k| k.as_str()).collect();
+        let kinds: Vec<JobKind> = self.kinds.keys().copied().collect();
         if !kinds.is_empty() {
             let scope = ClaimScope { kinds: &kinds, per_owner: u32::MAX };
             if let Some(job) = self.catalog.claim_job_in(LEASE, scope).await? {
@@ -156,10 +156,10 @@ impl JobRunner {
     /// Runs a claimed job under its handler, renewing its lease while it runs, and records
     /// the outcome. A handler that panics fails its job.
     async fn run_claimed(&self, job: Job) -> Result<Step, CatalogError> {
-        let (job_id, kind) = (job.job_id, job.kind.clone());
+        let (job_id, kind) = (job.job_id, job.kind);
         let span = tracing::info_span!("job", job_id, kind = %kind, owner = ?job.owner_id.map(|o| o.0));
         let outcome = async {
-            let Some(registration) = JobKind::parse(&kind).and_then(|k| self.kinds.get(&k)) else {
+            let Some(registration) = self.kinds.get(&kind) else {
                 return JobOutcome::Failed { error: format!("no handler for job kind '{kind}'") };
             };
             let handler = registration.handler.clone();
@@ -214,7 +214,7 @@ impl JobRunner {
 
     /// One worker of `kind`: claims its jobs within the kind's fair share per account.
     async fn work(&self, kind: JobKind, per_owner: u32) {
-        let kinds = [kind.as_str()];
+        let kinds = [kind];
         loop {
             let claimed = self.catalog.claim_job_in(LEASE, ClaimScope { kinds: &kinds, per_owner }).await;
             match claimed {

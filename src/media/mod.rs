@@ -19,10 +19,16 @@ mod video;
 use serde::{Deserialize, Serialize};
 
 pub use exif::read_exif;
+
 pub use picture::{Limits, Thumbnail, decode_image};
 pub use process::MediaProcessor;
 pub use sniff::{Sniffed, sniff};
 pub use video::{ToolError, Tools, probe_video, video_frame};
+
+/// Why a file's bytes could not be understood (shown with the item, so written for people).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct Unreadable(pub String);
 
 /// What Ferry learnt about a file (stored as JSON in `blob_media.metadata`). Absent facts
 /// are left out.

@@ -8,6 +8,8 @@ use image::codecs::jpeg::JpegEncoder;
 use image::metadata::Orientation;
 use image::{DynamicImage, ImageDecoder, ImageFormat, ImageReader, RgbImage};
 
+use super::Unreadable;
+
 /// Bounds on what one decode may claim.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
@@ -45,11 +47,11 @@ const JPEG_QUALITY: u8 = 82;
 
 /// Decodes `bytes` as `format` within `limits` and makes a thumbnail whose long side is at
 /// most `side` pixels. Errors are reasons people can read.
-pub fn decode_image(bytes: &[u8], format: ImageFormat, side: u32, limits: Limits) -> Result<Decoded, String> {
+pub fn decode_image(bytes: &[u8], format: ImageFormat, side: u32, limits: Limits) -> Result<Decoded, Unreadable> {
     let name = format.extensions_str().first().copied().unwrap_or("image");
-    let broken = |e: image::ImageError| format!("not a readable {name}: {e}");
+    let broken = |e: image::ImageError| Unreadable(format!("not a readable {name}: {e}"));
     if format == ImageFormat::Jpeg && !jpeg_is_complete(bytes) {
-        return Err("the jpeg is truncated: its data ends before the end-of-image marker".into());
+        return Err(Unreadable("the jpeg is truncated: its data ends before the end-of-image marker".into()));
     }
     let mut reader = ImageReader::with_format(Cursor::new(bytes), format);
     let mut bounds = image::Limits::default();
@@ -61,10 +63,10 @@ pub fn decode_image(bytes: &[u8], format: ImageFormat, side: u32, limits: Limits
     let (width, height) = decoder.dimensions();
     // Not every decoder counts its output against max_alloc: refuse by declared size first.
     if decoder.total_bytes() > limits.max_alloc {
-        return Err(format!(
+        return Err(Unreadable(format!(
             "the {name} declares {width}×{height} pixels, over the decoding limit of {} MiB",
             limits.max_alloc >> 20
-        ));
+        )));
     }
     let orientation = decoder.orientation().unwrap_or(Orientation::NoTransforms);
     let image = DynamicImage::from_decoder(decoder).map_err(broken)?;
@@ -75,7 +77,7 @@ pub fn decode_image(bytes: &[u8], format: ImageFormat, side: u32, limits: Limits
     let mut jpeg = Vec::new();
     JpegEncoder::new_with_quality(&mut jpeg, JPEG_QUALITY)
         .encode_image(&rgb)
-        .map_err(|e| format!("the thumbnail could not be encoded: {e}"))?;
+        .map_err(|e| Unreadable(format!("the thumbnail could not be encoded: {e}")))?;
     let turned = matches!(
         orientation,
         Orientation::Rotate90 | Orientation::Rotate270 | Orientation::Rotate90FlipH | Orientation::Rotate270FlipH
@@ -176,7 +178,7 @@ mod tests {
             assert!(!jpeg_is_complete(&whole[..cut]), "cut at {cut}");
         }
         let err = decode_image(&whole[..whole.len() / 2], ImageFormat::Jpeg, 320, Limits::default()).unwrap_err();
-        assert!(err.contains("truncated"), "{err}");
+        assert!(err.0.contains("truncated"), "{err}");
     }
 
     #[test]
@@ -192,7 +194,7 @@ mod tests {
         let bytes = encoded(&image, ImageFormat::Png);
         let tight = Limits { max_side: 65_535, max_alloc: 100_000 };
         let err = decode_image(&bytes, ImageFormat::Png, 320, tight).unwrap_err();
-        assert!(err.contains("300×300") || err.contains("limit"), "{err}");
+        assert!(err.0.contains("300×300") || err.0.contains("limit"), "{err}");
         let narrow = Limits { max_side: 200, max_alloc: 512 << 20 };
         assert!(decode_image(&bytes, ImageFormat::Png, 320, narrow).is_err());
     }

@@ -18,7 +18,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use super::{Class, Limits, Metadata, Tools, decode_image, probe_video, read_exif, video_frame};
+use super::{Class, Limits, Metadata, Tools, Unreadable, decode_image, probe_video, read_exif, video_frame};
 use crate::blob_store::BlobStore;
 use crate::catalog::{BlobRecord, Catalog, CatalogError, Job, JobOutcome, MediaStatus, NewMediaInfo};
 use crate::config::Config;
@@ -133,7 +133,7 @@ async fn process(processor: &MediaProcessor, sha256: &Sha256Hex) -> Result<Learn
                 meta
             })
             .await
-            .map_err(|reason| Failure::Broken { reason, meta: Box::default() })?;
+            .map_err(|reason| Failure::Broken { reason: reason.0, meta: Box::default() })?;
             let note = format!("no thumbnail: no {ext} decoder on this server");
             Ok(Learnt { meta, thumbnail: None, note: Some(note) })
         }
@@ -177,8 +177,8 @@ async fn image(
             (meta.width, meta.height) = (Some(decoded.width), Some(decoded.height));
             Ok(Learnt { meta, thumbnail: Some(decoded.thumbnail.jpeg), note: None })
         }
-        Ok((meta, Err(reason))) => Err(Failure::Broken { reason, meta: Box::new(meta) }),
-        Err(reason) => Err(Failure::Broken { reason, meta: Box::new(fallback) }),
+        Ok((meta, Err(reason))) => Err(Failure::Broken { reason: reason.0, meta: Box::new(meta) }),
+        Err(reason) => Err(Failure::Broken { reason: reason.0, meta: Box::new(fallback) }),
     }
 }
 
@@ -251,10 +251,10 @@ async fn record(processor: &MediaProcessor, sha256: &Sha256Hex, learnt: Learnt) 
 }
 
 /// Runs CPU-heavy decoding on a blocking thread; a panic there becomes a reason.
-async fn off_thread<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> Result<T, String> {
+async fn off_thread<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> Result<T, Unreadable> {
     tokio::task::spawn_blocking(work).await.map_err(|e| {
         if !e.is_panic() {
-            return format!("decoding was cancelled: {e}");
+            return Unreadable(format!("decoding was cancelled: {e}"));
         }
         let panic = e.into_panic();
         let said = panic
@@ -262,7 +262,7 @@ async fn off_thread<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static
             .map(|s| s.to_string())
             .or_else(|| panic.downcast_ref::<String>().cloned())
             .unwrap_or_else(|| "no message".into());
-        format!("the decoder panicked: {said}")
+        Unreadable(format!("the decoder panicked: {said}"))
     })
 }
 
@@ -334,7 +334,7 @@ mod tests {
     #[tokio::test]
     async fn a_panicking_decoder_is_a_reason_not_a_crash() {
         let err = off_thread(|| -> u32 { panic!("bad huffman table") }).await.unwrap_err();
-        assert!(err.contains("panicked") && err.contains("bad huffman table"), "{err}");
+        assert!(err.0.contains("panicked") && err.0.contains("bad huffman table"), "{err}");
         assert_eq!(off_thread(|| 7).await, Ok(7));
     }
 }

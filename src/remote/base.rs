@@ -6,6 +6,8 @@
 use percent_encoding::percent_decode_str;
 use reqwest::Url;
 
+use crate::domain::ParseError;
+
 /// `scheme://host[:port]/prefix/`: an http(s) URL whose path ends in `/`, without query
 /// or fragment.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -18,14 +20,17 @@ const DECODINGS: usize = 3;
 impl UrlBase {
     /// Parses an http(s) URL as a base; a trailing `/` is implied. Errors quote `raw`
     /// without its password, as they end up in logs and answers.
-    pub fn parse(raw: &str) -> Result<Self, String> {
+    pub fn parse(raw: &str) -> Result<Self, ParseError> {
         let shown = crate::redact::url_passwords(raw);
-        let url = Url::parse(&format!("{}/", raw.trim_end_matches('/'))).map_err(|e| format!("'{shown}': {e}"))?;
+        let url = Url::parse(&format!("{}/", raw.trim_end_matches('/')))
+            .map_err(|e| ParseError::new(format!("'{shown}': {e}")))?;
         if !matches!(url.scheme(), "http" | "https") {
-            return Err(format!("'{shown}' is not an http(s) URL"));
+            return Err(ParseError::new(format!("'{shown}' is not an http(s) URL")));
         }
         if url.host().is_none() || url.query().is_some() || url.fragment().is_some() {
-            return Err(format!("'{shown}' must be scheme://host[:port]/path without query or fragment"));
+            return Err(ParseError::new(format!(
+                "'{shown}' must be scheme://host[:port]/path without query or fragment"
+            )));
         }
         Ok(Self(url))
     }
@@ -51,8 +56,8 @@ impl UrlBase {
     /// The URL of `name` — a relative path of literal file names, as a device index lists
     /// them (`IMG 0001.jpg`, `2026/été.jpg`) — under this base; refused when `name` is
     /// anything else (a URL, an absolute path, a `.`/`..` segment in any encoding).
-    pub fn resolve(&self, name: &str) -> Result<Url, String> {
-        let refuse = |why: &str| Err(format!("'{}' {why}", name.escape_debug()));
+    pub fn resolve(&self, name: &str) -> Result<Url, ParseError> {
+        let refuse = |why: &str| Err(ParseError::new(format!("'{}' {why}", name.escape_debug())));
         if name.is_empty() {
             return refuse("is empty");
         }
@@ -67,7 +72,7 @@ impl UrlBase {
         }
         let mut url = self.0.clone();
         {
-            let mut segments = url.path_segments_mut().map_err(|()| "the base cannot take a path".to_owned())?;
+            let mut segments = url.path_segments_mut().map_err(|()| ParseError::new("the base cannot take a path"))?;
             segments.pop_if_empty();
             for segment in name.split('/') {
                 segments.push(segment); // percent-encodes it, `%`, `?`, `#` and `/` included
@@ -185,6 +190,6 @@ mod tests {
         assert!(UrlBase::parse("ftp://h/a").is_err() && UrlBase::parse("http://h/a?x=1").is_err());
         let with_password = UrlBase::parse("http://cam:pw@h/a").unwrap();
         assert_eq!(with_password.url().password(), Some("pw"), "the fetch needs it");
-        assert!(!UrlBase::parse("http://cam:pw@h/a?x").unwrap_err().contains("pw"), "errors hide it");
+        assert!(!UrlBase::parse("http://cam:pw@h/a?x").unwrap_err().to_string().contains("pw"), "errors hide it");
     }
 }

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ferry::catalog::*;
-use ferry::domain::{Level, MediaPath, Name, Sha256Hex};
+use ferry::domain::{JobKind, Level, MediaPath, Name, Sha256Hex};
 use futures_util::future::BoxFuture;
 
 use crate::catalog_postgres::TestDatabase;
@@ -104,8 +104,8 @@ pub async fn collection_skips_held_blobs(catalog: Arc<dyn Catalog>) {
 
 pub async fn jobs_are_claimed_once_retried_and_deduplicated(catalog: Arc<dyn Catalog>) {
     let payload = serde_json::json!({"x": 1});
-    let first = catalog.enqueue_job("thumb", &payload, Some("blob-1")).await.unwrap();
-    let again = catalog.enqueue_job("thumb", &payload, Some("blob-1")).await.unwrap();
+    let first = catalog.enqueue_job(JobKind::MediaProcess, &payload, Some("blob-1")).await.unwrap();
+    let again = catalog.enqueue_job(JobKind::MediaProcess, &payload, Some("blob-1")).await.unwrap();
     assert_eq!(first, again, "an unfinished job with the same key is not queued twice");
 
     let job = catalog.claim_job(Duration::from_secs(60)).await.unwrap().unwrap();
@@ -121,12 +121,43 @@ pub async fn jobs_are_claimed_once_retried_and_deduplicated(catalog: Arc<dyn Cat
     assert_eq!(failed[0].last_error.as_deref(), Some("broken file"));
 
     // a finished key may be queued again
-    let fresh = catalog.enqueue_job("thumb", &payload, Some("blob-1")).await.unwrap();
+    let fresh = catalog.enqueue_job(JobKind::MediaProcess, &payload, Some("blob-1")).await.unwrap();
     assert_ne!(fresh, first);
 }
 
+/// An account with its share of a kind's running jobs gets no more of them until one ends;
+/// another account's job, a job of another kind and work of no account are still claimed.
+pub async fn a_claim_leaves_each_account_its_share(catalog: Arc<dyn Catalog>) {
+    let alice = catalog.create_user(&Name::parse("alice").unwrap(), Level::Uploader).await.unwrap();
+    let bob = catalog.create_user(&Name::parse("bob").unwrap(), Level::Uploader).await.unwrap();
+    let lease = Duration::from_secs(60);
+    let fetch = [JobKind::RemoteFetch];
+    let scope = ClaimScope { kinds: &fetch, per_owner: 2 };
+    let mut alices = Vec::new();
+    for n in 0..3 {
+        let payload = serde_json::json!({ "n": n });
+        alices.push(catalog.enqueue_job_for(JobKind::RemoteFetch, &payload, None, Some(alice.user_id)).await.unwrap());
+    }
+    let bobs =
+        catalog.enqueue_job_for(JobKind::RemoteFetch, &serde_json::json!({}), None, Some(bob.user_id)).await.unwrap();
+    let media = catalog.enqueue_job(JobKind::MediaProcess, &serde_json::json!({}), None).await.unwrap();
+
+    let first = catalog.claim_job_in(lease, scope).await.unwrap().unwrap();
+    let second = catalog.claim_job_in(lease, scope).await.unwrap().unwrap();
+    assert_eq!((first.job_id, second.job_id), (alices[0], alices[1]));
+    assert_eq!(first.owner_id, Some(alice.user_id));
+    let third = catalog.claim_job_in(lease, scope).await.unwrap().unwrap();
+    assert_eq!(third.job_id, bobs, "alice has her two running: bob's job comes before her third");
+    assert!(catalog.claim_job_in(lease, scope).await.unwrap().is_none(), "alice's third waits for one of hers");
+    let other_kind = catalog.claim_job_in(lease, ClaimScope { kinds: &[JobKind::MediaProcess], per_owner: 2 }).await;
+    assert_eq!(other_kind.unwrap().unwrap().job_id, media, "another kind's workers are not held by alice");
+
+    catalog.finish_job(first.job_id, JobOutcome::Done).await.unwrap();
+    assert_eq!(catalog.claim_job_in(lease, scope).await.unwrap().unwrap().job_id, alices[2]);
+}
+
 pub async fn an_expired_lease_makes_a_job_claimable_again(catalog: Arc<dyn Catalog>) {
-    let id = catalog.enqueue_job("fetch", &serde_json::json!({}), None).await.unwrap();
+    let id = catalog.enqueue_job(JobKind::RemoteFetch, &serde_json::json!({}), None).await.unwrap();
     catalog.claim_job(Duration::from_millis(1)).await.unwrap().unwrap();
     tokio::time::sleep(Duration::from_millis(20)).await;
     let reclaimed = catalog.claim_job(Duration::from_secs(60)).await.unwrap().unwrap();
@@ -140,7 +171,7 @@ pub async fn new_content_queues_one_media_job_and_results_keep_their_thumbnail(c
     let jobs = catalog.list_jobs(None).await.unwrap();
     assert_eq!(jobs.len(), 1, "known content queues nothing: {jobs:?}");
     let expected = serde_json::json!({"sha256": blob(1).sha256});
-    assert_eq!((jobs[0].kind.as_str(), &jobs[0].payload), ("media_process", &expected));
+    assert_eq!((jobs[0].kind, &jobs[0].payload), (JobKind::MediaProcess, &expected));
 
     let info = NewMediaInfo {
         sha256: blob(1).sha256,
@@ -223,6 +254,7 @@ macro_rules! conformance {
             case!(collection_skips_held_blobs);
             case!(jobs_are_claimed_once_retried_and_deduplicated);
             case!(an_expired_lease_makes_a_job_claimable_again);
+            case!(a_claim_leaves_each_account_its_share);
             case!(a_completed_upload_takes_no_more_parts);
             case!(new_content_queues_one_media_job_and_results_keep_their_thumbnail);
         }

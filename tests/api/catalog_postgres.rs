@@ -195,7 +195,7 @@ mod races {
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn an_expired_lease_is_taken_over_by_exactly_one_replica() {
         let Some(r) = replicas().await else { return };
-        let id = r.a.enqueue_job("fetch", &serde_json::json!({}), None).await.unwrap();
+        let id = r.a.enqueue_job(ferry::domain::JobKind::RemoteFetch, &serde_json::json!({}), None).await.unwrap();
         let lease = Duration::from_millis(300);
         let lease_end = Instant::now() + lease;
         let dead_worker = r.a.claim_job(lease).await.unwrap().unwrap();

@@ -173,7 +173,7 @@ async fn listing_pages_filters_and_clamps() {
             user_id: device.user_id,
             device_id: device.device_id,
             name: format!("bulk{i}"),
-            media_type: "other".into(),
+            media_type: ferry::domain::MediaType::Other,
             content_type: "application/octet-stream".into(),
             blob: None,
             size: 1,

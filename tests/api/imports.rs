@@ -175,9 +175,11 @@ async fn one_accounts_slow_imports_do_not_stall_another_accounts_import_or_media
     let mut processed = false;
     for _ in 0..80 {
         let jobs = app.catalog().list_jobs(None).await.unwrap();
-        processed = jobs
-            .iter()
-            .any(|j| j.kind == "media_process" && j.payload["sha256"] == photo.as_str() && j.status == JobStatus::Done);
+        processed = jobs.iter().any(|j| {
+            j.kind == ferry::domain::JobKind::MediaProcess
+                && j.payload["sha256"] == photo.as_str()
+                && j.status == JobStatus::Done
+        });
         if processed {
             break;
         }

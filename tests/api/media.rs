@@ -47,7 +47,9 @@ async fn processed(app: &TestApp, sha256: &Sha256Hex) -> MediaInfo {
 
 async fn media_jobs(app: &TestApp, sha256: &Sha256Hex) -> Vec<Job> {
     let jobs = app.catalog().list_jobs(None).await.unwrap();
-    jobs.into_iter().filter(|j| j.kind == "media_process" && j.payload["sha256"] == sha256.as_str()).collect()
+    jobs.into_iter()
+        .filter(|j| j.kind == ferry::domain::JobKind::MediaProcess && j.payload["sha256"] == sha256.as_str())
+        .collect()
 }
 
 async fn blob_bytes(app: &TestApp, sha256: &Sha256Hex) -> Vec<u8> {

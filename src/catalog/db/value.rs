@@ -3,7 +3,7 @@
 //! [`FromValue`], the same for both backends.
 
 use crate::catalog::{CatalogError, CatalogResult};
-use crate::domain::Sha256Hex;
+use crate::domain::{MediaType, ParseError, Sha256Hex};
 
 /// One parameter or column value.
 #[derive(Debug, Clone, PartialEq)]
@@ -97,7 +97,7 @@ impl Row {
 
 /// A Rust value a column decodes into.
 pub trait FromValue: Sized {
-    fn from_value(value: &Value) -> Result<Self, String>;
+    fn from_value(value: &Value) -> Result<Self, ParseError>;
 }
 
 fn null(value: &Value) -> bool {
@@ -105,74 +105,80 @@ fn null(value: &Value) -> bool {
 }
 
 impl<T: FromValue> FromValue for Option<T> {
-    fn from_value(value: &Value) -> Result<Self, String> {
+    fn from_value(value: &Value) -> Result<Self, ParseError> {
         if null(value) { Ok(None) } else { T::from_value(value).map(Some) }
     }
 }
 
 impl FromValue for i64 {
-    fn from_value(value: &Value) -> Result<Self, String> {
+    fn from_value(value: &Value) -> Result<Self, ParseError> {
         match value {
             Value::Int(Some(v)) => Ok(*v),
             Value::Bool(Some(b)) => Ok(i64::from(*b)),
-            other => Err(format!("expected an integer, found {other:?}")),
+            other => Err(ParseError::new(format!("expected an integer, found {other:?}"))),
         }
     }
 }
 
 impl FromValue for u64 {
-    fn from_value(value: &Value) -> Result<Self, String> {
+    fn from_value(value: &Value) -> Result<Self, ParseError> {
         let v = i64::from_value(value)?;
-        u64::try_from(v).map_err(|_| format!("expected a size, found {v}"))
+        u64::try_from(v).map_err(|_| ParseError::new(format!("expected a size, found {v}")))
     }
 }
 
 impl FromValue for u32 {
-    fn from_value(value: &Value) -> Result<Self, String> {
+    fn from_value(value: &Value) -> Result<Self, ParseError> {
         let v = i64::from_value(value)?;
-        u32::try_from(v).map_err(|_| format!("expected a small count, found {v}"))
+        u32::try_from(v).map_err(|_| ParseError::new(format!("expected a small count, found {v}")))
     }
 }
 
 impl FromValue for bool {
-    fn from_value(value: &Value) -> Result<Self, String> {
+    fn from_value(value: &Value) -> Result<Self, ParseError> {
         match value {
             Value::Bool(Some(b)) => Ok(*b),
             // SQLite keeps booleans as integers
             Value::Int(Some(v)) => Ok(*v != 0),
-            other => Err(format!("expected a boolean, found {other:?}")),
+            other => Err(ParseError::new(format!("expected a boolean, found {other:?}"))),
         }
     }
 }
 
 impl FromValue for String {
-    fn from_value(value: &Value) -> Result<Self, String> {
+    fn from_value(value: &Value) -> Result<Self, ParseError> {
         match value {
             Value::Text(Some(v)) => Ok(v.clone()),
-            other => Err(format!("expected text, found {other:?}")),
+            other => Err(ParseError::new(format!("expected text, found {other:?}"))),
         }
     }
 }
 
 impl FromValue for Vec<u8> {
-    fn from_value(value: &Value) -> Result<Self, String> {
+    fn from_value(value: &Value) -> Result<Self, ParseError> {
         match value {
             Value::Bytes(Some(v)) => Ok(v.clone()),
             Value::Text(Some(v)) => Ok(v.clone().into_bytes()),
-            other => Err(format!("expected bytes, found {other:?}")),
+            other => Err(ParseError::new(format!("expected bytes, found {other:?}"))),
         }
     }
 }
 
 impl FromValue for Sha256Hex {
-    fn from_value(value: &Value) -> Result<Self, String> {
-        Sha256Hex::parse(&String::from_value(value)?).map_err(|e| e.to_string())
+    fn from_value(value: &Value) -> Result<Self, ParseError> {
+        Sha256Hex::parse(&String::from_value(value)?)
+    }
+}
+
+impl FromValue for MediaType {
+    fn from_value(value: &Value) -> Result<Self, ParseError> {
+        MediaType::parse(&String::from_value(value)?)
     }
 }
 
 impl FromValue for serde_json::Value {
-    fn from_value(value: &Value) -> Result<Self, String> {
-        serde_json::from_str(&String::from_value(value)?).map_err(|e| e.to_string())
+    fn from_value(value: &Value) -> Result<Self, ParseError> {
+        serde_json::from_str(&String::from_value(value)?).map_err(|e| ParseError::new(e.to_string()))
     }
 }
 

@@ -78,7 +78,7 @@ pub async fn upload(
         .held_by_device_hash(call.owner().user_id, &hashes)
         .await?
         .into_iter()
-        .map(|b| (b.chunked_hash.unwrap_or(b.sha256), b.size))
+        .map(|b| (b.device_hash().clone(), b.size))
         .collect();
     let expires = state.signed_url_expiry();
     // host = the authority only; path = everything after it (FERRY_UPLOAD_URL may carry a path)

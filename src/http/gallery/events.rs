@@ -8,8 +8,8 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use super::{event_json, resolve_device};
-use crate::catalog::{Event, MEDIA_TYPES};
-use crate::domain::ErrorCode;
+use crate::catalog::Event;
+use crate::domain::{ErrorCode, MediaType};
 use crate::gallery::device_dir;
 use crate::http::AppState;
 use crate::http::blob_response::serve_blob;
@@ -62,16 +62,8 @@ pub async fn list(
     let limit =
         non_negative("limit", query.limit.as_deref())?.map_or(DEFAULT_LIMIT, |l| l.min(u64::from(MAX_LIMIT)) as u32);
     let offset = non_negative("offset", query.offset.as_deref())?.unwrap_or(0);
-    let media_type = match query.media_type.as_deref().filter(|t| !t.is_empty()) {
-        Some(t) if MEDIA_TYPES.contains(&t) => Some(t),
-        Some(t) => {
-            return Err(ApiError::new(
-                ErrorCode::InvalidMediaType,
-                format!("media_type '{t}' is not one of {}", MEDIA_TYPES.join(", ")),
-            ));
-        }
-        None => None,
-    };
+    let media_type = query.media_type.as_deref().filter(|t| !t.is_empty()).map(MediaType::parse).transpose();
+    let media_type = media_type.map_err(|e| ApiError::new(ErrorCode::InvalidMediaType, e.to_string()))?;
     let events = state.catalog.events(device.device_id, media_type, limit, offset).await?;
     Ok(Json(events.iter().map(|(event, info)| event_json(event, info.as_ref())).collect()))
 }
@@ -84,9 +76,9 @@ pub async fn stats(
     let device = resolve_device(&state, &principal, &device).await?;
     let rows = state.catalog.event_stats(device.device_id).await?;
     let mut by_type: Map<String, Value> =
-        MEDIA_TYPES.iter().map(|t| (t.to_string(), json!({"count": 0, "size": 0}))).collect();
+        MediaType::ALL.iter().map(|t| (t.to_string(), json!({"count": 0, "size": 0}))).collect();
     for row in &rows {
-        by_type.insert(row.media_type.clone(), json!({"count": row.count, "size": row.size}));
+        by_type.insert(row.media_type.to_string(), json!({"count": row.count, "size": row.size}));
     }
     Ok(Json(json!({
         "total_events": rows.iter().map(|r| r.count).sum::<u64>(),

@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use super::resolve_device;
 use crate::catalog::JobStatus;
 use crate::domain::{ErrorCode, JobKind};
-use crate::gallery::{harvest as harvest_device, pull_dedup_key, pull_payload};
+use crate::gallery::{SourceError, harvest as harvest_device, pull_dedup_key, pull_payload};
 use crate::http::AppState;
 use crate::http::error::ApiError;
 use crate::http::extract::{Caller, GalleryUpload};
@@ -30,7 +30,11 @@ pub async fn harvest(
     }
     let created = harvest_device(state.catalog.as_ref(), &state.remote, &device, state.config.remote_timeout)
         .await
-        .map_err(|e| ApiError::new(ErrorCode::HarvestFailed, e))?;
+        .map_err(|e| match e {
+            SourceError::Catalog(e) => e.into(),
+            SourceError::NoSource => no_source(),
+            other => ApiError::new(ErrorCode::HarvestFailed, other.to_string()),
+        })?;
     Ok(Json(json!({"success": true, "created": created})))
 }
 

@@ -56,7 +56,7 @@ pub async fn remote_status(
 ) -> Result<Json<Value>, ApiError> {
     let missing = || ApiError::new(ErrorCode::NoSuchJob, format!("no remote import {job_id}"));
     let id: i64 = job_id.parse().map_err(|_| missing())?;
-    let job = state.catalog.job(id).await?.filter(|j| j.kind == JobKind::RemoteFetch.as_str()).ok_or_else(missing)?;
+    let job = state.catalog.job(id).await?.filter(|j| j.kind == JobKind::RemoteFetch).ok_or_else(missing)?;
     let owner = job.payload.get("user_id").and_then(Value::as_i64);
     if owner != Some(principal.user().user_id.0) {
         return Err(missing());
