@@ -202,6 +202,15 @@ pub trait Catalog: Send + Sync + 'static {
     async fn create_upload(&self, upload: &NewUpload) -> CatalogResult<Upload>;
     async fn upload(&self, upload_id: &str) -> CatalogResult<Option<Upload>>;
     async fn upload_by_file_key(&self, user: UserId, file_key: &str) -> CatalogResult<Option<Upload>>;
+    /// The newest open, unexpired device-family upload `user` started through `grant` for
+    /// this content (`file_hash`, `file_size`), so a repeated start resumes it.
+    async fn open_device_upload(
+        &self,
+        user: UserId,
+        grant: GrantId,
+        file_hash: &Sha256Hex,
+        file_size: u64,
+    ) -> CatalogResult<Option<Upload>>;
     /// Sets a new expiry (a repeated start renews an unfinished upload).
     async fn renew_upload(&self, upload_id: &str, expires_ms: i64) -> CatalogResult<()>;
     /// Records a part of an open upload (`NotFound` once it is completed or gone); returns the

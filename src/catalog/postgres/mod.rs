@@ -306,6 +306,15 @@ impl Catalog for PgCatalog {
     async fn upload_by_file_key(&self, user: UserId, file_key: &str) -> CatalogResult<Option<Upload>> {
         uploads::by_file_key(&self.pool, user, file_key).await
     }
+    async fn open_device_upload(
+        &self,
+        user: UserId,
+        grant: GrantId,
+        file_hash: &Sha256Hex,
+        file_size: u64,
+    ) -> CatalogResult<Option<Upload>> {
+        uploads::open_device_upload(&self.pool, user, grant, file_hash, file_size).await
+    }
     async fn renew_upload(&self, upload_id: &str, expires_ms: i64) -> CatalogResult<()> {
         uploads::renew(&self.pool, upload_id, expires_ms).await
     }

@@ -102,6 +102,31 @@ pub async fn by_file_key(pool: &PgPool, user: UserId, file_key: &str) -> Catalog
     row.map(UploadRow::into_upload).transpose()
 }
 
+/// No index serves this lookup: it runs once per large file started, over uploads within
+/// their expiry only, and the catalog's upload tables are about to be reshaped.
+pub async fn open_device_upload(
+    pool: &PgPool,
+    user: UserId,
+    grant: GrantId,
+    file_hash: &Sha256Hex,
+    file_size: u64,
+) -> CatalogResult<Option<Upload>> {
+    let row: Option<UploadRow> = sqlx::query_as(AssertSqlSafe(format!(
+        "select {COLUMNS} from uploads
+         where user_id = $1 and grant_id = $2 and family = 'device' and state = 'open'
+           and file_hash = $3 and file_size = $4 and expires_ms > $5
+         order by created_ms desc limit 1"
+    )))
+    .bind(user.0)
+    .bind(grant.0)
+    .bind(file_hash.as_str())
+    .bind(file_size as i64)
+    .bind(now_ms())
+    .fetch_optional(pool)
+    .await?;
+    row.map(UploadRow::into_upload).transpose()
+}
+
 pub async fn renew(pool: &PgPool, upload_id: &str, expires_ms: i64) -> CatalogResult<()> {
     sqlx::query("update uploads set expires_ms = $1 where id = $2")
         .bind(expires_ms)

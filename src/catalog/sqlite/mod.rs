@@ -262,6 +262,15 @@ impl Catalog for SqliteCatalog {
     async fn upload_by_file_key(&self, user: UserId, file_key: &str) -> CatalogResult<Option<Upload>> {
         uploads::by_file_key(&self.reader, user, file_key).await
     }
+    async fn open_device_upload(
+        &self,
+        user: UserId,
+        grant: GrantId,
+        file_hash: &Sha256Hex,
+        file_size: u64,
+    ) -> CatalogResult<Option<Upload>> {
+        uploads::open_device_upload(&self.reader, user, grant, file_hash, file_size).await
+    }
     async fn renew_upload(&self, upload_id: &str, expires_ms: i64) -> CatalogResult<()> {
         uploads::renew(&self.writer, upload_id, expires_ms).await
     }

@@ -108,6 +108,31 @@ pub async fn by_file_key(reader: &SqlitePool, user: UserId, file_key: &str) -> C
     row.map(UploadRow::into_upload).transpose()
 }
 
+/// No index serves this lookup: it runs once per large file started, over uploads within
+/// their expiry only, and the catalog's upload tables are about to be reshaped.
+pub async fn open_device_upload(
+    reader: &SqlitePool,
+    user: UserId,
+    grant: GrantId,
+    file_hash: &Sha256Hex,
+    file_size: u64,
+) -> CatalogResult<Option<Upload>> {
+    let row: Option<UploadRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "select {COLUMNS} from uploads
+         where user_id = ? and grant_id = ? and family = 'device' and state = 'open'
+           and file_hash = ? and file_size = ? and expires_ms > ?
+         order by created_ms desc limit 1"
+    )))
+    .bind(user.0)
+    .bind(grant.0)
+    .bind(file_hash.as_str())
+    .bind(file_size as i64)
+    .bind(now_ms())
+    .fetch_optional(reader)
+    .await?;
+    row.map(UploadRow::into_upload).transpose()
+}
+
 pub async fn renew(writer: &SqlitePool, upload_id: &str, expires_ms: i64) -> CatalogResult<()> {
     sqlx::query("update uploads set expires_ms = ? where id = ?")
         .bind(expires_ms)
