@@ -14,7 +14,8 @@
 //! - [`media`]: what stored files are: sniffing, EXIF, thumbnails, ffprobe/ffmpeg for videos.
 //! - [`remote`]: SSRF-safe fetching for remote import.
 //! - [`http`]: the router; one module per API family, thin handlers.
-//! - [`app`]: building and running the server; [`cli`]: `ferry serve`, `ferry admin …`.
+//! - [`app`]: building and running the server; [`cli`]: `ferry serve`, `ferry admin …`,
+//!   `ferry push` / `ferry pull` (the [`sync_client`], which speaks only the public device API).
 //! - [`config`]: layered settings (defaults < ferry.toml < FERRY_* < flags).
 
 pub mod app;
@@ -33,3 +34,4 @@ pub mod jobs;
 pub mod media;
 pub mod remote;
 pub mod signing;
+pub mod sync_client;
