@@ -110,6 +110,8 @@ impl Progress {
         bar.set_prefix("  file");
         bar.set_message(shorten(name, 40));
         bar.set_position(done);
+        // what a resumed transfer already had is not speed
+        bar.reset_eta();
         bar
     }
 }
@@ -132,6 +134,13 @@ impl Phase {
     pub fn add_bytes(&self, bytes: u64) {
         self.0.bar.inc(bytes);
         self.maybe_line();
+    }
+
+    /// Bytes done before this run (a resumed transfer): taken off what is left to do
+    /// rather than counted as progress, which would show as speed.
+    pub fn skip_bytes(&self, bytes: u64) {
+        let length = self.0.bar.length().unwrap_or(0);
+        self.0.bar.set_length(length.saturating_sub(bytes));
     }
 
     pub fn file_done(&self) {

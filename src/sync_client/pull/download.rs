@@ -144,6 +144,9 @@ async fn fetch(
     } else {
         ProgressBar::hidden()
     };
+    // what an earlier run fetched counts as done (fetch_once starts over if it was wrong)
+    let kept = tokio::fs::metadata(&partial).await.map_or(0, |m| m.len()).min(item.file_size);
+    phase.skip_bytes(kept);
     let fetched = with_retries(|| fetch_once(session, url, &partial, item.file_size, phase, &bar, received)).await;
     bar.finish_and_clear();
     let hashed = fetched?;
@@ -235,6 +238,7 @@ async fn fetch_once(
         left -= read as u64;
     }
     bar.set_position(have);
+    bar.reset_eta();
     if have < size {
         let mut request = session.api.http().get(url);
         if have > 0 {
@@ -261,8 +265,6 @@ async fn fetch_once(
             received.fetch_add(chunk.len() as u64, Ordering::Relaxed);
         }
         file.flush().await.map_err(local("writing"))?;
-    } else {
-        phase.add_bytes(size);
     }
     hasher.finish().map_err(|_| {
         FetchError::Api(ApiError::Unreachable { url: origin_of(url), reason: "the download ended early".into() })

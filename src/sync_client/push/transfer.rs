@@ -192,12 +192,18 @@ async fn multipart(ctx: &Ctx<'_>, p: &Planned) -> Result<Outcome, TransferError>
             p.file.rel,
             etags.len()
         ));
-        ctx.phase.add_bytes(resumed);
+        ctx.phase.skip_bytes(resumed);
     }
     let bar = ctx.session.progress.file_bar(&p.file.rel, hash.size, resumed);
-    let sent = send_parts(ctx, p, todo, &bar, &mut etags).await;
-    bar.finish_and_clear();
-    let sent = sent?;
+    let sent = match send_parts(ctx, p, todo, &bar, &mut etags).await {
+        Ok(sent) => sent,
+        Err(e) => {
+            bar.finish_and_clear();
+            return Err(e);
+        }
+    };
+    // the server now reads the parts once more to assemble and verify the file
+    bar.set_prefix("completing");
     let part_list: Vec<Value> = etags
         .iter()
         .zip(1..)
@@ -205,7 +211,9 @@ async fn multipart(ctx: &Ctx<'_>, p: &Planned) -> Result<Outcome, TransferError>
         .collect();
     let complete = json!({"file_size": hash.size, "file_hash": hash.file_hash, "s3_bucket_id": started["s3_bucket_id"],
                           "upload_id": upload_id, "part_list": part_list});
-    api.call("multipart_complete", complete).await?;
+    let completed = api.call("multipart_complete", complete).await;
+    bar.finish_and_clear();
+    completed?;
     Ok(Outcome::Sent(sent))
 }
 
