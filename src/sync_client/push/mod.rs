@@ -180,7 +180,11 @@ pub async fn push_files(
     let mut unavailable = refused;
     unavailable.extend(sent.failed);
     count_present(&planned, &first_of, &sent.uploaded, &unavailable, &mut summary);
-    place::place_all(session, &planned, &unavailable, options.on_conflict, &mut summary).await?;
+    let changed = place::place_all(session, &planned, &unavailable, options.on_conflict, &mut summary).await?;
+    if changed > 0 {
+        // the mirror learns this run's own items now, so the next run asks for nothing
+        session.remote.refresh(&session.api).await?;
+    }
     Ok(summary)
 }
 

@@ -26,13 +26,15 @@ enum Placed {
     Conflict(String),
 }
 
+/// Creates the items not in place yet; returns how many it tried (each may have changed the
+/// volume).
 pub(super) async fn place_all(
     session: &Session,
     planned: &[Planned],
     unavailable: &HashMap<(Sha256Hex, u64), String>,
     policy: ConflictPolicy,
     summary: &mut PushSummary,
-) -> Result<(), SyncError> {
+) -> Result<usize, SyncError> {
     let mut work = Vec::new();
     for p in planned {
         if let Some(reason) = unavailable.get(&p.hash.key()) {
@@ -41,6 +43,7 @@ pub(super) async fn place_all(
             work.push(p);
         }
     }
+    let attempted = work.len();
     let mut results = futures_util::stream::iter(work)
         .map(|p| async move { (p, place(session, p, policy).await) })
         .buffer_unordered(session.concurrency);
@@ -64,7 +67,7 @@ pub(super) async fn place_all(
             }
         }
     }
-    Ok(())
+    Ok(attempted)
 }
 
 fn in_place(session: &Session, p: &Planned) -> bool {
