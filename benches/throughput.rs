@@ -3,6 +3,7 @@
 //! Starts the real `ferry serve` (release build) on a temp data dir on 127.0.0.1 and runs
 //! each scenario a bounded number of times. Every figure with a reference is a ratio
 //! measured in the same run, so a noisy shared machine moves both sides together.
+//! P7 runs the `ferry push` client binary (issue 26; `scenarios/push.rs`).
 //! Environment: `FERRY_BENCH_MIB` (default 1024) sets the large-upload size;
 //! `FERRY_BENCH_ONLY=P1,P5` runs some scenarios; `FERRY_BENCH_RUSTUS` names the peer for P2
 //! (`bench/run` installs it); `FERRY_BENCH_FERRY` benches another `ferry` binary (to compare
@@ -19,6 +20,8 @@ use sha2::{Digest, Sha256};
 
 #[path = "harness/mod.rs"]
 mod harness;
+#[path = "scenarios/push.rs"]
+mod push;
 use harness::{Server, admin, wait_for_jobs};
 
 const MIB: usize = 1024 * 1024;
@@ -573,5 +576,8 @@ async fn main() {
     }
     if wanted("P6") {
         many_small_files().await;
+    }
+    if wanted("P7") {
+        push::push_scenarios(mib).await;
     }
 }

@@ -15,7 +15,8 @@
 //! - [`remote`]: SSRF-safe fetching for remote import.
 //! - [`redact`]: secrets (URL passwords) out of whatever shows a job.
 //! - [`http`]: the router; one module per API family, thin handlers.
-//! - [`app`]: building and running the server; [`cli`]: `ferry serve`, `ferry admin …`.
+//! - [`app`]: building and running the server; [`cli`]: `ferry serve`, `ferry admin …`,
+//!   `ferry push` / `ferry pull` (the [`sync_client`], which speaks only the public device API).
 //! - [`config`]: layered settings (defaults < ferry.toml < FERRY_* < flags).
 
 pub mod app;
@@ -36,4 +37,5 @@ pub mod media;
 pub mod redact;
 pub mod remote;
 pub mod signing;
+pub mod sync_client;
 pub mod watch;

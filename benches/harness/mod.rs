@@ -9,7 +9,7 @@ use serde_json::Value;
 
 /// The `ferry` under test: this build, or `FERRY_BENCH_FERRY` (another build, for a
 /// back-to-back comparison of two versions on the same machine).
-fn ferry_binary() -> std::path::PathBuf {
+pub fn ferry_binary() -> std::path::PathBuf {
     std::env::var_os("FERRY_BENCH_FERRY").map_or_else(|| env!("CARGO_BIN_EXE_ferry").into(), Into::into)
 }
 

@@ -12,13 +12,22 @@ use super::rows::{self, PART, UPLOAD};
 use super::section::lock_name;
 use super::*;
 use crate::clock::now_ms;
-use crate::domain::UserId;
+use crate::domain::{GrantId, UserId};
 
 #[async_trait]
 pub trait Uploads {
     async fn create_upload(&self, upload: &NewUpload) -> CatalogResult<Upload>;
     async fn upload(&self, upload_id: &str) -> CatalogResult<Option<Upload>>;
     async fn upload_by_file_key(&self, user: UserId, file_key: &str) -> CatalogResult<Option<Upload>>;
+    /// The newest open, unexpired device-family upload `user` started through `grant` for
+    /// this content (`file_hash`, `file_size`), so a repeated start resumes it.
+    async fn open_device_upload(
+        &self,
+        user: UserId,
+        grant: GrantId,
+        file_hash: &Sha256Hex,
+        file_size: u64,
+    ) -> CatalogResult<Option<Upload>>;
     /// Sets a new expiry (a repeated start renews an unfinished upload).
     async fn renew_upload(&self, upload_id: &str, expires_ms: i64) -> CatalogResult<()>;
     /// Records a part of an open upload (`NotFound` once it is completed or gone, `Conflict`
@@ -128,6 +137,25 @@ impl Uploads for SqlCatalog {
     async fn upload_by_file_key(&self, user: UserId, file_key: &str) -> CatalogResult<Option<Upload>> {
         let sql = format!("select {UPLOAD} from uploads x where x.user_id = $1 and x.file_key = $2");
         let row = self.db.read().await?.opt(&sql, params![user.0, file_key]).await?;
+        row.map(|r| rows::upload(&r, 0)).transpose()
+    }
+
+    async fn open_device_upload(
+        &self,
+        user: UserId,
+        grant: GrantId,
+        file_hash: &Sha256Hex,
+        file_size: u64,
+    ) -> CatalogResult<Option<Upload>> {
+        // runs once per large file started, over the account's uploads (uploads_by_user)
+        let sql = format!(
+            "select {UPLOAD} from uploads x
+             where x.user_id = $1 and x.grant_id = $2 and x.family = 'device' and x.state = 'open'
+               and x.file_hash = $3 and x.file_size = $4 and x.expires_ms > $5
+             order by x.created_ms desc limit 1"
+        );
+        let params = params![user.0, grant.0, file_hash, file_size, now_ms()];
+        let row = self.db.read().await?.opt(&sql, params).await?;
         row.map(|r| rows::upload(&r, 0)).transpose()
     }
 

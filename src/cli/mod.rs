@@ -1,9 +1,13 @@
 //! The `ferry` command line: `serve` runs the server, `admin …` manages identities, jobs
-//! and signed URLs against the same catalog a running server uses.
+//! and signed URLs against the same catalog a running server uses, `push` and `pull` sync
+//! a local folder with a volume over the device API (the client side; no catalog needed).
 
 mod admin;
 mod migrate_store;
+mod pull;
+mod push;
 mod serve;
+mod sync;
 
 use std::path::PathBuf;
 
@@ -36,6 +40,10 @@ pub enum Command {
     Serve(serve::ServeArgs),
     /// Manage users, tokens, devices, volumes, grants, jobs and signed URLs.
     Admin(admin::AdminArgs),
+    /// Push a local folder into a volume (new and changed files; resumes partial uploads).
+    Push(push::PushArgs),
+    /// Mirror a volume (or a part of it) into a local folder.
+    Pull(pull::PullArgs),
 }
 
 impl Cli {
@@ -67,5 +75,7 @@ pub async fn run(cli: Cli) -> i32 {
             }
         }
         Command::Admin(args) => admin::run(cli.config.as_deref(), flags, args).await,
+        Command::Push(args) => push::run(args).await,
+        Command::Pull(args) => pull::run(args).await,
     }
 }

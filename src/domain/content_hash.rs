@@ -120,6 +120,19 @@ impl ChunkHasher {
         Some(Sha256Hex::of(&self.digests))
     }
 
+    /// [`ChunkHasher::finish`] with the digest of every chunk: the part hashes of the device
+    /// family's multipart plan (a sync client computes both in its one read of the file).
+    pub fn finish_with_chunks(mut self, total: u64) -> Option<(Sha256Hex, Vec<Sha256Hex>)> {
+        if total <= WHOLE_FILE_LIMIT || chunk_size_for(total) != self.chunk_size {
+            return None;
+        }
+        if self.in_chunk > 0 {
+            self.close_chunk();
+        }
+        let chunks = self.digests.chunks_exact(32).map(Sha256Hex::from_digest).collect();
+        Some((Sha256Hex::of(&self.digests), chunks))
+    }
+
     /// The digests of the chunks closed so far (32 bytes each).
     pub fn chunk_digests(&self) -> impl Iterator<Item = &[u8]> {
         self.digests.chunks_exact(32)
@@ -175,6 +188,17 @@ mod tests {
             chunks.finish(41_955_385).unwrap().as_str(),
             "94f45e905207b15b1667a6b64fc06d6b076e88435791e24aff1726c844048862"
         );
+    }
+
+    #[test]
+    fn chunk_digests_come_with_the_top_hash() {
+        let data = pattern(41_955_385);
+        let mut chunks = ChunkHasher::new(Some(41_955_385));
+        chunks.update(&data);
+        let (top, parts) = chunks.finish_with_chunks(41_955_385).unwrap();
+        assert_eq!(top.as_str(), "94f45e905207b15b1667a6b64fc06d6b076e88435791e24aff1726c844048862");
+        let expected: Vec<Sha256Hex> = data.chunks(8 << 20).map(Sha256Hex::of).collect();
+        assert_eq!(parts, expected);
     }
 
     #[test]

@@ -234,6 +234,51 @@ pub async fn a_completed_upload_takes_no_more_parts(catalog: Arc<dyn Catalog>) {
     assert!(catalog.parts(&upload.upload_id).await.unwrap().is_empty());
 }
 
+pub async fn an_open_device_upload_is_found_by_owner_grant_and_content(catalog: Arc<dyn Catalog>) {
+    let mut ids = Vec::new();
+    for name in ["alice", "bob"] {
+        let user = catalog.create_user(&Name::parse(name).unwrap(), Level::Uploader).await.unwrap();
+        let device =
+            NewDevice { user_id: user.user_id, name: Name::parse("cam").unwrap(), key_hash: format!("k-{name}") };
+        let device = catalog.create_device(device).await.unwrap();
+        let volume = catalog.create_volume(user.user_id, &Name::parse("v").unwrap()).await.unwrap();
+        let grant = NewGrant {
+            device_id: device.device_id,
+            volume_id: volume.volume_id,
+            prefix_path: MediaPath::root(),
+            name: "v".into(),
+        };
+        ids.push((user.user_id, catalog.create_grant(grant).await.unwrap().media_grant_id));
+    }
+    let ((alice, grant), (bob, bob_grant)) = (ids[0], ids[1]);
+    let content = blob(7).sha256;
+    let start = |id: &str, expires_ms: i64| NewUpload {
+        upload_id: id.into(),
+        family: UploadFamily::Device,
+        user_id: alice,
+        grant_id: Some(grant),
+        file_key: None,
+        file_size: Some(20 << 20),
+        file_hash: Some(content.clone()),
+        part_count: Some(3),
+        content_type: None,
+        expires_ms,
+    };
+    catalog.create_upload(&start("01JDEVICE00000000000000000A", ferry::clock::now_ms() - 1)).await.unwrap();
+    let find = |user, grant, size| {
+        let (catalog, content) = (catalog.clone(), content.clone());
+        async move { catalog.open_device_upload(user, grant, &content, size).await.unwrap().map(|u| u.upload_id) }
+    };
+    assert_eq!(find(alice, grant, 20 << 20).await, None, "an expired upload is not resumed");
+    catalog.create_upload(&start("01JDEVICE00000000000000000B", i64::MAX / 2)).await.unwrap();
+    assert_eq!(find(alice, grant, 20 << 20).await.as_deref(), Some("01JDEVICE00000000000000000B"));
+    assert_eq!(find(alice, grant, 21 << 20).await, None, "another size is other content");
+    assert_eq!(find(bob, bob_grant, 20 << 20).await, None, "another account finds nothing");
+    catalog.commit_blob(&blob(7), alice, ok_step()).await.unwrap();
+    catalog.complete_upload("01JDEVICE00000000000000000B", &serde_json::json!({}), &blob(7)).await.unwrap();
+    assert_eq!(find(alice, grant, 20 << 20).await, None, "a completed upload is not resumed");
+}
+
 /// Runs every conformance case against a fresh catalog from `$make`.
 macro_rules! conformance {
     ($backend:ident, $make:expr) => {
@@ -256,6 +301,7 @@ macro_rules! conformance {
             case!(an_expired_lease_makes_a_job_claimable_again);
             case!(a_claim_leaves_each_account_its_share);
             case!(a_completed_upload_takes_no_more_parts);
+            case!(an_open_device_upload_is_found_by_owner_grant_and_content);
             case!(new_content_queues_one_media_job_and_results_keep_their_thumbnail);
         }
     };

@@ -196,3 +196,61 @@ async fn parts_survive_a_restart() {
     let stored = files_under(&data_dir.join("blobs"));
     assert_eq!(std::fs::read(&stored[0]).unwrap(), data);
 }
+
+#[tokio::test]
+async fn starting_the_same_content_again_resumes_the_callers_upload() {
+    let app = spawn_app().await;
+    let (_, cam) = DeviceClient::setup(&app, "alice", "/").await;
+    let (data, plan) = file_and_plan();
+    let start = || json!({"file_size": SIZE, "file_hash": FILE_HASH, "part_list": plan});
+    let first = cam.post_ok("multipart", start()).await;
+    let received = |answer: &Value| -> Vec<bool> {
+        answer["signed_url_list"].as_array().unwrap().iter().map(|e| e["received"].as_bool().unwrap()).collect()
+    };
+    assert_eq!(received(&first), [false; 6], "a fresh upload holds nothing (extra field only)");
+    let mut etags = Vec::new();
+    for num in [1, 4] {
+        let url = first["signed_url_list"][num - 1]["url"].as_str().unwrap();
+        let chunk = data.chunks(CHUNK).nth(num - 1).unwrap().to_vec();
+        let put = app.client.put(url).body(chunk).send().await.unwrap();
+        assert_eq!(put.status(), 200);
+        etags.push(put.headers()["etag"].to_str().unwrap().to_owned());
+    }
+
+    let again = cam.post_ok("multipart", start()).await;
+    assert_eq!(again["upload_id"], first["upload_id"], "the same upload");
+    assert_eq!(received(&again), [true, false, false, true, false, false]);
+    assert_eq!(again["signed_url_list"][0]["etag"], etags[0].as_str(), "a held part's ETag completes it");
+    assert_eq!(again["signed_url_list"][3]["etag"], etags[1].as_str());
+    assert!(again["signed_url_list"][1].get("etag").is_none());
+
+    // another account starting the same content gets its own upload and learns nothing
+    let (_, bob) = DeviceClient::setup(&app, "bob", "/").await;
+    let theirs = bob.post_ok("multipart", start()).await;
+    assert_ne!(theirs["upload_id"], first["upload_id"]);
+    assert_eq!(received(&theirs), [false; 6]);
+
+    // the parts not held yet, sent to the fresh URLs, complete the upload; each part was
+    // received once
+    let upload_id = again["upload_id"].as_str().unwrap().to_owned();
+    let mut parts = Vec::new();
+    for (i, entry) in again["signed_url_list"].as_array().unwrap().iter().enumerate() {
+        let etag = match entry["etag"].as_str() {
+            Some(etag) => etag.to_owned(),
+            None => {
+                let chunk = data.chunks(CHUNK).nth(i).unwrap().to_vec();
+                let put = app.client.put(entry["url"].as_str().unwrap()).body(chunk).send().await.unwrap();
+                put.headers()["etag"].to_str().unwrap().to_owned()
+            }
+        };
+        parts.push(json!({"part_num": i + 1, "etag": etag}));
+    }
+    assert_eq!(app.catalog().parts(&upload_id).await.unwrap().len(), 6);
+    assert_eq!(upload_staging(&app), 6, "bob's upload holds no part; ours holds each once");
+    let done = cam
+        .post("multipart_complete", json!({"file_size": SIZE, "file_hash": FILE_HASH, "s3_bucket_id": 1, "upload_id": upload_id, "part_list": parts}))
+        .await;
+    assert_eq!(done.status(), 201);
+    let conflict = cam.post("multipart", start()).await;
+    assert_eq!(conflict.status(), 409, "complete: held, nothing to resume");
+}

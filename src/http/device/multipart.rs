@@ -1,6 +1,7 @@
 //! Large files in parts (API.md §1, "multipart"): the parts are exactly the chunks of the
 //! file-hashing rule, so each part's digest is checked as it arrives and the file hash is
-//! known to be consistent before a byte is sent.
+//! known to be consistent before a byte is sent. Starting the same content again resumes
+//! the caller's unfinished upload (API.md §5): each URL says whether its part was received.
 
 use axum::Json;
 use axum::extract::{Path, State};
@@ -99,10 +100,17 @@ pub async fn start(
         part_count: plan.len() as u32,
         content_type: None,
     };
-    let upload = state.uploads.start(new).await?;
+    let (upload, held) = state.uploads.start_or_resume(new, &plan).await?;
     let urls = state.uploads.part_urls(&upload, &state.upload_url, Some(&plan)).await?;
-    let urls: Vec<Value> =
-        urls.iter().zip(1..).map(|(url, num): (&String, u32)| json!({"part_num": num, "url": url})).collect();
+    // received (API.md §5): parts Ferry holds need not be sent again; their ETag completes
+    let urls: Vec<Value> = urls
+        .iter()
+        .zip(1..)
+        .map(|(url, num): (&String, u32)| match held.iter().find(|p| p.part_num == num) {
+            Some(part) => json!({"part_num": num, "url": url, "received": true, "etag": format!("\"{}\"", part.etag)}),
+            None => json!({"part_num": num, "url": url, "received": false}),
+        })
+        .collect();
     let body = json!({"upload_id": upload.upload_id, "s3_bucket_id": LOCAL_BUCKET_ID, "signed_url_list": urls});
     Ok((StatusCode::OK, Json(body)))
 }

@@ -78,6 +78,14 @@ pub struct NewMultipart {
     pub content_type: Option<String>,
 }
 
+/// A part Ferry already holds of a resumed upload: the client need not send it again, and
+/// completes with this ETag.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeldPart {
+    pub part_num: u32,
+    pub etag: String,
+}
+
 /// The multipart upload service (see the module docs).
 #[derive(Clone)]
 pub struct MultipartUploads {
@@ -139,6 +147,56 @@ impl MultipartUploads {
                 Err(err.into())
             }
         }
+    }
+
+    /// Starts a device-family upload of `new.file_hash`, or resumes the caller's unfinished
+    /// one of the same content through the same grant (API.md §5, "Device multipart resume"):
+    /// same upload, renewed, with the parts already held. `plan` is each part's size and
+    /// SHA-256; a held part counts only when it is the planned one. Only the caller's own
+    /// uploads are looked up, so another account learns nothing and gets its own upload.
+    pub async fn start_or_resume(
+        &self,
+        new: NewMultipart,
+        plan: &[(u64, Sha256Hex)],
+    ) -> Result<(Upload, Vec<HeldPart>), UploadError> {
+        if let (Some(grant), Some(hash), Some(size)) = (new.grant, &new.file_hash, new.file_size)
+            && let Some(open) = self.catalog.open_device_upload(new.user, grant, hash, size).await?
+            && open.part_count == Some(new.part_count)
+            && let Some(held) = self.held_parts(&open, plan).await?
+        {
+            self.renew(&open).await?;
+            return Ok((open, held));
+        }
+        Ok((self.start(new).await?, Vec::new()))
+    }
+
+    /// The planned parts an open upload holds: staged by Ferry (its part records), or held
+    /// by the S3 server (its listing; a part whose ETag it does not list is not reported,
+    /// since completing needs it). `None` when the S3 server no longer has the upload.
+    async fn held_parts(
+        &self,
+        upload: &Upload,
+        plan: &[(u64, Sha256Hex)],
+    ) -> Result<Option<Vec<HeldPart>>, UploadError> {
+        let planned = |num: u32| num.checked_sub(1).and_then(|i| plan.get(i as usize));
+        if let (Some(direct), Some(held)) = (self.store.direct(), DirectMultipart::parse(&upload.upload_id)) {
+            let Some(stored) = direct.list_parts(&held).await? else { return Ok(None) };
+            return Ok(Some(
+                stored
+                    .into_iter()
+                    .filter(|p| planned(p.part_num).is_some_and(|(size, _)| *size == p.size))
+                    .filter_map(|p| Some(HeldPart { part_num: p.part_num, etag: p.etag? }))
+                    .collect(),
+            ));
+        }
+        let parts = self.catalog.parts(&upload.upload_id).await?;
+        Ok(Some(
+            parts
+                .into_iter()
+                .filter(|p| planned(p.part_num).is_some_and(|(size, sha256)| *size == p.size && *sha256 == p.sha256))
+                .map(|p| HeldPart { part_num: p.part_num, etag: p.etag })
+                .collect(),
+        ))
     }
 
     /// Renews an unfinished upload that is started again (its URLs are issued afresh).

@@ -1,0 +1,250 @@
+//! The device family (API.md §1) as a sync client speaks it: typed calls over HTTP, the key
+//! in the JSON body (never in a URL a log could keep), transient failures retried a bounded
+//! number of times, and errors a person can act on.
+
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::domain::Sha256Hex;
+
+/// How often a request that failed transiently (no connection, 5xx, 429) is tried in all.
+const ATTEMPTS: u32 = 5;
+/// The first pause before a retry; it doubles each time (0.5 + 1 + 2 + 4 s at most).
+const FIRST_BACKOFF: Duration = Duration::from_millis(500);
+
+/// Why a call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("cannot reach the Ferry server at {url}: {reason}")]
+    Unreachable { url: String, reason: String },
+    #[error("the server at {server} refused the device key: {message} (check --device-key / FERRY_DEVICE_KEY)")]
+    BadKey { server: String, message: String },
+    #[error("{message} (HTTP {status}, {code})")]
+    Refused { status: u16, code: String, message: String, body: Value },
+    #[error("unexpected answer from {url}: {reason}")]
+    Protocol { url: String, reason: String },
+}
+
+impl ApiError {
+    /// Worth another try later: the server or the network, not the request.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            ApiError::Unreachable { .. } => true,
+            ApiError::Refused { status, .. } => *status >= 500 || *status == 429,
+            _ => false,
+        }
+    }
+
+    /// The error code of a refusal (`path_conflict`, `no_such_upload`, …).
+    pub fn code(&self) -> Option<&str> {
+        match self {
+            ApiError::Refused { code, .. } => Some(code),
+            _ => None,
+        }
+    }
+
+    /// The full JSON body of a refusal (a 409 carries the current state).
+    pub fn body(&self) -> Option<&Value> {
+        match self {
+            ApiError::Refused { body, .. } => Some(body),
+            _ => None,
+        }
+    }
+
+    /// Whether the whole run must stop (the key or the server), not just one file.
+    pub fn is_fatal(&self) -> bool {
+        matches!(self, ApiError::BadKey { .. } | ApiError::Unreachable { .. })
+            || matches!(
+                self.code(),
+                Some("device_disabled" | "grant_disabled" | "no_such_grant" | "upload_disabled" | "download_disabled")
+            )
+    }
+}
+
+/// One of the device's grants, as `media_grant` lists it.
+#[derive(Debug, Clone, Deserialize)]
+pub struct GrantInfo {
+    pub media_grant_id: String,
+    pub prefix_path: String,
+    pub is_disabled: bool,
+}
+
+/// A device-family client for one server, device key and grant.
+#[derive(Clone)]
+pub struct DeviceApi {
+    http: reqwest::Client,
+    server: String,
+    key: String,
+    grant: String,
+}
+
+impl DeviceApi {
+    pub fn new(server: &str, key: &str, grant: &str) -> Result<Self, ApiError> {
+        let server = server.trim_end_matches('/').to_owned();
+        if !(server.starts_with("http://") || server.starts_with("https://")) {
+            return Err(ApiError::Unreachable {
+                url: server,
+                reason: "the server URL must start with http:// or https://".into(),
+            });
+        }
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(10))
+            .build()
+            .map_err(|e| ApiError::Unreachable { url: server.clone(), reason: e.to_string() })?;
+        Ok(Self { http, server, key: key.to_owned(), grant: grant.to_owned() })
+    }
+
+    pub fn server(&self) -> &str {
+        &self.server
+    }
+
+    pub fn grant_id(&self) -> &str {
+        &self.grant
+    }
+
+    /// The HTTP client, for signed URLs (they need no credential).
+    pub fn http(&self) -> &reqwest::Client {
+        &self.http
+    }
+
+    /// Checks the key and finds this client's grant: a refused key, a disabled device and a
+    /// grant the device does not have are each said plainly.
+    pub async fn grant_info(&self) -> Result<GrantInfo, ApiError> {
+        let answer = self.post("/device/1/media_grant", json!({})).await?;
+        if answer["is_device_disabled"] == true {
+            return Err(refusal(412, "device_disabled", "this device is disabled on the server"));
+        }
+        let grants: Vec<GrantInfo> = serde_json::from_value(answer["media_grant_list"].clone())
+            .map_err(|e| self.protocol("/device/1/media_grant", e))?;
+        let grant = grants.into_iter().find(|g| g.media_grant_id == self.grant).ok_or_else(|| {
+            refusal(
+                404,
+                "no_such_grant",
+                &format!("this device has no media grant {} (check --grant / FERRY_GRANT)", self.grant),
+            )
+        })?;
+        if grant.is_disabled {
+            return Err(refusal(403, "grant_disabled", &format!("media grant {} is disabled", self.grant)));
+        }
+        Ok(grant)
+    }
+
+    /// POSTs to `/device/1/media_grant/<grant>/<op>`.
+    pub async fn call(&self, op: &str, body: Value) -> Result<Value, ApiError> {
+        self.post(&format!("/device/1/media_grant/{}/{op}", self.grant), body).await
+    }
+
+    /// `upload`: which of these contents the server needs (one entry per content, in order).
+    pub async fn upload_check(&self, files: &[(Sha256Hex, u64)]) -> Result<Value, ApiError> {
+        let list: Vec<Value> = files.iter().map(|(h, s)| json!({"file_hash": h, "file_size": s})).collect();
+        self.call("upload", json!({"file_list": list})).await
+    }
+
+    async fn post(&self, path: &str, mut body: Value) -> Result<Value, ApiError> {
+        body["device_session_key"] = json!(self.key);
+        let url = format!("{}{path}", self.server);
+        with_retries(|| self.post_once(&url, &body)).await
+    }
+
+    async fn post_once(&self, url: &str, body: &Value) -> Result<Value, ApiError> {
+        let request = self.http.post(url).header(reqwest::header::CONTENT_TYPE, "application/json");
+        let response = request.body(body.to_string()).send().await.map_err(|e| self.unreachable(e))?;
+        let status = response.status();
+        let bytes = response.bytes().await.map_err(|e| self.unreachable(e))?;
+        let value: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        if status.is_success() {
+            return if value.is_object() {
+                Ok(value)
+            } else {
+                Err(self.protocol(url, "the answer is not a JSON object"))
+            };
+        }
+        let code = value["error"].as_str().unwrap_or("http_error").to_owned();
+        let message = value["message"].as_str().map_or_else(|| status.to_string(), str::to_owned);
+        if status == StatusCode::FORBIDDEN && code == "unauthorized" {
+            return Err(ApiError::BadKey { server: self.server.clone(), message });
+        }
+        if status == StatusCode::NOT_FOUND && value.is_null() {
+            let message = format!("{url} is not a Ferry device API (HTTP 404); check --server");
+            return Err(ApiError::Protocol { url: url.to_owned(), reason: message });
+        }
+        Err(ApiError::Refused { status: status.as_u16(), code, message, body: value })
+    }
+
+    fn unreachable(&self, e: reqwest::Error) -> ApiError {
+        ApiError::Unreachable { url: self.server.clone(), reason: error_chain(&e) }
+    }
+
+    fn protocol(&self, url: &str, reason: impl std::fmt::Display) -> ApiError {
+        ApiError::Protocol { url: url.to_owned(), reason: reason.to_string() }
+    }
+}
+
+fn refusal(status: u16, code: &str, message: &str) -> ApiError {
+    ApiError::Refused { status, code: code.to_owned(), message: message.to_owned(), body: Value::Null }
+}
+
+/// An error with its causes ("error sending request: … : Connection refused").
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        let more = cause.to_string();
+        if !text.contains(&more) {
+            text.push_str(": ");
+            text.push_str(&more);
+        }
+        source = cause.source();
+    }
+    text
+}
+
+/// Errors that may go away on their own (the network, an overloaded server).
+pub trait Transient {
+    fn is_transient(&self) -> bool;
+}
+
+impl Transient for ApiError {
+    fn is_transient(&self) -> bool {
+        ApiError::is_transient(self)
+    }
+}
+
+/// Retries `attempt` while it fails transiently, with the same bounded backoff as API calls
+/// (signed PUTs and GETs go to other hosts than the API, but fail the same ways).
+pub async fn with_retries<T, E, F, Fut>(mut attempt: F) -> Result<T, E>
+where
+    E: Transient,
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, E>>,
+{
+    let mut pause = FIRST_BACKOFF;
+    for _ in 1..ATTEMPTS {
+        match attempt().await {
+            Err(e) if e.is_transient() => {
+                tokio::time::sleep(pause).await;
+                pause *= 2;
+            }
+            other => return other,
+        }
+    }
+    attempt().await
+}
+
+/// The scheme, host and port of a URL (what an unreachable error names).
+pub fn origin_of(url: &str) -> String {
+    reqwest::Url::parse(url).map_or_else(|_| url.to_owned(), |u| u.origin().ascii_serialization())
+}
+
+/// A non-2xx answer of a signed URL as an [`ApiError`].
+pub async fn refused_by(response: reqwest::Response) -> ApiError {
+    let status = response.status().as_u16();
+    let bytes = response.bytes().await.unwrap_or_default();
+    let value: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+    let code = value["error"].as_str().unwrap_or("http_error").to_owned();
+    let message = value["message"].as_str().map_or_else(|| format!("HTTP {status}"), str::to_owned);
+    ApiError::Refused { status, code, message, body: value }
+}

@@ -1,0 +1,276 @@
+//! Downloads: signed GET URLs from `download` (in batches), each content fetched once into
+//! `.ferry-partial/` inside the folder, resumed with `Range` after an interruption, hashed
+//! as it arrives (the kept prefix is read once more after a resume), verified against the
+//! item's `file_hash`, given its mtime, fsynced and renamed into place. Further paths of the
+//! same content are copies of the verified file.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::SystemTime;
+
+use futures_util::StreamExt;
+use indicatif::ProgressBar;
+use serde_json::json;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use super::PullSummary;
+use crate::domain::{Sha256Hex, chunk_size_for};
+use crate::sync_client::api::{ApiError, Transient, error_chain, origin_of, refused_by, with_retries};
+use crate::sync_client::content::{DeviceHasher, FileHash};
+use crate::sync_client::hash_cache::mtime_ns;
+use crate::sync_client::progress::Phase;
+use crate::sync_client::remote::RemoteItem;
+use crate::sync_client::walk::PARTIAL_DIR;
+use crate::sync_client::{Failure, Session, SyncError};
+
+/// Hashes per `download` request.
+const URL_BATCH: usize = 1000;
+
+#[derive(Debug)]
+enum FetchError {
+    Api(ApiError),
+    Local(String),
+}
+
+impl Transient for FetchError {
+    fn is_transient(&self) -> bool {
+        matches!(self, FetchError::Api(e) if e.is_transient())
+    }
+}
+
+fn local(what: &str) -> impl Fn(std::io::Error) -> FetchError + '_ {
+    move |e| FetchError::Local(format!("{what}: {e}"))
+}
+
+/// One content to fetch and the local paths it goes to.
+struct Wanted {
+    item: RemoteItem,
+    rels: Vec<String>,
+}
+
+pub(super) async fn download_all(
+    session: &Session,
+    wanted: Vec<(String, RemoteItem)>,
+    summary: &mut PullSummary,
+) -> Result<(), SyncError> {
+    let mut by_content: Vec<Wanted> = Vec::new();
+    let mut index: HashMap<(Sha256Hex, u64), usize> = HashMap::new();
+    for (rel, item) in wanted {
+        let key = (item.file_hash.clone(), item.file_size);
+        match index.get(&key) {
+            Some(i) => by_content[*i].rels.push(rel),
+            None => {
+                index.insert(key, by_content.len());
+                by_content.push(Wanted { item, rels: vec![rel] });
+            }
+        }
+    }
+    if by_content.is_empty() {
+        return Ok(());
+    }
+    let total = by_content.iter().map(|w| w.item.file_size).sum();
+    let phase = session.progress.phase("downloading", total, by_content.len() as u64);
+    let received = Arc::new(AtomicU64::new(0));
+    for batch in by_content.chunks(URL_BATCH) {
+        let hashes: Vec<&Sha256Hex> = batch.iter().map(|w| &w.item.file_hash).collect();
+        let answer = session.api.call("download", json!({"hash_list": hashes})).await?;
+        let urls: HashMap<String, String> = answer["download_list"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|e| Some((e["file_hash"].as_str()?.to_owned(), e["url"].as_str()?.to_owned())))
+            .collect();
+        let mut fetches = futures_util::stream::iter(batch)
+            .map(|wanted| {
+                let (phase, received, urls) = (phase.clone(), received.clone(), &urls);
+                async move {
+                    let result = match urls.get(wanted.item.file_hash.as_str()) {
+                        Some(url) => fetch(session, wanted, url, &phase, &received).await,
+                        None => {
+                            Err(FetchError::Local("the server offers no download of it (deleted meanwhile?)".into()))
+                        }
+                    };
+                    (wanted, result)
+                }
+            })
+            .buffer_unordered(session.concurrency);
+        while let Some((wanted, result)) = fetches.next().await {
+            phase.file_done();
+            match result {
+                Ok(()) => {
+                    summary.files_downloaded += wanted.rels.len() as u64;
+                    for rel in &wanted.rels {
+                        session
+                            .progress
+                            .line(format!("downloaded {rel} ({})", indicatif::HumanBytes(wanted.item.file_size)));
+                    }
+                }
+                Err(FetchError::Api(e)) if e.is_fatal() => return Err(e.into()),
+                Err(e) => {
+                    let reason = match e {
+                        FetchError::Api(e) => e.to_string(),
+                        FetchError::Local(why) => why,
+                    };
+                    for rel in &wanted.rels {
+                        summary.failures.push(Failure { path: rel.clone(), reason: reason.clone() });
+                    }
+                }
+            }
+        }
+    }
+    phase.finish();
+    summary.bytes_received = received.load(Ordering::Relaxed);
+    // gone once empty; a failed download's partial file stays for the next run to resume
+    let _ = std::fs::remove_dir(session.root.join(PARTIAL_DIR));
+    Ok(())
+}
+
+/// Fetches one content (resuming a partial download), then puts it at each of its paths.
+async fn fetch(
+    session: &Session,
+    wanted: &Wanted,
+    url: &str,
+    phase: &Phase,
+    received: &AtomicU64,
+) -> Result<(), FetchError> {
+    let item = &wanted.item;
+    let partial_dir = session.root.join(PARTIAL_DIR);
+    tokio::fs::create_dir_all(&partial_dir).await.map_err(local("creating .ferry-partial"))?;
+    let partial = partial_dir.join(format!("{}-{}", item.file_hash, item.file_size));
+    let bar = if chunk_size_for(item.file_size) > 0 {
+        session.progress.file_bar(&wanted.rels[0], item.file_size, 0)
+    } else {
+        ProgressBar::hidden()
+    };
+    // what an earlier run fetched counts as done (fetch_once starts over if it was wrong)
+    let kept = tokio::fs::metadata(&partial).await.map_or(0, |m| m.len()).min(item.file_size);
+    phase.skip_bytes(kept);
+    let fetched = with_retries(|| fetch_once(session, url, &partial, item.file_size, phase, &bar, received)).await;
+    bar.finish_and_clear();
+    let hashed = fetched?;
+    if hashed.file_hash != item.file_hash {
+        let _ = tokio::fs::remove_file(&partial).await;
+        return Err(FetchError::Local("the downloaded bytes do not match its file_hash (discarded); run again".into()));
+    }
+    let mtime = item.mtime.as_deref().and_then(parse_time);
+    let mut source = partial;
+    for rel in &wanted.rels {
+        let dest = session.root.join(rel);
+        let temp = if source.starts_with(&partial_dir) {
+            source.clone()
+        } else {
+            // a further path of the same content: a copy of the verified file
+            let temp = partial_dir.join(format!("{}-{}.copy", item.file_hash, item.file_size));
+            tokio::fs::copy(&source, &temp).await.map_err(local("copying"))?;
+            temp
+        };
+        let set = place(&temp, &dest, mtime).await?;
+        session.cache.lock().expect("not poisoned").insert(rel, mtime_ns(set), hashed.clone());
+        source = dest;
+    }
+    Ok(())
+}
+
+/// Gives `temp` its mtime, makes it durable and renames it to `dest`; returns the mtime set.
+async fn place(temp: &Path, dest: &Path, mtime: Option<SystemTime>) -> Result<SystemTime, FetchError> {
+    let file = std::fs::OpenOptions::new().write(true).open(temp).map_err(local("opening the download"))?;
+    if let Some(at) = mtime {
+        file.set_modified(at).map_err(local("setting its mtime"))?;
+    }
+    file.sync_all().map_err(local("syncing"))?;
+    let set = file.metadata().and_then(|m| m.modified()).map_err(local("reading its mtime"))?;
+    drop(file);
+    let parent = dest.parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."));
+    tokio::fs::create_dir_all(&parent).await.map_err(local("creating its folder"))?;
+    if tokio::fs::metadata(dest).await.is_ok_and(|m| m.is_dir()) {
+        return Err(FetchError::Local("a folder is in its place".into()));
+    }
+    tokio::fs::rename(temp, dest).await.map_err(local("moving it into place"))?;
+    std::fs::File::open(&parent).and_then(|d| d.sync_all()).map_err(local("syncing its folder"))?;
+    Ok(set)
+}
+
+fn parse_time(raw: &str) -> Option<SystemTime> {
+    let at = time::OffsetDateTime::parse(raw, &time::format_description::well_known::Rfc3339).ok()?;
+    let nanos = at.unix_timestamp_nanos();
+    let base = SystemTime::UNIX_EPOCH;
+    if nanos >= 0 {
+        base.checked_add(std::time::Duration::from_nanos(u64::try_from(nanos).ok()?))
+    } else {
+        base.checked_sub(std::time::Duration::from_nanos(u64::try_from(-nanos).ok()?))
+    }
+}
+
+/// One attempt: hashes what the partial file holds, asks for the rest with `Range`, and
+/// appends it while hashing; returns the whole file's hash.
+async fn fetch_once(
+    session: &Session,
+    url: &str,
+    partial: &Path,
+    size: u64,
+    phase: &Phase,
+    bar: &ProgressBar,
+    received: &AtomicU64,
+) -> Result<FileHash, FetchError> {
+    let mut file = tokio::fs::OpenOptions::new()
+        .read(true)
+        .append(true)
+        .create(true)
+        .open(partial)
+        .await
+        .map_err(local("opening the partial download"))?;
+    let mut have = file.metadata().await.map_err(local("reading the partial download"))?.len();
+    if have > size {
+        file.set_len(0).await.map_err(local("resetting the partial download"))?;
+        have = 0;
+    }
+    let mut hasher = DeviceHasher::new(size);
+    let mut buffer = vec![0u8; 1 << 20];
+    let mut left = have;
+    while left > 0 {
+        let read = file.read(&mut buffer[..left.min(1 << 20) as usize]).await.map_err(local("reading"))?;
+        if read == 0 {
+            break;
+        }
+        hasher.update(&buffer[..read]);
+        left -= read as u64;
+    }
+    bar.set_position(have);
+    bar.reset_eta();
+    if have < size {
+        let mut request = session.api.http().get(url);
+        if have > 0 {
+            request = request.header(reqwest::header::RANGE, format!("bytes={have}-"));
+        }
+        let response = request.send().await.map_err(|e| unreachable(url, &e))?;
+        let status = response.status();
+        if !status.is_success() {
+            return Err(FetchError::Api(refused_by(response).await));
+        }
+        if have > 0 && status != reqwest::StatusCode::PARTIAL_CONTENT {
+            // the whole file came back: start over
+            file.set_len(0).await.map_err(local("resetting the partial download"))?;
+            hasher = DeviceHasher::new(size);
+            bar.set_position(0);
+        }
+        let mut body = response.bytes_stream();
+        while let Some(chunk) = body.next().await {
+            let chunk = chunk.map_err(|e| unreachable(url, &e))?;
+            hasher.update(&chunk);
+            file.write_all(&chunk).await.map_err(local("writing"))?;
+            phase.add_bytes(chunk.len() as u64);
+            bar.inc(chunk.len() as u64);
+            received.fetch_add(chunk.len() as u64, Ordering::Relaxed);
+        }
+        file.flush().await.map_err(local("writing"))?;
+    }
+    hasher.finish().map_err(|_| {
+        FetchError::Api(ApiError::Unreachable { url: origin_of(url), reason: "the download ended early".into() })
+    })
+}
+
+fn unreachable(url: &str, e: &reqwest::Error) -> FetchError {
+    FetchError::Api(ApiError::Unreachable { url: origin_of(url), reason: error_chain(e) })
+}

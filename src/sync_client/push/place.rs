@@ -1,0 +1,145 @@
+//! Creating each media item at its path, with the file's times. A path the change-feed
+//! mirror shows holding this very content is left alone (no request: what makes a re-push
+//! of an unchanged tree cheap). A path holding other content answers 409 with its current
+//! state, and the conflict policy decides: skip it, overwrite it (guarded by
+//! `expected_last_updated`, so a change this run has not seen is never clobbered), or put
+//! ours beside it as `name (1).ext`.
+
+use std::collections::HashMap;
+use std::time::SystemTime;
+
+use futures_util::StreamExt;
+use serde_json::{Value, json};
+
+use super::{ConflictPolicy, Planned, PushSummary};
+use crate::domain::Sha256Hex;
+use crate::sync_client::api::ApiError;
+use crate::sync_client::hash_cache::mtime_ns;
+use crate::sync_client::{Session, SyncError};
+
+/// How many `name (N).ext` a rename tries before giving up.
+const RENAMES: u32 = 99;
+
+enum Placed {
+    Created,
+    /// A conflict, and what became of it.
+    Conflict(String),
+}
+
+/// Creates the items not in place yet; returns how many it tried (each may have changed the
+/// volume).
+pub(super) async fn place_all(
+    session: &Session,
+    planned: &[Planned],
+    unavailable: &HashMap<(Sha256Hex, u64), String>,
+    policy: ConflictPolicy,
+    summary: &mut PushSummary,
+) -> Result<usize, SyncError> {
+    let mut work = Vec::new();
+    for p in planned {
+        if let Some(reason) = unavailable.get(&p.hash.key()) {
+            summary.fail(&p.file.rel, reason.clone());
+        } else if !in_place(session, p) {
+            work.push(p);
+        }
+    }
+    let attempted = work.len();
+    let mut results = futures_util::stream::iter(work)
+        .map(|p| async move { (p, place(session, p, policy).await) })
+        .buffer_unordered(session.concurrency);
+    while let Some((p, result)) = results.next().await {
+        match result {
+            Ok(Placed::Created) => {}
+            Ok(Placed::Conflict(what)) => {
+                summary.conflicts += 1;
+                session.progress.line(format!("conflict: {} {what}", p.media_path));
+            }
+            Err(e) if e.is_fatal() => return Err(e.into()),
+            Err(e) => {
+                let reason = match e.code() {
+                    Some("stale_update") => "it changed on the server while being overwritten; run again".to_owned(),
+                    Some("unknown_content") => {
+                        "the server does not hold its content (the upload did not complete)".into()
+                    }
+                    _ => e.to_string(),
+                };
+                summary.fail(&p.file.rel, reason);
+            }
+        }
+    }
+    Ok(attempted)
+}
+
+fn in_place(session: &Session, p: &Planned) -> bool {
+    session
+        .remote
+        .get(&p.media_path)
+        .is_some_and(|r| !r.is_deleted && r.file_hash == p.hash.file_hash && r.file_size == p.hash.size)
+}
+
+fn iso(at: SystemTime) -> String {
+    crate::clock::iso(mtime_ns(at).div_euclid(1_000_000))
+}
+
+async fn place(session: &Session, p: &Planned, policy: ConflictPolicy) -> Result<Placed, ApiError> {
+    let api = &session.api;
+    let ctime = iso(p.file.created.unwrap_or(p.file.modified));
+    let mtime = iso(p.file.modified);
+    let content = json!({"file_hash": p.hash.file_hash, "file_size": p.hash.size, "ctime": ctime, "mtime": mtime});
+    let create = |path: &str| {
+        let mut body = content.clone();
+        body["media_path"] = json!(path);
+        async move { api.call("media", body).await }
+    };
+    let current = match create(&p.media_path).await {
+        Ok(_) => return Ok(Placed::Created),
+        Err(e) if e.code() == Some("path_conflict") => e.body().cloned().unwrap_or(Value::Null),
+        Err(e) => return Err(e),
+    };
+    match policy {
+        ConflictPolicy::Skip => {
+            Ok(Placed::Conflict("holds other content on the server; skipped (see --on-conflict)".into()))
+        }
+        ConflictPolicy::Overwrite => {
+            let media_id = current["media_id"].as_i64().unwrap_or_default();
+            let mut body = content.clone();
+            body["expected_last_updated"] = current["last_updated"].clone();
+            api.call(&format!("media/{media_id}"), body).await?;
+            Ok(Placed::Conflict("held other content on the server; overwritten".into()))
+        }
+        ConflictPolicy::Rename => {
+            for n in 1..=RENAMES {
+                let renamed = renamed(&p.media_path, n);
+                match create(&renamed).await {
+                    Ok(_) => {
+                        return Ok(Placed::Conflict(format!("holds other content on the server; pushed as {renamed}")));
+                    }
+                    Err(e) if e.code() == Some("path_conflict") => continue,
+                    Err(e) => return Err(e),
+                }
+            }
+            Ok(Placed::Conflict(format!("holds other content, and so do its first {RENAMES} renames; skipped")))
+        }
+    }
+}
+
+/// `/a/b.jpg` → `/a/b (n).jpg`; a leading dot is part of the name, not an extension.
+fn renamed(path: &str, n: u32) -> String {
+    let (dir, name) = path.rsplit_once('/').unwrap_or(("", path));
+    let (stem, ext) = match name.rfind('.') {
+        Some(dot) if dot > 0 => (&name[..dot], &name[dot..]),
+        _ => (name, ""),
+    };
+    format!("{dir}/{stem} ({n}){ext}")
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn renames_keep_the_extension() {
+        assert_eq!(super::renamed("/a/b.jpg", 1), "/a/b (1).jpg");
+        assert_eq!(super::renamed("/a/.profile", 2), "/a/.profile (2)");
+        assert_eq!(super::renamed("/x.tar.gz", 3), "/x.tar (3).gz");
+        assert_eq!(super::renamed("/noext", 1), "/noext (1)");
+    }
+}

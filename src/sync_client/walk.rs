@@ -1,0 +1,171 @@
+//! Walking the local folder: regular files with their sizes and times, `--include` and
+//! `--exclude` globs on the path relative to the folder (`*` crosses `/`, so `*.jpg`
+//! matches at any depth), hidden files and symlinks skipped unless asked for.
+
+use std::collections::HashSet;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use globset::{Glob, GlobSet, GlobSetBuilder};
+
+use super::hash_cache::mtime_ns;
+
+/// Pull keeps partial downloads here, inside the folder (so the final rename stays on one
+/// filesystem); a walk never reports it.
+pub const PARTIAL_DIR: &str = ".ferry-partial";
+
+/// Which files a walk reports.
+#[derive(Debug, Clone, Default)]
+pub struct Filters {
+    include: Option<GlobSet>,
+    exclude: Option<GlobSet>,
+    pub hidden: bool,
+    pub follow_symlinks: bool,
+}
+
+impl Filters {
+    /// Errors name the bad pattern (globset's message quotes it).
+    pub fn new(
+        include: &[String],
+        exclude: &[String],
+        hidden: bool,
+        follow_symlinks: bool,
+    ) -> Result<Self, globset::Error> {
+        let set = |patterns: &[String]| -> Result<Option<GlobSet>, globset::Error> {
+            if patterns.is_empty() {
+                return Ok(None);
+            }
+            let mut builder = GlobSetBuilder::new();
+            for pattern in patterns {
+                builder.add(Glob::new(pattern)?);
+            }
+            builder.build().map(Some)
+        };
+        Ok(Self { include: set(include)?, exclude: set(exclude)?, hidden, follow_symlinks })
+    }
+
+    /// Whether a file at `rel` (relative, `/`-separated) is wanted.
+    pub fn wants(&self, rel: &str) -> bool {
+        let hidden = rel.split('/').any(|segment| segment.starts_with('.'));
+        (self.hidden || !hidden)
+            && !rel.split('/').any(|segment| segment == PARTIAL_DIR)
+            && self.include.as_ref().is_none_or(|set| set.is_match(rel))
+            && !self.exclude.as_ref().is_some_and(|set| set.is_match(rel))
+    }
+
+    /// Whether a directory at `rel` may hold wanted files.
+    fn enters(&self, rel: &str, name: &str) -> bool {
+        name != PARTIAL_DIR
+            && (self.hidden || !name.starts_with('.'))
+            && !self.exclude.as_ref().is_some_and(|s| s.is_match(rel))
+    }
+}
+
+/// A regular file found by the walk.
+#[derive(Debug, Clone)]
+pub struct LocalFile {
+    /// Relative to the folder, `/`-separated.
+    pub rel: String,
+    pub abs: PathBuf,
+    pub size: u64,
+    pub modified: SystemTime,
+    pub mtime_ns: i64,
+    /// Birth time where the filesystem keeps one.
+    pub created: Option<SystemTime>,
+}
+
+/// What a walk found: files, and paths it had to leave out with the reason.
+#[derive(Debug, Default)]
+pub struct Walked {
+    pub files: Vec<LocalFile>,
+    pub skipped: Vec<(String, String)>,
+}
+
+/// Walks `root` (files in path order).
+pub fn walk(root: &Path, filters: &Filters) -> std::io::Result<Walked> {
+    let mut walked = Walked::default();
+    let root_meta = std::fs::metadata(root)?;
+    let mut seen_dirs = HashSet::from([(root_meta.dev(), root_meta.ino())]);
+    let mut pending = vec![(root.to_path_buf(), String::new())];
+    while let Some((dir, rel_dir)) = pending.pop() {
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(entries) => entries,
+            // the root itself must be readable; a subfolder that is not is reported
+            Err(e) if rel_dir.is_empty() => return Err(e),
+            Err(e) => {
+                walked.skipped.push((rel_dir, e.to_string()));
+                continue;
+            }
+        };
+        for entry in entries {
+            let entry = entry?;
+            let Some(name) = entry.file_name().to_str().map(str::to_owned) else {
+                let shown = entry.path().display().to_string();
+                walked.skipped.push((shown, "the name is not valid UTF-8".into()));
+                continue;
+            };
+            let rel = if rel_dir.is_empty() { name.clone() } else { format!("{rel_dir}/{name}") };
+            let kind = entry.file_type()?;
+            let meta = if kind.is_symlink() {
+                if !filters.follow_symlinks {
+                    continue;
+                }
+                match std::fs::metadata(entry.path()) {
+                    Ok(meta) => meta,
+                    Err(e) => {
+                        walked.skipped.push((rel, format!("broken symlink: {e}")));
+                        continue;
+                    }
+                }
+            } else {
+                entry.metadata()?
+            };
+            if meta.is_dir() {
+                // a symlinked folder seen before (a loop) is walked once
+                if filters.enters(&rel, &name) && seen_dirs.insert((meta.dev(), meta.ino())) {
+                    pending.push((entry.path(), rel));
+                }
+            } else if meta.is_file() && filters.wants(&rel) {
+                let modified = meta.modified()?;
+                walked.files.push(LocalFile {
+                    rel,
+                    abs: entry.path(),
+                    size: meta.len(),
+                    modified,
+                    mtime_ns: mtime_ns(modified),
+                    created: meta.created().ok(),
+                });
+            }
+        }
+    }
+    walked.files.sort_by(|a, b| a.rel.cmp(&b.rel));
+    Ok(walked)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn filters_hidden_files_globs_and_symlinks() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        for path in ["a.jpg", "b.txt", "sub/c.jpg", ".hidden/d.jpg", "sub/.e.jpg", "tmp/f.jpg", ".ferry-partial/x"] {
+            std::fs::create_dir_all(root.join(path).parent().unwrap()).unwrap();
+            std::fs::write(root.join(path), path).unwrap();
+        }
+        std::os::unix::fs::symlink(root.join("a.jpg"), root.join("link.jpg")).unwrap();
+        let names = |filters: &Filters| -> Vec<String> {
+            walk(root, filters).unwrap().files.into_iter().map(|f| f.rel).collect()
+        };
+        assert_eq!(names(&Filters::default()), ["a.jpg", "b.txt", "sub/c.jpg", "tmp/f.jpg"]);
+        let jpgs = Filters::new(&["*.jpg".into()], &["tmp/**".into()], false, false).unwrap();
+        assert_eq!(names(&jpgs), ["a.jpg", "sub/c.jpg"]);
+        let all = Filters::new(&[], &[], true, true).unwrap();
+        assert_eq!(
+            names(&all),
+            [".hidden/d.jpg", "a.jpg", "b.txt", "link.jpg", "sub/.e.jpg", "sub/c.jpg", "tmp/f.jpg"]
+        );
+    }
+}

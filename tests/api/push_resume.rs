@@ -1,0 +1,143 @@
+//! `ferry push` at scale and under interruption: a push killed mid-file resumes without
+//! re-sending parts, batches hold at most 10,000 files, progress bars only on a terminal.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::device_client::DeviceClient;
+use crate::helpers::*;
+use crate::push_pull::{SyncCli, write_tree};
+use crate::sync_proxy::{Proxy, spawn_behind_proxy};
+use ferry::domain::GrantId;
+
+#[tokio::test]
+async fn a_push_killed_mid_file_resumes_and_the_server_receives_each_part_once() {
+    let (app, proxy) = spawn_behind_proxy().await;
+    let (owner, cam) = DeviceClient::setup(&app, "alice", "/").await;
+    let cli = SyncCli::new(&proxy.address, &cam);
+    let dir = tempfile::tempdir().unwrap();
+    let data = bytes_of(40 << 20, 5);
+    write_tree(dir.path(), &[("clip.mov", data.clone())]);
+    let size = data.len() as u64;
+    let hash = ferry::sync_client::content::hash_file(&dir.path().join("clip.mov"), size, &|_| {}).unwrap();
+    assert_eq!(hash.parts.len(), 5);
+
+    // parts 1 and 2 go through; 3 and 4 are held mid-body when the client is killed
+    proxy.hold_parts_from(3);
+    let mut child = tokio::process::Command::from(cli.command("push", dir.path(), &["--concurrency", "2", "--json"]))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let grant: GrantId = cam.grant.parse().unwrap();
+    let catalog = app.catalog();
+    let mut upload = None;
+    for _ in 0..600 {
+        if let Some(open) = catalog.open_device_upload(owner.user_id, grant, &hash.file_hash, size).await.unwrap()
+            && catalog.parts(&open.upload_id).await.unwrap().len() == 2
+            && proxy.held() == 2
+        {
+            upload = Some(open);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let upload = upload.expect("two parts received and two held within a minute");
+    child.kill().await.unwrap();
+    let held: Vec<u32> = catalog.parts(&upload.upload_id).await.unwrap().iter().map(|p| p.part_num).collect();
+    assert_eq!(held, [1, 2], "the server holds the first two parts");
+    proxy.release();
+    let killed = proxy.take();
+
+    let ran = cli.run("push", dir.path(), &["--concurrency", "2", "--json"]).await;
+    assert_eq!(ran.code, 0, "{ran:?}");
+    assert!(ran.stderr.contains("resuming clip.mov: 2 of 5 parts already on the server"), "{ran:?}");
+    let summary = ran.json();
+    assert_eq!((&summary["files_uploaded"], &summary["failures"]), (&json!(1), &json!([])));
+    assert_eq!(summary["bytes_sent"], size - 2 * (8 << 20), "parts 3–5 only");
+    assert_eq!(summary["files_hashed"], 0, "the hash cache survived the kill");
+    let resumed = proxy.take();
+    assert_eq!(Proxy::count(&resumed, "multipart"), 1);
+    let same_upload = format!("upload={}", upload.upload_id);
+    assert!(resumed.iter().filter(|s| s.part().is_some()).all(|s| s.query.contains(&same_upload)), "same upload");
+
+    let mut received: BTreeMap<u32, usize> = BTreeMap::new();
+    for seen in killed.iter().chain(&resumed).filter(|s| s.status == 200) {
+        if let Some(part) = seen.part() {
+            *received.entry(part).or_default() += 1;
+        }
+    }
+    assert_eq!(received, BTreeMap::from([(1, 1), (2, 1), (3, 1), (4, 1), (5, 1)]), "each part received once");
+    assert!(catalog.upload(&upload.upload_id).await.unwrap().unwrap().completed);
+    let blobs = app.blob_files();
+    assert_eq!(blobs.len(), 1);
+    assert!(std::fs::read(&blobs[0]).unwrap() == data, "the stored file is the local one");
+}
+
+#[tokio::test]
+async fn ten_thousand_and_one_files_take_two_batches_and_a_second_push_sends_nothing() {
+    let (app, proxy) = spawn_behind_proxy().await;
+    let (_, cam) = DeviceClient::setup(&app, "alice", "/").await;
+    let cli = SyncCli::new(&proxy.address, &cam);
+    let dir = tempfile::tempdir().unwrap();
+    for i in 0..10_001u32 {
+        let folder = dir.path().join(format!("d{}", i / 1000));
+        if i % 1000 == 0 {
+            std::fs::create_dir_all(&folder).unwrap();
+        }
+        std::fs::write(folder.join(format!("{i}.txt")), format!("file number {i}")).unwrap();
+    }
+
+    let first = cli.ok("push", dir.path(), &["--concurrency", "16"]).await;
+    assert_eq!((&first["files_uploaded"], &first["failures"]), (&json!(10_001), &json!([])));
+    assert_eq!(Proxy::count(&proxy.take(), "upload"), 2, "10,000 + 1");
+
+    let second = cli.ok("push", dir.path(), &["--concurrency", "16"]).await;
+    assert_eq!((&second["files_uploaded"], &second["files_present"]), (&json!(0), &json!(10_001)));
+    let seen = proxy.take();
+    assert_eq!(Proxy::count(&seen, "upload"), 2, "one batch request per 10,000 files");
+    assert!(seen.iter().all(|s| s.method == "POST"), "no bytes");
+    assert_eq!(Proxy::count(&seen, "media"), 0);
+}
+
+/// The command line, quoted for `sh -c`.
+fn shell_line(cmd: &std::process::Command) -> String {
+    let quote = |s: &std::ffi::OsStr| format!("'{}'", s.to_string_lossy().replace('\'', r"'\''"));
+    std::iter::once(quote(cmd.get_program())).chain(cmd.get_args().map(quote)).collect::<Vec<_>>().join(" ")
+}
+
+#[tokio::test]
+async fn progress_bars_render_on_a_terminal_and_not_when_piped() {
+    if std::process::Command::new("script").arg("--version").output().is_err() {
+        eprintln!("not run: `script` (util-linux) is not installed");
+        return;
+    }
+    let (app, proxy) = spawn_behind_proxy().await;
+    let (_, cam) = DeviceClient::setup(&app, "alice", "/").await;
+    let cli = SyncCli::new(&proxy.address, &cam);
+    let dir = tempfile::tempdir().unwrap();
+    write_tree(dir.path(), &[("big.bin", bytes_of(24 << 20, 7)), ("small.txt", b"small".to_vec())]);
+
+    let line = shell_line(&cli.command("push", dir.path(), &["--to", "/tty"]));
+    let out = tokio::process::Command::new("script")
+        .args(["-qfec", &line, "/dev/null"])
+        .env("TERM", "xterm-256color")
+        .output()
+        .await
+        .unwrap();
+    let screen = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{screen}");
+    for drawn in ["hashing", "uploading", "ETA", "MiB/s", "\x1b["] {
+        assert!(screen.contains(drawn), "{drawn:?} on the terminal: {screen:?}");
+    }
+
+    // a fresh state directory, so this run hashes too
+    let piped = SyncCli::new(&proxy.address, &cam).run("push", dir.path(), &["--to", "/piped"]).await;
+    assert_eq!(piped.code, 0, "{piped:?}");
+    assert!(!piped.stderr.contains("ETA") && !piped.stderr.contains('\x1b'), "no bars when piped: {piped:?}");
+    assert!(piped.stderr.contains("hashing: 2/2 files"), "plain lines instead: {piped:?}");
+    assert!(piped.stdout.contains("2 files seen"), "{piped:?}");
+}

@@ -1,0 +1,155 @@
+//! A small HTTP proxy on loopback between the real `ferry push`/`pull` and a test server: it
+//! records every request (method, path, query, status, body bytes) so tests count what the
+//! client really sent, and can hold part PUTs (to kill a client mid-file deterministically).
+//! The server's `upload_url` points at the proxy, so signed byte transfers pass through too.
+
+use std::sync::{Arc, Mutex};
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::response::Response;
+use futures_util::{StreamExt, TryStreamExt};
+use tokio::sync::Notify;
+
+use crate::helpers::*;
+
+/// One request as the proxy saw it.
+#[derive(Debug, Clone)]
+pub struct Seen {
+    pub method: String,
+    pub path: String,
+    pub query: String,
+    pub status: u16,
+    /// Request body bytes forwarded to the server.
+    pub bytes: u64,
+}
+
+impl Seen {
+    /// The device-family operation (`upload`, `media`, `multipart`, …) or the signed target.
+    pub fn op(&self) -> &str {
+        match self.path.split_once("/media_grant/") {
+            Some((_, rest)) => rest.split_once('/').map_or("", |(_, op)| op),
+            None => &self.path,
+        }
+    }
+
+    /// The `part` of a signed part PUT.
+    pub fn part(&self) -> Option<u32> {
+        self.query.split('&').find_map(|kv| kv.strip_prefix("part=")).and_then(|n| n.parse().ok())
+    }
+}
+
+struct Inner {
+    target: String,
+    client: reqwest::Client,
+    seen: Mutex<Vec<Seen>>,
+    /// Part PUTs of this part number or above are held (`None`: nothing is).
+    hold_from: Mutex<Option<u32>>,
+    held: Mutex<u32>,
+    release: Notify,
+}
+
+pub struct Proxy {
+    pub address: String,
+    inner: Arc<Inner>,
+}
+
+/// A test server behind a proxy (signed URLs point at the proxy too).
+pub async fn spawn_behind_proxy() -> (TestApp, Proxy) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = format!("http://{}", listener.local_addr().unwrap());
+    let public = address.clone();
+    let app = spawn_app_with(move |layer| {
+        layer.insert("upload_url", public.clone());
+    })
+    .await;
+    let inner = Arc::new(Inner {
+        target: app.address.clone(),
+        client: reqwest::Client::new(),
+        seen: Mutex::new(Vec::new()),
+        hold_from: Mutex::new(None),
+        held: Mutex::new(0),
+        release: Notify::new(),
+    });
+    let router = Router::new().fallback(forward).with_state(inner.clone());
+    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+    (app, Proxy { address, inner })
+}
+
+impl Proxy {
+    /// Everything seen so far, and forgets it.
+    pub fn take(&self) -> Vec<Seen> {
+        std::mem::take(&mut *self.inner.seen.lock().unwrap())
+    }
+
+    /// Requests of this device-family operation among `seen`.
+    pub fn count(seen: &[Seen], op: &str) -> usize {
+        seen.iter().filter(|s| s.op() == op).count()
+    }
+
+    /// Holds part PUTs of part `from` and above until [`Proxy::release`].
+    pub fn hold_parts_from(&self, from: u32) {
+        *self.inner.hold_from.lock().unwrap() = Some(from);
+    }
+
+    /// How many part PUTs are being held.
+    pub fn held(&self) -> u32 {
+        *self.inner.held.lock().unwrap()
+    }
+
+    /// Answers held PUTs with a 503 and holds nothing more.
+    pub fn release(&self) {
+        *self.inner.hold_from.lock().unwrap() = None;
+        self.inner.release.notify_waiters();
+    }
+}
+
+async fn forward(State(inner): State<Arc<Inner>>, request: Request) -> Response {
+    let (parts, body) = request.into_parts();
+    let path = parts.uri.path().to_owned();
+    let query = parts.uri.query().unwrap_or_default().to_owned();
+    let mut seen = Seen { method: parts.method.to_string(), path, query, status: 0, bytes: 0 };
+    let hold_from = *inner.hold_from.lock().unwrap();
+    if let (Some(from), Some(part)) = (hold_from, seen.part())
+        && part >= from
+    {
+        // take a little of the body (the client is mid-part), then wait: the server never
+        // sees this part
+        let mut stream = body.into_data_stream();
+        let _ = stream.next().await;
+        *inner.held.lock().unwrap() += 1;
+        let released = inner.release.notified();
+        released.await;
+        return Response::builder().status(503).body(Body::from("held by the test proxy")).unwrap();
+    }
+    let counted = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let counter = counted.clone();
+    let stream = body.into_data_stream().inspect_ok(move |chunk| {
+        counter.fetch_add(chunk.len() as u64, std::sync::atomic::Ordering::Relaxed);
+    });
+    let mut outgoing = inner
+        .client
+        .request(parts.method.clone(), format!("{}{}", inner.target, parts.uri))
+        .body(reqwest::Body::wrap_stream(stream));
+    for (name, value) in &parts.headers {
+        if !matches!(name.as_str(), "host" | "connection" | "transfer-encoding") {
+            outgoing = outgoing.header(name, value);
+        }
+    }
+    let answer = outgoing.send().await;
+    let answer = match answer {
+        Ok(answer) => answer,
+        Err(e) => return Response::builder().status(502).body(Body::from(e.to_string())).unwrap(),
+    };
+    seen.status = answer.status().as_u16();
+    seen.bytes = counted.load(std::sync::atomic::Ordering::Relaxed);
+    inner.seen.lock().unwrap().push(seen);
+    let mut response = Response::builder().status(answer.status().as_u16());
+    for (name, value) in answer.headers() {
+        if !matches!(name.as_str(), "connection" | "transfer-encoding") {
+            response = response.header(name, value);
+        }
+    }
+    response.body(Body::from_stream(answer.bytes_stream())).unwrap()
+}
