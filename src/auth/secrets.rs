@@ -5,7 +5,29 @@
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 
-/// A new secret with a readable kind prefix (`fry_t_` tokens, `fry_d_` device keys).
+/// A secret just issued: shown once to whoever asked for it, stored only as its hash.
+pub struct Issued {
+    pub secret: String,
+    pub hash: String,
+}
+
+/// A new API token (`fry_t_…`).
+pub fn new_api_token() -> Issued {
+    issue("fry_t_")
+}
+
+/// A new device session key (`fry_d_…`).
+pub fn new_device_key() -> Issued {
+    issue("fry_d_")
+}
+
+fn issue(prefix: &str) -> Issued {
+    let secret = generate(prefix);
+    let hash = hash(&secret);
+    Issued { secret, hash }
+}
+
+/// A new secret with a readable kind prefix (none for the URL signing key).
 pub fn generate(prefix: &str) -> String {
     let mut bytes = [0u8; 32];
     rand::rng().fill_bytes(&mut bytes);
@@ -19,6 +41,14 @@ pub fn hash(secret: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn issued_secrets_carry_their_kind_and_their_hash() {
+        let token = super::new_api_token();
+        assert!(token.secret.starts_with("fry_t_"));
+        assert_eq!(token.hash, super::hash(&token.secret));
+        assert!(super::new_device_key().secret.starts_with("fry_d_"));
+    }
+
     #[test]
     fn secrets_are_unique_and_hashed() {
         let (a, b) = (super::generate("fry_t_"), super::generate("fry_t_"));

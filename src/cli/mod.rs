@@ -3,7 +3,6 @@
 //! a local folder with a volume over the device API (the client side; no catalog needed).
 
 mod admin;
-mod migrate_store;
 mod pull;
 mod push;
 mod serve;

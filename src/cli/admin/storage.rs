@@ -1,0 +1,69 @@
+//! `ferry admin check` and `migrate-store`: the store and the catalog, compared or moved.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Args;
+
+use super::{Failure, FailureCode, Printed, migrate_store, printed};
+use crate::app::Services;
+use crate::jobs::consistency;
+
+/// `check --repair` on a bucket shared by replicas leaves bytes younger than this: another
+/// replica may be about to record them.
+const REPAIR_MIN_AGE_SHARED: Duration = Duration::from_secs(3600);
+
+#[derive(Args, Debug)]
+pub(super) struct CheckArgs {
+    /// Remove what the check found left over: stored bytes no catalog row or pending
+    /// write accounts for, staging nothing will use, S3 uploads nothing will complete.
+    #[arg(long)]
+    repair: bool,
+    /// Also read every stored blob and check that it hashes to its name.
+    #[arg(long)]
+    deep: bool,
+}
+
+#[derive(Args, Debug)]
+pub(super) struct MigrateArgs {
+    #[arg(long, value_name = "DIR")]
+    from_data_dir: PathBuf,
+}
+
+pub(super) async fn check(services: &Services, args: CheckArgs) -> Result<Printed, Failure> {
+    let CheckArgs { repair, deep } = args;
+    let (catalog, store) = (services.catalog.as_ref(), services.store.as_ref());
+    let failed = |e: consistency::CheckError| Failure::new(FailureCode::Check, e.to_string());
+    // an upload in flight may use its staging until it expires
+    let staging_age = services.config.upload_expiry + Duration::from_secs(3600);
+    let scope = consistency::CheckScope { deep, staging_age };
+    let mut report = consistency::check(catalog, store, scope).await.map_err(failed)?;
+    if repair {
+        // a shared bucket may hold bytes another replica is about to record
+        let min_age = if services.config.s3.is_some() { REPAIR_MIN_AGE_SHARED } else { Duration::ZERO };
+        report = consistency::repair(catalog, store, report, min_age).await.map_err(failed)?;
+    }
+    let mut text = format!(
+        "{} stored blob(s) without a catalog row, {} catalog row(s) without bytes, {} pending write(s), \
+         {} staging leftover(s), {} open S3 upload(s)",
+        report.blobs_without_rows.len(),
+        report.rows_without_blobs.len(),
+        report.pending_intents.len(),
+        report.staging_leftovers.len(),
+        report.open_multipart_uploads.len(),
+    );
+    if deep {
+        text.push_str(&format!(", {} corrupt blob(s)", report.corrupt_blobs.len()));
+    }
+    if repair {
+        text.push_str(&format!("; removed {}", report.removed.len()));
+    }
+    Ok(printed(&report, text))
+}
+
+pub(super) async fn migrate(services: &Services, args: MigrateArgs) -> Result<Printed, Failure> {
+    let report = migrate_store::run(services, &args.from_data_dir)
+        .await
+        .map_err(|e| Failure::new(FailureCode::MigrateStore, format!("{e:#}")))?;
+    Ok(printed(&report, report.line()))
+}
