@@ -9,6 +9,7 @@
 mod direct;
 mod local;
 mod s3;
+mod s3_writer;
 mod sigv4;
 
 use async_trait::async_trait;

@@ -17,7 +17,6 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
-use bytes::Bytes;
 use futures_util::{StreamExt, TryStreamExt};
 use object_store::aws::{AmazonS3, AmazonS3Builder};
 use object_store::buffered::BufWriter;
@@ -25,6 +24,7 @@ use object_store::path::Path;
 use object_store::{BackoffConfig, GetOptions, GetRange, ObjectStore, ObjectStoreExt, RetryConfig};
 use tokio::io::AsyncWriteExt;
 
+use super::s3_writer::S3Writer;
 use super::*;
 use crate::config::S3Config;
 
@@ -205,43 +205,6 @@ impl S3Store {
             }
         }
         Ok(writer.shutdown().await?)
-    }
-}
-
-struct S3Writer {
-    key: String,
-    /// `None` once finished (or after a failed finish).
-    writer: Option<BufWriter>,
-    written: u64,
-}
-
-#[async_trait]
-impl StagingWriter for S3Writer {
-    async fn write(&mut self, batch: Vec<Bytes>) -> Result<(), StoreError> {
-        let writer = self.writer.as_mut().ok_or_else(|| std::io::Error::other("staging upload already failed"))?;
-        for piece in batch {
-            self.written += piece.len() as u64;
-            writer.put(piece).await.map_err(io)?;
-        }
-        Ok(())
-    }
-
-    async fn finish(mut self: Box<Self>) -> Result<Staged, StoreError> {
-        let mut writer = self.writer.take().ok_or_else(|| std::io::Error::other("staging upload already failed"))?;
-        writer.shutdown().await?;
-        Ok(Staged { key: std::mem::take(&mut self.key), size: self.written })
-    }
-}
-
-impl Drop for S3Writer {
-    fn drop(&mut self) {
-        // An unfinished multipart upload keeps its parts (and costs storage) until aborted;
-        // Drop cannot wait, so the abort runs as a task of its own.
-        if let (Some(mut writer), Ok(runtime)) = (self.writer.take(), tokio::runtime::Handle::try_current()) {
-            runtime.spawn(async move {
-                let _ = writer.abort().await;
-            });
-        }
     }
 }
 

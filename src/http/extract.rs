@@ -98,7 +98,14 @@ pub async fn authenticate(state: &AppState, presented: &Presented, endpoint: End
     let device_family =
         matches!(endpoint, Endpoint::DeviceStatus | Endpoint::DeviceFamily | Endpoint::DeviceMediaDelete);
     authorize(endpoint, principal.as_ref()).map_err(|d| ApiError::from_denial(d, device_family))?;
-    Ok(principal.expect("authorize refuses a missing principal"))
+    let principal = principal.expect("authorize refuses a missing principal");
+    // the request's span (http::router) names who is calling, for every line logged under it
+    let span = tracing::Span::current();
+    span.record("user", principal.user().user_id.0);
+    if let Principal::Device { device, .. } = &principal {
+        span.record("device", device.device_id.0);
+    }
+    Ok(principal)
 }
 
 /// Names the permission-table row an extractor enforces.

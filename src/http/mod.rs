@@ -93,7 +93,15 @@ pub fn router(state: AppState) -> Router {
                 .make_span_with(|req: &axum::http::Request<_>| {
                     let id = req.headers().get(&X_REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("-");
                     // the path only: query strings carry signatures and keys
-                    tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id)
+                    // user and device are recorded once the credentials are resolved
+                    tracing::info_span!(
+                        "request",
+                        method = %req.method(),
+                        path = %req.uri().path(),
+                        request_id = %id,
+                        user = tracing::field::Empty,
+                        device = tracing::field::Empty,
+                    )
                 })
                 .on_response(log_response),
         )

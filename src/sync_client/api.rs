@@ -8,7 +8,7 @@ use reqwest::StatusCode;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::domain::Sha256Hex;
+use crate::domain::{ErrorCode, Sha256Hex};
 
 /// How often a request that failed transiently (no connection, 5xx, 429) is tried in all.
 const ATTEMPTS: u32 = 5;
@@ -46,6 +46,11 @@ impl ApiError {
         }
     }
 
+    /// Whether this is a refusal with `code`.
+    pub fn is(&self, code: ErrorCode) -> bool {
+        self.code() == Some(code.as_str())
+    }
+
     /// The full JSON body of a refusal (a 409 carries the current state).
     pub fn body(&self) -> Option<&Value> {
         match self {
@@ -57,10 +62,15 @@ impl ApiError {
     /// Whether the whole run must stop (the key or the server), not just one file.
     pub fn is_fatal(&self) -> bool {
         matches!(self, ApiError::BadKey { .. } | ApiError::Unreachable { .. })
-            || matches!(
-                self.code(),
-                Some("device_disabled" | "grant_disabled" | "no_such_grant" | "upload_disabled" | "download_disabled")
-            )
+            || [
+                ErrorCode::DeviceDisabled,
+                ErrorCode::GrantDisabled,
+                ErrorCode::NoSuchGrant,
+                ErrorCode::UploadDisabled,
+                ErrorCode::DownloadDisabled,
+            ]
+            .into_iter()
+            .any(|code| self.is(code))
     }
 }
 
@@ -115,19 +125,18 @@ impl DeviceApi {
     pub async fn grant_info(&self) -> Result<GrantInfo, ApiError> {
         let answer = self.post("/device/1/media_grant", json!({})).await?;
         if answer["is_device_disabled"] == true {
-            return Err(refusal(412, "device_disabled", "this device is disabled on the server"));
+            return Err(refusal(ErrorCode::DeviceDisabled, "this device is disabled on the server"));
         }
         let grants: Vec<GrantInfo> = serde_json::from_value(answer["media_grant_list"].clone())
             .map_err(|e| self.protocol("/device/1/media_grant", e))?;
         let grant = grants.into_iter().find(|g| g.media_grant_id == self.grant).ok_or_else(|| {
             refusal(
-                404,
-                "no_such_grant",
+                ErrorCode::NoSuchGrant,
                 &format!("this device has no media grant {} (check --grant / FERRY_GRANT)", self.grant),
             )
         })?;
         if grant.is_disabled {
-            return Err(refusal(403, "grant_disabled", &format!("media grant {} is disabled", self.grant)));
+            return Err(refusal(ErrorCode::GrantDisabled, &format!("media grant {} is disabled", self.grant)));
         }
         Ok(grant)
     }
@@ -164,7 +173,7 @@ impl DeviceApi {
         }
         let code = value["error"].as_str().unwrap_or("http_error").to_owned();
         let message = value["message"].as_str().map_or_else(|| status.to_string(), str::to_owned);
-        if status == StatusCode::FORBIDDEN && code == "unauthorized" {
+        if status == StatusCode::FORBIDDEN && code == ErrorCode::Unauthorized.as_str() {
             return Err(ApiError::BadKey { server: self.server.clone(), message });
         }
         if status == StatusCode::NOT_FOUND && value.is_null() {
@@ -183,8 +192,10 @@ impl DeviceApi {
     }
 }
 
-fn refusal(status: u16, code: &str, message: &str) -> ApiError {
-    ApiError::Refused { status, code: code.to_owned(), message: message.to_owned(), body: Value::Null }
+/// A refusal the client concludes itself, as the server would have answered it.
+fn refusal(code: ErrorCode, message: &str) -> ApiError {
+    let (status, code, message) = (code.status(), code.as_str().to_owned(), message.to_owned());
+    ApiError::Refused { status, code, message, body: Value::Null }
 }
 
 /// An error with its causes ("error sending request: … : Connection refused").

@@ -18,6 +18,7 @@ mod direct_s3;
 mod direct_s3_safety;
 mod family_errors;
 mod gallery;
+mod gallery_harvest;
 mod gallery_pull;
 mod imports;
 mod ingest;

@@ -1,6 +1,6 @@
 //! The connection level: a client that never finishes its request headers is disconnected
 //! (`header_timeout`) while others are served, and signed GET URLs also answer HEAD
-//! (API.md §5).
+//! (API.md §5); every log line of a request names its request id and caller.
 
 use std::time::{Duration, Instant};
 
@@ -63,4 +63,32 @@ async fn a_signed_get_url_also_answers_head() {
     assert_eq!(app.client.head(&tampered).send().await.unwrap().status(), 403);
     let put_url = app.signed_put(alice.user_id, None, None);
     assert_ne!(app.client.head(&put_url).send().await.unwrap().status(), 200);
+}
+
+#[tokio::test]
+async fn a_requests_log_lines_carry_its_request_id_and_caller() {
+    let dir = tempfile::tempdir().unwrap();
+    admin_json(dir.path(), &["user", "add", "alice", "--level", "uploader"]);
+    let (_, token) = admin_json(dir.path(), &["token", "add", "--user", "alice", "--scopes", "upload"]);
+    let (token, user_id) = (token["token"].as_str().unwrap().to_owned(), token["user_id"].as_i64().unwrap());
+    let log = dir.path().join("server.log");
+    let mut server = FerryProcess::start_logging(dir.path(), &[], &log);
+    let started = reqwest::Client::new()
+        .get(format!("{}/api/users/multipart_upload_start/traced?part_count=1", server.address))
+        .bearer_auth(&token)
+        .header("x-request-id", "trace-me-7")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(started.status(), 200);
+    assert_eq!(started.headers()["x-request-id"], "trace-me-7", "the id is answered back");
+    server.signal("TERM");
+    server.wait_exit(10).expect("the server stops");
+    let logged = std::fs::read_to_string(&log).unwrap();
+    let line = logged
+        .lines()
+        .find(|l| l.contains("request done") && l.contains("trace-me-7"))
+        .unwrap_or_else(|| panic!("no line for the request: {logged}"));
+    assert!(line.contains(&format!("user={user_id}")), "the caller is named: {line}");
+    assert!(line.contains("path=/api/users/multipart_upload_start/traced"), "{line}");
 }

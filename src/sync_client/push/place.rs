@@ -12,7 +12,7 @@ use futures_util::StreamExt;
 use serde_json::{Value, json};
 
 use super::{ConflictPolicy, Planned, PushSummary};
-use crate::domain::Sha256Hex;
+use crate::domain::{ErrorCode, Sha256Hex};
 use crate::sync_client::api::ApiError;
 use crate::sync_client::hash_cache::mtime_ns;
 use crate::sync_client::{Session, SyncError};
@@ -56,12 +56,12 @@ pub(super) async fn place_all(
             }
             Err(e) if e.is_fatal() => return Err(e.into()),
             Err(e) => {
-                let reason = match e.code() {
-                    Some("stale_update") => "it changed on the server while being overwritten; run again".to_owned(),
-                    Some("unknown_content") => {
-                        "the server does not hold its content (the upload did not complete)".into()
-                    }
-                    _ => e.to_string(),
+                let reason = if e.is(ErrorCode::StaleUpdate) {
+                    "it changed on the server while being overwritten; run again".to_owned()
+                } else if e.is(ErrorCode::UnknownContent) {
+                    "the server does not hold its content (the upload did not complete)".to_owned()
+                } else {
+                    e.to_string()
                 };
                 summary.fail(&p.file.rel, reason);
             }
@@ -93,7 +93,7 @@ async fn place(session: &Session, p: &Planned, policy: ConflictPolicy) -> Result
     };
     let current = match create(&p.media_path).await {
         Ok(_) => return Ok(Placed::Created),
-        Err(e) if e.code() == Some("path_conflict") => e.body().cloned().unwrap_or(Value::Null),
+        Err(e) if e.is(ErrorCode::PathConflict) => e.body().cloned().unwrap_or(Value::Null),
         Err(e) => return Err(e),
     };
     match policy {
@@ -114,7 +114,7 @@ async fn place(session: &Session, p: &Planned, policy: ConflictPolicy) -> Result
                     Ok(_) => {
                         return Ok(Placed::Conflict(format!("holds other content on the server; pushed as {renamed}")));
                     }
-                    Err(e) if e.code() == Some("path_conflict") => continue,
+                    Err(e) if e.is(ErrorCode::PathConflict) => continue,
                     Err(e) => return Err(e),
                 }
             }

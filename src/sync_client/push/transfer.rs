@@ -17,7 +17,7 @@ use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use tokio::sync::Semaphore;
 
 use super::{Planned, PushSummary};
-use crate::domain::Sha256Hex;
+use crate::domain::{ErrorCode, Sha256Hex};
 use crate::sync_client::api::{ApiError, Transient, error_chain, origin_of, refused_by, with_retries};
 use crate::sync_client::hash_cache::mtime_ns;
 use crate::sync_client::progress::Phase;
@@ -109,11 +109,13 @@ pub(super) async fn send_all(
 fn reason(e: &TransferError) -> String {
     match e {
         TransferError::Local(why) => why.clone(),
-        TransferError::Api(e) => match e.code() {
-            Some("hash_mismatch") => "the file changed while it was being sent; run again".into(),
-            Some("no_such_upload") => "the server dropped this upload (expired or aborted); run again".into(),
-            _ => e.to_string(),
-        },
+        TransferError::Api(e) if e.is(ErrorCode::HashMismatch) => {
+            "the file changed while it was being sent; run again".into()
+        }
+        TransferError::Api(e) if e.is(ErrorCode::NoSuchUpload) => {
+            "the server dropped this upload (expired or aborted); run again".into()
+        }
+        TransferError::Api(e) => e.to_string(),
     }
 }
 

@@ -1,0 +1,121 @@
+//! Stored content and the device family's media items that name it, with what media
+//! processing learnt about it.
+
+use serde::Serialize;
+
+use crate::domain::{DeviceId, Sha256Hex, UserId, VolumeId};
+
+/// A stored blob: content keyed by SHA-256 and size.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BlobRecord {
+    pub sha256: Sha256Hex,
+    pub size: u64,
+    /// The chunked top-hash of API.md §1 for blobs over 16 MiB; `None` when it equals `sha256`.
+    pub chunked_hash: Option<Sha256Hex>,
+}
+
+impl BlobRecord {
+    /// The hash device clients name this content by (API.md §1 `file_hash`): the chunked
+    /// top-hash above 16 MiB, else the SHA-256. The one place that rule is applied to a blob.
+    pub fn device_hash(&self) -> &Sha256Hex {
+        self.chunked_hash.as_ref().unwrap_or(&self.sha256)
+    }
+}
+
+/// A media item as stored (device family: a path in a volume).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MediaItem {
+    pub media_id: i64,
+    pub volume_id: VolumeId,
+    pub media_path: String,
+    pub sha256: Sha256Hex,
+    pub file_hash: Sha256Hex,
+    pub file_size: u64,
+    pub ctime: Option<String>,
+    pub mtime: Option<String>,
+    pub is_deleted: bool,
+    pub last_updated_ms: i64,
+    pub last_updated_user_id: UserId,
+    pub last_updated_device_id: Option<DeviceId>,
+    pub change_seq: i64,
+}
+
+/// Who made a change.
+#[derive(Debug, Clone, Copy)]
+pub struct Updater {
+    pub user_id: UserId,
+    pub device_id: Option<DeviceId>,
+}
+
+/// The content and times a media write sets.
+#[derive(Debug, Clone)]
+pub struct MediaContent {
+    pub blob: BlobRecord,
+    pub ctime: Option<String>,
+    pub mtime: Option<String>,
+}
+
+/// What creating a media item at a path did.
+#[derive(Debug, Clone)]
+pub enum MediaCreated {
+    /// A new item, or a deleted one revived with this content.
+    Created(i64),
+    /// The path already holds this content.
+    Existing(i64),
+    /// The path holds other content: the current state.
+    Conflict(MediaItem),
+}
+
+/// What updating a media item did.
+#[derive(Debug, Clone)]
+pub enum MediaUpdated {
+    Updated,
+    NotFound,
+    /// `expected_last_updated` did not match: the current state.
+    Stale(MediaItem),
+}
+
+/// Whether processing a blob's media worked (`blob_media.status`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MediaStatus {
+    Done,
+    /// The bytes could not be understood (broken, hostile, too large); `error` says why.
+    Failed,
+}
+
+impl MediaStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MediaStatus::Done => "done",
+            MediaStatus::Failed => "failed",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Option<Self> {
+        [MediaStatus::Done, MediaStatus::Failed].into_iter().find(|s| s.as_str() == raw)
+    }
+}
+
+/// What media processing learnt about one blob, to be recorded.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewMediaInfo {
+    pub sha256: Sha256Hex,
+    pub status: MediaStatus,
+    /// A JSON object (see `media::Metadata`).
+    pub metadata: Option<serde_json::Value>,
+    /// Why processing failed, or why there is no thumbnail.
+    pub error: Option<String>,
+}
+
+/// What media processing learnt about one blob, as recorded.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct MediaInfo {
+    pub sha256: Sha256Hex,
+    pub status: MediaStatus,
+    pub metadata: Option<serde_json::Value>,
+    /// The generated thumbnail (a JPEG blob), if one could be made.
+    pub thumbnail_sha256: Option<Sha256Hex>,
+    pub error: Option<String>,
+    pub updated_ms: i64,
+}
