@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
-use crate::catalog::{Catalog, CatalogError, Device, Event, NewEvent};
+use crate::catalog::{Catalog, CatalogError, Device, Event, MediaInfo, NewEvent, TypeStats};
 use crate::clock::now_ms;
 use crate::domain::{DeviceId, MediaType, ParseError};
 use crate::ingest::{Ingest, IngestError, Received};
@@ -124,6 +124,26 @@ impl GalleryEvents {
             return Err(EventError::NoSuchEvent(event_id.to_owned()));
         }
         Ok(())
+    }
+
+    /// A device's events, newest first, each with what media processing learnt.
+    pub async fn list(
+        &self,
+        device: DeviceId,
+        media_type: Option<MediaType>,
+        limit: u32,
+        offset: u64,
+    ) -> Result<Vec<(Event, Option<MediaInfo>)>, EventError> {
+        Ok(self.catalog.events(device, media_type, limit, offset).await?)
+    }
+
+    pub async fn get(&self, device: DeviceId, event_id: &str) -> Result<Option<Event>, EventError> {
+        Ok(self.catalog.event(device, event_id).await?)
+    }
+
+    /// Counts and bytes of a device's events by media type.
+    pub async fn stats(&self, device: DeviceId) -> Result<Vec<TypeStats>, EventError> {
+        Ok(self.catalog.event_stats(device).await?)
     }
 
     /// Soft-deletes an event.

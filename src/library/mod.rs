@@ -87,6 +87,16 @@ impl LibraryFiles {
         Self { catalog, ingest }
     }
 
+    /// A file of the user's library.
+    pub async fn get(&self, user: UserId, file_id: &str) -> Result<Option<LibraryFile>, LibraryError> {
+        Ok(self.catalog.file(user, file_id).await?)
+    }
+
+    /// The file a remote import filed, once it has.
+    pub async fn of_import(&self, job_id: i64) -> Result<Option<LibraryFile>, LibraryError> {
+        Ok(self.catalog.file_of_job(job_id).await?)
+    }
+
     /// Commits the bytes for the user and files them.
     pub async fn add(&self, new: NewFile, received: Received) -> Result<LibraryFile, LibraryError> {
         let folder_id = match &new.folder {

@@ -64,7 +64,7 @@ pub async fn list(
     let offset = non_negative("offset", query.offset.as_deref())?.unwrap_or(0);
     let media_type = query.media_type.as_deref().filter(|t| !t.is_empty()).map(MediaType::parse).transpose();
     let media_type = media_type.map_err(|e| ApiError::new(ErrorCode::InvalidMediaType, e.to_string()))?;
-    let events = state.catalog.events(device.device_id, media_type, limit, offset).await?;
+    let events = state.events.list(device.device_id, media_type, limit, offset).await?;
     Ok(Json(events.iter().map(|(event, info)| event_json(event, info.as_ref())).collect()))
 }
 
@@ -74,7 +74,7 @@ pub async fn stats(
     Caller(principal, ..): Caller<GalleryRead>,
 ) -> Result<Json<Value>, ApiError> {
     let device = resolve_device(&state, &principal, &device).await?;
-    let rows = state.catalog.event_stats(device.device_id).await?;
+    let rows = state.events.stats(device.device_id).await?;
     let mut by_type: Map<String, Value> =
         MediaType::ALL.iter().map(|t| (t.to_string(), json!({"count": 0, "size": 0}))).collect();
     for row in &rows {

@@ -49,7 +49,7 @@ pub async fn pull(
         return Err(no_source());
     }
     let missing = || ApiError::new(ErrorCode::NoSuchEvent, format!("no event {event_id}"));
-    let event = state.catalog.event(device.device_id, &event_id).await?.ok_or_else(missing)?;
+    let event = state.events.get(device.device_id, &event_id).await?.ok_or_else(missing)?;
     let done = || (StatusCode::OK, Json(json!({"success": true, "eventId": event_id})));
     if event.sha256.is_some() {
         return Ok(done());
@@ -65,7 +65,7 @@ pub async fn pull(
         .await?;
     let started = Instant::now();
     while started.elapsed() < state.config.pull_wait {
-        if state.catalog.event(device.device_id, &event_id).await?.is_some_and(|e| e.sha256.is_some()) {
+        if state.events.get(device.device_id, &event_id).await?.is_some_and(|e| e.sha256.is_some()) {
             return Ok(done());
         }
         if let Some(job) = state.catalog.job(job_id).await?.filter(|j| j.status == JobStatus::Failed) {

@@ -175,7 +175,7 @@ pub async fn signed_put(
         ..Expectation::default()
     };
     check_announced(&expect)?;
-    if part == "thumbnail" && state.catalog.event(device.device_id, event_id).await?.is_none() {
+    if part == "thumbnail" && state.events.get(device.device_id, event_id).await?.is_none() {
         return Err(ApiError::new(ErrorCode::EventNotUploaded, "PUT the event's file to upload_url first"));
     }
     // Each URL stores one body: the claim is taken before a byte is read, so a replay (or a

@@ -71,7 +71,7 @@ pub async fn remote_status(
     if job.status == JobStatus::Failed {
         answer["error"] = json!(job.last_error.as_deref().map(crate::redact::url_passwords));
     }
-    if let Some(file) = state.catalog.file_of_job(id).await? {
+    if let Some(file) = state.library.of_import(id).await? {
         answer["file_id"] = json!(file.file_id);
     }
     Ok(Json(answer))

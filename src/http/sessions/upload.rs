@@ -219,8 +219,8 @@ pub async fn download(
     Caller(principal, ..): Caller<OwnFile>,
 ) -> Result<Response, ApiError> {
     let file = state
-        .catalog
-        .file(principal.user().user_id, &file_id)
+        .library
+        .get(principal.user().user_id, &file_id)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("no file {file_id}")))?;
     serve_blob(&state, &file.sha256, file.size, &file.content_type, &headers).await
