@@ -202,6 +202,7 @@ impl Application {
             catalog: services.catalog,
             store: services.store,
             signer: services.signer,
+            principals: Arc::default(),
             jobs: services.jobs,
             remote: services.remote,
             import_buckets: services.import_buckets,

@@ -2,8 +2,11 @@
 //! permissions"); [`Presented`] collects them, [`resolve`] turns them into one
 //! [`Principal`], and [`permissions`] decides what that principal may do. No HTTP types.
 
+mod cache;
 pub mod permissions;
 pub mod secrets;
+
+pub use cache::{PRINCIPAL_TTL, PrincipalCache};
 
 use crate::catalog::{Catalog, CatalogResult, Device, TokenRecord, User};
 
@@ -51,17 +54,42 @@ impl Principal {
     }
 }
 
-/// Resolves presented credentials: a device key wins over tokens (device clients send it
-/// with every call); unknown credentials resolve to `None`.
-pub async fn resolve(catalog: &dyn Catalog, presented: &Presented) -> CatalogResult<Option<Principal>> {
-    if let Some(key) = &presented.device_session_key {
-        let found = catalog.device_by_key_hash(&secrets::hash(key)).await?;
-        return Ok(found.map(|(device, owner)| Principal::Device { device, owner }));
+/// The credential a request is judged by: a device key wins over tokens (device clients
+/// send it with every call).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Credential {
+    DeviceKey(String),
+    Token(String),
+}
+
+impl Presented {
+    /// The credential to resolve, as its at-rest hash.
+    pub fn credential(&self) -> Option<Credential> {
+        if let Some(key) = &self.device_session_key {
+            return Some(Credential::DeviceKey(secrets::hash(key)));
+        }
+        let token = self.header_token.as_ref().or(self.user_session_key.as_ref())?;
+        Some(Credential::Token(secrets::hash(token)))
     }
-    let Some(token) = presented.header_token.as_ref().or(presented.user_session_key.as_ref()) else {
-        return Ok(None);
-    };
-    Ok(catalog.token_by_hash(&secrets::hash(token)).await?.map(|(token, user)| Principal::Token { user, token }))
+}
+
+/// Resolves presented credentials in one catalog query; unknown credentials resolve to `None`.
+pub async fn resolve(catalog: &dyn Catalog, presented: &Presented) -> CatalogResult<Option<Principal>> {
+    match presented.credential() {
+        Some(credential) => resolve_credential(catalog, &credential).await,
+        None => Ok(None),
+    }
+}
+
+async fn resolve_credential(catalog: &dyn Catalog, credential: &Credential) -> CatalogResult<Option<Principal>> {
+    Ok(match credential {
+        Credential::DeviceKey(hash) => {
+            catalog.device_by_key_hash(hash).await?.map(|(device, owner)| Principal::Device { device, owner })
+        }
+        Credential::Token(hash) => {
+            catalog.token_by_hash(hash).await?.map(|(token, user)| Principal::Token { user, token })
+        }
+    })
 }
 
 #[cfg(test)]

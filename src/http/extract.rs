@@ -11,7 +11,7 @@ use serde::de::DeserializeOwned;
 use super::AppState;
 use super::error::ApiError;
 use crate::auth::permissions::{Endpoint, authorize};
-use crate::auth::{Presented, Principal, resolve};
+use crate::auth::{Presented, Principal};
 use crate::domain::ErrorCode;
 
 /// JSON bodies up to this size unless a route says otherwise.
@@ -94,7 +94,7 @@ pub fn presented(parts: &Parts) -> Presented {
 
 /// Resolves credentials and applies the permission table for `endpoint`.
 pub async fn authenticate(state: &AppState, presented: &Presented, endpoint: Endpoint) -> Result<Principal, ApiError> {
-    let principal = resolve(state.catalog.as_ref(), presented).await?;
+    let principal = state.principals.resolve(state.catalog.as_ref(), presented).await?;
     let device_family =
         matches!(endpoint, Endpoint::DeviceStatus | Endpoint::DeviceFamily | Endpoint::DeviceMediaDelete);
     authorize(endpoint, principal.as_ref()).map_err(|d| ApiError::from_denial(d, device_family))?;

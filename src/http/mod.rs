@@ -48,6 +48,8 @@ pub struct AppState {
     /// Library files, created and changed the same way by every path.
     pub library: crate::library::LibraryFiles,
     pub signer: Signer,
+    /// Principals resolved within the last moment (see `auth::PrincipalCache`).
+    pub principals: Arc<crate::auth::PrincipalCache>,
     pub jobs: JobRunner,
     /// Where remote import may reach.
     pub remote: Arc<crate::remote::RemotePolicy>,

@@ -1,8 +1,9 @@
 //! Credentials in every spelling resolve to one principal; the permission table refuses
 //! with the statuses of API.md.
 
+use ferry::catalog::DeviceFlag;
 use ferry::domain::Level;
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use crate::helpers::*;
 
@@ -47,6 +48,33 @@ async fn missing_unknown_and_revoked_tokens_are_401() {
     app.catalog().revoke_token(tokens[0].token_id).await.unwrap();
     let revoked = app.client.get(app.url("/api/me")).bearer_auth(&alice.token).send().await.unwrap();
     expect_error(revoked, 401, "unauthorized").await;
+}
+
+#[tokio::test]
+async fn a_revoked_token_and_a_disabled_device_are_refused_within_a_second_while_their_answers_are_cached() {
+    let app = spawn_app().await;
+    let (alice, cam) = crate::device_client::DeviceClient::setup(&app, "alice", "/").await;
+    let me = || app.client.get(app.url("/api/me")).bearer_auth(&alice.token).send();
+    let batch = json!({"file_list": [{"file_hash": sha256_hex(b"x"), "file_size": 1}]});
+    let check = || cam.post("upload", batch.clone());
+    for _ in 0..20 {
+        // a burst with each credential: from now on they are answered from memory
+        assert_eq!(me().await.unwrap().status(), 200);
+        assert_eq!(check().await.status(), 200);
+    }
+    let token = app.catalog().list_tokens().await.unwrap().into_iter().find(|t| t.user_id == alice.user_id).unwrap();
+    app.catalog().revoke_token(token.token_id).await.unwrap();
+    refused_within_a_second(|| async { me().await.unwrap() }, 401, "unauthorized").await;
+
+    let device = app.catalog().device_by_key_hash(&ferry::auth::secrets::hash(&cam.key)).await.unwrap().unwrap().0;
+    app.catalog().set_device_flag(device.device_id, DeviceFlag::Disabled, true).await.unwrap();
+    refused_within_a_second(check, 412, "device_disabled").await;
+    app.catalog().set_device_flag(device.device_id, DeviceFlag::Disabled, false).await.unwrap();
+    let back = std::time::Instant::now();
+    while check().await.status() != 200 {
+        assert!(back.elapsed() < std::time::Duration::from_secs(1), "enabled again within a second");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
 }
 
 #[tokio::test]

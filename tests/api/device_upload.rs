@@ -117,6 +117,7 @@ async fn errors_of_the_family() {
 
     let device = app.catalog().device_by_key_hash(&ferry::auth::secrets::hash(&cam.key)).await.unwrap().unwrap().0;
     app.catalog().set_device_flag(device.device_id, DeviceFlag::Disabled, true).await.unwrap();
+    refused_within_a_second(|| cam.post("upload", good.clone()), 412, "device_disabled").await;
     for op in ["upload", "s3_object", "multipart", "media", "media_list", "download"] {
         expect_error(cam.post(op, json!({})).await, 412, "device_disabled").await;
     }

@@ -208,6 +208,27 @@ pub async fn expect_error(response: reqwest::Response, status: u16, code: &str) 
     body
 }
 
+/// Sends `request()` until it is refused with `status` and `code`, and fails if a request
+/// is still honoured a second after the first: the longest a revoked token or a disabled
+/// device may keep working on any replica (principals are cached for less, see auth::cache).
+pub async fn refused_within_a_second<F, Fut>(request: F, status: u16, code: &str) -> std::time::Duration
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = reqwest::Response>,
+{
+    let since = std::time::Instant::now();
+    loop {
+        let response = request().await;
+        if response.status().as_u16() == status {
+            expect_error(response, status, code).await;
+            return since.elapsed();
+        }
+        assert!(response.status().is_success(), "honoured or refused, got {}", response.status());
+        assert!(since.elapsed() < std::time::Duration::from_secs(1), "still honoured after a second");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
 /// The real `ferry` binary.
 pub fn ferry_bin() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_ferry"));

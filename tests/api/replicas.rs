@@ -180,3 +180,31 @@ async fn direct_completions_sent_to_two_replicas_at_once_all_get_the_same_answer
 fn no_local_blobs(dirs: &[&std::path::Path]) -> bool {
     dirs.iter().all(|d| files_under(&d.join("blobs")).is_empty())
 }
+
+#[tokio::test]
+async fn a_token_revoked_is_refused_by_both_replicas_within_a_second_while_their_caches_are_warm() {
+    let (Some(s3), Some(database)) = (test_s3_config(), TestDatabase::create().await) else { return };
+    let env = replica_env(&s3, &database, false);
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let replicas = [FerryProcess::start(dir_a.path(), &env), FerryProcess::start(dir_b.path(), &env)];
+    let client = reqwest::Client::new();
+    let catalog = PgCatalog::open(&database.url).await.unwrap();
+    let alice = catalog.create_user(&Name::parse("alice").unwrap(), Level::Uploader).await.unwrap();
+    let token = ferry::auth::secrets::generate("fry_t_");
+    let issued =
+        catalog.create_token(alice.user_id, "read".parse().unwrap(), &ferry::auth::secrets::hash(&token)).await;
+    let me = |replica: &FerryProcess| client.get(format!("{}/api/me", replica.address)).bearer_auth(&token).send();
+    for _ in 0..20 {
+        for replica in &replicas {
+            assert_eq!(me(replica).await.unwrap().status(), 200, "a burst on each replica warms its cache");
+        }
+    }
+    catalog.revoke_token(issued.unwrap().token_id).await.unwrap();
+    // both are asked in turn, so neither gets a second longer than the other
+    let since = std::time::Instant::now();
+    for replica in &replicas {
+        refused_within_a_second(|| async { me(replica).await.unwrap() }, 401, "unauthorized").await;
+    }
+    assert!(since.elapsed() < Duration::from_secs(1), "both refuse within a second of the revocation");
+}
