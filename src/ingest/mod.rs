@@ -11,6 +11,7 @@
 
 pub mod direct;
 pub mod multipart;
+mod pump;
 mod read_back;
 mod receive;
 
