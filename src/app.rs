@@ -81,6 +81,12 @@ pub fn catalog_name(url: &str) -> String {
     }
 }
 
+/// Whether the catalog is the embedded SQLite file (one server at a time) rather than a
+/// database replicas share.
+fn is_embedded(url: &str) -> bool {
+    url.starts_with("sqlite:")
+}
+
 async fn open_catalog(url: &str) -> anyhow::Result<Arc<dyn Catalog>> {
     // The error names the catalog, never the URL's password. Its text already includes its
     // sources: flattened, a chain would say everything twice.
@@ -121,6 +127,7 @@ impl Application {
             // the runner's pipeline: it wakes the runner when new content needs processing
             ingest: services.jobs.ingest.clone(),
             uploads: services.jobs.uploads.clone(),
+            tus: services.jobs.tus.clone(),
             events: services.jobs.events.clone(),
             library: services.jobs.library.clone(),
             config: services.config,
@@ -191,6 +198,15 @@ async fn recover(services: &Services) -> anyhow::Result<()> {
         consistency::sweep_intents(services.catalog.as_ref(), services.store.clone(), Duration::ZERO).await?;
     if staged + interrupted > 0 {
         tracing::info!(staged, interrupted, "removed leftovers of an interrupted run");
+    }
+    // an embedded catalog has one server (the data dir's lock): no tus PATCH outlived the last
+    // one, so its leases need not run out before the clients resume (on PostgreSQL another
+    // replica's PATCH may be running)
+    if is_embedded(&services.config.database_url) {
+        let released = services.catalog.release_all_tus_leases().await?;
+        if released > 0 {
+            tracing::info!(released, "released the leases of tus uploads an interrupted run held");
+        }
     }
     Ok(())
 }

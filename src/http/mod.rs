@@ -43,6 +43,8 @@ pub struct AppState {
     pub ingest: Ingest,
     /// Uploads in parts (both families).
     pub uploads: crate::ingest::multipart::MultipartUploads,
+    /// tus resumable uploads.
+    pub tus: crate::ingest::resumable::ResumableUploads,
     /// Gallery events, created and changed the same way by every path.
     pub events: crate::gallery::GalleryEvents,
     /// Library files, created and changed the same way by every path.

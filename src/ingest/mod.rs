@@ -14,6 +14,7 @@ pub mod multipart;
 mod pump;
 mod read_back;
 mod receive;
+pub mod resumable;
 
 use std::sync::{Arc, OnceLock};
 
@@ -82,10 +83,12 @@ impl Received {
     }
 }
 
-/// A staging object that removes itself when dropped, unless kept or committed.
+/// A staging object that removes itself when dropped, unless kept or committed — or owned
+/// by something that outlives the request (a tus upload's row names it until it commits).
 struct StagedUpload {
     store: Arc<dyn BlobStore>,
     staged: Option<Staged>,
+    owned_elsewhere: bool,
 }
 
 impl std::fmt::Debug for StagedUpload {
@@ -96,7 +99,9 @@ impl std::fmt::Debug for StagedUpload {
 
 impl Drop for StagedUpload {
     fn drop(&mut self) {
-        if let Some(staged) = self.staged.take() {
+        if let Some(staged) = self.staged.take()
+            && !self.owned_elsewhere
+        {
             self.store.clone().discard_on_drop(staged);
         }
     }
@@ -213,8 +218,16 @@ impl Ingest {
     }
 
     fn guard(&self, raw: Raw) -> Received {
-        let staged = StagedUpload { store: self.store.clone(), staged: Some(raw.staged) };
+        let staged = StagedUpload { store: self.store.clone(), staged: Some(raw.staged), owned_elsewhere: false };
         Received { staged, blob: raw.blob, head: raw.head }
+    }
+
+    /// Bytes received over several requests (a finished resumable upload), hashed as they
+    /// came: committed like any [`Received`], but dropped uncommitted they stay, since the
+    /// upload that names them may commit them again later.
+    pub(crate) fn resumed(&self, staged: Staged, blob: BlobRecord, head: Vec<u8>) -> Received {
+        let staged = StagedUpload { store: self.store.clone(), staged: Some(staged), owned_elsewhere: true };
+        Received { staged, blob, head }
     }
 
     /// Discards staged objects (parts after completion, abort or expiry).

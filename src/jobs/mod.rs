@@ -19,6 +19,7 @@ use crate::config::Config;
 use crate::gallery::GalleryEvents;
 use crate::ingest::Ingest;
 use crate::ingest::multipart::{MultipartUploads, UploadError};
+use crate::ingest::resumable::{ResumableUploads, TusError};
 use crate::library::LibraryFiles;
 use crate::remote::RemotePolicy;
 use crate::signing::Signer;
@@ -42,6 +43,7 @@ pub struct JobRunner {
     store: Arc<dyn BlobStore>,
     pub(crate) ingest: Ingest,
     pub(crate) uploads: MultipartUploads,
+    pub(crate) tus: ResumableUploads,
     pub(crate) library: LibraryFiles,
     pub(crate) events: GalleryEvents,
     pub(crate) remote: Arc<RemotePolicy>,
@@ -86,11 +88,13 @@ impl JobRunner {
         let uploads = MultipartUploads::new(ingest.clone(), signer, &config);
         let library = LibraryFiles::new(catalog.clone(), ingest.clone());
         let events = GalleryEvents::new(catalog.clone(), ingest.clone());
+        let tus = ResumableUploads::new(ingest.clone(), library.clone(), events.clone(), &config);
         Self {
             catalog,
             store,
             ingest,
             uploads,
+            tus,
             library,
             events,
             remote,
@@ -120,8 +124,8 @@ impl JobRunner {
         Ok(id)
     }
 
-    /// Runs one queued job, or else one maintenance step: expire an upload, purge old
-    /// tombstones, collect a blob — in that order, since each can free the next.
+    /// Runs one queued job, or else one maintenance step: expire an upload (multipart, then
+    /// tus), purge old tombstones, collect a blob — in that order, since each can free the next.
     pub async fn run_one_step(&self) -> Result<Step, CatalogError> {
         if let Some(job) = self.claim_job().await? {
             let (job_id, kind) = (job.job_id, job.kind.clone());
@@ -131,6 +135,9 @@ impl JobRunner {
             return Ok(Step::RanJob { job_id, kind, ok });
         }
         if let Some(upload_id) = self.uploads.expire_one().await.map_err(upload_failure)? {
+            return Ok(Step::ExpiredUpload(upload_id));
+        }
+        if let Some(upload_id) = self.tus.expire_one().await.map_err(tus_failure)? {
             return Ok(Step::ExpiredUpload(upload_id));
         }
         let targets = self.catalog.forget_expired_targets().await?;
@@ -234,6 +241,14 @@ impl JobRunner {
                 _ = tokio::time::sleep(self.config.job_interval) => {}
             }
         }
+    }
+}
+
+/// See [`upload_failure`].
+fn tus_failure(err: TusError) -> CatalogError {
+    match err {
+        TusError::Ingest(crate::ingest::IngestError::Catalog(e)) => e,
+        other => CatalogError::Step(Box::new(other)),
     }
 }
 
