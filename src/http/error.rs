@@ -276,3 +276,36 @@ impl From<crate::library::LibraryError> for ApiError {
         }
     }
 }
+
+impl From<crate::ingest::resumable::TusError> for ApiError {
+    fn from(err: crate::ingest::resumable::TusError) -> Self {
+        use crate::ingest::resumable::TusError;
+        let message = err.to_string();
+        match err {
+            TusError::NotFound => Self::not_found(message).with_code("no_such_upload"),
+            TusError::Expired => Self::new(StatusCode::GONE, "upload_expired", message),
+            TusError::Locked => Self::new(StatusCode::LOCKED, "upload_locked", message),
+            TusError::OffsetMismatch { offset, .. } => {
+                Self::new(StatusCode::CONFLICT, "offset_mismatch", message).with_state(json!({ "offset": offset }))
+            }
+            TusError::InvalidLength(_) => Self::bad_request("invalid_length", message),
+            TusError::TooLarge { .. } | TusError::PastLength { .. } => {
+                Self::new(StatusCode::PAYLOAD_TOO_LARGE, "too_large", message)
+            }
+            TusError::ChecksumMismatch => {
+                let status = StatusCode::from_u16(460).expect("a valid status code");
+                Self::new(status, "checksum_mismatch", message)
+            }
+            TusError::HashMismatch(_) => Self::bad_request("hash_mismatch", message),
+            TusError::ConflictingTarget => Self::bad_request("conflicting_target", message),
+            TusError::UnknownDevice(_) => Self::bad_request("unknown_device", message),
+            TusError::InvalidMetadata(_) => Self::bad_request("invalid_metadata", message),
+            TusError::FinalUpload => Self::forbidden(message).with_code("final_upload"),
+            TusError::InvalidConcat(_) => Self::bad_request("invalid_concat", message),
+            TusError::Body(why) => IngestError::Body(why).into(),
+            TusError::Ingest(err) => err.into(),
+            TusError::Library(err) => err.into(),
+            TusError::Event(err) => err.into(),
+        }
+    }
+}

@@ -138,4 +138,5 @@ requires! {
     GalleryRead => GalleryRead,
     GalleryUpload => GalleryUpload,
     GalleryDelete => GalleryDelete,
+    TusUpload => Tus,
 }

@@ -32,6 +32,7 @@ mod session_batch;
 mod sessions;
 mod sizes;
 mod storage_safety;
+mod tus;
 mod upload_host;
 mod upload_races;
 mod watch;

@@ -1,0 +1,158 @@
+//! The protocol's headers: parsing what clients send (a bad value is a 400 naming the
+//! header; nothing is stored) and rendering where an upload stands.
+
+use axum::http::{HeaderMap, HeaderName, HeaderValue, header};
+
+use crate::catalog::TusConcat;
+use crate::http::error::ApiError;
+use crate::ingest::resumable::{ConcatRequest, Status, is_upload_id};
+
+pub const TUS_RESUMABLE: HeaderName = HeaderName::from_static("tus-resumable");
+pub const TUS_VERSION: HeaderName = HeaderName::from_static("tus-version");
+pub const TUS_EXTENSION: HeaderName = HeaderName::from_static("tus-extension");
+pub const TUS_MAX_SIZE: HeaderName = HeaderName::from_static("tus-max-size");
+pub const TUS_CHECKSUM_ALGORITHM: HeaderName = HeaderName::from_static("tus-checksum-algorithm");
+pub const UPLOAD_OFFSET: HeaderName = HeaderName::from_static("upload-offset");
+pub const UPLOAD_LENGTH: HeaderName = HeaderName::from_static("upload-length");
+pub const UPLOAD_DEFER_LENGTH: HeaderName = HeaderName::from_static("upload-defer-length");
+pub const UPLOAD_METADATA: HeaderName = HeaderName::from_static("upload-metadata");
+pub const UPLOAD_CHECKSUM: HeaderName = HeaderName::from_static("upload-checksum");
+pub const UPLOAD_CONCAT: HeaderName = HeaderName::from_static("upload-concat");
+pub const UPLOAD_EXPIRES: HeaderName = HeaderName::from_static("upload-expires");
+
+/// The content type of PATCH bodies (and of creation-with-upload).
+pub const OFFSET_OCTET_STREAM: &str = "application/offset+octet-stream";
+
+fn text<'a>(headers: &'a HeaderMap, name: &HeaderName, code: &'static str) -> Result<Option<&'a str>, ApiError> {
+    headers
+        .get(name)
+        .map(|v| v.to_str().map(str::trim).map_err(|_| ApiError::bad_request(code, format!("{name} is not text"))))
+        .transpose()
+}
+
+/// A non-negative integer header (`Upload-Offset`, `Upload-Length`): digits only.
+pub fn number(headers: &HeaderMap, name: &HeaderName, code: &'static str) -> Result<Option<u64>, ApiError> {
+    let Some(raw) = text(headers, name, code)? else { return Ok(None) };
+    let valid = !raw.is_empty() && raw.len() <= 19 && raw.bytes().all(|b| b.is_ascii_digit());
+    let parsed = valid.then(|| raw.parse::<u64>().ok()).flatten().filter(|n| i64::try_from(*n).is_ok());
+    parsed
+        .map(Some)
+        .ok_or_else(|| ApiError::bad_request(code, format!("{name} must be a non-negative integer, not '{raw}'")))
+}
+
+/// Whether the request's `Content-Type` is the protocol's.
+pub fn is_offset_stream(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case(OFFSET_OCTET_STREAM))
+}
+
+pub fn metadata(headers: &HeaderMap) -> Result<Option<crate::domain::UploadMetadata>, ApiError> {
+    let Some(raw) = text(headers, &UPLOAD_METADATA, "invalid_metadata")? else { return Ok(None) };
+    crate::domain::UploadMetadata::parse(raw)
+        .map(Some)
+        .map_err(|e| ApiError::bad_request("invalid_metadata", e.to_string()))
+}
+
+pub fn checksum(headers: &HeaderMap) -> Result<Option<crate::domain::UploadChecksum>, ApiError> {
+    let Some(raw) = text(headers, &UPLOAD_CHECKSUM, "invalid_checksum")? else { return Ok(None) };
+    crate::domain::UploadChecksum::parse(raw)
+        .map(Some)
+        .map_err(|e| ApiError::bad_request("invalid_checksum", e.to_string()))
+}
+
+/// `Upload-Concat: partial` or `final;<url> <url>…` (each URL absolute or a path ending in
+/// an upload id).
+pub fn concat(headers: &HeaderMap) -> Result<Option<ConcatRequest>, ApiError> {
+    let Some(raw) = text(headers, &UPLOAD_CONCAT, "invalid_concat")? else { return Ok(None) };
+    if raw == "partial" {
+        return Ok(Some(ConcatRequest::Partial));
+    }
+    let bad = |why: String| ApiError::bad_request("invalid_concat", format!("Upload-Concat: {why}"));
+    let urls = raw.strip_prefix("final;").ok_or_else(|| bad("must be 'partial' or 'final;<upload URLs>'".into()))?;
+    let ids = urls
+        .split_whitespace()
+        .map(|url| {
+            let path = url.split(['?', '#']).next().unwrap_or_default().trim_end_matches('/');
+            match path.rsplit_once("/files/") {
+                Some((_, id)) if is_upload_id(id) => Ok(id.to_owned()),
+                _ => Err(bad(format!("'{url}' is not an upload URL of this server"))),
+            }
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    if ids.is_empty() {
+        return Err(bad("a final upload names its partial uploads".into()));
+    }
+    Ok(Some(ConcatRequest::Final(ids)))
+}
+
+/// Puts where the upload stands into `headers` (HEAD shows all of it; `full: false` only
+/// the offset and expiry that PATCH and creation answers carry).
+pub fn render(status: &Status, headers: &mut HeaderMap, full: bool) {
+    headers.insert(UPLOAD_OFFSET, HeaderValue::from(status.offset));
+    if let Some(expires) = status.expires_ms {
+        let date = crate::clock::http_date(expires);
+        headers.insert(UPLOAD_EXPIRES, HeaderValue::from_str(&date).expect("dates are ASCII"));
+    }
+    if !full {
+        return;
+    }
+    match status.length {
+        Some(length) => headers.insert(UPLOAD_LENGTH, HeaderValue::from(length)),
+        None => headers.insert(UPLOAD_DEFER_LENGTH, HeaderValue::from_static("1")),
+    };
+    if let Some(metadata) = status.metadata.as_deref().and_then(|m| HeaderValue::from_str(m).ok()) {
+        headers.insert(UPLOAD_METADATA, metadata);
+    }
+    let concat = match &status.concat {
+        None => None,
+        Some(TusConcat::Partial) => Some("partial".to_owned()),
+        Some(TusConcat::Final(ids)) => {
+            Some(format!("final;{}", ids.iter().map(|id| format!("/files/{id}")).collect::<Vec<_>>().join(" ")))
+        }
+    };
+    if let Some(value) = concat.and_then(|c| HeaderValue::from_str(&c).ok()) {
+        headers.insert(UPLOAD_CONCAT, value);
+    }
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with(name: &HeaderName, value: &str) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert(name, HeaderValue::from_str(value).unwrap());
+        headers
+    }
+
+    #[test]
+    fn offsets_are_plain_non_negative_integers() {
+        assert_eq!(number(&with(&UPLOAD_OFFSET, "42"), &UPLOAD_OFFSET, "c").unwrap(), Some(42));
+        assert_eq!(number(&HeaderMap::new(), &UPLOAD_OFFSET, "c").unwrap(), None);
+        for bad in ["-1", "1.5", "+3", "", "0x10", "99999999999999999999", "9223372036854775808"] {
+            assert!(number(&with(&UPLOAD_OFFSET, bad), &UPLOAD_OFFSET, "c").is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn concatenation_names_upload_urls() {
+        let (a, b) = ("0".repeat(32), "f".repeat(32));
+        let raw = format!("final;http://host/files/{a} /files/{b}");
+        assert_eq!(concat(&with(&UPLOAD_CONCAT, &raw)).unwrap(), Some(ConcatRequest::Final(vec![a, b])));
+        assert_eq!(concat(&with(&UPLOAD_CONCAT, "partial")).unwrap(), Some(ConcatRequest::Partial));
+        for bad in ["final;", "final;/files/xyz", "whole", "final;/other/0000"] {
+            assert!(concat(&with(&UPLOAD_CONCAT, bad)).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn the_content_type_is_the_protocols() {
+        assert!(is_offset_stream(&with(&header::CONTENT_TYPE, "application/offset+octet-stream")));
+        assert!(!is_offset_stream(&with(&header::CONTENT_TYPE, "application/octet-stream")));
+        assert!(!is_offset_stream(&HeaderMap::new()));
+    }
+}
