@@ -33,6 +33,7 @@ mod sessions;
 mod sizes;
 mod storage_safety;
 mod tus;
+mod tus_clients;
 mod upload_host;
 mod upload_races;
 mod watch;
