@@ -5,8 +5,9 @@
 //! measured in the same run, so a noisy shared machine moves both sides together.
 //! Environment: `FERRY_BENCH_MIB` (default 1024) sets the large-upload size;
 //! `FERRY_BENCH_ONLY=P1,P5` runs some scenarios; `FERRY_BENCH_RUSTUS` names the peer for P2
-//! (`bench/run` installs it); `FERRY_BENCH_FERRY` benches another `ferry` binary (to compare
-//! two versions back to back).
+//! and P7, `FERRY_BENCH_TUS_NODE` the node_modules holding P7's `@tus/server` (`bench/run`
+//! installs both); `FERRY_BENCH_FERRY` benches another `ferry` binary (to compare two
+//! versions back to back).
 
 use std::io::Write;
 use std::path::Path;
@@ -19,6 +20,8 @@ use sha2::{Digest, Sha256};
 
 #[path = "harness/mod.rs"]
 mod harness;
+#[path = "tus/mod.rs"]
+mod tus;
 use harness::{Server, admin, wait_for_jobs};
 
 const MIB: usize = 1024 * 1024;
@@ -573,5 +576,9 @@ async fn main() {
     }
     if wanted("P6") {
         many_small_files().await;
+    }
+    if wanted("P7") {
+        tus::against_peers(mib).await;
+        tus::trickling_patches(1000).await;
     }
 }
