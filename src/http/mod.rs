@@ -160,6 +160,7 @@ fn cors_layer(origins: &[String]) -> CorsLayer {
             HeaderName::from_static("tus-extension"),
             HeaderName::from_static("tus-max-size"),
             HeaderName::from_static("tus-checksum-algorithm"),
+            HeaderName::from_static("ferry-location"),
         ])
         .max_age(Duration::from_secs(3600));
     if origins.iter().any(|o| o == "*") {

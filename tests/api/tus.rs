@@ -154,12 +154,14 @@ async fn an_upload_in_three_patches_is_a_library_file_before_the_last_answer() {
     assert_eq!(head.headers()["cache-control"], "no-store");
 
     let cuts = [0, MIB + 5, 2 * MIB + 100_000, body.len()];
+    let mut location = None;
     for window in cuts.windows(2) {
         assert!(tus.files().await.is_empty(), "nothing is filed before the last byte");
         let patched = tus.patch(&url, window[0], body[window[0]..window[1]].to_vec()).await;
         assert_eq!(patched.status(), 204, "{:?}", patched.text().await);
         assert_eq!(patched.headers()["upload-offset"], window[1].to_string().as_str());
         assert_eq!(patched.headers()["tus-resumable"], "1.0.0");
+        location = patched.headers().get("ferry-location").map(|l| l.to_str().unwrap().to_owned());
     }
     let files = tus.files().await;
     assert_eq!(files.len(), 1, "filed when the completing PATCH answered");
@@ -168,7 +170,11 @@ async fn an_upload_in_three_patches_is_a_library_file_before_the_last_answer() {
     assert_eq!(file.content_type, "video/mp4");
     assert_eq!(file.sha256.as_str(), sha256_hex(&body));
     assert_eq!(tus.download(&file.file_id).await, body);
-    assert_eq!(tus.offset(&url).await, body.len() as u64, "a completed upload says so");
+    let location = location.expect("the completing PATCH says where the file is");
+    assert_eq!(location, app.url(&format!("/api/files/{}", file.file_id)));
+    let head = tus.head(&url).await;
+    assert_eq!(head.headers()["upload-offset"], body.len().to_string().as_str(), "a completed upload says so");
+    assert_eq!(head.headers()["ferry-location"], location.as_str());
     assert!(app.upload_staging_files().is_empty(), "the staging is gone: {:?}", app.upload_staging_files());
 }
 
@@ -421,7 +427,11 @@ async fn a_device_in_the_metadata_makes_a_gallery_event() {
 
     let body = bytes_of(70_000, 10);
     let url = tus.create(body.len(), &format!("device {},filename {}", b64("porch-cam"), b64("door.jpg"))).await;
-    assert_eq!(tus.patch(&url, 0, body.clone()).await.status(), 204);
+    let patched = tus.patch(&url, 0, body.clone()).await;
+    assert_eq!(patched.status(), 204);
+    let location = patched.headers()["ferry-location"].to_str().unwrap().to_owned();
+    let fetched = app.client.get(&location).bearer_auth(&tus.token).send().await.unwrap();
+    assert_eq!(fetched.bytes().await.unwrap().as_ref(), &body[..], "{location} serves the event's file");
     let events = app.url("/api/gallery/porch-cam/events");
     let listed: Value = app.client.get(events).bearer_auth(&tus.token).send().await.unwrap().json().await.unwrap();
     assert_eq!(listed.as_array().unwrap().len(), 1, "{listed}");

@@ -67,6 +67,6 @@ pub async fn create(
         };
     }
     let mut response = located(StatusCode::CREATED.into_response());
-    headers::render(&status, response.headers_mut(), false);
+    headers::render(&status, response.headers_mut(), false, &state.public_url);
     Ok(response)
 }

@@ -19,6 +19,9 @@ pub const UPLOAD_METADATA: HeaderName = HeaderName::from_static("upload-metadata
 pub const UPLOAD_CHECKSUM: HeaderName = HeaderName::from_static("upload-checksum");
 pub const UPLOAD_CONCAT: HeaderName = HeaderName::from_static("upload-concat");
 pub const UPLOAD_EXPIRES: HeaderName = HeaderName::from_static("upload-expires");
+/// Where a finished upload's file can be fetched with the same credential (Ferry's own: tus
+/// says nothing of where an upload goes, and a library file has no other way to be found).
+pub const FERRY_LOCATION: HeaderName = HeaderName::from_static("ferry-location");
 
 /// The content type of PATCH bodies (and of creation-with-upload).
 pub const OFFSET_OCTET_STREAM: &str = "application/offset+octet-stream";
@@ -89,12 +92,16 @@ pub fn concat(headers: &HeaderMap) -> Result<Option<ConcatRequest>, ApiError> {
 }
 
 /// Puts where the upload stands into `headers` (HEAD shows all of it; `full: false` only
-/// the offset and expiry that PATCH and creation answers carry).
-pub fn render(status: &Status, headers: &mut HeaderMap, full: bool) {
+/// the offset, expiry and file location that PATCH and creation answers carry). `public` is
+/// the base of links.
+pub fn render(status: &Status, headers: &mut HeaderMap, full: bool, public: &str) {
     headers.insert(UPLOAD_OFFSET, HeaderValue::from(status.offset));
     if let Some(expires) = status.expires_ms {
         let date = crate::clock::http_date(expires);
         headers.insert(UPLOAD_EXPIRES, HeaderValue::from_str(&date).expect("dates are ASCII"));
+    }
+    if let Some(location) = status.result.as_ref().and_then(|r| file_location(r, public)) {
+        headers.insert(FERRY_LOCATION, location);
     }
     if !full {
         return;
@@ -117,6 +124,21 @@ pub fn render(status: &Status, headers: &mut HeaderMap, full: bool) {
         headers.insert(UPLOAD_CONCAT, value);
     }
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+}
+
+/// The URL of what a finished upload became: a library file, or a gallery event's file.
+fn file_location(result: &serde_json::Value, public: &str) -> Option<HeaderValue> {
+    const SEGMENT: &percent_encoding::AsciiSet =
+        &percent_encoding::NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~');
+    let segment = |s: &str| percent_encoding::utf8_percent_encode(s, SEGMENT).to_string();
+    let url = match (result["file_id"].as_str(), result["event_id"].as_str(), result["device"].as_str()) {
+        (Some(file), _, _) => format!("{public}/api/files/{}", segment(file)),
+        (None, Some(event), Some(device)) => {
+            format!("{public}/api/gallery/{}/events/{}/file", segment(device), segment(event))
+        }
+        _ => return None,
+    };
+    HeaderValue::from_str(&url).ok()
 }
 
 #[cfg(test)]
@@ -147,6 +169,15 @@ mod tests {
         for bad in ["final;", "final;/files/xyz", "whole", "final;/other/0000"] {
             assert!(concat(&with(&UPLOAD_CONCAT, bad)).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn finished_uploads_say_where_their_file_is() {
+        let file = serde_json::json!({"file_id": "01J", "folder_id": "tus"});
+        assert_eq!(file_location(&file, "http://h").unwrap(), "http://h/api/files/01J");
+        let event = serde_json::json!({"event_id": "evt_1", "device": "porch cam"});
+        assert_eq!(file_location(&event, "http://h").unwrap(), "http://h/api/gallery/porch%20cam/events/evt_1/file");
+        assert!(file_location(&serde_json::json!({}), "http://h").is_none());
     }
 
     #[test]

@@ -22,7 +22,7 @@ pub async fn head(
 ) -> Result<Response, ApiError> {
     let status = state.tus.head(principal.user().user_id, &id).await?;
     let mut response = StatusCode::OK.into_response();
-    headers::render(&status, response.headers_mut(), true);
+    headers::render(&status, response.headers_mut(), true, &state.public_url);
     Ok(response)
 }
 
@@ -49,7 +49,7 @@ pub async fn patch(
     };
     let status = run_patch(&state, principal.user().user_id, &id, request, body).await?;
     let mut response = StatusCode::NO_CONTENT.into_response();
-    headers::render(&status, response.headers_mut(), false);
+    headers::render(&status, response.headers_mut(), false, &state.public_url);
     Ok(response)
 }
 
