@@ -535,3 +535,29 @@ async fn a_large_patch_records_checkpoints_and_hashes_in_one_read() {
     top.update(&body);
     assert_eq!(blob.chunked_hash, top.finish(body.len() as u64), "the device top-hash came with it");
 }
+
+#[tokio::test]
+async fn browsers_get_their_preflight_and_see_the_tus_headers() {
+    let app = spawn_app_with(|layer| {
+        layer.insert("cors_origins", "https://app.example".into());
+    })
+    .await;
+    let tus = Tus::new(&app, "alice").await;
+    let url = tus.create(10, "").await;
+    let preflight = app
+        .client
+        .request(reqwest::Method::OPTIONS, &url)
+        .header("origin", "https://app.example")
+        .header("access-control-request-method", "PATCH")
+        .header("access-control-request-headers", "tus-resumable,upload-offset,content-type,authorization")
+        .send()
+        .await
+        .unwrap();
+    assert!(preflight.status().is_success(), "{}", preflight.status());
+    assert_eq!(preflight.headers()["access-control-allow-origin"], "https://app.example");
+    let head = tus.request(reqwest::Method::HEAD, &url).header("origin", "https://app.example").send().await.unwrap();
+    let exposed = head.headers()["access-control-expose-headers"].to_str().unwrap().to_ascii_lowercase();
+    for header in ["location", "upload-offset", "upload-length", "upload-expires", "tus-resumable", "tus-version"] {
+        assert!(exposed.split(',').any(|h| h.trim() == header), "{header} in {exposed}");
+    }
+}

@@ -193,6 +193,7 @@ async fn tus_js_client_uploads_files_of_several_sizes_and_in_parallel() {
         }
         let file = filed(app.catalog().as_ref(), user.user_id, &name).await;
         assert_eq!((file.folder_key.as_str(), file.content_type.as_str()), ("tus", "application/x-test"));
+        assert_eq!(done["file"], app.url(&format!("/api/files/{}", file.file_id)), "the client sees where it went");
         assert_eq!(file.sha256.as_str(), sha256_hex(&bytes), "{len} bytes");
     }
     assert!(app.upload_staging_files().is_empty(), "partial uploads are gone: {:?}", app.upload_staging_files());

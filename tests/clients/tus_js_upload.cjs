@@ -4,7 +4,7 @@
 //
 // Argument: one JSON object {endpoint, token, file, storage, chunkSize?, parallel?, metadata?,
 // stopAfter?, retryDelays?}. `stopAfter`: abort once that many bytes were sent (the next run
-// resumes from the URL storage). Prints {"url": ...} on success, {"stopped": n, "url": ...}.
+// resumes from the URL storage). Prints {"url", "file"} on success, {"stopped": n, "url"}.
 'use strict'
 const fs = require('fs')
 const tus = require('tus-js-client')
@@ -36,8 +36,9 @@ const upload = new tus.Upload(fs.createReadStream(options.file), {
     console.error(`upload failed: ${error}`)
     process.exit(1)
   },
-  onSuccess() {
-    console.log(JSON.stringify({ url: upload.url }))
+  onSuccess({ lastResponse }) {
+    // where the server filed it (Ferry-Location), as a browser page would read it
+    console.log(JSON.stringify({ url: upload.url, file: lastResponse.getHeader('Ferry-Location') || null }))
     process.exit(0)
   },
 })
