@@ -140,7 +140,7 @@ pub struct LeaseTerms {
     /// The offset the request starts from (`Upload-Offset`).
     pub offset: Option<u64>,
     /// A length the request declares (`Upload-Length` on a PATCH of a deferred upload):
-    /// set when none is, refused when another one is.
+    /// set when none is, refused when another one is or when it is below the offset.
     pub length: Option<u64>,
     pub lease: Duration,
 }
@@ -344,7 +344,7 @@ impl TusUploads for SqlCatalog {
             && !upload.expired(now)
             && !upload.leased(now)
             && terms.offset.is_none_or(|offset| offset == upload.offset)
-            && terms.length.is_none_or(|length| upload.length.is_none_or(|known| known == length));
+            && terms.length.is_none_or(|length| length >= upload.offset && upload.length.is_none_or(|l| l == length));
         if !takes {
             return Ok(TusLease::Refused(upload));
         }

@@ -452,6 +452,8 @@ async fn deferred_length_creation_with_upload_and_empty_uploads() {
     assert_eq!(tus.head(&url).await.headers()["upload-defer-length"], "1");
     let body = bytes_of(100_000, 11);
     assert_eq!(tus.patch(&url, 0, body[..60_000].to_vec()).await.status(), 204);
+    let short = tus.patch_with(&url, 60_000, Vec::new(), &[("upload-length", "10")]).await;
+    expect_error(short, 400, "invalid_length").await;
     let length = body.len().to_string();
     let done = tus.patch_with(&url, 60_000, body[60_000..].to_vec(), &[("upload-length", &length)]).await;
     assert_eq!(done.status(), 204);

@@ -62,8 +62,11 @@ pub async fn run_patch(
     request: PatchRequest,
     body: Body,
 ) -> Result<Status, ApiError> {
+    use tracing::Instrument;
     let (service, id) = (state.tus.clone(), id.to_owned());
-    let task = tokio::spawn(async move { service.patch(user, &id, request, body.into_data_stream()).await });
+    let patch = async move { service.patch(user, &id, request, body.into_data_stream()).await };
+    // the task keeps the request's span, so its log lines carry the request id
+    let task = tokio::spawn(patch.instrument(tracing::Span::current()));
     match task.await {
         Ok(outcome) => Ok(outcome?),
         Err(e) => Err(ApiError::internal(format!("the PATCH failed: {e}"))),

@@ -6,7 +6,7 @@
 use serde_json::{Value, json};
 
 use super::lease::{LEASE, Lease, new_token};
-use super::{Filing, Leased, ResumableUploads, Status, TusError};
+use super::{Filing, Leased, ResumableUploads, Status, TusError, unusable};
 use crate::blob_store::Resumable;
 use crate::catalog::{DeviceRef, LeaseTerms, NewTusUpload, TusConcat, TusState, TusTarget, TusUpload, User};
 use crate::domain::UserId;
@@ -18,8 +18,7 @@ impl ResumableUploads {
     /// Commits a received upload under a lease held by this request, files it and marks it
     /// completed. On failure the upload stays received (its bytes too), for the next request.
     pub(super) async fn commit_received(&self, lease: &Lease, upload: TusUpload) -> Result<Status, TusError> {
-        let content =
-            upload.content.clone().ok_or_else(|| IngestError::Body("a received upload without content".into()))?;
+        let content = upload.content.clone().ok_or_else(|| unusable("a received upload without content"))?;
         let staging =
             Resumable { key: upload.staging_key.clone(), size: upload.offset, state: upload.staging_state.clone() };
         let staged = self.store.finish_resumable(&staging).await?;

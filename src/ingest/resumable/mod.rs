@@ -170,6 +170,11 @@ struct Filing {
     expect_sha256: Option<Sha256Hex>,
 }
 
+/// A catalog row that cannot be continued (the server's fault, not the client's: 500).
+fn unusable(why: &str) -> TusError {
+    IngestError::Catalog(CatalogError::Schema(format!("a tus upload's state is unusable: {why}"))).into()
+}
+
 /// What a lease request got.
 enum Leased {
     Held(TusUpload),
@@ -211,9 +216,10 @@ impl ResumableUploads {
 
     /// Creates an upload. A final upload is concatenated, committed and filed before this
     /// returns; so is an empty one.
+    #[tracing::instrument(skip_all, fields(user = %new.user.user_id))]
     pub async fn create(&self, new: Creation) -> Result<Status, TusError> {
-        if let Some(length) = new.length.filter(|l| *l > self.max_size) {
-            return Err(TusError::TooLarge { limit: self.max_size.min(length) });
+        if new.length.is_some_and(|l| l > self.max_size) {
+            return Err(TusError::TooLarge { limit: self.max_size });
         }
         let filing = self.filing(&new.user, new.metadata.as_ref()).await?;
         let metadata = new.metadata.as_ref().map(|m| m.raw().to_owned());
@@ -290,6 +296,7 @@ impl ResumableUploads {
     }
 
     /// Where the user's upload stands. One whose commit failed earlier is committed now.
+    #[tracing::instrument(skip_all, fields(upload = %id))]
     pub async fn head(&self, user: UserId, id: &str) -> Result<Status, TusError> {
         let upload = self.own(user, id).await?;
         if upload.expired(crate::clock::now_ms()) {
@@ -328,6 +335,8 @@ impl ResumableUploads {
             TusError::Locked
         } else if let Some(sent) = terms.offset.filter(|o| *o != upload.offset) {
             TusError::OffsetMismatch { sent, offset: upload.offset }
+        } else if let Some(sent) = terms.length.filter(|sent| *sent < upload.offset) {
+            TusError::InvalidLength(format!("Upload-Length {sent} is below the upload's offset {}", upload.offset))
         } else if let (Some(sent), Some(length)) = (terms.length, upload.length) {
             TusError::InvalidLength(format!("Upload-Length {sent} differs from the upload's length {length}"))
         } else {
@@ -339,6 +348,7 @@ impl ResumableUploads {
 
     /// Terminates the user's upload: its row and whatever bytes it still holds go (a
     /// completed upload's file stays where it was filed). A PATCH in progress fails.
+    #[tracing::instrument(skip_all, fields(upload = %id))]
     pub async fn terminate(&self, user: UserId, id: &str) -> Result<(), TusError> {
         if !is_upload_id(id) {
             return Err(TusError::NotFound);

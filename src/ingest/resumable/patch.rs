@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use super::hash_state::HashState;
 use super::lease::{LEASE, Lease, new_token};
-use super::{Leased, PatchRequest, ResumableUploads, Status, TusError};
+use super::{Leased, PatchRequest, ResumableUploads, Status, TusError, unusable};
 use crate::blob_store::{Resumable, ResumableWriter};
 use crate::catalog::{BlobRecord, CatalogError, LeaseTerms, TusConcat, TusProgress, TusState, TusUpload};
 use crate::domain::{Sha256Hex, UserId};
@@ -29,13 +29,14 @@ const BODY_IDLE: Duration = Duration::from_secs(30);
 impl ResumableUploads {
     /// Appends `body` to the user's upload at `req.offset` (see the module docs); returns
     /// where the upload stands after it.
+    #[tracing::instrument(skip_all, fields(upload = %id, offset = req.offset))]
     pub async fn patch<S, E>(&self, user: UserId, id: &str, req: PatchRequest, body: S) -> Result<Status, TusError>
     where
         S: Stream<Item = Result<Bytes, E>> + Send + Unpin,
         E: std::fmt::Display,
     {
-        if let Some(length) = req.length.filter(|l| *l > self.max_size) {
-            return Err(TusError::TooLarge { limit: self.max_size.min(length) });
+        if req.length.is_some_and(|l| l > self.max_size) {
+            return Err(TusError::TooLarge { limit: self.max_size });
         }
         let token = new_token();
         let terms = LeaseTerms { offset: Some(req.offset), length: req.length, lease: LEASE };
@@ -64,21 +65,15 @@ impl ResumableUploads {
             // every byte is in; its commit failed before: this request makes it
             return self.commit_received(lease, upload).await;
         }
-        if let Some(length) = upload.length.filter(|l| *l < upload.offset) {
-            return Err(TusError::InvalidLength(format!(
-                "Upload-Length {length} is below the offset {}",
-                upload.offset
-            )));
-        }
         let partial = upload.concat == Some(TusConcat::Partial);
         let hashers = match (&upload.hash_state, partial) {
             // partial uploads are hashed when a final upload reads them
             (_, true) => Hashers::default(),
             (Some(state), false) => {
-                let restored = HashState::decode(state).map_err(|e| IngestError::Body(e.0))?;
+                let restored = HashState::decode(state).map_err(|e| unusable(&e.0))?;
                 Hashers { whole: Some(restored.whole), chunks: restored.chunks, checksum: None }
             }
-            (None, false) => return Err(IngestError::Body("the upload lost its hash state".into()).into()),
+            (None, false) => return Err(unusable("no hash state")),
         };
         let checksum = req.checksum.clone();
         let hashers = Hashers { checksum: checksum.as_ref().map(|c| Checksum::new(c.algorithm)), ..hashers };
@@ -153,7 +148,7 @@ impl ResumableUploads {
             let done = TusUpload { offset, state: TusState::Completed, ..upload };
             return Ok(Status::of(&done));
         }
-        let whole = hashers.whole.ok_or_else(|| IngestError::Body("the upload lost its hash state".into()))?;
+        let whole = hashers.whole.ok_or_else(|| unusable("no hash state"))?;
         let sha256 = Sha256Hex::from_digest(&sha2::Digest::finalize(whole));
         let chunked_hash = hashers.chunks.and_then(|c| c.finish(offset));
         if let Some(expected) = upload.expect_sha256.as_ref().filter(|e| **e != sha256) {
