@@ -3,11 +3,12 @@
 //! Starts the real `ferry serve` (release build) on a temp data dir on 127.0.0.1 and runs
 //! each scenario a bounded number of times. Every figure with a reference is a ratio
 //! measured in the same run, so a noisy shared machine moves both sides together.
-//! P7 runs the `ferry push` client binary (issue 26; `scenarios/push.rs`).
+//! P8 runs the `ferry push` client binary (issue 26; `scenarios/push.rs`).
 //! Environment: `FERRY_BENCH_MIB` (default 1024) sets the large-upload size;
 //! `FERRY_BENCH_ONLY=P1,P5` runs some scenarios; `FERRY_BENCH_RUSTUS` names the peer for P2
-//! (`bench/run` installs it); `FERRY_BENCH_FERRY` benches another `ferry` binary (to compare
-//! two versions back to back).
+//! and P7, `FERRY_BENCH_TUS_NODE` the node_modules holding P7's `@tus/server` (`bench/run`
+//! installs both); `FERRY_BENCH_FERRY` benches another `ferry` binary (to compare two
+//! versions back to back).
 
 use std::io::Write;
 use std::path::Path;
@@ -26,6 +27,8 @@ mod harness;
 mod peer;
 #[path = "scenarios/push.rs"]
 mod push;
+#[path = "scenarios/tus.rs"]
+mod tus;
 use harness::{Server, admin, wait_for_jobs};
 
 const MIB: usize = 1024 * 1024;
@@ -345,6 +348,10 @@ async fn main() {
         many_small_files().await;
     }
     if wanted("P7") {
+        tus::against_peers(mib).await;
+        tus::trickling_patches(1000).await;
+    }
+    if wanted("P8") {
         push::push_scenarios(mib).await;
     }
 }

@@ -26,6 +26,7 @@ use crate::jobs::{BlobWrites, JobRunner, Registration, consistency, maintenance_
 use crate::library::{LibraryFiles, RemoteImports};
 use crate::media::MediaProcessor;
 use crate::remote::RemotePolicy;
+use crate::resumable::ResumableUploads;
 use crate::signing::Signer;
 use crate::watch::WatchFolders;
 
@@ -45,6 +46,7 @@ pub struct Services {
     /// The upload pipeline; it wakes the job runner when new content queued its media job.
     pub ingest: Ingest,
     pub uploads: MultipartUploads,
+    pub tus: ResumableUploads,
     pub library: LibraryFiles,
     pub events: GalleryEvents,
     pub jobs: JobRunner,
@@ -71,6 +73,7 @@ impl Services {
         let uploads = MultipartUploads::new(ingest.clone(), signer.clone(), &config);
         let library = LibraryFiles::new(catalog.clone(), ingest.clone());
         let events = GalleryEvents::new(catalog.clone(), ingest.clone());
+        let tus = ResumableUploads::new(ingest.clone(), library.clone(), events.clone(), &config);
         let jobs = JobRunner::new(catalog.clone(), wake.clone(), config.job_interval);
         let mut services = Self {
             config,
@@ -79,6 +82,7 @@ impl Services {
             signer,
             ingest,
             uploads,
+            tus,
             library,
             events,
             jobs,
@@ -98,6 +102,7 @@ impl Services {
             self.catalog.clone(),
             self.store.clone(),
             self.uploads.clone(),
+            vec![self.tus.expiry_task()],
             &self.config,
             blob_writes,
         );
@@ -157,6 +162,12 @@ pub fn catalog_name(url: &str) -> String {
     }
 }
 
+/// Whether the catalog is the embedded SQLite file (one server at a time) rather than a
+/// database replicas share.
+fn is_embedded(url: &str) -> bool {
+    url.starts_with("sqlite:")
+}
+
 async fn open_catalog(url: &str) -> anyhow::Result<Arc<dyn Catalog>> {
     // The error names the catalog, never the URL's password. Its text already includes its
     // sources: flattened, a chain would say everything twice.
@@ -196,6 +207,7 @@ impl Application {
         let state = AppState {
             ingest: services.ingest,
             uploads: services.uploads,
+            tus: services.tus,
             events: services.events,
             library: services.library,
             config: services.config,
@@ -267,6 +279,15 @@ async fn recover(services: &Services) -> anyhow::Result<()> {
         consistency::sweep_intents(services.catalog.as_ref(), services.store.clone(), Duration::ZERO).await?;
     if staged + interrupted > 0 {
         tracing::info!(staged, interrupted, "removed leftovers of an interrupted run");
+    }
+    // an embedded catalog has one server (the data dir's lock): no tus PATCH outlived the last
+    // one, so its leases need not run out before the clients resume (on PostgreSQL another
+    // replica's PATCH may be running)
+    if is_embedded(&services.config.database_url) {
+        let released = services.catalog.release_all_tus_leases().await?;
+        if released > 0 {
+            tracing::info!(released, "released the leases of tus uploads an interrupted run held");
+        }
     }
     Ok(())
 }

@@ -36,6 +36,7 @@ pub mod library;
 pub mod media;
 pub mod redact;
 pub mod remote;
+pub mod resumable;
 pub mod signing;
 pub mod sync_client;
 pub mod watch;

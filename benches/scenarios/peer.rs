@@ -8,13 +8,13 @@ use bytes::Bytes;
 use super::*;
 
 /// rustus, a tus server in Rust, on a free loopback port with file storage in `dir`.
-struct Rustus {
-    child: std::process::Child,
-    address: String,
+pub(crate) struct Rustus {
+    pub(crate) child: std::process::Child,
+    pub(crate) address: String,
 }
 
 impl Rustus {
-    fn start(bin: &Path, dir: &Path, max_body: usize) -> Self {
+    pub(crate) fn start(bin: &Path, dir: &Path, max_body: usize) -> Self {
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         std::fs::create_dir_all(dir).unwrap();
         let child = std::process::Command::new(bin)

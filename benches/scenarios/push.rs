@@ -1,4 +1,4 @@
-//! P7 — `ferry push` (issue 26), the client binary run as a person runs it, against a fresh
+//! P8 — `ferry push` (issue 26), the client binary run as a person runs it, against a fresh
 //! release `ferry serve` on 127.0.0.1: one large file next to the same run's signed PUT (the
 //! P1 reference), the client's peak RSS for a small and a large file, 10,000 × 4 KiB files
 //! next to P6, and a re-push of that unchanged tree.
@@ -107,7 +107,7 @@ pub async fn push_scenarios(mib: usize) {
     assert_eq!(summary["files_uploaded"], 0);
     drop(server);
 
-    println!("\n## P7 — `ferry push` (client binary, --concurrency 16 like P6's 16 in flight) into a fresh server");
+    println!("\n## P8 — `ferry push` (client binary, --concurrency 16 like P6's 16 in flight) into a fresh server");
     println!("| scenario | figure | reference |");
     println!("|---|---|---|");
     println!(

@@ -1,6 +1,7 @@
 //! The local-disk blob store: `<root>/blobs/sha256/<aa>/<bb>/<hash>`, staging under
-//! `<root>/staging/requests/` (request-scoped) and `<root>/staging/uploads/` (parts). A blob appears by an atomic rename of a fully written,
-//! fsynced staging file, followed by an fsync of its directory.
+//! `<root>/staging/requests/` (request-scoped) and `<root>/staging/uploads/` (parts and
+//! resumable uploads, see `local_resumable`). A blob appears by an atomic rename of a fully
+//! written, fsynced staging file, followed by an fsync of its directory.
 
 use std::fs::File;
 use std::io::{Seek, SeekFrom, Write};
@@ -21,11 +22,11 @@ const READ_CHUNK: usize = 256 * 1024;
 /// fsync: the kernel otherwise keeps a 1 GiB upload dirty in memory until the fsync (the
 /// background threshold is a share of RAM), so the disk would sit idle while the body
 /// arrives and then the client would wait for the whole write.
-const WRITEBACK_EVERY: u64 = 8 * 1024 * 1024;
+pub(super) const WRITEBACK_EVERY: u64 = 8 * 1024 * 1024;
 
 pub struct LocalStore {
     blobs: PathBuf,
-    staging: PathBuf,
+    pub(super) staging: PathBuf,
     /// `<root>/ferry-store-id`: the identity of the catalog these blobs belong to (beside
     /// `blobs/`, so everything under it stays a blob).
     identity: PathBuf,
@@ -33,7 +34,7 @@ pub struct LocalStore {
 
 const REQUESTS: &str = "requests";
 const IDENTITY_FILE: &str = "ferry-store-id";
-const UPLOADS: &str = "uploads";
+pub(super) const UPLOADS: &str = "uploads";
 
 impl LocalStore {
     pub fn open(root: &Path) -> std::io::Result<Self> {
@@ -55,7 +56,7 @@ impl LocalStore {
 
     /// Keys are `requests/<ULID>` or `uploads/<ULID>`, made by `stage`; anything else is
     /// refused so no key can name a path outside staging.
-    fn staged_path(&self, staged: &Staged) -> Result<PathBuf, StoreError> {
+    pub(super) fn staged_path(&self, staged: &Staged) -> Result<PathBuf, StoreError> {
         let valid = staged
             .key
             .split_once('/')
@@ -71,11 +72,13 @@ impl LocalStore {
     }
 }
 
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> std::io::Result<T> + Send + 'static) -> Result<T, StoreError> {
+pub(super) async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> std::io::Result<T> + Send + 'static,
+) -> Result<T, StoreError> {
     spawn_blocking(f).await.map_err(std::io::Error::other)?.map_err(StoreError::Io)
 }
 
-fn sync_dir(dir: &Path) -> std::io::Result<()> {
+pub(super) fn sync_dir(dir: &Path) -> std::io::Result<()> {
     File::open(dir)?.sync_all()
 }
 
@@ -85,13 +88,13 @@ fn sync_dir(dir: &Path) -> std::io::Result<()> {
 /// binding) and leaves them cached until they are clean. Only a hint: durability still
 /// comes from the fsync in `finish`, so a failure here changes nothing.
 #[cfg(target_os = "linux")]
-fn start_writeback_of(file: &File, from: u64, to: u64) {
+pub(super) fn start_writeback_of(file: &File, from: u64, to: u64) {
     let _ = rustix::fs::fadvise(file, from, std::num::NonZeroU64::new(to - from), rustix::fs::Advice::DontNeed);
 }
 
 /// Elsewhere the final fsync does all the writing.
 #[cfg(not(target_os = "linux"))]
-fn start_writeback_of(_file: &File, _from: u64, _to: u64) {}
+pub(super) fn start_writeback_of(_file: &File, _from: u64, _to: u64) {}
 
 struct LocalWriter {
     key: String,
@@ -188,6 +191,31 @@ impl BlobStore for LocalStore {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e.into()),
             _ => Ok(()),
         }
+    }
+
+    async fn start_resumable(&self) -> Result<Resumable, StoreError> {
+        self.start_file().await
+    }
+
+    async fn append_resumable(&self, resumable: &Resumable) -> Result<Box<dyn ResumableWriter>, StoreError> {
+        self.append_file(resumable).await
+    }
+
+    async fn prune_resumable(&self, _superseded: &Resumable, _current: &Resumable) -> Result<(), StoreError> {
+        // one file: what a later state does not hold is cut off by the next append or finish
+        Ok(())
+    }
+
+    async fn finish_resumable(&self, resumable: &Resumable) -> Result<Staged, StoreError> {
+        self.finish_file(resumable).await
+    }
+
+    async fn discard_resumable(&self, resumable: &Resumable) -> Result<(), StoreError> {
+        self.discard(&Staged { key: resumable.key.clone(), size: resumable.size }).await
+    }
+
+    fn resumable_keys(&self, resumable: &Resumable) -> Vec<String> {
+        vec![resumable.key.clone()]
     }
 
     fn discard_on_drop(self: std::sync::Arc<Self>, staged: Staged) {

@@ -8,7 +8,10 @@
 
 mod direct;
 mod local;
+mod local_resumable;
+mod resumable;
 mod s3;
+mod s3_resumable;
 mod s3_writer;
 mod sigv4;
 
@@ -19,6 +22,7 @@ use futures_util::stream::BoxStream;
 use crate::domain::{ByteRange, Sha256Hex};
 pub use direct::{Assembled, DirectMultipart, DirectUploads, Presigned, StoredPart, composite_etag};
 pub use local::LocalStore;
+pub use resumable::ResumableWriter;
 pub use s3::{S3Store, s3_client};
 
 /// A stream of blob bytes, read lazily in bounded pieces.
@@ -54,6 +58,19 @@ pub struct Staged {
     pub size: u64,
 }
 
+/// Where a resumable staging object stands (see `resumable`): what any process sharing the
+/// store needs to continue or finish it. Callers keep it between appends; `state` is the
+/// store's own and opaque to them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Resumable {
+    /// The staging key of the finished object (`uploads/<ULID>`).
+    pub key: String,
+    /// Bytes the object holds.
+    pub size: u64,
+    /// The store's continuation (S3: its multipart upload, parts and tail); empty on disk.
+    pub state: String,
+}
+
 /// Whether committing wrote new bytes or found the content already stored (dedup).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Placed {
@@ -77,7 +94,13 @@ pub trait StagingWriter: Send {
 /// - make [`BlobStore::commit`] idempotent: committing content that is already stored keeps
 ///   the stored copy and discards the staged one;
 /// - stream every read and write (memory independent of blob size);
-/// - keep staging objects of unfinished uploads until they are committed or discarded.
+/// - keep staging objects of unfinished uploads until they are committed or discarded;
+/// - keep every byte of a resumable staging object that a [`ResumableWriter::persist`]
+///   returned a state for, durably and visible to every process sharing the store, until
+///   the object is finished or discarded — across restarts too;
+/// - leave every state a writer started from valid until it is superseded: appending never
+///   changes what an earlier state describes, and an append continues exactly at the size of
+///   the state it is given, whatever an abandoned writer left behind.
 #[async_trait]
 pub trait BlobStore: Send + Sync + 'static {
     /// Opens a new staging object in `area`.
@@ -99,6 +122,21 @@ pub trait BlobStore: Send + Sync + 'static {
             });
         }
     }
+    /// Starts an empty resumable staging object in upload staging.
+    async fn start_resumable(&self) -> Result<Resumable, StoreError>;
+    /// A writer appending to `resumable` at its size.
+    async fn append_resumable(&self, resumable: &Resumable) -> Result<Box<dyn ResumableWriter>, StoreError>;
+    /// Once `current` is recorded in place of `superseded` (or `superseded` was never
+    /// recorded and `current` stays), removes what only `superseded` used.
+    async fn prune_resumable(&self, superseded: &Resumable, current: &Resumable) -> Result<(), StoreError>;
+    /// Makes the object a finished staging object of exactly `resumable.size` bytes (read,
+    /// committed and discarded like any); repeating it for the same state gives the same.
+    async fn finish_resumable(&self, resumable: &Resumable) -> Result<Staged, StoreError>;
+    /// Removes everything the object holds, finished or not; removing it twice is not an error.
+    async fn discard_resumable(&self, resumable: &Resumable) -> Result<(), StoreError>;
+    /// The staging keys the object uses (`admin check` counts them as in use).
+    fn resumable_keys(&self, resumable: &Resumable) -> Vec<String>;
+
     /// Removes request staging left by a previous run (never upload staging); returns how many.
     /// A store shared by several servers removes only staging old enough to be abandoned.
     async fn clean_request_staging(&self) -> Result<usize, StoreError>;

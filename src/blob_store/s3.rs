@@ -4,8 +4,10 @@
 //! - `sha256/<aa>/<bb>/<hash>`: committed blobs, as on local disk;
 //! - `staging/requests/<ULID>`: request staging, written as a streaming multipart upload
 //!   (a small body is one PUT), so memory stays bounded whatever the size;
-//! - `staging/uploads/<ULID>`: parts of multipart uploads, and objects assembled by S3 in
-//!   direct mode;
+//! - `staging/uploads/<ULID>`: parts of multipart uploads, objects assembled by S3 in direct
+//!   mode, and resumable uploads (an S3 multipart upload of that key, plus a tail object
+//!   `staging/uploads/<ULID>-tail-<ULID>` for bytes that do not fill a part yet; see
+//!   `s3_resumable`);
 //! - `staging/direct/<user>/<file_hash>-<size>`: single PUTs of direct mode (see `direct`).
 //!
 //! Commit is a server-side copy to the content address (bytes never travel through Ferry
@@ -30,7 +32,7 @@ use crate::config::S3Config;
 
 /// Bytes buffered before a staging write becomes a multipart upload, and the size of each
 /// part: ≥ 5 MiB (S3's minimum) and large enough that 10,000 parts hold 80 GB.
-const PART_BYTES: usize = 8 * 1024 * 1024;
+pub(super) const PART_BYTES: usize = 8 * 1024 * 1024;
 /// Parts in flight per staging write; with the buffer, at most ~3 parts of memory.
 const PARTS_IN_FLIGHT: usize = 2;
 /// CopyObject's limit; larger blobs are copied by streaming them through a new upload.
@@ -137,12 +139,17 @@ impl S3Store {
         Path::from(format!("{}sha256/{}/{}/{h}", self.prefix, &h[0..2], &h[2..4]))
     }
 
-    /// Keys are made by `stage` or the direct-mode helpers; anything else is refused so no
-    /// key can name an object outside staging.
+    /// Keys are made by `stage`, the resumable staging or the direct-mode helpers; anything
+    /// else is refused so no key can name an object outside staging.
     pub(super) fn staged_path(&self, key: &str) -> Result<Path, StoreError> {
         let is_ulid = |s: &str| s.parse::<ulid::Ulid>().is_ok();
         let valid = match key.split('/').collect::<Vec<_>>()[..] {
-            ["requests" | "uploads", name] => is_ulid(name),
+            ["requests", name] => is_ulid(name),
+            // or a resumable object's tail: `<its ULID>-tail-<ULID>`
+            ["uploads", name] => {
+                is_ulid(name)
+                    || name.split_once("-tail-").is_some_and(|(object, tail)| is_ulid(object) && is_ulid(tail))
+            }
             ["direct", user, name] => {
                 user.bytes().all(|b| b.is_ascii_digit())
                     && name.split_once('-').is_some_and(|(hash, size)| {
@@ -157,7 +164,7 @@ impl S3Store {
         Ok(Path::from(format!("{}staging/{key}", self.prefix)))
     }
 
-    async fn remove(&self, path: &Path) -> Result<(), StoreError> {
+    pub(super) async fn remove(&self, path: &Path) -> Result<(), StoreError> {
         match self.s3.delete(path).await {
             Err(object_store::Error::NotFound { .. }) | Ok(()) => Ok(()),
             Err(e) => Err(io(e)),
@@ -248,6 +255,31 @@ impl BlobStore for S3Store {
 
     async fn discard(&self, staged: &Staged) -> Result<(), StoreError> {
         self.remove(&self.staged_path(&staged.key)?).await
+    }
+
+    async fn start_resumable(&self) -> Result<Resumable, StoreError> {
+        // nothing is written until bytes come: the multipart upload starts with the first part
+        Ok(Resumable { key: format!("uploads/{}", ulid::Ulid::new()), size: 0, state: String::new() })
+    }
+
+    async fn append_resumable(&self, resumable: &Resumable) -> Result<Box<dyn ResumableWriter>, StoreError> {
+        self.append_parts(resumable).await
+    }
+
+    async fn prune_resumable(&self, superseded: &Resumable, current: &Resumable) -> Result<(), StoreError> {
+        self.prune_tail(superseded, current).await
+    }
+
+    async fn finish_resumable(&self, resumable: &Resumable) -> Result<Staged, StoreError> {
+        self.finish_parts(resumable).await
+    }
+
+    async fn discard_resumable(&self, resumable: &Resumable) -> Result<(), StoreError> {
+        self.discard_parts(resumable).await
+    }
+
+    fn resumable_keys(&self, resumable: &Resumable) -> Vec<String> {
+        super::s3_resumable::keys(resumable)
     }
 
     async fn clean_request_staging(&self) -> Result<usize, StoreError> {
@@ -365,6 +397,8 @@ mod tests {
         assert_eq!(s.staged_path(&format!("requests/{ulid}")).unwrap().as_ref(), format!("p/staging/requests/{ulid}"));
         let hash = Sha256Hex::of(b"x");
         assert!(s.staged_path(&format!("direct/7/{hash}-12")).is_ok());
+        assert!(s.staged_path(&format!("uploads/{ulid}-tail-{}", ulid::Ulid::new())).is_ok());
+        assert!(s.staged_path(&format!("uploads/{ulid}-tail-../x")).is_err());
         for bad in ["requests/../x", "sha256/aa", "uploads/x", "direct/7/abc-1", "direct/x/{hash}-1", ""] {
             assert!(s.staged_path(bad).is_err(), "{bad}");
         }

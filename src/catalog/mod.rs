@@ -2,8 +2,8 @@
 //! the holds accounts have on them, media items of every family, uploads in flight, jobs.
 //!
 //! The contract is a set of narrow traits, one per aggregate ([`Identities`], [`Blobs`],
-//! [`MediaItems`], [`Uploads`], [`Library`], [`Gallery`], [`MediaResults`], [`JobQueue`],
-//! [`Targets`], [`Settings`]); [`Catalog`] is their sum, and callers take the narrowest one
+//! [`MediaItems`], [`Uploads`], [`TusUploads`], [`Library`], [`Gallery`], [`MediaResults`],
+//! [`JobQueue`], [`Targets`], [`Settings`]); [`Catalog`] is their sum, and callers take the narrowest one
 //! they need. [`SqlCatalog`] implements all of them once, in one SQL text for both backends
 //! (`db`): the embedded SQLite file, or PostgreSQL shared by replicas. What differs per
 //! backend lives in `db` (drivers, placeholders, list parameters) and `section` (the locks).
@@ -37,6 +37,7 @@ mod rows;
 mod section;
 mod settings;
 mod targets;
+mod tus;
 mod uploads;
 
 use futures_util::future::BoxFuture;
@@ -51,6 +52,7 @@ pub use media_results::MediaResults;
 pub use model::*;
 pub use settings::{SIGNING_SECRET, Settings};
 pub use targets::Targets;
+pub use tus::TusUploads;
 pub use uploads::Uploads;
 
 use crate::domain::Sha256Hex;
@@ -120,6 +122,7 @@ pub trait Catalog:
     + Blobs
     + MediaItems
     + Uploads
+    + TusUploads
     + Library
     + Gallery
     + MediaResults
@@ -137,6 +140,7 @@ impl<T> Catalog for T where
         + Blobs
         + MediaItems
         + Uploads
+        + TusUploads
         + Library
         + Gallery
         + MediaResults

@@ -231,3 +231,51 @@ pub(super) fn job(row: &Row, at: usize) -> CatalogResult<Job> {
         owner_id: row.get::<Option<i64>>(at + 9)?.map(UserId),
     })
 }
+
+pub(super) const TUS_UPLOAD: &str = "x.id, x.user_id, x.length, x.offset_bytes, x.metadata, x.concat, x.concat_parts, x.folder_key, \
+                       x.device_id, x.file_name, x.file_type, x.expect_sha256, x.state, x.staging_key, \
+                       x.staging_state, x.hash_state, x.head, x.sha256, x.chunked_hash, x.result, \
+                       x.lease_until_ms, x.expires_ms";
+
+pub(super) fn tus_upload(row: &Row, at: usize) -> CatalogResult<TusUpload> {
+    let concat = match row.get::<Option<String>>(at + 5)?.as_deref() {
+        None => None,
+        Some("partial") => Some(TusConcat::Partial),
+        Some("final") => {
+            let parts: String = row.get::<Option<String>>(at + 6)?.unwrap_or_default();
+            Some(TusConcat::Final(parts.split_whitespace().map(str::to_owned).collect()))
+        }
+        Some(other) => return Err(schema(format!("tus concat {other}"))),
+    };
+    let target = match (row.get::<Option<String>>(at + 7)?, row.get::<Option<i64>>(at + 8)?) {
+        (Some(folder), None) => TusTarget::Folder(folder),
+        (None, Some(device)) => TusTarget::Device(DeviceId(device)),
+        _ => return Err(schema("a tus upload needs exactly one target")),
+    };
+    let state: String = row.get(at + 12)?;
+    let content = match (row.get::<Option<Sha256Hex>>(at + 17)?, row.get::<Option<u64>>(at + 3)?) {
+        (Some(sha256), Some(size)) => Some(BlobRecord { sha256, size, chunked_hash: row.get(at + 18)? }),
+        _ => None,
+    };
+    Ok(TusUpload {
+        id: row.get(at)?,
+        user_id: UserId(row.get(at + 1)?),
+        length: row.get(at + 2)?,
+        offset: row.get(at + 3)?,
+        metadata: row.get(at + 4)?,
+        concat,
+        target,
+        file_name: row.get(at + 9)?,
+        file_type: row.get(at + 10)?,
+        expect_sha256: row.get(at + 11)?,
+        state: TusState::parse(&state).ok_or_else(|| schema(format!("tus state {state}")))?,
+        staging_key: row.get(at + 13)?,
+        staging_state: row.get::<Option<String>>(at + 14)?.unwrap_or_default(),
+        hash_state: row.get(at + 15)?,
+        head: row.get::<Option<Vec<u8>>>(at + 16)?.unwrap_or_default(),
+        content,
+        result: row.get(at + 19)?,
+        lease_until_ms: row.get(at + 20)?,
+        expires_ms: row.get(at + 21)?,
+    })
+}

@@ -35,13 +35,16 @@ error_codes! {
     AlreadyUploaded = "already_uploaded", 409;
     BadBody = "bad_body", 400;
     BucketUnreadable = "bucket_unreadable", 502;
+    ChecksumMismatch = "checksum_mismatch", 460;
     Conflict = "conflict", 409;
+    ConflictingTarget = "conflicting_target", 400;
     DeviceDisabled = "device_disabled", 412;
     DownloadDisabled = "download_disabled", 403;
     EtagMismatch = "etag_mismatch", 400;
     EventNotUploaded = "event_not_uploaded", 409;
     ExpiredSignature = "expired_signature", 403;
     ExtensionNotAllowed = "extension_not_allowed", 415;
+    FinalUpload = "final_upload", 403;
     Forbidden = "forbidden", 403;
     ForbiddenTarget = "forbidden_target", 400;
     Gone = "gone", 410;
@@ -51,6 +54,8 @@ error_codes! {
     HashMismatch = "hash_mismatch", 400;
     InsufficientStorage = "insufficient_storage", 507;
     Internal = "internal", 500;
+    InvalidChecksum = "invalid_checksum", 400;
+    InvalidConcat = "invalid_concat", 400;
     InvalidContentType = "invalid_content_type", 400;
     InvalidCursor = "invalid_cursor", 400;
     InvalidFileId = "invalid_file_id", 400;
@@ -60,10 +65,12 @@ error_codes! {
     InvalidHash = "invalid_hash", 400;
     InvalidJson = "invalid_json", 400;
     InvalidKey = "invalid_key", 400;
+    InvalidLength = "invalid_length", 400;
     InvalidLimit = "invalid_limit", 400;
     InvalidMediaType = "invalid_media_type", 400;
     InvalidMetadata = "invalid_metadata", 400;
     InvalidName = "invalid_name", 400;
+    InvalidOffset = "invalid_offset", 400;
     InvalidOption = "invalid_option", 400;
     InvalidPartCount = "invalid_part_count", 400;
     InvalidPartList = "invalid_part_list", 400;
@@ -100,6 +107,7 @@ error_codes! {
     NotPulled = "not_pulled", 404;
     NotReady = "not_ready", 503;
     ObjectMissing = "object_missing", 400;
+    OffsetMismatch = "offset_mismatch", 409;
     OutsideGrant = "outside_grant", 403;
     PartTooSmall = "part_too_small", 400;
     PathConflict = "path_conflict", 409;
@@ -114,11 +122,15 @@ error_codes! {
     Unauthorized = "unauthorized", 401;
     UnknownBucket = "unknown_bucket", 400;
     UnknownContent = "unknown_content", 400;
+    UnknownDevice = "unknown_device", 400;
     UnsupportedMediaType = "unsupported_media_type", 415;
+    UnsupportedVersion = "unsupported_version", 412;
     UploadCompleted = "upload_completed", 409;
     UploadCompleting = "upload_completing", 409;
     UploadDisabled = "upload_disabled", 403;
+    UploadExpired = "upload_expired", 410;
     UploadInProgress = "upload_in_progress", 409;
+    UploadLocked = "upload_locked", 423;
     UploadMismatch = "upload_mismatch", 400;
 }
 

@@ -26,6 +26,24 @@ use crate::remote::{FetchError, RemotePolicy, UrlBase, fetch_small};
 
 const INDEX_LIMIT: usize = 16 * 1024 * 1024;
 
+/// `user`'s device `raw`: the exact device name within the account, else the id of one of
+/// its devices; `None` for anything else (another user's device is not theirs to name).
+pub async fn find_device(
+    catalog: &dyn Catalog,
+    user: &crate::catalog::User,
+    raw: &str,
+) -> Result<Option<Device>, CatalogError> {
+    let by_name = crate::catalog::DeviceRef::Qualified { user: user.name.clone(), device: raw.to_owned() };
+    if let Some(device) = catalog.find_devices(&by_name).await?.into_iter().next() {
+        return Ok(Some(device));
+    }
+    let by_id = match raw.parse() {
+        Ok(id) => catalog.find_devices(&crate::catalog::DeviceRef::Id(id)).await?,
+        Err(_) => Vec::new(),
+    };
+    Ok(by_id.into_iter().find(|d| d.user_id == user.user_id))
+}
+
 /// `<data_dir>/gallery/<user>/<device>`; its `incoming/` and `thumbnails/` are watched.
 pub fn device_dir(data_dir: &Path, device: &Device) -> PathBuf {
     data_dir.join("gallery").join(device.user_id.to_string()).join(device.device_id.to_string())

@@ -269,3 +269,31 @@ impl From<crate::library::LibraryError> for ApiError {
         }
     }
 }
+
+impl From<crate::resumable::TusError> for ApiError {
+    fn from(err: crate::resumable::TusError) -> Self {
+        use crate::resumable::TusError;
+        let message = err.to_string();
+        match err {
+            TusError::NotFound => Self::new(ErrorCode::NoSuchUpload, message),
+            TusError::Expired => Self::new(ErrorCode::UploadExpired, message),
+            TusError::Locked => Self::new(ErrorCode::UploadLocked, message),
+            TusError::OffsetMismatch { offset, .. } => {
+                Self::new(ErrorCode::OffsetMismatch, message).with_state(json!({ "offset": offset }))
+            }
+            TusError::InvalidLength(_) => Self::new(ErrorCode::InvalidLength, message),
+            TusError::TooLarge { .. } | TusError::PastLength { .. } => Self::new(ErrorCode::TooLarge, message),
+            TusError::ChecksumMismatch => Self::new(ErrorCode::ChecksumMismatch, message),
+            TusError::HashMismatch(_) => Self::new(ErrorCode::HashMismatch, message),
+            TusError::ConflictingTarget => Self::new(ErrorCode::ConflictingTarget, message),
+            TusError::UnknownDevice(_) => Self::new(ErrorCode::UnknownDevice, message),
+            TusError::InvalidMetadata(_) => Self::new(ErrorCode::InvalidMetadata, message),
+            TusError::FinalUpload => Self::new(ErrorCode::FinalUpload, message),
+            TusError::InvalidConcat(_) => Self::new(ErrorCode::InvalidConcat, message),
+            TusError::Body(why) => IngestError::Body(why).into(),
+            TusError::Ingest(err) => err.into(),
+            TusError::Library(err) => err.into(),
+            TusError::Event(err) => err.into(),
+        }
+    }
+}

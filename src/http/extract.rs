@@ -146,4 +146,5 @@ requires! {
     GalleryRead => GalleryRead,
     GalleryUpload => GalleryUpload,
     GalleryDelete => GalleryDelete,
+    TusUpload => Tus,
 }

@@ -13,6 +13,7 @@ mod media_info;
 mod multipart;
 mod serve;
 mod sessions;
+mod tus;
 pub(crate) mod upload_host;
 
 use std::sync::Arc;
@@ -43,6 +44,8 @@ pub struct AppState {
     pub ingest: Ingest,
     /// Uploads in parts (both families).
     pub uploads: crate::ingest::multipart::MultipartUploads,
+    /// tus resumable uploads.
+    pub tus: crate::resumable::ResumableUploads,
     /// Gallery events, created and changed the same way by every path.
     pub events: crate::gallery::GalleryEvents,
     /// Library files, created and changed the same way by every path.
@@ -80,9 +83,10 @@ pub fn router(state: AppState) -> Router {
         .merge(multipart::router())
         .merge(sessions::router())
         .merge(gallery::router())
+        .merge(tus::router())
         .fallback(|| async { ApiError::not_found("no such route") });
     // the families' routes have their own shape and 405 already; the rest get the plain ones
-    Family::Plain
+    let app = Family::Plain
         .layer(routes)
         .with_state(state)
         .layer(CatchPanicLayer::custom(|_| {
@@ -108,8 +112,24 @@ pub fn router(state: AppState) -> Router {
                 .on_response(log_response),
         )
         .layer(PropagateRequestIdLayer::new(X_REQUEST_ID))
-        .layer(SetRequestIdLayer::new(X_REQUEST_ID, MakeRequestUuid))
-        .layer(cors)
+        .layer(SetRequestIdLayer::new(X_REQUEST_ID, MakeRequestUuid));
+    // the CORS layer answers every OPTIONS itself; only a preflight (a browser asking with
+    // Access-Control-Request-Method) is its to answer, any other OPTIONS (tus discovery) is
+    // the route's
+    app.clone().layer(cors).layer(axum::middleware::from_fn_with_state(app, options_past_cors))
+}
+
+async fn options_past_cors(
+    axum::extract::State(app): axum::extract::State<Router>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let preflight = request.headers().contains_key(header::ACCESS_CONTROL_REQUEST_METHOD);
+    if request.method() == Method::OPTIONS && !preflight {
+        use tower::ServiceExt;
+        return app.oneshot(request).await.unwrap_or_else(|never| match never {});
+    }
+    next.run(request).await
 }
 
 /// Logs each response once; 5xx with the error's message.
@@ -135,7 +155,23 @@ fn cors_layer(origins: &[String]) -> CorsLayer {
             Method::OPTIONS,
         ])
         .allow_headers(tower_http::cors::Any)
-        .expose_headers([header::ETAG, header::LOCATION, HeaderName::from_static("upload-offset")])
+        // browsers upload straight to Ferry (signed PUTs, tus): they must see these answers
+        .expose_headers([
+            header::ETAG,
+            header::LOCATION,
+            HeaderName::from_static("upload-offset"),
+            HeaderName::from_static("upload-length"),
+            HeaderName::from_static("upload-expires"),
+            HeaderName::from_static("upload-metadata"),
+            HeaderName::from_static("upload-concat"),
+            HeaderName::from_static("upload-defer-length"),
+            HeaderName::from_static("tus-resumable"),
+            HeaderName::from_static("tus-version"),
+            HeaderName::from_static("tus-extension"),
+            HeaderName::from_static("tus-max-size"),
+            HeaderName::from_static("tus-checksum-algorithm"),
+            HeaderName::from_static("ferry-location"),
+        ])
         .max_age(Duration::from_secs(3600));
     if origins.iter().any(|o| o == "*") {
         return base.allow_origin(AllowOrigin::any());

@@ -11,8 +11,13 @@
 
 pub mod direct;
 pub mod multipart;
+mod pump;
 mod read_back;
 mod receive;
+
+// the resumable (tus) service appends with the same stages, request by request
+pub(crate) use pump::{Checksum, Hashers, Pump};
+pub(crate) use receive::next_batch;
 
 use std::sync::{Arc, OnceLock};
 
@@ -92,10 +97,12 @@ impl Received {
     }
 }
 
-/// A staging object that removes itself when dropped, unless kept or committed.
+/// A staging object that removes itself when dropped, unless kept or committed — or owned
+/// by something that outlives the request (a tus upload's row names it until it commits).
 struct StagedUpload {
     store: Arc<dyn BlobStore>,
     staged: Option<Staged>,
+    owned_elsewhere: bool,
 }
 
 impl std::fmt::Debug for StagedUpload {
@@ -106,7 +113,9 @@ impl std::fmt::Debug for StagedUpload {
 
 impl Drop for StagedUpload {
     fn drop(&mut self) {
-        if let Some(staged) = self.staged.take() {
+        if let Some(staged) = self.staged.take()
+            && !self.owned_elsewhere
+        {
             self.store.clone().discard_on_drop(staged);
         }
     }
@@ -143,6 +152,11 @@ pub struct Ingest {
 }
 
 impl Ingest {
+    /// The store and catalog the pipeline writes to (services built on it use the same).
+    pub fn parts(&self) -> (Arc<dyn BlobStore>, Arc<dyn Catalog>) {
+        (self.store.clone(), self.catalog.clone())
+    }
+
     pub fn new(store: Arc<dyn BlobStore>, catalog: Arc<dyn Catalog>) -> Self {
         Self { store, catalog, wake: None }
     }
@@ -223,8 +237,16 @@ impl Ingest {
     }
 
     fn guard(&self, raw: Raw) -> Received {
-        let staged = StagedUpload { store: self.store.clone(), staged: Some(raw.staged) };
+        let staged = StagedUpload { store: self.store.clone(), staged: Some(raw.staged), owned_elsewhere: false };
         Received { staged, blob: raw.blob, head: raw.head }
+    }
+
+    /// Bytes received over several requests (a finished resumable upload), hashed as they
+    /// came: committed like any [`Received`], but dropped uncommitted they stay, since the
+    /// upload that names them may commit them again later.
+    pub(crate) fn resumed(&self, staged: Staged, blob: BlobRecord, head: Vec<u8>) -> Received {
+        let staged = StagedUpload { store: self.store.clone(), staged: Some(staged), owned_elsewhere: true };
+        Received { staged, blob, head }
     }
 
     /// Discards staged objects (parts after completion, abort or expiry).

@@ -5,8 +5,9 @@ use futures_util::{Stream, StreamExt};
 use sha2::{Digest, Sha256};
 use tokio::task::spawn_blocking;
 
+use super::pump::{Hashers, Pump};
 use super::{Expectation, ExpectedHash, IngestError, Mismatch, Raw};
-use crate::blob_store::{BlobStore, StagingArea, StagingWriter};
+use crate::blob_store::{BlobStore, StagingArea};
 use crate::catalog::BlobRecord;
 use crate::domain::{ChunkHasher, Sha256Hex, chunk_size_for};
 
@@ -16,69 +17,6 @@ const BATCH_BYTES: usize = 1024 * 1024;
 /// A batch is handed on after this long even when not full, so a slow client (a phone on a
 /// weak link, a trickling dashcam) never has more than this much of its body in memory.
 const BATCH_WAIT: std::time::Duration = std::time::Duration::from_millis(50);
-const HEAD_BYTES: usize = 512;
-
-/// One step of the pipeline (the staging write, or one hash) with its own state. Each stage
-/// takes the next batch as soon as it has finished the previous one, whatever the others
-/// are doing, so a slow write does not hold the hashes back (and the other way round).
-struct Stage<T> {
-    idle: Option<T>,
-    busy: Option<tokio::task::JoinHandle<(T, Result<(), IngestError>)>>,
-}
-
-impl<T: Send + 'static> Stage<T> {
-    fn new(state: T) -> Self {
-        Self { idle: Some(state), busy: None }
-    }
-
-    /// Waits for the batch in progress; its error, if any, ends the upload.
-    async fn settle(&mut self) -> Result<(), IngestError> {
-        if let Some(task) = self.busy.take() {
-            let (state, result) = task.await.map_err(|e| IngestError::Body(e.to_string()))?;
-            self.idle = Some(state);
-            result?;
-        }
-        Ok(())
-    }
-
-    /// Hands `batch` to the stage once its previous batch is done.
-    async fn feed<F, Fut>(&mut self, batch: Vec<Bytes>, work: F) -> Result<(), IngestError>
-    where
-        F: FnOnce(T, Vec<Bytes>) -> Fut,
-        Fut: Future<Output = (T, Result<(), IngestError>)> + Send + 'static,
-    {
-        self.settle().await?;
-        let state = self.idle.take().expect("a settled stage has its state");
-        self.busy = Some(tokio::spawn(work(state, batch)));
-        Ok(())
-    }
-
-    async fn finish(mut self) -> Result<T, IngestError> {
-        self.settle().await?;
-        Ok(self.idle.take().expect("a settled stage has its state"))
-    }
-}
-
-/// Feeds a batch to a hashing stage: hashing runs on a blocking thread.
-async fn hash_batch<H: Send + 'static>(
-    stage: &mut Stage<H>,
-    batch: Vec<Bytes>,
-    update: fn(&mut H, &[u8]),
-) -> Result<(), IngestError> {
-    stage
-        .feed(batch, move |mut hasher, batch| async move {
-            let hasher = spawn_blocking(move || {
-                for piece in &batch {
-                    update(&mut hasher, piece);
-                }
-                hasher
-            })
-            .await
-            .expect("hashing does not panic");
-            (hasher, Ok(()))
-        })
-        .await
-}
 
 pub(super) async fn receive<S, E>(
     store: &dyn BlobStore,
@@ -94,13 +32,14 @@ where
     let mut body = body.fuse();
     let announced = expect.size.or(expect.size_hint);
     let needs_chunks = announced.is_none_or(|size| chunk_size_for(size) > 0);
-    let mut writer = Stage::new(store.stage(area).await?);
-    let mut whole = Stage::new(Sha256::new());
-    // only when the file may exceed 16 MiB: the device family's chunked top-hash
-    let mut chunks = needs_chunks.then(|| Stage::new(ChunkHasher::new(announced)));
+    let hashers = Hashers {
+        whole: Some(Sha256::new()),
+        // only when the file may exceed 16 MiB: the device family's chunked top-hash
+        chunks: needs_chunks.then(|| ChunkHasher::new(announced)),
+        checksum: None,
+    };
+    let mut pump = Pump::new(store.stage(area).await?, hashers, Vec::new());
     let mut total: u64 = 0;
-    let mut head = Vec::new();
-
     let fed = async {
         loop {
             // Gathering the next batch overlaps with the stages working on the previous ones.
@@ -108,42 +47,20 @@ where
             if batch.is_empty() {
                 return Ok(());
             }
-            if head.len() < HEAD_BYTES {
-                for piece in &batch {
-                    head.extend_from_slice(&piece[..piece.len().min(HEAD_BYTES - head.len())]);
-                }
-            }
-            writer
-                .feed(batch.clone(), |mut w: Box<dyn StagingWriter>, batch| async move {
-                    let written = w.write(batch).await.map_err(IngestError::from);
-                    (w, written)
-                })
-                .await?;
-            if let Some(chunks) = chunks.as_mut() {
-                hash_batch(chunks, batch.clone(), |h, piece| h.update(piece)).await?;
-            }
-            hash_batch(&mut whole, batch, |h, piece| Digest::update(h, piece)).await?;
+            pump.feed(batch).await?;
         }
     }
     .await;
     if let Err(failed) = fed {
         // when the body fails, every stage stops before the answer, so the staging writer is
         // gone (and its partial file removed) by the time the client hears of it
-        let _ = writer.settle().await;
-        drop(writer);
-        let _ = whole.settle().await;
-        if let Some(mut chunks) = chunks {
-            let _ = chunks.settle().await;
-        }
+        let _ = pump.settle().await;
+        drop(pump);
         return Err(failed);
     }
-
-    let writer = writer.finish().await?;
-    let whole = whole.finish().await?;
-    let chunks = match chunks {
-        Some(stage) => Some(stage.finish().await?),
-        None => None,
-    };
+    let head = std::mem::take(&mut pump.head);
+    let (writer, hashers) = pump.finish().await?;
+    let (whole, chunks) = (hashers.whole.expect("hashed"), hashers.chunks);
     let staged = writer.finish().await?;
     let sha256 = Sha256Hex::from_digest(&whole.finalize());
     let chunked_hash = match chunks.and_then(|c| c.finish(total)) {
@@ -161,7 +78,11 @@ where
     Ok(Raw { staged, blob: BlobRecord { sha256, size: total, chunked_hash }, head })
 }
 
-async fn next_batch<S, E>(body: &mut S, total: &mut u64, expect: &Expectation) -> Result<Vec<Bytes>, IngestError>
+pub(crate) async fn next_batch<S, E>(
+    body: &mut S,
+    total: &mut u64,
+    expect: &Expectation,
+) -> Result<Vec<Bytes>, IngestError>
 where
     S: Stream<Item = Result<Bytes, E>> + Send + Unpin,
     E: std::fmt::Display,

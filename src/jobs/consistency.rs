@@ -189,7 +189,10 @@ pub async fn check(catalog: &dyn Catalog, store: &dyn BlobStore, scope: CheckSco
             report.corrupt_blobs.push(hash.to_string());
         }
     }
-    let in_use: HashSet<String> = catalog.staging_in_use().await?.into_iter().collect();
+    let mut in_use: HashSet<String> = catalog.staging_in_use().await?.into_iter().collect();
+    for (key, state) in catalog.tus_staging().await? {
+        in_use.extend(store.resumable_keys(&crate::blob_store::Resumable { key, size: 0, state }));
+    }
     report.staging_leftovers = staging_leftovers(store, &in_use, scope.staging_age).await?;
     if let Some(direct) = store.direct() {
         match direct.open_uploads(scope.staging_age).await? {

@@ -1,5 +1,6 @@
 //! The housekeeping the runner does when no job is queued, in the order it is tried (each
-//! can free the next): expire abandoned uploads and sessions, forget spent one-time targets,
+//! can free the next): expire abandoned uploads (multipart here, others in the `features`
+//! tasks their services make with [`periodic`]) and sessions, forget spent one-time targets,
 //! purge old tombstones, finish interrupted blob intents, sweep abandoned staging, collect
 //! unreferenced blobs.
 
@@ -36,22 +37,24 @@ pub enum BlobWrites {
     LeftToServer,
 }
 
-/// The maintenance tasks of a process.
+/// The maintenance tasks of a process; `features` run right after multipart expiry.
 pub fn maintenance_tasks(
     catalog: Arc<dyn Catalog>,
     store: Arc<dyn BlobStore>,
     uploads: MultipartUploads,
+    features: Vec<Arc<dyn Periodic>>,
     config: &Config,
     blob_writes: BlobWrites,
 ) -> Vec<Arc<dyn Periodic>> {
-    let mut tasks = vec![
-        Task::shared("expire_uploads", Duration::ZERO, move || {
-            let uploads = uploads.clone();
-            Box::pin(async move {
-                let expired = uploads.expire_one().await.map_err(|e| Box::new(e) as BoxError)?;
-                Ok(expired.map(|id| format!("expired upload {id}")))
-            })
-        }),
+    let mut tasks = vec![Task::shared("expire_uploads", Duration::ZERO, move || {
+        let uploads = uploads.clone();
+        Box::pin(async move {
+            let expired = uploads.expire_one().await.map_err(|e| Box::new(e) as BoxError)?;
+            Ok(expired.map(|id| format!("expired upload {id}")))
+        })
+    })];
+    tasks.extend(features);
+    tasks.extend([
         Task::shared("forget_targets", Duration::ZERO, {
             let catalog = catalog.clone();
             move || {
@@ -77,7 +80,7 @@ pub fn maintenance_tasks(
                 Box::pin(async move { counted(catalog.purge_tombstones(retention).await?, "tombstones") })
             }
         }),
-    ];
+    ]);
     if blob_writes == BlobWrites::LeftToServer {
         return tasks;
     }
@@ -110,6 +113,15 @@ pub fn maintenance_tasks(
         }
     }));
     tasks
+}
+
+/// A maintenance task from a step: `Ok(Some(what))` when it did something (logged), `Ok(None)`
+/// when there was nothing to do. After a step that did nothing or failed it rests for `rest`.
+pub fn periodic<F>(name: &'static str, rest: Duration, step: F) -> Arc<dyn Periodic>
+where
+    F: Fn() -> BoxFuture<'static, Result<Option<String>, BoxError>> + Send + Sync + 'static,
+{
+    Task::shared(name, rest, step)
 }
 
 fn counted(n: usize, what: &str) -> Result<Option<String>, BoxError> {

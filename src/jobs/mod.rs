@@ -26,7 +26,7 @@ use tracing::Instrument;
 
 use crate::catalog::{BoxError, Catalog, CatalogError, ClaimScope, Job, JobOutcome};
 use crate::domain::{JobKind, UserId};
-pub use maintenance::{BlobWrites, maintenance_tasks};
+pub use maintenance::{BlobWrites, maintenance_tasks, periodic};
 
 /// How long a claimed job is leased; its worker renews it every third of that while alive.
 const LEASE: Duration = Duration::from_secs(60);

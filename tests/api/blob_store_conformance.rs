@@ -150,6 +150,67 @@ pub async fn staging_keys_outside_staging_are_refused(store: Arc<dyn BlobStore>)
     }
 }
 
+async fn append(store: &dyn BlobStore, from: &Resumable, pieces: &[&[u8]]) -> Resumable {
+    let mut writer = store.append_resumable(from).await.unwrap();
+    for piece in pieces {
+        writer.write(vec![Bytes::copy_from_slice(piece)]).await.unwrap();
+    }
+    writer.persist().await.unwrap()
+}
+
+pub async fn resumable_staging_grows_across_writers_and_finishes_once(store: Arc<dyn BlobStore>) {
+    let body = bytes_of(13 * 1024 * 1024 + 9, 21);
+    let start = store.start_resumable().await.unwrap();
+    assert_eq!(start.size, 0);
+    assert!(store.resumable_keys(&start).contains(&start.key));
+    // small appends gather (an S3 tail), a large one fills parts, each in a writer of its own
+    let mut recorded = start.clone();
+    for range in [0..1000, 1000..3 * 1024 * 1024, 3 * 1024 * 1024..12 * 1024 * 1024, 12 * 1024 * 1024..body.len()] {
+        let pieces: Vec<&[u8]> = body[range.clone()].chunks(1024 * 1024).collect();
+        let next = append(store.as_ref(), &recorded, &pieces).await;
+        assert_eq!(next.size, range.end as u64);
+        store.prune_resumable(&recorded, &next).await.unwrap();
+        recorded = next;
+    }
+    let staged = store.finish_resumable(&recorded).await.unwrap();
+    assert_eq!(staged.size, body.len() as u64);
+    assert_eq!(store.finish_resumable(&recorded).await.unwrap(), staged, "finishing again gives the same");
+    assert!(collect(store.read_staged(&staged).await.unwrap()).await == body, "the bytes read back in order");
+    let hash = Sha256Hex::of(&body);
+    assert_eq!(store.commit(&staged, &hash).await.unwrap(), Placed::Stored);
+    assert_eq!(store.size_of(&hash).await.unwrap(), Some(body.len() as u64));
+    assert!(store.list_staging().await.unwrap().is_empty(), "{:?}", store.list_staging().await.unwrap());
+}
+
+pub async fn an_append_never_recorded_changes_nothing(store: Arc<dyn BlobStore>) {
+    let start = store.start_resumable().await.unwrap();
+    let recorded = append(store.as_ref(), &start, &[b"abc"]).await;
+    store.prune_resumable(&start, &recorded).await.unwrap();
+    // a writer whose state was refused (a bad checksum), one dropped unpersisted (a crash)
+    let refused = append(store.as_ref(), &recorded, &[b"XYZ", &bytes_of(6 * 1024 * 1024, 22)]).await;
+    store.prune_resumable(&refused, &recorded).await.unwrap();
+    let mut crashed = store.append_resumable(&recorded).await.unwrap();
+    crashed.write(vec![Bytes::from_static(b"QQQQ")]).await.unwrap();
+    drop(crashed);
+    let done = append(store.as_ref(), &recorded, &[b"def"]).await;
+    let staged = store.finish_resumable(&done).await.unwrap();
+    assert_eq!(collect(store.read_staged(&staged).await.unwrap()).await, b"abcdef");
+    store.discard(&staged).await.unwrap();
+}
+
+pub async fn discarding_a_resumable_object_leaves_nothing(store: Arc<dyn BlobStore>) {
+    let start = store.start_resumable().await.unwrap();
+    let held = append(store.as_ref(), &start, &[&bytes_of(9 * 1024 * 1024, 23), b"tail"]).await;
+    store.prune_resumable(&start, &held).await.unwrap();
+    store.discard_resumable(&held).await.unwrap();
+    store.discard_resumable(&held).await.unwrap();
+    assert!(store.list_staging().await.unwrap().is_empty(), "{:?}", store.list_staging().await.unwrap());
+    let finished = append(store.as_ref(), &store.start_resumable().await.unwrap(), &[b"x"]).await;
+    store.finish_resumable(&finished).await.unwrap();
+    store.discard_resumable(&finished).await.unwrap();
+    assert!(store.list_staging().await.unwrap().is_empty(), "a finished one goes too");
+}
+
 /// Runs every conformance case against a fresh store from `$make`.
 macro_rules! conformance {
     ($backend:ident, $make:expr) => {
@@ -172,6 +233,9 @@ macro_rules! conformance {
             case!(a_dropped_writer_leaves_nothing);
             case!(the_startup_sweep_keeps_upload_staging);
             case!(staging_keys_outside_staging_are_refused);
+            case!(resumable_staging_grows_across_writers_and_finishes_once);
+            case!(an_append_never_recorded_changes_nothing);
+            case!(discarding_a_resumable_object_leaves_nothing);
         }
     };
 }

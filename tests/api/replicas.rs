@@ -1,5 +1,6 @@
 //! Two real `ferry serve` processes on one PostgreSQL + one S3 bucket, as behind a load
-//! balancer: any replica serves any step of an upload, and a job queued once runs once.
+//! balancer: any replica serves any step of an upload (multipart, tus), and a job queued once
+//! runs once.
 //! Needs `FERRY_TEST_DATABASE_URL` and `FERRY_TEST_S3_*`.
 
 use std::sync::Arc;
@@ -9,7 +10,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::routing::get;
 use ferry::catalog::SqlCatalog as PgCatalog;
-use ferry::catalog::{Identities, JobQueue};
+use ferry::catalog::{Identities, JobQueue, Library};
 use ferry::domain::{Level, Name};
 use serde_json::{Value, json};
 
@@ -207,4 +208,79 @@ async fn a_token_revoked_is_refused_by_both_replicas_within_a_second_while_their
         refused_within_a_second(|| async { me(replica).await.unwrap() }, 401, "unauthorized").await;
     }
     assert!(since.elapsed() < Duration::from_secs(1), "both refuse within a second of the revocation");
+}
+
+#[tokio::test]
+async fn a_tus_upload_started_on_one_replica_is_finished_on_the_other() {
+    let (Some(s3), Some(database)) = (test_s3_config(), TestDatabase::create().await) else { return };
+    let root = std::env::var("FERRY_TEST_S3_ROOT").expect("FERRY_TEST_S3_ROOT (the s3s-fs root) with FERRY_TEST_S3_*");
+    let env = replica_env(&s3, &database, false);
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let a = FerryProcess::start(dir_a.path(), &env);
+    let b = FerryProcess::start(dir_b.path(), &env);
+    let client = reqwest::Client::new();
+    let catalog = PgCatalog::open(&database.url).await.unwrap();
+    let alice = catalog.create_user(&Name::parse("alice").unwrap(), Level::Uploader).await.unwrap();
+    let token = ferry::auth::secrets::generate("fry_t_");
+    let hash = ferry::auth::secrets::hash(&token);
+    catalog.create_token(alice.user_id, "upload".parse().unwrap(), &hash).await.unwrap();
+    let tus = |method: reqwest::Method, url: &str| {
+        client.request(method, url).bearer_auth(&token).header("tus-resumable", "1.0.0")
+    };
+    let patch = |replica: &str, id: &str, offset: usize, bytes: Vec<u8>| {
+        tus(reqwest::Method::PATCH, &format!("{replica}/files/{id}"))
+            .header("content-type", "application/offset+octet-stream")
+            .header("upload-offset", offset.to_string())
+            .body(bytes)
+            .send()
+    };
+
+    let body = bytes_of(17 * MIB + 5, 40);
+    let created = tus(reqwest::Method::POST, &format!("{}/files/", a.address))
+        .header("upload-length", body.len().to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 201);
+    let id = created.headers()["location"].to_str().unwrap().rsplit('/').next().unwrap().to_owned();
+    // a part's worth on A, a tail's worth on B (less than S3's 5 MiB part), more on A
+    let cuts = [0, 6 * MIB, 7 * MIB, 12 * MIB];
+    for (window, replica) in cuts.windows(2).zip([&a.address, &b.address, &a.address]) {
+        let patched = patch(replica, &id, window[0], body[window[0]..window[1]].to_vec()).await.unwrap();
+        assert_eq!(patched.status(), 204, "{replica}: {:?}", patched.text().await);
+    }
+    let upload = ferry::catalog::TusUploads::tus_upload(&catalog, &id, alice.user_id).await.unwrap().unwrap();
+    let state: Value = serde_json::from_str(&upload.staging_state).unwrap();
+    let s3_upload = state["upload"].as_str().expect("parts went to an S3 multipart upload").to_owned();
+
+    // while a PATCH on B holds the upload, a PATCH on A is locked out: the lease is shared
+    let (send, receive) = tokio::sync::mpsc::channel::<Result<Vec<u8>, std::io::Error>>(4);
+    let stream = futures_util::stream::unfold(receive, |mut r| async move { r.recv().await.map(|item| (item, r)) });
+    let slow = tokio::spawn(
+        tus(reqwest::Method::PATCH, &format!("{}/files/{id}", b.address))
+            .header("content-type", "application/offset+octet-stream")
+            .header("upload-offset", (12 * MIB).to_string())
+            .body(reqwest::Body::wrap_stream(stream))
+            .send(),
+    );
+    send.send(Ok(body[12 * MIB..13 * MIB].to_vec())).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let locked = patch(&a.address, &id, 12 * MIB, body[12 * MIB..].to_vec()).await.unwrap();
+    assert_eq!(locked.status(), 423, "{:?}", locked.text().await);
+    send.send(Ok(body[13 * MIB..].to_vec())).await.unwrap();
+    drop(send);
+    let finished = slow.await.unwrap().unwrap();
+    assert_eq!(finished.status(), 204, "B finished it: {:?}", finished.text().await);
+
+    let files = catalog.list_files(Some(alice.user_id)).await.unwrap();
+    assert_eq!(files.len(), 1);
+    assert_eq!(files[0].sha256.as_str(), sha256_hex(&body), "the blob's SHA-256 is right");
+    let fetched = client.get(format!("{}/api/files/{}", a.address, files[0].file_id)).bearer_auth(&token).send();
+    assert_eq!(sha256_hex(&fetched.await.unwrap().bytes().await.unwrap()), sha256_hex(&body));
+    let staging = std::path::Path::new(&root).join(&s3.bucket).join(s3.prefix.trim_end_matches('/')).join("staging");
+    assert!(files_under(&staging).is_empty(), "no staging object is left: {:?}", files_under(&staging));
+    let part = std::path::Path::new(&root).join(format!(".upload_id-{s3_upload}.part-1"));
+    assert!(!part.exists(), "the S3 multipart upload's parts are gone");
+    assert!(no_local_blobs(&[dir_a.path(), dir_b.path()]));
 }

@@ -64,6 +64,7 @@ infallible! {
     &Sha256Hex => |v| Value::Text(Some(v.as_str().to_owned())),
     Option<&Sha256Hex> => |v| Value::Text(v.map(|h| h.as_str().to_owned())),
     &[u8] => |v| Value::Bytes(Some(v.to_vec())),
+    Option<&[u8]> => |v| Value::Bytes(v.map(<[u8]>::to_vec)),
 }
 
 /// A size or count as its `bigint` column holds it.

@@ -5,10 +5,12 @@ mod content;
 mod identities;
 mod jobs;
 mod library;
+mod tus;
 mod uploads;
 
 pub use content::*;
 pub use identities::*;
 pub use jobs::*;
 pub use library::*;
+pub use tus::*;
 pub use uploads::*;

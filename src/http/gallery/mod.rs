@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use super::AppState;
 use super::error::{ApiError, Family};
 use crate::auth::Principal;
-use crate::catalog::{Device, DeviceRef, Event, MediaInfo};
+use crate::catalog::{Device, Event, MediaInfo};
 use crate::clock::iso;
 use crate::domain::ErrorCode;
 
@@ -40,18 +40,8 @@ pub fn router() -> Router<AppState> {
 /// `:device`: the exact device name within the caller's account, else a device id of
 /// theirs. Never created; anything else is 404 (another user's device too).
 pub async fn resolve_device(state: &AppState, principal: &Principal, raw: &str) -> Result<Device, ApiError> {
-    let user = principal.user();
-    let by_name = DeviceRef::Qualified { user: user.name.clone(), device: raw.to_owned() };
-    if let Some(device) = state.catalog.find_devices(&by_name).await?.into_iter().next() {
-        return Ok(device);
-    }
-    let by_id = match raw.parse() {
-        Ok(id) => state.catalog.find_devices(&DeviceRef::Id(id)).await?,
-        Err(_) => Vec::new(),
-    };
-    by_id
-        .into_iter()
-        .find(|d| d.user_id == user.user_id)
+    crate::gallery::find_device(state.catalog.as_ref(), principal.user(), raw)
+        .await?
         .ok_or_else(|| ApiError::new(ErrorCode::NoSuchDevice, format!("no device '{raw}' in this account")))
 }
 

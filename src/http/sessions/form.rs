@@ -128,9 +128,7 @@ fn invalid_folder_id() -> ApiError {
 
 /// A `folder_id`: `[A-Za-z0-9_-]{1,64}`.
 pub fn parse_folder_key(raw: &str) -> Result<String, ApiError> {
-    let valid =
-        (1..=64).contains(&raw.len()) && raw.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
-    if valid { Ok(raw.to_owned()) } else { Err(invalid_folder_id()) }
+    crate::domain::FolderKey::parse(raw).map(|key| key.as_str().to_owned()).map_err(|_| invalid_folder_id())
 }
 
 #[cfg(test)]
