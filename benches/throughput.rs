@@ -225,7 +225,26 @@ async fn request_rate(client: &reqwest::Client, url: &str, token: &str, connecti
     total as f64 / window.as_secs_f64()
 }
 
+/// P5 on the embedded catalog, then on PostgreSQL when `FERRY_BENCH_DATABASE_URL` names a
+/// server (a database of its own is created for the run and dropped after it).
 async fn small_requests() {
+    small_requests_on("SQLite (embedded default)").await;
+    let Ok(server) = std::env::var("FERRY_BENCH_DATABASE_URL") else {
+        println!("\nP5 on PostgreSQL not run: set FERRY_BENCH_DATABASE_URL to a PostgreSQL server");
+        return;
+    };
+    let name = format!("ferry_bench_{}", std::process::id());
+    let admin_pool = sqlx::PgPool::connect(&server).await.expect("the PostgreSQL server answers");
+    sqlx::query(sqlx::AssertSqlSafe(format!("create database {name}"))).execute(&admin_pool).await.unwrap();
+    let (base, _) = server.rsplit_once('/').expect("a URL with a database path");
+    harness::use_catalog(Some(format!("{base}/{name}")));
+    small_requests_on("PostgreSQL").await;
+    harness::use_catalog(None);
+    let drop = format!("drop database {name} with (force)");
+    sqlx::query(sqlx::AssertSqlSafe(drop)).execute(&admin_pool).await.unwrap();
+}
+
+async fn small_requests_on(catalog: &str) {
     let dir = tempfile::tempdir_in(".").unwrap();
     let data = dir.path().join("data");
     let server = Server::start(&data);
@@ -251,21 +270,30 @@ async fn small_requests() {
         assert!(uploaded.status().is_success(), "event upload: {}", uploaded.status());
     }
     wait_for_jobs(&data, &address);
-    let events_url = format!("{address}/api/gallery/cam/events?limit=50");
-    let page: Value = client.get(&events_url).bearer_auth(&token).send().await.unwrap().json().await.unwrap();
-    assert_eq!(page.as_array().map(Vec::len), Some(50), "the measured listing has 50 events");
-    println!("\n## P5 — gallery `events` (50 items) vs `/healthz`, 64 connections, 3 s windows");
-    println!("| run | events req/s | healthz req/s | ratio |");
-    println!("|---|---|---|---|");
-    let mut ratios = Vec::new();
+    let page_url = |limit: usize| format!("{address}/api/gallery/cam/events?limit={limit}");
+    for limit in [50, 1] {
+        let page: Value = client.get(page_url(limit)).bearer_auth(&token).send().await.unwrap().json().await.unwrap();
+        assert_eq!(page.as_array().map(Vec::len), Some(limit), "the measured listing has {limit} events");
+    }
+    println!("\n## P5 — gallery `events` (50 items, and 1) vs `/healthz`, 64 connections, 3 s windows, {catalog}");
+    println!("| run | events (50) req/s | events (1) req/s | healthz req/s | ratio (50) | ratio (1) |");
+    println!("|---|---|---|---|---|---|");
+    let (mut ratios, mut single) = (Vec::new(), Vec::new());
     for run in 0..REPEATS {
         let window = Duration::from_secs(3);
-        let events = request_rate(&client, &events_url, &token, 64, window).await;
+        let events = request_rate(&client, &page_url(50), &token, 64, window).await;
+        let one = request_rate(&client, &page_url(1), &token, 64, window).await;
         let health = request_rate(&client, &format!("{address}/healthz"), &token, 64, window).await;
-        println!("| {} | {events:.0} | {health:.0} | {:.2} |", run + 1, events / health);
+        println!(
+            "| {} | {events:.0} | {one:.0} | {health:.0} | {:.2} | {:.2} |",
+            run + 1,
+            events / health,
+            one / health
+        );
         ratios.push(events / health);
+        single.push(one / health);
     }
-    println!("median ratio {:.2}", median(&mut ratios));
+    println!("median ratio {:.2} (50 items), {:.2} (1 item)", median(&mut ratios), median(&mut single));
 }
 
 async fn many_small_files() {

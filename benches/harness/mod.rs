@@ -13,6 +13,23 @@ pub fn ferry_binary() -> std::path::PathBuf {
     std::env::var_os("FERRY_BENCH_FERRY").map_or_else(|| env!("CARGO_BIN_EXE_ferry").into(), Into::into)
 }
 
+/// The catalog the next servers and admin commands use: `None` is the embedded default
+/// (SQLite in the data dir), `Some(url)` a PostgreSQL database (P5's second pass).
+static CATALOG: std::sync::Mutex<Option<String>> = std::sync::Mutex::new(None);
+
+#[allow(dead_code, reason = "each bench binary compiles the harness; only throughput uses PostgreSQL")]
+pub fn use_catalog(url: Option<String>) {
+    *CATALOG.lock().unwrap() = url;
+}
+
+/// `command` with the chosen catalog.
+fn on_catalog(mut command: Command) -> Command {
+    if let Some(url) = CATALOG.lock().unwrap().as_ref() {
+        command.env("FERRY_DATABASE_URL", url);
+    }
+    command
+}
+
 pub struct Server {
     child: Child,
     pub address: String,
@@ -20,7 +37,7 @@ pub struct Server {
 
 impl Server {
     pub fn start(data_dir: &Path) -> Self {
-        let mut child = Command::new(ferry_binary())
+        let mut child = on_catalog(Command::new(ferry_binary()))
             .arg("--data-dir")
             .arg(data_dir)
             .args(["serve", "--listen", "127.0.0.1:0"])
@@ -82,7 +99,7 @@ pub fn wait_for_jobs(data_dir: &Path, upload_url: &str) {
 }
 
 pub fn admin(data_dir: &Path, upload_url: &str, args: &[&str]) -> Value {
-    let out = Command::new(ferry_binary())
+    let out = on_catalog(Command::new(ferry_binary()))
         .arg("--data-dir")
         .arg(data_dir)
         .env("FERRY_UPLOAD_URL", upload_url)

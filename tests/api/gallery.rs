@@ -127,7 +127,7 @@ async fn upload_errors() {
         "invalid_media_type",
     )
     .await;
-    assert!(app.blob_files().is_empty() && app.staging_files().is_empty(), "refused uploads keep nothing");
+    assert!(app.blob_files().is_empty() && app.staging_left_behind().await.is_empty(), "refused uploads keep nothing");
     let reader = app.user("reader", Level::Uploader, "read").await;
     let forbidden = app
         .client

@@ -158,6 +158,19 @@ impl TestApp {
         files_under(&self.store_root.join("staging").join("requests"))
     }
 
+    /// Request-scoped staging files still there after a refused upload has had up to two
+    /// seconds to remove its own: at once on disk, by a task of its own on S3 (a request's
+    /// staging object is dropped, not awaited, when the request fails).
+    pub async fn staging_left_behind(&self) -> Vec<PathBuf> {
+        for _ in 0..40 {
+            if self.staging_files().is_empty() {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        self.staging_files()
+    }
+
     /// Paths of every staged part of an unfinished multipart upload.
     pub fn upload_staging_files(&self) -> Vec<PathBuf> {
         files_under(&self.store_root.join("staging").join("uploads"))

@@ -83,7 +83,7 @@ async fn gallery_upload_refuses_bad_flags_and_names_and_keeps_nothing() {
         assert_eq!(body["success"], false, "{body}");
     }
     assert!(app.blob_files().is_empty(), "refused uploads store nothing");
-    assert!(app.staging_files().is_empty(), "refused uploads leave no staging file");
+    assert!(app.staging_left_behind().await.is_empty(), "refused uploads leave no staging file");
     let listed = app.client.get(app.url("/api/gallery/cam/events")).bearer_auth(&alice.token).send().await.unwrap();
     assert_eq!(listed.json::<Value>().await.unwrap(), json!([]));
 

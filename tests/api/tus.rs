@@ -329,9 +329,10 @@ async fn termination_removes_the_upload_and_its_bytes() {
 
 #[tokio::test]
 async fn expired_uploads_answer_410_and_the_expiry_job_removes_their_bytes() {
-    // expired uploads answer 410 for one more expiry period: long enough for the checks below
+    // expired uploads answer 410 for one more expiry period: long enough for the checks below,
+    // the expiry job's run included (on S3 it removes a multipart upload and staging objects)
     let app = spawn_app_with(|layer| {
-        layer.insert("upload_expiry", "3s".into());
+        layer.insert("upload_expiry", "6s".into());
     })
     .await;
     let tus = Tus::new(&app, "alice").await;
@@ -340,7 +341,7 @@ async fn expired_uploads_answer_410_and_the_expiry_job_removes_their_bytes() {
     assert_eq!(patched.status(), 204);
     let expires = patched.headers()["upload-expires"].to_str().unwrap().to_owned();
     assert!(expires.ends_with(" GMT"), "an HTTP date: {expires}");
-    tokio::time::sleep(Duration::from_millis(3500)).await;
+    tokio::time::sleep(Duration::from_millis(6500)).await;
     expect_error(tus.patch(&url, MIB, bytes_of(MIB, 7)).await, 410, "upload_expired").await;
     assert_eq!(tus.head(&url).await.status(), 410, "HEAD answers without a body");
     app.state.jobs.run_until_idle().await.unwrap();
