@@ -26,6 +26,8 @@ pub trait Identities {
     async fn list_devices(&self) -> CatalogResult<Vec<Device>>;
     /// Every device `reference` can mean (more than one only for an ambiguous bare name).
     async fn find_devices(&self, reference: &DeviceRef) -> CatalogResult<Vec<Device>>;
+    /// `user`'s device named `raw`, else `user`'s device whose id `raw` is, in one query.
+    async fn account_device(&self, user: UserId, raw: &str) -> CatalogResult<Option<Device>>;
     /// The device with this key hash and its owner, in one query.
     async fn device_by_key_hash(&self, key_hash: &str) -> CatalogResult<Option<(Device, User)>>;
     async fn set_device_flag(&self, id: DeviceId, flag: DeviceFlag, on: bool) -> CatalogResult<Device>;
@@ -158,6 +160,14 @@ impl Identities for SqlCatalog {
             }
             DeviceRef::Name(name) => self.device_where("d.name = $1", params![name]).await,
         }
+    }
+
+    async fn account_device(&self, user: UserId, raw: &str) -> CatalogResult<Option<Device>> {
+        // names are never all digits, so at most one of the two matches
+        let id = raw.parse::<i64>().ok();
+        let sql = format!("select {DEVICE} from devices d where d.user_id = $1 and (d.name = $2 or d.id = $3) limit 1");
+        let row = self.db.read().await?.opt(&sql, params![user.0, raw, id]).await?;
+        row.map(|r| rows::device(&r, 0)).transpose()
     }
 
     async fn device_by_key_hash(&self, key_hash: &str) -> CatalogResult<Option<(Device, User)>> {

@@ -33,15 +33,7 @@ pub async fn find_device(
     user: &crate::catalog::User,
     raw: &str,
 ) -> Result<Option<Device>, CatalogError> {
-    let by_name = crate::catalog::DeviceRef::Qualified { user: user.name.clone(), device: raw.to_owned() };
-    if let Some(device) = catalog.find_devices(&by_name).await?.into_iter().next() {
-        return Ok(Some(device));
-    }
-    let by_id = match raw.parse() {
-        Ok(id) => catalog.find_devices(&crate::catalog::DeviceRef::Id(id)).await?,
-        Err(_) => Vec::new(),
-    };
-    Ok(by_id.into_iter().find(|d| d.user_id == user.user_id))
+    catalog.account_device(user.user_id, raw).await
 }
 
 /// `<data_dir>/gallery/<user>/<device>`; its `incoming/` and `thumbnails/` are watched.
