@@ -111,17 +111,19 @@ impl Gallery for SqlCatalog {
         limit: u32,
         offset: u64,
     ) -> CatalogResult<Vec<(Event, Option<MediaInfo>)>> {
+        // the limit is in the text: SQLite plans a bound limit by its value, so it re-prepared
+        // the statement on every request (see db/sqlite.rs); it is a number of a few distinct
+        // values. With and without the type filter are two texts, each with its own plan.
+        let (filter, params) = match media_type {
+            Some(kind) => (" and e.media_type = $3", params![device.0, offset, kind.as_str()].to_vec()),
+            None => ("", params![device.0, offset].to_vec()),
+        };
         let sql = format!(
             "select {EVENT}, {MEDIA_RESULT} from events e left join blob_media bm on bm.sha256 = e.sha256
-             where e.device_id = $1 and not e.is_deleted and (cast($2 as text) is null or e.media_type = $2)
-             order by e.created_ms desc, e.id desc limit $3 offset $4"
+             where e.device_id = $1 and not e.is_deleted{filter}
+             order by e.created_ms desc, e.id desc limit {limit} offset $2"
         );
-        let rows = self
-            .db
-            .read()
-            .await?
-            .rows(&sql, params![device.0, media_type.map(MediaType::as_str), limit, offset])
-            .await?;
+        let rows = self.db.read().await?.rows(&sql, &params).await?;
         rows.iter().map(|r| Ok((rows::event(r, 0)?, rows::media_result(r, 12)?))).collect()
     }
 

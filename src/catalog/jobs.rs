@@ -197,8 +197,12 @@ impl JobQueue for SqlCatalog {
     }
 
     async fn list_jobs(&self, status: Option<JobStatus>) -> CatalogResult<Vec<Job>> {
-        let sql = format!("select {JOB} from jobs j where cast($1 as text) is null or j.status = $1 order by j.id");
-        let rows = self.db.read().await?.rows(&sql, params![status.map(JobStatus::as_str)]).await?;
+        let (filter, params) = match status {
+            Some(status) => ("where j.status = $1", params![status.as_str()].to_vec()),
+            None => ("", Vec::new()),
+        };
+        let rows =
+            self.db.read().await?.rows(&format!("select {JOB} from jobs j {filter} order by j.id"), &params).await?;
         rows.iter().map(|r| rows::job(r, 0)).collect()
     }
 

@@ -238,9 +238,11 @@ impl Library for SqlCatalog {
         let mut tx = self.db.begin().await?;
         let done = tx
             .exec(
-                "delete from sessions where ulid in
-                   (select ulid from sessions where expires_ms < $1 order by expires_ms limit $2)",
-                params![expired_before_ms, limit],
+                &format!(
+                    "delete from sessions where ulid in
+                       (select ulid from sessions where expires_ms < $1 order by expires_ms limit {limit})"
+                ),
+                params![expired_before_ms],
             )
             .await?;
         tx.commit().await?;

@@ -202,8 +202,8 @@ impl MediaItems for SqlCatalog {
     }
 
     async fn media_changes(&self, volume: VolumeId, after_seq: i64, limit: u32) -> CatalogResult<Vec<MediaItem>> {
-        let condition = "m.volume_id = $1 and m.change_seq > $2 order by m.change_seq limit $3";
-        self.media_where(condition, params![volume.0, after_seq, limit]).await
+        let condition = format!("m.volume_id = $1 and m.change_seq > $2 order by m.change_seq limit {limit}");
+        self.media_where(&condition, params![volume.0, after_seq]).await
     }
 
     async fn purge_tombstones(&self, retention: Duration) -> CatalogResult<usize> {

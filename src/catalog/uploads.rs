@@ -357,9 +357,9 @@ impl Uploads for SqlCatalog {
         let sql = format!(
             "select {UPLOAD} from uploads x where (x.state = 'open' or x.family = 'device') and x.expires_ms < $1
                and (x.claim_until_ms is null or x.claim_until_ms < $1)
-             order by x.expires_ms limit $2"
+             order by x.expires_ms limit {limit}"
         );
-        let rows = self.db.read().await?.rows(&sql, params![now_ms(), limit]).await?;
+        let rows = self.db.read().await?.rows(&sql, params![now_ms()]).await?;
         rows.iter().map(|r| rows::upload(r, 0)).collect()
     }
 }
