@@ -156,6 +156,30 @@ fn readable_output_without_json() {
 }
 
 #[test]
+fn a_reader_that_stops_early_is_no_failure() {
+    // `ferry admin user list --json | head -c 0`: the reader is gone before the answer is written
+    let dir = tempfile::tempdir().unwrap();
+    let mut add = ferry_bin();
+    let add =
+        add.arg("--data-dir").arg(dir.path()).args(["admin", "user", "add", "erin", "--level", "viewer"]).output();
+    let add = add.unwrap();
+    assert!(add.status.success());
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let out = ferry_bin()
+        .arg("--data-dir")
+        .arg(dir.path())
+        .args(["admin", "user", "list", "--json"])
+        .stdout(writer)
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+#[test]
 fn serve_prints_its_address_first_and_stops_cleanly_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
     let mut server = FerryProcess::start(dir.path(), &[]);

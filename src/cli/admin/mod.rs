@@ -143,6 +143,21 @@ fn listed<T: Serialize>(items: &[T], line: impl Fn(&T) -> String) -> Printed {
     Printed { json: json!({ "items": items }), text }
 }
 
+/// Prints the command's answer. A reader that stopped early (`… | head`) is no failure: the
+/// command did its work; only another write error is reported.
+fn print_out(text: &str) -> i32 {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    match writeln!(stdout, "{text}").and_then(|()| stdout.flush()) {
+        Ok(()) => 0,
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => 0,
+        Err(e) => {
+            eprintln!("error: cannot print the answer: {e}");
+            1
+        }
+    }
+}
+
 pub async fn run(config_file: Option<&Path>, flags: Layer, args: AdminArgs) -> i32 {
     let outcome = async {
         let config = Config::load(config_file, flags).map_err(|e| Failure::new(FailureCode::Config, e.to_string()))?;
@@ -152,14 +167,8 @@ pub async fn run(config_file: Option<&Path>, flags: Layer, args: AdminArgs) -> i
     }
     .await;
     match outcome {
-        Ok(out) if args.json => {
-            println!("{}", out.json);
-            0
-        }
-        Ok(out) => {
-            println!("{}", out.text);
-            0
-        }
+        Ok(out) if args.json => print_out(&out.json.to_string()),
+        Ok(out) => print_out(&out.text),
         Err(fail) if args.json => {
             eprintln!("{}", json!({"error": fail.code.as_str(), "message": fail.message}));
             1
