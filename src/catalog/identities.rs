@@ -163,8 +163,9 @@ impl Identities for SqlCatalog {
     }
 
     async fn account_device(&self, user: UserId, raw: &str) -> CatalogResult<Option<Device>> {
-        // names are never all digits, so at most one of the two matches
-        let id = raw.parse::<i64>().ok();
+        // names are never all digits, so at most one of the two matches (an id is digits only:
+        // "+5" is a name, not device 5)
+        let id = raw.bytes().all(|b| b.is_ascii_digit()).then(|| raw.parse::<i64>().ok()).flatten();
         let sql = format!("select {DEVICE} from devices d where d.user_id = $1 and (d.name = $2 or d.id = $3) limit 1");
         let row = self.db.read().await?.opt(&sql, params![user.0, raw, id]).await?;
         row.map(|r| rows::device(&r, 0)).transpose()

@@ -330,12 +330,18 @@ impl ResumableUploads {
             TusError::OffsetMismatch { sent, offset: upload.offset }
         } else if let Some(sent) = terms.length.filter(|sent| *sent < upload.offset) {
             TusError::InvalidLength(format!("Upload-Length {sent} is below the upload's offset {}", upload.offset))
-        } else if let (Some(sent), Some(length)) = (terms.length, upload.length) {
+        } else if let (Some(sent), Some(length)) = (terms.length, upload.length)
+            && sent != length
+        {
             TusError::InvalidLength(format!("Upload-Length {sent} differs from the upload's length {length}"))
-        } else {
+        } else if upload.state == TusState::Completed {
             // completed, and the request starts at its end: nothing left to do (a client
             // repeating the completing PATCH whose answer it lost)
             return Ok(Leased::Complete(upload));
+        } else {
+            // refused while free at the same offset: a lease that ran out between the refusal
+            // and this look; the client tries again
+            TusError::Locked
         })
     }
 

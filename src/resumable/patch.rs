@@ -104,9 +104,11 @@ impl ResumableUploads {
         }
         .await;
         if let Err(failed) = streamed {
-            let _ = pump.settle().await;
+            // a write that failed in the background leaves the writer behind the hashers:
+            // such a state is never recorded (the next PATCH starts from the last record)
+            let settled = pump.settle().await.is_ok();
             let broke_off = matches!(failed, TusError::Ingest(IngestError::Body(_)));
-            if broke_off && checksum.is_none() && lease.valid() {
+            if broke_off && settled && checksum.is_none() && lease.valid() {
                 // the body broke off: what arrived stays, and HEAD shows it
                 if let Err(e) = self.checkpoint(lease, &upload, &mut pump, &mut recorded, true).await {
                     tracing::warn!(error = %e, upload = %upload.id, "could not keep a broken-off PATCH's bytes");

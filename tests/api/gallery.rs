@@ -300,6 +300,21 @@ async fn devices_resolve_by_name_or_id_and_other_accounts_see_nothing() {
         .unwrap();
     expect_gallery_error(delete, 404, "no_such_device").await;
     assert_eq!(g.get_json("events").await.as_array().unwrap().len(), 1, "nothing deleted");
+
+    // "+N" is a name (ids are digits only): the device of that name, not device N
+    let alice = app.catalog().user_by_name("alice").await.unwrap().unwrap();
+    let plus = ferry::catalog::NewDevice {
+        user_id: alice.user_id,
+        name: ferry::domain::Name::parse(&format!("+{device_id}")).unwrap(),
+        key_hash: ferry::auth::secrets::hash("fry_d_unused"),
+    };
+    app.catalog().create_device(plus).await.unwrap();
+    for _ in 0..5 {
+        let url = app.url(&format!("/api/gallery/%2B{device_id}/events"));
+        let listed = app.client.get(url).bearer_auth(&g.token).send().await.unwrap();
+        assert_eq!(listed.json::<Value>().await.unwrap(), json!([]), "the device named +{device_id}, with no events");
+    }
+    assert_eq!(g.get_json("events").await.as_array().unwrap().len(), 1, "and by its own name the first one");
 }
 
 #[tokio::test]

@@ -120,6 +120,13 @@ async fn deferred_length_creation_with_upload_and_empty_uploads() {
     assert_eq!(done.status(), 204);
     assert_eq!(tus.head(&url).await.headers()["upload-length"], length.as_str());
     assert_eq!(tus.files().await.len(), 1);
+    // a client that lost the answer repeats the completing PATCH's end: done, nothing filed again
+    let again = tus.patch_with(&url, body.len(), Vec::new(), &[("upload-length", &length)]).await;
+    assert_eq!(again.status(), 204);
+    assert_eq!(again.headers()["upload-offset"], length.as_str());
+    let other = tus.patch_with(&url, body.len(), Vec::new(), &[("upload-length", "100001")]).await;
+    expect_error(other, 400, "invalid_length").await;
+    assert_eq!(tus.files().await.len(), 1);
 
     // creation-with-upload: the whole file in the POST, filed before the 201
     let small = bytes_of(5000, 12);
