@@ -11,6 +11,7 @@ mod local;
 mod local_resumable;
 mod resumable;
 mod s3;
+mod s3_connect;
 mod s3_resumable;
 mod s3_writer;
 mod sigv4;
@@ -23,7 +24,8 @@ use crate::domain::{ByteRange, Sha256Hex};
 pub use direct::{Assembled, DirectMultipart, DirectUploads, Presigned, StoredPart, composite_etag};
 pub use local::LocalStore;
 pub use resumable::ResumableWriter;
-pub use s3::{S3Store, s3_client};
+pub use s3::S3Store;
+pub use s3_connect::s3_client;
 
 /// A stream of blob bytes, read lazily in bounded pieces.
 pub type ByteStream = BoxStream<'static, std::io::Result<Bytes>>;

@@ -20,12 +20,13 @@ use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 use futures_util::{StreamExt, TryStreamExt};
-use object_store::aws::{AmazonS3, AmazonS3Builder};
+use object_store::aws::AmazonS3;
 use object_store::buffered::BufWriter;
 use object_store::path::Path;
-use object_store::{BackoffConfig, GetOptions, GetRange, ObjectStore, ObjectStoreExt, RetryConfig};
+use object_store::{GetOptions, GetRange, ObjectStore, ObjectStoreExt};
 use tokio::io::AsyncWriteExt;
 
+use super::s3_connect::{presigner, s3_client};
 use super::s3_writer::S3Writer;
 use super::*;
 use crate::config::S3Config;
@@ -55,41 +56,6 @@ pub struct S3Store {
     pub(super) max_single_copy: u64,
     /// Direct-mode PUTs never registered are removed after this (longer than a signed URL lives).
     direct_staging_max_age: Duration,
-}
-
-/// A client for `config`'s bucket, retrying transient failures a few times.
-pub fn s3_client(config: &S3Config) -> Result<AmazonS3, StoreError> {
-    let mut builder = AmazonS3Builder::new()
-        .with_bucket_name(&config.bucket)
-        .with_region(&config.region)
-        .with_virtual_hosted_style_request(!config.path_style)
-        .with_retry(RetryConfig {
-            backoff: BackoffConfig::default(),
-            max_retries: 3,
-            retry_timeout: Duration::from_secs(30),
-        });
-    if let Some(endpoint) = &config.endpoint {
-        builder = builder.with_endpoint(endpoint).with_allow_http(endpoint.starts_with("http://"));
-    }
-    if let Some(id) = &config.access_key_id {
-        builder = builder.with_access_key_id(id);
-    }
-    if let Some(secret) = &config.secret_access_key {
-        builder = builder.with_secret_access_key(&secret.0);
-    }
-    builder.build().map_err(io)
-}
-
-/// The direct-mode presigner for `config`'s bucket (AWS's endpoint for the region when none is set).
-fn presigner(config: &S3Config) -> Option<super::sigv4::SigV4> {
-    Some(super::sigv4::SigV4 {
-        endpoint: config.endpoint.clone().unwrap_or_else(|| format!("https://s3.{}.amazonaws.com", config.region)),
-        bucket: config.bucket.clone(),
-        region: config.region.clone(),
-        path_style: config.path_style,
-        access_key_id: config.access_key_id.clone()?,
-        secret_access_key: config.secret_access_key.clone()?.0,
-    })
 }
 
 /// What a bad staging key is called in errors.

@@ -10,7 +10,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::routing::get;
 use ferry::catalog::SqlCatalog as PgCatalog;
-use ferry::catalog::{Identities, JobQueue, Library};
+use ferry::catalog::{Identities, JobQueue, Library, TokenRecord, User};
 use ferry::domain::{Level, Name};
 use serde_json::{Value, json};
 
@@ -36,6 +36,15 @@ async fn counting_origin(body: Vec<u8>) -> (String, Arc<AtomicUsize>) {
     let address = format!("http://{}/clip.mp4", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
     (address, hits)
+}
+
+/// User alice (uploader) with a token of `scopes`: the user, the token's secret and its record.
+async fn alice_with_token(catalog: &PgCatalog, scopes: &str) -> (User, String, TokenRecord) {
+    let alice = catalog.create_user(&Name::parse("alice").unwrap(), Level::Uploader).await.unwrap();
+    let token = ferry::auth::secrets::generate("fry_t_");
+    let hash = ferry::auth::secrets::hash(&token);
+    let issued = catalog.create_token(alice.user_id, scopes.parse().unwrap(), &hash).await.unwrap();
+    (alice, token, issued)
 }
 
 /// The environment of a replica on `database` and `s3`.
@@ -65,10 +74,7 @@ async fn two_replicas_share_uploads_and_run_a_job_once() {
     let client = reqwest::Client::new();
 
     let catalog = PgCatalog::open(&database.url).await.unwrap();
-    let alice = catalog.create_user(&Name::parse("alice").unwrap(), Level::Uploader).await.unwrap();
-    let token = ferry::auth::secrets::generate("fry_t_");
-    let hash = ferry::auth::secrets::hash(&token);
-    catalog.create_token(alice.user_id, "upload".parse().unwrap(), &hash).await.unwrap();
+    let (_, token, _) = alice_with_token(&catalog, "upload").await;
 
     // start on A, send the parts to B (same signed path and query, other host), complete on A
     let start = format!("{}/api/users/multipart_upload_start/shared?part_count=2", a.address);
@@ -135,10 +141,7 @@ async fn direct_completions_sent_to_two_replicas_at_once_all_get_the_same_answer
     let b = FerryProcess::start(dir_b.path(), &env);
     let client = reqwest::Client::new();
     let catalog = PgCatalog::open(&database.url).await.unwrap();
-    let alice = catalog.create_user(&Name::parse("alice").unwrap(), Level::Uploader).await.unwrap();
-    let token = ferry::auth::secrets::generate("fry_t_");
-    let hash = ferry::auth::secrets::hash(&token);
-    catalog.create_token(alice.user_id, "upload".parse().unwrap(), &hash).await.unwrap();
+    let (_, token, _) = alice_with_token(&catalog, "upload").await;
     for round in 0..3 {
         let file_id = format!("clip-{round}");
         let start = format!("{}/api/users/multipart_upload_start/{file_id}?part_count=2", a.address);
@@ -191,17 +194,14 @@ async fn a_token_revoked_is_refused_by_both_replicas_within_a_second_while_their
     let replicas = [FerryProcess::start(dir_a.path(), &env), FerryProcess::start(dir_b.path(), &env)];
     let client = reqwest::Client::new();
     let catalog = PgCatalog::open(&database.url).await.unwrap();
-    let alice = catalog.create_user(&Name::parse("alice").unwrap(), Level::Uploader).await.unwrap();
-    let token = ferry::auth::secrets::generate("fry_t_");
-    let issued =
-        catalog.create_token(alice.user_id, "read".parse().unwrap(), &ferry::auth::secrets::hash(&token)).await;
+    let (_, token, issued) = alice_with_token(&catalog, "read").await;
     let me = |replica: &FerryProcess| client.get(format!("{}/api/me", replica.address)).bearer_auth(&token).send();
     for _ in 0..20 {
         for replica in &replicas {
             assert_eq!(me(replica).await.unwrap().status(), 200, "a burst on each replica warms its cache");
         }
     }
-    catalog.revoke_token(issued.unwrap().token_id).await.unwrap();
+    catalog.revoke_token(issued.token_id).await.unwrap();
     // both are asked in turn, so neither gets a second longer than the other
     let since = std::time::Instant::now();
     for replica in &replicas {
@@ -221,10 +221,7 @@ async fn a_tus_upload_started_on_one_replica_is_finished_on_the_other() {
     let b = FerryProcess::start(dir_b.path(), &env);
     let client = reqwest::Client::new();
     let catalog = PgCatalog::open(&database.url).await.unwrap();
-    let alice = catalog.create_user(&Name::parse("alice").unwrap(), Level::Uploader).await.unwrap();
-    let token = ferry::auth::secrets::generate("fry_t_");
-    let hash = ferry::auth::secrets::hash(&token);
-    catalog.create_token(alice.user_id, "upload".parse().unwrap(), &hash).await.unwrap();
+    let (alice, token, _) = alice_with_token(&catalog, "upload").await;
     let tus = |method: reqwest::Method, url: &str| {
         client.request(method, url).bearer_auth(&token).header("tus-resumable", "1.0.0")
     };
