@@ -22,7 +22,7 @@ use crate::http::{AppState, router};
 use crate::import_buckets::ImportBuckets;
 use crate::ingest::Ingest;
 use crate::ingest::multipart::MultipartUploads;
-use crate::jobs::{BlobWrites, JobRunner, Registration, consistency, maintenance_tasks};
+use crate::jobs::{BlobWrites, JobRunner, Registration, StorageLifecycle, consistency, maintenance_tasks};
 use crate::library::{LibraryFiles, RemoteImports};
 use crate::media::MediaProcessor;
 use crate::remote::RemotePolicy;
@@ -50,6 +50,8 @@ pub struct Services {
     pub library: LibraryFiles,
     pub events: GalleryEvents,
     pub jobs: JobRunner,
+    /// Retention, hold release and collection (also run by `ferry admin collect`).
+    pub lifecycle: StorageLifecycle,
     pub remote: Arc<RemotePolicy>,
     pub import_buckets: Arc<ImportBuckets>,
     wake: Arc<Notify>,
@@ -75,6 +77,7 @@ impl Services {
         let events = GalleryEvents::new(catalog.clone(), ingest.clone());
         let tus = ResumableUploads::new(ingest.clone(), library.clone(), events.clone(), &config);
         let jobs = JobRunner::new(catalog.clone(), wake.clone(), config.job_interval);
+        let lifecycle = StorageLifecycle::new(catalog.clone(), store.clone(), &config);
         let mut services = Self {
             config,
             catalog,
@@ -86,6 +89,7 @@ impl Services {
             library,
             events,
             jobs,
+            lifecycle,
             remote,
             import_buckets,
             wake,
@@ -216,6 +220,7 @@ impl Application {
             signer: services.signer,
             principals: Arc::default(),
             jobs: services.jobs,
+            lifecycle: services.lifecycle,
             remote: services.remote,
             import_buckets: services.import_buckets,
             public_url,

@@ -30,6 +30,8 @@ pub enum Endpoint {
     GalleryDelete,
     /// tus resumable uploads (§5).
     Tus,
+    /// Deleting a library or multipart file (API.md §5).
+    FileDelete,
     /// Ferry's own account info (`GET /api/me`).
     AccountInfo,
 }
@@ -69,6 +71,7 @@ pub const fn rule_for(endpoint: Endpoint) -> Rule {
         GalleryRead => rule(Token, Viewer, Some(Scope::Read)),
         GalleryUpload => rule(Token, Uploader, Some(Scope::Upload)),
         GalleryDelete => rule(Token, Viewer, Some(Scope::Delete)),
+        FileDelete => rule(Token, Viewer, Some(Scope::Delete)),
         Tus => rule(Token, Uploader, Some(Scope::Upload)),
         AccountInfo => rule(Token, Viewer, None),
     }

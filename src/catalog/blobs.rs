@@ -5,10 +5,10 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use futures_util::future::BoxFuture;
 
 use super::db::Exec;
-use super::intents::{Kind, write_intent};
+use super::intents::Kind;
+use super::lifecycle::{HoldCheck, check_hold};
 use super::rows::{self, BLOB};
 use super::section::Access;
 use super::*;
@@ -38,16 +38,6 @@ pub trait Blobs {
     /// ([`crate::domain::media_job`]): every new content is processed once, and a crash
     /// cannot leave content recorded but never processed.
     async fn commit_blob(&self, blob: &BlobRecord, holder: UserId, place_bytes: BlobStep) -> CatalogResult<()>;
-    /// Collects one blob that nothing holds or references and that was last used before
-    /// `unused_for` ago, inside the blob's critical section: its rows go together with a
-    /// `collect` intent being written, then `delete_bytes` runs, then the intent goes. A crash
-    /// or a failed delete leaves the intent, and the sweep removes the bytes; a row without
-    /// bytes never exists. Returns the collected hash, or `None` when nothing is collectable.
-    async fn collect_blob(
-        &self,
-        unused_for: Duration,
-        delete_bytes: Box<dyn FnOnce(Sha256Hex) -> BoxFuture<'static, Result<(), BoxError>> + Send>,
-    ) -> CatalogResult<Option<Sha256Hex>>;
     /// Finishes what a crash or a failed step left behind: for every intent written more than
     /// `older_than` ago, inside its blob's critical section, the bytes are removed unless the
     /// content is recorded, then the intent goes. Bytes no intent names are never touched.
@@ -56,16 +46,6 @@ pub trait Blobs {
     /// Contents with an unresolved intent (reported by `admin check`, never repaired by it).
     async fn pending_intents(&self) -> CatalogResult<Vec<Sha256Hex>>;
 }
-
-/// Everything that keeps a blob alive (`$1` is the last-use cutoff); later tables add theirs.
-const COLLECTABLE: &str = "b.last_used_ms <= $1
-    and not exists (select 1 from holds h where h.sha256 = b.sha256)
-    and not exists (select 1 from media m where m.sha256 = b.sha256)
-    and not exists (select 1 from uploads u where u.sha256 = b.sha256)
-    and not exists (select 1 from files f where f.sha256 = b.sha256)
-    and not exists (select 1 from events e where e.sha256 = b.sha256)
-    and not exists (select 1 from events e where e.thumbnail_sha256 = b.sha256)
-    and not exists (select 1 from blob_media bm where bm.thumbnail_sha256 = b.sha256)";
 
 /// Records a blob (keeping an earlier chunked hash) and `holder`'s hold; queues the media job
 /// of new content. Returns whether the blob row is new.
@@ -119,8 +99,7 @@ impl Blobs for SqlCatalog {
         let mut tx = self.db.begin().await?;
         let released = tx.exec("delete from holds where user_id = $1 and sha256 = $2", params![user.0, sha256]).await?;
         if released > 0 {
-            // the grace period of collection counts from the last release
-            tx.exec("update blobs set last_used_ms = $1 where sha256 = $2", params![now_ms(), sha256]).await?;
+            super::lifecycle::candidate_if_unheld(&mut tx, sha256, now_ms()).await?;
         }
         tx.commit().await
     }
@@ -153,6 +132,8 @@ impl Blobs for SqlCatalog {
         // A failure leaves the intent: the sweep removes whatever the step may have placed.
         place_bytes().await.map_err(CatalogError::Step)?;
         let now = now_ms();
+        // the hold lasts at least the upload expiry, even if nothing uses the content by then
+        check_hold(&mut section, holder, &blob.sha256, HoldCheck::Committed, now).await?;
         if record_blob(&mut section, blob, Some(holder), now).await? {
             super::jobs::enqueue_media(&mut section, &blob.sha256, now).await?;
         }
@@ -160,44 +141,6 @@ impl Blobs for SqlCatalog {
             section.exec("delete from blob_intents where id = $1", params![id]).await?;
         }
         section.commit().await
-    }
-
-    async fn collect_blob(
-        &self,
-        unused_for: Duration,
-        delete_bytes: Box<dyn FnOnce(Sha256Hex) -> BoxFuture<'static, Result<(), BoxError>> + Send>,
-    ) -> CatalogResult<Option<Sha256Hex>> {
-        let cutoff = now_ms() - unused_for.as_millis() as i64;
-        // most passes find nothing: look first, so an idle collector never holds back uploads
-        let pick = format!("select b.sha256 from blobs b where {COLLECTABLE} order by b.last_used_ms limit 1");
-        let Some(candidate) = self.db.read().await?.opt(&pick, params![cutoff]).await? else { return Ok(None) };
-        let sha256: Sha256Hex = candidate.get(0)?;
-        let mut section = self.section(&sha256, Access::Exclusive).await?;
-        // Check again inside the section (and on PostgreSQL with the row locked: a write that
-        // would reference the blob checks its foreign key under a share lock on it, so none
-        // can commit from here, and none committed before is missed by the re-check).
-        let lock = format!("select 1 from blobs where sha256 = $1{}", section.dialect().for_update());
-        section.exec(&lock, params![&sha256]).await?;
-        let recheck = format!("select b.sha256 from blobs b where {COLLECTABLE} and b.sha256 = $2");
-        if section.opt(&recheck, params![cutoff, &sha256]).await?.is_none() {
-            // a commit got there first; the next call picks another candidate
-            return Ok(None);
-        }
-        // its media result goes with it (the thumbnail it kept alive is collected in its turn)
-        section.exec("delete from blob_media where sha256 = $1", params![&sha256]).await?;
-        section.exec("delete from blobs where sha256 = $1", params![&sha256]).await?;
-        let intent = write_intent(&mut section, &sha256, Kind::Collect).await?;
-        section.commit().await?;
-        // Rows first (with the intent), then bytes, still inside the section: a crash or a
-        // failed delete leaves bytes the intent names; never a row without bytes.
-        match delete_bytes(sha256.clone()).await {
-            Ok(()) => {
-                section.exec("delete from blob_intents where id = $1", params![intent]).await?;
-                section.commit().await?;
-            }
-            Err(e) => tracing::warn!(error = %e, %sha256, "a collected blob's bytes stay until the intent sweep"),
-        }
-        Ok(Some(sha256))
     }
 
     async fn sweep_intents(&self, older_than: Duration, delete_bytes: ByteDeleter) -> CatalogResult<usize> {

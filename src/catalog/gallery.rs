@@ -4,6 +4,7 @@
 use async_trait::async_trait;
 
 use super::db::Exec;
+use super::lifecycle::{HoldCheck, check_hold};
 use super::rows::{self, EVENT, MEDIA_RESULT};
 use super::*;
 use crate::clock::now_ms;
@@ -132,8 +133,16 @@ impl Gallery for SqlCatalog {
     }
 
     async fn set_event_thumbnail(&self, device: DeviceId, id: &str, thumbnail: &BlobRecord) -> CatalogResult<bool> {
-        let sql = "update events set thumbnail_sha256 = $1 where device_id = $2 and id = $3 and not is_deleted";
-        self.update_event(sql, params![&thumbnail.sha256, device.0, id]).await
+        let mut tx = self.db.begin().await?;
+        let Some(event) = event_in(&mut tx, device, id).await? else { return Ok(false) };
+        let sql = "update events set thumbnail_sha256 = $1 where device_id = $2 and id = $3";
+        tx.exec(sql, params![&thumbnail.sha256, device.0, id]).await?;
+        // a replaced thumbnail stays held for the retention, like a deleted item's content
+        if let Some(old) = event.thumbnail_sha256.filter(|old| *old != thumbnail.sha256) {
+            check_hold(&mut tx, event.user_id, &old, HoldCheck::Deleted, now_ms()).await?;
+        }
+        tx.commit().await?;
+        Ok(true)
     }
 
     async fn set_event_content(

@@ -6,6 +6,7 @@
 use async_trait::async_trait;
 
 use super::db::Exec;
+use super::lifecycle::{HoldCheck, check_hold};
 use super::rows::{self, FILE, SESSION};
 use super::*;
 use crate::clock::now_ms;
@@ -41,6 +42,9 @@ pub trait Library {
     async fn file_of_job(&self, job_id: i64) -> CatalogResult<Option<LibraryFile>>;
     /// Library files, oldest first; of one user when given.
     async fn list_files(&self, user: Option<UserId>) -> CatalogResult<Vec<LibraryFile>>;
+    /// Deletes a library file (of `user` when given); its content stays held for the
+    /// retention. `false` when there is no such file.
+    async fn delete_file(&self, user: Option<UserId>, file_id: &str) -> CatalogResult<bool>;
     /// Deletes sessions that expired before `expired_before_ms` (their files stay in the
     /// library); returns how many.
     async fn delete_expired_sessions(&self, expired_before_ms: i64, limit: u32) -> CatalogResult<usize>;
@@ -232,6 +236,16 @@ impl Library for SqlCatalog {
             Some(user) => files_where(&mut conn, "x.user_id = $1", params![user.0]).await,
             None => files_where(&mut conn, "true", &[]).await,
         }
+    }
+
+    async fn delete_file(&self, user: Option<UserId>, file_id: &str) -> CatalogResult<bool> {
+        let mut tx = self.db.begin().await?;
+        let sql = "delete from files where id = $1 and ($2 is null or user_id = $2) returning user_id, sha256";
+        let Some(deleted) = tx.opt(sql, params![file_id, user.map(|u| u.0)]).await? else { return Ok(false) };
+        let (owner, sha256): (i64, Sha256Hex) = (deleted.get(0)?, deleted.get(1)?);
+        check_hold(&mut tx, UserId(owner), &sha256, HoldCheck::Deleted, now_ms()).await?;
+        tx.commit().await?;
+        Ok(true)
     }
 
     async fn delete_expired_sessions(&self, expired_before_ms: i64, limit: u32) -> CatalogResult<usize> {

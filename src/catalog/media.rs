@@ -5,15 +5,14 @@
 //! committed (two creates of one path get one item); on SQLite the single writer orders them
 //! anyway. A write that changes nothing rolls back, counter included.
 
-use std::time::Duration;
-
 use async_trait::async_trait;
 
 use super::db::{Exec, Tx};
+use super::lifecycle::{HoldCheck, check_hold};
 use super::rows::{self, MEDIA};
 use super::*;
 use crate::clock::now_ms;
-use crate::domain::VolumeId;
+use crate::domain::{UserId, VolumeId};
 
 #[async_trait]
 pub trait MediaItems {
@@ -42,8 +41,6 @@ pub trait MediaItems {
     async fn media_by_file_hash(&self, volume: VolumeId, file_hashes: &[Sha256Hex]) -> CatalogResult<Vec<MediaItem>>;
     /// The change feed: items changed after `after_seq`, in change order, at most `limit`.
     async fn media_changes(&self, volume: VolumeId, after_seq: i64, limit: u32) -> CatalogResult<Vec<MediaItem>>;
-    /// Removes tombstones older than `retention` and releases the holds only they kept.
-    async fn purge_tombstones(&self, retention: Duration) -> CatalogResult<usize>;
 }
 
 /// Moves the volume's change counter; `None` when there is no such volume.
@@ -65,8 +62,21 @@ async fn locked_item(
     row.map(|r| rows::media_item(&r, 0)).transpose()
 }
 
-/// Writes content onto an existing row (update or revive).
-async fn set_content(tx: &mut Tx<'_>, id: i64, seq: i64, content: &MediaContent, by: Updater) -> CatalogResult<()> {
+/// Writes content onto an existing row (update or revive). Content it replaces stays held
+/// for the retention, like a deleted item's.
+async fn set_content(
+    tx: &mut Tx<'_>,
+    previous: &MediaItem,
+    seq: i64,
+    content: &MediaContent,
+    by: Updater,
+) -> CatalogResult<()> {
+    let id = previous.media_id;
+    if previous.sha256 != content.blob.sha256 {
+        let owner: i64 =
+            tx.one("select user_id from volumes where id = $1", params![previous.volume_id.0]).await?.get(0)?;
+        check_hold(tx, UserId(owner), &previous.sha256, HoldCheck::Deleted, now_ms()).await?;
+    }
     tx.exec(
         "update media set sha256 = $1, file_hash = $2, size = $3, ctime = $4, mtime = $5, is_deleted = false,
              deleted_ms = null, last_updated_ms = $6, last_updated_user_id = $7, last_updated_device_id = $8,
@@ -115,7 +125,7 @@ impl MediaItems for SqlCatalog {
             }
             Some(item) if !item.is_deleted => return Ok(MediaCreated::Conflict(item)),
             Some(tombstone) => {
-                set_content(&mut tx, tombstone.media_id, seq, content, by).await?;
+                set_content(&mut tx, &tombstone, seq, content, by).await?;
                 MediaCreated::Created(tombstone.media_id)
             }
             None => {
@@ -165,7 +175,7 @@ impl MediaItems for SqlCatalog {
         if expected_last_updated_ms.is_some_and(|expected| expected != item.last_updated_ms) {
             return Ok(MediaUpdated::Stale(item));
         }
-        set_content(&mut tx, media_id, seq, content, by).await?;
+        set_content(&mut tx, &item, seq, content, by).await?;
         tx.commit().await?;
         Ok(MediaUpdated::Updated)
     }
@@ -204,28 +214,5 @@ impl MediaItems for SqlCatalog {
     async fn media_changes(&self, volume: VolumeId, after_seq: i64, limit: u32) -> CatalogResult<Vec<MediaItem>> {
         let condition = format!("m.volume_id = $1 and m.change_seq > $2 order by m.change_seq limit {limit}");
         self.media_where(&condition, params![volume.0, after_seq]).await
-    }
-
-    async fn purge_tombstones(&self, retention: Duration) -> CatalogResult<usize> {
-        let now = now_ms();
-        let mut tx = self.db.begin().await?;
-        let sql = "select m.id, v.user_id, m.sha256 from media m join volumes v on v.id = m.volume_id
-                   where m.is_deleted and m.deleted_ms <= $1 order by m.deleted_ms limit 1000";
-        let purged = tx.rows(sql, params![now - retention.as_millis() as i64]).await?;
-        for row in &purged {
-            let (id, user, sha256): (i64, i64, String) = (row.get(0)?, row.get(1)?, row.get(2)?);
-            tx.exec("delete from media where id = $1", params![id]).await?;
-            // the hold goes only if none of the user's other items still uses the content
-            tx.exec(
-                "delete from holds where user_id = $1 and sha256 = $2
-                   and not exists (select 1 from media m join volumes v on v.id = m.volume_id
-                                   where v.user_id = $1 and m.sha256 = $2)",
-                params![user, &sha256],
-            )
-            .await?;
-            tx.exec("update blobs set last_used_ms = $1 where sha256 = $2", params![now, &sha256]).await?;
-        }
-        tx.commit().await?;
-        Ok(purged.len())
     }
 }

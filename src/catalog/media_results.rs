@@ -33,6 +33,14 @@ async fn write_result(exec: &mut dyn Exec, info: &NewMediaInfo, thumbnail: Optio
     if exec.opt(&source, params![&info.sha256]).await?.is_none() {
         return Err(CatalogError::NotFound(format!("blob {}", info.sha256)));
     }
+    // a re-run that makes another thumbnail (or none) lets go of the earlier one
+    let earlier = "select thumbnail_sha256 from blob_media where sha256 = $1 and thumbnail_sha256 is not null";
+    if let Some(row) = exec.opt(earlier, params![&info.sha256]).await? {
+        let earlier: Sha256Hex = row.get(0)?;
+        if thumbnail != Some(&earlier) {
+            super::lifecycle::candidate_if_unheld(exec, &earlier, now_ms()).await?;
+        }
+    }
     exec.exec(
         "insert into blob_media (sha256, status, metadata, thumbnail_sha256, error, updated_ms)
          values ($1, $2, $3, $4, $5, $6)

@@ -2,7 +2,7 @@
 //! the holds accounts have on them, media items of every family, uploads in flight, jobs.
 //!
 //! The contract is a set of narrow traits, one per aggregate ([`Identities`], [`Blobs`],
-//! [`MediaItems`], [`Uploads`], [`TusUploads`], [`Library`], [`Gallery`], [`MediaResults`],
+//! [`Lifecycle`], [`MediaItems`], [`Uploads`], [`TusUploads`], [`Library`], [`Gallery`], [`MediaResults`],
 //! [`JobQueue`], [`Targets`], [`Settings`]); [`Catalog`] is their sum, and callers take the narrowest one
 //! they need. [`SqlCatalog`] implements all of them once, in one SQL text for both backends
 //! (`db`): the embedded SQLite file, or PostgreSQL shared by replicas. What differs per
@@ -28,6 +28,7 @@ mod identities;
 mod intents;
 mod jobs;
 mod library;
+mod lifecycle;
 mod media;
 mod media_results;
 pub mod migrate;
@@ -47,6 +48,7 @@ pub use gallery::Gallery;
 pub use identities::Identities;
 pub use jobs::{ClaimScope, JobQueue, MAX_ATTEMPTS};
 pub use library::Library;
+pub use lifecycle::{Collection, HoldCheck, HoldLifetimes, Lifecycle};
 pub use media::MediaItems;
 pub use media_results::MediaResults;
 pub use model::*;
@@ -113,13 +115,14 @@ pub type ByteDeleter = std::sync::Arc<dyn Fn(Sha256Hex) -> BoxFuture<'static, Re
 
 /// The whole catalog: every aggregate's trait. Implementations MUST make every method
 /// atomic (all of its writes or none), MUST serialise [`Blobs::commit_blob`] and
-/// [`Blobs::collect_blob`] for the same SHA-256 (so collection never deletes bytes a commit
+/// [`Lifecycle::collect_blob`] for the same SHA-256 (so collection never deletes bytes a commit
 /// has just relied on), and MUST answer batch methods with a bounded number of queries, not
 /// one per item.
 pub trait Catalog:
     Settings
     + Identities
     + Blobs
+    + Lifecycle
     + MediaItems
     + Uploads
     + TusUploads
@@ -138,6 +141,7 @@ impl<T> Catalog for T where
     T: Settings
         + Identities
         + Blobs
+        + Lifecycle
         + MediaItems
         + Uploads
         + TusUploads

@@ -8,6 +8,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use super::db::{Exec, Tx};
+use super::lifecycle::{HoldCheck, check_hold};
 use super::rows::{self, PART, UPLOAD};
 use super::section::lock_name;
 use super::*;
@@ -61,6 +62,9 @@ pub trait Uploads {
     /// Aborts an open upload that no completion holds, and returns its parts (whose staging
     /// the caller discards): `NotFound` when it is gone, `Conflict` when it is completed or
     /// being completed (an acknowledged completion is never undone).
+    /// Deletes a completed file of the multipart family; its content stays held for the
+    /// retention. `false` when `user` has no such file.
+    async fn delete_multipart_file(&self, user: UserId, file_key: &str) -> CatalogResult<bool>;
     async fn abort_upload(&self, upload_id: &str) -> CatalogResult<Vec<Part>>;
     /// Deletes an expired upload (open, or completed and kept only for repeated answers)
     /// unless a completion holds it, and returns its parts; `None` when it was not deleted.
@@ -293,11 +297,12 @@ impl Uploads for SqlCatalog {
         if open.is_some() {
             return Err(CatalogError::Conflict(in_progress()));
         }
-        tx.exec(
-            "delete from uploads where user_id = $1 and file_key = $2 and state = 'completed'",
-            params![file.user_id.0, key],
-        )
-        .await?;
+        let replaced =
+            "delete from uploads where user_id = $1 and file_key = $2 and state = 'completed' returning sha256";
+        if let Some(replaced) = tx.opt(replaced, params![file.user_id.0, key]).await? {
+            // the replaced file's content stays held for the retention, like a deleted file's
+            check_hold(&mut tx, file.user_id, &replaced.get(0)?, HoldCheck::Deleted, now_ms()).await?;
+        }
         tx.exec(
             "insert into uploads (id, family, user_id, file_key, part_count, content_type, state, result, sha256, size,
                                   expires_ms, created_ms)
@@ -321,6 +326,16 @@ impl Uploads for SqlCatalog {
         let upload = upload_in(&mut tx, &file.upload_id).await?;
         tx.commit().await?;
         upload.ok_or_else(|| CatalogError::NotFound(format!("file {key}")))
+    }
+
+    async fn delete_multipart_file(&self, user: UserId, file_key: &str) -> CatalogResult<bool> {
+        let mut tx = self.db.begin().await?;
+        lock_name(&mut tx, &format!("file:{user}:{file_key}")).await?;
+        let sql = "delete from uploads where user_id = $1 and file_key = $2 and state = 'completed' returning sha256";
+        let Some(deleted) = tx.opt(sql, params![user.0, file_key]).await? else { return Ok(false) };
+        check_hold(&mut tx, user, &deleted.get(0)?, HoldCheck::Deleted, now_ms()).await?;
+        tx.commit().await?;
+        Ok(true)
     }
 
     async fn abort_upload(&self, upload_id: &str) -> CatalogResult<Vec<Part>> {

@@ -146,5 +146,6 @@ requires! {
     GalleryRead => GalleryRead,
     GalleryUpload => GalleryUpload,
     GalleryDelete => GalleryDelete,
+    FileDelete => FileDelete,
     TusUpload => Tus,
 }

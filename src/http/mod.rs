@@ -54,6 +54,8 @@ pub struct AppState {
     /// Principals resolved within the last moment (see `auth::PrincipalCache`).
     pub principals: Arc<crate::auth::PrincipalCache>,
     pub jobs: JobRunner,
+    /// Retention, hold release and collection (tests run a pass as if time had passed).
+    pub lifecycle: crate::jobs::StorageLifecycle,
     /// Where remote import may reach.
     pub remote: Arc<crate::remote::RemotePolicy>,
     /// Where blob import reads objects.

@@ -1,8 +1,9 @@
 //! The housekeeping the runner does when no job is queued, in the order it is tried (each
 //! can free the next): expire abandoned uploads (multipart here, others in the `features`
 //! tasks their services make with [`periodic`]) and sessions, forget spent one-time targets,
-//! purge old tombstones, finish interrupted blob intents, sweep abandoned staging, collect
-//! unreferenced blobs.
+//! purge deleted items past their retention and release holds nothing uses (the storage
+//! lifecycle), finish interrupted blob intents, sweep abandoned staging, collect unreferenced
+//! blobs.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -10,6 +11,7 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use futures_util::future::BoxFuture;
 
+use super::lifecycle::StorageLifecycle;
 use super::{Periodic, consistency};
 use crate::blob_store::BlobStore;
 use crate::catalog::{BoxError, Catalog};
@@ -22,11 +24,6 @@ use crate::ingest::multipart::MultipartUploads;
 const INTENT_AGE: Duration = Duration::from_secs(600);
 /// Abandoned staging is looked for this often (on S3 it is a listing of the staging area).
 const STAGING_SWEEP_EVERY: Duration = Duration::from_secs(600);
-/// After a collection pass finds nothing, the next one waits a tenth of `gc_grace`, at most
-/// this long. A pass reads every blob last used before the grace cutoff until it meets an
-/// unreferenced one, so on a large catalog it is not free (~0.1 s per 200,000 referenced
-/// blobs on SQLite), and the runner wakes after every upload that stores new content.
-const MAX_COLLECTION_PAUSE: Duration = Duration::from_secs(60);
 
 /// Whether the tasks that write or remove blobs run in this process. Beside a server on an
 /// SQLite catalog they do not: that catalog keeps commits, collection and the intent sweep
@@ -73,14 +70,9 @@ pub fn maintenance_tasks(
                 })
             }
         }),
-        Task::shared("purge_tombstones", Duration::ZERO, {
-            let (catalog, retention) = (catalog.clone(), config.tombstone_retention);
-            move || {
-                let catalog = catalog.clone();
-                Box::pin(async move { counted(catalog.purge_tombstones(retention).await?, "tombstones") })
-            }
-        }),
     ]);
+    let lifecycle = StorageLifecycle::new(catalog.clone(), store.clone(), config);
+    tasks.extend(lifecycle.release_tasks());
     if blob_writes == BlobWrites::LeftToServer {
         return tasks;
     }
@@ -101,17 +93,7 @@ pub fn maintenance_tasks(
             Box::pin(async move { counted(store.sweep_staging(unregistered).await?, "abandoned staging objects") })
         }
     }));
-    tasks.push(Task::shared("collect_blobs", (config.gc_grace / 10).min(MAX_COLLECTION_PAUSE), {
-        let grace = config.gc_grace;
-        move || {
-            let (catalog, store) = (catalog.clone(), store.clone());
-            Box::pin(async move {
-                let delete = consistency::deleter(store);
-                let collected = catalog.collect_blob(grace, Box::new(move |sha256| delete(sha256))).await?;
-                Ok(collected.map(|sha256| format!("collected blob {sha256}")))
-            })
-        }
-    }));
+    tasks.push(lifecycle.collection_task());
     tasks
 }
 

@@ -14,6 +14,7 @@
 //! --until-idle` drive it deterministically; the server runs the same in workers.
 
 pub mod consistency;
+mod lifecycle;
 mod maintenance;
 
 use std::collections::BTreeMap;
@@ -26,6 +27,7 @@ use tracing::Instrument;
 
 use crate::catalog::{BoxError, Catalog, CatalogError, ClaimScope, Job, JobOutcome};
 use crate::domain::{JobKind, UserId};
+pub use lifecycle::{PassReport, StorageLifecycle};
 pub use maintenance::{BlobWrites, maintenance_tasks, periodic};
 
 /// How long a claimed job is leased; its worker renews it every third of that while alive.

@@ -92,6 +92,12 @@ impl LibraryFiles {
         Ok(self.catalog.file(user, file_id).await?)
     }
 
+    /// Deletes a file of the library (of `user` when given); its bytes follow the retention
+    /// rule of every delete. `false` when there is no such file.
+    pub async fn delete(&self, user: Option<UserId>, file_id: &str) -> Result<bool, LibraryError> {
+        Ok(self.catalog.delete_file(user, file_id).await?)
+    }
+
     /// The file a remote import filed, once it has.
     pub async fn of_import(&self, job_id: i64) -> Result<Option<LibraryFile>, LibraryError> {
         Ok(self.catalog.file_of_job(job_id).await?)

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ferry::catalog::*;
+use ferry::clock::now_ms;
 use ferry::domain::{JobKind, Level, MediaPath, Name, Sha256Hex};
 use futures_util::future::BoxFuture;
 
@@ -97,9 +98,8 @@ pub async fn holds_follow_commits_and_failed_steps_record_nothing(catalog: Arc<d
 pub async fn collection_skips_held_blobs(catalog: Arc<dyn Catalog>) {
     let a = catalog.create_user(&Name::parse("a").unwrap(), Level::Uploader).await.unwrap();
     catalog.commit_blob(&blob(1), a.user_id, ok_step()).await.unwrap();
-    let never: Box<dyn FnOnce(Sha256Hex) -> BoxFuture<'static, Result<(), BoxError>> + Send> =
-        Box::new(|h| Box::pin(async move { panic!("held blob {h} must not be collected") }));
-    assert_eq!(catalog.collect_blob(Duration::ZERO, never).await.unwrap(), None);
+    let never: ByteDeleter = Arc::new(|h| Box::pin(async move { panic!("held blob {h} must not be collected") }));
+    assert_eq!(catalog.collect_blob(now_ms(), never).await.unwrap(), Collection::Nothing);
 }
 
 pub async fn jobs_are_claimed_once_retried_and_deduplicated(catalog: Arc<dyn Catalog>) {
@@ -187,17 +187,15 @@ pub async fn new_content_queues_one_media_job_and_results_keep_their_thumbnail(c
     assert_eq!(catalog.list_jobs(None).await.unwrap().len(), 1, "a generated thumbnail is not processed itself");
 
     // the thumbnail lives while the result does; the result goes with its content
-    let deleted: Box<dyn FnOnce(Sha256Hex) -> BoxFuture<'static, Result<(), BoxError>> + Send> =
-        Box::new(|_| Box::pin(async { Ok(()) }));
-    assert_eq!(catalog.collect_blob(Duration::ZERO, deleted).await.unwrap(), None, "both are kept");
+    let deleted: ByteDeleter = Arc::new(|_| Box::pin(async { Ok(()) }));
+    assert_eq!(catalog.collect_blob(now_ms(), deleted.clone()).await.unwrap(), Collection::Nothing, "both are kept");
     catalog.release_hold(a.user_id, &blob(1).sha256).await.unwrap();
     let mut collected = Vec::new();
     loop {
-        let deleted: Box<dyn FnOnce(Sha256Hex) -> BoxFuture<'static, Result<(), BoxError>> + Send> =
-            Box::new(|_| Box::pin(async { Ok(()) }));
-        match catalog.collect_blob(Duration::ZERO, deleted).await.unwrap() {
-            Some(hash) => collected.push(hash),
-            None => break,
+        match catalog.collect_blob(now_ms(), deleted.clone()).await.unwrap() {
+            Collection::Collected { sha256, .. } => collected.push(sha256),
+            Collection::Kept(sha256) => panic!("{sha256} is needed by nothing"),
+            Collection::Nothing => break,
         }
     }
     assert_eq!(collected, vec![blob(1).sha256, blob(2).sha256], "the content first, then its thumbnail");

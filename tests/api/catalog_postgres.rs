@@ -103,8 +103,8 @@ mod races {
     use std::sync::Mutex;
     use std::time::Instant;
 
+    use ferry::clock::now_ms;
     use ferry::domain::{Level, Name, Sha256Hex, UserId, VolumeId};
-    use futures_util::future::BoxFuture;
     use tokio::sync::Barrier;
 
     use super::*;
@@ -246,9 +246,10 @@ mod races {
                 })
             })
         };
-        let remove = || -> Box<dyn FnOnce(Sha256Hex) -> BoxFuture<'static, Result<(), BoxError>> + Send> {
+        let remove = || -> ByteDeleter {
             let stored = stored.clone();
-            Box::new(move |hash| {
+            Arc::new(move |hash| {
+                let stored = stored.clone();
                 Box::pin(async move {
                     tokio::time::sleep(Duration::from_millis(3)).await;
                     stored.lock().unwrap().remove(&hash);
@@ -265,19 +266,19 @@ mod races {
             let (a, b, step, unstep, c) =
                 (r.a.clone(), r.b.clone(), place(content.sha256.clone()), remove(), content.clone());
             let (committed, swept) =
-                race(async move { a.commit_blob(&c, user, step).await.map(|()| None) }, async move {
-                    b.collect_blob(Duration::ZERO, unstep).await
+                race(async move { a.commit_blob(&c, user, step).await.map(|()| Collection::Nothing) }, async move {
+                    b.collect_blob(now_ms(), unstep).await
                 })
                 .await;
             committed.unwrap();
-            collected += usize::from(swept.unwrap().is_some());
+            collected += usize::from(matches!(swept.unwrap(), Collection::Collected { .. }));
             // whichever went first, the commit's hold keeps both the row and the bytes
             assert!(r.b.blob(&content.sha256).await.unwrap().is_some(), "blob {n}: row");
             assert!(stored.lock().unwrap().contains(&content.sha256), "blob {n}: row without bytes");
             assert!(r.b.holds(user, &content.sha256).await.unwrap(), "blob {n}: hold");
         }
         // every blob is held again: nothing is left to collect, and no bytes lack a row
-        assert_eq!(r.a.collect_blob(Duration::ZERO, remove()).await.unwrap(), None);
+        assert_eq!(r.a.collect_blob(now_ms(), remove()).await.unwrap(), Collection::Nothing);
         let rows = r.a.all_blob_hashes().await.unwrap().len();
         assert_eq!(stored.lock().unwrap().len(), rows);
         eprintln!("collect won the race {collected} times of 40");

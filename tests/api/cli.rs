@@ -14,7 +14,7 @@ fn help_explains_every_command() {
     }
     let out = ferry_bin().args(["admin", "--help"]).output().unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
-    for word in ["user", "token", "device", "volume", "grant", "jobs", "sign-upload", "check"] {
+    for word in ["user", "token", "device", "volume", "grant", "jobs", "sign-upload", "check", "collect", "files"] {
         assert!(text.contains(word), "{word} missing from admin --help");
     }
 }

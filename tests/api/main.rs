@@ -23,6 +23,8 @@ mod gallery_pull;
 mod imports;
 mod ingest;
 mod lenient_input;
+mod lifecycle;
+mod lifecycle_cli;
 mod media;
 mod migrate_store;
 mod multipart;

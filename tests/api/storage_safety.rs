@@ -7,7 +7,9 @@ use std::process::Command;
 use std::time::Duration;
 
 use ferry::blob_store::BlobStore;
-use ferry::catalog::{BlobStep, BoxError};
+use std::sync::Arc;
+
+use ferry::catalog::{BlobStep, BoxError, ByteDeleter, Collection};
 use ferry::domain::{Level, Sha256Hex};
 use ferry::ingest::Expectation;
 use ferry::jobs::consistency;
@@ -177,10 +179,9 @@ async fn an_interrupted_collection_never_leaves_a_row_without_bytes() {
     app.catalog().release_hold(user.user_id, &sha256).await.unwrap();
 
     // the bytes cannot be deleted now (a crash would leave the same state)
-    let failing: Box<dyn FnOnce(Sha256Hex) -> futures_util::future::BoxFuture<'static, Result<(), BoxError>> + Send> =
-        Box::new(|_| Box::pin(async { Err::<(), BoxError>("the disk went away".into()) }));
-    let collected = app.catalog().collect_blob(Duration::ZERO, failing).await.unwrap();
-    assert_eq!(collected.as_ref(), Some(&sha256));
+    let failing: ByteDeleter = Arc::new(|_| Box::pin(async { Err::<(), BoxError>("the disk went away".into()) }));
+    let collected = app.catalog().collect_blob(ferry::clock::now_ms(), failing).await.unwrap();
+    assert_eq!(collected, Collection::Collected { sha256: sha256.clone(), size: 40_000 });
     assert!(app.catalog().blob(&sha256).await.unwrap().is_none(), "the rows went first");
     assert_eq!(app.state.store.size_of(&sha256).await.unwrap(), Some(40_000), "the bytes stayed");
     assert_eq!(app.catalog().pending_intents().await.unwrap(), vec![sha256.clone()]);

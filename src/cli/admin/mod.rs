@@ -51,7 +51,8 @@ enum AdminCommand {
     /// Media grants (a device's mount of a volume): add, list, disable/enable.
     #[command(subcommand)]
     Grant(grants::GrantCommand),
-    /// Library files (session family, imports, watch folders): `files list [--user NAME]`.
+    /// Library files (session family, imports, watch folders): `files list [--user NAME]`,
+    /// `files delete FILE_ID`.
     #[command(subcommand)]
     Files(files::FilesCommand),
     /// Background jobs: `jobs list`, `jobs run --until-idle`.
@@ -64,6 +65,9 @@ enum AdminCommand {
     /// Compare stored bytes with the catalog in both directions. Bytes no row accounts for
     /// are only reported, unless --repair removes them.
     Check(storage::CheckArgs),
+    /// Run the storage lifecycle now: purge deleted items past their retention, release
+    /// holds nothing uses, collect blobs nothing needs (after FERRY_GC_GRACE).
+    Collect,
     /// Copy an embedded data dir (SQLite catalog + local blobs) into the configured
     /// PostgreSQL catalog and blob store, verifying every blob; run again to resume.
     MigrateStore(storage::MigrateArgs),
@@ -192,6 +196,7 @@ async fn execute(services: &Services, command: AdminCommand) -> Result<Printed, 
         AdminCommand::SignUpload(args) => signing::sign_upload(services, args).await,
         AdminCommand::SignDownload(args) => signing::sign_download(services, args).await,
         AdminCommand::Check(args) => storage::check(services, args).await,
+        AdminCommand::Collect => storage::collect(services).await,
         AdminCommand::MigrateStore(args) => storage::migrate(services, args).await,
     }
 }

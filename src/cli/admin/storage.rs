@@ -1,4 +1,5 @@
-//! `ferry admin check` and `migrate-store`: the store and the catalog, compared or moved.
+//! `ferry admin check`, `collect` and `migrate-store`: the store and the catalog, compared,
+//! cleaned up or moved.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -66,4 +67,37 @@ pub(super) async fn migrate(services: &Services, args: MigrateArgs) -> Result<Pr
         .await
         .map_err(|e| Failure::new(FailureCode::MigrateStore, format!("{e:#}")))?;
     Ok(printed(&report, report.line()))
+}
+
+/// `collect`: one storage-lifecycle pass now (what the server also does when idle).
+pub(super) async fn collect(services: &Services) -> Result<Printed, Failure> {
+    // Beside a server on SQLite only the server may remove blobs (its catalog keeps commits
+    // and collection apart within its process): the rows are done here, the bytes there.
+    let dir = &services.config.data_dir;
+    let server_lock = crate::app::try_lock_data_dir(dir)
+        .map_err(|e| Failure::new(FailureCode::DataDir, format!("cannot check {}: {e:#}", dir.display())))?;
+    let collects = server_lock.is_some() || !services.config.database_url.starts_with("sqlite:");
+    if collects {
+        // first whatever an interrupted pass left: bytes an intent says were being removed
+        // (a write in progress holds its blob's section, so the sweep never sees its intent)
+        consistency::sweep_intents(services.catalog.as_ref(), services.store.clone(), Duration::ZERO)
+            .await
+            .map_err(|e| Failure::new(FailureCode::Check, e.to_string()))?;
+    }
+    let report = services
+        .lifecycle
+        .pass(crate::clock::now_ms(), collects)
+        .await
+        .map_err(|e| Failure::new(FailureCode::Catalog, e.to_string()))?;
+    drop(server_lock);
+    let mut text = format!(
+        "purged {} deleted item(s), released {} hold(s), collected {} blob(s) ({} bytes freed)",
+        report.purged_items, report.released_holds, report.collected_blobs, report.freed_bytes
+    );
+    if !collects {
+        text.push_str("; blob collection left to the running server");
+    }
+    let mut json = serde_json::to_value(&report).unwrap_or_default();
+    json["blob_collection"] = serde_json::json!(collects);
+    Ok(Printed { json, text })
 }

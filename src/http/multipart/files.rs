@@ -13,7 +13,7 @@ use crate::domain::ErrorCode;
 use crate::http::AppState;
 use crate::http::blob_response::serve_blob;
 use crate::http::error::ApiError;
-use crate::http::extract::{Caller, MultipartUpload, OwnFile};
+use crate::http::extract::{Caller, FileDelete, MultipartUpload, OwnFile};
 use crate::http::upload_host::{check_announced, content_length, verify_signed};
 use crate::ingest::Expectation;
 
@@ -92,6 +92,20 @@ pub async fn single_put(
     };
     state.catalog.put_file(&file, &answer, &ingested.blob).await?;
     Ok(Json(answer))
+}
+
+/// Deletes a completed file (API.md §5): gone from `location` at once, its bytes after the
+/// retention (and collection) like every delete.
+pub async fn delete(
+    State(state): State<AppState>,
+    Path(file_id): Path<String>,
+    Caller(principal, ..): Caller<FileDelete>,
+) -> Result<Json<Value>, ApiError> {
+    let file_id = parse_file_id(&file_id)?;
+    match state.uploads.delete_file(principal.user().user_id, file_id.as_str()).await? {
+        true => Ok(Json(json!({}))),
+        false => Err(ApiError::not_found(format!("no file '{file_id}'"))),
+    }
 }
 
 /// `location`: the completed file, for its owner.

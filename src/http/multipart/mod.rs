@@ -18,7 +18,7 @@ pub fn router() -> Router<AppState> {
         .route("/api/users/multipart_upload_complete/{file_id}", post(complete::complete))
         .route("/api/users/multipart_upload/{file_id}", delete(start::abort))
         .route("/api/users/uploads/{file_id}", get(files::upload_url))
-        .route("/api/users/files/{file_id}", get(files::download))
+        .route("/api/users/files/{file_id}", get(files::download).delete(files::delete))
         .route(files::SINGLE_PUT, put(files::single_put).layer(axum::extract::DefaultBodyLimit::disable()))
 }
 

@@ -34,7 +34,7 @@ pub fn router() -> Router<AppState> {
         .nest("/api", family.clone())
         .merge(family)
         // Ferry's own: `urls.file` of a finished session (only under /api; tus owns /files/)
-        .route("/api/files/{file_id}", get(upload::download))
+        .route("/api/files/{file_id}", get(upload::download).delete(upload::delete))
         .route(&format!("{DIRECT_PREFIX}{{ulid}}"), post(upload::direct).layer(DefaultBodyLimit::disable()));
     Family::Session.layer(both)
 }

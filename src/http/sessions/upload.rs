@@ -17,7 +17,7 @@ use crate::domain::ErrorCode;
 use crate::http::AppState;
 use crate::http::blob_response::serve_blob;
 use crate::http::error::ApiError;
-use crate::http::extract::{Caller, OwnFile, QueryParams, SessionUpload};
+use crate::http::extract::{Caller, FileDelete, OwnFile, QueryParams, SessionUpload};
 use crate::http::upload_host::verify_signed;
 use crate::ingest::{Expectation, IngestError, Received};
 use crate::library::{Folder, LibraryError, NewFile};
@@ -212,6 +212,19 @@ fn check_extension(allowed: Option<&[String]>, file_name: Option<&str>) -> Resul
 }
 
 /// `urls.file`: a library file for its owner (Range supported).
+/// Deletes a library file (API.md §5): gone from `urls.file` and listings at once, its
+/// bytes after the retention (and collection) like every delete.
+pub async fn delete(
+    State(state): State<AppState>,
+    Path(file_id): Path<String>,
+    Caller(principal, ..): Caller<FileDelete>,
+) -> Result<Json<Value>, ApiError> {
+    match state.library.delete(Some(principal.user().user_id), &file_id).await? {
+        true => Ok(Json(json!({"status": "success"}))),
+        false => Err(ApiError::not_found(format!("no file {file_id}"))),
+    }
+}
+
 pub async fn download(
     State(state): State<AppState>,
     Path(file_id): Path<String>,

@@ -296,6 +296,12 @@ impl MultipartUploads {
         Ok(())
     }
 
+    /// Deletes the user's completed file `file_key`; its bytes follow the retention rule of
+    /// every delete. `false` when the user has no such file.
+    pub async fn delete_file(&self, user: UserId, file_key: &str) -> Result<bool, UploadError> {
+        Ok(self.catalog.delete_multipart_file(user, file_key).await?)
+    }
+
     /// Expires one upload whose time is up (unfinished, or a completed device-family upload
     /// kept only to answer repeats); `None` when there is none.
     pub async fn expire_one(&self) -> Result<Option<String>, UploadError> {
