@@ -3,7 +3,8 @@
 //! Starts the real `ferry serve` (release build) on a temp data dir on 127.0.0.1 and runs
 //! each scenario a bounded number of times. Every figure with a reference is a ratio
 //! measured in the same run, so a noisy shared machine moves both sides together.
-//! P8 runs the `ferry push` client binary (issue 26; `scenarios/push.rs`).
+//! P8 runs the `ferry push` client binary (issue 26; `scenarios/push.rs`); P9 times the
+//! catalog's collection directly (issue 21; `scenarios/collection.rs`).
 //! Environment: `FERRY_BENCH_MIB` (default 1024) sets the large-upload size;
 //! `FERRY_BENCH_ONLY=P1,P5` runs some scenarios; `FERRY_BENCH_RUSTUS` names the peer for P2
 //! and P7, `FERRY_BENCH_TUS_NODE` the node_modules holding P7's `@tus/server` (`bench/run`
@@ -19,6 +20,8 @@ use futures_util::StreamExt;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
+#[path = "scenarios/collection.rs"]
+mod collection;
 #[path = "scenarios/concurrency.rs"]
 mod concurrency;
 #[path = "harness/mod.rs"]
@@ -381,5 +384,8 @@ async fn main() {
     }
     if wanted("P8") {
         push::push_scenarios(mib).await;
+    }
+    if wanted("P9") {
+        collection::collection_pass().await;
     }
 }
