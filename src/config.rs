@@ -38,7 +38,7 @@ pub const SETTINGS: &[Setting] = &[
     Setting { key: "max_upload_size", env: "FERRY_MAX_UPLOAD_SIZE", default: "64GiB", meaning: "Largest single upload body accepted." },
     Setting { key: "signed_url_ttl", env: "FERRY_SIGNED_URL_TTL", default: "24h", meaning: "Lifetime of signed upload/download URLs." },
     Setting { key: "upload_expiry", env: "FERRY_UPLOAD_EXPIRY", default: "24h", meaning: "Unfinished multipart and tus uploads expire (and their bytes are removed) after this; a tus PATCH renews it." },
-    Setting { key: "tombstone_retention", env: "FERRY_TOMBSTONE_RETENTION", default: "30d", meaning: "Deleted media stay as tombstones (visible to sync) this long; then their bytes may be collected." },
+    Setting { key: "tombstone_retention", env: "FERRY_TOMBSTONE_RETENTION", default: "30d", meaning: "Deleted items of every family keep their content this long (device media as tombstones sync clients see); then it may be collected." },
     Setting { key: "gc_grace", env: "FERRY_GC_GRACE", default: "1h", meaning: "Unreferenced blobs are kept at least this long before collection." },
     Setting { key: "remote_allow", env: "FERRY_REMOTE_ALLOW", default: "(none)", meaning: "Comma list of CIDRs or host names remote import may reach although private/loopback." },
     Setting { key: "remote_timeout", env: "FERRY_REMOTE_TIMEOUT", default: "10m", meaning: "Time limit of one remote import." },
