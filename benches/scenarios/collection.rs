@@ -27,9 +27,8 @@ async fn seeded(dir: &Path, held: u64) -> String {
     let tx = conn.transaction().unwrap();
     tx.execute("insert into users (id, name, level, created_ms) values (1, 'bench', 'uploader', 0)", []).unwrap();
     {
-        let mut blob = tx
-            .prepare("insert into blobs (sha256, size, created_ms, last_used_ms) values (?1, 4096, 0, 0)")
-            .unwrap();
+        let mut blob =
+            tx.prepare("insert into blobs (sha256, size, created_ms, last_used_ms) values (?1, 4096, 0, 0)").unwrap();
         let mut hold = tx.prepare("insert into holds (user_id, sha256, created_ms) values (1, ?1, 0)").unwrap();
         for n in 0..held {
             let sha256 = hash(n, "held");

@@ -26,6 +26,7 @@ use object_store::path::Path;
 use object_store::{GetOptions, GetRange, ObjectStore, ObjectStoreExt};
 use tokio::io::AsyncWriteExt;
 
+pub(super) use super::s3_connect::io;
 use super::s3_connect::{presigner, s3_client};
 use super::s3_writer::S3Writer;
 use super::*;
@@ -61,10 +62,6 @@ pub struct S3Store {
 /// What a bad staging key is called in errors.
 fn bad_key(key: &str) -> StoreError {
     std::io::Error::new(std::io::ErrorKind::InvalidInput, format!("bad staging key {key}")).into()
-}
-
-pub(super) fn io(err: object_store::Error) -> StoreError {
-    StoreError::Io(err.into())
 }
 
 impl S3Store {

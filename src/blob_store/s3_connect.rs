@@ -1,5 +1,5 @@
 //! Connecting to an S3-compatible bucket: the `object_store` client (for the blob store and
-//! the import buckets) and the presigner of direct mode's URLs.
+//! the import buckets), what its errors mean, and the presigner of direct mode's URLs.
 
 use std::time::Duration;
 
@@ -7,8 +7,22 @@ use object_store::aws::{AmazonS3, AmazonS3Builder};
 use object_store::{BackoffConfig, RetryConfig};
 
 use super::StoreError;
-use super::s3::io;
 use crate::config::S3Config;
+
+/// What S3 servers say when they are out of space (MinIO: 507 `XMinioStorageFull`; others
+/// `InsufficientStorage` or a quota). s3s-fs on a full disk answers a bare 500, which cannot be
+/// told from any other failure.
+const OUT_OF_SPACE: [&str; 4] = ["507 Insufficient Storage", "StorageFull", "InsufficientStorage", "QuotaExceeded"];
+
+/// An S3 failure as a store error; a server out of space becomes `StorageFull`, so the upload
+/// answers 507 like a full disk.
+pub(super) fn io(err: object_store::Error) -> StoreError {
+    let text = err.to_string();
+    if OUT_OF_SPACE.iter().any(|said| text.contains(said)) {
+        return StoreError::Io(std::io::Error::new(std::io::ErrorKind::StorageFull, err));
+    }
+    StoreError::Io(err.into())
+}
 
 /// A client for `config`'s bucket, retrying transient failures a few times.
 pub fn s3_client(config: &S3Config) -> Result<AmazonS3, StoreError> {
@@ -43,4 +57,22 @@ pub(super) fn presigner(config: &S3Config) -> Option<super::sigv4::SigV4> {
         access_key_id: config.access_key_id.clone()?,
         secret_access_key: config.secret_access_key.clone()?.0,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::io;
+
+    fn failure(text: &str) -> object_store::Error {
+        object_store::Error::Generic { store: "S3", source: text.to_owned().into() }
+    }
+
+    #[test]
+    fn a_server_out_of_space_is_a_full_store() {
+        let minio = "Server returned non-2xx status code: 507 Insufficient Storage: <Code>XMinioStorageFull</Code>";
+        assert!(io(failure(minio)).is_full());
+        assert!(io(failure("<Error><Code>InsufficientStorage</Code></Error>")).is_full());
+        assert!(!io(failure("Server returned non-2xx status code: 500 Internal Server Error")).is_full());
+        assert!(!io(failure("connection refused")).is_full());
+    }
 }
