@@ -45,11 +45,17 @@ struct SentPart {
 }
 
 impl Progress {
+    /// The state as recorded, whatever size the caller believes it has.
+    fn parse(resumable: &Resumable) -> Result<Self, StoreError> {
+        match resumable.state.as_str() {
+            "" => Ok(Progress::default()),
+            state => serde_json::from_str(state).map_err(|e| bad_state(&resumable.key, &e.to_string())),
+        }
+    }
+
+    /// The state of an object about to be written to: it must add up to the size recorded.
     fn of(resumable: &Resumable) -> Result<Self, StoreError> {
-        let progress: Progress = match resumable.state.as_str() {
-            "" => Progress::default(),
-            state => serde_json::from_str(state).map_err(|e| bad_state(&resumable.key, &e.to_string()))?,
-        };
+        let progress = Self::parse(resumable)?;
         if progress.size() != resumable.size {
             return Err(bad_state(&resumable.key, "its parts and tail do not add up to its size"));
         }
@@ -69,9 +75,11 @@ fn bad_state(key: &str, why: &str) -> StoreError {
     std::io::Error::new(std::io::ErrorKind::InvalidData, format!("resumable staging {key}: {why}")).into()
 }
 
-/// The staging keys a resumable object uses: its own, and its tail's.
+/// The staging keys a resumable object uses: its own, and its tail's. Read from the state
+/// alone: `admin check` knows an upload's state but not its size, and a live upload's tail
+/// must never look like a leftover.
 pub(super) fn keys(resumable: &Resumable) -> Vec<String> {
-    let tail = Progress::of(resumable).ok().and_then(|p| p.tail);
+    let tail = Progress::parse(resumable).ok().and_then(|p| p.tail);
     std::iter::once(resumable.key.clone()).chain(tail).collect()
 }
 
@@ -275,6 +283,8 @@ mod tests {
         assert_eq!(Progress::of(&resumable).unwrap(), progress);
         assert_eq!(keys(&resumable), vec!["uploads/x".to_owned(), "uploads/x-tail-y".to_owned()]);
         assert!(Progress::of(&Resumable { size: 9, ..resumable.clone() }).is_err());
+        let size_unknown = Resumable { size: 0, ..resumable.clone() };
+        assert_eq!(keys(&size_unknown), keys(&resumable), "the tail is named whatever the size");
         assert_eq!(Progress::of(&Resumable { key: "k".into(), size: 0, state: String::new() }).unwrap().size(), 0);
     }
 }

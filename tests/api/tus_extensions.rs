@@ -231,3 +231,24 @@ async fn browsers_get_their_preflight_and_see_the_tus_headers() {
         assert!(exposed.split(',').any(|h| h.trim() == header), "{header} in {exposed}");
     }
 }
+
+#[tokio::test]
+async fn admin_check_repair_leaves_a_live_upload_whole() {
+    let app = spawn_app().await;
+    let tus = Tus::new(&app, "alice").await;
+    let body = bytes_of(2 * MIB, 21);
+    let url = tus.create(body.len(), "").await;
+    // half of it: on S3 less than a part, so it waits in a tail object of its own
+    assert_eq!(tus.patch(&url, 0, body[..MIB].to_vec()).await.status(), 204);
+
+    let (catalog, store) = (app.catalog().as_ref(), app.state.store.as_ref());
+    let scope = ferry::jobs::consistency::CheckScope { deep: false, staging_age: Duration::ZERO };
+    let report = ferry::jobs::consistency::check(catalog, store, scope).await.unwrap();
+    assert!(report.staging_leftovers.is_empty(), "a live upload's staging is in use: {report:?}");
+    ferry::jobs::consistency::repair(catalog, store, report, Duration::ZERO).await.unwrap();
+
+    let last = tus.patch(&url, MIB, body[MIB..].to_vec()).await;
+    assert_eq!(last.status(), 204, "{:?}", last.text().await);
+    let file = tus.files().await.pop().expect("the finished upload is a library file");
+    assert_eq!(tus.download(&file.file_id).await, body, "every byte survived the repair");
+}
