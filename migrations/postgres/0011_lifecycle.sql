@@ -29,6 +29,9 @@ create table collect_candidates (
 );
 create index collect_candidates_due on collect_candidates(since_ms);
 
+-- Purging reads deleted items by deletion time (media has its index since 0002).
+create index events_deleted on events(deleted_ms) where is_deleted;
+
 -- What was there before: every hold is looked at once its upload expiry has passed, and
 -- every blob nobody holds is a candidate.
 insert into hold_checks (user_id, sha256, reason, since_ms)

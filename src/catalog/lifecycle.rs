@@ -14,7 +14,7 @@ use async_trait::async_trait;
 
 use super::db::Exec;
 use super::intents::{Kind, write_intent};
-use super::section::Access;
+use super::section::{Access, lock_name};
 use super::*;
 use crate::clock::now_ms;
 use crate::domain::UserId;
@@ -116,7 +116,7 @@ pub(super) async fn candidate_if_unheld(exec: &mut dyn Exec, sha256: &Sha256Hex,
         "insert into collect_candidates (sha256, since_ms)
          select b.sha256, $2 from blobs b where b.sha256 = $1
             and not exists (select 1 from holds h where h.sha256 = b.sha256)
-         on conflict (sha256) do nothing",
+         on conflict (sha256) do update set since_ms = excluded.since_ms",
         params![sha256, now_ms],
     )
     .await?;
@@ -136,6 +136,9 @@ impl SqlCatalog {
         due: i64,
     ) -> CatalogResult<Option<bool>> {
         let mut tx = self.db.begin().await?;
+        // a commit of this content holds the same lock (PostgreSQL) for its whole transaction,
+        // so its hold and its own check are either all seen here or written after this ends
+        lock_name(&mut tx, &format!("blob:{sha256}")).await?;
         let taken = "delete from hold_checks where user_id = $1 and sha256 = $2 and reason = $3 and since_ms <= $4
                      returning since_ms";
         let Some(taken) = tx.opt(taken, params![user, sha256, reason.as_str(), due]).await? else {
@@ -148,10 +151,8 @@ impl SqlCatalog {
             let moot = "delete from hold_checks where user_id = $1 and sha256 = $2 and reason = 'committed' and since_ms <= $3";
             tx.exec(moot, params![user, sha256, since]).await?;
         }
-        // the hold row locked first: a commit renewing it (and writing its own check) waits
-        // for this transaction, or this one sees its check below
-        let lock = format!("select 1 from holds where user_id = $1 and sha256 = $2{}", self.db.dialect().for_update());
-        let held = tx.opt(&lock, params![user, sha256]).await?.is_some();
+        let held =
+            tx.opt("select 1 from holds where user_id = $1 and sha256 = $2", params![user, sha256]).await?.is_some();
         let pending = "select 1 from hold_checks where user_id = $1 and sha256 = $2";
         let still_needed = tx.opt(pending, params![user, sha256]).await?.is_some()
             || tx.opt(USED_BY_ACCOUNT, params![user, sha256]).await?.is_some();
@@ -173,30 +174,40 @@ impl Lifecycle for SqlCatalog {
     async fn purge_deleted(&self, cutoff_ms: i64, limit: u32) -> CatalogResult<usize> {
         let mut tx = self.db.begin().await?;
         let tombstones = format!(
-            "select m.id, v.user_id, m.sha256 from media m join volumes v on v.id = m.volume_id
+            "select m.id, v.user_id, m.sha256, m.deleted_ms from media m join volumes v on v.id = m.volume_id
              where m.is_deleted and m.deleted_ms <= $1 order by m.deleted_ms limit {limit}"
         );
         let tombstones = tx.rows(&tombstones, params![cutoff_ms]).await?;
         let events = format!(
-            "select e.id, e.user_id, e.sha256, e.thumbnail_sha256 from events e
+            "select e.id, e.user_id, e.sha256, e.thumbnail_sha256, e.deleted_ms from events e
              where e.is_deleted and e.deleted_ms <= $1 order by e.deleted_ms limit {limit}"
         );
         let events = tx.rows(&events, params![cutoff_ms]).await?;
-        let now = now_ms();
+        // Only what is still deleted goes (an item revived meanwhile stays), and its check counts
+        // from the delete: an upload of the content after the delete keeps its own time.
+        let mut purged = 0;
         for row in &tombstones {
-            let (id, user, sha256): (i64, i64, Sha256Hex) = (row.get(0)?, row.get(1)?, row.get(2)?);
-            tx.exec("delete from media where id = $1", params![id]).await?;
-            check_hold(&mut tx, UserId(user), &sha256, HoldCheck::Unreferenced, now).await?;
+            let (id, user, sha256, deleted): (i64, i64, Sha256Hex, i64) =
+                (row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?);
+            let gone = "delete from media where id = $1 and is_deleted and deleted_ms <= $2";
+            if tx.exec(gone, params![id, cutoff_ms]).await? > 0 {
+                check_hold(&mut tx, UserId(user), &sha256, HoldCheck::Unreferenced, deleted).await?;
+                purged += 1;
+            }
         }
         for row in &events {
-            let (id, user): (String, i64) = (row.get(0)?, row.get(1)?);
-            tx.exec("delete from events where id = $1", params![&id]).await?;
+            let (id, user, deleted): (String, i64, i64) = (row.get(0)?, row.get(1)?, row.get(4)?);
+            let gone = "delete from events where id = $1 and is_deleted and deleted_ms <= $2";
+            if tx.exec(gone, params![&id, cutoff_ms]).await? == 0 {
+                continue;
+            }
+            purged += 1;
             for used in [row.get::<Option<Sha256Hex>>(2)?, row.get::<Option<Sha256Hex>>(3)?].into_iter().flatten() {
-                check_hold(&mut tx, UserId(user), &used, HoldCheck::Unreferenced, now).await?;
+                check_hold(&mut tx, UserId(user), &used, HoldCheck::Unreferenced, deleted).await?;
             }
         }
         tx.commit().await?;
-        Ok(tombstones.len() + events.len())
+        Ok(purged)
     }
 
     async fn release_holds(&self, at_ms: i64, lifetimes: HoldLifetimes, limit: u32) -> CatalogResult<(usize, usize)> {
@@ -225,11 +236,11 @@ impl Lifecycle for SqlCatalog {
     }
 
     async fn collect_blob(&self, cutoff_ms: i64, delete_bytes: ByteDeleter) -> CatalogResult<Collection> {
-        let pick = "select sha256 from collect_candidates where since_ms <= $1 order by since_ms limit 1";
+        let pick = "select sha256, since_ms from collect_candidates where since_ms <= $1 order by since_ms limit 1";
         let Some(candidate) = self.db.read().await?.opt(pick, params![cutoff_ms]).await? else {
             return Ok(Collection::Nothing);
         };
-        let sha256: Sha256Hex = candidate.get(0)?;
+        let (sha256, picked_since): (Sha256Hex, i64) = (candidate.get(0)?, candidate.get(1)?);
         let mut section = self.section(&sha256, Access::Exclusive).await?;
         // Checked again inside the section (and on PostgreSQL with the row locked: a write
         // that would reference the blob checks its foreign key under a share lock on it, so
@@ -242,8 +253,10 @@ impl Lifecycle for SqlCatalog {
             _ => None,
         };
         let Some(blob) = unused else {
-            // needed again: whatever lets go of it next makes it a candidate again
-            section.exec("delete from collect_candidates where sha256 = $1", params![&sha256]).await?;
+            // needed again: whatever lets go of it next makes it a candidate again (a release
+            // that did so meanwhile moved `since_ms`, and its candidate stays)
+            let kept = "delete from collect_candidates where sha256 = $1 and since_ms = $2";
+            section.exec(kept, params![&sha256, picked_since]).await?;
             section.commit().await?;
             return Ok(Collection::Kept(sha256));
         };

@@ -99,7 +99,13 @@ async fn delete_where(tx: &mut Tx<'_>, upload_id: &str, condition: &str) -> Cata
             params![upload_id],
         )
         .await?;
-    tx.exec("delete from uploads where id = $1", params![upload_id]).await?;
+    let gone = tx.opt("delete from uploads where id = $1 returning user_id, sha256", params![upload_id]).await?;
+    // a completed upload used its content: its account's hold is looked at again
+    if let Some(gone) = gone
+        && let Some(sha256) = gone.get::<Option<Sha256Hex>>(1)?
+    {
+        check_hold(tx, UserId(gone.get(0)?), &sha256, HoldCheck::Unreferenced, now_ms()).await?;
+    }
     parts.iter().map(|r| rows::part(r, 0)).collect::<CatalogResult<Vec<_>>>().map(Some)
 }
 

@@ -67,6 +67,8 @@ impl StorageLifecycle {
     pub async fn pass(&self, at_ms: i64, collect: bool) -> Result<PassReport, BoxError> {
         let mut report = PassReport::default();
         loop {
+            // what this pass wrote is stamped with the wall clock: it is due in this pass too
+            let at_ms = at_ms.max(now_ms());
             let purged = self.purge_step(at_ms).await?;
             let (checked, released) = self.release_step(at_ms).await?;
             report.purged_items += purged;
@@ -79,7 +81,7 @@ impl StorageLifecycle {
             return Ok(report);
         }
         loop {
-            match self.collect_step(at_ms).await? {
+            match self.collect_step(at_ms.max(now_ms())).await? {
                 Collection::Nothing => break,
                 Collection::Kept(_) => {}
                 Collection::Collected { size, .. } => {

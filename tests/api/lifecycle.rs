@@ -241,3 +241,51 @@ async fn content_shared_by_two_accounts_stays_until_both_let_go() {
     assert_eq!(fetched.unwrap().bytes().await.unwrap().as_ref(), &bytes[..]);
     assert_consistent(&app).await;
 }
+
+#[tokio::test]
+async fn content_sent_again_after_a_delete_keeps_its_upload_expiry_when_the_tombstone_goes() {
+    let app = spawn_app_with(|layer| {
+        layer.insert("tombstone_retention", "1h".into());
+    })
+    .await;
+    let (owner, cam) = DeviceClient::setup(&app, "alice", "/").await;
+    let photo = bytes_of(4000, 13);
+    let hash = cam.upload(&photo).await;
+    let id = json_of(cam.create("/a.jpg", &hash, 4000).await).await["media_id"].as_i64().unwrap();
+    assert_eq!(
+        delete(&app, &format!("/device/1/media_grant/{}/media/{id}", cam.grant), &owner.token).await.status(),
+        200
+    );
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    // sent again after the delete (a raw signed PUT: the device API would say it is held)
+    let put = app.client.put(app.signed_put(owner.user_id, None, None)).body(photo.clone()).send().await.unwrap();
+    assert_eq!(put.status(), 200);
+
+    // two hours on the tombstone is gone, but the new upload has most of its 24 h left
+    let report = app.state.lifecycle.pass(now_ms() + 2 * 3_600_000, true).await.unwrap();
+    assert_eq!((report.purged_items, report.collected_blobs), (1, 0), "{report:?}");
+    assert!(stored(&app, &hash).await);
+    assert_eq!(cam.create("/a.jpg", &hash, 4000).await.status(), 200, "the late create still works");
+}
+
+#[tokio::test]
+async fn one_pass_with_no_retention_frees_a_deleted_item_at_once() {
+    let app = spawn_app_with(|layer| {
+        layer.insert("tombstone_retention", "0s".into());
+        layer.insert("gc_grace", "0s".into());
+    })
+    .await;
+    let (owner, cam) = DeviceClient::setup(&app, "alice", "/").await;
+    let photo = bytes_of(3000, 14);
+    let hash = cam.upload(&photo).await;
+    let id = json_of(cam.create("/a.jpg", &hash, 3000).await).await["media_id"].as_i64().unwrap();
+    assert_eq!(
+        delete(&app, &format!("/device/1/media_grant/{}/media/{id}", cam.grant), &owner.token).await.status(),
+        200
+    );
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    // what `ferry admin collect` does: one pass at the wall clock's time
+    let report = app.state.lifecycle.pass(now_ms(), true).await.unwrap();
+    assert_eq!((report.purged_items, report.released_holds, report.collected_blobs), (1, 1, 1), "{report:?}");
+    assert!(!stored(&app, &hash).await);
+}
