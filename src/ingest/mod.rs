@@ -249,6 +249,14 @@ impl Ingest {
         Received { staged, blob, head }
     }
 
+    /// Content already at its address (a resumable upload whose commit went through before
+    /// its filing failed): committing it checks the bytes are there and records nothing new
+    /// but the hold.
+    pub(crate) fn already_stored(&self, blob: BlobRecord, head: Vec<u8>) -> Received {
+        let staged = StagedUpload { store: self.store.clone(), staged: None, owned_elsewhere: true };
+        Received { staged, blob, head }
+    }
+
     /// Discards staged objects (parts after completion, abort or expiry).
     pub async fn discard_staged(&self, staged: &[Staged]) -> Result<(), IngestError> {
         for object in staged {
@@ -290,10 +298,16 @@ impl Ingest {
     pub fn placement(&self, received: &Received) -> (BlobStep, Arc<OnceLock<Placed>>) {
         let placed = Arc::new(OnceLock::new());
         let (store, staged, sha256, slot) =
-            (self.store.clone(), received.staged().clone(), received.blob.sha256.clone(), placed.clone());
+            (self.store.clone(), received.staged.staged.clone(), received.blob.sha256.clone(), placed.clone());
+        let size = received.blob.size;
         let step: BlobStep = Box::new(move || {
             Box::pin(async move {
-                let outcome = store.commit(&staged, &sha256).await?;
+                let outcome = match staged {
+                    Some(staged) => store.commit(&staged, &sha256).await?,
+                    // already stored: the bytes must still be there, whole
+                    None if store.size_of(&sha256).await? == Some(size) => Placed::AlreadyPresent,
+                    None => return Err(format!("blob {sha256} is not stored (or not whole)").into()),
+                };
                 let _ = slot.set(outcome);
                 Ok(())
             })

@@ -21,9 +21,18 @@ impl ResumableUploads {
         let content = upload.content.clone().ok_or_else(|| unusable("a received upload without content"))?;
         let staging =
             Resumable { key: upload.staging_key.clone(), size: upload.offset, state: upload.staging_state.clone() };
-        let staged = self.store.finish_resumable(&staging).await?;
-        let received = self.ingest.resumed(staged, content, upload.head.clone());
+        // An earlier attempt may have committed the bytes (moving them out of staging) and then
+        // failed to file them; or the account stored the same content otherwise. Then the file
+        // is filed from the store, and what is left of the staging goes.
+        let stored = self.catalog.holds(upload.user_id, &content.sha256).await?;
+        let received = match stored {
+            true => self.ingest.already_stored(content, upload.head.clone()),
+            false => self.ingest.resumed(self.store.finish_resumable(&staging).await?, content, upload.head.clone()),
+        };
         let result = self.file(upload.user_id, &upload, received).await?;
+        if stored && let Err(e) = self.store.discard_resumable(&staging).await {
+            tracing::warn!(error = %e, upload = %upload.id, "could not remove the staging of a tus upload filed from the store");
+        }
         let expires_ms = self.expires_ms();
         if !self.catalog.complete_tus(lease.id(), &lease.token, &result, expires_ms).await? {
             // the lease ran out while committing; the file is filed, the upload says so later

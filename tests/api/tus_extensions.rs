@@ -252,3 +252,52 @@ async fn admin_check_repair_leaves_a_live_upload_whole() {
     let file = tus.files().await.pop().expect("the finished upload is a library file");
     assert_eq!(tus.download(&file.file_id).await, body, "every byte survived the repair");
 }
+
+/// Makes the app's catalog refuse (`refuse: true`) or accept again new library file rows: a
+/// real catalog failure at the one step after a commit, caused through the database itself.
+async fn refuse_library_files(app: &TestApp, refuse: bool) {
+    let url = app.state.config.database_url.clone();
+    if url.starts_with("sqlite:") {
+        let path = url.trim_start_matches("sqlite://").trim_start_matches("sqlite:").split('?').next().unwrap();
+        let conn = rusqlite::Connection::open(path).unwrap();
+        let sql = match refuse {
+            true => {
+                "create trigger refuse_files before insert on files begin select raise(abort, 'refused by the test'); end"
+            }
+            false => "drop trigger refuse_files",
+        };
+        conn.execute_batch(sql).unwrap();
+    } else {
+        use sqlx::{Connection, Executor};
+        let mut conn = sqlx::PgConnection::connect(&url).await.unwrap();
+        let sql = match refuse {
+            true => {
+                "create function refuse_files() returns trigger language plpgsql as
+                     $$ begin raise exception 'refused by the test'; end $$;
+                     create trigger refuse_files before insert on files for each row execute function refuse_files()"
+            }
+            false => "drop trigger refuse_files on files; drop function refuse_files()",
+        };
+        conn.execute(sql).await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn an_upload_committed_but_not_filed_is_filed_by_the_next_request() {
+    let app = spawn_app().await;
+    let tus = Tus::new(&app, "alice").await;
+    let body = bytes_of(300_000, 22);
+    let url = tus.create(body.len(), "").await;
+    refuse_library_files(&app, true).await;
+    let failed = tus.patch(&url, 0, body.clone()).await;
+    assert!(failed.status().is_server_error(), "{}", failed.status());
+    let sha256 = ferry::domain::Sha256Hex::of(&body);
+    assert!(app.catalog().blob(&sha256).await.unwrap().is_some(), "the bytes were committed before the filing failed");
+    assert!(tus.files().await.is_empty());
+
+    refuse_library_files(&app, false).await;
+    assert_eq!(tus.offset(&url).await, body.len() as u64, "HEAD files it and reports the whole upload");
+    let file = tus.files().await.pop().expect("filed by the HEAD");
+    assert_eq!(tus.download(&file.file_id).await, body);
+    assert!(app.upload_staging_files().is_empty(), "nothing of the upload is left in staging");
+}
