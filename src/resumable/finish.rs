@@ -29,14 +29,19 @@ impl ResumableUploads {
             true => self.ingest.already_stored(content, upload.head.clone()),
             false => self.ingest.resumed(self.store.finish_resumable(&staging).await?, content, upload.head.clone()),
         };
+        if !lease.valid() {
+            return Err(TusError::Locked); // renewals failed: another request may hold it by now
+        }
         let result = self.file(upload.user_id, &upload, received).await?;
         if stored && let Err(e) = self.store.discard_resumable(&staging).await {
             tracing::warn!(error = %e, upload = %upload.id, "could not remove the staging of a tus upload filed from the store");
         }
         let expires_ms = self.expires_ms();
         if !self.catalog.complete_tus(lease.id(), &lease.token, &result, expires_ms).await? {
-            // the lease ran out while committing; the file is filed, the upload says so later
-            tracing::warn!(upload = %upload.id, "a tus upload was filed after its lease ran out");
+            // the lease ran out while filing and another request holds the upload now: it files
+            // the upload itself (or has), so this filing is taken back
+            self.unfile(upload.user_id, &upload.target, &result).await;
+            return Err(TusError::Locked);
         }
         let done = TusUpload { state: TusState::Completed, result: Some(result), ..upload };
         Ok(Status::of(&done))
@@ -87,6 +92,24 @@ impl ResumableUploads {
                 let event = self.events.create(&device, new, received, None).await?;
                 Ok(json!({"event_id": event.id, "device": device.device_name}))
             }
+        }
+    }
+
+    /// Takes back a filing whose upload another request took over meanwhile (a lease that ran
+    /// out): that request files it, so exactly one filing stays.
+    async fn unfile(&self, user: UserId, target: &TusTarget, result: &Value) {
+        let undone = match target {
+            TusTarget::Folder(_) => match result["file_id"].as_str() {
+                Some(id) => self.library.delete(Some(user), id).await.map(drop).map_err(|e| e.to_string()),
+                None => Ok(()),
+            },
+            TusTarget::Device(device) => match result["event_id"].as_str() {
+                Some(id) => self.events.delete(*device, id).await.map_err(|e| e.to_string()),
+                None => Ok(()),
+            },
+        };
+        if let Err(e) = undone {
+            tracing::warn!(error = %e, %result, "could not take back a tus filing that lost its lease");
         }
     }
 
@@ -184,8 +207,12 @@ impl ResumableUploads {
             lease_until_ms: None,
             expires_ms: record.expires_ms,
         };
+        if !lease.valid() {
+            return Err(TusError::Locked);
+        }
         let result = self.file(user.user_id, &probe, received).await?;
         if !self.catalog.finish_concat(&record, &content, &result, &ids, &lease.token).await? {
+            self.unfile(user.user_id, &probe.target, &result).await;
             return Err(TusError::Locked);
         }
         for (partial, staged) in partials.iter().zip(&staged) {

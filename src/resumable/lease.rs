@@ -42,21 +42,25 @@ impl Lease {
                 loop {
                     tokio::time::sleep(RENEW_EVERY).await;
                     let renewed_at = Instant::now();
-                    let mut all = true;
+                    let (mut lost, mut failed) = (false, false);
                     for id in &ids {
                         match catalog.renew_tus_lease(id, &token, LEASE).await {
                             Ok(true) => {}
-                            Ok(false) => all = false,
+                            Ok(false) => lost = true,
                             Err(e) => {
-                                tracing::warn!(error = %e, upload = %id, "could not renew a tus lease");
-                                all = false;
+                                tracing::warn!(error = %e, upload = %id, "could not renew a tus lease; will try again");
+                                failed = true;
                             }
                         }
                     }
-                    if !all {
-                        return; // valid_until stays where it was: the holder stops in time
+                    // valid_until moves only when every renewal went through: after failures
+                    // the holder stops in time, and a later renewal may still save the lease
+                    if lost {
+                        return;
                     }
-                    *valid_until.lock().expect("not poisoned") = renewed_at + LEASE - MARGIN;
+                    if !failed {
+                        *valid_until.lock().expect("not poisoned") = renewed_at + LEASE - MARGIN;
+                    }
                 }
             })
         };

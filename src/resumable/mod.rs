@@ -15,7 +15,10 @@
 //!   committed like any upload (dedup, the account's hold, media job) and filed — a library
 //!   file in a folder (default `tus`) or a gallery event of a device — through the
 //!   [`LibraryFiles`] and [`GalleryEvents`] services, before the PATCH answers (`finish`).
-//!   If that commit fails, the upload stays *received* and the next request on it commits.
+//!   If that commit fails, the upload stays *received* and the next request on it commits
+//!   (or files from the store what an earlier attempt committed). A filing whose lease ran out
+//!   meanwhile — another request holds the upload now and files it — is taken back, so an
+//!   upload is filed once.
 //! - **Concatenation**: partial uploads are kept unhashed; a final upload reads them once
 //!   more through the pipeline, like an out-of-order multipart assembly (`finish`).
 //! - **Expiry**: every PATCH renews the upload for `FERRY_UPLOAD_EXPIRY`; the expiry job

@@ -253,32 +253,46 @@ async fn admin_check_repair_leaves_a_live_upload_whole() {
     assert_eq!(tus.download(&file.file_id).await, body, "every byte survived the repair");
 }
 
-/// Makes the app's catalog refuse (`refuse: true`) or accept again new library file rows: a
-/// real catalog failure at the one step after a commit, caused through the database itself.
-async fn refuse_library_files(app: &TestApp, refuse: bool) {
+/// What the app's catalog does when a library file row is inserted: a real catalog fault at
+/// the one step after a commit, caused through the database itself (a trigger).
+enum OnFileRow {
+    /// The insert fails.
+    Refuse,
+    /// Every tus lease is taken from its holder (as a lease that ran out and was taken over).
+    StealLeases,
+    /// Back to normal.
+    Insert,
+}
+
+async fn on_library_file_row(app: &TestApp, what: OnFileRow) {
     let url = app.state.config.database_url.clone();
+    let (sqlite_step, pg_step) = match what {
+        OnFileRow::Refuse => ("select raise(abort, 'refused by the test');", "raise exception 'refused by the test';"),
+        OnFileRow::StealLeases => (
+            "update tus_uploads set lease_token = 'stolen', lease_until_ms = 0;",
+            "update tus_uploads set lease_token = 'stolen', lease_until_ms = 0; return new;",
+        ),
+        OnFileRow::Insert => ("", ""),
+    };
     if url.starts_with("sqlite:") {
         let path = url.trim_start_matches("sqlite://").trim_start_matches("sqlite:").split('?').next().unwrap();
         let conn = rusqlite::Connection::open(path).unwrap();
-        let sql = match refuse {
-            true => {
-                "create trigger refuse_files before insert on files begin select raise(abort, 'refused by the test'); end"
-            }
-            false => "drop trigger refuse_files",
-        };
-        conn.execute_batch(sql).unwrap();
+        conn.execute_batch("drop trigger if exists on_file_row").unwrap();
+        if !sqlite_step.is_empty() {
+            let sql = format!("create trigger on_file_row before insert on files begin {sqlite_step} end");
+            conn.execute_batch(&sql).unwrap();
+        }
     } else {
         use sqlx::{Connection, Executor};
         let mut conn = sqlx::PgConnection::connect(&url).await.unwrap();
-        let sql = match refuse {
-            true => {
-                "create function refuse_files() returns trigger language plpgsql as
-                     $$ begin raise exception 'refused by the test'; end $$;
-                     create trigger refuse_files before insert on files for each row execute function refuse_files()"
-            }
-            false => "drop trigger refuse_files on files; drop function refuse_files()",
-        };
-        conn.execute(sql).await.unwrap();
+        conn.execute("drop trigger if exists on_file_row on files").await.unwrap();
+        if !pg_step.is_empty() {
+            let sql = format!(
+                "create or replace function on_file_row() returns trigger language plpgsql as $$ begin {pg_step} end $$;
+                 create trigger on_file_row before insert on files for each row execute function on_file_row()"
+            );
+            conn.execute(sqlx::raw_sql(sqlx::AssertSqlSafe(sql))).await.unwrap();
+        }
     }
 }
 
@@ -288,16 +302,34 @@ async fn an_upload_committed_but_not_filed_is_filed_by_the_next_request() {
     let tus = Tus::new(&app, "alice").await;
     let body = bytes_of(300_000, 22);
     let url = tus.create(body.len(), "").await;
-    refuse_library_files(&app, true).await;
+    on_library_file_row(&app, OnFileRow::Refuse).await;
     let failed = tus.patch(&url, 0, body.clone()).await;
     assert!(failed.status().is_server_error(), "{}", failed.status());
     let sha256 = ferry::domain::Sha256Hex::of(&body);
     assert!(app.catalog().blob(&sha256).await.unwrap().is_some(), "the bytes were committed before the filing failed");
     assert!(tus.files().await.is_empty());
 
-    refuse_library_files(&app, false).await;
+    on_library_file_row(&app, OnFileRow::Insert).await;
     assert_eq!(tus.offset(&url).await, body.len() as u64, "HEAD files it and reports the whole upload");
     let file = tus.files().await.pop().expect("filed by the HEAD");
     assert_eq!(tus.download(&file.file_id).await, body);
     assert!(app.upload_staging_files().is_empty(), "nothing of the upload is left in staging");
+}
+
+#[tokio::test]
+async fn a_filing_that_lost_its_lease_is_taken_back_and_the_upload_filed_once() {
+    let app = spawn_app().await;
+    let tus = Tus::new(&app, "alice").await;
+    let body = bytes_of(200_000, 23);
+    let url = tus.create(body.len(), "").await;
+    // the lease runs out and is taken over while the completing PATCH files the upload
+    on_library_file_row(&app, OnFileRow::StealLeases).await;
+    expect_error(tus.patch(&url, 0, body.clone()).await, 423, "upload_locked").await;
+    on_library_file_row(&app, OnFileRow::Insert).await;
+
+    // the new holder's lease has run out too: the next request files the upload
+    assert_eq!(tus.offset(&url).await, body.len() as u64);
+    let files = tus.files().await;
+    assert_eq!(files.len(), 1, "filed exactly once: {files:?}");
+    assert_eq!(tus.download(&files[0].file_id).await, body);
 }
