@@ -138,6 +138,11 @@ pub trait BlobStore: Send + Sync + 'static {
     async fn discard_resumable(&self, resumable: &Resumable) -> Result<(), StoreError>;
     /// The staging keys the object uses (`admin check` counts them as in use).
     fn resumable_keys(&self, resumable: &Resumable) -> Vec<String>;
+    /// The S3 multipart upload the object's state records, if any (`admin check`: any other
+    /// open upload under its key belongs to an append that was never recorded).
+    fn resumable_upload(&self, _resumable: &Resumable) -> Option<String> {
+        None
+    }
 
     /// Removes request staging left by a previous run (never upload staging); returns how many.
     /// A store shared by several servers removes only staging old enough to be abandoned.

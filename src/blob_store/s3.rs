@@ -245,6 +245,10 @@ impl BlobStore for S3Store {
         super::s3_resumable::keys(resumable)
     }
 
+    fn resumable_upload(&self, resumable: &Resumable) -> Option<String> {
+        super::s3_resumable::upload_id(resumable)
+    }
+
     async fn clean_request_staging(&self) -> Result<usize, StoreError> {
         let requests = self.sweep("requests", self.request_staging_min_age).await?;
         Ok(requests + self.sweep("direct", self.direct_staging_max_age).await?)

@@ -83,6 +83,11 @@ pub(super) fn keys(resumable: &Resumable) -> Vec<String> {
     std::iter::once(resumable.key.clone()).chain(tail).collect()
 }
 
+/// The S3 multipart upload a resumable object's state records.
+pub(super) fn upload_id(resumable: &Resumable) -> Option<String> {
+    Progress::parse(resumable).ok().and_then(|p| p.upload)
+}
+
 impl S3Store {
     pub(super) async fn append_parts(&self, resumable: &Resumable) -> Result<Box<dyn ResumableWriter>, StoreError> {
         let progress = Progress::of(resumable)?;
@@ -285,6 +290,7 @@ mod tests {
         assert!(Progress::of(&Resumable { size: 9, ..resumable.clone() }).is_err());
         let size_unknown = Resumable { size: 0, ..resumable.clone() };
         assert_eq!(keys(&size_unknown), keys(&resumable), "the tail is named whatever the size");
+        assert_eq!(upload_id(&size_unknown).as_deref(), Some("u"), "the recorded S3 upload, whatever the size");
         assert_eq!(Progress::of(&Resumable { key: "k".into(), size: 0, state: String::new() }).unwrap().size(), 0);
     }
 }

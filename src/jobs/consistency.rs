@@ -10,7 +10,7 @@
 //! - [`check`]: both directions, read-only; [`repair`] removes stored bytes no row and no
 //!   intent accounts for, on request only (`ferry admin check --repair`).
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -190,18 +190,19 @@ pub async fn check(catalog: &dyn Catalog, store: &dyn BlobStore, scope: CheckSco
         }
     }
     let mut in_use: HashSet<String> = catalog.staging_in_use().await?.into_iter().collect();
+    // a tus upload's key may only have the S3 upload its state records open: another one
+    // there was begun by an append that never recorded it
+    let mut tus_uploads: HashMap<String, Option<String>> = HashMap::new();
     for (key, state) in catalog.tus_staging().await? {
-        in_use.extend(store.resumable_keys(&crate::blob_store::Resumable { key, size: 0, state }));
+        let resumable = crate::blob_store::Resumable { key: key.clone(), size: 0, state };
+        in_use.extend(store.resumable_keys(&resumable));
+        tus_uploads.insert(key, store.resumable_upload(&resumable));
     }
     report.staging_leftovers = staging_leftovers(store, &in_use, scope.staging_age).await?;
     if let Some(direct) = store.direct() {
         match direct.open_uploads(scope.staging_age).await? {
             Some(open) => {
-                report.open_multipart_uploads = open
-                    .into_iter()
-                    .filter(|(key, _)| !in_use.contains(key))
-                    .map(|(key, id)| format!("{key} {id}"))
-                    .collect();
+                report.open_multipart_uploads = unaccounted_uploads(open, &in_use, &tus_uploads);
             }
             None => report.notes.push(
                 "the S3 server cannot list multipart uploads: open ones are not checked \
@@ -213,6 +214,22 @@ pub async fn check(catalog: &dyn Catalog, store: &dyn BlobStore, scope: CheckSco
     report.blobs_without_rows.sort();
     report.pending_intents.sort();
     Ok(report)
+}
+
+/// The open S3 uploads (`key id`) nothing will complete: under a key nothing uses, or under a
+/// tus upload's key but not the upload its state records.
+fn unaccounted_uploads(
+    open: Vec<(String, String)>,
+    in_use: &HashSet<String>,
+    tus_uploads: &HashMap<String, Option<String>>,
+) -> Vec<String> {
+    open.into_iter()
+        .filter(|(key, id)| match tus_uploads.get(key) {
+            Some(recorded) => recorded.as_deref() != Some(id.as_str()),
+            None => !in_use.contains(key),
+        })
+        .map(|(key, id)| format!("{key} {id}"))
+        .collect()
 }
 
 async fn staging_leftovers(
@@ -282,4 +299,28 @@ pub async fn repair(
         }
     }
     Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::{HashMap, HashSet};
+
+    #[test]
+    fn an_open_upload_no_record_names_is_unaccounted_even_under_a_live_key() {
+        let pair = |key: &str, id: &str| (key.to_owned(), id.to_owned());
+        let open = vec![
+            pair("uploads/A", "recorded"),
+            pair("uploads/A", "begun-by-a-crashed-append"),
+            pair("uploads/B", "any"),
+            pair("uploads/C", "begun-and-never-recorded"),
+            pair("uploads/D", "direct-mode"),
+        ];
+        let in_use: HashSet<String> = ["uploads/A", "uploads/C", "uploads/D"].map(String::from).into();
+        let tus =
+            HashMap::from([("uploads/A".to_owned(), Some("recorded".to_owned())), ("uploads/C".to_owned(), None)]);
+        assert_eq!(
+            super::unaccounted_uploads(open, &in_use, &tus),
+            ["uploads/A begun-by-a-crashed-append", "uploads/B any", "uploads/C begun-and-never-recorded"]
+        );
+    }
 }
