@@ -32,6 +32,8 @@ pub enum Endpoint {
     Tus,
     /// Deleting a library or multipart file (API.md §5).
     FileDelete,
+    /// The caller's own usage (`GET /api/usage`).
+    UsageRead,
     /// Ferry's own account info (`GET /api/me`).
     AccountInfo,
 }
@@ -72,6 +74,7 @@ pub const fn rule_for(endpoint: Endpoint) -> Rule {
         GalleryUpload => rule(Token, Uploader, Some(Scope::Upload)),
         GalleryDelete => rule(Token, Viewer, Some(Scope::Delete)),
         FileDelete => rule(Token, Viewer, Some(Scope::Delete)),
+        UsageRead => rule(Token, Viewer, Some(Scope::Read)),
         Tus => rule(Token, Uploader, Some(Scope::Upload)),
         AccountInfo => rule(Token, Viewer, None),
     }

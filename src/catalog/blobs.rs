@@ -37,7 +37,12 @@ pub trait Blobs {
     /// the blob row is new, the same transaction queues its media job
     /// ([`crate::domain::media_job`]): every new content is processed once, and a crash
     /// cannot leave content recorded but never processed.
-    async fn commit_blob(&self, blob: &BlobRecord, holder: UserId, place_bytes: BlobStep) -> CatalogResult<()>;
+    ///
+    /// With a `holder` whose account has a quota, content it does not hold yet is refused
+    /// (`QuotaExceeded`) before its bytes move when it would take the account over; concurrent
+    /// commits of the account take turns there, so together they cannot pass the quota. Without a holder (a client's gallery thumbnail)
+    /// the content is kept by what uses it, and collected when nothing does.
+    async fn commit_blob(&self, blob: &BlobRecord, holder: Option<UserId>, place_bytes: BlobStep) -> CatalogResult<()>;
     /// Finishes what a crash or a failed step left behind: for every intent written more than
     /// `older_than` ago, inside its blob's critical section, the bytes are removed unless the
     /// content is recorded, then the intent goes. Bytes no intent names are never touched.
@@ -47,14 +52,14 @@ pub trait Blobs {
     async fn pending_intents(&self) -> CatalogResult<Vec<Sha256Hex>>;
 }
 
-/// Records a blob (keeping an earlier chunked hash) and `holder`'s hold; queues the media job
-/// of new content. Returns whether the blob row is new.
+/// Records a blob (keeping an earlier chunked hash) and `holder`'s hold. Returns whether the
+/// blob row is new and whether the hold is.
 pub(super) async fn record_blob(
     exec: &mut dyn Exec,
     blob: &BlobRecord,
     holder: Option<UserId>,
     now: i64,
-) -> CatalogResult<bool> {
+) -> CatalogResult<(bool, bool)> {
     let known = exec.opt("select 1 from blobs where sha256 = $1", params![&blob.sha256]).await?.is_some();
     exec.exec(
         "insert into blobs (sha256, size, chunked_hash, created_ms, last_used_ms) values ($1, $2, $3, $4, $4)
@@ -63,14 +68,35 @@ pub(super) async fn record_blob(
         params![&blob.sha256, blob.size, blob.chunked_hash.as_ref(), now],
     )
     .await?;
+    let mut new_hold = false;
     if let Some(holder) = holder {
-        exec.exec(
-            "insert into holds (user_id, sha256, created_ms) values ($1, $2, $3) on conflict do nothing",
-            params![holder.0, &blob.sha256, now],
-        )
-        .await?;
+        new_hold = exec
+            .exec(
+                "insert into holds (user_id, sha256, created_ms) values ($1, $2, $3) on conflict do nothing",
+                params![holder.0, &blob.sha256, now],
+            )
+            .await?
+            > 0;
     }
-    Ok(!known)
+    Ok((!known, new_hold))
+}
+
+/// Refuses content of `size` bytes that would take `user` over its quota, inside a commit's
+/// section: the account's row stays locked (PostgreSQL; on SQLite the writer is held) until
+/// the hold is recorded, so concurrent uploads of one account take turns and together cannot
+/// pass the quota. This holds back the account's other commits while the bytes move, which
+/// only accounts with a quota pay.
+async fn within_quota(exec: &mut dyn Exec, user: UserId, size: i64) -> CatalogResult<()> {
+    let lock = exec.dialect().for_update();
+    let sql = format!("select quota_bytes, held_bytes from users where id = $1 and quota_bytes is not null{lock}");
+    let Some(row) = exec.opt(&sql, params![user.0]).await? else { return Ok(()) };
+    let (quota, held): (i64, i64) = (row.get(0)?, row.get(1)?);
+    if held + size > quota {
+        return Err(CatalogError::QuotaExceeded(format!(
+            "this upload of {size} bytes would take the account over its quota of {quota} bytes ({held} held)"
+        )));
+    }
+    Ok(())
 }
 
 #[async_trait]
@@ -121,7 +147,14 @@ impl Blobs for SqlCatalog {
         rows.iter().map(|r| rows::blob(r, 0)).collect()
     }
 
-    async fn commit_blob(&self, blob: &BlobRecord, holder: UserId, place_bytes: BlobStep) -> CatalogResult<()> {
+    async fn commit_blob(&self, blob: &BlobRecord, holder: Option<UserId>, place_bytes: BlobStep) -> CatalogResult<()> {
+        // an account with a quota, committing content it does not hold yet
+        let quota_user = match holder {
+            Some(user) if self.quota_room(user).await?.is_some() && !self.holds(user, &blob.sha256).await? => {
+                Some(user)
+            }
+            _ => None,
+        };
         let mut section = self.section(&blob.sha256, Access::Shared).await?;
         // new content gets its intent before its bytes move; recorded content keeps its bytes
         // while the section is held, so placing them only drops the staged copy
@@ -129,12 +162,26 @@ impl Blobs for SqlCatalog {
             true => None,
             false => Some(self.begin_intent(&blob.sha256, Kind::Place).await?),
         };
+        if let Some(user) = quota_user
+            && let Err(refused) = within_quota(&mut section, user, blob.size as i64).await
+        {
+            // nothing was placed: the intent goes at once
+            drop(section);
+            if let Some(id) = intent {
+                self.end_intent(id).await?;
+            }
+            return Err(refused);
+        }
         // A failure leaves the intent: the sweep removes whatever the step may have placed.
         place_bytes().await.map_err(CatalogError::Step)?;
         let now = now_ms();
-        // the hold lasts at least the upload expiry, even if nothing uses the content by then
-        check_hold(&mut section, holder, &blob.sha256, HoldCheck::Committed, now).await?;
-        if record_blob(&mut section, blob, Some(holder), now).await? {
+        let (new_blob, _) = record_blob(&mut section, blob, holder, now).await?;
+        match holder {
+            // the hold lasts at least the upload expiry, even if nothing uses the content
+            Some(user) => check_hold(&mut section, user, &blob.sha256, HoldCheck::Committed, now).await?,
+            None => super::lifecycle::candidate_if_unheld(&mut section, &blob.sha256, now).await?,
+        }
+        if new_blob {
             super::jobs::enqueue_media(&mut section, &blob.sha256, now).await?;
         }
         if let Some(id) = intent {

@@ -57,6 +57,13 @@ impl SqlCatalog {
         Ok(id)
     }
 
+    /// Removes an intent whose write never began.
+    pub(super) async fn end_intent(&self, id: i64) -> CatalogResult<()> {
+        let mut tx = self.db.begin().await?;
+        tx.exec("delete from blob_intents where id = $1", params![id]).await?;
+        tx.commit().await
+    }
+
     /// Resolves intents older than `older_than` (see `Blobs::sweep_intents`).
     pub(super) async fn sweep(&self, older_than: Duration, delete_bytes: ByteDeleter) -> CatalogResult<usize> {
         let cutoff = now_ms() - older_than.as_millis() as i64;

@@ -66,6 +66,8 @@ pub async fn copy_sqlite_to_postgres(sqlite_url: &str, pg_url: &str) -> CatalogR
     }
     source.close().await;
     target.close().await;
+    // the usage triggers counted every copied row on top of the copied counters
+    super::Usage::recount_usage(&SqlCatalog::open(pg_url).await?).await?;
     Ok(report)
 }
 

@@ -3,7 +3,7 @@
 //!
 //! The contract is a set of narrow traits, one per aggregate ([`Identities`], [`Blobs`],
 //! [`Lifecycle`], [`MediaItems`], [`Uploads`], [`TusUploads`], [`Library`], [`Gallery`], [`MediaResults`],
-//! [`JobQueue`], [`Targets`], [`Settings`]); [`Catalog`] is their sum, and callers take the narrowest one
+//! [`JobQueue`], [`Targets`], [`Settings`], [`Usage`]); [`Catalog`] is their sum, and callers take the narrowest one
 //! they need. [`SqlCatalog`] implements all of them once, in one SQL text for both backends
 //! (`db`): the embedded SQLite file, or PostgreSQL shared by replicas. What differs per
 //! backend lives in `db` (drivers, placeholders, list parameters) and `section` (the locks).
@@ -40,6 +40,7 @@ mod settings;
 mod targets;
 mod tus;
 mod uploads;
+mod usage;
 
 use futures_util::future::BoxFuture;
 
@@ -56,6 +57,7 @@ pub use settings::{SIGNING_SECRET, Settings};
 pub use targets::Targets;
 pub use tus::TusUploads;
 pub use uploads::Uploads;
+pub use usage::{AccountUsage, ServerUsage, Usage};
 
 use crate::domain::Sha256Hex;
 
@@ -78,6 +80,9 @@ pub enum CatalogError {
     /// finished while a file was streaming into it); nothing was recorded.
     #[error("{0}")]
     Gone(String),
+    /// Holding the content would take the account over its quota; nothing was recorded.
+    #[error("{0}")]
+    QuotaExceeded(String),
     /// The catalog's storage is full; nothing was recorded.
     #[error("the catalog has no space left: {0}")]
     Full(String),
@@ -131,6 +136,7 @@ pub trait Catalog:
     + MediaResults
     + JobQueue
     + Targets
+    + Usage
     + Send
     + Sync
     + 'static
@@ -150,6 +156,7 @@ impl<T> Catalog for T where
         + MediaResults
         + JobQueue
         + Targets
+        + Usage
         + Send
         + Sync
         + 'static

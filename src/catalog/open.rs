@@ -32,7 +32,22 @@ impl SqlCatalog {
         } else {
             return Err(CatalogError::Schema(format!("unsupported database URL scheme in '{}'", describe_url(url))));
         };
-        Ok(Self { db, placement: tokio::sync::RwLock::new(()) })
+        let catalog = Self { db, placement: tokio::sync::RwLock::new(()) };
+        catalog.recount_usage_if_due().await?;
+        Ok(catalog)
+    }
+
+    /// Migration 0012 asks for each account's usage to be counted from its rows once.
+    async fn recount_usage_if_due(&self) -> CatalogResult<()> {
+        use super::db::Exec;
+        let due = "select 1 from settings where key = 'usage_recount_due'";
+        if self.db.read().await?.opt(due, &[]).await?.is_none() {
+            return Ok(());
+        }
+        super::Usage::recount_usage(self).await?;
+        let mut tx = self.db.begin().await?;
+        tx.exec("delete from settings where key = 'usage_recount_due'", &[]).await?;
+        tx.commit().await
     }
 
     /// Which SQL dialect the catalog runs on.

@@ -112,6 +112,7 @@ error_codes! {
     PartTooSmall = "part_too_small", 400;
     PathConflict = "path_conflict", 409;
     PullFailed = "pull_failed", 502;
+    QuotaExceeded = "quota_exceeded", 413;
     RangeNotSatisfiable = "range_not_satisfiable", 416;
     SessionExpired = "session_expired", 410;
     SessionFinished = "session_finished", 410;

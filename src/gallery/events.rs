@@ -81,7 +81,7 @@ impl GalleryEvents {
         let user = device.user_id;
         let file = self.ingest.commit(file, user).await?;
         let thumbnail = match thumbnail {
-            Some(received) => Some(self.ingest.commit(received, user).await?.blob),
+            Some(received) => Some(self.ingest.commit_unheld(received).await?.blob),
             None => None,
         };
         let event = NewEvent {
@@ -109,7 +109,7 @@ impl GalleryEvents {
         event_id: &str,
         thumbnail: Received,
     ) -> Result<(), EventError> {
-        let thumbnail = self.ingest.commit(thumbnail, device.user_id).await?;
+        let thumbnail = self.ingest.commit_unheld(thumbnail).await?;
         if !self.catalog.set_event_thumbnail(device.device_id, event_id, &thumbnail.blob).await? {
             return Err(EventError::NoSuchEvent(event_id.to_owned()));
         }

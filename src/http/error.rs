@@ -194,6 +194,7 @@ impl From<CatalogError> for ApiError {
             CatalogError::NotFound(what) => Self::not_found(format!("{what} not found")),
             CatalogError::Conflict(what) => Self::new(ErrorCode::Conflict, what),
             CatalogError::Gone(what) => Self::new(ErrorCode::Gone, what),
+            CatalogError::QuotaExceeded(why) => Self::new(ErrorCode::QuotaExceeded, why),
             CatalogError::Full(why) => {
                 tracing::error!(error = %why, "the catalog is out of space");
                 insufficient_storage("catalog full")

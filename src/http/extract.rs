@@ -147,5 +147,6 @@ requires! {
     GalleryUpload => GalleryUpload,
     GalleryDelete => GalleryDelete,
     FileDelete => FileDelete,
+    UsageRead => UsageRead,
     TusUpload => Tus,
 }

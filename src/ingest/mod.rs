@@ -152,6 +152,18 @@ pub struct Ingest {
 }
 
 impl Ingest {
+    /// Refuses (`QuotaExceeded`) an upload of `size` bytes the account's quota has no room
+    /// for, before its bytes are sent; the commit checks again, atomically.
+    pub async fn check_quota(&self, user: UserId, size: u64) -> Result<(), IngestError> {
+        match self.catalog.quota_room(user).await? {
+            Some(room) if i64::try_from(size).map_or(true, |size| size > room) => {
+                Err(CatalogError::QuotaExceeded(format!("the account's quota has room for {} more bytes", room.max(0)))
+                    .into())
+            }
+            _ => Ok(()),
+        }
+    }
+
     /// The store and catalog the pipeline writes to (services built on it use the same).
     pub fn parts(&self) -> (Arc<dyn BlobStore>, Arc<dyn Catalog>) {
         (self.store.clone(), self.catalog.clone())
@@ -284,7 +296,18 @@ impl Ingest {
 
     /// Moves received bytes to their content address and records the blob and `holder`'s
     /// hold in one catalog step. If the content is already stored, the staged copy is dropped.
+    /// A holder over its quota is refused (`QuotaExceeded`) and nothing is kept.
     pub async fn commit(&self, received: Received, holder: UserId) -> Result<Ingested, IngestError> {
+        self.commit_for(received, Some(holder)).await
+    }
+
+    /// Commits content no account holds: what uses it (a gallery event, for a client's
+    /// thumbnail) keeps it, and it counts towards no quota.
+    pub async fn commit_unheld(&self, received: Received) -> Result<Ingested, IngestError> {
+        self.commit_for(received, None).await
+    }
+
+    async fn commit_for(&self, received: Received, holder: Option<UserId>) -> Result<Ingested, IngestError> {
         let (step, placed) = self.placement(&received);
         // on failure the staged copy goes with `received` (it may be gone already, moved)
         self.catalog.commit_blob(&received.blob, holder, step).await?;

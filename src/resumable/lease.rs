@@ -6,7 +6,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::catalog::Catalog;
+use crate::catalog::{Catalog, TusUpload};
 
 /// How long a lease lasts unless renewed: after a crash, an upload is locked (423) this long
 /// on other replicas (a server on an embedded catalog releases every lease when it starts).
@@ -16,6 +16,13 @@ const RENEW_EVERY: Duration = Duration::from_secs(20);
 /// A holder stops writing this long before its last renewal would run out (time for the
 /// write in progress, and for clocks that differ between replicas).
 const MARGIN: Duration = Duration::from_secs(20);
+
+/// What a lease request got.
+pub(super) enum Leased {
+    Held(TusUpload),
+    /// Not leased: the upload is complete already.
+    Complete(TusUpload),
+}
 
 pub(super) struct Lease {
     catalog: Arc<dyn Catalog>,

@@ -30,6 +30,8 @@ mod hash_state;
 mod lease;
 mod patch;
 
+use lease::Leased;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -178,13 +180,6 @@ fn unusable(why: &str) -> TusError {
     IngestError::Catalog(CatalogError::Schema(format!("a tus upload's state is unusable: {why}"))).into()
 }
 
-/// What a lease request got.
-enum Leased {
-    Held(TusUpload),
-    /// Not leased: the upload is complete already.
-    Complete(TusUpload),
-}
-
 /// A new upload id: 128 random bits, hex (unguessable; the URL is the upload's only name).
 fn new_id() -> String {
     format!("{:032x}", rand::random::<u128>())
@@ -216,6 +211,9 @@ impl ResumableUploads {
     pub async fn create(&self, new: Creation) -> Result<Status, TusError> {
         if new.length.is_some_and(|l| l > self.max_size) {
             return Err(TusError::TooLarge { limit: self.max_size });
+        }
+        if let Some(length) = new.length {
+            self.ingest.check_quota(new.user.user_id, length).await?; // before a byte is sent
         }
         let filing = self.filing(&new.user, new.metadata.as_ref()).await?;
         let metadata = new.metadata.as_ref().map(|m| m.raw().to_owned());

@@ -80,24 +80,24 @@ pub async fn signing_secret_is_created_once(catalog: Arc<dyn Catalog>) {
 pub async fn holds_follow_commits_and_failed_steps_record_nothing(catalog: Arc<dyn Catalog>) {
     let a = catalog.create_user(&Name::parse("a").unwrap(), Level::Uploader).await.unwrap();
     let b = catalog.create_user(&Name::parse("b").unwrap(), Level::Uploader).await.unwrap();
-    catalog.commit_blob(&blob(1), a.user_id, ok_step()).await.unwrap();
+    catalog.commit_blob(&blob(1), Some(a.user_id), ok_step()).await.unwrap();
     assert!(catalog.holds(a.user_id, &blob(1).sha256).await.unwrap());
     assert!(!catalog.holds(b.user_id, &blob(1).sha256).await.unwrap());
 
     let failing: Step = Box::new(|| Box::pin(async { Err::<(), BoxError>("disk full".into()) }));
-    assert!(matches!(catalog.commit_blob(&blob(2), a.user_id, failing).await, Err(CatalogError::Step(_))));
+    assert!(matches!(catalog.commit_blob(&blob(2), Some(a.user_id), failing).await, Err(CatalogError::Step(_))));
     assert!(catalog.blob(&blob(2).sha256).await.unwrap().is_none());
     assert!(!catalog.holds(a.user_id, &blob(2).sha256).await.unwrap());
 
     // committing known content again adds a hold and keeps one row
-    catalog.commit_blob(&blob(1), b.user_id, ok_step()).await.unwrap();
+    catalog.commit_blob(&blob(1), Some(b.user_id), ok_step()).await.unwrap();
     assert!(catalog.holds(b.user_id, &blob(1).sha256).await.unwrap());
     assert_eq!(catalog.all_blob_hashes().await.unwrap().len(), 1);
 }
 
 pub async fn collection_skips_held_blobs(catalog: Arc<dyn Catalog>) {
     let a = catalog.create_user(&Name::parse("a").unwrap(), Level::Uploader).await.unwrap();
-    catalog.commit_blob(&blob(1), a.user_id, ok_step()).await.unwrap();
+    catalog.commit_blob(&blob(1), Some(a.user_id), ok_step()).await.unwrap();
     let never: ByteDeleter = Arc::new(|h| Box::pin(async move { panic!("held blob {h} must not be collected") }));
     assert_eq!(catalog.collect_blob(now_ms(), never).await.unwrap(), Collection::Nothing);
 }
@@ -166,8 +166,8 @@ pub async fn an_expired_lease_makes_a_job_claimable_again(catalog: Arc<dyn Catal
 
 pub async fn new_content_queues_one_media_job_and_results_keep_their_thumbnail(catalog: Arc<dyn Catalog>) {
     let a = catalog.create_user(&Name::parse("a").unwrap(), Level::Uploader).await.unwrap();
-    catalog.commit_blob(&blob(1), a.user_id, ok_step()).await.unwrap();
-    catalog.commit_blob(&blob(1), a.user_id, ok_step()).await.unwrap();
+    catalog.commit_blob(&blob(1), Some(a.user_id), ok_step()).await.unwrap();
+    catalog.commit_blob(&blob(1), Some(a.user_id), ok_step()).await.unwrap();
     let jobs = catalog.list_jobs(None).await.unwrap();
     assert_eq!(jobs.len(), 1, "known content queues nothing: {jobs:?}");
     let expected = serde_json::json!({"sha256": blob(1).sha256});
@@ -226,7 +226,7 @@ pub async fn a_completed_upload_takes_no_more_parts(catalog: Arc<dyn Catalog>) {
         Some("uploads/A"),
         "a retry replaces"
     );
-    catalog.commit_blob(&blob(1), user.user_id, ok_step()).await.unwrap();
+    catalog.commit_blob(&blob(1), Some(user.user_id), ok_step()).await.unwrap();
     catalog.complete_upload(&upload.upload_id, &serde_json::json!({}), &blob(1)).await.unwrap();
     assert!(matches!(catalog.put_part(&upload.upload_id, &part("uploads/C")).await, Err(CatalogError::NotFound(_))));
     assert!(catalog.parts(&upload.upload_id).await.unwrap().is_empty());
@@ -272,7 +272,7 @@ pub async fn an_open_device_upload_is_found_by_owner_grant_and_content(catalog: 
     assert_eq!(find(alice, grant, 20 << 20).await.as_deref(), Some("01JDEVICE00000000000000000B"));
     assert_eq!(find(alice, grant, 21 << 20).await, None, "another size is other content");
     assert_eq!(find(bob, bob_grant, 20 << 20).await, None, "another account finds nothing");
-    catalog.commit_blob(&blob(7), alice, ok_step()).await.unwrap();
+    catalog.commit_blob(&blob(7), Some(alice), ok_step()).await.unwrap();
     catalog.complete_upload("01JDEVICE00000000000000000B", &serde_json::json!({}), &blob(7)).await.unwrap();
     assert_eq!(find(alice, grant, 20 << 20).await, None, "a completed upload is not resumed");
 }

@@ -158,7 +158,7 @@ mod races {
         let Some(r) = replicas().await else { return };
         let (user, volume) = owner_with_volume(&r.a).await;
         for n in [1, 2] {
-            r.a.commit_blob(&blob(n), user, ok_step()).await.unwrap();
+            r.a.commit_blob(&blob(n), Some(user), ok_step()).await.unwrap();
         }
         let by = Updater { user_id: user, device_id: None };
         const ROUNDS: usize = 60;
@@ -260,16 +260,16 @@ mod races {
         let mut collected = 0;
         for n in 0..40u8 {
             let content = blob(n);
-            r.a.commit_blob(&content, user, place(content.sha256.clone())).await.unwrap();
+            r.a.commit_blob(&content, Some(user), place(content.sha256.clone())).await.unwrap();
             // released: collectable from now on, until a commit holds it again
             r.a.release_hold(user, &content.sha256).await.unwrap();
             let (a, b, step, unstep, c) =
                 (r.a.clone(), r.b.clone(), place(content.sha256.clone()), remove(), content.clone());
-            let (committed, swept) =
-                race(async move { a.commit_blob(&c, user, step).await.map(|()| Collection::Nothing) }, async move {
-                    b.collect_blob(now_ms(), unstep).await
-                })
-                .await;
+            let (committed, swept) = race(
+                async move { a.commit_blob(&c, Some(user), step).await.map(|()| Collection::Nothing) },
+                async move { b.collect_blob(now_ms(), unstep).await },
+            )
+            .await;
             committed.unwrap();
             collected += usize::from(matches!(swept.unwrap(), Collection::Collected { .. }));
             // whichever went first, the commit's hold keeps both the row and the bytes

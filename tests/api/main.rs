@@ -43,4 +43,5 @@ mod tus_clients;
 mod tus_extensions;
 mod upload_host;
 mod upload_races;
+mod usage;
 mod watch;

@@ -151,7 +151,7 @@ async fn an_interrupted_commit_is_undone_by_the_intent_sweep() {
     let received = app.state.ingest.receive(Box::pin(body), &Expectation::default()).await.unwrap();
     let sha256 = received.blob.sha256.clone();
     let step = failing_after(app.state.store.clone(), received.staged().clone(), sha256.clone());
-    assert!(app.catalog().commit_blob(&received.blob, user.user_id, step).await.is_err());
+    assert!(app.catalog().commit_blob(&received.blob, Some(user.user_id), step).await.is_err());
 
     assert_eq!(app.state.store.size_of(&sha256).await.unwrap(), Some(70_000), "the bytes were placed");
     assert!(app.catalog().blob(&sha256).await.unwrap().is_none(), "but never recorded");

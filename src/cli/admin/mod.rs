@@ -36,7 +36,7 @@ pub struct AdminArgs {
 
 #[derive(Subcommand, Debug)]
 enum AdminCommand {
-    /// Users: `user add NAME --level L`, `user list`.
+    /// Users: `user add NAME --level L`, `user list`, `user set-quota NAME SIZE|none`.
     #[command(subcommand)]
     User(users::UserCommand),
     /// API tokens: `token add --user NAME --scopes upload,read`, `token list`, `token revoke ID`.
@@ -65,6 +65,11 @@ enum AdminCommand {
     /// Compare stored bytes with the catalog in both directions. Bytes no row accounts for
     /// are only reported, unless --repair removes them.
     Check(storage::CheckArgs),
+    /// What each account stores (items, bytes, held content, quota) and what dedup saves.
+    Usage {
+        #[arg(long)]
+        user: Option<String>,
+    },
     /// Run the storage lifecycle now: purge deleted items past their retention, release
     /// holds nothing uses, collect blobs nothing needs (after FERRY_GC_GRACE).
     Collect,
@@ -197,6 +202,7 @@ async fn execute(services: &Services, command: AdminCommand) -> Result<Printed, 
         AdminCommand::SignDownload(args) => signing::sign_download(services, args).await,
         AdminCommand::Check(args) => storage::check(services, args).await,
         AdminCommand::Collect => storage::collect(services).await,
+        AdminCommand::Usage { user } => users::usage(services, user).await,
         AdminCommand::MigrateStore(args) => storage::migrate(services, args).await,
     }
 }

@@ -2,7 +2,9 @@
 
 use clap::Subcommand;
 
-use super::{Failure, Printed, listed, printed};
+use serde_json::json;
+
+use super::{Failure, FailureCode, Printed, listed, printed, user_named};
 use crate::app::Services;
 use crate::domain::{Level, Name};
 
@@ -14,6 +16,11 @@ pub(super) enum UserCommand {
         level: String,
     },
     List,
+    /// Limit what the account may hold: a size like 50GiB, or `none`.
+    SetQuota {
+        name: String,
+        size: String,
+    },
 }
 
 pub(super) async fn run(services: &Services, command: UserCommand) -> Result<Printed, Failure> {
@@ -28,5 +35,47 @@ pub(super) async fn run(services: &Services, command: UserCommand) -> Result<Pri
         UserCommand::List => {
             listed(&catalog.list_users().await?, |u| format!("user {} '{}' ({})", u.user_id, u.name, u.level))
         }
+        UserCommand::SetQuota { name, size } => {
+            let user = user_named(services, &name).await?;
+            let quota = match size.trim() {
+                "none" => None,
+                size => {
+                    let bytes = crate::config::parse_size(size)
+                        .map_err(|e| Failure::new(FailureCode::InvalidArgument, e.to_string()))?;
+                    Some(i64::try_from(bytes).map_err(|_| Failure::new(FailureCode::InvalidArgument, "too large"))?)
+                }
+            };
+            catalog.set_quota(user.user_id, quota).await?;
+            let json = json!({"user_id": user.user_id, "name": user.name, "quota_bytes": quota});
+            let text = match quota {
+                Some(bytes) => format!("user '{}' may hold {bytes} bytes", user.name),
+                None => format!("user '{}' has no quota", user.name),
+            };
+            Printed { json, text }
+        }
     })
+}
+
+/// `admin usage`: what each account stores (or one), and what the server stores.
+pub(super) async fn usage(services: &Services, user: Option<String>) -> Result<Printed, Failure> {
+    let user = match user {
+        Some(name) => Some(user_named(services, &name).await?.user_id),
+        None => None,
+    };
+    let (users, server) = (services.catalog.usage(user).await?, services.catalog.server_usage().await?);
+    let mut text: Vec<String> = users
+        .iter()
+        .map(|u| {
+            let quota = u.quota_bytes.map_or("no quota".to_owned(), |q| format!("quota {q}"));
+            format!(
+                "user {} '{}': {} items, {} bytes, {} held ({} only deleted items use), {quota}",
+                u.user_id, u.name, u.media_items, u.logical_bytes, u.held_bytes, u.deleted_bytes_pending
+            )
+        })
+        .collect();
+    text.push(format!(
+        "server: {} blobs, {} bytes stored, {} bytes saved by dedup",
+        server.blobs, server.physical_bytes, server.dedup_saved_bytes
+    ));
+    Ok(Printed { json: json!({"users": users, "server": server}), text: text.join("\n") })
 }

@@ -73,6 +73,12 @@ impl FileRef {
     }
 }
 
+/// Content the account's quota has no room for (`room` bytes left): 413 `quota_exceeded`.
+pub fn over_quota(room: i64) -> ApiError {
+    let room = room.max(0);
+    ApiError::new(ErrorCode::QuotaExceeded, format!("the account's quota has room for {room} more bytes"))
+}
+
 /// A declared size over the largest upload accepted (`FERRY_MAX_UPLOAD_SIZE`): no upload
 /// can produce such content, so a reference to it is refused as such rather than as unknown.
 pub fn over_limit(size: u64, limit: u64) -> ApiError {

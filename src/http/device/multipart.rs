@@ -90,6 +90,12 @@ pub async fn start(
         let body = json!({"skip_upload": true, "error": ErrorCode::AlreadyUploaded.as_str(), "message": "this account already holds this file"});
         return Ok((StatusCode::CONFLICT, Json(body)));
     }
+    // refused before a part is sent when the account's quota has no room for it
+    if let Some(room) = state.catalog.quota_room(call.owner().user_id).await?
+        && i64::try_from(file_size).map_or(true, |size| size > room)
+    {
+        return Err(super::mount::over_quota(room));
+    }
     let new = NewMultipart {
         family: UploadFamily::Device,
         user: call.owner().user_id,

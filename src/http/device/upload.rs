@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::call::DeviceCall;
-use super::mount::{FileRef, held_blob, mounted, over_limit, parse_hash};
+use super::mount::{FileRef, held_blob, mounted, over_limit, over_quota, parse_hash};
 use crate::blob_store::Presigned;
 use crate::domain::{ErrorCode, Sha256Hex};
 use crate::http::AppState;
@@ -80,6 +80,8 @@ pub async fn upload(
         .into_iter()
         .map(|b| (b.device_hash().clone(), b.size))
         .collect();
+    // what the account may still hold (API.md §5): each entry is checked alone against it
+    let room = state.catalog.quota_room(call.owner().user_id).await?;
     let expires = state.signed_url_expiry();
     // host = the authority only; path = everything after it (FERRY_UPLOAD_URL may carry a path)
     let after_scheme = state.upload_url.split_once("://").map_or(state.upload_url.as_str(), |(_, rest)| rest);
@@ -100,8 +102,14 @@ pub async fn upload(
             continue;
         }
         // refused alone: the rest of the batch is answered as usual
-        if file_size > state.config.max_upload_size {
-            let refusal = over_limit(file_size, state.config.max_upload_size);
+        let refusal = if file_size > state.config.max_upload_size {
+            Some(over_limit(file_size, state.config.max_upload_size))
+        } else if room.is_some_and(|room| i64::try_from(file_size).map_or(true, |size| size > room)) {
+            Some(over_quota(room.unwrap_or_default()))
+        } else {
+            None
+        };
+        if let Some(refusal) = refusal {
             list.push(UploadEntry {
                 file_hash: hash,
                 file_size,
