@@ -10,9 +10,13 @@ create function usage_add(account bigint, items bigint, bytes bigint) returns vo
     update users set media_items = media_items + items, logical_bytes = logical_bytes + bytes where id = account
 $$;
 
+-- A bulk copy (migrate-store) sets `ferry.counting` to 'off' for its transactions and counts
+-- once at the end: row by row, the same account row would be rewritten for every copied row.
+
 -- holds: each distinct content an account holds, once
 create function holds_usage() returns trigger language plpgsql as $$
 begin
+    if current_setting('ferry.counting', true) = 'off' then return null; end if;
     if tg_op = 'INSERT' then
         update users set held_bytes = held_bytes + (select size from blobs where sha256 = new.sha256) where id = new.user_id;
     else
@@ -25,6 +29,7 @@ create trigger holds_usage after insert or delete on holds for each row execute 
 -- device media: live while not deleted
 create function media_usage() returns trigger language plpgsql as $$
 begin
+    if current_setting('ferry.counting', true) = 'off' then return null; end if;
     if tg_op in ('UPDATE', 'DELETE') and not old.is_deleted then
         perform usage_add((select user_id from volumes where id = old.volume_id), -1, -old.size);
     end if;
@@ -39,6 +44,7 @@ create trigger media_usage after insert or delete or update of is_deleted, size 
 -- library files: live while they exist
 create function files_usage() returns trigger language plpgsql as $$
 begin
+    if current_setting('ferry.counting', true) = 'off' then return null; end if;
     if tg_op = 'DELETE' then
         perform usage_add(old.user_id, -1, -old.size);
     else
@@ -51,6 +57,7 @@ create trigger files_usage after insert or delete on files for each row execute 
 -- gallery events: live while not deleted and holding content (a harvested event is not, until pulled)
 create function events_usage() returns trigger language plpgsql as $$
 begin
+    if current_setting('ferry.counting', true) = 'off' then return null; end if;
     if tg_op in ('UPDATE', 'DELETE') and not old.is_deleted and old.sha256 is not null then
         perform usage_add(old.user_id, -1, -old.size);
     end if;
@@ -65,6 +72,7 @@ create trigger events_usage after insert or delete or update of is_deleted, sha2
 -- multipart-family files: live once completed
 create function uploads_usage() returns trigger language plpgsql as $$
 begin
+    if current_setting('ferry.counting', true) = 'off' then return null; end if;
     if tg_op in ('UPDATE', 'DELETE') and old.family = 'multipart' and old.state = 'completed' then
         perform usage_add(old.user_id, -1, -coalesce(old.size, 0));
     end if;

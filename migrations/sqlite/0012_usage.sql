@@ -61,7 +61,8 @@ end;
 -- multipart-family files: live once completed
 create trigger uploads_usage_insert after insert on uploads
 when new.family = 'multipart' and new.state = 'completed' begin
-    update users set media_items = media_items + 1, logical_bytes = logical_bytes + new.size where id = new.user_id;
+    update users set media_items = media_items + 1, logical_bytes = logical_bytes + coalesce(new.size, 0)
+    where id = new.user_id;
 end;
 create trigger uploads_usage_update after update of state, size on uploads when new.family = 'multipart' begin
     update users set

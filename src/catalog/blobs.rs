@@ -39,8 +39,10 @@ pub trait Blobs {
     /// cannot leave content recorded but never processed.
     ///
     /// With a `holder` whose account has a quota, content it does not hold yet is refused
-    /// (`QuotaExceeded`) before its bytes move when it would take the account over; concurrent
-    /// commits of the account take turns there, so together they cannot pass the quota. Without a holder (a client's gallery thumbnail)
+    /// (`QuotaExceeded`) when it would take the account over: before the bytes move, and again
+    /// where the hold is recorded, under the account's row lock, so concurrent commits of one
+    /// account cannot pass the quota together (the bytes of one refused there stay with their
+    /// intent, for [`Blobs::resolve_intents_of`]). Without a holder (a client's gallery thumbnail)
     /// the content is kept by what uses it, and collected when nothing does.
     async fn commit_blob(&self, blob: &BlobRecord, holder: Option<UserId>, place_bytes: BlobStep) -> CatalogResult<()>;
     /// Finishes what a crash or a failed step left behind: for every intent written more than
@@ -50,16 +52,19 @@ pub trait Blobs {
     async fn sweep_intents(&self, older_than: Duration, delete_bytes: ByteDeleter) -> CatalogResult<usize>;
     /// Contents with an unresolved intent (reported by `admin check`, never repaired by it).
     async fn pending_intents(&self) -> CatalogResult<Vec<Sha256Hex>>;
+    /// Resolves the intents of one content now, as the sweep would (inside its section, which
+    /// waits for commits of it in progress): after a commit refused once its bytes had moved.
+    async fn resolve_intents_of(&self, sha256: &Sha256Hex, delete_bytes: ByteDeleter) -> CatalogResult<usize>;
 }
 
 /// Records a blob (keeping an earlier chunked hash) and `holder`'s hold. Returns whether the
-/// blob row is new and whether the hold is.
+/// blob row is new.
 pub(super) async fn record_blob(
     exec: &mut dyn Exec,
     blob: &BlobRecord,
     holder: Option<UserId>,
     now: i64,
-) -> CatalogResult<(bool, bool)> {
+) -> CatalogResult<bool> {
     let known = exec.opt("select 1 from blobs where sha256 = $1", params![&blob.sha256]).await?.is_some();
     exec.exec(
         "insert into blobs (sha256, size, chunked_hash, created_ms, last_used_ms) values ($1, $2, $3, $4, $4)
@@ -68,29 +73,29 @@ pub(super) async fn record_blob(
         params![&blob.sha256, blob.size, blob.chunked_hash.as_ref(), now],
     )
     .await?;
-    let mut new_hold = false;
     if let Some(holder) = holder {
-        new_hold = exec
-            .exec(
-                "insert into holds (user_id, sha256, created_ms) values ($1, $2, $3) on conflict do nothing",
-                params![holder.0, &blob.sha256, now],
-            )
-            .await?
-            > 0;
+        exec.exec(
+            "insert into holds (user_id, sha256, created_ms) values ($1, $2, $3) on conflict do nothing",
+            params![holder.0, &blob.sha256, now],
+        )
+        .await?;
     }
-    Ok((!known, new_hold))
+    Ok(!known)
 }
 
-/// Refuses content of `size` bytes that would take `user` over its quota, inside a commit's
-/// section: the account's row stays locked (PostgreSQL; on SQLite the writer is held) until
-/// the hold is recorded, so concurrent uploads of one account take turns and together cannot
-/// pass the quota. This holds back the account's other commits while the bytes move, which
-/// only accounts with a quota pay.
-async fn within_quota(exec: &mut dyn Exec, user: UserId, size: i64) -> CatalogResult<()> {
+/// Refuses `blob` when holding it would take `user` over its quota; content the account holds
+/// costs nothing. Run where the hold is about to be recorded: the account's row is locked
+/// there (on SQLite the writer is held) until the hold is, so concurrent commits of one account
+/// take turns and together cannot pass the quota.
+async fn within_quota(exec: &mut dyn Exec, user: UserId, blob: &BlobRecord) -> CatalogResult<()> {
     let lock = exec.dialect().for_update();
     let sql = format!("select quota_bytes, held_bytes from users where id = $1 and quota_bytes is not null{lock}");
     let Some(row) = exec.opt(&sql, params![user.0]).await? else { return Ok(()) };
-    let (quota, held): (i64, i64) = (row.get(0)?, row.get(1)?);
+    let held = "select 1 from holds where user_id = $1 and sha256 = $2";
+    if exec.opt(held, params![user.0, &blob.sha256]).await?.is_some() {
+        return Ok(());
+    }
+    let (quota, held, size): (i64, i64, i64) = (row.get(0)?, row.get(1)?, blob.size as i64);
     if held + size > quota {
         return Err(CatalogError::QuotaExceeded(format!(
             "this upload of {size} bytes would take the account over its quota of {quota} bytes ({held} held)"
@@ -148,13 +153,10 @@ impl Blobs for SqlCatalog {
     }
 
     async fn commit_blob(&self, blob: &BlobRecord, holder: Option<UserId>, place_bytes: BlobStep) -> CatalogResult<()> {
-        // an account with a quota, committing content it does not hold yet
-        let quota_user = match holder {
-            Some(user) if self.quota_room(user).await?.is_some() && !self.holds(user, &blob.sha256).await? => {
-                Some(user)
-            }
-            _ => None,
-        };
+        // most uploads over a quota are refused here, before their bytes move
+        if let Some(user) = holder {
+            within_quota(&mut self.db.read().await?, user, blob).await?;
+        }
         let mut section = self.section(&blob.sha256, Access::Shared).await?;
         // new content gets its intent before its bytes move; recorded content keeps its bytes
         // while the section is held, so placing them only drops the staged copy
@@ -162,20 +164,15 @@ impl Blobs for SqlCatalog {
             true => None,
             false => Some(self.begin_intent(&blob.sha256, Kind::Place).await?),
         };
-        if let Some(user) = quota_user
-            && let Err(refused) = within_quota(&mut section, user, blob.size as i64).await
-        {
-            // nothing was placed: the intent goes at once
-            drop(section);
-            if let Some(id) = intent {
-                self.end_intent(id).await?;
-            }
-            return Err(refused);
-        }
         // A failure leaves the intent: the sweep removes whatever the step may have placed.
         place_bytes().await.map_err(CatalogError::Step)?;
+        if let Some(user) = holder {
+            // again where it counts (concurrent uploads of the account): a refusal here leaves
+            // the intent, and `resolve_intents_of` removes the bytes at once
+            within_quota(&mut section, user, blob).await?;
+        }
         let now = now_ms();
-        let (new_blob, _) = record_blob(&mut section, blob, holder, now).await?;
+        let new_blob = record_blob(&mut section, blob, holder, now).await?;
         match holder {
             // the hold lasts at least the upload expiry, even if nothing uses the content
             Some(user) => check_hold(&mut section, user, &blob.sha256, HoldCheck::Committed, now).await?,
@@ -188,6 +185,10 @@ impl Blobs for SqlCatalog {
             section.exec("delete from blob_intents where id = $1", params![id]).await?;
         }
         section.commit().await
+    }
+
+    async fn resolve_intents_of(&self, sha256: &Sha256Hex, delete_bytes: ByteDeleter) -> CatalogResult<usize> {
+        self.resolve_now(sha256, delete_bytes).await
     }
 
     async fn sweep_intents(&self, older_than: Duration, delete_bytes: ByteDeleter) -> CatalogResult<usize> {

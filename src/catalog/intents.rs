@@ -57,11 +57,16 @@ impl SqlCatalog {
         Ok(id)
     }
 
-    /// Removes an intent whose write never began.
-    pub(super) async fn end_intent(&self, id: i64) -> CatalogResult<()> {
-        let mut tx = self.db.begin().await?;
-        tx.exec("delete from blob_intents where id = $1", params![id]).await?;
-        tx.commit().await
+    /// Resolves every intent of one content now, inside its section (see `Blobs::resolve_intents_of`).
+    pub(super) async fn resolve_now(&self, sha256: &Sha256Hex, delete_bytes: ByteDeleter) -> CatalogResult<usize> {
+        let mut section = self.section(sha256, Access::Exclusive).await?;
+        let ids = section.rows("select id from blob_intents where sha256 = $1", params![sha256]).await?;
+        let mut resolved = 0;
+        for row in ids {
+            resolved += usize::from(resolve(&mut section, row.get(0)?, sha256, &delete_bytes).await?);
+        }
+        section.commit().await?;
+        Ok(resolved)
     }
 
     /// Resolves intents older than `older_than` (see `Blobs::sweep_intents`).

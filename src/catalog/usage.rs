@@ -128,6 +128,10 @@ impl Usage for SqlCatalog {
 
     async fn recount_usage(&self) -> CatalogResult<()> {
         let mut tx = self.db.begin().await?;
+        if self.db.dialect() == super::db::Dialect::Postgres {
+            // replicas may be serving: their writes wait, so none is counted twice or missed
+            tx.exec("lock table holds, media, files, events, uploads in share mode", &[]).await?;
+        }
         tx.exec(RECOUNT, &[]).await?;
         tx.commit().await
     }

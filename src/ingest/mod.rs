@@ -26,7 +26,7 @@ use futures_util::{Stream, StreamExt};
 use tokio::sync::Notify;
 
 use crate::blob_store::{BlobStore, ByteStream, Placed, Staged, StagingArea, StoreError};
-use crate::catalog::{BlobRecord, BlobStep, Catalog, CatalogError};
+use crate::catalog::{BlobRecord, BlobStep, ByteDeleter, Catalog, CatalogError};
 use crate::domain::{Sha256Hex, UserId};
 
 /// What the uploader promised about the bytes, and the limits that apply.
@@ -310,9 +310,23 @@ impl Ingest {
     async fn commit_for(&self, received: Received, holder: Option<UserId>) -> Result<Ingested, IngestError> {
         let (step, placed) = self.placement(&received);
         // on failure the staged copy goes with `received` (it may be gone already, moved)
-        self.catalog.commit_blob(&received.blob, holder, step).await?;
-        let placed = self.settle(received, &placed);
-        Ok(placed)
+        match self.catalog.commit_blob(&received.blob, holder, step).await {
+            Ok(()) => Ok(self.settle(received, &placed)),
+            Err(CatalogError::QuotaExceeded(why)) => {
+                // refused after the bytes moved (another upload of the account got there
+                // first): they go now, unless someone else recorded the content meanwhile
+                let store = self.store.clone();
+                let delete: ByteDeleter = Arc::new(move |sha256| {
+                    let store = store.clone();
+                    Box::pin(async move { store.delete(&sha256).await.map_err(Into::into) })
+                });
+                if let Err(e) = self.catalog.resolve_intents_of(&received.blob.sha256, delete).await {
+                    tracing::warn!(error = %e, "the bytes of an upload over its quota stay until the intent sweep");
+                }
+                Err(CatalogError::QuotaExceeded(why).into())
+            }
+            Err(other) => Err(other.into()),
+        }
     }
 
     /// The byte step of committing `received` (move the staged copy to its content address),

@@ -221,3 +221,20 @@ async fn a_catalog_from_before_usage_is_counted_once_when_it_opens() {
     let account = ferry::catalog::Usage::usage(&reopened, Some(alice.user_id)).await.unwrap().pop().unwrap();
     assert_eq!((account.media_items, account.logical_bytes, account.held_bytes), (1, 4000, 4000));
 }
+
+#[tokio::test]
+async fn a_gallery_thumbnail_must_stay_a_thumbnail() {
+    // a client's thumbnail is kept by its event, not held by the account: it counts towards no
+    // quota, so it cannot be a way around one
+    let app = spawn_app().await;
+    let alice = app.user("alice", Level::Uploader, "upload,read").await;
+    app.device(&alice, "door").await;
+    let form = Form::new()
+        .text("name", "motion")
+        .part("event", Part::bytes(bytes_of(1000, 40)).file_name("m.mp4"))
+        .part("thumbnail", Part::bytes(bytes_of(9 * 1024 * 1024, 41)).file_name("t.jpg"));
+    let refused = post_form(&app, &app.url("/api/gallery/door/upload"), &alice.token, form).await;
+    let body = expect_error(refused, 413, "too_large").await;
+    assert_eq!(body["success"], false);
+    assert!(app.catalog().all_blob_hashes().await.unwrap().is_empty(), "nothing kept");
+}

@@ -37,6 +37,14 @@ struct GalleryForm {
     has_thumbnail: Option<String>,
 }
 
+/// The largest thumbnail a client may send with an event. Its thumbnail is kept by the event,
+/// not held by the account, so it counts towards no quota: it must stay a thumbnail.
+const MAX_THUMBNAIL: u64 = 8 * 1024 * 1024;
+
+fn thumbnail_limit(state: &AppState) -> u64 {
+    MAX_THUMBNAIL.min(state.config.max_upload_size)
+}
+
 async fn read_form(state: &AppState, request: Request, form: &mut GalleryForm) -> Result<(), ApiError> {
     let mut multipart = Multipart::from_request(request, state).await.map_err(form_error)?;
     let expect = Expectation { max_size: Some(state.config.max_upload_size), ..Expectation::default() };
@@ -48,6 +56,7 @@ async fn read_form(state: &AppState, request: Request, form: &mut GalleryForm) -
                 form.event = Some((state.ingest.receive(Box::pin(field), &expect).await?, content_type, file_name));
             }
             "thumbnail" if form.thumbnail.is_none() => {
+                let expect = Expectation { max_size: Some(thumbnail_limit(state)), ..Expectation::default() };
                 form.thumbnail = Some(state.ingest.receive(Box::pin(field), &expect).await?)
             }
             "event" | "thumbnail" => return Err(form_error("send one event file and at most one thumbnail")),
@@ -169,11 +178,8 @@ pub async fn signed_put(
         .into_iter()
         .next()
         .ok_or_else(|| ApiError::not_found("the device is gone"))?;
-    let expect = Expectation {
-        max_size: Some(state.config.max_upload_size),
-        size_hint: content_length(&headers),
-        ..Expectation::default()
-    };
+    let limit = if part == "thumbnail" { thumbnail_limit(&state) } else { state.config.max_upload_size };
+    let expect = Expectation { max_size: Some(limit), size_hint: content_length(&headers), ..Expectation::default() };
     check_announced(&expect)?;
     if part == "thumbnail" && state.events.get(device.device_id, event_id).await?.is_none() {
         return Err(ApiError::new(ErrorCode::EventNotUploaded, "PUT the event's file to upload_url first"));
