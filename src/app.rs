@@ -25,6 +25,7 @@ use crate::ingest::multipart::MultipartUploads;
 use crate::jobs::{BlobWrites, JobRunner, Registration, StorageLifecycle, consistency, maintenance_tasks};
 use crate::library::{LibraryFiles, RemoteImports};
 use crate::media::MediaProcessor;
+use crate::metrics::Metrics;
 use crate::remote::RemotePolicy;
 use crate::resumable::ResumableUploads;
 use crate::signing::Signer;
@@ -54,6 +55,8 @@ pub struct Services {
     pub lifecycle: StorageLifecycle,
     pub remote: Arc<RemotePolicy>,
     pub import_buckets: Arc<ImportBuckets>,
+    /// What `/metrics` reports.
+    pub metrics: Arc<Metrics>,
     wake: Arc<Notify>,
 }
 
@@ -71,7 +74,8 @@ impl Services {
         let import_buckets = Arc::new(ImportBuckets::open(&config).context("cannot open the import buckets")?);
         let config = Arc::new(config);
         let wake = Arc::new(Notify::new());
-        let ingest = Ingest::new(store.clone(), catalog.clone()).waking(wake.clone());
+        let metrics = Arc::new(Metrics::default());
+        let ingest = Ingest::new(store.clone(), catalog.clone()).waking(wake.clone()).counting(metrics.clone());
         let uploads = MultipartUploads::new(ingest.clone(), signer.clone(), &config);
         let library = LibraryFiles::new(catalog.clone(), ingest.clone());
         let events = GalleryEvents::new(catalog.clone(), ingest.clone());
@@ -92,6 +96,7 @@ impl Services {
             lifecycle,
             remote,
             import_buckets,
+            metrics,
             wake,
         };
         services.jobs = services.job_runner(BlobWrites::Here);
@@ -110,7 +115,9 @@ impl Services {
             &self.config,
             blob_writes,
         );
-        let runner = JobRunner::new(self.catalog.clone(), self.wake.clone(), self.config.job_interval).maintain(tasks);
+        let runner = JobRunner::new(self.catalog.clone(), self.wake.clone(), self.config.job_interval)
+            .counting(self.metrics.clone())
+            .maintain(tasks);
         if blob_writes == BlobWrites::LeftToServer {
             return runner;
         }
@@ -223,6 +230,7 @@ impl Application {
             lifecycle: services.lifecycle,
             remote: services.remote,
             import_buckets: services.import_buckets,
+            metrics: services.metrics,
             public_url,
             upload_url,
         };

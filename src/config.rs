@@ -32,6 +32,7 @@ pub const SETTINGS: &[Setting] = &[
     Setting { key: "upload_url", env: "FERRY_UPLOAD_URL", default: "= public_url", meaning: "Base URL of signed upload/download URLs (may be another host)." },
     Setting { key: "database_url", env: "FERRY_DATABASE_URL", default: "sqlite://<data_dir>/ferry.db", meaning: "Catalog database." },
     Setting { key: "signing_secret", env: "FERRY_SIGNING_SECRET", default: "created once in the catalog", meaning: "HMAC secret for signed URLs (secret; never printed)." },
+    Setting { key: "metrics_token", env: "FERRY_METRICS_TOKEN", default: "(none: /metrics is open)", meaning: "Bearer token GET /metrics requires (secret; never printed)." },
     Setting { key: "log_format", env: "FERRY_LOG_FORMAT", default: "text", meaning: "Log format: text or json." },
     Setting { key: "cors_origins", env: "FERRY_CORS_ORIGINS", default: "(none)", meaning: "Comma list of browser origins allowed to call Ferry; * for any." },
     Setting { key: "header_timeout", env: "FERRY_HEADER_TIMEOUT", default: "30s", meaning: "A connection whose request headers have not all arrived this long after it started waiting for them is closed." },
@@ -88,6 +89,8 @@ pub struct Config {
     pub upload_url: Option<String>,
     pub database_url: String,
     pub signing_secret: Option<Secret>,
+    /// The bearer token `/metrics` requires; `None` leaves it open.
+    pub metrics_token: Option<Secret>,
     pub log_format: LogFormat,
     pub cors_origins: Vec<String>,
     /// How long a connection may take to send a request's headers (slow-header clients).
@@ -184,6 +187,7 @@ impl Config {
             upload_url: url("upload_url")?,
             database_url,
             signing_secret: get("signing_secret").map(|s| Secret(s.to_owned())),
+            metrics_token: get("metrics_token").map(|s| Secret(s.to_owned())),
             log_format: match get("log_format").unwrap_or("text") {
                 "text" => LogFormat::Text,
                 "json" => LogFormat::Json,

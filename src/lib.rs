@@ -34,6 +34,7 @@ pub mod ingest;
 pub mod jobs;
 pub mod library;
 pub mod media;
+pub mod metrics;
 pub mod redact;
 pub mod remote;
 pub mod resumable;

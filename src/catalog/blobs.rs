@@ -98,7 +98,8 @@ async fn within_quota(exec: &mut dyn Exec, user: UserId, blob: &BlobRecord) -> C
     let (quota, held, size): (i64, i64, i64) = (row.get(0)?, row.get(1)?, blob.size as i64);
     if held + size > quota {
         return Err(CatalogError::QuotaExceeded(format!(
-            "this upload of {size} bytes would take the account over its quota of {quota} bytes ({held} held)"
+            "this upload of {size} bytes would take the account over its quota of {quota} bytes \
+             ({held} held, content of deleted items included until it is collected)"
         )));
     }
     Ok(())

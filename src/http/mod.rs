@@ -10,6 +10,7 @@ pub mod extract;
 mod gallery;
 mod health;
 mod media_info;
+mod metrics;
 mod multipart;
 mod serve;
 mod sessions;
@@ -60,6 +61,8 @@ pub struct AppState {
     pub remote: Arc<crate::remote::RemotePolicy>,
     /// Where blob import reads objects.
     pub import_buckets: Arc<crate::import_buckets::ImportBuckets>,
+    /// What `/metrics` reports.
+    pub metrics: Arc<crate::metrics::Metrics>,
     /// Base of links Ferry hands out (no trailing `/`).
     pub public_url: String,
     /// Base of signed upload/download URLs (no trailing `/`).
@@ -86,7 +89,9 @@ pub fn router(state: AppState) -> Router {
         .merge(sessions::router())
         .merge(gallery::router())
         .merge(tus::router())
-        .fallback(|| async { ApiError::not_found("no such route") });
+        .merge(metrics::router())
+        .fallback(|| async { ApiError::not_found("no such route") })
+        .layer(axum::middleware::from_fn_with_state(state.clone(), metrics::track));
     // the families' routes have their own shape and 405 already; the rest get the plain ones
     let app = Family::Plain
         .layer(routes)

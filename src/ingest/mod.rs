@@ -149,6 +149,8 @@ pub struct Ingest {
     catalog: Arc<dyn Catalog>,
     /// Woken when new content is committed (its media job was queued with it).
     wake: Option<Arc<Notify>>,
+    /// Uploads finished and failed, bytes received and deduplicated, by family.
+    metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl Ingest {
@@ -170,12 +172,17 @@ impl Ingest {
     }
 
     pub fn new(store: Arc<dyn BlobStore>, catalog: Arc<dyn Catalog>) -> Self {
-        Self { store, catalog, wake: None }
+        Self { store, catalog, wake: None, metrics: Arc::default() }
     }
 
     /// Wakes `wake` (the job runner) whenever a commit stores new content.
     pub fn waking(self, wake: Arc<Notify>) -> Self {
         Self { wake: Some(wake), ..self }
+    }
+
+    /// Counts its uploads into `metrics`.
+    pub fn counting(self, metrics: Arc<crate::metrics::Metrics>) -> Self {
+        Self { metrics, ..self }
     }
 
     /// Receives, verifies and commits a body in one go, giving `holder` a hold on it.
@@ -287,10 +294,12 @@ impl Ingest {
         S: Stream<Item = Result<Bytes, E>> + Send + Unpin,
         E: std::fmt::Display,
     {
-        let raw = receive::receive(self.store.as_ref(), area, body, expect).await?;
+        let raw = receive::receive(self.store.as_ref(), area, body, expect)
+            .await
+            .inspect_err(|_| self.metrics.upload_failed())?;
         let verified = receive::verify(&raw.blob, expect);
         let received = self.guard(raw);
-        verified.map_err(IngestError::HashMismatch)?;
+        verified.map_err(IngestError::HashMismatch).inspect_err(|_| self.metrics.upload_failed())?;
         Ok(received)
     }
 
@@ -310,7 +319,15 @@ impl Ingest {
     async fn commit_for(&self, received: Received, holder: Option<UserId>) -> Result<Ingested, IngestError> {
         let (step, placed) = self.placement(&received);
         // on failure the staged copy goes with `received` (it may be gone already, moved)
-        match self.catalog.commit_blob(&received.blob, holder, step).await {
+        let outcome = self.catalog.commit_blob(&received.blob, holder, step).await;
+        match &outcome {
+            Ok(()) => {
+                let already = placed.get().is_none_or(|p| *p == Placed::AlreadyPresent);
+                self.metrics.upload_finished(received.blob.size, already);
+            }
+            Err(_) => self.metrics.upload_failed(),
+        }
+        match outcome {
             Ok(()) => Ok(self.settle(received, &placed)),
             Err(CatalogError::QuotaExceeded(why)) => {
                 // refused after the bytes moved (another upload of the account got there

@@ -88,13 +88,19 @@ pub struct JobRunner {
     periodic: Arc<Vec<Arc<dyn Periodic>>>,
     wake: Arc<Notify>,
     interval: Duration,
+    metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl JobRunner {
     /// A runner over `catalog`, woken by `wake` (the ingest pipeline notifies it when new
     /// content queued its media job), looking for work every `interval` when idle.
     pub fn new(catalog: Arc<dyn Catalog>, wake: Arc<Notify>, interval: Duration) -> Self {
-        Self { catalog, kinds: Arc::default(), periodic: Arc::default(), wake, interval }
+        Self { catalog, kinds: Arc::default(), periodic: Arc::default(), wake, interval, metrics: Arc::default() }
+    }
+
+    /// Counts the jobs it runs into `metrics` (`ferry_jobs_total`).
+    pub fn counting(self, metrics: Arc<crate::metrics::Metrics>) -> Self {
+        Self { metrics, ..self }
     }
 
     /// Registers the handler of a job kind (at assembly, before the runner is cloned).
@@ -177,6 +183,12 @@ impl JobRunner {
         .instrument(span.clone())
         .await;
         let ok = matches!(outcome, JobOutcome::Done);
+        let counted = match &outcome {
+            JobOutcome::Done => "done",
+            JobOutcome::Retry { .. } => "retried",
+            JobOutcome::Failed { .. } | JobOutcome::Refused { .. } => "failed",
+        };
+        self.metrics.job(kind.as_str(), counted);
         span.in_scope(|| match &outcome {
             JobOutcome::Done => tracing::debug!("job done"),
             JobOutcome::Retry { error, after } => tracing::info!(%error, ?after, "job will be retried"),

@@ -26,6 +26,7 @@ mod lenient_input;
 mod lifecycle;
 mod lifecycle_cli;
 mod media;
+mod metrics;
 mod migrate_store;
 mod multipart;
 mod push_pull;

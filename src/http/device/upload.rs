@@ -90,6 +90,7 @@ pub async fn upload(
     for (file, hash) in files.iter().zip(hashes) {
         let file_size = file.file_size;
         if held.contains(&(hash.clone(), file_size)) {
+            state.metrics.upload_skipped(file_size); // bytes the device need not send
             list.push(UploadEntry {
                 file_hash: hash,
                 file_size,

@@ -95,7 +95,7 @@ async fn upload(
     // ends — storing the file, or giving the reservation back — instead of being dropped
     // with the slot taken.
     let state = state.clone();
-    let task = tokio::spawn(async move {
+    let task = tokio::spawn(crate::metrics::in_family(async move {
         let mut reserved_bytes = 0;
         let outcome = store_file(&state, &session, request, query_folder, &mut reserved_bytes).await;
         if outcome.is_err() {
@@ -103,7 +103,7 @@ async fn upload(
             state.catalog.release_reservation(&session.ulid, reserved_bytes).await?;
         }
         outcome
-    });
+    }));
     task.await.map_err(|e| ApiError::internal(format!("the upload task failed: {e}")))?
 }
 

@@ -66,7 +66,7 @@ pub async fn run_patch(
     let (service, id) = (state.tus.clone(), id.to_owned());
     let patch = async move { service.patch(user, &id, request, body.into_data_stream()).await };
     // the task keeps the request's span, so its log lines carry the request id
-    let task = tokio::spawn(patch.instrument(tracing::Span::current()));
+    let task = tokio::spawn(crate::metrics::in_family(patch).instrument(tracing::Span::current()));
     match task.await {
         Ok(outcome) => Ok(outcome?),
         Err(e) => Err(ApiError::internal(format!("the PATCH failed: {e}"))),

@@ -1,0 +1,85 @@
+//! `GET /metrics` (Prometheus text; a bearer token when `FERRY_METRICS_TOKEN` is set) and the
+//! layer that counts every request by family, route template and status, and lets the upload
+//! pipeline know which family it is serving.
+
+use std::time::Instant;
+
+use axum::Router;
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{HeaderMap, HeaderValue, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+
+use super::AppState;
+use super::error::ApiError;
+use crate::catalog::JobStatus;
+use crate::domain::{ErrorCode, JobKind};
+use crate::metrics::{FAMILY, Gauges};
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/metrics", get(metrics))
+}
+
+/// The API family a request path belongs to.
+pub fn family_of(path: &str) -> &'static str {
+    const PREFIXES: [(&str, &str); 14] = [
+        ("/device/", "device"),
+        ("/signed/blob", "device"),
+        ("/api/users/", "multipart"),
+        ("/signed/part", "multipart"),
+        ("/signed/file", "multipart"),
+        ("/api/gallery/", "gallery"),
+        ("/signed/gallery", "gallery"),
+        ("/files", "tus"),
+        ("/api/upload/", "session"),
+        ("/api/file/", "session"),
+        ("/api/files/", "session"),
+        ("/upload/", "session"),
+        ("/file/", "session"),
+        ("/signed/session/", "session"),
+    ];
+    PREFIXES.iter().find(|(prefix, _)| path.starts_with(prefix)).map_or("ferry", |(_, family)| family)
+}
+
+/// Counts the request and serves it with its family known to the upload pipeline.
+pub async fn track(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let family = family_of(request.uri().path());
+    let route = request.extensions().get::<MatchedPath>().map_or("unmatched", |m| m.as_str()).to_owned();
+    let started = Instant::now();
+    let response = FAMILY.scope(family, next.run(request)).await;
+    state.metrics.request(family, &route, response.status().as_u16(), started.elapsed());
+    response
+}
+
+async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
+    if let Some(token) = &state.config.metrics_token {
+        let presented = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+        let bearer =
+            presented.and_then(|v| v.split_once(' ')).filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"));
+        if !bearer.is_some_and(|(_, secret)| constant_time_eq(secret.trim().as_bytes(), token.0.as_bytes())) {
+            return Err(ApiError::new(
+                ErrorCode::Unauthorized,
+                "GET /metrics needs the bearer token FERRY_METRICS_TOKEN names",
+            ));
+        }
+    }
+    let stored = state.catalog.server_usage().await?;
+    let pending = state.catalog.list_jobs(Some(JobStatus::Pending)).await?;
+    let queue_depth = JobKind::ALL
+        .iter()
+        .map(|kind| (kind.as_str().to_owned(), pending.iter().filter(|j| j.kind == *kind).count() as i64))
+        .collect();
+    let gauges = Gauges { blobs: stored.blobs, blob_bytes: stored.physical_bytes, queue_depth };
+    let kinds: Vec<&str> = JobKind::ALL.iter().map(|k| k.as_str()).collect();
+    let mut response = state.metrics.render(&gauges, &kinds).into_response();
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"));
+    Ok(response)
+}
+
+/// Compares secrets without leaking where they differ through timing.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}

@@ -1,0 +1,81 @@
+//! `GET /metrics` (issue 23): every series from the start, moving with uploads of two
+//! families and their dedup, and closed without the token when one is set.
+
+use ferry::domain::Level;
+use serde_json::json;
+
+use crate::device_client::DeviceClient;
+use crate::helpers::*;
+use crate::lifecycle::session_upload;
+
+async fn scrape(app: &TestApp, token: Option<&str>) -> reqwest::Response {
+    let request = app.client.get(app.url("/metrics"));
+    let request = match token {
+        Some(token) => request.bearer_auth(token),
+        None => request,
+    };
+    request.send().await.unwrap()
+}
+
+/// The value of one series in a scrape.
+fn value(text: &str, series: &str) -> f64 {
+    let line = text.lines().find(|l| l.starts_with(series) && l[series.len()..].starts_with(' '));
+    let line = line.unwrap_or_else(|| panic!("{series} missing from:\n{text}"));
+    line[series.len()..].trim().parse().unwrap()
+}
+
+#[tokio::test]
+async fn requests_uploads_and_dedup_are_counted_by_family() {
+    let app = spawn_app().await;
+    let first = scrape(&app, None).await;
+    assert_eq!(first.status(), 200);
+    assert!(first.headers()["content-type"].to_str().unwrap().starts_with("text/plain; version=0.0.4"));
+    let text = first.text().await.unwrap();
+    for series in [
+        r#"ferry_uploads_total{family="session",outcome="finished"}"#,
+        r#"ferry_upload_bytes_total{family="device"}"#,
+        r#"ferry_dedup_bytes_total{family="session"}"#,
+        r#"ferry_jobs_total{kind="media_process",outcome="done"}"#,
+        r#"ferry_job_queue_depth{kind="remote_fetch"}"#,
+        "ferry_blobs",
+        "ferry_blob_store_bytes",
+    ] {
+        assert_eq!(value(&text, series), 0.0, "{series} starts at zero");
+    }
+
+    let alice = app.user("alice", Level::Uploader, "upload,read").await;
+    let photo = bytes_of(3000, 1);
+    session_upload(&app.address, &alice.token, &photo).await;
+    session_upload(&app.address, &alice.token, &photo).await; // the same content again
+    let (_, cam) = DeviceClient::setup(&app, "bob", "/").await;
+    let clip = bytes_of(5000, 2);
+    cam.upload(&clip).await;
+    // asked again, the device need not send it: counted as deduplicated
+    let check =
+        cam.post_ok("upload", json!({"file_list": [{"file_hash": sha256_hex(&clip), "file_size": 5000}]})).await;
+    assert_eq!(check["upload_list"][0]["skip_upload"], true);
+
+    let text = scrape(&app, None).await.text().await.unwrap();
+    assert_eq!(value(&text, r#"ferry_uploads_total{family="session",outcome="finished"}"#), 2.0);
+    assert_eq!(value(&text, r#"ferry_upload_bytes_total{family="session"}"#), 6000.0);
+    assert_eq!(value(&text, r#"ferry_dedup_bytes_total{family="session"}"#), 3000.0);
+    assert_eq!(value(&text, r#"ferry_upload_bytes_total{family="device"}"#), 5000.0);
+    assert_eq!(value(&text, r#"ferry_dedup_bytes_total{family="device"}"#), 5000.0);
+    assert_eq!(value(&text, "ferry_blobs"), 2.0);
+    assert_eq!(value(&text, "ferry_blob_store_bytes"), 8000.0);
+    assert_eq!(value(&text, r#"ferry_http_requests_total{family="session",route="/api/upload/id",status="200"}"#), 2.0);
+    let device_route = r#"ferry_http_requests_total{family="device",route="/device/1/media_grant/{media_grant_id}/upload",status="200"}"#;
+    assert_eq!(value(&text, device_route), 2.0);
+    assert!(value(&text, r#"ferry_http_request_duration_seconds_count{family="session"}"#) >= 4.0);
+}
+
+#[tokio::test]
+async fn metrics_need_the_token_when_one_is_set() {
+    let app = spawn_app_with(|layer| {
+        layer.insert("metrics_token", "scrape-me".into());
+    })
+    .await;
+    expect_error(scrape(&app, None).await, 401, "unauthorized").await;
+    expect_error(scrape(&app, Some("wrong")).await, 401, "unauthorized").await;
+    assert_eq!(scrape(&app, Some("scrape-me")).await.status(), 200);
+}
