@@ -14,6 +14,29 @@ use clap::{Parser, Subcommand};
 
 use crate::config::Layer;
 
+/// A command line clap refused. `admin … --json` keeps its contract even then: one JSON error
+/// on stderr (`invalid_argument`) and exit 1; otherwise clap's own text and code (help and
+/// version print as usual).
+pub fn refused(err: clap::Error) -> i32 {
+    use clap::error::ErrorKind;
+    let args: Vec<String> = std::env::args().collect();
+    let json = args.iter().any(|a| a == "admin") && args.iter().any(|a| a == "--json");
+    let shown = matches!(
+        err.kind(),
+        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+    );
+    if json && !shown {
+        let text = err.render().to_string();
+        // the error paragraph (its usage and help hints follow a blank line), on one line
+        let paragraph = text.split("\n\n").next().unwrap_or_default().trim_start_matches("error: ");
+        let message = paragraph.split_whitespace().collect::<Vec<_>>().join(" ");
+        eprintln!("{}", serde_json::json!({"error": "invalid_argument", "message": message}));
+        return 1;
+    }
+    let _ = err.print();
+    err.exit_code()
+}
+
 #[derive(Parser, Debug)]
 #[command(name = "ferry", version, about = "Ferry: a self-hosted media ingest server", long_about = None)]
 pub struct Cli {

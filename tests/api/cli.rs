@@ -115,6 +115,10 @@ fn failures_exit_1_with_a_json_error_on_stderr() {
         (&["device", "disable", "ghost"], "not_found"),
         (&["grant", "add", "--device", "ghost", "--volume", "v"], "not_found"),
         (&["grant", "enable", "abc"], "invalid_argument"),
+        // what the command line itself refuses keeps the contract too
+        (&["token", "add", "--user", "alice"], "invalid_argument"),
+        (&["frobnicate"], "invalid_argument"),
+        (&["user", "set-quota", "alice"], "invalid_argument"),
     ];
     for (args, code) in cases {
         let (exit, err) = admin_json(d, args);
