@@ -255,3 +255,18 @@ fn settings_layer_flags_over_env_over_file() {
     let _ = server.kill();
     let _ = server.wait();
 }
+
+#[test]
+fn reading_commands_never_create_a_data_dir() {
+    let scratch = tempfile::tempdir().unwrap();
+    let missing = scratch.path().join("not").join("here");
+    for args in [&["user", "list"][..], &["files", "list"], &["jobs", "list"], &["usage"]] {
+        let (code, err) = admin_json(&missing, args);
+        assert_eq!((code, &err["error"]), (1, &json!("data_dir")), "{args:?}: {err}");
+        assert!(err["message"].as_str().unwrap().contains(&missing.display().to_string()), "names the place: {err}");
+    }
+    assert!(!missing.exists(), "no data dir was created");
+    // a command that writes makes the data dir, as before
+    assert_eq!(admin_json(&missing, &["user", "add", "alice", "--level", "viewer"]).0, 0);
+    assert_eq!(admin_json(&missing, &["user", "list"]).0, 0);
+}

@@ -167,9 +167,48 @@ fn print_out(text: &str) -> i32 {
     }
 }
 
+/// Whether the command only reads: it must not create a data dir (or a catalog) where there is
+/// none — from the wrong directory that would quietly answer from an empty, new one.
+fn reads_only(command: &AdminCommand) -> bool {
+    matches!(
+        command,
+        AdminCommand::User(users::UserCommand::List)
+            | AdminCommand::Token(tokens::TokenCommand::List)
+            | AdminCommand::Device(devices::DeviceCommand::List)
+            | AdminCommand::Volume(volumes::VolumeCommand::List)
+            | AdminCommand::Grant(grants::GrantCommand::List)
+            | AdminCommand::Files(files::FilesCommand::List { .. })
+            | AdminCommand::Jobs(jobs::JobsCommand::List { .. })
+            | AdminCommand::Usage { .. }
+    )
+}
+
+/// Refuses a read-only command on a data dir (or embedded catalog) that does not exist.
+fn nothing_to_read(config: &Config) -> Result<(), Failure> {
+    let catalog = config.database_url.strip_prefix("sqlite://").map(|p| Path::new(p.split('?').next().unwrap_or(p)));
+    let missing = match catalog {
+        Some(file) => !file.exists(),
+        None => !config.data_dir.exists(),
+    };
+    if missing {
+        let place = catalog.unwrap_or(&config.data_dir);
+        return Err(Failure::new(
+            FailureCode::DataDir,
+            format!(
+                "no Ferry catalog at {} (nothing to read there): name the server's data dir with --data-dir or FERRY_DATA_DIR",
+                place.display()
+            ),
+        ));
+    }
+    Ok(())
+}
+
 pub async fn run(config_file: Option<&Path>, flags: Layer, args: AdminArgs) -> i32 {
     let outcome = async {
         let config = Config::load(config_file, flags).map_err(|e| Failure::new(FailureCode::Config, e.to_string()))?;
+        if reads_only(&args.command) {
+            nothing_to_read(&config)?;
+        }
         let services =
             Services::open(config).await.map_err(|e| Failure::new(FailureCode::Catalog, format!("{e:#}")))?;
         execute(&services, args.command).await
