@@ -11,7 +11,7 @@ use std::time::Duration;
 /// The API families requests and uploads are counted by (`ferry` is Ferry's own routes).
 pub const FAMILIES: [&str; 6] = ["device", "multipart", "session", "gallery", "tus", "ferry"];
 /// Where an upload ended.
-pub const UPLOAD_OUTCOMES: [&str; 2] = ["finished", "failed"];
+pub const UPLOAD_OUTCOMES: [&str; 3] = ["finished", "failed", "expired"];
 /// Upper bounds of the request duration histogram, in seconds.
 const BUCKETS: [f64; 12] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0, 30.0];
 
@@ -83,6 +83,11 @@ impl Metrics {
     /// An upload was refused or failed after its bytes began to arrive; nothing was kept.
     pub fn upload_failed(&self) {
         *self.uploads.lock().expect("not poisoned").entry((current_family(), "failed")).or_default() += 1;
+    }
+
+    /// An unfinished upload of `family` expired and its bytes went.
+    pub fn upload_expired(&self, family: &'static str) {
+        *self.uploads.lock().expect("not poisoned").entry((family, "expired")).or_default() += 1;
     }
 
     /// Content a client did not need to send (a device `upload` check answered `skip_upload`).

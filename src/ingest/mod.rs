@@ -180,6 +180,11 @@ impl Ingest {
         Self { wake: Some(wake), ..self }
     }
 
+    /// What the pipeline counts into (services that end uploads count there too).
+    pub fn metrics(&self) -> &crate::metrics::Metrics {
+        &self.metrics
+    }
+
     /// Counts its uploads into `metrics`.
     pub fn counting(self, metrics: Arc<crate::metrics::Metrics>) -> Self {
         Self { metrics, ..self }

@@ -375,6 +375,7 @@ impl ResumableUploads {
     pub async fn expire_one(&self) -> Result<Option<String>, TusError> {
         if let Some(upload) = self.catalog.expire_tus().await? {
             self.drop_bytes(&upload).await;
+            self.ingest.metrics().upload_expired("tus");
             return Ok(Some(upload.id));
         }
         let forgotten = self.catalog.forget_tus(self.expiry).await?;

@@ -79,3 +79,21 @@ async fn metrics_need_the_token_when_one_is_set() {
     expect_error(scrape(&app, Some("wrong")).await, 401, "unauthorized").await;
     assert_eq!(scrape(&app, Some("scrape-me")).await.status(), 200);
 }
+
+#[tokio::test]
+async fn expired_uploads_are_counted_by_family() {
+    let app = spawn_app_with(|layer| {
+        layer.insert("upload_expiry", "1s".into());
+    })
+    .await;
+    let alice = app.user("alice", Level::Uploader, "upload").await;
+    let url = app.url("/api/users/multipart_upload_start/clip?part_count=2");
+    let started = app.client.get(url).bearer_auth(&alice.token).send().await.unwrap();
+    assert_eq!(started.status(), 200);
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    // the server's own runner may get there first: either way it is counted once
+    while app.state.uploads.expire_one().await.unwrap().is_some() {}
+    let text = scrape(&app, None).await.text().await.unwrap();
+    assert_eq!(value(&text, r#"ferry_uploads_total{family="multipart",outcome="expired"}"#), 1.0);
+    assert_eq!(value(&text, r#"ferry_uploads_total{family="tus",outcome="expired"}"#), 0.0);
+}

@@ -309,6 +309,9 @@ impl MultipartUploads {
         // a completion that holds it is left alone (the listing skips it from now on)
         if let Some(parts) = self.catalog.delete_upload(&upload.upload_id).await? {
             self.drop_bytes(&upload.upload_id, parts).await;
+            if !upload.completed {
+                self.ingest.metrics().upload_expired(upload.family.as_str());
+            }
         }
         Ok(Some(upload.upload_id))
     }
