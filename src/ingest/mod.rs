@@ -26,7 +26,7 @@ use futures_util::{Stream, StreamExt};
 use tokio::sync::Notify;
 
 use crate::blob_store::{BlobStore, ByteStream, Placed, Staged, StagingArea, StoreError};
-use crate::catalog::{BlobRecord, BlobStep, Catalog, CatalogError};
+use crate::catalog::{BlobRecord, BlobStep, ByteDeleter, Catalog, CatalogError};
 use crate::domain::{Sha256Hex, UserId};
 
 /// What the uploader promised about the bytes, and the limits that apply.
@@ -337,7 +337,11 @@ impl Ingest {
             Err(CatalogError::QuotaExceeded(why)) => {
                 // refused after the bytes moved (another upload of the account got there
                 // first): they go now, unless someone else recorded the content meanwhile
-                let delete = crate::jobs::consistency::deleter(self.store.clone());
+                let store = self.store.clone();
+                let delete: ByteDeleter = Arc::new(move |sha256| {
+                    let store = store.clone();
+                    Box::pin(async move { store.delete(&sha256).await.map_err(Into::into) })
+                });
                 if let Err(e) = self.catalog.resolve_intents_of(&received.blob.sha256, delete).await {
                     tracing::warn!(error = %e, "the bytes of an upload over its quota stay until the intent sweep");
                 }
