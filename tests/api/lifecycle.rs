@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use ferry::clock::now_ms;
 use ferry::domain::{Level, Sha256Hex};
-use ferry::jobs::{PassReport, consistency};
+use ferry::jobs::{PassReport, StorageLifecycle, consistency};
 use reqwest::multipart::{Form, Part};
 use serde_json::{Value, json};
 
@@ -270,11 +270,10 @@ async fn content_sent_again_after_a_delete_keeps_its_upload_expiry_when_the_tomb
 
 #[tokio::test]
 async fn one_pass_with_no_retention_frees_a_deleted_item_at_once() {
-    let app = spawn_app_with(|layer| {
-        layer.insert("tombstone_retention", "0s".into());
-        layer.insert("gc_grace", "0s".into());
-    })
-    .await;
+    // the server keeps its default retention and grace, so its own runner leaves this item
+    // alone; the pass runs with none, as `FERRY_TOMBSTONE_RETENTION=0s FERRY_GC_GRACE=0s
+    // ferry admin collect` does beside a stopped server
+    let app = spawn_app().await;
     let (owner, cam) = DeviceClient::setup(&app, "alice", "/").await;
     let photo = bytes_of(3000, 14);
     let hash = cam.upload(&photo).await;
@@ -284,8 +283,11 @@ async fn one_pass_with_no_retention_frees_a_deleted_item_at_once() {
         200
     );
     tokio::time::sleep(Duration::from_millis(5)).await;
+    let mut config = (*app.state.config).clone();
+    (config.tombstone_retention, config.gc_grace) = (Duration::ZERO, Duration::ZERO);
+    let lifecycle = StorageLifecycle::new(app.catalog().clone(), app.state.store.clone(), &config);
     // what `ferry admin collect` does: one pass at the wall clock's time
-    let report = app.state.lifecycle.pass(now_ms(), true).await.unwrap();
+    let report = lifecycle.pass(now_ms(), true).await.unwrap();
     assert_eq!((report.purged_items, report.released_holds, report.collected_blobs), (1, 1, 1), "{report:?}");
     assert!(!stored(&app, &hash).await);
 }
