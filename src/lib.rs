@@ -19,6 +19,7 @@
 //!   `ferry push` / `ferry pull` (the [`sync_client`], which speaks only the public device API).
 //! - [`config`]: layered settings (defaults < ferry.toml < FERRY_* < flags).
 
+pub mod accounts;
 pub mod app;
 pub mod auth;
 pub mod blob_store;

@@ -34,6 +34,7 @@ mod media_results;
 pub mod migrate;
 mod model;
 mod open;
+mod removal;
 mod rows;
 mod section;
 mod settings;
@@ -53,6 +54,7 @@ pub use lifecycle::{Collection, HoldCheck, HoldLifetimes, Lifecycle};
 pub use media::MediaItems;
 pub use media_results::MediaResults;
 pub use model::*;
+pub use removal::{InFlight, RemovalReport, Removals, Removed};
 pub use settings::{SIGNING_SECRET, Settings};
 pub use targets::Targets;
 pub use tus::TusUploads;
@@ -137,6 +139,7 @@ pub trait Catalog:
     + JobQueue
     + Targets
     + Usage
+    + Removals
     + Send
     + Sync
     + 'static
@@ -157,6 +160,7 @@ impl<T> Catalog for T where
         + JobQueue
         + Targets
         + Usage
+        + Removals
         + Send
         + Sync
         + 'static

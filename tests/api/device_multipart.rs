@@ -5,12 +5,12 @@ use serde_json::{Value, json};
 use crate::device_client::DeviceClient;
 use crate::helpers::*;
 
-const SIZE: usize = 41_955_385;
-const FILE_HASH: &str = "94f45e905207b15b1667a6b64fc06d6b076e88435791e24aff1726c844048862";
-const CHUNK: usize = 8 << 20;
+pub(crate) const SIZE: usize = 41_955_385;
+pub(crate) const FILE_HASH: &str = "94f45e905207b15b1667a6b64fc06d6b076e88435791e24aff1726c844048862";
+pub(crate) const CHUNK: usize = 8 << 20;
 
 /// API.md test content (byte i = i mod 251) and its part plan.
-fn file_and_plan() -> (Vec<u8>, Vec<Value>) {
+pub(crate) fn file_and_plan() -> (Vec<u8>, Vec<Value>) {
     let data: Vec<u8> = (0..SIZE).map(|i| (i % 251) as u8).collect();
     let plan = data
         .chunks(CHUNK)

@@ -16,19 +16,19 @@ use crate::helpers::*;
 
 const DAY_MS: i64 = 86_400_000;
 /// Past the default retention (30 days) and grace (1 hour).
-const PAST_RETENTION: i64 = 31;
+pub(crate) const PAST_RETENTION: i64 = 31;
 
 /// Runs lifecycle passes as if `days` had gone by, until nothing more is due.
-async fn pass_after(app: &TestApp, days: i64) -> PassReport {
+pub(crate) async fn pass_after(app: &TestApp, days: i64) -> PassReport {
     app.state.lifecycle.pass(now_ms() + days * DAY_MS, true).await.unwrap()
 }
 
-async fn stored(app: &TestApp, sha256: &str) -> bool {
+pub(crate) async fn stored(app: &TestApp, sha256: &str) -> bool {
     app.state.store.size_of(&Sha256Hex::parse(sha256).unwrap()).await.unwrap().is_some()
 }
 
 /// What `ferry admin check` reports: every row has its bytes and every blob its row.
-async fn assert_consistent(app: &TestApp) {
+pub(crate) async fn assert_consistent(app: &TestApp) {
     let scope = consistency::CheckScope { deep: false, staging_age: Duration::from_secs(3600) };
     let report = consistency::check(app.catalog().as_ref(), app.state.store.as_ref(), scope).await.unwrap();
     assert!(report.blobs_without_rows.is_empty() && report.rows_without_blobs.is_empty(), "{report:?}");

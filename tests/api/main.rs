@@ -31,6 +31,7 @@ mod migrate_store;
 mod multipart;
 mod push_pull;
 mod push_resume;
+mod removal;
 mod replicas;
 mod secrets;
 mod serving;

@@ -3,10 +3,10 @@
 use clap::Subcommand;
 use serde_json::json;
 
-use super::{Failure, FailureCode, Printed, device_for, listed, printed, user_named};
+use super::{Failure, FailureCode, Printed, device_for, listed, printed, removal, user_named};
 use crate::app::Services;
 use crate::auth::secrets;
-use crate::catalog::{Device, DeviceFlag, NewDevice};
+use crate::catalog::{Device, DeviceFlag, NewDevice, Removed};
 use crate::domain::Name;
 
 #[derive(Subcommand, Debug)]
@@ -18,6 +18,19 @@ pub(super) enum DeviceCommand {
         name: String,
     },
     List,
+    /// Give a device another name (its key, grants and events stay).
+    Rename {
+        device: String,
+        new_name: String,
+    },
+    /// Remove a device: its key stops working at once, its gallery events and its grants go
+    /// (the volumes it mounted keep their media).
+    Remove {
+        device: String,
+        /// Confirm: the device's gallery events are deleted at once.
+        #[arg(long)]
+        yes: bool,
+    },
     Disable {
         device: String,
     },
@@ -65,6 +78,20 @@ pub(super) async fn run(services: &Services, command: DeviceCommand) -> Result<P
             Printed { json: out, text }
         }
         DeviceCommand::List => listed(&catalog.list_devices().await?, device_line),
+        DeviceCommand::Rename { device, new_name } => {
+            let found = device_for(services, &device).await?;
+            catalog.rename_device(found.device_id, &Name::parse(&new_name)?).await?;
+            let renamed = device_for(services, &found.device_id.to_string()).await?;
+            printed(&renamed, format!("{} (was '{}')", device_line(&renamed), found.device_name))
+        }
+        DeviceCommand::Remove { device, yes } => {
+            let found = device_for(services, &device).await?;
+            let label = format!("device '{}' of user {}", found.device_name, found.user_id);
+            removal::confirmed(yes, &label, "its key, its gallery events and its grants")?;
+            let identity =
+                json!({"device_id": found.device_id, "device_name": found.device_name, "user_id": found.user_id});
+            removal::remove(services, Removed::Device(found.device_id), found.user_id, identity, label).await?
+        }
         DeviceCommand::Disable { device } => set_flag(services, &device, DeviceFlag::Disabled, true).await?,
         DeviceCommand::Enable { device } => set_flag(services, &device, DeviceFlag::Disabled, false).await?,
         DeviceCommand::Uploads { state, device } => {

@@ -9,6 +9,7 @@ mod files;
 mod grants;
 mod jobs;
 mod migrate_store;
+mod removal;
 mod signing;
 mod storage;
 mod tokens;
@@ -36,16 +37,18 @@ pub struct AdminArgs {
 
 #[derive(Subcommand, Debug)]
 enum AdminCommand {
-    /// Users: `user add NAME --level L`, `user list`, `user set-quota NAME SIZE|none`.
+    /// Users: `user add NAME --level L`, `user list`, `user rename NAME NEW`,
+    /// `user remove NAME --yes`, `user set-quota NAME SIZE|none`.
     #[command(subcommand)]
     User(users::UserCommand),
     /// API tokens: `token add --user NAME --scopes upload,read`, `token list`, `token revoke ID`.
     #[command(subcommand)]
     Token(tokens::TokenCommand),
-    /// Devices: add, list, disable/enable, uploads off/on.
+    /// Devices: add, list, rename, remove, disable/enable, uploads off/on, pull-source.
     #[command(subcommand)]
     Device(devices::DeviceCommand),
-    /// Volumes: `volume add NAME --user USER`, `volume list`.
+    /// Volumes: `volume add NAME --user USER`, `volume list`, `volume rename NAME NEW --user USER`,
+    /// `volume remove NAME --user USER --yes`.
     #[command(subcommand)]
     Volume(volumes::VolumeCommand),
     /// Media grants (a device's mount of a volume): add, list, disable/enable.

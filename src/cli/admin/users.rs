@@ -4,18 +4,36 @@ use clap::Subcommand;
 
 use serde_json::json;
 
-use super::{Failure, FailureCode, Printed, listed, printed, user_named};
+use super::{Failure, FailureCode, Printed, listed, printed, removal, user_named};
 use crate::app::Services;
+use crate::catalog::Removed;
 use crate::domain::{Level, Name};
 
 #[derive(Subcommand, Debug)]
 pub(super) enum UserCommand {
+    /// Create a user.
     Add {
+        /// The user's name (letters, digits, `-`, `_`, `.`).
         name: String,
+        /// What the user may do: viewer, uploader, manager or admin.
         #[arg(long)]
         level: String,
     },
     List,
+    /// Give a user another name (its tokens, devices and media stay).
+    Rename {
+        name: String,
+        new_name: String,
+    },
+    /// Remove a user and everything of the account: tokens, devices, volumes, media of every
+    /// family, uploads in flight. Content no other account holds is collected after
+    /// FERRY_GC_GRACE.
+    Remove {
+        name: String,
+        /// Confirm: the account's media is deleted at once.
+        #[arg(long)]
+        yes: bool,
+    },
     /// Limit what the account may hold: a size like 50GiB, or `none`.
     SetQuota {
         name: String,
@@ -34,6 +52,20 @@ pub(super) async fn run(services: &Services, command: UserCommand) -> Result<Pri
         }
         UserCommand::List => {
             listed(&catalog.list_users().await?, |u| format!("user {} '{}' ({})", u.user_id, u.name, u.level))
+        }
+        UserCommand::Rename { name, new_name } => {
+            let user = user_named(services, &name).await?;
+            catalog.rename_user(user.user_id, &Name::parse(&new_name)?).await?;
+            let user = user_named(services, &new_name).await?;
+            let text = format!("user {} '{}' is now '{}'", user.user_id, name, user.name);
+            printed(&user, text)
+        }
+        UserCommand::Remove { name, yes } => {
+            let user = user_named(services, &name).await?;
+            removal::confirmed(yes, &format!("user '{name}'"), "its tokens, devices, volumes and all of its media")?;
+            let identity = json!({"user_id": user.user_id, "name": user.name});
+            removal::remove(services, Removed::User(user.user_id), user.user_id, identity, format!("user '{name}'"))
+                .await?
         }
         UserCommand::SetQuota { name, size } => {
             let user = user_named(services, &name).await?;
