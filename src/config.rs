@@ -148,6 +148,13 @@ impl Config {
         Self::from_layer(&merged)
     }
 
+    /// The catalog's file when it is embedded (SQLite), else `None`.
+    pub fn sqlite_file(&self) -> Option<PathBuf> {
+        let url = &self.database_url;
+        let path = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:"))?;
+        Some(PathBuf::from(path.split('?').next().unwrap_or(path)))
+    }
+
     /// Parses a merged layer; settings it lacks take their defaults.
     pub fn from_layer(values: &Layer) -> Result<Self, ConfigError> {
         let get = |key: &'static str| {

@@ -22,6 +22,7 @@
 pub mod accounts;
 pub mod app;
 pub mod auth;
+pub mod backup;
 pub mod blob_store;
 pub mod catalog;
 pub mod cli;

@@ -33,16 +33,23 @@ pub struct LocalStore {
 }
 
 const REQUESTS: &str = "requests";
-const IDENTITY_FILE: &str = "ferry-store-id";
+pub const IDENTITY_FILE: &str = "ferry-store-id";
 pub(super) const UPLOADS: &str = "uploads";
+
+/// Where a blob lives under `<root>/blobs/sha256/` (a backup copies the same layout).
+pub fn blob_subpath(sha256: &Sha256Hex) -> PathBuf {
+    let h = sha256.as_str();
+    Path::new(&h[0..2]).join(&h[2..4]).join(h)
+}
+
+/// Where blobs live under a data dir.
+pub fn blobs_dir(root: &Path) -> PathBuf {
+    root.join("blobs").join("sha256")
+}
 
 impl LocalStore {
     pub fn open(root: &Path) -> std::io::Result<Self> {
-        let store = Self {
-            blobs: root.join("blobs").join("sha256"),
-            staging: root.join("staging"),
-            identity: root.join(IDENTITY_FILE),
-        };
+        let store = Self { blobs: blobs_dir(root), staging: root.join("staging"), identity: root.join(IDENTITY_FILE) };
         std::fs::create_dir_all(&store.blobs)?;
         std::fs::create_dir_all(store.staging.join(REQUESTS))?;
         std::fs::create_dir_all(store.staging.join(UPLOADS))?;
@@ -50,8 +57,7 @@ impl LocalStore {
     }
 
     fn blob_path(&self, sha256: &Sha256Hex) -> PathBuf {
-        let h = sha256.as_str();
-        self.blobs.join(&h[0..2]).join(&h[2..4]).join(h)
+        self.blobs.join(blob_subpath(sha256))
     }
 
     /// Keys are `requests/<ULID>` or `uploads/<ULID>`, made by `stage`; anything else is

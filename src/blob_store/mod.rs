@@ -22,7 +22,7 @@ use futures_util::stream::BoxStream;
 
 use crate::domain::{ByteRange, Sha256Hex};
 pub use direct::{Assembled, DirectMultipart, DirectUploads, Presigned, StoredPart, composite_etag};
-pub use local::LocalStore;
+pub use local::{IDENTITY_FILE, LocalStore, blob_subpath, blobs_dir};
 pub use resumable::ResumableWriter;
 pub use s3::S3Store;
 pub use s3_connect::s3_client;

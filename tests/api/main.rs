@@ -4,6 +4,7 @@
 mod helpers;
 
 mod auth;
+mod backup;
 mod blob_store_conformance;
 mod catalog_conformance;
 mod catalog_postgres;

@@ -4,6 +4,7 @@
 //! Output contract: with `--json` exactly one JSON object on one stdout line; on failure
 //! exit code 1 and `{"error","message"}` on stderr. Without `--json`, readable lines.
 
+mod backups;
 mod devices;
 mod files;
 mod grants;
@@ -79,6 +80,12 @@ enum AdminCommand {
     /// Copy an embedded data dir (SQLite catalog + local blobs) into the configured
     /// PostgreSQL catalog and blob store, verifying every blob; run again to resume.
     MigrateStore(storage::MigrateArgs),
+    /// Copy the embedded installation (catalog snapshot + the blobs it records) into a new
+    /// directory, while the server runs. The backup is itself a data dir.
+    Backup(backups::BackupArgs),
+    /// Restore a backup into the (new, empty) data dir named by --data-dir / FERRY_DATA_DIR,
+    /// then check it.
+    Restore(backups::BackupArgs),
 }
 
 /// The stable codes of failed admin commands (the `error` of `--json` output).
@@ -93,6 +100,7 @@ enum FailureCode {
     DataDir,
     MigrateStore,
     Check,
+    Backup,
 }
 
 impl FailureCode {
@@ -107,6 +115,7 @@ impl FailureCode {
             FailureCode::DataDir => "data_dir",
             FailureCode::MigrateStore => "migrate_store",
             FailureCode::Check => "check",
+            FailureCode::Backup => "backup",
         }
     }
 }
@@ -188,13 +197,13 @@ fn reads_only(command: &AdminCommand) -> bool {
 
 /// Refuses a read-only command on a data dir (or embedded catalog) that does not exist.
 fn nothing_to_read(config: &Config) -> Result<(), Failure> {
-    let catalog = config.database_url.strip_prefix("sqlite://").map(|p| Path::new(p.split('?').next().unwrap_or(p)));
-    let missing = match catalog {
+    let catalog = config.sqlite_file();
+    let missing = match &catalog {
         Some(file) => !file.exists(),
         None => !config.data_dir.exists(),
     };
     if missing {
-        let place = catalog.unwrap_or(&config.data_dir);
+        let place = catalog.as_deref().unwrap_or(&config.data_dir);
         return Err(Failure::new(
             FailureCode::DataDir,
             format!(
@@ -211,6 +220,12 @@ pub async fn run(config_file: Option<&Path>, flags: Layer, args: AdminArgs) -> i
         let config = Config::load(config_file, flags).map_err(|e| Failure::new(FailureCode::Config, e.to_string()))?;
         if reads_only(&args.command) {
             nothing_to_read(&config)?;
+        }
+        // these work on files and must not create a catalog first
+        match args.command {
+            AdminCommand::Backup(dir) => return backups::backup(config, dir).await,
+            AdminCommand::Restore(dir) => return backups::restore(config, dir).await,
+            _ => {}
         }
         let services =
             Services::open(config).await.map_err(|e| Failure::new(FailureCode::Catalog, format!("{e:#}")))?;
@@ -246,6 +261,7 @@ async fn execute(services: &Services, command: AdminCommand) -> Result<Printed, 
         AdminCommand::Collect => storage::collect(services).await,
         AdminCommand::Usage { user } => users::usage(services, user).await,
         AdminCommand::MigrateStore(args) => storage::migrate(services, args).await,
+        AdminCommand::Backup(_) | AdminCommand::Restore(_) => unreachable!("run without opening the services"),
     }
 }
 

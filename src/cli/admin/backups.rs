@@ -1,0 +1,76 @@
+//! `ferry admin backup DIR` and `ferry admin restore DIR` (see `crate::backup`).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Args;
+use serde_json::json;
+
+use super::{Failure, FailureCode, Printed};
+use crate::app::Services;
+use crate::backup::{self, BackupError};
+use crate::config::Config;
+use crate::jobs::consistency;
+
+#[derive(Args, Debug)]
+pub(super) struct BackupArgs {
+    /// A new (or empty) directory to write the backup into.
+    dir: PathBuf,
+}
+
+fn failed(e: BackupError) -> Failure {
+    let code = match e {
+        BackupError::NotEmbedded | BackupError::Target(_) | BackupError::Unfinished(_) => FailureCode::InvalidArgument,
+        _ => FailureCode::Backup,
+    };
+    Failure::new(code, e.to_string())
+}
+
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, BackupError> + Send + 'static,
+) -> Result<T, Failure> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| Failure::new(FailureCode::Backup, e.to_string()))?
+        .map_err(failed)
+}
+
+pub(super) async fn backup(config: Config, args: BackupArgs) -> Result<Printed, Failure> {
+    let dir = args.dir.clone();
+    let manifest = blocking(move || backup::backup(&config, &args.dir)).await?;
+    let text = format!(
+        "backed up {} blob(s), {} bytes, and the catalog into {} ({} upload(s) in flight left out)",
+        manifest.blobs,
+        manifest.bytes,
+        dir.display(),
+        manifest.dropped_uploads
+    );
+    let mut json = serde_json::to_value(&manifest).unwrap_or_default();
+    json["dir"] = json!(dir);
+    Ok(Printed { json, text })
+}
+
+/// Restores, then opens the restored data dir (migrating an older backup) and checks that
+/// every row has its bytes.
+pub(super) async fn restore(config: Config, args: BackupArgs) -> Result<Printed, Failure> {
+    let target = config.clone();
+    let manifest = blocking(move || backup::restore(&args.dir, &target)).await?;
+    let services = Services::open(config).await.map_err(|e| Failure::new(FailureCode::Catalog, format!("{e:#}")))?;
+    let scope = consistency::CheckScope { deep: false, staging_age: Duration::from_secs(3600) };
+    let report = consistency::check(services.catalog.as_ref(), services.store.as_ref(), scope)
+        .await
+        .map_err(|e| Failure::new(FailureCode::Check, e.to_string()))?;
+    let clean = report.rows_without_blobs.is_empty() && report.blobs_without_rows.is_empty();
+    let text = format!(
+        "restored {} blob(s), {} bytes, from the backup of {} into {}; check: {}",
+        manifest.blobs,
+        manifest.bytes,
+        manifest.created,
+        services.config.data_dir.display(),
+        if clean { "every row has its bytes".to_owned() } else { format!("{report:?}") }
+    );
+    let mut json = serde_json::to_value(&manifest).unwrap_or_default();
+    json["data_dir"] = json!(services.config.data_dir);
+    json["check"] = serde_json::to_value(&report).unwrap_or_default();
+    Ok(Printed { json, text })
+}
