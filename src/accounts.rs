@@ -38,7 +38,8 @@ impl Remover<'_> {
         let in_flight = self.catalog.uploads_in_flight(what).await?;
         for upload in &in_flight.multipart {
             match self.uploads.abort(upload).await {
-                Ok(()) | Err(UploadError::NoSuchUpload) => {}
+                // gone or completed meanwhile: the removal's transaction takes what is left
+                Ok(()) | Err(UploadError::NoSuchUpload | UploadError::Completed) => {}
                 Err(UploadError::Completing) => return Err(RemovalError::Completing(upload.clone())),
                 Err(e) => return Err(RemovalError::EndingUpload { upload: upload.clone(), reason: e.to_string() }),
             }

@@ -141,11 +141,21 @@ impl Services {
             .register(JobKind::GalleryPull, network(Arc::new(pulls)))
     }
 
-    /// Base of signed URLs when no server address is known (the CLI): the configured
-    /// upload or public URL, else the listen address.
-    pub fn upload_base(&self, bound: Option<SocketAddr>) -> String {
-        let local = format!("http://{}", bound.unwrap_or(self.config.listen));
-        self.config.upload_url.clone().or_else(|| self.config.public_url.clone()).unwrap_or(local)
+    /// Base of signed URLs the admin CLI hands out: the configured upload or public URL, else
+    /// the configured listen address — unless that names no reachable server (port 0, or all
+    /// interfaces), which only the running server can resolve.
+    pub fn upload_base(&self) -> Result<String, String> {
+        if let Some(url) = self.config.upload_url.clone().or_else(|| self.config.public_url.clone()) {
+            return Ok(url);
+        }
+        let listen = self.config.listen;
+        if listen.port() == 0 || listen.ip().is_unspecified() {
+            return Err(format!(
+                "the listen address {listen} names no address a client can use for a link; set \
+                 FERRY_PUBLIC_URL (or public_url in the config file) to the address clients reach the server at"
+            ));
+        }
+        Ok(format!("http://{listen}"))
     }
 }
 
@@ -213,7 +223,20 @@ impl Application {
             .await
             .with_context(|| format!("cannot listen on {}", services.config.listen))?;
         let bound = listener.local_addr()?;
-        let public_url = services.config.public_url.clone().unwrap_or_else(|| format!("http://{bound}"));
+        let public_url = match services.config.public_url.clone() {
+            Some(url) => url,
+            None => {
+                let url = crate::config::links_for(bound);
+                if bound.ip().is_unspecified() {
+                    tracing::warn!(
+                        links = %url,
+                        "listening on all interfaces without a public URL: links name this machine's address; \
+                         set FERRY_PUBLIC_URL (or --public-url) to the address clients use"
+                    );
+                }
+                url
+            }
+        };
         let upload_url = services.config.upload_url.clone().unwrap_or_else(|| public_url.clone());
         let state = AppState {
             ingest: services.ingest,

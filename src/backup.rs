@@ -8,10 +8,14 @@
 //!
 //! Uploads still in flight at the snapshot are left out (their staged bytes are not copied):
 //! after a restore they are gone, as if they had expired, and their clients start again.
+//! The catalog holds the signing secret, so everything a backup writes is the owner's alone
+//! (directories 0700, files 0600) whatever the umask.
 //! Blobs are written before their catalog rows (storage safety), so every row of the snapshot
 //! has its bytes; content the server collects while the copy runs was unreferenced already.
 
+use std::collections::BTreeSet;
 use std::fs::File;
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use rusqlite::{Connection, OpenFlags};
@@ -25,6 +29,8 @@ use crate::domain::Sha256Hex;
 pub const MANIFEST: &str = "ferry-backup.json";
 /// The catalog's name inside a backup (what a fresh data dir calls it).
 const CATALOG: &str = "ferry.db";
+/// The layout this code writes and reads.
+const FORMAT: u64 = 1;
 
 #[derive(Debug, thiserror::Error)]
 pub enum BackupError {
@@ -41,9 +47,14 @@ pub enum BackupError {
     Io { context: String, source: std::io::Error },
     #[error("catalog snapshot: {0}")]
     Sqlite(#[from] rusqlite::Error),
-    #[error("blob {0} is used by the catalog but is not in the store; run `ferry admin check`")]
+    #[error(
+        "blob {0} is used by the snapshot but left the store while the backup ran (collected since, if the \
+         copy took longer than FERRY_GC_GRACE; else damaged: run `ferry admin check`); run the backup again"
+    )]
     MissingBlob(String),
-    #[error("the backup lists {listed} blob(s) but holds {found}: it is damaged")]
+    #[error("this backup is format {0}; this Ferry restores format {FORMAT}")]
+    Format(u64),
+    #[error("the backup lists {listed} blob(s) but holds {found} (or their sizes differ): it is damaged")]
     Damaged { listed: u64, found: u64 },
 }
 
@@ -52,9 +63,9 @@ fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> BackupError 
     move |source| BackupError::Io { context, source }
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, Eq)]
 pub struct Manifest {
-    pub format: u32,
+    pub format: u64,
     pub created: String,
     pub ferry_version: String,
     pub blobs: u64,
@@ -71,24 +82,48 @@ fn embedded(config: &Config) -> Result<(PathBuf, PathBuf), BackupError> {
     }
 }
 
-/// A directory that does not exist or is empty, created.
+/// A directory that does not exist or is empty, created (owner only).
 fn empty_dir(dir: &Path, what: &str) -> Result<(), BackupError> {
     if let Ok(mut entries) = std::fs::read_dir(dir)
         && entries.next().is_some()
     {
         return Err(BackupError::Target(format!("{what} {} is not empty; name a new directory", dir.display())));
     }
-    std::fs::create_dir_all(dir).map_err(io(format!("cannot create {}", dir.display())))
+    private_dirs(dir).map_err(io(format!("cannot create {}", dir.display())))
 }
 
-/// Copies a file and makes it durable.
+fn private_dirs(dir: &Path) -> std::io::Result<()> {
+    std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)
+}
+
+/// Copies a file (owner only) and makes it durable; its directory is synced by the caller.
 fn copy_durably(from: &Path, to: &Path) -> std::io::Result<u64> {
     if let Some(dir) = to.parent() {
-        std::fs::create_dir_all(dir)?;
+        private_dirs(dir)?;
     }
     let copied = std::fs::copy(from, to)?;
-    File::open(to)?.sync_all()?;
+    let file = File::open(to)?;
+    file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    file.sync_all()?;
     Ok(copied)
+}
+
+/// Syncs each directory (new entries in them survive a crash), deepest first.
+fn sync_dirs(dirs: BTreeSet<PathBuf>) -> std::io::Result<()> {
+    for dir in dirs.iter().rev() {
+        File::open(dir)?.sync_all()?;
+    }
+    Ok(())
+}
+
+/// `path` and its parents up to (and with) `root`.
+fn parents_up_to(path: &Path, root: &Path, into: &mut BTreeSet<PathBuf>) {
+    for dir in path.ancestors().skip(1) {
+        into.insert(dir.to_owned());
+        if dir == root {
+            break;
+        }
+    }
 }
 
 /// Everything that keeps a blob (`?1`) needed in a catalog.
@@ -111,13 +146,15 @@ pub fn backup(config: &Config, into: &Path) -> Result<Manifest, BackupError> {
     live.execute("vacuum into ?1", [snapshot.to_string_lossy()])?;
     drop(live);
 
+    std::fs::set_permissions(&snapshot, std::fs::Permissions::from_mode(0o600))
+        .map_err(io("cannot protect the catalog snapshot"))?;
     let copy = Connection::open(&snapshot)?;
     let dropped_uploads = leave_out_uploads_in_flight(&copy)?;
     let identity = root.join(IDENTITY_FILE);
     if identity.exists() {
         copy_durably(&identity, &into.join(IDENTITY_FILE)).map_err(io("cannot copy the store identity"))?;
     }
-    let (mut blobs, mut bytes) = (0, 0);
+    let (mut blobs, mut bytes, mut dirs) = (0, 0, BTreeSet::new());
     let listed: Vec<(String, i64)> = {
         let mut statement = copy.prepare("select sha256, size from blobs order by sha256")?;
         statement.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<Result<_, _>>()?
@@ -126,7 +163,10 @@ pub fn backup(config: &Config, into: &Path) -> Result<Manifest, BackupError> {
         let sha256 = Sha256Hex::parse(&hash).map_err(|_| BackupError::MissingBlob(hash.clone()))?;
         let (from, to) = (blobs_dir(&root).join(blob_subpath(&sha256)), blobs_dir(into).join(blob_subpath(&sha256)));
         match copy_durably(&from, &to) {
-            Ok(_) => (blobs, bytes) = (blobs + 1, bytes + size as u64),
+            Ok(_) => {
+                (blobs, bytes) = (blobs + 1, bytes + size as u64);
+                parents_up_to(&to, into, &mut dirs);
+            }
             // collected since the snapshot: only content nothing used any more can be
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 if copy.query_row(USED, [&hash], |r| r.get::<_, bool>(0))? {
@@ -140,8 +180,9 @@ pub fn backup(config: &Config, into: &Path) -> Result<Manifest, BackupError> {
     }
     drop(copy);
     File::open(&snapshot).and_then(|f| f.sync_all()).map_err(io("cannot sync the catalog snapshot"))?;
+    sync_dirs(dirs).map_err(io("cannot sync the backup's directories"))?;
     let manifest = Manifest {
-        format: 1,
+        format: FORMAT,
         created: crate::clock::iso(crate::clock::now_ms()),
         ferry_version: env!("CARGO_PKG_VERSION").to_owned(),
         blobs,
@@ -149,7 +190,11 @@ pub fn backup(config: &Config, into: &Path) -> Result<Manifest, BackupError> {
         dropped_uploads,
     };
     let text = serde_json::to_string_pretty(&manifest).expect("a manifest serialises");
-    std::fs::write(into.join(MANIFEST), text).map_err(io("cannot write the manifest"))?;
+    let written = into.join(MANIFEST);
+    std::fs::write(&written, text)
+        .and_then(|()| File::open(&written)?.set_permissions(std::fs::Permissions::from_mode(0o600)))
+        .and_then(|()| File::open(&written)?.sync_all())
+        .map_err(io("cannot write the manifest"))?;
     File::open(into).and_then(|d| d.sync_all()).map_err(io("cannot sync the backup directory"))?;
     Ok(manifest)
 }
@@ -163,21 +208,46 @@ fn leave_out_uploads_in_flight(copy: &Connection) -> Result<u64, BackupError> {
         "delete from tus_uploads where state in ('open', 'received') or (state = 'completed' and concat = 'partial')",
         [],
     )?;
+    // a session's slot taken by an upload in flight would refuse the client's retry
+    let in_sessions: i64 = copy.query_row(
+        "select coalesce(sum(max(0, reserved_files - (select count(*) from files f where f.session_ulid = s.ulid))), 0)
+         from sessions s",
+        [],
+        |r| r.get(0),
+    )?;
+    dropped += in_sessions as usize;
+    copy.execute(
+        "update sessions set
+            reserved_files = (select count(*) from files f where f.session_ulid = sessions.ulid),
+            reserved_bytes = (select coalesce(sum(f.size), 0) from files f where f.session_ulid = sessions.ulid)",
+        [],
+    )?;
+    // a one-time upload URL claimed by an upload in flight is free again
+    dropped += copy.execute("delete from used_targets where used_ms is null", [])?;
     // pending writes of the moment: their bytes (if any) were not copied
     copy.execute("delete from blob_intents", [])?;
+    // a running import whose file is in the snapshot is done; other running jobs run again
+    copy.execute(
+        "update jobs set status = 'done', lease_until_ms = null
+         where status = 'running' and id in (select job_id from files where job_id is not null)",
+        [],
+    )?;
     copy.execute("update jobs set status = 'pending', lease_until_ms = null where status = 'running'", [])?;
     // the copy's counters are recounted when it is first opened
     copy.execute("insert into settings (key, value) values ('usage_recount_due', x'31') on conflict do nothing", [])?;
     Ok(dropped as u64)
 }
 
-/// Restores the backup `from` into the (new, empty) data dir of `config`.
+/// Restores the backup `from` into the (new, empty) data dir of `config`. A restore that
+/// fails removes what it copied, so it can simply be run again.
 pub fn restore(from: &Path, config: &Config) -> Result<Manifest, BackupError> {
     let (catalog, root) = embedded(config)?;
-    let text = std::fs::read_to_string(from.join(MANIFEST))
-        .map_err(|_| BackupError::Unfinished(from.display().to_string()))?;
-    let manifest: serde_json::Value =
-        serde_json::from_str(&text).map_err(|_| BackupError::Unfinished(from.display().to_string()))?;
+    let unfinished = || BackupError::Unfinished(from.display().to_string());
+    let text = std::fs::read_to_string(from.join(MANIFEST)).map_err(|_| unfinished())?;
+    let listed: Manifest = serde_json::from_str(&text).map_err(|_| unfinished())?;
+    if listed.format != FORMAT {
+        return Err(BackupError::Format(listed.format));
+    }
     if catalog.exists() {
         return Err(BackupError::Target(format!(
             "a catalog already exists at {}; restore into a new data dir (--data-dir)",
@@ -185,26 +255,37 @@ pub fn restore(from: &Path, config: &Config) -> Result<Manifest, BackupError> {
         )));
     }
     empty_dir(&root, "the data dir")?;
-    let (mut blobs, mut bytes) = (0, 0);
+    let restored = copy_backup(from, &catalog, &root, &listed);
+    if restored.is_err() {
+        // everything here is the restore's own: the directory was empty or new
+        let _ = std::fs::remove_dir_all(&root);
+        let _ = std::fs::remove_file(&catalog);
+    }
+    restored
+}
+
+fn copy_backup(from: &Path, catalog: &Path, root: &Path, listed: &Manifest) -> Result<Manifest, BackupError> {
+    let (mut blobs, mut bytes, mut dirs) = (0, 0, BTreeSet::new());
     for file in walk(&blobs_dir(from)).map_err(io("cannot read the backup's blobs"))? {
         let relative = file.strip_prefix(blobs_dir(from)).expect("walked under it");
-        bytes += copy_durably(&file, &blobs_dir(&root).join(relative)).map_err(io("cannot copy a blob"))?;
+        let to = blobs_dir(root).join(relative);
+        bytes += copy_durably(&file, &to).map_err(io(format!("cannot copy {}", file.display())))?;
+        parents_up_to(&to, root, &mut dirs);
         blobs += 1;
     }
-    let listed = manifest["blobs"].as_u64().unwrap_or_default();
-    if listed != blobs {
-        return Err(BackupError::Damaged { listed, found: blobs });
+    if (blobs, bytes) != (listed.blobs, listed.bytes) {
+        return Err(BackupError::Damaged { listed: listed.blobs, found: blobs });
     }
     if from.join(IDENTITY_FILE).exists() {
         copy_durably(&from.join(IDENTITY_FILE), &root.join(IDENTITY_FILE))
             .map_err(io("cannot copy the store identity"))?;
     }
     // the catalog last: a data dir with a catalog is a restored one
-    copy_durably(&from.join(CATALOG), &catalog).map_err(io("cannot copy the catalog"))?;
-    let created = manifest["created"].as_str().unwrap_or_default().to_owned();
-    let ferry_version = manifest["ferry_version"].as_str().unwrap_or_default().to_owned();
-    let dropped_uploads = manifest["dropped_uploads"].as_u64().unwrap_or_default();
-    Ok(Manifest { format: 1, created, ferry_version, blobs, bytes, dropped_uploads })
+    copy_durably(&from.join(CATALOG), catalog).map_err(io("cannot copy the catalog"))?;
+    parents_up_to(catalog, catalog.parent().unwrap_or(root), &mut dirs);
+    dirs.insert(root.to_owned());
+    sync_dirs(dirs).map_err(io("cannot sync the restored data dir"))?;
+    Ok(Manifest { blobs, bytes, ..listed.clone() })
 }
 
 /// Every file under `dir`.

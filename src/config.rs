@@ -11,8 +11,10 @@ use std::time::Duration;
 
 use crate::domain::ParseError;
 
+mod links;
 mod s3;
 mod units;
+pub use links::links_for;
 pub use s3::S3Config;
 pub use units::{parse_duration, parse_size};
 
@@ -148,11 +150,17 @@ impl Config {
         Self::from_layer(&merged)
     }
 
-    /// The catalog's file when it is embedded (SQLite), else `None`.
+    /// The catalog's file when it is embedded (SQLite), read as the catalog itself reads the
+    /// URL (percent-decoded, options dropped); `None` for another database or `:memory:`.
     pub fn sqlite_file(&self) -> Option<PathBuf> {
+        use std::str::FromStr;
         let url = &self.database_url;
-        let path = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:"))?;
-        Some(PathBuf::from(path.split('?').next().unwrap_or(path)))
+        if !url.starts_with("sqlite:") {
+            return None;
+        }
+        let options = sqlx::sqlite::SqliteConnectOptions::from_str(url).ok()?;
+        let file = options.get_filename();
+        (file != Path::new(":memory:") && !file.as_os_str().is_empty()).then(|| file.to_owned())
     }
 
     /// Parses a merged layer; settings it lacks take their defaults.

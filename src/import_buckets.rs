@@ -107,7 +107,14 @@ fn local_object_path(root: &FsPath, key: &str) -> Result<PathBuf, ImportError> {
     if key.is_empty() || key.contains('\0') || !relative.components().all(|c| matches!(c, Component::Normal(_))) {
         return Err(ImportError::InvalidKey);
     }
-    let missing = || ImportError::NoSuchObject { bucket: LOCAL_BUCKET.into(), key: key.to_owned() };
+    let missing = || {
+        // the client hears the bucket and key; the server's log says where it looked
+        tracing::info!(key, import_dir = %root.display(), "blob import: no such file in the import directory");
+        ImportError::NoSuchObject {
+            bucket: format!("{LOCAL_BUCKET} (the server's FERRY_IMPORT_DIR)"),
+            key: key.to_owned(),
+        }
+    };
     let root = root.canonicalize().map_err(|_| missing())?;
     let path = root.join(relative).canonicalize().map_err(|_| missing())?;
     if !path.starts_with(&root) {

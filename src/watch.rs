@@ -154,7 +154,10 @@ impl WatchFolders {
             let Ok(devices) = std::fs::read_dir(user.path()) else { continue };
             for device in devices.flatten() {
                 let incoming = device.path().join("incoming");
-                if let (Ok(id), true) = (device.file_name().to_string_lossy().parse(), incoming.is_dir()) {
+                let Ok(id) = device.file_name().to_string_lossy().parse() else { continue };
+                // a removed device's folder is nobody's: never read its files again
+                let exists = self.catalog.find_devices(&DeviceRef::Id(id)).await.map(|d| !d.is_empty());
+                if incoming.is_dir() && exists.unwrap_or(true) {
                     found.push(WatchEntry { dir: incoming, target: Target::Gallery { device: id } });
                 }
             }
@@ -230,6 +233,7 @@ impl WatchFolders {
             Err(Recorded::Failed(e)) => return Err(e),
         }
         self.put_away(&entry.dir, path).await?;
+        tracing::info!(file = %path.display(), size, "watch folder file ingested");
         Ok(true)
     }
 

@@ -177,9 +177,10 @@ impl Removals for SqlCatalog {
             Removed::Device(_) => ("devices", "device"),
             Removed::Volume(_) => ("volumes", "volume"),
         };
-        // locks the row first, so two removals (or a removal and a rename) take turns
-        let sql = format!("update {table} set name = name where id = $1");
-        if tx.exec(&sql, params![id]).await? == 0 {
+        // locks the row first (for update: a foreign-key check of a concurrent insert waits
+        // for it), so a removal, a rename and new items of it take turns
+        let sql = format!("select id from {table} where id = $1{}", tx.dialect().for_update());
+        if tx.opt(&sql, params![id]).await?.is_none() {
             return Err(CatalogError::NotFound(format!("{kind} {id}")));
         }
         let open = count(&mut tx, &format!("select count(*) from uploads where state = 'open' and {uploads}"), id)
@@ -208,6 +209,20 @@ impl Removals for SqlCatalog {
         let completed = format!("select user_id, sha256 from uploads where {uploads}");
         for items in [&events, &media, &completed] {
             check_holds_of(&mut tx, items, id, now).await?;
+        }
+        if let Removed::User(_) = what {
+            // with the account gone no hold check will run for it: everything its items used
+            // (a client's gallery thumbnail is nobody's hold) is looked at by collection, which
+            // keeps what anything else still needs
+            let files = "select user_id, sha256 from files where user_id = $1";
+            let holds = "select user_id, sha256 from holds where user_id = $1";
+            let sql = format!(
+                "insert into collect_candidates (sha256, since_ms)
+                 select distinct sha256, $2 from ({events} union {media} union {completed} union {files} union {holds}) used
+                 where sha256 is not null
+                 on conflict (sha256) do update set since_ms = excluded.since_ms"
+            );
+            tx.exec(&sql, params![id, now]).await?;
         }
         report.media_items += count(
             &mut tx,
@@ -248,12 +263,6 @@ impl Removals for SqlCatalog {
             // work queued for the account has nobody to do it for
             tx.exec("delete from jobs where owner_id = $1 and status = 'pending'", params![id]).await?;
             tx.exec("delete from hold_checks where user_id = $1", params![id]).await?;
-            // content only this account holds is nobody's once its holds go
-            let sql = "insert into collect_candidates (sha256, since_ms)
-                       select h.sha256, $2 from holds h where h.user_id = $1
-                          and not exists (select 1 from holds o where o.sha256 = h.sha256 and o.user_id <> $1)
-                       on conflict (sha256) do update set since_ms = excluded.since_ms";
-            tx.exec(sql, params![id, now]).await?;
             report.released_holds = tx.exec("delete from holds where user_id = $1", params![id]).await?;
             tx.exec("delete from users where id = $1", params![id]).await?;
         }

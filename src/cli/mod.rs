@@ -60,7 +60,11 @@ pub struct Cli {
 pub enum Command {
     /// Run the server. Prints `listening on http://ADDR` first.
     Serve(serve::ServeArgs),
-    /// Manage users, tokens, devices, volumes, grants, jobs and signed URLs.
+    /// Manage users, devices, tokens, jobs, storage and backups on the data dir's catalog.
+    ///
+    /// Every admin command works straight on the catalog of the data dir (--data-dir /
+    /// FERRY_DATA_DIR, default ./ferry-data of the current directory), beside a running server
+    /// or without one: from another directory, name the server's data dir.
     Admin(admin::AdminArgs),
     /// Push a local folder into a volume (new and changed files; resumes partial uploads).
     Push(push::PushArgs),

@@ -51,7 +51,16 @@ pub async fn run(config_file: Option<&Path>, flags: Layer) -> anyhow::Result<()>
     let mut stdout = std::io::stdout();
     writeln!(stdout, "listening on http://{}", app.local_addr())?;
     stdout.flush()?;
-    tracing::info!(address = %app.local_addr(), public_url = %app.state().public_url, "ferry is serving");
+    let state = app.state();
+    tracing::info!(
+        address = %app.local_addr(),
+        public_url = %state.public_url,
+        data_dir = %state.config.data_dir.display(),
+        catalog = %crate::app::catalog_name(&state.config.database_url),
+        blob_store = %state.store.describe(),
+        watch = ?state.config.watch,
+        "ferry is serving"
+    );
     app.run_until_stopped().await
 }
 

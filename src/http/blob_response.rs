@@ -34,8 +34,8 @@ pub async fn serve_blob(
         }
     };
     let stream = state.store.read(sha256, range).await.map_err(|e| {
-        tracing::error!(error = %e, "blob listed in the catalog cannot be read");
         ApiError::internal("the stored file cannot be read")
+            .because(format!("blob {sha256} listed in the catalog cannot be read: {e}"))
     })?;
     let mut response = Response::new(Body::from_stream(stream));
     *response.status_mut() = status;

@@ -24,13 +24,21 @@ pub struct ApiError {
     pub message: String,
     /// Fields merged into the body (a 409's current state).
     pub extra: Map<String, Value>,
+    /// What went wrong inside, for the server's log line of the request (never sent).
+    pub cause: Option<String>,
 }
 
 impl ApiError {
     /// An error answered with its code's status.
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
         let status = StatusCode::from_u16(code.status()).expect("error codes carry valid statuses");
-        Self { status, code, message: message.into(), extra: Map::new() }
+        Self { status, code, message: message.into(), extra: Map::new(), cause: None }
+    }
+
+    /// The inner failure behind it, logged with the request (one line per failed request).
+    pub fn because(mut self, cause: impl std::fmt::Display) -> Self {
+        self.cause = Some(cause.to_string());
+        self
     }
 
     /// The same error answered with another status (a code some family answers otherwise).
@@ -196,13 +204,10 @@ impl From<CatalogError> for ApiError {
             CatalogError::Gone(what) => Self::new(ErrorCode::Gone, what),
             CatalogError::QuotaExceeded(why) => Self::new(ErrorCode::QuotaExceeded, why),
             CatalogError::Full(why) => {
-                tracing::error!(error = %why, "the catalog is out of space");
-                insufficient_storage("catalog full")
+                insufficient_storage("catalog full").because(format!("the catalog is out of space: {why}"))
             }
-            other => {
-                tracing::error!(error = %other, "catalog failure");
-                Self::internal("the catalog failed; the request was not applied")
-            }
+            other => Self::internal("the catalog failed; the request was not applied")
+                .because(format!("catalog failure: {other}")),
         }
     }
 }
@@ -219,13 +224,10 @@ impl From<IngestError> for ApiError {
             }
             IngestError::Catalog(err) => err.into(),
             IngestError::Store(err) if err.is_full() => {
-                tracing::error!(error = %err, "the blob store is out of space");
-                insufficient_storage("disk full")
+                insufficient_storage("disk full").because(format!("the blob store is out of space: {err}"))
             }
-            IngestError::Store(err) => {
-                tracing::error!(error = %err, "blob store failure");
-                Self::internal("storing the upload failed; nothing was kept")
-            }
+            IngestError::Store(err) => Self::internal("storing the upload failed; nothing was kept")
+                .because(format!("blob store failure: {err}")),
         }
     }
 }

@@ -116,7 +116,9 @@ pub fn router(state: AppState) -> Router {
                         device = tracing::field::Empty,
                     )
                 })
-                .on_response(log_response),
+                .on_response(log_response)
+                // log_response already logged a failed request, with its reason
+                .on_failure(()),
         )
         .layer(PropagateRequestIdLayer::new(X_REQUEST_ID))
         .layer(SetRequestIdLayer::new(X_REQUEST_ID, MakeRequestUuid));
@@ -139,14 +141,17 @@ async fn options_past_cors(
     next.run(request).await
 }
 
-/// Logs each response once; 5xx with the error's message.
+/// Logs each response once: a refusal with its error code, a failure with its message and
+/// what went wrong inside.
 fn log_response(response: &axum::response::Response, latency: Duration, _span: &tracing::Span) {
     let status = response.status().as_u16();
     match response.extensions().get::<ApiError>() {
         Some(err) if status >= 500 => {
-            tracing::error!(status, code = err.code.as_str(), message = %err.message, ?latency, "request failed")
+            let cause = err.cause.as_deref().unwrap_or("-");
+            tracing::error!(status, code = err.code.as_str(), answer = %err.message, cause, ?latency, "request failed")
         }
-        _ => tracing::info!(status, ?latency, "request done"),
+        Some(err) => tracing::info!(status, code = err.code.as_str(), ?latency, "request refused"),
+        None => tracing::info!(status, ?latency, "request done"),
     }
 }
 
@@ -161,7 +166,9 @@ fn cors_layer(origins: &[String]) -> CorsLayer {
             Method::HEAD,
             Method::OPTIONS,
         ])
-        .allow_headers(tower_http::cors::Any)
+        // the request's own list, not `*`: browsers never let `*` cover Authorization, so a
+        // browser tus client sending a bearer token would fail its preflight
+        .allow_headers(tower_http::cors::AllowHeaders::mirror_request())
         // browsers upload straight to Ferry (signed PUTs, tus): they must see these answers
         .expose_headers([
             header::ETAG,

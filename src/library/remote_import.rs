@@ -77,8 +77,12 @@ impl RemoteImports {
             job: Some(job.job_id),
             ..NewFile::in_folder(task.user_id, Folder::Id(task.folder_id))
         };
+        let source = crate::redact::url_passwords(fetched.final_url.as_str()).into_owned();
         match self.library.add(new, fetched.received).await {
-            Ok(_) => JobOutcome::Done,
+            Ok(file) => {
+                tracing::info!(file_id = %file.file_id, size = file.size, %source, "remote import stored");
+                JobOutcome::Done
+            }
             Err(e) => JobOutcome::Retry { error: e.to_string(), after: backoff(job.attempts) },
         }
     }

@@ -17,6 +17,14 @@ fn help_explains_every_command() {
     for word in ["user", "token", "device", "volume", "grant", "jobs", "sign-upload", "check", "collect", "files"] {
         assert!(text.contains(word), "{word} missing from admin --help");
     }
+    for word in ["backup", "restore", "FERRY_DATA_DIR"] {
+        assert!(text.contains(word), "{word} missing from admin --help");
+    }
+    let out = ferry_bin().args(["admin", "user", "add", "--help"]).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    for what in ["<NAME>  The user's name", "viewer, uploader, manager or admin"] {
+        assert!(text.contains(what), "user add --help says nothing like {what:?}:\n{text}");
+    }
 }
 
 #[test]
@@ -269,4 +277,44 @@ fn reading_commands_never_create_a_data_dir() {
     // a command that writes makes the data dir, as before
     assert_eq!(admin_json(&missing, &["user", "add", "alice", "--level", "viewer"]).0, 0);
     assert_eq!(admin_json(&missing, &["user", "list"]).0, 0);
+}
+
+/// `(exit code, JSON line)` of `ferry admin ARGS --json` with `env`.
+fn admin_with_env(data_dir: &std::path::Path, env: &[(&str, &str)], args: &[&str]) -> (i32, Value) {
+    let mut cmd = ferry_bin();
+    cmd.arg("--data-dir").arg(data_dir).arg("admin").args(args).arg("--json").envs(env.iter().copied());
+    let out = cmd.output().unwrap();
+    let code = out.status.code().unwrap_or(-1);
+    let text = String::from_utf8_lossy(if code == 0 { &out.stdout } else { &out.stderr }).into_owned();
+    (code, serde_json::from_str(text.trim()).unwrap_or_else(|e| panic!("not JSON ({e}): {text}")))
+}
+
+#[test]
+fn links_never_name_port_0_or_all_interfaces() {
+    let dir = tempfile::tempdir().unwrap();
+    admin_json(dir.path(), &["user", "add", "alice", "--level", "uploader"]);
+    for listen in ["127.0.0.1:0", "0.0.0.0:9000", "[::]:9000"] {
+        let (code, refused) =
+            admin_with_env(dir.path(), &[("FERRY_LISTEN", listen)], &["sign-upload", "--user", "alice"]);
+        assert_eq!((code, refused["error"].as_str()), (1, Some("config")), "{listen}: {refused}");
+        assert!(refused["message"].as_str().unwrap().contains("FERRY_PUBLIC_URL"), "{refused}");
+    }
+    let public = [("FERRY_LISTEN", "0.0.0.0:9000"), ("FERRY_PUBLIC_URL", "http://ferry.lan:9000")];
+    let (code, signed) = admin_with_env(dir.path(), &public, &["sign-upload", "--user", "alice"]);
+    assert_eq!(code, 0, "{signed}");
+    assert!(signed["url"].as_str().unwrap().starts_with("http://ferry.lan:9000/signed/"), "{signed}");
+
+    // a server on port 0 names its real port, and says where its data is
+    let log = dir.path().join("serve.log");
+    let mut server = FerryProcess::start_logging(dir.path(), &[], &log);
+    server.signal("TERM");
+    server.wait_exit(10).expect("the server stops");
+    let log = std::fs::read_to_string(&log).unwrap();
+    let serving = log.lines().find(|l| l.contains("ferry is serving")).expect("a start line");
+    assert!(serving.contains(&format!("public_url={}", server.address)), "{serving}");
+    let data_dir = format!("data_dir={}", dir.path().display());
+    assert!(
+        serving.contains(&data_dir) && serving.contains("catalog=") && serving.contains("blob_store="),
+        "{serving}"
+    );
 }

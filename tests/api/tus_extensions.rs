@@ -225,6 +225,11 @@ async fn browsers_get_their_preflight_and_see_the_tus_headers() {
         .unwrap();
     assert!(preflight.status().is_success(), "{}", preflight.status());
     assert_eq!(preflight.headers()["access-control-allow-origin"], "https://app.example");
+    // named one by one: a browser never lets `*` stand for Authorization
+    let allowed = preflight.headers()["access-control-allow-headers"].to_str().unwrap().to_ascii_lowercase();
+    for header in ["authorization", "tus-resumable", "upload-offset", "content-type"] {
+        assert!(allowed.split(',').any(|h| h.trim() == header), "{header} in {allowed}");
+    }
     let head = tus.request(reqwest::Method::HEAD, &url).header("origin", "https://app.example").send().await.unwrap();
     let exposed = head.headers()["access-control-expose-headers"].to_str().unwrap().to_ascii_lowercase();
     for header in ["location", "upload-offset", "upload-length", "upload-expires", "tus-resumable", "tus-version"] {

@@ -60,14 +60,24 @@ pub(super) async fn restore(config: Config, args: BackupArgs) -> Result<Printed,
     let report = consistency::check(services.catalog.as_ref(), services.store.as_ref(), scope)
         .await
         .map_err(|e| Failure::new(FailureCode::Check, e.to_string()))?;
-    let clean = report.rows_without_blobs.is_empty() && report.blobs_without_rows.is_empty();
+    if !(report.rows_without_blobs.is_empty() && report.blobs_without_rows.is_empty()) {
+        return Err(Failure::new(
+            FailureCode::Check,
+            format!(
+                "restored into {}, but the check found {} catalog row(s) without bytes and {} blob(s) without a row: \
+                 the backup is damaged",
+                services.config.data_dir.display(),
+                report.rows_without_blobs.len(),
+                report.blobs_without_rows.len()
+            ),
+        ));
+    }
     let text = format!(
-        "restored {} blob(s), {} bytes, from the backup of {} into {}; check: {}",
+        "restored {} blob(s), {} bytes, from the backup of {} into {}; every catalog row has its bytes",
         manifest.blobs,
         manifest.bytes,
         manifest.created,
         services.config.data_dir.display(),
-        if clean { "every row has its bytes".to_owned() } else { format!("{report:?}") }
     );
     let mut json = serde_json::to_value(&manifest).unwrap_or_default();
     json["data_dir"] = json!(services.config.data_dir);

@@ -227,9 +227,16 @@ pub async fn run(config_file: Option<&Path>, flags: Layer, args: AdminArgs) -> i
             AdminCommand::Restore(dir) => return backups::restore(config, dir).await,
             _ => {}
         }
+        let catalog = crate::app::catalog_name(&config.database_url);
         let services =
             Services::open(config).await.map_err(|e| Failure::new(FailureCode::Catalog, format!("{e:#}")))?;
-        execute(&services, args.command).await
+        execute(&services, args.command).await.map_err(|mut fail| {
+            // from the wrong data dir "no user named 'alice'" is true, but says where it looked
+            if fail.code == FailureCode::NotFound {
+                fail.message.push_str(&format!(" (in the catalog at {catalog})"));
+            }
+            fail
+        })
     }
     .await;
     match outcome {

@@ -42,6 +42,19 @@ pub(super) async fn remove(
          ended {ended_uploads} upload(s) in flight",
         report.media_items, report.devices, report.volumes, report.grants, report.tokens,
     );
+    // the device's watched gallery folders (and what was dropped there) go with it
+    let gallery = services.config.data_dir.join("gallery").join(owner.to_string());
+    let folder = match what {
+        Removed::User(_) => Some(gallery),
+        Removed::Device(device) => Some(gallery.join(device.to_string())),
+        Removed::Volume(_) => None,
+    };
+    if let Some(folder) = folder
+        && let Err(e) = std::fs::remove_dir_all(&folder)
+        && e.kind() != std::io::ErrorKind::NotFound
+    {
+        tracing::warn!(folder = %folder.display(), error = %e, "could not remove a removed device's gallery folder");
+    }
     let mut json = serde_json::to_value(&report).unwrap_or_default();
     if let (Some(out), Some(ids)) = (json.as_object_mut(), identity.as_object_mut()) {
         out.append(ids);
