@@ -144,16 +144,13 @@ impl Services {
     /// Base of signed URLs the admin CLI hands out: the configured upload or public URL, else
     /// the configured listen address — unless that names no reachable server (port 0, or all
     /// interfaces), which only the running server can resolve.
-    pub fn upload_base(&self) -> Result<String, String> {
+    pub fn upload_base(&self) -> Result<String, crate::config::NoLinkAddress> {
         if let Some(url) = self.config.upload_url.clone().or_else(|| self.config.public_url.clone()) {
             return Ok(url);
         }
         let listen = self.config.listen;
         if listen.port() == 0 || listen.ip().is_unspecified() {
-            return Err(format!(
-                "the listen address {listen} names no address a client can use for a link; set \
-                 FERRY_PUBLIC_URL (or public_url in the config file) to the address clients reach the server at"
-            ));
+            return Err(crate::config::NoLinkAddress(listen));
         }
         Ok(format!("http://{listen}"))
     }

@@ -14,7 +14,7 @@ use crate::domain::ParseError;
 mod links;
 mod s3;
 mod units;
-pub use links::links_for;
+pub use links::{NoLinkAddress, links_for};
 pub use s3::S3Config;
 pub use units::{parse_duration, parse_size};
 

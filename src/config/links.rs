@@ -2,6 +2,15 @@
 
 use std::net::{IpAddr, SocketAddr};
 
+/// A listen address no client can use in a link (port 0, or all interfaces): only the running
+/// server knows what it resolved to.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "the listen address {0} names no address a client can use for a link; set FERRY_PUBLIC_URL \
+     (or public_url in the config file) to the address clients reach the server at"
+)]
+pub struct NoLinkAddress(pub SocketAddr);
+
 /// The base of links when no public URL is set: the bound address, or for a server bound to
 /// all interfaces this machine's own address (never `0.0.0.0`, which no client can reach).
 pub fn links_for(bound: SocketAddr) -> String {

@@ -35,7 +35,7 @@ pub(super) async fn sign_upload(services: &Services, args: SignUploadArgs) -> Re
     let owner = user_named(services, &args.user).await?;
     let sha256 = args.sha256.as_deref().map(Sha256Hex::parse).transpose()?;
     let expires = expiry(&args.ttl)?;
-    let base = services.upload_base().map_err(|e| Failure::new(FailureCode::Config, e))?;
+    let base = services.upload_base().map_err(|e| Failure::new(FailureCode::Config, e.to_string()))?;
     let url = targets::blob_put(&services.signer, &base, owner.user_id, args.size, sha256.as_ref(), expires);
     Ok(Printed { json: json!({"method": "PUT", "url": url, "expires": expires}), text: url })
 }
@@ -46,7 +46,7 @@ pub(super) async fn sign_download(services: &Services, args: SignDownloadArgs) -
         return Err(Failure::new(FailureCode::NotFound, format!("no blob {sha256}")));
     }
     let expires = expiry(&args.ttl)?;
-    let base = services.upload_base().map_err(|e| Failure::new(FailureCode::Config, e))?;
+    let base = services.upload_base().map_err(|e| Failure::new(FailureCode::Config, e.to_string()))?;
     let url = targets::blob_get(&services.signer, &base, &sha256, expires);
     Ok(Printed { json: json!({"method": "GET", "url": url, "expires": expires}), text: url })
 }
