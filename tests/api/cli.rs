@@ -307,6 +307,14 @@ fn links_never_name_port_0_or_all_interfaces() {
     // a server on port 0 names its real port, and says where its data is
     let log = dir.path().join("serve.log");
     let mut server = FerryProcess::start_logging(dir.path(), &[], &log);
+    // the line follows the address on stdout: wait for it (a TERM before the server's signal
+    // handler is in place would end it before it logs anything)
+    for _ in 0..100 {
+        if std::fs::read_to_string(&log).unwrap().contains("ferry is serving") {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
     server.signal("TERM");
     server.wait_exit(10).expect("the server stops");
     let log = std::fs::read_to_string(&log).unwrap();
