@@ -5,7 +5,9 @@
 //! SQLite + local disk on a temp dir under the current directory, 127.0.0.1) and times the
 //! server's own job runner until every `media_process` job has finished. The reference is
 //! the same decode → thumbnail → JPEG work done in this process with the `image` crate
-//! alone, on the same images, in the same run.
+//! alone, on the same images, in the same run, and — when Debian's `libvips-tools` is
+//! installed — `vipsthumbnail --size 320` over the same files, one process per core in
+//! parallel (issue 28's P8 target: Ferry ≥ 1.0 × that).
 
 use std::io::Cursor;
 use std::path::Path;
@@ -66,6 +68,38 @@ fn in_process(photos: &[Vec<u8>]) -> f64 {
     photos.len() as f64 / started.elapsed().as_secs_f64()
 }
 
+/// `vipsthumbnail --size 320` over `photos` written to files, one process per core at a time;
+/// images/s, or `None` without vipsthumbnail.
+fn vipsthumbnail(photos: &[Vec<u8>], cpus: usize) -> Option<f64> {
+    let dir = tempfile::tempdir_in(".").ok()?;
+    let files: Vec<_> = photos
+        .iter()
+        .enumerate()
+        .map(|(n, bytes)| {
+            let path = dir.path().join(format!("photo-{n}.jpg"));
+            std::fs::write(&path, bytes).unwrap();
+            path
+        })
+        .collect();
+    let started = Instant::now();
+    let workers: Vec<_> = (0..cpus.max(1))
+        .map(|worker| {
+            let mine: Vec<_> = files.iter().skip(worker).step_by(cpus.max(1)).cloned().collect();
+            std::thread::spawn(move || {
+                mine.iter().all(|file| {
+                    std::process::Command::new("vipsthumbnail")
+                        .args(["--size", "320", "-o", "thumb-%s.jpg"])
+                        .arg(file)
+                        .status()
+                        .is_ok_and(|s| s.success())
+                })
+            })
+        })
+        .collect();
+    let ran = workers.into_iter().all(|w| w.join().unwrap_or(false));
+    ran.then(|| photos.len() as f64 / started.elapsed().as_secs_f64())
+}
+
 /// Counts of finished and failed `media_process` jobs.
 fn finished(data_dir: &Path, address: &str) -> (usize, usize) {
     let jobs = admin(data_dir, address, &["jobs", "list"]);
@@ -83,6 +117,7 @@ async fn main() {
     let photos: Vec<Vec<u8>> = (0..count as u32).map(photo).collect();
     let mib = photos.iter().map(Vec::len).sum::<usize>() as f64 / count as f64 / (1 << 20) as f64;
     let reference = in_process(&photos);
+    let vips = vipsthumbnail(&photos, cpus);
 
     let dir = tempfile::tempdir_in(".").unwrap();
     let data = dir.path().join("data");
@@ -125,5 +160,12 @@ async fn main() {
         uploaded.as_secs_f64(),
         peak.max(peak_end)
     );
+    match vips {
+        Some(vips) => println!(
+            "\nvipsthumbnail --size 320, {cpus} processes in parallel: {vips:.2} images/s; Ferry / vipsthumbnail = {:.2}",
+            rate / vips
+        ),
+        None => println!("\nvipsthumbnail not installed (Debian libvips-tools): no libvips reference"),
+    }
     assert_eq!((done, failed), (count, 0), "every photo processed");
 }

@@ -31,8 +31,10 @@ use crate::resumable::ResumableUploads;
 use crate::signing::Signer;
 use crate::watch::WatchFolders;
 
-/// Media jobs decode images and run ffmpeg: about one per core.
-const MEDIA_WORKERS: usize = 2;
+/// Media jobs decode images and run ffmpeg: one per core (each decode is single-threaded).
+fn media_workers() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get())
+}
 /// Network jobs mostly wait; one account gets at most `NETWORK_JOBS_PER_ACCOUNT` of them at
 /// once, so another account's import starts while the first one's slow server trickles.
 const NETWORK_WORKERS: usize = 4;
@@ -135,7 +137,7 @@ impl Services {
         runner
             .register(
                 JobKind::MediaProcess,
-                Registration { handler: Arc::new(media), workers: MEDIA_WORKERS, per_owner: u32::MAX },
+                Registration { handler: Arc::new(media), workers: media_workers(), per_owner: u32::MAX },
             )
             .register(JobKind::RemoteFetch, network(Arc::new(imports)))
             .register(JobKind::GalleryPull, network(Arc::new(pulls)))

@@ -1,12 +1,16 @@
 //! Still images: decoding with limits (so a decompression bomb fails before it allocates),
 //! a thumbnail bounded on its long side, turned upright by the file's orientation, as JPEG.
 //! Runs on a blocking thread; the caller catches panics (a decoder bug fails one job).
+//!
+//! A JPEG is decoded "shrink on load": at the smallest DCT scale (1/8, 1/4, 1/2) whose long
+//! side still covers the thumbnail, straight from the coefficients — a 12-megapixel photo's
+//! 320 px thumbnail needs a 500 px decode, not 12 million pixels (what libvips does).
 
 use std::io::Cursor;
 
 use image::codecs::jpeg::JpegEncoder;
 use image::metadata::Orientation;
-use image::{DynamicImage, ImageDecoder, ImageFormat, ImageReader, RgbImage};
+use image::{DynamicImage, GrayImage, ImageDecoder, ImageFormat, ImageReader, RgbImage};
 
 use super::Unreadable;
 
@@ -48,11 +52,88 @@ const JPEG_QUALITY: u8 = 82;
 /// Decodes `bytes` as `format` within `limits` and makes a thumbnail whose long side is at
 /// most `side` pixels. Errors are reasons people can read.
 pub fn decode_image(bytes: &[u8], format: ImageFormat, side: u32, limits: Limits) -> Result<Decoded, Unreadable> {
-    let name = format.extensions_str().first().copied().unwrap_or("image");
-    let broken = |e: image::ImageError| Unreadable(format!("not a readable {name}: {e}"));
     if format == ImageFormat::Jpeg && !jpeg_is_complete(bytes) {
         return Err(Unreadable("the jpeg is truncated: its data ends before the end-of-image marker".into()));
     }
+    let shrunk = match format {
+        ImageFormat::Jpeg => jpeg_shrunk_on_load(bytes, side, limits)?,
+        _ => None,
+    };
+    let (image, width, height, orientation) = match shrunk {
+        Some(shrunk) => shrunk,
+        None => decode_whole(bytes, format, limits)?,
+    };
+    // never enlarged: a picture already within the bound keeps its size
+    let fits = image.width() <= side && image.height() <= side;
+    let mut small = if fits { image } else { image.thumbnail(side, side) };
+    small.apply_orientation(orientation);
+    let rgb = flatten(small);
+    let mut jpeg = Vec::new();
+    JpegEncoder::new_with_quality(&mut jpeg, JPEG_QUALITY)
+        .encode_image(&rgb)
+        .map_err(|e| Unreadable(format!("the thumbnail could not be encoded: {e}")))?;
+    let turned = matches!(
+        orientation,
+        Orientation::Rotate90 | Orientation::Rotate270 | Orientation::Rotate90FlipH | Orientation::Rotate270FlipH
+    );
+    let (width, height) = if turned { (height, width) } else { (width, height) };
+    Ok(Decoded { width, height, thumbnail: Thumbnail { width: rgb.width(), height: rgb.height(), jpeg } })
+}
+
+/// An image with its stored size and orientation.
+type Pixels = (DynamicImage, u32, u32, Orientation);
+
+/// The refusal of an image whose declared size is over the limits, before it is decoded.
+fn over_limits(name: &str, width: u32, height: u32, bytes_per_pixel: u64, limits: Limits) -> Option<Unreadable> {
+    let decoded = u64::from(width) * u64::from(height) * bytes_per_pixel;
+    if width > limits.max_side || height > limits.max_side {
+        return Some(Unreadable(format!(
+            "the {name} declares {width}×{height} pixels, over the longest side of {} pixels",
+            limits.max_side
+        )));
+    }
+    (decoded > limits.max_alloc).then(|| {
+        Unreadable(format!(
+            "the {name} declares {width}×{height} pixels, over the decoding limit of {} MiB",
+            limits.max_alloc >> 20
+        ))
+    })
+}
+
+/// A JPEG decoded at the smallest DCT scale whose long side still covers `side`; `None` for
+/// what this decoder leaves to the general one (CMYK, 16-bit samples).
+fn jpeg_shrunk_on_load(bytes: &[u8], side: u32, limits: Limits) -> Result<Option<Pixels>, Unreadable> {
+    let broken = |e: jpeg_decoder::Error| Unreadable(format!("not a readable jpg: {e}"));
+    let mut decoder = jpeg_decoder::Decoder::new(Cursor::new(bytes));
+    decoder.read_info().map_err(broken)?;
+    let Some(info) = decoder.info() else { return Ok(None) };
+    let (width, height) = (u32::from(info.width), u32::from(info.height));
+    let channels = match info.pixel_format {
+        jpeg_decoder::PixelFormat::L8 => 1,
+        jpeg_decoder::PixelFormat::RGB24 => 3,
+        _ => return Ok(None),
+    };
+    if let Some(refusal) = over_limits("jpg", width, height, channels, limits) {
+        return Err(refusal);
+    }
+    decoder.set_max_decoding_buffer_size(usize::try_from(limits.max_alloc).unwrap_or(usize::MAX));
+    let request = u16::try_from(side).unwrap_or(u16::MAX);
+    let (scaled_width, scaled_height) = decoder.scale(request, request).map_err(broken)?;
+    let pixels = decoder.decode().map_err(broken)?;
+    let (w, h) = (u32::from(scaled_width), u32::from(scaled_height));
+    let short = || Unreadable("the jpg decoded to fewer pixels than it declares".into());
+    let image = match channels {
+        1 => DynamicImage::ImageLuma8(GrayImage::from_raw(w, h, pixels).ok_or_else(short)?),
+        _ => DynamicImage::ImageRgb8(RgbImage::from_raw(w, h, pixels).ok_or_else(short)?),
+    };
+    let orientation = decoder.exif_data().and_then(Orientation::from_exif_chunk).unwrap_or(Orientation::NoTransforms);
+    Ok(Some((image, width, height, orientation)))
+}
+
+/// Any supported image, decoded whole.
+fn decode_whole(bytes: &[u8], format: ImageFormat, limits: Limits) -> Result<Pixels, Unreadable> {
+    let name = format.extensions_str().first().copied().unwrap_or("image");
+    let broken = |e: image::ImageError| Unreadable(format!("not a readable {name}: {e}"));
     let mut reader = ImageReader::with_format(Cursor::new(bytes), format);
     let mut bounds = image::Limits::default();
     bounds.max_image_width = Some(limits.max_side);
@@ -70,20 +151,7 @@ pub fn decode_image(bytes: &[u8], format: ImageFormat, side: u32, limits: Limits
     }
     let orientation = decoder.orientation().unwrap_or(Orientation::NoTransforms);
     let image = DynamicImage::from_decoder(decoder).map_err(broken)?;
-    // never enlarged: a picture already within the bound keeps its size
-    let mut small = if width <= side && height <= side { image } else { image.thumbnail(side, side) };
-    small.apply_orientation(orientation);
-    let rgb = flatten(small);
-    let mut jpeg = Vec::new();
-    JpegEncoder::new_with_quality(&mut jpeg, JPEG_QUALITY)
-        .encode_image(&rgb)
-        .map_err(|e| Unreadable(format!("the thumbnail could not be encoded: {e}")))?;
-    let turned = matches!(
-        orientation,
-        Orientation::Rotate90 | Orientation::Rotate270 | Orientation::Rotate90FlipH | Orientation::Rotate270FlipH
-    );
-    let (width, height) = if turned { (height, width) } else { (width, height) };
-    Ok(Decoded { width, height, thumbnail: Thumbnail { width: rgb.width(), height: rgb.height(), jpeg } })
+    Ok((image, width, height, orientation))
 }
 
 /// Whether a JPEG runs to its end-of-image marker. The JPEG decoder fills a picture cut
@@ -164,6 +232,23 @@ mod tests {
         let tiny = DynamicImage::new_rgb8(40, 30);
         let done = decode_image(&encoded(&tiny, ImageFormat::Bmp), ImageFormat::Bmp, 320, Limits::default()).unwrap();
         assert_eq!((done.thumbnail.width, done.thumbnail.height), (40, 30), "never enlarged");
+    }
+
+    #[test]
+    fn a_large_jpeg_is_decoded_shrunk_and_still_fits_exactly() {
+        let wide = DynamicImage::new_rgb8(2400, 1200);
+        let jpeg = encoded(&wide, ImageFormat::Jpeg);
+        // 1/8 would give 300 px, short of 320: decoded at 1/4 (600×300), then resized
+        let (image, width, height, _) = jpeg_shrunk_on_load(&jpeg, 320, Limits::default()).unwrap().unwrap();
+        assert_eq!((image.width(), image.height(), width, height), (600, 300, 2400, 1200));
+        let done = decode_image(&jpeg, ImageFormat::Jpeg, 320, Limits::default()).unwrap();
+        assert_eq!((done.width, done.height), (2400, 1200));
+        assert_eq!((done.thumbnail.width, done.thumbnail.height), (320, 160));
+        let gray = encoded(&DynamicImage::new_luma8(1000, 2000), ImageFormat::Jpeg);
+        let done = decode_image(&gray, ImageFormat::Jpeg, 320, Limits::default()).unwrap();
+        assert_eq!((done.thumbnail.width, done.thumbnail.height), (160, 320));
+        let tight = Limits { max_side: 2000, max_alloc: 512 << 20 };
+        assert!(decode_image(&jpeg, ImageFormat::Jpeg, 320, tight).unwrap_err().0.contains("2400×1200"));
     }
 
     #[test]
