@@ -121,6 +121,7 @@ error_codes! {
     TooLarge = "too_large", 413;
     TooManyFiles = "too_many_files", 413;
     Unauthorized = "unauthorized", 401;
+    Unavailable = "unavailable", 503;
     UnknownBucket = "unknown_bucket", 400;
     UnknownContent = "unknown_content", 400;
     UnknownDevice = "unknown_device", 400;

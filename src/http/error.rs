@@ -17,6 +17,9 @@ pub use crate::domain::ErrorCode;
 use crate::ingest::IngestError;
 use crate::ingest::multipart::UploadError;
 
+/// What a 503 `unavailable` asks clients to wait before retrying.
+const RETRY_AFTER_SECONDS: &str = "5";
+
 #[derive(Debug, Clone)]
 pub struct ApiError {
     pub status: StatusCode,
@@ -136,6 +139,10 @@ impl std::fmt::Display for ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let mut response = (self.status, Json(self.body(Family::Plain))).into_response();
+        if self.code == ErrorCode::Unavailable {
+            // a dependency is down: clients (and proxies) retry after this many seconds
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_SECONDS));
+        }
         // kept so a family layer can re-render it and the trace layer can log 5xx once
         response.extensions_mut().insert(self);
         response
@@ -203,6 +210,11 @@ impl From<CatalogError> for ApiError {
             CatalogError::Conflict(what) => Self::new(ErrorCode::Conflict, what),
             CatalogError::Gone(what) => Self::new(ErrorCode::Gone, what),
             CatalogError::QuotaExceeded(why) => Self::new(ErrorCode::QuotaExceeded, why),
+            CatalogError::Unavailable(why) => Self::new(
+                ErrorCode::Unavailable,
+                "the catalog database cannot be reached; nothing was applied — try again shortly",
+            )
+            .because(format!("catalog unavailable: {why}")),
             CatalogError::Full(why) => {
                 insufficient_storage("catalog full").because(format!("the catalog is out of space: {why}"))
             }

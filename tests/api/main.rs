@@ -31,6 +31,7 @@ mod media;
 mod metrics;
 mod migrate_store;
 mod multipart;
+mod outages;
 mod push_pull;
 mod push_resume;
 mod readme;

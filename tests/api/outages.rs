@@ -1,0 +1,123 @@
+//! A dependency that goes away (issue 27, item 2): with PostgreSQL unreachable every request
+//! answers 503 `unavailable` with `Retry-After` in its family's error shape — never a 500 —
+//! an upload in flight leaves no staging behind, and Ferry recovers by itself once the
+//! database is back. The outage is a real one: the connections run through a TCP relay the
+//! test cuts and brings back on the same port.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use ferry::domain::Level;
+use reqwest::multipart::{Form, Part};
+use serde_json::Value;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinHandle;
+
+use crate::catalog_postgres::TestDatabase;
+use crate::helpers::*;
+
+/// A TCP relay to `target` that can be cut (listener and every connection closed) and
+/// brought back on the same address.
+struct Relay {
+    address: SocketAddr,
+    target: String,
+    tasks: Arc<Mutex<Vec<JoinHandle<()>>>>,
+}
+
+impl Relay {
+    async fn start(target: &str) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let relay = Self { address: listener.local_addr().unwrap(), target: target.to_owned(), tasks: Arc::default() };
+        relay.serve(listener);
+        relay
+    }
+
+    fn serve(&self, listener: TcpListener) {
+        let (target, tasks) = (self.target.clone(), self.tasks.clone());
+        let accepting = tokio::spawn(async move {
+            while let Ok((mut client, _)) = listener.accept().await {
+                let target = target.clone();
+                let link = tokio::spawn(async move {
+                    if let Ok(mut server) = TcpStream::connect(&target).await {
+                        let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                    }
+                });
+                tasks.lock().unwrap().push(link);
+            }
+        });
+        self.tasks.lock().unwrap().push(accepting);
+    }
+
+    fn cut(&self) {
+        for task in self.tasks.lock().unwrap().drain(..) {
+            task.abort();
+        }
+    }
+
+    async fn restore(&self) {
+        for _ in 0..50 {
+            if let Ok(listener) = TcpListener::bind(self.address).await {
+                return self.serve(listener);
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("cannot listen on {} again", self.address);
+    }
+}
+
+/// `HOST:PORT` of a `postgres://user@HOST:PORT/db` URL.
+fn host_port(url: &str) -> &str {
+    let rest = url.split_once("://").unwrap().1;
+    let authority = rest.split('/').next().unwrap();
+    authority.rsplit_once('@').map_or(authority, |(_, host)| host)
+}
+
+async fn usage(app: &TestApp, token: &str) -> reqwest::Response {
+    app.client.get(app.url("/api/usage")).bearer_auth(token).send().await.unwrap()
+}
+
+async fn expect_unavailable(response: reqwest::Response) -> Value {
+    let retry_after = response.headers().get("retry-after").map(|v| v.to_str().unwrap().to_owned());
+    let body = expect_error(response, 503, "unavailable").await;
+    assert!(retry_after.is_some_and(|s| s.parse::<u32>().is_ok_and(|n| n > 0)), "Retry-After in seconds: {body}");
+    body
+}
+
+#[tokio::test]
+async fn a_catalog_outage_answers_503_with_retry_after_and_heals_by_itself() {
+    let Some(database) = TestDatabase::create().await else { return };
+    let target = host_port(&database.url).to_owned();
+    let relay = Relay::start(&target).await;
+    let relayed = database.url.replacen(&target, &relay.address.to_string(), 1);
+    let app = spawn_app_with(|layer| {
+        layer.insert("database_url", relayed);
+    })
+    .await;
+    let alice = app.user("alice", Level::Uploader, "upload,read").await;
+    assert_eq!(usage(&app, &alice.token).await.status(), 200);
+    tokio::time::sleep(ferry::auth::PRINCIPAL_TTL).await;
+
+    relay.cut();
+    expect_unavailable(usage(&app, &alice.token).await).await;
+    // the session family answers in its own shape, and an upload keeps nothing
+    let register = app.client.post(app.url("/api/upload/id")).bearer_auth(&alice.token).form(&[("folder_id", "x")]);
+    let body = expect_unavailable(register.send().await.unwrap()).await;
+    assert_eq!(body["status"], "error", "session family shape: {body}");
+    let form = Form::new().part("event", Part::bytes(bytes_of(50_000, 3)).file_name("clip.mp4")).text("name", "e");
+    let upload = app.client.post(app.url("/api/gallery/cam/upload")).bearer_auth(&alice.token).multipart(form);
+    let body = expect_unavailable(upload.send().await.unwrap()).await;
+    assert_eq!(body["success"], false, "gallery family shape: {body}");
+    assert!(app.staging_left_behind().await.is_empty(), "an upload refused in an outage keeps nothing");
+
+    relay.restore().await;
+    let mut healed = false;
+    for _ in 0..60 {
+        if usage(&app, &alice.token).await.status() == 200 {
+            healed = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    assert!(healed, "the server answers again once the database is back, without a restart");
+}
