@@ -43,6 +43,12 @@ impl StoreError {
     pub fn is_full(&self) -> bool {
         matches!(self, StoreError::Io(e) if matches!(e.kind(), std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded))
     }
+
+    /// Whether the store could not be reached (an S3 server down or restarting): worth retrying.
+    pub fn is_unavailable(&self) -> bool {
+        use std::io::ErrorKind::{ConnectionAborted, ConnectionRefused, ConnectionReset, NotConnected, TimedOut};
+        matches!(self, StoreError::Io(e) if matches!(e.kind(), NotConnected | ConnectionRefused | ConnectionReset | ConnectionAborted | TimedOut))
+    }
 }
 
 /// Where a staging object lives. Request staging belongs to one request and is wiped at

@@ -14,14 +14,52 @@ use crate::config::S3Config;
 /// told from any other failure.
 const OUT_OF_SPACE: [&str; 4] = ["507 Insufficient Storage", "StorageFull", "InsufficientStorage", "QuotaExceeded"];
 
+/// Whether the client could not reach the server at all (after its retries): somewhere in the
+/// error's causes a connection was refused, reset or never answered.
+fn unreachable(err: &object_store::Error) -> bool {
+    use std::io::ErrorKind::{ConnectionAborted, ConnectionRefused, ConnectionReset, NotConnected, TimedOut};
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(error) = cause {
+        if let Some(io) = error.downcast_ref::<std::io::Error>()
+            && matches!(io.kind(), ConnectionRefused | ConnectionReset | ConnectionAborted | TimedOut | NotConnected)
+        {
+            return true;
+        }
+        cause = error.source();
+    }
+    // object_store's HTTP errors do not expose their causes through `source()`: their debug
+    // form names the connection failure (pinned versions; a change shows as a failing outage test)
+    let debug = format!("{err:?}");
+    ["ConnectError", "kind: Connect,", "ConnectionRefused", "ConnectionReset", "kind: TimedOut"]
+        .iter()
+        .any(|said| debug.contains(said))
+}
+
 /// An S3 failure as a store error; a server out of space becomes `StorageFull`, so the upload
-/// answers 507 like a full disk.
+/// answers 507 like a full disk, and one that cannot be reached `NotConnected` (503).
 pub(super) fn io(err: object_store::Error) -> StoreError {
     let text = err.to_string();
     if OUT_OF_SPACE.iter().any(|said| text.contains(said)) {
         return StoreError::Io(std::io::Error::new(std::io::ErrorKind::StorageFull, err));
     }
+    if unreachable(&err) {
+        return StoreError::Io(std::io::Error::new(std::io::ErrorKind::NotConnected, err));
+    }
     StoreError::Io(err.into())
+}
+
+/// An I/O error of an `object_store` writer (which wraps its S3 failures in `io::Error`), read
+/// as the S3 failure it carries.
+pub(super) fn io_of_writer(err: std::io::Error) -> StoreError {
+    if !err.get_ref().is_some_and(|inner| inner.is::<object_store::Error>()) {
+        return StoreError::Io(err);
+    }
+    let kind = err.kind();
+    match err.into_inner().map(|inner| inner.downcast::<object_store::Error>()) {
+        Some(Ok(s3)) => io(*s3),
+        Some(Err(other)) => StoreError::Io(std::io::Error::new(kind, other)),
+        None => StoreError::Io(kind.into()),
+    }
 }
 
 /// A client for `config`'s bucket, retrying transient failures a few times.

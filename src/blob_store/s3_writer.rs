@@ -7,6 +7,7 @@ use object_store::buffered::BufWriter;
 use tokio::io::AsyncWriteExt;
 
 use super::s3::io;
+use super::s3_connect::io_of_writer;
 use super::{Staged, StagingWriter, StoreError};
 
 pub(super) struct S3Writer {
@@ -29,7 +30,7 @@ impl StagingWriter for S3Writer {
 
     async fn finish(mut self: Box<Self>) -> Result<Staged, StoreError> {
         let mut writer = self.writer.take().ok_or_else(|| std::io::Error::other("staging upload already failed"))?;
-        writer.shutdown().await?;
+        writer.shutdown().await.map_err(io_of_writer)?;
         Ok(Staged { key: std::mem::take(&mut self.key), size: self.written })
     }
 }

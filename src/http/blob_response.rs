@@ -34,8 +34,12 @@ pub async fn serve_blob(
         }
     };
     let stream = state.store.read(sha256, range).await.map_err(|e| {
-        ApiError::internal("the stored file cannot be read")
-            .because(format!("blob {sha256} listed in the catalog cannot be read: {e}"))
+        let cause = format!("blob {sha256} listed in the catalog cannot be read: {e}");
+        match e.is_unavailable() {
+            true => ApiError::new(ErrorCode::Unavailable, "the blob store cannot be reached; try again shortly"),
+            false => ApiError::internal("the stored file cannot be read"),
+        }
+        .because(cause)
     })?;
     let mut response = Response::new(Body::from_stream(stream));
     *response.status_mut() = status;

@@ -238,6 +238,11 @@ impl From<IngestError> for ApiError {
             IngestError::Store(err) if err.is_full() => {
                 insufficient_storage("disk full").because(format!("the blob store is out of space: {err}"))
             }
+            IngestError::Store(err) if err.is_unavailable() => Self::new(
+                ErrorCode::Unavailable,
+                "the blob store cannot be reached; nothing was kept — try again shortly",
+            )
+            .because(format!("blob store unavailable: {err}")),
             IngestError::Store(err) => Self::internal("storing the upload failed; nothing was kept")
                 .because(format!("blob store failure: {err}")),
         }

@@ -16,6 +16,7 @@ use tokio::task::JoinHandle;
 
 use crate::catalog_postgres::TestDatabase;
 use crate::helpers::*;
+use crate::lifecycle::session_upload;
 
 /// A TCP relay to `target` that can be cut (listener and every connection closed) and
 /// brought back on the same address.
@@ -120,4 +121,40 @@ async fn a_catalog_outage_answers_503_with_retry_after_and_heals_by_itself() {
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
     assert!(healed, "the server answers again once the database is back, without a restart");
+}
+
+#[tokio::test]
+async fn a_blob_store_outage_answers_503_and_heals_by_itself() {
+    let Some(mut s3) = crate::blob_store_conformance::test_s3_config() else { return };
+    let target = s3.endpoint.clone().unwrap().trim_start_matches("http://").trim_end_matches('/').to_owned();
+    let relay = Relay::start(&target).await;
+    s3.endpoint = Some(format!("http://{}", relay.address));
+    let app = spawn_app_with(|layer| crate::direct_s3::put_s3(layer, &s3, false)).await;
+    let alice = app.user("alice", Level::Uploader, "upload,read").await;
+    let kept = bytes_of(30_000, 5);
+    let file_id = session_upload(&app.address, &alice.token, &kept).await;
+    let download = || app.client.get(app.url(&format!("/api/files/{file_id}"))).bearer_auth(&alice.token).send();
+
+    relay.cut();
+    expect_unavailable(download().await.unwrap()).await;
+    let register = app.client.post(app.url("/api/upload/id")).bearer_auth(&alice.token).form(&[("folder_id", "x")]);
+    let session: Value = register.send().await.unwrap().json().await.unwrap();
+    let form = Form::new().part("file", Part::bytes(bytes_of(40_000, 6)).file_name("late.jpg"));
+    let upload = app.client.post(session["api"]["upload"].as_str().unwrap()).bearer_auth(&alice.token).multipart(form);
+    let body = expect_unavailable(upload.send().await.unwrap()).await;
+    assert_eq!(body["status"], "error", "session family shape: {body}");
+
+    relay.restore().await;
+    let mut healed = None;
+    for _ in 0..60 {
+        let response = download().await.unwrap();
+        if response.status() == 200 {
+            healed = Some(response.bytes().await.unwrap());
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    assert!(healed.is_some_and(|b| b == kept.as_slice()), "the file downloads again once the store is back");
+    // and an upload works again (session_upload checks the stored hash)
+    session_upload(&app.address, &alice.token, &bytes_of(40_000, 6)).await;
 }
