@@ -31,10 +31,6 @@ use crate::resumable::ResumableUploads;
 use crate::signing::Signer;
 use crate::watch::WatchFolders;
 
-/// Media jobs decode images and run ffmpeg: one per core (each decode is single-threaded).
-fn media_workers() -> usize {
-    std::thread::available_parallelism().map_or(2, |n| n.get())
-}
 /// Network jobs mostly wait; one account gets at most `NETWORK_JOBS_PER_ACCOUNT` of them at
 /// once, so another account's import starts while the first one's slow server trickles.
 const NETWORK_WORKERS: usize = 4;
@@ -137,7 +133,7 @@ impl Services {
         runner
             .register(
                 JobKind::MediaProcess,
-                Registration { handler: Arc::new(media), workers: media_workers(), per_owner: u32::MAX },
+                Registration { handler: Arc::new(media), workers: config.media_workers, per_owner: u32::MAX },
             )
             .register(JobKind::RemoteFetch, network(Arc::new(imports)))
             .register(JobKind::GalleryPull, network(Arc::new(pulls)))
@@ -174,10 +170,11 @@ fn open_store(config: &Config) -> anyhow::Result<Arc<dyn BlobStore>> {
 /// (never the user's password).
 pub fn catalog_name(url: &str) -> String {
     match url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")) {
-        Some(path) => path.to_owned(),
-        None => match url.split_once("://") {
+        Some(path) => path.split('?').next().unwrap_or(path).to_owned(),
+        // no query string either: `?password=` is a way to pass the password too
+        None => match url.split('?').next().unwrap_or(url).split_once("://") {
             Some((scheme, rest)) => format!("{scheme}://{}", rest.rsplit('@').next().unwrap_or(rest)),
-            None => url.to_owned(),
+            None => "(the configured database)".to_owned(),
         },
     }
 }
@@ -365,4 +362,16 @@ async fn shutdown_signal() {
     };
     tokio::select! { _ = ctrl_c => {}, _ = term => {} }
     tracing::info!("shutdown requested; finishing requests in flight");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::catalog_name;
+
+    #[test]
+    fn catalog_names_never_carry_a_password() {
+        assert_eq!(catalog_name("postgres://ferry:s3cret@db:5432/ferry"), "postgres://db:5432/ferry");
+        assert_eq!(catalog_name("postgres://ferry@db/ferry?password=s3cret&sslmode=require"), "postgres://db/ferry");
+        assert_eq!(catalog_name("sqlite:///srv/ferry/ferry.db?mode=rwc"), "/srv/ferry/ferry.db");
+    }
 }

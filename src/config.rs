@@ -55,6 +55,7 @@ pub const SETTINGS: &[Setting] = &[
     Setting { key: "job_interval", env: "FERRY_JOB_INTERVAL", default: "500ms", meaning: "How often the idle job runner looks for work." },
     Setting { key: "thumbnail_size", env: "FERRY_THUMBNAIL_SIZE", default: "320", meaning: "Long side, in pixels, of the thumbnails media processing makes." },
     Setting { key: "media_max_size", env: "FERRY_MEDIA_MAX_SIZE", default: "256MiB", meaning: "Largest image media processing decodes (in memory); larger ones keep their EXIF but get no thumbnail." },
+    Setting { key: "media_workers", env: "FERRY_MEDIA_WORKERS", default: "cores, at most 4", meaning: "Media jobs (thumbnails, video facts) run at once; each may hold one decoded image." },
     Setting { key: "media_timeout", env: "FERRY_MEDIA_TIMEOUT", default: "60s", meaning: "Time limit of one ffprobe or ffmpeg run on a video." },
     Setting { key: "s3_bucket", env: "FERRY_S3_BUCKET", default: "(none: blobs on local disk)", meaning: "S3 bucket for blobs and staging; setting it selects the S3-compatible store (s3_bucket_id 1)." },
     Setting { key: "s3_endpoint", env: "FERRY_S3_ENDPOINT", default: "(AWS for the region)", meaning: "S3 API base URL, e.g. http://127.0.0.1:8014 (must be reachable by clients in direct mode)." },
@@ -106,6 +107,7 @@ pub struct Config {
     /// Media processing: thumbnail long side (px), largest image decoded, tool time limit.
     pub thumbnail_size: u32,
     pub media_max_size: u64,
+    pub media_workers: usize,
     pub media_timeout: Duration,
     pub remote_allow: Vec<String>,
     pub remote_timeout: Duration,
@@ -233,6 +235,11 @@ impl Config {
             media_max_size: parse_size(get("media_max_size").unwrap_or("256MiB"))
                 .map_err(|m| bad("media_max_size", m.to_string()))?,
             media_timeout: duration("media_timeout", "60s")?,
+            media_workers: match get("media_workers").map(str::parse::<usize>) {
+                None => std::thread::available_parallelism().map_or(2, |n| n.get()).min(4),
+                Some(Ok(n)) if (1..=64).contains(&n) => n,
+                Some(_) => return Err(bad("media_workers", "must be a number of jobs from 1 to 64".into())),
+            },
             remote_allow: list("remote_allow"),
             harvest_interval: duration("harvest_interval", "5m")?,
             pull_wait: duration("pull_wait", "10s")?,
@@ -302,6 +309,15 @@ mod tests {
             let row = format!("| `{}` | `{}` | {} | {} |", s.key, s.env, s.default, s.meaning);
             assert!(readme.contains(&row), "README.md lacks the row\n{row}");
         }
+    }
+
+    #[test]
+    fn media_workers_default_to_the_cores_at_most_4_and_refuse_nonsense() {
+        let workers = Config::from_layer(&Layer::new()).unwrap().media_workers;
+        assert!((1..=4).contains(&workers), "{workers}");
+        let mut layer = Layer::new();
+        layer.insert("media_workers", "0".into());
+        assert!(Config::from_layer(&layer).unwrap_err().to_string().contains("media_workers"));
     }
 
     #[test]

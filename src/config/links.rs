@@ -20,20 +20,26 @@ pub fn links_for(bound: SocketAddr) -> String {
 
 /// The address this machine is reached at on its network: the local side of a UDP socket
 /// "connected" towards a documentation address (connecting sends no packet), else loopback.
+/// IPv4 first, also for `[::]` (which takes IPv4 too): most devices on a LAN speak it, and a
+/// v6 address may be a temporary one that changes while signed URLs still name it.
 fn machine_address(unspecified: IpAddr) -> IpAddr {
-    let (local, probe, loopback) = match unspecified {
-        IpAddr::V4(_) => ("0.0.0.0:0", "192.0.2.1:9", IpAddr::from([127, 0, 0, 1])),
-        IpAddr::V6(_) => ("[::]:0", "[2001:db8::1]:9", IpAddr::from(std::net::Ipv6Addr::LOCALHOST)),
+    let probe = |local: &str, toward: &str| {
+        std::net::UdpSocket::bind(local)
+            .and_then(|socket| {
+                socket.connect(toward)?;
+                socket.local_addr()
+            })
+            .map(|address| address.ip())
+            .ok()
+            .filter(|ip| !ip.is_unspecified())
     };
-    std::net::UdpSocket::bind(local)
-        .and_then(|socket| {
-            socket.connect(probe)?;
-            socket.local_addr()
-        })
-        .map(|address| address.ip())
-        .ok()
-        .filter(|ip| !ip.is_unspecified())
-        .unwrap_or(loopback)
+    let v4 = probe("0.0.0.0:0", "192.0.2.1:9");
+    match unspecified {
+        IpAddr::V4(_) => v4.unwrap_or(IpAddr::from([127, 0, 0, 1])),
+        IpAddr::V6(_) => {
+            v4.or_else(|| probe("[::]:0", "[2001:db8::1]:9")).unwrap_or(IpAddr::from(std::net::Ipv6Addr::LOCALHOST))
+        }
+    }
 }
 
 #[cfg(test)]

@@ -77,7 +77,9 @@ impl RemoteImports {
             job: Some(job.job_id),
             ..NewFile::in_folder(task.user_id, Folder::Id(task.folder_id))
         };
-        let source = crate::redact::url_passwords(fetched.final_url.as_str()).into_owned();
+        // scheme, host and path only: a query string may be a signature (a presigned URL)
+        let final_url = fetched.final_url.as_str();
+        let source = crate::redact::url_passwords(final_url.split(['?', '#']).next().unwrap_or(final_url)).into_owned();
         match self.library.add(new, fetched.received).await {
             Ok(file) => {
                 tracing::info!(file_id = %file.file_id, size = file.size, %source, "remote import stored");

@@ -9,6 +9,7 @@
 use std::io::Cursor;
 
 use image::codecs::jpeg::JpegEncoder;
+use image::imageops::FilterType;
 use image::metadata::Orientation;
 use image::{DynamicImage, GrayImage, ImageDecoder, ImageFormat, ImageReader, RgbImage};
 
@@ -59,13 +60,20 @@ pub fn decode_image(bytes: &[u8], format: ImageFormat, side: u32, limits: Limits
         ImageFormat::Jpeg => jpeg_shrunk_on_load(bytes, side, limits)?,
         _ => None,
     };
+    let was_shrunk = shrunk.is_some();
     let (image, width, height, orientation) = match shrunk {
         Some(shrunk) => shrunk,
         None => decode_whole(bytes, format, limits)?,
     };
-    // never enlarged: a picture already within the bound keeps its size
+    // never enlarged: a picture already within the bound keeps its size. `thumbnail` (area
+    // averaging) suits a large reduction; what is left after shrink-on-load is at most 2×,
+    // where it would alias, so a filtered resize finishes the job.
     let fits = image.width() <= side && image.height() <= side;
-    let mut small = if fits { image } else { image.thumbnail(side, side) };
+    let mut small = match (fits, was_shrunk) {
+        (true, _) => image,
+        (false, true) => image.resize(side, side, FilterType::Triangle),
+        (false, false) => image.thumbnail(side, side),
+    };
     small.apply_orientation(orientation);
     let rgb = flatten(small);
     let mut jpeg = Vec::new();
@@ -101,7 +109,8 @@ fn over_limits(name: &str, width: u32, height: u32, bytes_per_pixel: u64, limits
 }
 
 /// A JPEG decoded at the smallest DCT scale whose long side still covers `side`; `None` for
-/// what this decoder leaves to the general one (CMYK, 16-bit samples).
+/// what this decoder leaves to the general one (CMYK, 16-bit samples, lossless JPEG — which it
+/// would decode at full size whatever the scale, past the limits counted here).
 fn jpeg_shrunk_on_load(bytes: &[u8], side: u32, limits: Limits) -> Result<Option<Pixels>, Unreadable> {
     let broken = |e: jpeg_decoder::Error| Unreadable(format!("not a readable jpg: {e}"));
     let mut decoder = jpeg_decoder::Decoder::new(Cursor::new(bytes));
@@ -113,7 +122,14 @@ fn jpeg_shrunk_on_load(bytes: &[u8], side: u32, limits: Limits) -> Result<Option
         jpeg_decoder::PixelFormat::RGB24 => 3,
         _ => return Ok(None),
     };
-    if let Some(refusal) = over_limits("jpg", width, height, channels, limits) {
+    // a progressive JPEG keeps every coefficient of the full image (2 bytes each) until its last
+    // scan, whatever the output scale: counted so, a bomb is refused before it allocates
+    let held = match info.coding_process {
+        jpeg_decoder::CodingProcess::DctSequential => channels,
+        jpeg_decoder::CodingProcess::DctProgressive => channels * 2,
+        jpeg_decoder::CodingProcess::Lossless => return Ok(None),
+    };
+    if let Some(refusal) = over_limits("jpg", width, height, held, limits) {
         return Err(refusal);
     }
     decoder.set_max_decoding_buffer_size(usize::try_from(limits.max_alloc).unwrap_or(usize::MAX));
@@ -121,6 +137,9 @@ fn jpeg_shrunk_on_load(bytes: &[u8], side: u32, limits: Limits) -> Result<Option
     let (scaled_width, scaled_height) = decoder.scale(request, request).map_err(broken)?;
     let pixels = decoder.decode().map_err(broken)?;
     let (w, h) = (u32::from(scaled_width), u32::from(scaled_height));
+    if pixels.len() as u64 != u64::from(w) * u64::from(h) * channels {
+        return Ok(None); // not the scaled image asked for: leave it to the general decoder
+    }
     let short = || Unreadable("the jpg decoded to fewer pixels than it declares".into());
     let image = match channels {
         1 => DynamicImage::ImageLuma8(GrayImage::from_raw(w, h, pixels).ok_or_else(short)?),
@@ -249,6 +268,17 @@ mod tests {
         assert_eq!((done.thumbnail.width, done.thumbnail.height), (160, 320));
         let tight = Limits { max_side: 2000, max_alloc: 512 << 20 };
         assert!(decode_image(&jpeg, ImageFormat::Jpeg, 320, tight).unwrap_err().0.contains("2400×1200"));
+    }
+
+    #[test]
+    fn tiny_jpegs_declaring_huge_images_are_refused_before_they_allocate() {
+        // 57 bytes of lossless JPEG declaring 23000×23000, 150 of progressive declaring 10000²
+        for bomb in [
+            include_bytes!("../../tests/fixtures/lossless-23000px.jpg").as_slice(),
+            include_bytes!("../../tests/fixtures/progressive-10000px.jpg").as_slice(),
+        ] {
+            assert!(decode_image(bomb, ImageFormat::Jpeg, 320, Limits::default()).is_err());
+        }
     }
 
     #[test]

@@ -117,7 +117,8 @@ fn iso6709(raw: &str) -> Option<Gps> {
 pub async fn video_frame(file: &Path, at: f64, side: u32, limit: Duration) -> Result<Option<Vec<u8>>, ToolError> {
     let seek = format!("{at:.3}");
     let scale = format!("scale='min({side},iw)':'min({side},ih)':force_original_aspect_ratio=decrease");
-    let before = ["-nostdin", "-v", "error", "-ss", &seek];
+    // one decoding thread: media jobs already run one per core
+    let before = ["-nostdin", "-v", "error", "-threads", "1", "-ss", &seek];
     let after = ["-map", "0:v:0", "-frames:v", "1", "-vf", &scale, "-f", "image2pipe", "-c:v", "png", "pipe:1"];
     let out = run("ffmpeg", &before, file, &after, limit, MAX_FRAME_OUTPUT).await?;
     Ok((!out.is_empty()).then_some(out))

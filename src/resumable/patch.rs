@@ -13,7 +13,7 @@ use super::hash_state::HashState;
 use super::lease::{LEASE, Lease, new_token};
 use super::{Leased, PatchRequest, ResumableUploads, Status, TusError, unusable};
 use crate::blob_store::{Resumable, ResumableWriter};
-use crate::catalog::{BlobRecord, CatalogError, LeaseTerms, TusConcat, TusProgress, TusState, TusUpload};
+use crate::catalog::{BlobRecord, LeaseTerms, TusConcat, TusProgress, TusState, TusUpload};
 use crate::domain::{Sha256Hex, UserId};
 use crate::ingest::{Checksum, Expectation, Hashers, IngestError, Mismatch, Pump, next_batch};
 
@@ -92,8 +92,9 @@ impl ResumableUploads {
                     return Ok(());
                 }
                 if !lease.valid() {
-                    let why = "the upload's lease could not be renewed".to_owned();
-                    return Err(IngestError::Catalog(CatalogError::Unavailable(why)).into());
+                    // its lease ran out (taken over, or not renewed in time): the client asks
+                    // for the offset again (423), as after any concurrent PATCH
+                    return Err(TusError::Locked);
                 }
                 pump.feed(batch).await?;
                 if checksum.is_none() && pump.fed - checkpointed >= CHECKPOINT_BYTES {
