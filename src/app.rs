@@ -208,7 +208,12 @@ pub struct Application {
     watch: WatchFolders,
     /// Held for the life of the server: one server per data directory.
     _data_dir_lock: std::fs::File,
+    /// SIGTERM and SIGINT, listened for from the moment the server is built (before it prints
+    /// its address), so a stop signal right after start still stops it cleanly.
+    stop: StopSignals,
 }
+
+type StopSignals = Vec<tokio::signal::unix::Signal>;
 
 impl Application {
     pub async fn build(config: Config) -> anyhow::Result<Self> {
@@ -261,7 +266,10 @@ impl Application {
             state.events.clone(),
         )
         .map_err(anyhow::Error::msg)?;
-        Ok(Self { listener, state, watch, _data_dir_lock: data_dir_lock })
+        use tokio::signal::unix::{SignalKind, signal};
+        let stop =
+            [SignalKind::terminate(), SignalKind::interrupt()].into_iter().filter_map(|k| signal(k).ok()).collect();
+        Ok(Self { listener, state, watch, _data_dir_lock: data_dir_lock, stop })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -279,7 +287,7 @@ impl Application {
         let harvester = tokio::spawn(harvest_forever(self.state.clone()));
         let header_timeout = self.state.config.header_timeout;
         let app = router(self.state);
-        crate::http::serve(self.listener, app, header_timeout, shutdown_signal()).await;
+        crate::http::serve(self.listener, app, header_timeout, shutdown_signal(self.stop)).await;
         jobs.abort();
         watcher.abort();
         harvester.abort();
@@ -348,19 +356,11 @@ pub fn try_lock_data_dir(dir: &Path) -> anyhow::Result<Option<std::fs::File>> {
     }
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+async fn shutdown_signal(mut signals: StopSignals) {
+    if signals.is_empty() {
+        std::future::pending::<()>().await; // no signal could be listened for: serve on
+    }
+    futures_util::future::select_all(signals.iter_mut().map(|s| Box::pin(s.recv()))).await;
     tracing::info!("shutdown requested; finishing requests in flight");
 }
 

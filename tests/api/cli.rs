@@ -326,3 +326,14 @@ fn links_never_name_port_0_or_all_interfaces() {
         "{serving}"
     );
 }
+
+#[test]
+fn a_stop_signal_right_after_start_stops_the_server_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    for round in 0..5 {
+        let mut server = FerryProcess::start(dir.path(), &[]);
+        server.signal("TERM"); // at once: the address was printed, nothing more is awaited
+        let status = server.wait_exit(20).expect("the server stops");
+        assert!(status.success(), "round {round}: {status:?} (killed by the signal, not stopped by it)");
+    }
+}
