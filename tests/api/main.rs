@@ -22,6 +22,7 @@ mod gallery;
 mod gallery_harvest;
 mod gallery_pull;
 mod imports;
+mod in_flight;
 mod ingest;
 mod lenient_input;
 mod lifecycle;

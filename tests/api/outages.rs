@@ -16,6 +16,7 @@ use tokio::task::JoinHandle;
 
 use crate::catalog_postgres::TestDatabase;
 use crate::helpers::*;
+use crate::in_flight::{form_end, form_file, form_upload, in_flight, register_session};
 use crate::lifecycle::session_upload;
 
 /// A TCP relay to `target` that can be cut (listener and every connection closed) and
@@ -114,36 +115,13 @@ async fn a_catalog_outage_answers_503_with_retry_after_and_heals_by_itself() {
     relay.restore().await;
     // an upload whose body is still coming when the database goes: refused, nothing kept
     tokio::time::sleep(ferry::auth::PRINCIPAL_TTL).await;
-    let session: Value = app
-        .client
-        .post(app.url("/api/upload/id"))
-        .bearer_auth(&alice.token)
-        .form(&[("folder_id", "late")])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let boundary = "outage-boundary";
-    let head = format!("--{boundary}\r\ncontent-disposition: form-data; name=\"file\"; filename=\"a.bin\"\r\n\r\n");
-    let (send, receive) = tokio::sync::mpsc::channel::<Result<Vec<u8>, std::io::Error>>(4);
-    send.send(Ok(head.into_bytes())).await.unwrap();
-    send.send(Ok(bytes_of(200_000, 4))).await.unwrap();
-    let body = futures_util::stream::unfold(receive, |mut r| async move { r.recv().await.map(|item| (item, r)) });
-    let in_flight = tokio::spawn(
-        app.client
-            .post(session["api"]["upload"].as_str().unwrap())
-            .bearer_auth(&alice.token)
-            .header("content-type", format!("multipart/form-data; boundary={boundary}"))
-            .body(reqwest::Body::wrap_stream(body))
-            .send(),
-    );
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    let session = register_session(&app.client, &app.address, &alice.token, "late").await;
+    let upload = form_upload(&app.client, session["api"]["upload"].as_str().unwrap(), &alice.token);
+    let (rest, answer) = in_flight(upload, form_file("a.bin", &bytes_of(200_000, 4))).await;
     relay.cut();
-    send.send(Ok(format!("\r\n--{boundary}--\r\n").into_bytes())).await.unwrap();
-    drop(send);
-    expect_unavailable(in_flight.await.unwrap().unwrap()).await;
+    rest.send(Ok(form_end())).await.unwrap();
+    drop(rest);
+    expect_unavailable(answer.await.unwrap().unwrap()).await;
     assert!(app.staging_left_behind().await.is_empty(), "the refused upload's staging is gone");
     assert!(app.blob_files().iter().all(|f| !f.ends_with(sha256_hex(&bytes_of(200_000, 4)))), "and no blob");
 
