@@ -207,9 +207,6 @@ impl Removals for SqlCatalog {
                              where m.volume_id in ({volumes})"
         );
         let completed = format!("select user_id, sha256 from uploads where {uploads}");
-        for items in [&events, &media, &completed] {
-            check_holds_of(&mut tx, items, id, now).await?;
-        }
         if let Removed::User(_) = what {
             // with the account gone no hold check will run for it: everything its items used
             // (a client's gallery thumbnail is nobody's hold) is looked at by collection, which
@@ -223,6 +220,11 @@ impl Removals for SqlCatalog {
                  on conflict (sha256) do update set since_ms = excluded.since_ms"
             );
             tx.exec(&sql, params![id, now]).await?;
+        } else {
+            // the account stays: its holds are looked at again after the retention
+            for items in [&events, &media, &completed] {
+                check_holds_of(&mut tx, items, id, now).await?;
+            }
         }
         report.media_items += count(
             &mut tx,
