@@ -153,3 +153,20 @@ fn library_code_returns_typed_errors() {
         }
     }
 }
+
+/// Every route is registered with `utoipa_axum::routes!`, which takes its path and methods
+/// from the handler's description: a route added with axum's own `.route` would be served
+/// without appearing in `/openapi.json` (the other half of the parity test in tests/api).
+#[test]
+fn every_route_is_registered_with_its_description() {
+    let mut undescribed = Vec::new();
+    for path in rust_files(&root().join("src/http")) {
+        for (n, line) in code_of(&path).lines().enumerate() {
+            let code = line.split("//").next().unwrap_or_default().replace("ApiRouter::new()", "");
+            if [".route(", ".route_service(", ".nest_service(", "Router::new()"].iter().any(|c| code.contains(c)) {
+                undescribed.push(format!("{}:{}: {}", path.display(), n + 1, line.trim()));
+            }
+        }
+    }
+    assert!(undescribed.is_empty(), "routes registered without a description:\n{}", undescribed.join("\n"));
+}

@@ -115,6 +115,8 @@ impl Gallery for SqlCatalog {
         // the limit is in the text: SQLite plans a bound limit by its value, so it re-prepared
         // the statement on every request (see db/sqlite.rs); it is a number of a few distinct
         // values. With and without the type filter are two texts, each with its own plan.
+        // SQL integers are signed: an offset past them is past every event all the same
+        let offset = offset.min(i64::MAX as u64);
         let (filter, params) = match media_type {
             Some(kind) => (" and e.media_type = $3", params![device.0, offset, kind.as_str()].to_vec()),
             None => ("", params![device.0, offset].to_vec()),

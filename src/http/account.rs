@@ -2,42 +2,77 @@
 //! for checking a token with curl). `GET /api/usage`: what the caller's account stores and
 //! may store (API.md §5).
 
+use axum::Json;
 use axum::extract::State;
-use axum::routing::get;
-use axum::{Json, Router};
-use serde_json::{Value, json};
+use serde::Serialize;
+use utoipa::ToSchema;
+use utoipa_axum::routes;
 
 use super::AppState;
 use super::error::ApiError;
 use super::extract::{AccountInfo, Caller, UsageRead};
+use super::openapi::{ApiRouter, tag};
 use crate::auth::Principal;
+use crate::domain::{Level, ScopeSet};
 
-pub fn router() -> Router<AppState> {
-    Router::new().route("/api/me", get(me)).route("/api/usage", get(usage))
+pub fn router() -> ApiRouter {
+    ApiRouter::new().routes(routes!(me)).routes(routes!(usage))
 }
 
-async fn me(Caller(principal, ..): Caller<AccountInfo>) -> Json<Value> {
+#[derive(Serialize, ToSchema)]
+struct Me {
+    user_id: i64,
+    name: String,
+    #[schema(value_type = String, example = "uploader")]
+    level: Level,
+    token_id: i64,
+    #[schema(value_type = Vec<String>, example = json!(["upload", "read"]))]
+    scopes: ScopeSet,
+}
+
+/// Who the token belongs to and what it may do.
+#[utoipa::path(get, path = "/api/me", tag = tag::ACCOUNT, responses((status = 200, body = Me)))]
+async fn me(Caller(principal, ..): Caller<AccountInfo>) -> Json<Me> {
     let Principal::Token { user, token } = principal else { unreachable!("the table admits tokens only") };
-    Json(json!({
-        "user_id": user.user_id,
-        "name": user.name,
-        "level": user.level,
-        "token_id": token.token_id,
-        "scopes": token.scopes,
-    }))
+    Json(Me {
+        user_id: user.user_id.0,
+        name: user.name,
+        level: user.level,
+        token_id: token.token_id.0,
+        scopes: token.scopes,
+    })
 }
 
+#[derive(Serialize, ToSchema)]
+struct Usage {
+    /// Live items of every family.
+    media_items: i64,
+    /// Bytes those items name (each item counted).
+    logical_bytes: i64,
+    /// Bytes of distinct content the account holds (what the quota counts).
+    held_bytes: i64,
+    /// Held bytes of deleted items, freed when their retention ends.
+    deleted_bytes_pending: i64,
+    /// `null`: no quota.
+    quota_bytes: Option<i64>,
+}
+
+/// What the caller's account stores and may store.
+#[utoipa::path(get, path = "/api/usage", tag = tag::ACCOUNT, responses(
+    (status = 200, body = Usage),
+    (status = 404, description = "The account is gone"),
+))]
 async fn usage(
     State(state): State<AppState>,
     Caller(principal, ..): Caller<UsageRead>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Usage>, ApiError> {
     let account = state.catalog.usage(Some(principal.user().user_id)).await?.pop();
     let account = account.ok_or_else(|| ApiError::not_found("the account is gone"))?;
-    Ok(Json(json!({
-        "media_items": account.media_items,
-        "logical_bytes": account.logical_bytes,
-        "held_bytes": account.held_bytes,
-        "deleted_bytes_pending": account.deleted_bytes_pending,
-        "quota_bytes": account.quota_bytes,
-    })))
+    Ok(Json(Usage {
+        media_items: account.media_items,
+        logical_bytes: account.logical_bytes,
+        held_bytes: account.held_bytes,
+        deleted_bytes_pending: account.deleted_bytes_pending,
+        quota_bytes: account.quota_bytes,
+    }))
 }

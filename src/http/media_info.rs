@@ -6,6 +6,7 @@
 use std::collections::HashMap;
 
 use serde_json::{Map, Value, json};
+use utoipa::ToSchema;
 
 use crate::catalog::{Catalog, CatalogError, MediaInfo, MediaStatus};
 use crate::domain::Sha256Hex;
@@ -19,6 +20,84 @@ pub async fn media_infos<'a>(
     wanted.sort();
     wanted.dedup();
     Ok(catalog.media_info(&wanted).await?.into_iter().map(|info| (info.sha256.clone(), info)).collect())
+}
+
+// Schema only: `add_media_fields` below writes these fields into an item's JSON from what
+// media processing stored (`media::Metadata`); keep them in step. Flatten it into an item's
+// schema (`#[serde(flatten)]`). None is required: a family adds them only to some items.
+/// What media processing learnt about an item's file.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct MediaFields {
+    /// `pending` until the media job has run, then `done` or `failed`.
+    #[schema(required = false)]
+    media_status: MediaStatusName,
+    /// Why processing failed, or why there is no thumbnail.
+    #[schema(required = false)]
+    media_error: String,
+    /// Capture time, ISO 8601: with its offset when the file records one, else the camera's
+    /// local time without a zone.
+    #[schema(required = false, example = "2023-07-14T15:16:17+02:00")]
+    captured: String,
+    /// Pixels, as displayed (the orientation applied).
+    #[schema(required = false)]
+    width: u32,
+    #[schema(required = false)]
+    height: u32,
+    /// Seconds (videos).
+    #[schema(required = false)]
+    duration: f64,
+    /// The video stream's codec (videos).
+    #[schema(required = false)]
+    codec: String,
+    /// Camera facts, when the file records any.
+    #[schema(required = false)]
+    exif: MediaExif,
+    /// Everything media processing recorded (`kind`, `format`, the fields above, …).
+    #[schema(required = false, value_type = Object)]
+    media: Map<String, Value>,
+}
+
+// Schema only, as `MediaFields`.
+/// Where media processing has got with a file.
+#[derive(ToSchema)]
+#[serde(rename_all = "lowercase")]
+#[allow(dead_code)]
+pub enum MediaStatusName {
+    Pending,
+    Done,
+    Failed,
+}
+
+// Schema only, as `MediaFields`.
+/// Camera facts from the file's EXIF.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct MediaExif {
+    #[schema(required = false, example = "FerryCam")]
+    make: String,
+    #[schema(required = false, example = "FC-1")]
+    model: String,
+    #[schema(required = false)]
+    lens: String,
+    /// EXIF orientation, 1–8 (1 = upright).
+    #[schema(required = false, example = 6)]
+    orientation: u16,
+    #[schema(required = false)]
+    gps: MediaGps,
+}
+
+// Schema only, as `MediaFields`.
+/// A position: degrees (north and east positive) and metres above sea level.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct MediaGps {
+    #[schema(example = 48.8584)]
+    lat: f64,
+    #[schema(example = 2.2945)]
+    lon: f64,
+    #[schema(required = false)]
+    alt: f64,
 }
 
 /// Adds the fields of `info` (or `media_status: pending` without one) to a JSON object.

@@ -4,21 +4,21 @@
 
 use std::time::Instant;
 
-use axum::Router;
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use utoipa_axum::routes;
 
 use super::AppState;
 use super::error::ApiError;
+use super::openapi::{ApiRouter, tag};
 use crate::catalog::JobStatus;
 use crate::domain::{ErrorCode, JobKind};
 use crate::metrics::{FAMILY, Gauges};
 
-pub fn router() -> Router<AppState> {
-    Router::new().route("/metrics", get(metrics))
+pub fn router() -> ApiRouter {
+    ApiRouter::new().routes(routes!(metrics))
 }
 
 /// The API family a request path belongs to.
@@ -52,6 +52,13 @@ pub async fn track(State(state): State<AppState>, request: Request, next: Next) 
     response
 }
 
+/// Prometheus text: requests, upload bytes and dedup, uploads, jobs, the store.
+#[utoipa::path(get, path = "/metrics", tag = tag::SERVER, security((), ("metrics_token" = [])), responses(
+    (status = 200, description = "Prometheus text exposition format 0.0.4", body = String,
+        content_type = "text/plain; version=0.0.4; charset=utf-8"),
+    (status = 401, description = "FERRY_METRICS_TOKEN is set and the request lacks it (`unauthorized`)"),
+    (status = 503, description = "The catalog does not answer (`unavailable`)"),
+))]
 async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
     if let Some(token) = &state.config.metrics_token {
         let presented = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());

@@ -12,6 +12,7 @@ mod health;
 mod media_info;
 mod metrics;
 mod multipart;
+pub mod openapi;
 mod serve;
 mod sessions;
 mod tus;
@@ -80,16 +81,7 @@ const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 pub fn router(state: AppState) -> Router {
     let cors = cors_layer(&state.config.cors_origins);
-    let routes = Router::new()
-        .merge(health::router())
-        .merge(account::router())
-        .merge(upload_host::router())
-        .nest("/device/1", device::router())
-        .merge(multipart::router())
-        .merge(sessions::router())
-        .merge(gallery::router())
-        .merge(tus::router())
-        .merge(metrics::router())
+    let routes = openapi::serve_document(api_routes())
         .fallback(|| async { ApiError::not_found("no such route") })
         .layer(axum::middleware::from_fn_with_state(state.clone(), metrics::track));
     // the families' routes have their own shape and 405 already; the rest get the plain ones
@@ -126,6 +118,20 @@ pub fn router(state: AppState) -> Router {
     // Access-Control-Request-Method) is its to answer, any other OPTIONS (tus discovery) is
     // the route's
     app.clone().layer(cors).layer(axum::middleware::from_fn_with_state(app, options_past_cors))
+}
+
+/// Every route Ferry serves, each with its description.
+pub fn api_routes() -> openapi::ApiRouter {
+    openapi::ApiRouter::new()
+        .merge(health::router())
+        .merge(account::router())
+        .merge(upload_host::router())
+        .nest("/device/1", device::router())
+        .merge(multipart::router())
+        .merge(sessions::router())
+        .merge(gallery::router())
+        .merge(tus::router())
+        .merge(metrics::router())
 }
 
 async fn options_past_cors(

@@ -2,26 +2,28 @@
 //! `PUT /signed/blob` streams its body into the ingest pipeline; `GET /signed/blob/:sha256`
 //! serves a blob with Range. API families add their own signed targets beside these.
 
+use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
 use axum::response::Response;
-use axum::routing::{get, put};
-use axum::{Json, Router};
-use serde_json::{Value, json};
+use serde::Serialize;
+use utoipa::ToSchema;
+use utoipa_axum::routes;
 
 use super::AppState;
 use super::blob_response::serve_blob;
 use super::error::ApiError;
+use super::openapi::{ApiRouter, Binary, tag};
 use crate::blob_store::Placed;
 use crate::domain::{ErrorCode, Sha256Hex, UserId};
 use crate::ingest::{Expectation, ExpectedHash};
 use crate::signing::{SignatureError, Verified, targets};
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route(targets::BLOB_PUT, put(put_blob))
-        .route(targets::PART_PUT, put(put_part))
-        .route(&format!("{}{{sha256}}", targets::BLOB_GET_PREFIX), get(get_blob))
+pub fn router() -> ApiRouter {
+    ApiRouter::new()
+        .routes(routes!(put_blob))
+        .routes(routes!(put_part))
+        .routes(routes!(get_blob))
         // the pipeline enforces its own limit while streaming
         .layer(axum::extract::DefaultBodyLimit::disable())
 }
@@ -58,6 +60,28 @@ pub fn check_announced(expect: &Expectation) -> Result<(), ApiError> {
     Ok(())
 }
 
+#[derive(Serialize, ToSchema)]
+struct Stored {
+    /// SHA-256 of the bytes.
+    #[schema(value_type = String, example = "08bb5e5d6eaac1049ede0893d30ed022b1a4d9b5b48db414871f51c9cb35283d")]
+    sha256: Sha256Hex,
+    size: u64,
+    /// The device family's hash of the bytes (API.md §1).
+    #[schema(value_type = String)]
+    file_hash: Sha256Hex,
+    /// The content was already stored (the bytes were checked and dropped).
+    deduplicated: bool,
+}
+
+/// A signed PUT (`signed_opts` of the device family's `upload`): the bytes it is bound to.
+#[utoipa::path(put, path = targets::BLOB_PUT, tag = tag::SIGNED,
+    request_body(content = Binary, content_type = "application/octet-stream"),
+    responses(
+        (status = 200, body = Stored, headers(("ETag" = String, description = "The SHA-256, quoted"))),
+        (status = 400, description = "The bytes differ from the bound size or hash (`hash_mismatch`)"),
+        (status = 413, description = "Over FERRY_MAX_UPLOAD_SIZE (`too_large`)"),
+        (status = 507, description = "No space left; nothing kept (`insufficient_storage`)"),
+    ))]
 async fn put_blob(
     State(state): State<AppState>,
     method: Method,
@@ -76,14 +100,14 @@ async fn put_blob(
     let expect = bound_expectation(&state, &signed, &headers)?;
     check_announced(&expect)?;
     let ingested = state.ingest.ingest(body.into_data_stream(), &expect, holder).await?;
-    let body = json!({
-        "sha256": ingested.blob.sha256,
-        "size": ingested.blob.size,
-        "file_hash": ingested.device_hash(),
-        "deduplicated": ingested.placed == Placed::AlreadyPresent,
-    });
     let etag = format!("\"{}\"", ingested.blob.sha256);
-    Ok(axum::response::IntoResponse::into_response((StatusCode::OK, [(header::ETAG, etag)], Json::<Value>(body))))
+    let stored = Stored {
+        file_hash: ingested.device_hash().clone(),
+        sha256: ingested.blob.sha256,
+        size: ingested.blob.size,
+        deduplicated: ingested.placed == Placed::AlreadyPresent,
+    };
+    Ok(axum::response::IntoResponse::into_response((StatusCode::OK, [(header::ETAG, etag)], Json(stored))))
 }
 
 /// What a signed URL bound: size, and the plain SHA-256 (`sha256`) or the device
@@ -109,6 +133,15 @@ fn bound_expectation(state: &AppState, signed: &Verified, headers: &HeaderMap) -
 
 /// One part of a multipart upload (either family): staged until completion, answered
 /// with an `ETag` derived from the SHA-256 computed while it streamed in.
+#[utoipa::path(put, path = targets::PART_PUT, tag = tag::SIGNED,
+    request_body(content = Binary, content_type = "application/octet-stream"),
+    responses(
+        (status = 200, description = "The part is staged", headers(("ETag" = String, description = "Quote it back at completion"))),
+        (status = 400, description = "The bytes differ from the part's bound size or hash (`hash_mismatch`)"),
+        (status = 404, description = "The upload is gone (completed, aborted or expired)"),
+        (status = 413, description = "Over FERRY_MAX_UPLOAD_SIZE (`too_large`)"),
+        (status = 507, description = "No space left; nothing kept (`insufficient_storage`)"),
+    ))]
 async fn put_part(
     State(state): State<AppState>,
     method: Method,
@@ -128,6 +161,16 @@ async fn put_part(
     Ok(axum::response::IntoResponse::into_response((StatusCode::OK, [(header::ETAG, etag)])))
 }
 
+/// A signed download (the device family's `download`): the blob, with HTTP Range; HEAD
+/// answers with the same signature.
+#[utoipa::path(get, path = "/signed/blob/{sha256}", tag = tag::SIGNED,
+    params(("sha256" = String, Path, description = "The content's SHA-256")),
+    responses(
+        (status = 200, body = Binary, content_type = "application/octet-stream"),
+        (status = 206, body = Binary, content_type = "application/octet-stream", description = "The requested range"),
+        (status = 404, description = "No such blob"),
+        (status = 416, description = "The range lies outside the content"),
+    ))]
 async fn get_blob(
     State(state): State<AppState>,
     Path(sha256): Path<String>,

@@ -32,6 +32,7 @@ mod media;
 mod metrics;
 mod migrate_store;
 mod multipart;
+mod openapi;
 mod outages;
 mod push_pull;
 mod push_resume;

@@ -10,23 +10,23 @@ mod multipart;
 mod sync;
 mod upload;
 
-use axum::Router;
-use axum::routing::post;
+use utoipa_axum::routes;
 
-use super::AppState;
+use super::openapi::ApiRouter;
 
-pub fn router() -> Router<AppState> {
-    let grant = |op: &str| format!("/media_grant/{{media_grant_id}}/{op}");
-    Router::new()
-        .route("/current", post(identity::current))
-        .route("/media_grant", post(identity::media_grants))
-        .route(&grant("upload"), post(upload::upload))
-        .route(&grant("s3_object"), post(upload::s3_object))
-        .route(&grant("multipart"), post(multipart::start))
-        .route(&grant("multipart_complete"), post(multipart::complete))
-        .route(&grant("multipart_abort"), post(multipart::abort))
-        .route(&grant("media"), post(media::create))
-        .route(&grant("media/{media_id}"), post(media::update).delete(media::delete))
-        .route(&grant("download"), post(sync::download))
-        .route(&grant("media_list"), post(sync::media_list))
+/// The family's routes, relative to `/device/1` (the caller nests them there). No family
+/// layer of its own: the plain error shape is applied above.
+pub fn router() -> ApiRouter {
+    ApiRouter::new()
+        .routes(routes!(identity::current))
+        .routes(routes!(identity::media_grants))
+        .routes(routes!(upload::upload))
+        .routes(routes!(upload::s3_object))
+        .routes(routes!(multipart::start))
+        .routes(routes!(multipart::complete))
+        .routes(routes!(multipart::abort))
+        .routes(routes!(media::create))
+        .routes(routes!(media::update, media::delete))
+        .routes(routes!(sync::download))
+        .routes(routes!(sync::media_list))
 }

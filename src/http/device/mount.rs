@@ -1,7 +1,8 @@
 //! Resolving `:media_grant_id` for a call, and the JSON shapes the family shares.
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
+use utoipa::ToSchema;
 
 use crate::auth::Principal;
 use crate::catalog::{BlobRecord, DeviceRef, Grant, MediaInfo, MediaItem};
@@ -54,11 +55,20 @@ pub fn parse_hash(raw: &str) -> Result<Sha256Hex, ApiError> {
 }
 
 /// `{file_hash, file_size}` as device clients send them.
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
+#[schema(as = DeviceFileRef)]
 pub struct FileRef {
+    /// The family's hash of the file (API.md §1 "Hashing"): 64 lowercase hex characters.
+    #[schema(example = "cf82d2d961ff699eda330edfa1bc8ec368d42d901582a9534af98acfd1cde208")]
     pub file_hash: String,
+    #[schema(example = 11)]
     pub file_size: u64,
 }
+
+/// The family's `{}` answer.
+#[derive(Serialize, ToSchema)]
+#[schema(as = DeviceEmpty)]
+pub struct Empty {}
 
 impl FileRef {
     /// `file_size`, unless no file can have it: sizes are stored as i64 (API.md Conventions).
@@ -133,6 +143,50 @@ pub fn media_json(item: &MediaItem, info: Option<&MediaInfo>) -> Value {
     });
     crate::http::media_info::add_media_fields(&mut object, info);
     object
+}
+
+// Schema only: `media_json` above builds this object as JSON (with
+// `media_info::add_media_fields` adding what media processing learnt).
+/// A media object: the item, plus what media processing learnt about its content.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+#[schema(as = DeviceMediaObject)]
+pub struct MediaObject {
+    media_id: i64,
+    #[schema(example = "/hello.txt")]
+    media_path: String,
+    file_hash: String,
+    file_size: u64,
+    /// ISO 8601 UTC, or `null` when not given.
+    #[schema(required = true)]
+    ctime: Option<String>,
+    /// ISO 8601 UTC, or `null` when not given.
+    #[schema(required = true)]
+    mtime: Option<String>,
+    last_updated_user_id: i64,
+    /// `null` when a token made the change.
+    #[schema(required = true)]
+    last_updated_device_id: Option<i64>,
+    /// ISO 8601 UTC with milliseconds; `expected_last_updated` of an update.
+    #[schema(example = "2026-01-01T00:00:00.000Z")]
+    last_updated: String,
+    is_deleted: bool,
+    /// What media processing learnt (`media_status` always; the rest when known).
+    #[serde(flatten)]
+    processing: crate::http::media_info::MediaFields,
+}
+
+// Schema only: built by `ApiError::with_state` with the object `media_json_of` returns.
+/// A refusal reporting the current item: the media object with `error` and `message`.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+#[schema(as = DeviceMediaConflict)]
+pub struct MediaConflict {
+    /// `path_conflict` or `stale_update`.
+    error: String,
+    message: String,
+    #[serde(flatten)]
+    current: MediaObject,
 }
 
 /// [`media_json`] of one item, looking its media result up.

@@ -5,27 +5,71 @@ use std::collections::HashMap;
 
 use axum::Json;
 use axum::extract::{Path, State};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::ToSchema;
 
 use super::call::DeviceCall;
-use super::mount::{media_json, mounted, parse_hash, visible};
-use crate::domain::{ErrorCode, chunk_size_for};
+use super::mount::{MediaObject, media_json, mounted, parse_hash, visible};
+use crate::domain::{ErrorCode, Sha256Hex, chunk_size_for};
 use crate::http::AppState;
 use crate::http::error::ApiError;
 use crate::http::media_info::media_infos;
+use crate::http::openapi::tag;
 use crate::signing::targets;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
+#[schema(as = DeviceDownloadRequest)]
 pub struct DownloadRequest {
+    /// `file_hash`es to fetch.
     hash_list: Vec<String>,
 }
 
+// fields in the order the former `json!` wrote them (sorted): the answer stays byte for byte
+/// One requested hash: a signed GET for it, or nulls when this grant's view has no such content.
+#[derive(Serialize, ToSchema)]
+#[schema(as = DeviceDownloadEntry)]
+pub struct DownloadEntry {
+    /// The hashing rule's chunk size (0 up to 16 MiB); `null` when there is no `url`.
+    #[schema(required = true)]
+    chunk_size: Option<u64>,
+    #[schema(value_type = String)]
+    file_hash: Sha256Hex,
+    /// `null` when there is no `url`.
+    #[schema(required = true)]
+    file_size: Option<u64>,
+    /// Only deleted items still use this content (it has a `url` all the same).
+    is_deleted: bool,
+    /// A signed GET (Range and HEAD supported); `null` when the content is not there.
+    #[schema(required = true)]
+    url: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+#[schema(as = DeviceDownloadAnswer)]
+pub struct DownloadAnswer {
+    /// One entry per requested hash, in the same order.
+    download_list: Vec<DownloadEntry>,
+}
+
+/// Signed GET URLs for content referenced in this grant's view of the volume, by hash.
+#[utoipa::path(post, path = "/media_grant/{media_grant_id}/download", tag = tag::DEVICE,
+    operation_id = "device_download",
+    params(("media_grant_id" = String, Path, description = "A grant of this device")),
+    request_body(content = DownloadRequest, example = json!({
+        "hash_list": ["cf82d2d961ff699eda330edfa1bc8ec368d42d901582a9534af98acfd1cde208"]
+    })),
+    responses(
+        (status = 200, body = DownloadAnswer),
+        (status = 400, description = "A malformed hash in the list (`invalid_hash`)"),
+        (status = 403,
+            description = "Downloads are disabled for the device (`download_disabled`), or as for every call"),
+    ))]
 pub async fn download(
     State(state): State<AppState>,
     Path(grant_id): Path<String>,
     call: DeviceCall<DownloadRequest>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<DownloadAnswer>, ApiError> {
     let grant = mounted(&state, &call.principal, &grant_id).await?;
     if call.calling_device().is_download_disabled {
         return Err(ApiError::new(ErrorCode::DownloadDisabled, "downloads are disabled for this device"));
@@ -39,37 +83,67 @@ pub async fn download(
         }
     }
     let expires = state.signed_url_expiry();
-    let list: Vec<Value> = hashes
-        .iter()
-        .map(|hash| match found.get(hash) {
-            Some(item) => json!({
-                "file_hash": hash,
-                "file_size": item.file_size,
-                "chunk_size": chunk_size_for(item.file_size),
-                "url": targets::blob_get(&state.signer, &state.upload_url, &item.sha256, expires),
-                "is_deleted": item.is_deleted,
-            }),
-            None => json!({"file_hash": hash, "file_size": null, "chunk_size": null, "url": null, "is_deleted": false}),
+    let list = hashes
+        .into_iter()
+        .map(|hash| match found.get(&hash) {
+            Some(item) => DownloadEntry {
+                chunk_size: Some(chunk_size_for(item.file_size)),
+                file_size: Some(item.file_size),
+                url: Some(targets::blob_get(&state.signer, &state.upload_url, &item.sha256, expires)),
+                is_deleted: item.is_deleted,
+                file_hash: hash,
+            },
+            None => DownloadEntry { chunk_size: None, file_hash: hash, file_size: None, is_deleted: false, url: None },
         })
         .collect();
-    Ok(Json(json!({"download_list": list})))
+    Ok(Json(DownloadAnswer { download_list: list }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
+#[schema(as = DeviceListRequest)]
 pub struct ListRequest {
+    /// A `next_cursor` this server returned (a string, or the same as an integer); absent or
+    /// empty starts from the beginning.
     #[serde(default)]
     cursor: Value,
+    /// 1–1000, default 100.
+    #[schema(example = 100)]
     limit: Option<i64>,
+}
+
+// fields in the order the former `json!` wrote them (sorted): the answer stays byte for byte
+/// A page of the change feed.
+#[derive(Serialize, ToSchema)]
+#[schema(as = DeviceMediaPage)]
+pub struct MediaPage {
+    /// Whether more changes follow `next_cursor`.
+    has_more: bool,
+    /// Items in the order they last changed, deleted ones included (tombstones).
+    #[schema(value_type = Vec<MediaObject>)]
+    media_list: Vec<Value>,
+    /// Pass it back as `cursor` to continue; always present.
+    #[schema(example = "1")]
+    next_cursor: String,
 }
 
 const DEFAULT_PAGE: i64 = 100;
 const MAX_PAGE: i64 = 1000;
 
+/// The volume's change feed, as this grant sees it (items under its prefix).
+#[utoipa::path(post, path = "/media_grant/{media_grant_id}/media_list", tag = tag::DEVICE,
+    operation_id = "device_media_list",
+    params(("media_grant_id" = String, Path, description = "A grant of this device")),
+    request_body(content = Option<ListRequest>, example = json!({"limit": 100})),
+    responses(
+        (status = 200, body = MediaPage),
+        (status = 400, description = "`invalid_cursor` (not a `next_cursor` this server returned), `invalid_limit` \
+            (outside 1–1000)"),
+    ))]
 pub async fn media_list(
     State(state): State<AppState>,
     Path(grant_id): Path<String>,
     call: DeviceCall<ListRequest>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<MediaPage>, ApiError> {
     let grant = mounted(&state, &call.principal, &grant_id).await?;
     let limit = call.body.limit.unwrap_or(DEFAULT_PAGE);
     if !(1..=MAX_PAGE).contains(&limit) {
@@ -94,5 +168,5 @@ pub async fn media_list(
     let rows: Vec<_> = rows.iter().filter(|item| visible(&grant, item)).collect();
     let infos = media_infos(state.catalog.as_ref(), rows.iter().map(|item| &item.sha256)).await?;
     let page: Vec<Value> = rows.iter().map(|item| media_json(item, infos.get(&item.sha256))).collect();
-    Ok(Json(json!({"media_list": page, "next_cursor": next_cursor.to_string(), "has_more": has_more})))
+    Ok(Json(MediaPage { has_more, media_list: page, next_cursor: next_cursor.to_string() }))
 }

@@ -1,19 +1,21 @@
 //! `upload` (batch dedup check + signed PUTs) and `s3_object` (registration).
 
-use std::collections::HashSet;
+use std::borrow::Cow;
+use std::collections::{BTreeMap, HashSet};
 
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::response::IntoResponse;
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use utoipa::ToSchema;
 
 use super::call::DeviceCall;
-use super::mount::{FileRef, held_blob, mounted, over_limit, over_quota, parse_hash};
+use super::mount::{Empty, FileRef, held_blob, mounted, over_limit, over_quota, parse_hash};
 use crate::blob_store::Presigned;
 use crate::domain::{ErrorCode, Sha256Hex};
 use crate::http::AppState;
 use crate::http::error::ApiError;
+use crate::http::openapi::tag;
 use crate::ingest::direct::{RegisterError, presign_file, register_file};
 use crate::ingest::{Expectation, ExpectedHash, IngestError};
 use crate::signing::targets;
@@ -21,21 +23,30 @@ use crate::signing::targets;
 /// The blob store's bucket as API.md names it: the local store, or the configured S3 bucket.
 pub const LOCAL_BUCKET_ID: i64 = 1;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
+#[schema(as = DeviceUploadRequest)]
 pub struct UploadRequest {
+    /// The files to check, answered in the same order (10,000 entries fit the 16 MiB body).
     file_list: Vec<FileRef>,
 }
 
-/// One answer entry. Typed rather than built as `serde_json::Value`: a 10,000-entry batch
-/// spent a fifth of its time building and dropping per-entry maps.
-#[derive(Serialize)]
-struct UploadEntry<'a> {
+// Typed rather than built as `serde_json::Value`: a 10,000-entry batch spent a fifth of its
+// time building and dropping per-entry maps.
+/// One answer entry: held (`skip_upload`), to send (`signed_opts`), or refused alone (`error`).
+#[derive(Serialize, ToSchema)]
+#[schema(as = DeviceUploadEntry)]
+pub struct UploadEntry<'a> {
+    #[schema(value_type = String)]
     file_hash: Sha256Hex,
     file_size: u64,
+    /// The account holds this content: nothing to send.
     skip_upload: bool,
+    /// Where to PUT the bytes; absent when `skip_upload` or `error`.
     #[serde(skip_serializing_if = "Option::is_none")]
     signed_opts: Option<SignedOpts<'a>>,
+    /// Always 1; absent when `skip_upload`.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(example = 1)]
     s3_bucket_id: Option<i64>,
     /// Why this entry cannot be uploaded (API.md §5 "Per-entry refusals"); then no `signed_opts`.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -44,24 +55,50 @@ struct UploadEntry<'a> {
     message: Option<String>,
 }
 
-#[derive(Serialize)]
-#[serde(untagged)]
-enum SignedOpts<'a> {
-    /// A signed PUT to Ferry's own upload host.
-    UploadHost { host: &'a str, method: &'static str, path: String, url: String, headers: Empty },
-    /// A presigned PUT straight to the bucket.
-    Direct(Value),
+/// A signed PUT to Ferry's own upload host, or (`FERRY_S3_DIRECT`) one presigned straight to
+/// the bucket.
+#[derive(Serialize, ToSchema)]
+#[schema(as = DeviceSignedOpts)]
+pub struct SignedOpts<'a> {
+    /// The authority of `url` (host and port).
+    #[schema(value_type = String)]
+    host: Cow<'a, str>,
+    #[schema(example = "PUT")]
+    method: &'static str,
+    /// The path of `url`, its query included.
+    path: String,
+    /// PUT the file's bytes here.
+    url: String,
+    /// Headers to send with the PUT: none through Ferry's upload host.
+    headers: BTreeMap<String, String>,
 }
 
-/// Serialises as `{}`.
-#[derive(Serialize)]
-struct Empty {}
-
-#[derive(Serialize)]
-struct UploadAnswer<'a> {
+#[derive(Serialize, ToSchema)]
+#[schema(as = DeviceUploadAnswer)]
+pub struct UploadAnswer<'a> {
+    /// Present (true) only when uploads are disabled for the device; the list is then empty.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    upload_disabled: Option<bool>,
+    /// One entry per request entry, in the same order.
     upload_list: Vec<UploadEntry<'a>>,
 }
 
+/// The batch dedup check: which files to send, with a signed PUT for each.
+///
+/// Content the account holds answers `skip_upload: true`; other entries carry `signed_opts`
+/// (bound to the hash and size), or an `error` for that entry alone (`too_large`,
+/// `quota_exceeded`) while the rest of the batch is answered as usual.
+#[utoipa::path(post, path = "/media_grant/{media_grant_id}/upload", tag = tag::DEVICE,
+    operation_id = "device_upload",
+    params(("media_grant_id" = String, Path, description = "A grant of this device")),
+    request_body(content = UploadRequest, example = json!({"file_list": [
+        {"file_hash": "cf82d2d961ff699eda330edfa1bc8ec368d42d901582a9534af98acfd1cde208", "file_size": 11}
+    ]})),
+    responses(
+        (status = 200, body = UploadAnswer),
+        (status = 400, description = "A malformed hash in any entry (`invalid_hash`) refuses the whole batch"),
+        (status = 413, description = "The body is over 16 MiB (`too_large`)"),
+    ))]
 pub async fn upload(
     State(state): State<AppState>,
     Path(grant_id): Path<String>,
@@ -69,7 +106,8 @@ pub async fn upload(
 ) -> Result<axum::response::Response, ApiError> {
     mounted(&state, &call.principal, &grant_id).await?;
     if call.calling_device().is_upload_disabled {
-        return Ok(Json(json!({"upload_list": [], "upload_disabled": true})).into_response());
+        let answer = UploadAnswer { upload_disabled: Some(true), upload_list: Vec::new() };
+        return Ok(Json(answer).into_response());
     }
     let files = &call.body.file_list;
     let hashes = files.iter().map(|f| parse_hash(&f.file_hash)).collect::<Result<Vec<Sha256Hex>, _>>()?;
@@ -128,7 +166,7 @@ pub async fn upload(
                 let presigned = presign_file(direct, call.owner().user_id, &hash, file_size, ttl)
                     .await
                     .map_err(|e| ApiError::from(IngestError::Store(e)))?;
-                SignedOpts::Direct(direct_signed_opts(&presigned))
+                direct_signed_opts(&presigned)
             }
             None => {
                 let url = targets::device_blob_put(
@@ -140,7 +178,7 @@ pub async fn upload(
                     expires,
                 );
                 let path = url.split_once("://").map_or("", |(_, rest)| &rest[host.len()..]).to_owned();
-                SignedOpts::UploadHost { host, method: "PUT", path, url, headers: Empty {} }
+                SignedOpts { host: Cow::Borrowed(host), method: "PUT", path, url, headers: BTreeMap::new() }
             }
         };
         list.push(UploadEntry {
@@ -153,25 +191,48 @@ pub async fn upload(
             message: None,
         });
     }
-    Ok(Json(UploadAnswer { upload_list: list }).into_response())
+    Ok(Json(UploadAnswer { upload_disabled: None, upload_list: list }).into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
+#[schema(as = DeviceS3ObjectRequest)]
 pub struct S3ObjectRequest {
+    /// Always 1 (`s3_bucket_id` of the `upload` entry).
+    #[schema(example = 1)]
     s3_bucket_id: i64,
     #[serde(flatten)]
     file: FileRef,
 }
 
-/// Registers an uploaded object. Through Ferry's upload host the bytes were verified as they
-/// arrived (the signed PUT was bound to this size and hash), so the object exists for this
-/// account exactly when the account holds that content. In direct mode the object went
-/// straight to S3: Ferry takes a copy only it can write and verifies that before recording it.
+// Through Ferry's upload host the bytes were verified as they arrived (the signed PUT was
+// bound to this size and hash), so the object exists for this account exactly when the
+// account holds that content. In direct mode the object went straight to S3: Ferry takes a
+// copy only it can write and verifies that before recording it.
+/// Confirms that an upload landed: registers the uploaded object.
+///
+/// Answers `{}` once the account holds that content (in direct mode Ferry verifies the
+/// object first); repeating it answers the same.
+#[utoipa::path(post, path = "/media_grant/{media_grant_id}/s3_object", tag = tag::DEVICE,
+    operation_id = "device_s3_object",
+    params(("media_grant_id" = String, Path, description = "A grant of this device")),
+    request_body(content = S3ObjectRequest, example = json!({
+        "s3_bucket_id": 1,
+        "file_hash": "cf82d2d961ff699eda330edfa1bc8ec368d42d901582a9534af98acfd1cde208",
+        "file_size": 11
+    })),
+    responses(
+        (status = 200, body = Empty, description = "The account holds the content"),
+        (status = 400, description = "`unknown_bucket` (s3_bucket_id is not 1), `object_missing` (nothing uploaded \
+            with that hash and size), `too_large` (a size over the upload limit), `invalid_size` (over 2^63 − 1), \
+            `invalid_hash`; direct mode: `hash_mismatch` (the object differs from its hash or size)"),
+        (status = 413, description = "Direct mode: no room in the account's quota for the object (`quota_exceeded`)"),
+        (status = 507, description = "Direct mode: no space left to take the object in (`insufficient_storage`)"),
+    ))]
 pub async fn s3_object(
     State(state): State<AppState>,
     Path(grant_id): Path<String>,
     call: DeviceCall<S3ObjectRequest>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Empty>, ApiError> {
     mounted(&state, &call.principal, &grant_id).await?;
     if call.body.s3_bucket_id != LOCAL_BUCKET_ID {
         return Err(ApiError::new(ErrorCode::UnknownBucket, format!("no bucket {}", call.body.s3_bucket_id)));
@@ -185,7 +246,7 @@ pub async fn s3_object(
     };
     // a size no upload can have is refused as such, not looked for
     if held_blob(&state, &call.principal, file).await?.is_some() {
-        return Ok(Json(json!({})));
+        return Ok(Json(Empty {}));
     }
     let Some(direct) = state.store.direct() else { return Err(missing()) };
     let hash = parse_hash(&file.file_hash)?;
@@ -196,10 +257,10 @@ pub async fn s3_object(
         size_hint: Some(file.file_size),
     };
     match register_file(&state.ingest, direct, call.owner().user_id, &hash, &expect).await {
-        Ok(_) => Ok(Json(json!({}))),
+        Ok(_) => Ok(Json(Empty {})),
         // a concurrent registration of the same object took it over first
         Err(RegisterError::ObjectMissing) if held_blob(&state, &call.principal, file).await?.is_some() => {
-            Ok(Json(json!({})))
+            Ok(Json(Empty {}))
         }
         Err(RegisterError::ObjectMissing) => Err(missing()),
         Err(RegisterError::Ingest(err)) => Err(err.into()),
@@ -207,7 +268,7 @@ pub async fn s3_object(
 }
 
 /// The device family's `signed_opts` for a PUT presigned straight to the S3 server.
-fn direct_signed_opts(presigned: &Presigned) -> Value {
+fn direct_signed_opts(presigned: &Presigned) -> SignedOpts<'static> {
     let url = reqwest::Url::parse(&presigned.url).expect("presigned URLs parse");
     let host = match url.port() {
         Some(port) => format!("{}:{port}", url.host_str().unwrap_or_default()),
@@ -217,7 +278,6 @@ fn direct_signed_opts(presigned: &Presigned) -> Value {
         Some(query) => format!("{}?{query}", url.path()),
         None => url.path().to_owned(),
     };
-    let headers: serde_json::Map<String, Value> =
-        presigned.headers.iter().map(|(k, v)| (k.clone(), Value::from(v.clone()))).collect();
-    json!({"host": host, "method": "PUT", "path": path, "url": presigned.url, "headers": headers})
+    let headers = presigned.headers.iter().cloned().collect();
+    SignedOpts { host: Cow::Owned(host), method: "PUT", path, url: presigned.url.clone(), headers }
 }

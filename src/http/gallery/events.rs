@@ -5,9 +5,10 @@ use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
 use serde::Deserialize;
-use serde_json::{Map, Value, json};
+use serde_json::Value;
 
-use super::{event_json, resolve_device};
+use super::answers::{GalleryByType, GalleryFolders, GalleryPaths, GalleryStats, GallerySuccess, GalleryTypeCount};
+use super::{GalleryEvent, event_json, resolve_device};
 use crate::catalog::Event;
 use crate::domain::{ErrorCode, MediaType};
 use crate::gallery::device_dir;
@@ -15,12 +16,23 @@ use crate::http::AppState;
 use crate::http::blob_response::serve_blob;
 use crate::http::error::ApiError;
 use crate::http::extract::{Caller, GalleryDelete, GalleryRead, QueryParams};
+use crate::http::openapi::{Binary, tag};
 
+/// The server folders watched for this device.
+///
+/// Created when asked. A file dropped into `incoming` becomes an event once it stops
+/// changing; `thumbnails/<name>.jpg` becomes the thumbnail of the event named `<name>`.
+#[utoipa::path(get, path = "/api/gallery/{device}/paths", tag = tag::GALLERY, operation_id = "gallery_paths",
+    params(("device" = String, Path, description = "The device's exact name in your account, else its id")),
+    responses(
+        (status = 200, body = GalleryPaths),
+        (status = 404, description = "No such device in your account (`no_such_device`)"),
+    ))]
 pub async fn paths(
     State(state): State<AppState>,
     Path(device): Path<String>,
     Caller(principal, ..): Caller<GalleryRead>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<GalleryPaths>, ApiError> {
     let device = resolve_device(&state, &principal, &device).await?;
     let dir = device_dir(&state.config.data_dir, &device);
     let (incoming, thumbnails) = (dir.join("incoming"), dir.join("thumbnails"));
@@ -30,7 +42,8 @@ pub async fn paths(
             .map_err(|e| ApiError::internal(format!("cannot create {}: {e}", folder.display())))?;
     }
     let absolute = |p: std::path::PathBuf| std::fs::canonicalize(&p).unwrap_or(p).display().to_string();
-    Ok(Json(json!({"success": true, "paths": {"incoming": absolute(incoming), "thumbnails": absolute(thumbnails)}})))
+    let paths = GalleryFolders { incoming: absolute(incoming), thumbnails: absolute(thumbnails) };
+    Ok(Json(GalleryPaths { paths, success: true }))
 }
 
 #[derive(Deserialize)]
@@ -52,6 +65,24 @@ fn non_negative(name: &str, raw: Option<&str>) -> Result<Option<u64>, ApiError> 
     .transpose()
 }
 
+/// The device's events, newest first.
+///
+/// Deleted events are left out. The media fields (`media_status`, `captured`, `width`, …)
+/// come only with events whose file Ferry has (`pulled`).
+#[utoipa::path(get, path = "/api/gallery/{device}/events", tag = tag::GALLERY, operation_id = "gallery_events",
+    params(
+        ("device" = String, Path, description = "The device's exact name in your account, else its id"),
+        ("media_type" = Option<String>, Query,
+            description = "Only this type: `image`, `video`, `audio`, `document` or `other` (empty: all)"),
+        ("limit" = Option<u64>, Query, description = "At most this many (default 50, larger values clamped to 200)"),
+        ("offset" = Option<u64>, Query, description = "Skip this many (default 0)"),
+    ),
+    responses(
+        (status = 200, body = Vec<GalleryEvent>),
+        (status = 400, description = "`limit` or `offset` is not a non-negative integer (`invalid_query`), \
+            or `media_type` is not one of the five (`invalid_media_type`)"),
+        (status = 404, description = "No such device in your account (`no_such_device`)"),
+    ))]
 pub async fn list(
     State(state): State<AppState>,
     Path(device): Path<String>,
@@ -68,23 +99,32 @@ pub async fn list(
     Ok(Json(events.iter().map(|(event, info)| event_json(event, info.as_ref())).collect()))
 }
 
+/// The device's events counted, by media type.
+///
+/// Every type is present; deleted events are left out; sizes count the events' files, not
+/// their thumbnails.
+#[utoipa::path(get, path = "/api/gallery/{device}/stats", tag = tag::GALLERY, operation_id = "gallery_stats",
+    params(("device" = String, Path, description = "The device's exact name in your account, else its id")),
+    responses(
+        (status = 200, body = GalleryStats),
+        (status = 404, description = "No such device in your account (`no_such_device`)"),
+    ))]
 pub async fn stats(
     State(state): State<AppState>,
     Path(device): Path<String>,
     Caller(principal, ..): Caller<GalleryRead>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<GalleryStats>, ApiError> {
     let device = resolve_device(&state, &principal, &device).await?;
     let rows = state.events.stats(device.device_id).await?;
-    let mut by_type: Map<String, Value> =
-        MediaType::ALL.iter().map(|t| (t.to_string(), json!({"count": 0, "size": 0}))).collect();
+    let mut by_type = GalleryByType::default();
     for row in &rows {
-        by_type.insert(row.media_type.to_string(), json!({"count": row.count, "size": row.size}));
+        *by_type.of(row.media_type) = GalleryTypeCount { count: row.count, size: row.size };
     }
-    Ok(Json(json!({
-        "total_events": rows.iter().map(|r| r.count).sum::<u64>(),
-        "total_size": rows.iter().map(|r| r.size).sum::<u64>(),
-        "by_type": by_type,
-    })))
+    Ok(Json(GalleryStats {
+        by_type,
+        total_events: rows.iter().map(|r| r.count).sum::<u64>(),
+        total_size: rows.iter().map(|r| r.size).sum::<u64>(),
+    }))
 }
 
 async fn own_event(state: &AppState, device: &crate::catalog::Device, event_id: &str) -> Result<Event, ApiError> {
@@ -95,16 +135,49 @@ async fn own_event(state: &AppState, device: &crate::catalog::Device, event_id: 
         .ok_or_else(|| ApiError::new(ErrorCode::NoSuchEvent, format!("no event {event_id}")))
 }
 
+/// Deletes an event (needs the `delete` scope).
+///
+/// It is gone from listings at once; its content is kept for `FERRY_TOMBSTONE_RETENTION`.
+#[utoipa::path(delete, path = "/api/gallery/{device}/events/{event_id}", tag = tag::GALLERY,
+    operation_id = "gallery_delete_event",
+    params(
+        ("device" = String, Path, description = "The device's exact name in your account, else its id"),
+        ("event_id" = String, Path, description = "An event of the device (`evt_` and a ULID)"),
+    ),
+    responses(
+        (status = 200, body = GallerySuccess),
+        (status = 404, description = "No such device in your account (`no_such_device`), or no such event \
+            (`no_such_event`)"),
+    ))]
 pub async fn remove(
     State(state): State<AppState>,
     Path((device, event_id)): Path<(String, String)>,
     Caller(principal, ..): Caller<GalleryDelete>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<GallerySuccess>, ApiError> {
     let device = resolve_device(&state, &principal, &device).await?;
     state.events.delete(device.device_id, &event_id).await?;
-    Ok(Json(json!({"success": true})))
+    Ok(Json(GallerySuccess { success: true }))
 }
 
+/// The event's file, with HTTP Range and `If-None-Match`.
+///
+/// Served with the event's content type.
+#[utoipa::path(get, path = "/api/gallery/{device}/events/{event_id}/file", tag = tag::GALLERY,
+    operation_id = "gallery_event_file",
+    params(
+        ("device" = String, Path, description = "The device's exact name in your account, else its id"),
+        ("event_id" = String, Path, description = "An event of the device (`evt_` and a ULID)"),
+    ),
+    responses(
+        (status = 200, body = Binary, content_type = "*/*", description = "The file",
+            headers(("ETag" = String, description = "The content's SHA-256, quoted"))),
+        (status = 206, body = Binary, content_type = "*/*", description = "The requested range",
+            headers(("Content-Range" = String), ("ETag" = String))),
+        (status = 304, description = "`If-None-Match` names the current ETag", headers(("ETag" = String))),
+        (status = 404, description = "No such device (`no_such_device`) or event (`no_such_event`), or a \
+            harvested event whose file has not been pulled yet (`not_pulled`)"),
+        (status = 416, description = "The range lies outside the file (`range_not_satisfiable`)"),
+    ))]
 pub async fn file(
     State(state): State<AppState>,
     Path((device, event_id)): Path<(String, String)>,
@@ -119,6 +192,25 @@ pub async fn file(
     serve_blob(&state, &sha256, event.size, &event.content_type, &headers).await
 }
 
+/// The event's thumbnail, with HTTP Range and `If-None-Match`.
+///
+/// A thumbnail the device sent is served before one media processing made.
+#[utoipa::path(get, path = "/api/gallery/{device}/events/{event_id}/thumbnail", tag = tag::GALLERY,
+    operation_id = "gallery_event_thumbnail",
+    params(
+        ("device" = String, Path, description = "The device's exact name in your account, else its id"),
+        ("event_id" = String, Path, description = "An event of the device (`evt_` and a ULID)"),
+    ),
+    responses(
+        (status = 200, body = Binary, content_type = "*/*", description = "The thumbnail (usually a JPEG)",
+            headers(("ETag" = String, description = "The thumbnail's SHA-256, quoted"))),
+        (status = 206, body = Binary, content_type = "*/*", description = "The requested range",
+            headers(("Content-Range" = String), ("ETag" = String))),
+        (status = 304, description = "`If-None-Match` names the current ETag", headers(("ETag" = String))),
+        (status = 404, description = "No such device (`no_such_device`) or event (`no_such_event`), or the \
+            event has no thumbnail (`no_thumbnail`)"),
+        (status = 416, description = "The range lies outside the thumbnail (`range_not_satisfiable`)"),
+    ))]
 pub async fn thumbnail(
     State(state): State<AppState>,
     Path((device, event_id)): Path<(String, String)>,

@@ -1,17 +1,20 @@
 //! Device gallery family (API.md §4) under `/api/gallery/:device`: a device's events
 //! (its media, newest first), uploads, signed upload URLs, stats, watched folders and pull.
 
+mod answers;
 mod events;
 mod pull;
 mod upload;
 
-use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{delete, get, post, put};
 use serde_json::{Value, json};
+use utoipa::ToSchema;
+use utoipa_axum::router::UtoipaMethodRouterExt;
+use utoipa_axum::routes;
 
 use super::AppState;
 use super::error::{ApiError, Family};
+use super::openapi::{ApiRouter, family_router};
 use crate::auth::Principal;
 use crate::catalog::{Device, Event, MediaInfo};
 use crate::clock::iso;
@@ -20,21 +23,21 @@ use crate::domain::ErrorCode;
 /// The upload host's target for `upload-url` (file and thumbnail).
 pub const SIGNED_PUT: &str = "/signed/gallery";
 
-pub fn router() -> Router<AppState> {
-    let base = "/api/gallery/{device}";
-    let routes = Router::new()
-        .route(&format!("{base}/paths"), get(events::paths))
-        .route(&format!("{base}/events"), get(events::list))
-        .route(&format!("{base}/events/{{event_id}}"), delete(events::remove))
-        .route(&format!("{base}/events/{{event_id}}/file"), get(events::file))
-        .route(&format!("{base}/events/{{event_id}}/thumbnail"), get(events::thumbnail))
-        .route(&format!("{base}/stats"), get(events::stats))
-        .route(&format!("{base}/upload"), post(upload::upload).layer(DefaultBodyLimit::disable()))
-        .route(&format!("{base}/upload-url"), get(upload::upload_url))
-        .route(&format!("{base}/harvest"), post(pull::harvest))
-        .route(&format!("{base}/pull/{{event_id}}"), post(pull::pull))
-        .route(SIGNED_PUT, put(upload::signed_put).layer(DefaultBodyLimit::disable()));
-    Family::Gallery.layer(routes)
+pub fn router() -> ApiRouter {
+    // paths are in the handlers' descriptions: `/api/gallery/{device}/…` and SIGNED_PUT
+    let routes = ApiRouter::new()
+        .routes(routes!(events::paths))
+        .routes(routes!(events::list))
+        .routes(routes!(events::remove))
+        .routes(routes!(events::file))
+        .routes(routes!(events::thumbnail))
+        .routes(routes!(events::stats))
+        .routes(routes!(upload::upload).layer(DefaultBodyLimit::disable()))
+        .routes(routes!(upload::upload_url))
+        .routes(routes!(pull::harvest))
+        .routes(routes!(pull::pull))
+        .routes(routes!(upload::signed_put).layer(DefaultBodyLimit::disable()));
+    family_router(Family::Gallery, routes)
 }
 
 /// `:device`: the exact device name within the caller's account, else a device id of
@@ -45,8 +48,55 @@ pub async fn resolve_device(state: &AppState, principal: &Principal, raw: &str) 
         .ok_or_else(|| ApiError::new(ErrorCode::NoSuchDevice, format!("no device '{raw}' in this account")))
 }
 
+// Schema only: `event_json` below builds this JSON, and `media_info::add_media_fields` adds
+// the media fields, copied from what media processing stored; keep the three in step.
+/// A device's event, as `GET …/events` lists it (more fields may come).
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct GalleryEvent {
+    /// `evt_` and a ULID.
+    #[schema(example = "evt_01J9ZQ4W5X8K3M2N7P6R4T1V0A")]
+    id: String,
+    /// The name it was sent with.
+    #[schema(example = "doorbell")]
+    name: String,
+    media_type: GalleryMediaType,
+    /// Bytes of the event's file.
+    size: u64,
+    /// A thumbnail was sent, or media processing made one.
+    has_thumbnail: bool,
+    /// ISO 8601, UTC, milliseconds (for a harvested event, the `created` of the device's index).
+    #[schema(example = "2026-01-01T00:00:00.000Z")]
+    created: String,
+    /// Ferry has the file (`false` for a harvested event not pulled yet).
+    pulled: bool,
+    /// As sent, or sniffed from the bytes.
+    #[schema(example = "image/jpeg")]
+    content_type: String,
+    /// The upload's `metadata` field, when it was sent: any JSON value.
+    #[schema(required = false)]
+    metadata: Value,
+    /// Media processing results: only for pulled events.
+    #[serde(flatten)]
+    media: crate::http::media_info::MediaFields,
+}
+
+// Schema only: `crate::domain::MediaType` as it serialises.
+/// The kind of media.
+#[derive(ToSchema)]
+#[serde(rename_all = "lowercase")]
+#[allow(dead_code)]
+pub enum GalleryMediaType {
+    Image,
+    Video,
+    Audio,
+    Document,
+    Other,
+}
+
 /// An event as the family lists it (extra fields allowed), with what media processing
 /// learnt about its file (`info`): a generated thumbnail counts for `has_thumbnail`.
+/// Described by [`GalleryEvent`].
 pub fn event_json(event: &Event, info: Option<&MediaInfo>) -> Value {
     let generated = info.is_some_and(|i| i.thumbnail_sha256.is_some());
     let mut item = json!({

@@ -5,8 +5,9 @@ use axum::Json;
 use axum::extract::{FromRequest, Multipart, Path, Request, State};
 use axum::http::{HeaderMap, Method, Uri};
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::Value;
 
+use super::answers::{GalleryEventAdded, GalleryUploadForm, GalleryUploadUrls};
 use super::{SIGNED_PUT, resolve_device};
 use crate::catalog::{Device, DeviceRef, TargetClaim};
 use crate::domain::{ErrorCode, EventName};
@@ -14,6 +15,7 @@ use crate::gallery::{EventError, NewGalleryEvent, new_event_id};
 use crate::http::AppState;
 use crate::http::error::ApiError;
 use crate::http::extract::{Caller, GalleryUpload, QueryParams, parse_flag};
+use crate::http::openapi::{Binary, tag};
 use crate::http::upload_host::{check_announced, content_length, verify_signed};
 use crate::ingest::{Expectation, Received};
 
@@ -71,12 +73,29 @@ async fn read_form(state: &AppState, request: Request, form: &mut GalleryForm) -
     Ok(())
 }
 
+/// Adds an event: a multipart form whose fields may come in any order.
+///
+/// A refused upload keeps none of its bytes.
+#[utoipa::path(post, path = "/api/gallery/{device}/upload", tag = tag::GALLERY, operation_id = "gallery_upload",
+    params(("device" = String, Path, description = "The device's exact name in your account, else its id")),
+    request_body(content = GalleryUploadForm, content_type = "multipart/form-data",
+        example = json!({"name": "doorbell", "metadata": "{\"zone\":2}", "event": "jpeg bytes"})),
+    responses(
+        (status = 200, body = GalleryEventAdded),
+        (status = 400, description = "A bad form (`invalid_form`), no `name` (`missing_name`) or one with a \
+            control character (`invalid_name`), no `event` file (`missing_event`), or a bad `media_type` \
+            (`invalid_media_type`), `metadata` (`invalid_metadata`) or `has_thumbnail` (`invalid_has_thumbnail`)"),
+        (status = 404, description = "No such device in your account (`no_such_device`)"),
+        (status = 413, description = "Over FERRY_MAX_UPLOAD_SIZE or a thumbnail over 8 MiB (`too_large`), or \
+            over the account's quota (`quota_exceeded`)"),
+        (status = 507, description = "No space left; nothing kept (`insufficient_storage`)"),
+    ))]
 pub async fn upload(
     State(state): State<AppState>,
     Path(device): Path<String>,
     Caller(principal, ..): Caller<GalleryUpload>,
     request: Request,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<GalleryEventAdded>, ApiError> {
     let device = resolve_device(&state, &principal, &device).await?;
     let mut form = GalleryForm::default();
     let read = read_form(&state, request, &mut form).await;
@@ -117,7 +136,7 @@ pub async fn upload(
         ..NewGalleryEvent::default()
     };
     let stored = state.events.create(&device, new, received, form.thumbnail.take()).await?;
-    Ok(Json(json!({"success": true, "eventId": stored.id})))
+    Ok(Json(GalleryEventAdded::new(stored.id)))
 }
 
 #[derive(Deserialize)]
@@ -126,12 +145,31 @@ pub struct UrlQuery {
     thumbnail: Option<String>,
 }
 
+/// Signed PUT URLs for a new event's file and, when asked, its thumbnail.
+///
+/// Each URL stores one body, with no other credential: a PUT to `upload_url` creates the
+/// event, named `filename`, with the PUT's Content-Type; a PUT to `thumbnail_upload_url`
+/// then attaches its thumbnail. They live for `FERRY_SIGNED_URL_TTL`.
+#[utoipa::path(get, path = "/api/gallery/{device}/upload-url", tag = tag::GALLERY, operation_id = "gallery_upload_url",
+    params(
+        ("device" = String, Path, description = "The device's exact name in your account, else its id"),
+        ("filename" = String, Query, description = "The event's name: one line of text", example = "garage.jpg"),
+        ("thumbnail" = Option<String>, Query,
+            description = "`true` or `1` also asks for `thumbnail_upload_url`; anything else does not",
+            example = "true"),
+    ),
+    responses(
+        (status = 200, body = GalleryUploadUrls),
+        (status = 400, description = "No `filename` (`missing_filename`), or one with a control character \
+            (`invalid_name`)"),
+        (status = 404, description = "No such device in your account (`no_such_device`)"),
+    ))]
 pub async fn upload_url(
     State(state): State<AppState>,
     Path(device): Path<String>,
     QueryParams(query): QueryParams<UrlQuery>,
     Caller(principal, ..): Caller<GalleryUpload>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<GalleryUploadUrls>, ApiError> {
     let device = resolve_device(&state, &principal, &device).await?;
     let filename = query
         .filename
@@ -150,21 +188,36 @@ pub async fn upload_url(
         ];
         state.signer.sign(&state.upload_url, "PUT", SIGNED_PUT, &params, expires)
     };
-    let mut answer = json!({"success": true, "upload_url": url("file")});
-    if matches!(query.thumbnail.as_deref(), Some("true" | "1")) {
-        answer["thumbnail_upload_url"] = json!(url("thumbnail"));
-    }
-    Ok(Json(answer))
+    let upload_url = url("file");
+    let thumbnail_upload_url = matches!(query.thumbnail.as_deref(), Some("true" | "1")).then(|| url("thumbnail"));
+    Ok(Json(GalleryUploadUrls { success: true, thumbnail_upload_url, upload_url }))
 }
 
 /// The PUT behind `upload_url` (creates the event) and `thumbnail_upload_url` (attaches it).
+///
+/// Use the URL exactly as `GET …/upload-url` handed it out; each stores one body.
+#[utoipa::path(put, path = SIGNED_PUT, tag = tag::GALLERY, operation_id = "gallery_signed_put",
+    security(("signed_url" = [])),
+    request_body(content = Binary, content_type = "application/octet-stream",
+        description = "The file's or the thumbnail's bytes, under any Content-Type (the file's becomes the event's)"),
+    responses(
+        (status = 200, body = GalleryEventAdded),
+        (status = 403, description = "The signature is invalid or altered (`invalid_signature`), expired \
+            (`expired_signature`), or names no event (`forbidden`)"),
+        (status = 404, description = "The device is gone (`not_found`)"),
+        (status = 409, description = "The URL was used already (`already_uploaded`), or the thumbnail came \
+            before the file (`event_not_uploaded`)"),
+        (status = 413, description = "Over FERRY_MAX_UPLOAD_SIZE, or a thumbnail over 8 MiB (`too_large`), or \
+            over the account's quota (`quota_exceeded`)"),
+        (status = 507, description = "No space left; nothing kept (`insufficient_storage`)"),
+    ))]
 pub async fn signed_put(
     State(state): State<AppState>,
     method: Method,
     uri: Uri,
     headers: HeaderMap,
     body: axum::body::Body,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<GalleryEventAdded>, ApiError> {
     let signed = verify_signed(&state, &method, &uri, &[])?;
     let bad = || ApiError::forbidden("the signed URL names no event");
     let device_id = signed.get("device").and_then(|d| d.parse().ok()).ok_or_else(bad)?;
@@ -202,11 +255,11 @@ async fn store_put(
     headers: &HeaderMap,
     body: axum::body::Body,
     expect: &Expectation,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<GalleryEventAdded>, ApiError> {
     let received = state.ingest.receive(body.into_data_stream(), expect).await?;
     if part == "thumbnail" {
         state.events.attach_thumbnail(device, event_id, received).await?;
-        return Ok(Json(json!({"success": true, "eventId": event_id})));
+        return Ok(Json(GalleryEventAdded::new(event_id)));
     }
     let declared = headers.get(axum::http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_owned);
     let new = NewGalleryEvent {
@@ -216,7 +269,7 @@ async fn store_put(
         ..NewGalleryEvent::default()
     };
     match state.events.create(device, new, received, None).await {
-        Ok(stored) => Ok(Json(json!({"success": true, "eventId": stored.id}))),
+        Ok(stored) => Ok(Json(GalleryEventAdded::new(stored.id))),
         Err(EventError::Exists(_)) => Err(already_uploaded()),
         Err(e) => Err(e.into()),
     }

@@ -6,20 +6,22 @@ mod complete;
 mod files;
 mod start;
 
-use axum::Router;
-use axum::routing::{delete, get, post, put};
+use utoipa_axum::router::UtoipaMethodRouterExt;
+use utoipa_axum::routes;
 
 use super::AppState;
+use super::openapi::ApiRouter;
 use crate::domain::ErrorCode;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/users/multipart_upload_start/{file_id}", get(start::start))
-        .route("/api/users/multipart_upload_complete/{file_id}", post(complete::complete))
-        .route("/api/users/multipart_upload/{file_id}", delete(start::abort))
-        .route("/api/users/uploads/{file_id}", get(files::upload_url))
-        .route("/api/users/files/{file_id}", get(files::download).delete(files::delete))
-        .route(files::SINGLE_PUT, put(files::single_put).layer(axum::extract::DefaultBodyLimit::disable()))
+pub fn router() -> ApiRouter {
+    // paths are in the handlers' descriptions: `/api/users/…` and files::SINGLE_PUT
+    ApiRouter::new()
+        .routes(routes!(start::start))
+        .routes(routes!(complete::complete))
+        .routes(routes!(start::abort))
+        .routes(routes!(files::upload_url))
+        .routes(routes!(files::download, files::delete))
+        .routes(routes!(files::single_put).layer(axum::extract::DefaultBodyLimit::disable()))
 }
 
 const FAMILY: crate::catalog::UploadFamily = crate::catalog::UploadFamily::Multipart;

@@ -3,8 +3,8 @@
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use super::{CONTENT_TYPES, parse_file_id};
 use crate::catalog::{Upload, UploadFamily};
@@ -12,6 +12,7 @@ use crate::domain::ErrorCode;
 use crate::http::AppState;
 use crate::http::error::ApiError;
 use crate::http::extract::{Caller, MultipartUpload, QueryParams};
+use crate::http::openapi::tag;
 use crate::ingest::multipart::NewMultipart;
 
 #[derive(Deserialize)]
@@ -42,12 +43,46 @@ fn conflict(message: impl Into<String>) -> ApiError {
     ApiError::new(ErrorCode::Conflict, message)
 }
 
+/// An upload started (or resumed): where to PUT each part.
+#[derive(Serialize, ToSchema)]
+pub struct MultipartStarted {
+    /// The normalised `file_id`.
+    #[schema(example = "clip-1")]
+    id: String,
+    /// `users/<user_id>/<file_id>`.
+    #[schema(example = "users/1/clip-1")]
+    key: String,
+    /// One signed URL per part, in order: PUT part N's bytes to the Nth; each answers 200
+    /// with an `ETag` header to quote back at completion.
+    presigned_urls: Vec<String>,
+    /// Names this upload at completion and abort.
+    upload_id: String,
+}
+
+/// Starts a multipart upload of `part_count` parts (or resumes an unfinished one).
+///
+/// Starting again while the upload is unfinished answers the same `upload_id` with fresh URLs
+/// and renews its expiry (FERRY_UPLOAD_EXPIRY).
+#[utoipa::path(get, path = "/api/users/multipart_upload_start/{file_id}", tag = tag::MULTIPART,
+    params(
+        ("file_id" = String, Path, description = "The caller's name for the file: a UUID, or 1-64 of `A-Z a-z 0-9 _ -`"),
+        ("part_count" = u32, Query, minimum = 1, maximum = 20, description = "How many parts: 1 to 20"),
+        ("content_type" = Option<String>, Query, example = "video/mp4", description = "The file's type, matched in any case: \
+            image/jpeg, image/png, video/mp4, image/heif, image/heic, video/quicktime, image/webp, video/3gpp, video/webm, \
+            image/gif, video/x-m4v, image/bmp or application/octet-stream (the default)"),
+    ),
+    responses(
+        (status = 200, body = MultipartStarted),
+        (status = 400, description = "A bad `file_id` (`invalid_file_id`), `part_count` (`invalid_part_count`) or \
+            `content_type` (`invalid_content_type`)"),
+        (status = 409, description = "The file is already complete, or its unfinished upload has another `part_count` (`conflict`)"),
+    ))]
 pub async fn start(
     State(state): State<AppState>,
     Path(file_id): Path<String>,
     QueryParams(query): QueryParams<StartQuery>,
     Caller(principal, ..): Caller<MultipartUpload>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<MultipartStarted>, ApiError> {
     let file_id = parse_file_id(&file_id)?;
     let part_count = parse_part_count(query.part_count.as_deref())?;
     let content_type = parse_content_type(query.content_type.as_deref())?;
@@ -79,12 +114,12 @@ pub async fn start(
         }
     };
     let urls = state.uploads.part_urls(&upload, &state.upload_url, None).await?;
-    Ok(Json(json!({
-        "id": file_id.as_str(),
-        "upload_id": upload.upload_id,
-        "key": format!("users/{}/{file_id}", user.user_id),
-        "presigned_urls": urls,
-    })))
+    Ok(Json(MultipartStarted {
+        id: file_id.as_str().to_owned(),
+        key: format!("users/{}/{file_id}", user.user_id),
+        presigned_urls: urls,
+        upload_id: upload.upload_id,
+    }))
 }
 
 /// The caller's upload of `file_id` (another user's does not exist for them).
@@ -106,6 +141,17 @@ pub struct AbortQuery {
     upload_id: Option<String>,
 }
 
+/// Aborts an unfinished multipart upload: its parts are removed.
+#[utoipa::path(delete, path = "/api/users/multipart_upload/{file_id}", tag = tag::MULTIPART,
+    params(
+        ("file_id" = String, Path, description = "The caller's name for the file"),
+        ("upload_id" = String, Query, description = "The upload `multipart_upload_start` answered"),
+    ),
+    responses(
+        (status = 204, description = "Aborted"),
+        (status = 400, description = "No `upload_id` (`invalid_query`), or a bad `file_id` (`invalid_file_id`)"),
+        (status = 404, description = "No such upload, or one aborted before (`no_such_upload`)"),
+    ))]
 pub async fn abort(
     State(state): State<AppState>,
     Path(file_id): Path<String>,

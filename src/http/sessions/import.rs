@@ -4,29 +4,98 @@
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use serde_json::{Value, json};
+use serde::Serialize;
+use serde_json::Value;
+use utoipa::ToSchema;
 
 use super::form::Fields;
+use super::requests::{BlobImportRequest, RemoteImportRequest};
 use crate::catalog::JobStatus;
 use crate::domain::{ErrorCode, JobKind};
 use crate::http::AppState;
 use crate::http::error::ApiError;
 use crate::http::extract::{Caller, SessionUpload};
+use crate::http::openapi::tag;
 use crate::import_buckets::ImportError;
 use crate::ingest::Expectation;
 use crate::library::RemoteFetch;
 use crate::library::{Folder, NewFile};
 use crate::remote::FetchError;
 
+// The answers' fields are declared in alphabetical order: the order `json!` wrote them in.
+
+/// Where a remote import is.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum RemoteImportState {
+    Queued,
+    Running,
+    Done,
+    Failed,
+}
+
+/// A remote import, queued.
+#[derive(Serialize, ToSchema)]
+pub struct RemoteImportQueued {
+    /// The job's id, as a string.
+    #[schema(example = "9")]
+    job_id: String,
+    /// `queued`.
+    status: RemoteImportState,
+}
+
+/// A remote import's state.
+#[derive(Serialize, ToSchema)]
+pub struct RemoteImport {
+    /// Why the job failed (a password in a URL shows as `***`): present only when `failed`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
+    error: Option<Option<String>>,
+    /// The stored file, once there is one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    file_id: Option<String>,
+    /// As the path gave it.
+    #[schema(example = "9")]
+    job_id: String,
+    status: RemoteImportState,
+}
+
+/// An object imported from a bucket.
+#[derive(Serialize, ToSchema)]
+pub struct BlobImported {
+    /// The new library file (a ULID).
+    file_id: String,
+}
+
 fn folder_key(fields: &Fields) -> Result<String, ApiError> {
     fields.folder_key()?.ok_or_else(|| ApiError::new(ErrorCode::MissingFolderId, "folder_id is required"))
 }
 
+/// Imports a file from a URL into a folder, in the background.
+///
+/// Every redirect is checked again (at most 5); a refusal found while the job runs fails
+/// the job. Fields as a URL-encoded form, a multipart form or a JSON object.
+#[utoipa::path(post, path = "/upload/remote", tag = tag::SESSION,
+    request_body(content(
+        (RemoteImportRequest = "application/x-www-form-urlencoded",
+            example = json!({"url": "https://example.org/photo.jpg", "folder_id": "web"})),
+        (RemoteImportRequest = "multipart/form-data"),
+        (RemoteImportRequest = "application/json",
+            example = json!({"url": "https://example.org/photo.jpg", "folder_id": "web"})),
+    )),
+    responses(
+        (status = 202, body = RemoteImportQueued),
+        (status = 400, description = "No `url` (`missing_url`) or not a URL (`invalid_url`); another scheme, a host \
+            that does not resolve, or a loopback, private, link-local or other special address unless \
+            FERRY_REMOTE_ALLOW lists it (`forbidden_target`); no or a malformed `folder_id` \
+            (`missing_folder_id`, `invalid_folder_id`); a malformed body"),
+        (status = 413, description = "A JSON body over 1 MiB (`too_large`)"),
+    ))]
 pub async fn remote(
     State(state): State<AppState>,
     Caller(principal, ..): Caller<SessionUpload>,
     fields: Fields,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<RemoteImportQueued>), ApiError> {
     let raw = fields
         .text("url", ErrorCode::InvalidUrl)?
         .ok_or_else(|| ApiError::new(ErrorCode::MissingUrl, "url is required"))?;
@@ -46,14 +115,22 @@ pub async fn remote(
     };
     let payload = serde_json::to_value(&task).expect("payload serialises");
     let job_id = state.jobs.enqueue(JobKind::RemoteFetch, &payload, None, Some(principal.user().user_id)).await?;
-    Ok((StatusCode::ACCEPTED, Json(json!({"job_id": job_id.to_string(), "status": "queued"}))))
+    let queued = RemoteImportQueued { job_id: job_id.to_string(), status: RemoteImportState::Queued };
+    Ok((StatusCode::ACCEPTED, Json(queued)))
 }
 
+/// A remote import's state, and its file once stored.
+#[utoipa::path(get, path = "/upload/remote/{job_id}", tag = tag::SESSION,
+    params(("job_id" = String, Path, description = "`job_id` of the import's answer")),
+    responses(
+        (status = 200, body = RemoteImport),
+        (status = 404, description = "No such remote import of this user (`no_such_job`)"),
+    ))]
 pub async fn remote_status(
     State(state): State<AppState>,
     Path(job_id): Path<String>,
     Caller(principal, ..): Caller<SessionUpload>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<RemoteImport>, ApiError> {
     let missing = || ApiError::new(ErrorCode::NoSuchJob, format!("no remote import {job_id}"));
     let id: i64 = job_id.parse().map_err(|_| missing())?;
     let job = state.catalog.job(id).await?.filter(|j| j.kind == JobKind::RemoteFetch).ok_or_else(missing)?;
@@ -62,26 +139,45 @@ pub async fn remote_status(
         return Err(missing());
     }
     let status = match job.status {
-        JobStatus::Pending => "queued",
-        JobStatus::Running => "running",
-        JobStatus::Done => "done",
-        JobStatus::Failed => "failed",
+        JobStatus::Pending => RemoteImportState::Queued,
+        JobStatus::Running => RemoteImportState::Running,
+        JobStatus::Done => RemoteImportState::Done,
+        JobStatus::Failed => RemoteImportState::Failed,
     };
-    let mut answer = json!({"job_id": job_id, "status": status});
-    if job.status == JobStatus::Failed {
-        answer["error"] = json!(job.last_error.as_deref().map(crate::redact::url_passwords));
-    }
-    if let Some(file) = state.library.of_import(id).await? {
-        answer["file_id"] = json!(file.file_id);
-    }
-    Ok(Json(answer))
+    // a failed job says why (null when nothing was recorded)
+    let error = (job.status == JobStatus::Failed)
+        .then(|| job.last_error.as_deref().map(|e| crate::redact::url_passwords(e).into_owned()));
+    let file_id = state.library.of_import(id).await?.map(|file| file.file_id);
+    Ok(Json(RemoteImport { error, file_id, job_id, status }))
 }
 
+/// Imports an object that is already in a bucket into a folder.
+///
+/// Ferry reads and hashes the object and stores a copy; the object stays where it was.
+/// Fields as a URL-encoded form, a multipart form or a JSON object.
+#[utoipa::path(post, path = "/upload/blob", tag = tag::SESSION,
+    request_body(content(
+        (BlobImportRequest = "application/json",
+            example = json!({"bucket": "local", "key": "beach.jpg", "folder_id": "imported"})),
+        (BlobImportRequest = "application/x-www-form-urlencoded"),
+        (BlobImportRequest = "multipart/form-data"),
+    )),
+    responses(
+        (status = 201, body = BlobImported),
+        (status = 400, description = "No `bucket` (`missing_bucket`), no `key` (`missing_key`), a bucket that is not \
+            configured (`unknown_bucket`), a key with `..`, `//` or a leading `/` (`invalid_key`), no or a malformed \
+            `folder_id` (`missing_folder_id`, `invalid_folder_id`), or a malformed body"),
+        (status = 404, description = "No such object in the bucket (`no_such_object`)"),
+        (status = 413, description = "Over FERRY_MAX_UPLOAD_SIZE (`too_large`) or the account's quota \
+            (`quota_exceeded`); a JSON body over 1 MiB (`too_large`)"),
+        (status = 502, description = "The server cannot read the bucket (`bucket_unreadable`)"),
+        (status = 507, description = "No space left; nothing kept (`insufficient_storage`)"),
+    ))]
 pub async fn blob(
     State(state): State<AppState>,
     Caller(principal, ..): Caller<SessionUpload>,
     fields: Fields,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<BlobImported>), ApiError> {
     let bucket = fields
         .text("bucket", ErrorCode::UnknownBucket)?
         .ok_or_else(|| ApiError::new(ErrorCode::MissingBucket, "bucket is required"))?;
@@ -108,5 +204,5 @@ pub async fn blob(
         ..NewFile::in_folder(user, Folder::Id(folder.id))
     };
     let stored = state.library.add(new, received).await?;
-    Ok((StatusCode::CREATED, Json(json!({"file_id": stored.file_id}))))
+    Ok((StatusCode::CREATED, Json(BlobImported { file_id: stored.file_id })))
 }

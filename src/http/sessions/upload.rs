@@ -7,45 +7,118 @@ use axum::Json;
 use axum::extract::{FromRequest, Multipart, Path, Request, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
-use super::DIRECT_UNSIGNED;
 use super::form::parse_folder_key;
+use super::requests::SessionUploadForm;
+use super::{DIRECT_PATH, DIRECT_UNSIGNED};
 use crate::catalog::{Session, SlotRefusal};
-use crate::domain::ErrorCode;
+use crate::domain::{ErrorCode, Sha256Hex};
 use crate::http::AppState;
 use crate::http::blob_response::serve_blob;
 use crate::http::error::ApiError;
 use crate::http::extract::{Caller, FileDelete, OwnFile, QueryParams, SessionUpload};
+use crate::http::openapi::{Binary, tag};
 use crate::http::upload_host::verify_signed;
 use crate::ingest::{Expectation, IngestError, Received};
 use crate::library::{Folder, LibraryError, NewFile};
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct UploadQuery {
+    /// Another folder for the file, unless the form's `folder_id` names one.
+    #[param(pattern = "^[A-Za-z0-9_-]{1,64}$")]
     folder_id: Option<String>,
 }
 
-/// `POST /api/file/:ulid` with the token.
+// The answers' fields are declared in alphabetical order: the order `json!` wrote them in.
+
+/// A stored upload.
+#[derive(Serialize, ToSchema)]
+pub struct SessionFileStored {
+    /// The new library file (a ULID); left out when the session has `hide_response`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    file_id: Option<String>,
+    /// SHA-256 of the bytes.
+    #[schema(value_type = String, example = "1b48e21282963dfba2ffff3a4c331471242fe42fd0a51161e56df72085c445c9")]
+    sha256: Sha256Hex,
+    size: u64,
+    /// Always `success`.
+    #[schema(example = "success")]
+    status: &'static str,
+    /// The form's `title`, else the file name.
+    title: String,
+}
+
+/// A deleted library file.
+#[derive(Serialize, ToSchema)]
+pub struct SessionFileDeleted {
+    /// Always `success`.
+    #[schema(example = "success")]
+    status: &'static str,
+}
+
+/// Uploads one file into a session, with the token (`api.upload` of the registration).
+///
+/// The session's limits hold when uploads run concurrently; a refused upload keeps none of
+/// its bytes.
+#[utoipa::path(post, path = "/file/{ulid}", tag = tag::SESSION,
+    params(("ulid" = String, Path, description = "The session's `ulid`"), UploadQuery),
+    request_body(content = SessionUploadForm, content_type = "multipart/form-data"),
+    responses(
+        (status = 200, body = SessionFileStored),
+        (status = 400, description = "No `file` field (`missing_file`), two files or a malformed form \
+            (`invalid_form`), or a malformed `folder_id` (`invalid_folder_id`)"),
+        (status = 404, description = "No such session of this user (`no_such_session`)"),
+        (status = 410, description = "The session is finished (`session_finished`) or expired (`session_expired`)"),
+        (status = 413, description = "Over `max_filesize` or FERRY_MAX_UPLOAD_SIZE (`too_large`), over `max_size` \
+            (`too_large` or `session_full`), `max_files` reached (`too_many_files`), or over the account's quota \
+            (`quota_exceeded`)"),
+        (status = 415, description = "The file's extension is not among the session's `file_extensions` \
+            (`extension_not_allowed`)"),
+        (status = 507, description = "No space left; nothing kept (`insufficient_storage`)"),
+    ))]
 pub async fn with_token(
     State(state): State<AppState>,
     Path(ulid): Path<String>,
     QueryParams(query): QueryParams<UploadQuery>,
     Caller(principal, ..): Caller<SessionUpload>,
     request: Request,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<SessionFileStored>, ApiError> {
     let query_folder = query_folder_key(query.folder_id.as_deref())?;
     let session = own_session(&state, &ulid, principal.user().user_id).await?;
     upload(&state, session, request, query_folder).await
 }
 
-/// `POST <url_upload_direct>`: the signature is the credential.
+/// Uploads one file into a session through its signed `url_upload_direct`.
+///
+/// The signature is the credential: use the URL as registration handed it out; `folder_id`
+/// is the one parameter that may follow its signature. Answers and refusals are those of
+/// `POST …/file/{ulid}`.
+#[utoipa::path(post, path = DIRECT_PATH, tag = tag::SESSION, security(("signed_url" = [])),
+    params(("ulid" = String, Path, description = "The session's `ulid` (part of the signed URL)"), UploadQuery),
+    request_body(content = SessionUploadForm, content_type = "multipart/form-data"),
+    responses(
+        (status = 200, body = SessionFileStored),
+        (status = 400, description = "No `file` field (`missing_file`), two files or a malformed form \
+            (`invalid_form`), or a malformed `folder_id` (`invalid_folder_id`)"),
+        (status = 403, description = "The signature is invalid or the URL altered (`invalid_signature`), or it \
+            expired (`expired_signature`)"),
+        (status = 404, description = "The session is gone (`no_such_session`)"),
+        (status = 410, description = "The session is finished (`session_finished`) or expired (`session_expired`)"),
+        (status = 413, description = "Over `max_filesize` or FERRY_MAX_UPLOAD_SIZE (`too_large`), over `max_size` \
+            (`too_large` or `session_full`), `max_files` reached (`too_many_files`), or over the account's quota \
+            (`quota_exceeded`)"),
+        (status = 415, description = "The file's extension is not among the session's `file_extensions` \
+            (`extension_not_allowed`)"),
+        (status = 507, description = "No space left; nothing kept (`insufficient_storage`)"),
+    ))]
 pub async fn direct(
     State(state): State<AppState>,
     Path(ulid): Path<String>,
     request: Request,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<SessionFileStored>, ApiError> {
     let signed = verify_signed(&state, request.method(), request.uri(), DIRECT_UNSIGNED)?;
     let query_folder = query_folder_key(signed.unsigned("folder_id"))?;
     let user =
@@ -75,7 +148,7 @@ async fn upload(
     session: Session,
     request: Request,
     query_folder: Option<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<SessionFileStored>, ApiError> {
     match state.catalog.reserve_file_slot(&session.ulid).await? {
         Ok(()) => {}
         Err(SlotRefusal::Missing) => {
@@ -120,7 +193,7 @@ async fn store_file(
     request: Request,
     query_folder: Option<String>,
     reserved: &mut u64,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<SessionFileStored>, ApiError> {
     let mut form = Multipart::from_request(request, state).await.map_err(|e| {
         ApiError::new(ErrorCode::InvalidForm, format!("expected a multipart form with a file field: {e}"))
     })?;
@@ -192,11 +265,13 @@ async fn store_file(
         LibraryError::SessionFinished(why) => ApiError::new(ErrorCode::SessionFinished, why),
         other => other.into(),
     })?;
-    let mut answer = json!({"status": "success", "title": stored.title, "size": stored.size, "sha256": stored.sha256});
-    if !limits.hide_response {
-        answer["file_id"] = json!(stored.file_id);
-    }
-    Ok(Json(answer))
+    Ok(Json(SessionFileStored {
+        file_id: if limits.hide_response { None } else { Some(stored.file_id) },
+        sha256: stored.sha256,
+        size: stored.size,
+        status: "success",
+        title: stored.title,
+    }))
 }
 
 fn check_extension(allowed: Option<&[String]>, file_name: Option<&str>) -> Result<(), ApiError> {
@@ -211,20 +286,42 @@ fn check_extension(allowed: Option<&[String]>, file_name: Option<&str>) -> Resul
     }
 }
 
-/// `urls.file`: a library file for its owner (Range supported).
-/// Deletes a library file (API.md §5): gone from `urls.file` and listings at once, its
-/// bytes after the retention (and collection) like every delete.
+/// Deletes a library file (API.md §5).
+///
+/// It is gone from `urls.file` and listings at once; its bytes follow after the retention
+/// (and collection), like every delete. Needs the `delete` scope.
+#[utoipa::path(delete, path = "/api/files/{file_id}", tag = tag::SESSION,
+    params(("file_id" = String, Path, description = "A library file of this account")),
+    responses(
+        (status = 200, body = SessionFileDeleted),
+        (status = 404, description = "No such file in this account (`not_found`)"),
+    ))]
 pub async fn delete(
     State(state): State<AppState>,
     Path(file_id): Path<String>,
     Caller(principal, ..): Caller<FileDelete>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<SessionFileDeleted>, ApiError> {
     match state.library.delete(Some(principal.user().user_id), &file_id).await? {
-        true => Ok(Json(json!({"status": "success"}))),
+        true => Ok(Json(SessionFileDeleted { status: "success" })),
         false => Err(ApiError::not_found(format!("no file {file_id}"))),
     }
 }
 
+/// Fetches a library file (`urls.file`).
+///
+/// Any library file of the account: session uploads, imports, tus uploads with a folder,
+/// watch folders. Streamed with its content type; supports `Range` and `If-None-Match`.
+#[utoipa::path(get, path = "/api/files/{file_id}", tag = tag::SESSION,
+    params(("file_id" = String, Path, description = "A library file of this account")),
+    responses(
+        (status = 200, description = "The file, with its own content type", body = Binary, content_type = "*/*",
+            headers(("ETag" = String, description = "The SHA-256, quoted"))),
+        (status = 206, description = "The requested range", body = Binary, content_type = "*/*",
+            headers(("Content-Range" = String, description = "`bytes start-end/size`"))),
+        (status = 304, description = "`If-None-Match` names the file's ETag"),
+        (status = 404, description = "No such file in this account (`not_found`)"),
+        (status = 416, description = "The range lies outside the file (`range_not_satisfiable`)"),
+    ))]
 pub async fn download(
     State(state): State<AppState>,
     Path(file_id): Path<String>,

@@ -11,15 +11,15 @@ mod create;
 mod headers;
 mod upload;
 
-use axum::Router;
-use axum::extract::{DefaultBodyLimit, Request};
+use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{options, post};
+use utoipa_axum::routes;
 
 use super::AppState;
-use super::error::ApiError;
+use super::error::{ApiError, Family};
+use super::openapi::{ApiRouter, family_router, tag};
 use crate::domain::ErrorCode;
 use headers::{TUS_RESUMABLE, TUS_VERSION};
 
@@ -29,22 +29,16 @@ const VERSION: &str = "1.0.0";
 const EXTENSIONS: &str =
     "creation,creation-with-upload,creation-defer-length,termination,checksum,expiration,concatenation";
 
-pub fn router() -> Router<AppState> {
-    let routes = Router::new()
-        .route("/files", post(create::create).options(discover))
-        .route("/files/", post(create::create).options(discover))
-        .route(
-            "/files/{id}",
-            options(discover)
-                .head(upload::head)
-                .patch(upload::patch)
-                .delete(upload::terminate)
-                .post(upload::overridden),
-        )
+pub fn router() -> ApiRouter {
+    // paths are in the handlers' descriptions: `/files`, `/files/` and `/files/{id}`
+    let routes = ApiRouter::new()
+        .routes(routes!(create::create_files, discover_files))
+        .routes(routes!(create::create, discover))
+        .routes(routes!(discover_upload, upload::head, upload::patch, upload::terminate, upload::overridden))
         // PATCH bodies and creation-with-upload stream through the pipeline, unbounded here
         .layer(DefaultBodyLimit::disable())
         .layer(axum::middleware::from_fn(speaks_tus));
-    super::error::Family::Plain.layer(routes)
+    family_router(Family::Plain, routes)
 }
 
 /// Refuses requests without `Tus-Resumable: 1.0.0` (OPTIONS needs none), and says the
@@ -69,8 +63,20 @@ async fn speaks_tus(request: Request, next: Next) -> Response {
     response
 }
 
-/// OPTIONS: what this server offers (no credential needed).
-async fn discover(axum::extract::State(state): axum::extract::State<AppState>) -> Response {
+/// What this server offers (tus discovery): version, extensions, maximum size, checksums.
+///
+/// No credential and no `Tus-Resumable` needed. A browser's CORS preflight (an OPTIONS with
+/// `Access-Control-Request-Method`) is answered by the CORS layer instead.
+#[utoipa::path(options, path = "/files/", tag = tag::TUS, security(()), responses(
+    (status = 204, description = "What this server offers", headers(
+        ("Tus-Version" = String, description = "`1.0.0`"),
+        ("Tus-Extension" = String, description = "`creation,creation-with-upload,creation-defer-length,termination,checksum,expiration,concatenation`"),
+        ("Tus-Max-Size" = u64, description = "The largest upload (FERRY_MAX_UPLOAD_SIZE)"),
+        ("Tus-Checksum-Algorithm" = String, description = "`sha1,sha256`"),
+        ("Tus-Resumable" = String, description = "`1.0.0`"),
+    )),
+))]
+async fn discover(State(state): State<AppState>) -> Response {
     let algorithms: Vec<&str> = crate::domain::ChecksumAlgorithm::ALL.iter().map(|a| a.name()).collect();
     let mut response = StatusCode::NO_CONTENT.into_response();
     let offered = response.headers_mut();
@@ -82,4 +88,34 @@ async fn discover(axum::extract::State(state): axum::extract::State<AppState>) -
         HeaderValue::from_str(&algorithms.join(",")).expect("algorithm names are ASCII"),
     );
     response
+}
+
+/// What this server offers (tus discovery), as on `/files/`.
+#[utoipa::path(options, path = "/files", tag = tag::TUS, security(()), responses(
+    (status = 204, description = "What this server offers", headers(
+        ("Tus-Version" = String, description = "`1.0.0`"),
+        ("Tus-Extension" = String, description = "The extensions offered, comma-separated"),
+        ("Tus-Max-Size" = u64, description = "The largest upload (FERRY_MAX_UPLOAD_SIZE)"),
+        ("Tus-Checksum-Algorithm" = String, description = "`sha1,sha256`"),
+        ("Tus-Resumable" = String, description = "`1.0.0`"),
+    )),
+))]
+async fn discover_files(state: State<AppState>) -> Response {
+    discover(state).await
+}
+
+/// What this server offers (tus discovery), as on `/files/`; the upload id is not looked at.
+#[utoipa::path(options, path = "/files/{id}", tag = tag::TUS, security(()),
+    params(("id" = String, Path, description = "An upload id (32 lowercase hex characters)")),
+    responses(
+        (status = 204, description = "What this server offers", headers(
+            ("Tus-Version" = String, description = "`1.0.0`"),
+            ("Tus-Extension" = String, description = "The extensions offered, comma-separated"),
+            ("Tus-Max-Size" = u64, description = "The largest upload (FERRY_MAX_UPLOAD_SIZE)"),
+            ("Tus-Checksum-Algorithm" = String, description = "`sha1,sha256`"),
+            ("Tus-Resumable" = String, description = "`1.0.0`"),
+        )),
+    ))]
+async fn discover_upload(state: State<AppState>) -> Response {
+    discover(state).await
 }

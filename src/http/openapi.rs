@@ -1,0 +1,276 @@
+//! `GET /openapi.json`: the OpenAPI 3.1 description of every route, collected from the
+//! handlers' `#[utoipa::path]` as the router is built ([`ApiRouter`] registers a route and its
+//! description together, so one cannot exist without the other).
+//!
+//! Handlers describe what is theirs: success answers, request bodies, parameters and the
+//! refusals particular to them. What every route of a family shares is added here once, from
+//! the operation's tag: the family's error body on every refusal, the refusals every route of
+//! the family can answer, and the family's credential.
+
+use std::collections::BTreeMap;
+
+use axum::response::IntoResponse;
+use serde_json::json;
+use utoipa::openapi::path::Operation;
+use utoipa::openapi::schema::{ObjectBuilder, Type};
+use utoipa::openapi::security::{
+    ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme,
+};
+use utoipa::openapi::{Components, ContentBuilder, OpenApi, Ref, RefOr, ResponseBuilder, Schema};
+
+use super::AppState;
+use super::error::ErrorCode;
+
+/// A router whose routes carry their description (see the module documentation).
+pub type ApiRouter = utoipa_axum::router::OpenApiRouter<AppState>;
+
+/// Operation tags: one per API family (its error shape and credential follow from it).
+pub mod tag {
+    pub const DEVICE: &str = "device";
+    pub const MULTIPART: &str = "multipart";
+    pub const SESSION: &str = "session";
+    pub const GALLERY: &str = "gallery";
+    pub const TUS: &str = "tus";
+    /// Signed URLs Ferry hands out: the signature is the credential.
+    pub const SIGNED: &str = "signed";
+    /// Ferry's own token routes (`/api/me`, `/api/usage`).
+    pub const ACCOUNT: &str = "account";
+    /// Health, metrics and this document: no credential.
+    pub const SERVER: &str = "server";
+}
+
+/// Security scheme names.
+pub mod scheme {
+    /// `Authorization: Bearer <token>`.
+    pub const BEARER: &str = "bearer";
+    /// `Authorization: Token <token>` or `Authorization: Private-Token <token>`.
+    pub const TOKEN_HEADER: &str = "token_header";
+    /// A device's key in the query string (or the JSON body, which OpenAPI cannot say).
+    pub const DEVICE_KEY: &str = "device_session_key";
+    /// A user's API token in the query string (or the JSON body) of a device-family call.
+    pub const USER_KEY: &str = "user_session_key";
+    /// A URL Ferry signed: `expires` and `sig` in its query.
+    pub const SIGNED_URL: &str = "signed_url";
+    /// `FERRY_METRICS_TOKEN`, when set.
+    pub const METRICS_TOKEN: &str = "metrics_token";
+}
+
+/// Error body schema names, one per family shape (API.md "Conventions").
+const PLAIN_ERROR: &str = "Error";
+const SESSION_ERROR: &str = "SessionError";
+const GALLERY_ERROR: &str = "GalleryError";
+
+/// The document as served: built once with the router.
+#[derive(Clone)]
+struct DocumentJson(bytes::Bytes);
+
+/// The routes with `/openapi.json` among them, serving their finished document.
+pub fn serve_document(routes: ApiRouter) -> axum::Router<AppState> {
+    let (router, doc) = document(routes);
+    let json = serde_json::to_vec(&doc).expect("an OpenAPI document serialises");
+    router.layer(axum::Extension(DocumentJson(json.into())))
+}
+
+/// The finished document and the routes it describes, `/openapi.json` among them.
+pub fn document(routes: ApiRouter) -> (axum::Router<AppState>, OpenApi) {
+    let (router, mut doc) = routes.routes(utoipa_axum::routes!(openapi_json)).split_for_parts();
+    doc.info.title = "Ferry".into();
+    doc.info.version = env!("CARGO_PKG_VERSION").into();
+    doc.info.description = Some(
+        "Self-hosted media ingest server: four device upload API families (device grant + volume, \
+         presigned multipart, upload sessions, device gallery) and tus over one \
+         content-addressed, deduplicated store. The wire contract is docs/API.md."
+            .into(),
+    );
+    add_components(doc.components.get_or_insert_with(Components::new));
+    for item in doc.paths.paths.values_mut() {
+        let operations = [&mut item.get, &mut item.put, &mut item.post, &mut item.delete];
+        let more = [&mut item.options, &mut item.head, &mut item.patch];
+        for operation in operations.into_iter().chain(more).flatten() {
+            complete(operation);
+        }
+    }
+    unique_operation_ids(&mut doc);
+    (router, doc)
+}
+
+/// The document, as built with the router.
+#[utoipa::path(get, path = "/openapi.json", tag = tag::SERVER, responses(
+    (status = 200, description = "This document (OpenAPI 3.1)", content_type = "application/json"),
+))]
+async fn openapi_json(axum::Extension(doc): axum::Extension<DocumentJson>) -> impl IntoResponse {
+    ([(axum::http::header::CONTENT_TYPE, "application/json")], doc.0)
+}
+
+/// Adds what every operation of its family shares (see the module documentation).
+fn complete(operation: &mut Operation) {
+    let family = operation.tags.as_ref().and_then(|t| t.first()).cloned().unwrap_or_default();
+    let error_schema = match family.as_str() {
+        tag::SESSION => SESSION_ERROR,
+        tag::GALLERY => GALLERY_ERROR,
+        _ => PLAIN_ERROR,
+    };
+    // a family's signed target answers in the family's shape but takes only its signature
+    let signed = family == tag::SIGNED
+        || operation
+            .security
+            .iter()
+            .flatten()
+            .any(|r| serde_json::to_value(r).is_ok_and(|v| v.get(scheme::SIGNED_URL).is_some()));
+    let unavailable = ("503", "A dependency (catalog, blob store) is unreachable; retry after Retry-After");
+    let shared: &[(&str, &str)] = match family.as_str() {
+        tag::SERVER => &[],
+        _ if signed => &[
+            ("400", "Malformed input, or a body that differs from what the URL is bound to"),
+            ("403", "The signature is invalid, altered or expired"),
+            unavailable,
+        ],
+        tag::DEVICE => &[
+            ("400", "Malformed input (a bad hash, path or body)"),
+            ("403", "No valid device_session_key, or not allowed for this grant"),
+            ("404", "No such grant or item in this account"),
+            ("412", "The device is disabled"),
+            unavailable,
+        ],
+        _ => &[
+            ("400", "Malformed input"),
+            ("401", "No valid API token"),
+            ("403", "The token's level or scopes do not allow this"),
+            unavailable,
+        ],
+    };
+    let responses = &mut operation.responses.responses;
+    for (status, description) in shared {
+        responses.entry((*status).into()).or_insert_with(|| ResponseBuilder::new().description(*description).into());
+    }
+    for (status, response) in responses.iter_mut() {
+        let RefOr::T(answer) = response else { continue };
+        if status.as_str() >= "400" && answer.content.is_empty() {
+            let body = ContentBuilder::new().schema(Some(Ref::from_schema_name(error_schema))).build();
+            answer.content.insert("application/json".into(), body.into());
+        }
+    }
+    if operation.security.is_none() {
+        let schemes: &[&str] = match family.as_str() {
+            tag::SERVER => &[],
+            tag::DEVICE => &[scheme::DEVICE_KEY],
+            tag::SIGNED => &[scheme::SIGNED_URL],
+            _ => &[scheme::BEARER, scheme::TOKEN_HEADER],
+        };
+        if !schemes.is_empty() {
+            let any_of = schemes.iter().map(|s| SecurityRequirement::new(*s, Vec::<String>::new())).collect();
+            operation.security = Some(any_of);
+        }
+    }
+}
+
+/// The session family is served under `/api` and at the root: the same handler twice, so
+/// its second operation id says where it lives.
+fn unique_operation_ids(doc: &mut OpenApi) {
+    let mut seen: BTreeMap<String, usize> = BTreeMap::new();
+    for (path, item) in doc.paths.paths.iter_mut() {
+        let operations = [&mut item.get, &mut item.put, &mut item.post, &mut item.delete];
+        let more = [&mut item.options, &mut item.head, &mut item.patch];
+        for operation in operations.into_iter().chain(more).flatten() {
+            let Some(id) = operation.operation_id.as_mut() else { continue };
+            let count = seen.entry(id.clone()).or_default();
+            *count += 1;
+            if *count > 1 {
+                let place: String = path.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '_' }).collect();
+                *id = format!("{id}{place}");
+            }
+        }
+    }
+}
+
+fn add_components(components: &mut Components) {
+    let codes: Vec<&str> = ErrorCode::ALL.iter().map(|c| c.as_str()).collect();
+    let error = |extra: &[(&str, Schema)]| {
+        let mut body = ObjectBuilder::new()
+            .property(
+                "error",
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .enum_values(Some(codes.clone()))
+                    .description(Some("Stable snake_case code")),
+            )
+            .required("error")
+            .property(
+                "message",
+                ObjectBuilder::new().schema_type(Type::String).description(Some("What went wrong, for people")),
+            )
+            .required("message");
+        for (name, schema) in extra {
+            body = body.property(*name, schema.clone()).required(*name);
+        }
+        Schema::from(body.description(Some("An error (a 409 also carries the current state's fields)")))
+    };
+    let constant = |schema_type: Type, value: serde_json::Value| {
+        Schema::from(ObjectBuilder::new().schema_type(schema_type).enum_values(Some([value])))
+    };
+    components.schemas.insert(PLAIN_ERROR.into(), error(&[]).into());
+    let session_extra = [
+        ("status", constant(Type::String, json!("error"))),
+        ("user_message", Schema::from(ObjectBuilder::new().schema_type(Type::String))),
+    ];
+    components.schemas.insert(SESSION_ERROR.into(), error(&session_extra).into());
+    let gallery_extra = [("success", constant(Type::Boolean, json!(false)))];
+    components.schemas.insert(GALLERY_ERROR.into(), error(&gallery_extra).into());
+
+    let header_key = |name: &str, description: &str| {
+        SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(name, description)))
+    };
+    let query_key = |name: &str, description: &str| {
+        SecurityScheme::ApiKey(ApiKey::Query(ApiKeyValue::with_description(name, description)))
+    };
+    let bearer = HttpBuilder::new()
+        .scheme(HttpAuthScheme::Bearer)
+        .description(Some("An API token (`ferry admin token create`); scheme name case-insensitive"))
+        .build();
+    components.add_security_scheme(scheme::BEARER, SecurityScheme::Http(bearer));
+    components.add_security_scheme(
+        scheme::TOKEN_HEADER,
+        header_key("Authorization", "`Token <token>` or `Private-Token <token>`: the same API token"),
+    );
+    components.add_security_scheme(
+        scheme::DEVICE_KEY,
+        query_key("device_session_key", "A device's key; also accepted as a JSON body field"),
+    );
+    components.add_security_scheme(
+        scheme::USER_KEY,
+        query_key("user_session_key", "The owner's API token; also accepted as a JSON body field"),
+    );
+    components.add_security_scheme(
+        scheme::SIGNED_URL,
+        query_key("sig", "A URL Ferry signed (with its `expires`); use it exactly as handed out"),
+    );
+    let metrics = HttpBuilder::new()
+        .scheme(HttpAuthScheme::Bearer)
+        .description(Some("`FERRY_METRICS_TOKEN`, required only when it is set"))
+        .build();
+    components.add_security_scheme(scheme::METRICS_TOKEN, SecurityScheme::Http(metrics));
+}
+
+/// An operation's tag is its family: a route added to a family's router outside it would
+/// get another family's errors; this keeps the two in step.
+pub fn family_router(family: super::error::Family, routes: ApiRouter) -> ApiRouter {
+    let (router, doc) = routes.split_for_parts();
+    let mut layered = ApiRouter::from(family.layer(router));
+    *layered.get_openapi_mut() = doc;
+    layered
+}
+
+/// A body of raw bytes (an upload's content), as `content = Binary` of a request body or
+/// response.
+pub struct Binary;
+
+impl utoipa::PartialSchema for Binary {
+    fn schema() -> RefOr<Schema> {
+        use utoipa::openapi::schema::{KnownFormat, SchemaFormat};
+        let binary =
+            ObjectBuilder::new().schema_type(Type::String).format(Some(SchemaFormat::KnownFormat(KnownFormat::Binary)));
+        Schema::from(binary).into()
+    }
+}
+
+impl utoipa::ToSchema for Binary {}
