@@ -11,7 +11,7 @@ use utoipa_axum::routes;
 use super::AppState;
 use super::error::ApiError;
 use super::extract::{AccountInfo, Caller, UsageRead};
-use super::openapi::{ApiRouter, tag};
+use super::openapi::{ApiRouter, LevelName, tag};
 use crate::auth::Principal;
 use crate::domain::{Level, ScopeSet};
 
@@ -19,22 +19,23 @@ pub fn router() -> ApiRouter {
     ApiRouter::new().routes(routes!(me)).routes(routes!(usage))
 }
 
+// fields in sorted order, the order these answers have always had (README shows them)
 #[derive(Serialize, ToSchema)]
-struct Me {
-    user_id: i64,
-    name: String,
-    #[schema(value_type = String, example = "uploader")]
+struct TokenOwner {
+    #[schema(value_type = LevelName, inline, example = "uploader")]
     level: Level,
-    token_id: i64,
+    name: String,
     #[schema(value_type = Vec<String>, example = json!(["upload", "read"]))]
     scopes: ScopeSet,
+    token_id: i64,
+    user_id: i64,
 }
 
 /// Who the token belongs to and what it may do.
-#[utoipa::path(get, path = "/api/me", tag = tag::ACCOUNT, responses((status = 200, body = Me)))]
-async fn me(Caller(principal, ..): Caller<AccountInfo>) -> Json<Me> {
+#[utoipa::path(get, path = "/api/me", tag = tag::ACCOUNT, responses((status = 200, body = TokenOwner)))]
+async fn me(Caller(principal, ..): Caller<AccountInfo>) -> Json<TokenOwner> {
     let Principal::Token { user, token } = principal else { unreachable!("the table admits tokens only") };
-    Json(Me {
+    Json(TokenOwner {
         user_id: user.user_id.0,
         name: user.name,
         level: user.level,
@@ -44,31 +45,32 @@ async fn me(Caller(principal, ..): Caller<AccountInfo>) -> Json<Me> {
 }
 
 #[derive(Serialize, ToSchema)]
-struct Usage {
-    /// Live items of every family.
-    media_items: i64,
-    /// Bytes those items name (each item counted).
-    logical_bytes: i64,
-    /// Bytes of distinct content the account holds (what the quota counts).
-    held_bytes: i64,
+struct AccountUsage {
     /// Held bytes of deleted items, freed when their retention ends.
     deleted_bytes_pending: i64,
+    /// Bytes of distinct content the account holds (what the quota counts).
+    held_bytes: i64,
+    /// Bytes those items name (each item counted).
+    logical_bytes: i64,
+    /// Live items of every family.
+    media_items: i64,
     /// `null`: no quota.
+    #[schema(required = true)]
     quota_bytes: Option<i64>,
 }
 
 /// What the caller's account stores and may store.
 #[utoipa::path(get, path = "/api/usage", tag = tag::ACCOUNT, responses(
-    (status = 200, body = Usage),
+    (status = 200, body = AccountUsage),
     (status = 404, description = "The account is gone"),
 ))]
 async fn usage(
     State(state): State<AppState>,
     Caller(principal, ..): Caller<UsageRead>,
-) -> Result<Json<Usage>, ApiError> {
+) -> Result<Json<AccountUsage>, ApiError> {
     let account = state.catalog.usage(Some(principal.user().user_id)).await?.pop();
     let account = account.ok_or_else(|| ApiError::not_found("the account is gone"))?;
-    Ok(Json(Usage {
+    Ok(Json(AccountUsage {
         media_items: account.media_items,
         logical_bytes: account.logical_bytes,
         held_bytes: account.held_bytes,

@@ -8,6 +8,20 @@ use super::AppState;
 use super::error::ApiError;
 use crate::domain::{ByteRange, ErrorCode, RangeRequest, Sha256Hex};
 
+/// The request headers [`serve_blob`] reads, for the description of every route serving a
+/// blob (`params(DownloadHeaders, …)`); the handler reads them from the `HeaderMap`.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Header)]
+#[allow(dead_code)]
+pub struct DownloadHeaders {
+    /// One byte range, e.g. `bytes=0-1023` (answered 206, or 416 outside the content).
+    #[param(rename = "Range", nullable = false)]
+    range: Option<String>,
+    /// The content's `ETag`: answered 304 without a body.
+    #[param(rename = "If-None-Match", nullable = false)]
+    if_none_match: Option<String>,
+}
+
 /// Streams blob `sha256` of `size` bytes as `content_type`, honouring `Range` and `If-None-Match`.
 pub async fn serve_blob(
     state: &AppState,

@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 
 use axum::response::IntoResponse;
 use serde_json::json;
-use utoipa::openapi::path::Operation;
+use utoipa::openapi::path::{Operation, PathItem};
 use utoipa::openapi::schema::{ObjectBuilder, Type};
 use utoipa::openapi::security::{
     ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme,
@@ -19,7 +19,7 @@ use utoipa::openapi::security::{
 use utoipa::openapi::{Components, ContentBuilder, OpenApi, Ref, RefOr, ResponseBuilder, Schema};
 
 use super::AppState;
-use super::error::ErrorCode;
+use super::error::{ErrorCode, Family};
 
 /// A router whose routes carry their description (see the module documentation).
 pub type ApiRouter = utoipa_axum::router::OpenApiRouter<AppState>;
@@ -83,15 +83,29 @@ pub fn document(routes: ApiRouter) -> (axum::Router<AppState>, OpenApi) {
             .into(),
     );
     add_components(doc.components.get_or_insert_with(Components::new));
-    for item in doc.paths.paths.values_mut() {
-        let operations = [&mut item.get, &mut item.put, &mut item.post, &mut item.delete];
-        let more = [&mut item.options, &mut item.head, &mut item.patch];
-        for operation in operations.into_iter().chain(more).flatten() {
-            complete(operation);
+    for (path, item) in doc.paths.paths.iter_mut() {
+        for (method, operation) in operations_mut(item) {
+            complete(path, method, operation);
         }
     }
     unique_operation_ids(&mut doc);
     (router, doc)
+}
+
+/// Each operation of a path with its method's name.
+fn operations_mut(item: &mut PathItem) -> impl Iterator<Item = (&'static str, &mut Operation)> {
+    [
+        ("get", &mut item.get),
+        ("put", &mut item.put),
+        ("post", &mut item.post),
+        ("delete", &mut item.delete),
+        ("options", &mut item.options),
+        ("head", &mut item.head),
+        ("patch", &mut item.patch),
+        ("trace", &mut item.trace),
+    ]
+    .into_iter()
+    .filter_map(|(method, operation)| operation.as_mut().map(|operation| (method, operation)))
 }
 
 /// The document, as built with the router.
@@ -103,49 +117,60 @@ async fn openapi_json(axum::Extension(doc): axum::Extension<DocumentJson>) -> im
 }
 
 /// Adds what every operation of its family shares (see the module documentation).
-fn complete(operation: &mut Operation) {
-    let family = operation.tags.as_ref().and_then(|t| t.first()).cloned().unwrap_or_default();
+fn complete(path: &str, method: &str, operation: &mut Operation) {
+    let family = operation.tags.as_ref().and_then(|t| t.first()).cloned();
+    let family = family.unwrap_or_else(|| panic!("{method} {path} has no family tag"));
     let error_schema = match family.as_str() {
         tag::SESSION => SESSION_ERROR,
         tag::GALLERY => GALLERY_ERROR,
         _ => PLAIN_ERROR,
     };
+    let requirements: Vec<serde_json::Value> =
+        operation.security.iter().flatten().map(|r| serde_json::to_value(r).unwrap_or_default()).collect();
+    // `security(())`: no credential at all (tus discovery)
+    let anonymous =
+        operation.security.is_some() && requirements.iter().all(|r| r.as_object().is_some_and(|o| o.is_empty()));
     // a family's signed target answers in the family's shape but takes only its signature
-    let signed = family == tag::SIGNED
-        || operation
-            .security
-            .iter()
-            .flatten()
-            .any(|r| serde_json::to_value(r).is_ok_and(|v| v.get(scheme::SIGNED_URL).is_some()));
+    let signed = family == tag::SIGNED || requirements.iter().any(|r| r.get(scheme::SIGNED_URL).is_some());
     let unavailable = ("503", "A dependency (catalog, blob store) is unreachable; retry after Retry-After");
-    let shared: &[(&str, &str)] = match family.as_str() {
-        tag::SERVER => &[],
-        _ if signed => &[
+    let mut shared: Vec<(&str, &str)> = match family.as_str() {
+        _ if anonymous => vec![],
+        tag::SERVER => vec![],
+        _ if signed => vec![
             ("400", "Malformed input, or a body that differs from what the URL is bound to"),
             ("403", "The signature is invalid, altered or expired"),
             unavailable,
         ],
-        tag::DEVICE => &[
+        tag::DEVICE => vec![
             ("400", "Malformed input (a bad hash, path or body)"),
             ("403", "No valid device_session_key, or not allowed for this grant"),
-            ("404", "No such grant or item in this account"),
-            ("412", "The device is disabled"),
+            ("413", "The JSON body is over 16 MiB"),
             unavailable,
         ],
-        _ => &[
+        _ => vec![
             ("400", "Malformed input"),
             ("401", "No valid API token"),
             ("403", "The token's level or scopes do not allow this"),
             unavailable,
         ],
     };
+    // the device's own status (`current`, `media_grant`) answers a disabled device with 200
+    if family == tag::DEVICE && path.contains("{media_grant_id}") {
+        shared.extend([("404", "No such grant or item in this account"), ("412", "The device is disabled")]);
+    }
     let responses = &mut operation.responses.responses;
     for (status, description) in shared {
-        responses.entry((*status).into()).or_insert_with(|| ResponseBuilder::new().description(*description).into());
+        responses.entry(status.into()).or_insert_with(|| ResponseBuilder::new().description(description).into());
     }
     for (status, response) in responses.iter_mut() {
         let RefOr::T(answer) = response else { continue };
-        if status.as_str() >= "400" && answer.content.is_empty() {
+        let Ok(code) = status.parse::<u16>() else { continue };
+        if answer.description.is_empty() {
+            let reason = axum::http::StatusCode::from_u16(code).ok().and_then(|s| s.canonical_reason());
+            answer.description = reason.unwrap_or("Answer").into();
+        }
+        // a HEAD answer has no body
+        if code >= 400 && answer.content.is_empty() && method != "head" {
             let body = ContentBuilder::new().schema(Some(Ref::from_schema_name(error_schema))).build();
             answer.content.insert("application/json".into(), body.into());
         }
@@ -162,23 +187,29 @@ fn complete(operation: &mut Operation) {
             operation.security = Some(any_of);
         }
     }
+    // ids a generated client names its methods by: `session_register`, `tus_patch`, …
+    let id = operation.operation_id.get_or_insert_with(String::new);
+    if !id.starts_with(&format!("{family}_")) {
+        *id = format!("{family}_{id}");
+    }
 }
 
 /// The session family is served under `/api` and at the root: the same handler twice, so
-/// its second operation id says where it lives.
+/// the root copy's id says so. Any other repeated id is a mistake in a description.
 fn unique_operation_ids(doc: &mut OpenApi) {
-    let mut seen: BTreeMap<String, usize> = BTreeMap::new();
+    let mut seen: BTreeMap<String, String> = BTreeMap::new();
     for (path, item) in doc.paths.paths.iter_mut() {
-        let operations = [&mut item.get, &mut item.put, &mut item.post, &mut item.delete];
-        let more = [&mut item.options, &mut item.head, &mut item.patch];
-        for operation in operations.into_iter().chain(more).flatten() {
+        for (method, operation) in operations_mut(item) {
             let Some(id) = operation.operation_id.as_mut() else { continue };
-            let count = seen.entry(id.clone()).or_default();
-            *count += 1;
-            if *count > 1 {
-                let place: String = path.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '_' }).collect();
-                *id = format!("{id}{place}");
+            if let Some(first) = seen.get(id.as_str()) {
+                assert_eq!(
+                    first.strip_prefix("/api"),
+                    Some(path.as_str()),
+                    "{method} {path} repeats the id {id} of {first}"
+                );
+                id.push_str("_unprefixed");
             }
+            seen.insert(id.clone(), path.clone());
         }
     }
 }
@@ -209,6 +240,8 @@ fn add_components(components: &mut Components) {
         Schema::from(ObjectBuilder::new().schema_type(schema_type).enum_values(Some([value])))
     };
     components.schemas.insert(PLAIN_ERROR.into(), error(&[]).into());
+    // referenced by name from optional raw bodies (tus creation), not only through routes
+    components.schemas.insert("Binary".into(), <Binary as utoipa::PartialSchema>::schema());
     let session_extra = [
         ("status", constant(Type::String, json!("error"))),
         ("user_message", Schema::from(ObjectBuilder::new().schema_type(Type::String))),
@@ -251,10 +284,25 @@ fn add_components(components: &mut Components) {
     components.add_security_scheme(scheme::METRICS_TOKEN, SecurityScheme::Http(metrics));
 }
 
-/// An operation's tag is its family: a route added to a family's router outside it would
-/// get another family's errors; this keeps the two in step.
-pub fn family_router(family: super::error::Family, routes: ApiRouter) -> ApiRouter {
-    let (router, doc) = routes.split_for_parts();
+/// The routes of a family's router, answering errors in the family's shape. The document
+/// picks an operation's error body by its tag, so the tag must name the same family.
+pub fn family_router(family: Family, routes: ApiRouter) -> ApiRouter {
+    let (router, mut doc) = routes.split_for_parts();
+    let shape_tag = match family {
+        Family::Session => Some(tag::SESSION),
+        Family::Gallery => Some(tag::GALLERY),
+        Family::Plain => None,
+    };
+    for (path, item) in doc.paths.paths.iter_mut() {
+        for (method, operation) in operations_mut(item) {
+            let tag = operation.tags.iter().flatten().next().map(String::as_str);
+            let agrees = match shape_tag {
+                Some(expected) => tag == Some(expected),
+                None => tag != Some(tag::SESSION) && tag != Some(tag::GALLERY),
+            };
+            assert!(agrees, "{method} {path} is tagged {tag:?} but answers in the {family:?} error shape");
+        }
+    }
     let mut layered = ApiRouter::from(family.layer(router));
     *layered.get_openapi_mut() = doc;
     layered
@@ -274,3 +322,32 @@ impl utoipa::PartialSchema for Binary {
 }
 
 impl utoipa::ToSchema for Binary {}
+
+/// A string that is one of `names`.
+fn one_of_names(names: impl IntoIterator<Item = &'static str>) -> RefOr<Schema> {
+    let names: Vec<&str> = names.into_iter().collect();
+    Schema::from(ObjectBuilder::new().schema_type(Type::String).enum_values(Some(names))).into()
+}
+
+/// `#[schema(value_type = MediaTypeName, inline)]`: a [`MediaType`](crate::domain::MediaType)
+/// by name, the names taken from the type.
+pub struct MediaTypeName;
+
+impl utoipa::PartialSchema for MediaTypeName {
+    fn schema() -> RefOr<Schema> {
+        one_of_names(crate::domain::MediaType::ALL.map(|t| t.as_str()))
+    }
+}
+
+impl utoipa::ToSchema for MediaTypeName {}
+
+/// `#[schema(value_type = LevelName, inline)]`: a user's [`Level`](crate::domain::Level) by name.
+pub struct LevelName;
+
+impl utoipa::PartialSchema for LevelName {
+    fn schema() -> RefOr<Schema> {
+        one_of_names(crate::domain::Level::ALL.map(|l| l.as_str()))
+    }
+}
+
+impl utoipa::ToSchema for LevelName {}

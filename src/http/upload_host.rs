@@ -11,13 +11,16 @@ use utoipa::ToSchema;
 use utoipa_axum::routes;
 
 use super::AppState;
-use super::blob_response::serve_blob;
+use super::blob_response::{DownloadHeaders, serve_blob};
 use super::error::ApiError;
 use super::openapi::{ApiRouter, Binary, tag};
 use crate::blob_store::Placed;
 use crate::domain::{ErrorCode, Sha256Hex, UserId};
 use crate::ingest::{Expectation, ExpectedHash};
 use crate::signing::{SignatureError, Verified, targets};
+
+/// The route of signed downloads (`targets::BLOB_GET_PREFIX` and the hash).
+const BLOB_GET_PATH: &str = "/signed/blob/{sha256}";
 
 pub fn router() -> ApiRouter {
     ApiRouter::new()
@@ -60,24 +63,25 @@ pub fn check_announced(expect: &Expectation) -> Result<(), ApiError> {
     Ok(())
 }
 
+// fields in sorted order, the order this answer has always had (README shows it)
 #[derive(Serialize, ToSchema)]
-struct Stored {
+struct SignedBlobStored {
+    /// The content was already stored (the bytes were checked and dropped).
+    deduplicated: bool,
+    /// The device family's hash of the bytes (API.md §1).
+    #[schema(value_type = String)]
+    file_hash: Sha256Hex,
     /// SHA-256 of the bytes.
     #[schema(value_type = String, example = "08bb5e5d6eaac1049ede0893d30ed022b1a4d9b5b48db414871f51c9cb35283d")]
     sha256: Sha256Hex,
     size: u64,
-    /// The device family's hash of the bytes (API.md §1).
-    #[schema(value_type = String)]
-    file_hash: Sha256Hex,
-    /// The content was already stored (the bytes were checked and dropped).
-    deduplicated: bool,
 }
 
 /// A signed PUT (`signed_opts` of the device family's `upload`): the bytes it is bound to.
 #[utoipa::path(put, path = targets::BLOB_PUT, tag = tag::SIGNED,
     request_body(content = Binary, content_type = "application/octet-stream"),
     responses(
-        (status = 200, body = Stored, headers(("ETag" = String, description = "The SHA-256, quoted"))),
+        (status = 200, body = SignedBlobStored, headers(("ETag" = String, description = "The SHA-256, quoted"))),
         (status = 400, description = "The bytes differ from the bound size or hash (`hash_mismatch`)"),
         (status = 413, description = "Over FERRY_MAX_UPLOAD_SIZE (`too_large`)"),
         (status = 507, description = "No space left; nothing kept (`insufficient_storage`)"),
@@ -101,7 +105,7 @@ async fn put_blob(
     check_announced(&expect)?;
     let ingested = state.ingest.ingest(body.into_data_stream(), &expect, holder).await?;
     let etag = format!("\"{}\"", ingested.blob.sha256);
-    let stored = Stored {
+    let stored = SignedBlobStored {
         file_hash: ingested.device_hash().clone(),
         sha256: ingested.blob.sha256,
         size: ingested.blob.size,
@@ -163,11 +167,14 @@ async fn put_part(
 
 /// A signed download (the device family's `download`): the blob, with HTTP Range; HEAD
 /// answers with the same signature.
-#[utoipa::path(get, path = "/signed/blob/{sha256}", tag = tag::SIGNED,
-    params(("sha256" = String, Path, description = "The content's SHA-256")),
+#[utoipa::path(get, path = BLOB_GET_PATH, tag = tag::SIGNED,
+    params(("sha256" = String, Path, description = "The content's SHA-256"), DownloadHeaders),
     responses(
-        (status = 200, body = Binary, content_type = "application/octet-stream"),
-        (status = 206, body = Binary, content_type = "application/octet-stream", description = "The requested range"),
+        (status = 200, body = Binary, content_type = "application/octet-stream",
+            headers(("ETag" = String, description = "The SHA-256, quoted"))),
+        (status = 206, body = Binary, content_type = "application/octet-stream", description = "The requested range",
+            headers(("Content-Range" = String, description = "`bytes start-end/size`"))),
+        (status = 304, description = "`If-None-Match` names the blob's ETag"),
         (status = 404, description = "No such blob"),
         (status = 416, description = "The range lies outside the content"),
     ))]
@@ -182,4 +189,12 @@ async fn get_blob(
     let sha256 = Sha256Hex::parse(&sha256).map_err(|e| ApiError::new(ErrorCode::InvalidHash, e.to_string()))?;
     let blob = state.catalog.blob(&sha256).await?.ok_or_else(|| ApiError::not_found("no such blob"))?;
     serve_blob(&state, &blob.sha256, blob.size, "application/octet-stream", &headers).await
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn signed_downloads_are_served_where_they_are_signed_for() {
+        assert_eq!(super::BLOB_GET_PATH, format!("{}{{sha256}}", super::targets::BLOB_GET_PREFIX));
+    }
 }

@@ -128,7 +128,8 @@ async fn each_operation_says_its_credential_answers_and_error_bodies() {
             }
             for (status, response) in responses {
                 let Ok(code) = status.parse::<u16>() else { continue };
-                if code >= 400 && response["content"]["application/json"]["schema"].is_null() {
+                // a HEAD answer has no body
+                if code >= 400 && method != "head" && response["content"]["application/json"]["schema"].is_null() {
                     problems.push(format!("{name}: {status} has no error body"));
                 }
             }
@@ -152,4 +153,7 @@ async fn each_operation_says_its_credential_answers_and_error_bodies() {
     let device = &doc["paths"]["/device/1/media_grant/{media_grant_id}/upload"]["post"];
     assert!(device["responses"]["412"].is_object(), "a disabled device's 412 is described");
     assert_eq!(device["security"][0]["device_session_key"], serde_json::json!([]));
+    // the device's own status answers a disabled device 200, and tus discovery takes no credential
+    assert!(doc["paths"]["/device/1/current"]["post"]["responses"]["412"].is_null());
+    assert!(doc["paths"]["/files/"]["options"]["responses"]["401"].is_null());
 }

@@ -50,6 +50,7 @@ pub struct StartRequest {
 pub struct PartUrl {
     /// The staged part's ETag, quoted (only when `received`): list it at completion.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     etag: Option<String>,
     part_num: u32,
     /// Ferry already holds this part (a resumed upload): do not send it again.

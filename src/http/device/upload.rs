@@ -43,15 +43,18 @@ pub struct UploadEntry<'a> {
     skip_upload: bool,
     /// Where to PUT the bytes; absent when `skip_upload` or `error`.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     signed_opts: Option<SignedOpts<'a>>,
     /// Always 1; absent when `skip_upload`.
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(example = 1)]
+    #[schema(nullable = false, example = 1)]
     s3_bucket_id: Option<i64>,
     /// Why this entry cannot be uploaded (API.md §5 "Per-entry refusals"); then no `signed_opts`.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     error: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     message: Option<String>,
 }
 
@@ -78,6 +81,7 @@ pub struct SignedOpts<'a> {
 pub struct UploadAnswer<'a> {
     /// Present (true) only when uploads are disabled for the device; the list is then empty.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     upload_disabled: Option<bool>,
     /// One entry per request entry, in the same order.
     upload_list: Vec<UploadEntry<'a>>,

@@ -108,6 +108,7 @@ pub struct GalleryUploadUrls {
     pub success: bool,
     /// PUT the thumbnail here, after the file; only with `thumbnail=true` or `thumbnail=1`.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub thumbnail_upload_url: Option<String>,
     /// PUT the file here: it creates the event, named `filename`, with the PUT's Content-Type.
     pub upload_url: String,

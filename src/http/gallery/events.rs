@@ -13,7 +13,7 @@ use crate::catalog::Event;
 use crate::domain::{ErrorCode, MediaType};
 use crate::gallery::device_dir;
 use crate::http::AppState;
-use crate::http::blob_response::serve_blob;
+use crate::http::blob_response::{DownloadHeaders, serve_blob};
 use crate::http::error::ApiError;
 use crate::http::extract::{Caller, GalleryDelete, GalleryRead, QueryParams};
 use crate::http::openapi::{Binary, tag};
@@ -167,6 +167,7 @@ pub async fn remove(
     params(
         ("device" = String, Path, description = "The device's exact name in your account, else its id"),
         ("event_id" = String, Path, description = "An event of the device (`evt_` and a ULID)"),
+        DownloadHeaders,
     ),
     responses(
         (status = 200, body = Binary, content_type = "*/*", description = "The file",
@@ -200,6 +201,7 @@ pub async fn file(
     params(
         ("device" = String, Path, description = "The device's exact name in your account, else its id"),
         ("event_id" = String, Path, description = "An event of the device (`evt_` and a ULID)"),
+        DownloadHeaders,
     ),
     responses(
         (status = 200, body = Binary, content_type = "*/*", description = "The thumbnail (usually a JPEG)",

@@ -14,7 +14,7 @@ use utoipa_axum::routes;
 
 use super::AppState;
 use super::error::{ApiError, Family};
-use super::openapi::{ApiRouter, family_router};
+use super::openapi::{ApiRouter, MediaTypeName, family_router};
 use crate::auth::Principal;
 use crate::catalog::{Device, Event, MediaInfo};
 use crate::clock::iso;
@@ -60,7 +60,8 @@ pub struct GalleryEvent {
     /// The name it was sent with.
     #[schema(example = "doorbell")]
     name: String,
-    media_type: GalleryMediaType,
+    #[schema(value_type = MediaTypeName, inline)]
+    media_type: String,
     /// Bytes of the event's file.
     size: u64,
     /// A thumbnail was sent, or media processing made one.
@@ -82,18 +83,6 @@ pub struct GalleryEvent {
 }
 
 // Schema only: `crate::domain::MediaType` as it serialises.
-/// The kind of media.
-#[derive(ToSchema)]
-#[serde(rename_all = "lowercase")]
-#[allow(dead_code)]
-pub enum GalleryMediaType {
-    Image,
-    Video,
-    Audio,
-    Document,
-    Other,
-}
-
 /// An event as the family lists it (extra fields allowed), with what media processing
 /// learnt about its file (`info`): a generated thumbnail counts for `has_thumbnail`.
 /// Described by [`GalleryEvent`].

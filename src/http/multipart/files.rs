@@ -13,7 +13,7 @@ use crate::catalog::NewUpload;
 use crate::clock::now_ms;
 use crate::domain::{ErrorCode, Sha256Hex};
 use crate::http::AppState;
-use crate::http::blob_response::serve_blob;
+use crate::http::blob_response::{DownloadHeaders, serve_blob};
 use crate::http::error::ApiError;
 use crate::http::extract::{Caller, FileDelete, MultipartUpload, OwnFile};
 use crate::http::openapi::{Binary, tag};
@@ -32,9 +32,11 @@ pub struct MultipartUploadUrl {
     id: String,
     /// The existing file's size (only when the `file_id` names a completed file).
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     size: Option<u64>,
     /// The existing file's content type (only when the `file_id` names a completed file).
     #[serde(rename = "type", skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     content_type: Option<String>,
     /// PUT the file's bytes here (no other credential); it replaces an earlier file of that name.
     upload_url: String,
@@ -194,8 +196,7 @@ pub async fn delete(
 #[utoipa::path(get, path = "/api/users/files/{file_id}", tag = tag::MULTIPART,
     params(
         ("file_id" = String, Path, description = "The caller's name for the file"),
-        ("Range" = Option<String>, Header, nullable = false, example = "bytes=0-1023", description = "One byte range"),
-        ("If-None-Match" = Option<String>, Header, nullable = false, description = "The file's `ETag`: answered 304"),
+        DownloadHeaders,
     ),
     responses(
         (status = 200, description = "The file, as its content type (one of the family's types)",

@@ -53,6 +53,7 @@ pub struct RemoteImport {
     error: Option<Option<String>>,
     /// The stored file, once there is one.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     file_id: Option<String>,
     /// As the path gave it.
     #[schema(example = "9")]
@@ -77,10 +78,10 @@ fn folder_key(fields: &Fields) -> Result<String, ApiError> {
 /// the job. Fields as a URL-encoded form, a multipart form or a JSON object.
 #[utoipa::path(post, path = "/upload/remote", tag = tag::SESSION,
     request_body(content(
-        (RemoteImportRequest = "application/x-www-form-urlencoded",
+        (Option<RemoteImportRequest> = "application/x-www-form-urlencoded",
             example = json!({"url": "https://example.org/photo.jpg", "folder_id": "web"})),
-        (RemoteImportRequest = "multipart/form-data"),
-        (RemoteImportRequest = "application/json",
+        (Option<RemoteImportRequest> = "multipart/form-data"),
+        (Option<RemoteImportRequest> = "application/json",
             example = json!({"url": "https://example.org/photo.jpg", "folder_id": "web"})),
     )),
     responses(
@@ -157,10 +158,10 @@ pub async fn remote_status(
 /// Fields as a URL-encoded form, a multipart form or a JSON object.
 #[utoipa::path(post, path = "/upload/blob", tag = tag::SESSION,
     request_body(content(
-        (BlobImportRequest = "application/json",
+        (Option<BlobImportRequest> = "application/json",
             example = json!({"bucket": "local", "key": "beach.jpg", "folder_id": "imported"})),
-        (BlobImportRequest = "application/x-www-form-urlencoded"),
-        (BlobImportRequest = "multipart/form-data"),
+        (Option<BlobImportRequest> = "application/x-www-form-urlencoded"),
+        (Option<BlobImportRequest> = "multipart/form-data"),
     )),
     responses(
         (status = 201, body = BlobImported),

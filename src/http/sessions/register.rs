@@ -78,10 +78,10 @@ pub struct SessionFileUrls {
 /// `invalid_form`; JSON: 413 `too_large`).
 #[utoipa::path(post, path = "/upload/id", tag = tag::SESSION,
     request_body(content(
-        (SessionRegisterRequest = "application/x-www-form-urlencoded", example = json!(
+        (Option<SessionRegisterRequest> = "application/x-www-form-urlencoded", example = json!(
             {"folder_id": "holiday", "autofinish": false, "max_files": 10, "file_extensions": "jpg,png"})),
-        (SessionRegisterRequest = "multipart/form-data"),
-        (SessionRegisterRequest = "application/json", example = json!(
+        (Option<SessionRegisterRequest> = "multipart/form-data"),
+        (Option<SessionRegisterRequest> = "application/json", example = json!(
             {"folder_id": "holiday", "autofinish": false, "max_files": 10, "file_extensions": "jpg,png"})),
     )),
     responses(

@@ -11,12 +11,26 @@ use utoipa::ToSchema;
 
 use crate::http::openapi::Binary;
 
+/// A `folder_id`: 1-64 of `A-Z a-z 0-9 _ -`, or a JSON number taken as its decimal string.
+struct FolderId;
+
+impl utoipa::PartialSchema for FolderId {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Type};
+        let name = ObjectBuilder::new().schema_type(Type::String).pattern(Some("^[A-Za-z0-9_-]{1,64}$"));
+        let number = ObjectBuilder::new().schema_type(Type::Integer).minimum(Some(0));
+        OneOfBuilder::new().item(name).item(number).into()
+    }
+}
+
+impl ToSchema for FolderId {}
+
 /// `POST /api/upload/id`: the folder and the session's limits (read by `register`).
 #[derive(ToSchema)]
 pub struct SessionRegisterRequest {
     /// The target folder, created on first use. A JSON integer is taken as its decimal
     /// string. Missing: 400 `missing_folder_id`; malformed: 400 `invalid_folder_id`.
-    #[schema(pattern = "^[A-Za-z0-9_-]{1,64}$", example = "holiday")]
+    #[schema(value_type = FolderId, inline, example = "holiday")]
     folder_id: String,
     /// Largest file, in bytes; 0 or absent: no limit. A decimal string also works.
     #[schema(required = false, minimum = 0)]
@@ -61,7 +75,7 @@ pub struct SessionUploadForm {
     #[schema(required = false, example = "Beach")]
     title: String,
     /// Another folder for this file; wins over the `folder_id` of the query string.
-    #[schema(required = false, pattern = "^[A-Za-z0-9_-]{1,64}$", example = "trip")]
+    #[schema(required = false, value_type = FolderId, inline, example = "trip")]
     folder_id: String,
 }
 
@@ -72,7 +86,7 @@ pub struct RemoteImportRequest {
     #[schema(example = "https://example.org/photo.jpg")]
     url: String,
     /// The target folder, created on first use (missing: 400 `missing_folder_id`).
-    #[schema(pattern = "^[A-Za-z0-9_-]{1,64}$", example = "web")]
+    #[schema(value_type = FolderId, inline, example = "web")]
     folder_id: String,
     /// The file's title.
     #[schema(required = false)]
@@ -90,6 +104,6 @@ pub struct BlobImportRequest {
     #[schema(example = "beach.jpg")]
     key: String,
     /// The target folder, created on first use (missing: 400 `missing_folder_id`).
-    #[schema(pattern = "^[A-Za-z0-9_-]{1,64}$", example = "imported")]
+    #[schema(value_type = FolderId, inline, example = "imported")]
     folder_id: String,
 }

@@ -16,6 +16,7 @@ use super::{DIRECT_PATH, DIRECT_UNSIGNED};
 use crate::catalog::{Session, SlotRefusal};
 use crate::domain::{ErrorCode, Sha256Hex};
 use crate::http::AppState;
+use crate::http::blob_response::DownloadHeaders;
 use crate::http::blob_response::serve_blob;
 use crate::http::error::ApiError;
 use crate::http::extract::{Caller, FileDelete, OwnFile, QueryParams, SessionUpload};
@@ -39,6 +40,7 @@ pub struct UploadQuery {
 pub struct SessionFileStored {
     /// The new library file (a ULID); left out when the session has `hide_response`.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     file_id: Option<String>,
     /// SHA-256 of the bytes.
     #[schema(value_type = String, example = "1b48e21282963dfba2ffff3a4c331471242fe42fd0a51161e56df72085c445c9")]
@@ -312,7 +314,7 @@ pub async fn delete(
 /// Any library file of the account: session uploads, imports, tus uploads with a folder,
 /// watch folders. Streamed with its content type; supports `Range` and `If-None-Match`.
 #[utoipa::path(get, path = "/api/files/{file_id}", tag = tag::SESSION,
-    params(("file_id" = String, Path, description = "A library file of this account")),
+    params(("file_id" = String, Path, description = "A library file of this account"), DownloadHeaders),
     responses(
         (status = 200, description = "The file, with its own content type", body = Binary, content_type = "*/*",
             headers(("ETag" = String, description = "The SHA-256, quoted"))),
