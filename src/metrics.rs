@@ -10,8 +10,10 @@ use std::time::Duration;
 
 /// The API families requests and uploads are counted by (`ferry` is Ferry's own routes).
 pub const FAMILIES: [&str; 6] = ["device", "multipart", "session", "gallery", "tus", "ferry"];
-/// Where an upload ended.
-pub const UPLOAD_OUTCOMES: [&str; 3] = ["finished", "failed", "expired"];
+/// What became of uploads: bodies that began to arrive (`started`: a whole file, a part or
+/// a tus PATCH each count), files committed (`finished`), refused or failed after their
+/// bytes began (`failed`), unfinished uploads in parts that expired (`expired`).
+pub const UPLOAD_OUTCOMES: [&str; 4] = ["started", "finished", "failed", "expired"];
 /// Upper bounds of the request duration histogram, in seconds.
 const BUCKETS: [f64; 12] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0, 30.0];
 
@@ -46,12 +48,32 @@ pub struct Metrics {
     dedup_bytes: Mutex<BTreeMap<&'static str, u64>>,
     uploads: Mutex<BTreeMap<(&'static str, &'static str), u64>>,
     jobs: Mutex<BTreeMap<(String, &'static str), u64>>,
+    /// Upload bodies arriving now, by family.
+    active: Mutex<BTreeMap<&'static str, i64>>,
+}
+
+/// An upload body arriving: counted active until dropped (finished, failed or abandoned by
+/// a client that went away).
+pub struct ActiveUpload<'a> {
+    metrics: &'a Metrics,
+    family: &'static str,
+}
+
+impl Drop for ActiveUpload<'_> {
+    fn drop(&mut self) {
+        *self.metrics.active.lock().expect("not poisoned").entry(self.family).or_default() -= 1;
+    }
 }
 
 /// What only the catalog knows, read when `/metrics` is asked.
 pub struct Gauges {
     pub blobs: i64,
     pub blob_bytes: i64,
+    /// `sqlite` or `postgres`.
+    pub catalog_backend: &'static str,
+    /// Connections for reads and for writes: (handed out, seconds spent waiting for them).
+    pub catalog_reads: (u64, f64),
+    pub catalog_writes: (u64, f64),
     /// Pending jobs by kind (every kind listed, zero included).
     pub queue_depth: Vec<(String, i64)>,
 }
@@ -67,6 +89,14 @@ impl Metrics {
         }
         histogram.sum += seconds;
         histogram.count += 1;
+    }
+
+    /// An upload body began to arrive: active until the guard drops.
+    pub fn upload_started(&self) -> ActiveUpload<'_> {
+        let family = current_family();
+        *self.uploads.lock().expect("not poisoned").entry((family, "started")).or_default() += 1;
+        *self.active.lock().expect("not poisoned").entry(family).or_default() += 1;
+        ActiveUpload { metrics: self, family }
     }
 
     /// A verified upload of `size` bytes was committed; `deduplicated` when its content was
@@ -151,6 +181,16 @@ impl Metrics {
             }
         }
         drop(uploads);
+        header(&mut out, "ferry_uploads_active", "gauge", "Upload bodies arriving now, by family.");
+        let active = self.active.lock().expect("not poisoned");
+        for family in FAMILIES.iter().chain(&["job"]) {
+            let _ = writeln!(
+                out,
+                "ferry_uploads_active{{family=\"{family}\"}} {}",
+                active.get(family).copied().unwrap_or(0)
+            );
+        }
+        drop(active);
         header(&mut out, "ferry_jobs_total", "counter", "Background jobs run, by kind and outcome.");
         let jobs = self.jobs.lock().expect("not poisoned");
         for kind in job_kinds {
@@ -168,6 +208,19 @@ impl Metrics {
         let _ = writeln!(out, "ferry_blobs {}", gauges.blobs);
         header(&mut out, "ferry_blob_store_bytes", "gauge", "Bytes the blob store holds (thumbnails included).");
         let _ = writeln!(out, "ferry_blob_store_bytes {}", gauges.blob_bytes);
+        let backend = gauges.catalog_backend;
+        let help = "Catalog connections handed out, for reads and for write transactions.";
+        header(&mut out, "ferry_catalog_acquires_total", "counter", help);
+        let help = "Seconds spent waiting for those connections: PostgreSQL's pool, SQLite's one writer.";
+        let mut waited = format!(
+            "# HELP ferry_catalog_wait_seconds_total {help}\n# TYPE ferry_catalog_wait_seconds_total counter\n"
+        );
+        for (kind, (acquires, seconds)) in [("read", gauges.catalog_reads), ("write", gauges.catalog_writes)] {
+            let labels = format!("{{backend=\"{backend}\",kind=\"{kind}\"}}");
+            let _ = writeln!(out, "ferry_catalog_acquires_total{labels} {acquires}");
+            let _ = writeln!(waited, "ferry_catalog_wait_seconds_total{labels} {seconds}");
+        }
+        out.push_str(&waited);
         out
     }
 }
@@ -196,7 +249,14 @@ mod tests {
     #[test]
     fn every_series_exists_from_the_start_and_counts_by_family() {
         let metrics = Metrics::default();
-        let gauges = Gauges { blobs: 0, blob_bytes: 0, queue_depth: vec![("media_process".into(), 0)] };
+        let gauges = Gauges {
+            blobs: 0,
+            blob_bytes: 0,
+            catalog_backend: "sqlite",
+            catalog_reads: (0, 0.0),
+            catalog_writes: (0, 0.0),
+            queue_depth: vec![("media_process".into(), 0)],
+        };
         let empty = metrics.render(&gauges, &["media_process"]);
         for series in [
             "ferry_upload_bytes_total{family=\"tus\"} 0",
@@ -206,13 +266,21 @@ mod tests {
             "ferry_job_queue_depth{kind=\"media_process\"} 0",
             "ferry_http_request_duration_seconds_count{family=\"gallery\"} 0",
             "ferry_blobs 0",
+            "ferry_uploads_active{family=\"device\"} 0",
+            "ferry_uploads_total{family=\"tus\",outcome=\"started\"} 0",
+            "ferry_catalog_wait_seconds_total{backend=\"sqlite\",kind=\"write\"} 0",
         ] {
             assert!(empty.contains(series), "{series} missing from:\n{empty}");
         }
+        let arriving = FAMILY.sync_scope("gallery", || metrics.upload_started());
+        assert!(metrics.render(&gauges, &[]).contains("ferry_uploads_active{family=\"gallery\"} 1"));
+        drop(arriving); // a client that went away mid-body
         FAMILY.sync_scope("gallery", || metrics.upload_finished(100, true));
         metrics.request("gallery", "/api/gallery/{device}/upload", 200, Duration::from_millis(3));
         let text = metrics.render(&gauges, &["media_process"]);
         assert!(text.contains("ferry_upload_bytes_total{family=\"gallery\"} 100"));
+        assert!(text.contains("ferry_uploads_active{family=\"gallery\"} 0"));
+        assert!(text.contains("ferry_uploads_total{family=\"gallery\",outcome=\"started\"} 1"));
         assert!(text.contains("ferry_dedup_bytes_total{family=\"gallery\"} 100"));
         assert!(text.contains(
             "ferry_http_requests_total{family=\"gallery\",route=\"/api/gallery/{device}/upload\",status=\"200\"} 1"

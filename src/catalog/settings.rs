@@ -13,6 +13,8 @@ pub const SIGNING_SECRET: &str = "signing_secret";
 pub trait Settings {
     /// A cheap round trip proving the catalog answers (readiness).
     async fn ping(&self) -> CatalogResult<()>;
+    /// Connections handed out so far and the time spent waiting for them (`/metrics`).
+    fn connection_waits(&self) -> &super::db::ConnectionWaits;
     /// A shared setting, `None` when unset.
     async fn setting(&self, key: &str) -> CatalogResult<Option<Vec<u8>>>;
     /// The setting `key`, storing `fresh` first when it is unset.
@@ -28,6 +30,10 @@ impl Settings for SqlCatalog {
     async fn ping(&self) -> CatalogResult<()> {
         self.db.read().await?.one("select 1", &[]).await?;
         Ok(())
+    }
+
+    fn connection_waits(&self) -> &super::db::ConnectionWaits {
+        self.db.waits()
     }
 
     async fn setting(&self, key: &str) -> CatalogResult<Option<Vec<u8>>> {

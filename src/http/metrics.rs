@@ -77,7 +77,15 @@ async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Result<Re
         .iter()
         .map(|kind| (kind.as_str().to_owned(), pending.iter().filter(|j| j.kind == *kind).count() as i64))
         .collect();
-    let gauges = Gauges { blobs: stored.blobs, blob_bytes: stored.physical_bytes, queue_depth };
+    let waits = state.catalog.connection_waits();
+    let gauges = Gauges {
+        blobs: stored.blobs,
+        blob_bytes: stored.physical_bytes,
+        catalog_backend: if state.config.database_url.starts_with("sqlite:") { "sqlite" } else { "postgres" },
+        catalog_reads: waits.reads.totals(),
+        catalog_writes: waits.writes.totals(),
+        queue_depth,
+    };
     let kinds: Vec<&str> = JobKind::ALL.iter().map(|k| k.as_str()).collect();
     let mut response = state.metrics.render(&gauges, &kinds).into_response();
     response

@@ -299,6 +299,7 @@ impl Ingest {
         S: Stream<Item = Result<Bytes, E>> + Send + Unpin,
         E: std::fmt::Display,
     {
+        let _arriving = self.metrics.upload_started();
         let raw = receive::receive(self.store.as_ref(), area, body, expect)
             .await
             .inspect_err(|_| self.metrics.upload_failed())?;

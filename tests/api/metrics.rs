@@ -97,3 +97,48 @@ async fn expired_uploads_are_counted_by_family() {
     assert_eq!(value(&text, r#"ferry_uploads_total{family="multipart",outcome="expired"}"#), 1.0);
     assert_eq!(value(&text, r#"ferry_uploads_total{family="tus",outcome="expired"}"#), 0.0);
 }
+
+#[tokio::test]
+async fn an_upload_arriving_counts_as_active_until_it_ends_and_catalog_waits_are_reported() {
+    use crate::in_flight::{form_end, form_file, form_upload, in_flight, register_session};
+    let app = spawn_app().await;
+    let alice = app.user("alice", Level::Uploader, "upload").await;
+    let session = register_session(&app.client, &app.address, &alice.token, "cam").await;
+    let url = app.url(&format!("/api/file/{}", session["ulid"].as_str().unwrap()));
+    let (feed, answer) = in_flight(form_upload(&app.client, &url, &alice.token), form_file("a.jpg", b"first")).await;
+    let text = scrape(&app, None).await.text().await.unwrap();
+    assert_eq!(value(&text, r#"ferry_uploads_active{family="session"}"#), 1.0);
+    assert_eq!(value(&text, r#"ferry_uploads_total{family="session",outcome="started"}"#), 1.0);
+
+    // the client goes away mid-body: no longer active, counted as failed
+    drop(feed);
+    let _ = answer.await;
+    let mut text = String::new();
+    for _ in 0..50 {
+        text = scrape(&app, None).await.text().await.unwrap();
+        if value(&text, r#"ferry_uploads_active{family="session"}"#) == 0.0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(value(&text, r#"ferry_uploads_active{family="session"}"#), 0.0);
+    assert_eq!(value(&text, r#"ferry_uploads_total{family="session",outcome="failed"}"#), 1.0);
+
+    // a whole upload: started and finished
+    let (feed, answer) = in_flight(form_upload(&app.client, &url, &alice.token), form_file("b.jpg", b"second")).await;
+    feed.send(Ok(form_end())).await.unwrap();
+    drop(feed);
+    assert_eq!(answer.await.unwrap().unwrap().status(), 200);
+    let text = scrape(&app, None).await.text().await.unwrap();
+    assert_eq!(value(&text, r#"ferry_uploads_total{family="session",outcome="started"}"#), 2.0);
+    assert_eq!(value(&text, r#"ferry_uploads_total{family="session",outcome="finished"}"#), 1.0);
+    assert_eq!(value(&text, r#"ferry_uploads_active{family="session"}"#), 0.0);
+
+    let backend = if std::env::var("FERRY_TEST_API_ON_POSTGRES").as_deref() == Ok("1") { "postgres" } else { "sqlite" };
+    for kind in ["read", "write"] {
+        let acquires = value(&text, &format!(r#"ferry_catalog_acquires_total{{backend="{backend}",kind="{kind}"}}"#));
+        assert!(acquires >= 1.0, "{kind} connections were counted");
+        let waited = value(&text, &format!(r#"ferry_catalog_wait_seconds_total{{backend="{backend}",kind="{kind}"}}"#));
+        assert!(waited >= 0.0);
+    }
+}

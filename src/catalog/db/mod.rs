@@ -104,6 +104,35 @@ fn first_line(sql: &str) -> &str {
     sql.trim().lines().next().unwrap_or_default()
 }
 
+/// Connections handed out and the time spent getting them: waiting for a pooled connection
+/// (PostgreSQL) or for the one writer (SQLite). For `/metrics`.
+#[derive(Default)]
+pub struct Waits {
+    acquires: std::sync::atomic::AtomicU64,
+    waited_nanos: std::sync::atomic::AtomicU64,
+}
+
+impl Waits {
+    fn add(&self, since: std::time::Instant) {
+        use std::sync::atomic::Ordering::Relaxed;
+        self.acquires.fetch_add(1, Relaxed);
+        self.waited_nanos.fetch_add(since.elapsed().as_nanos() as u64, Relaxed);
+    }
+
+    /// (connections handed out, seconds spent getting them).
+    pub fn totals(&self) -> (u64, f64) {
+        use std::sync::atomic::Ordering::Relaxed;
+        (self.acquires.load(Relaxed), self.waited_nanos.load(Relaxed) as f64 / 1e9)
+    }
+}
+
+/// How long the catalog's callers waited for connections, by what they were for.
+#[derive(Default)]
+pub struct ConnectionWaits {
+    pub reads: Waits,
+    pub writes: Waits,
+}
+
 /// The catalog's database: the embedded SQLite file or a PostgreSQL server.
 pub enum Db {
     Sqlite(SqliteDb),
@@ -120,18 +149,31 @@ impl Db {
 
     /// A connection for reads (it sees the last committed state).
     pub async fn read(&self) -> CatalogResult<Conn<'_>> {
-        Ok(match self {
+        let asked = std::time::Instant::now();
+        let conn = match self {
             Db::Sqlite(db) => Conn::Sqlite(db.reader()?),
             Db::Postgres(db) => Conn::Postgres(db.connection().await?),
-        })
+        };
+        self.waits().reads.add(asked);
+        Ok(conn)
     }
 
     /// A write transaction: all of its statements or none (dropped uncommitted, it rolls back).
     pub async fn begin(&self) -> CatalogResult<Tx<'_>> {
-        Ok(match self {
+        let asked = std::time::Instant::now();
+        let tx = match self {
             Db::Sqlite(db) => Tx::Sqlite(db.begin().await?),
             Db::Postgres(db) => Tx::Postgres(db.begin().await?),
-        })
+        };
+        self.waits().writes.add(asked);
+        Ok(tx)
+    }
+
+    pub fn waits(&self) -> &ConnectionWaits {
+        match self {
+            Db::Sqlite(db) => &db.waits,
+            Db::Postgres(db) => &db.waits,
+        }
     }
 }
 

@@ -12,11 +12,12 @@ use crate::catalog::{CatalogError, CatalogResult};
 
 pub struct PgDb {
     pub(crate) pool: PgPool,
+    pub(super) waits: super::ConnectionWaits,
 }
 
 impl PgDb {
     pub fn new(pool: PgPool) -> Self {
-        Self { pool }
+        Self { pool, waits: Default::default() }
     }
 
     pub(super) async fn connection(&self) -> CatalogResult<PgConn> {

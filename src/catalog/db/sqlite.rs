@@ -27,13 +27,19 @@ pub struct SqliteDb {
     path: PathBuf,
     writer: tokio::sync::Mutex<Connection>,
     readers: Mutex<Vec<Connection>>,
+    pub(super) waits: super::ConnectionWaits,
 }
 
 impl SqliteDb {
     /// Opens the database at `path` (created by the migrations beforehand).
     pub fn open(path: &Path) -> CatalogResult<Self> {
         let writer = connect(path, false)?;
-        Ok(Self { path: path.to_owned(), writer: tokio::sync::Mutex::new(writer), readers: Mutex::new(Vec::new()) })
+        Ok(Self {
+            path: path.to_owned(),
+            writer: tokio::sync::Mutex::new(writer),
+            readers: Mutex::new(Vec::new()),
+            waits: Default::default(),
+        })
     }
 
     pub(super) fn reader(&self) -> CatalogResult<Reader<'_>> {
