@@ -37,7 +37,7 @@ pub trait TusUploads {
         expires_ms: i64,
     ) -> CatalogResult<bool>;
     /// Deletes the user's upload (termination), whatever its state; returns it.
-    async fn terminate_tus(&self, id: &str, user: UserId) -> CatalogResult<Option<TusUpload>>;
+    async fn terminate_tus(&self, id: &str, user: UserId) -> CatalogResult<Termination>;
     /// Leases the user's partial uploads `ids` for a final upload: each must exist, be a
     /// completed partial upload, unexpired and free. `Err` lists what was found instead
     /// (`None` for a missing one), in order, when any is not.
@@ -239,15 +239,20 @@ impl TusUploads for SqlCatalog {
         Ok(done == 1)
     }
 
-    async fn terminate_tus(&self, id: &str, user: UserId) -> CatalogResult<Option<TusUpload>> {
+    async fn terminate_tus(&self, id: &str, user: UserId) -> CatalogResult<Termination> {
         let mut tx = self.db.begin().await?;
         let lock = tx.dialect().for_update();
         let Some(upload) = one_upload(&mut tx, id, lock).await?.filter(|u| u.user_id == user) else {
-            return Ok(None);
+            return Ok(Termination::NotFound);
         };
+        // a PATCH holding the lease is writing its staging and may be committing it: taking
+        // the row and the bytes from under it would fail that PATCH after it read its body
+        if upload.leased(now_ms()) {
+            return Ok(Termination::Locked);
+        }
         tx.exec("delete from tus_uploads where id = $1", params![id]).await?;
         tx.commit().await?;
-        Ok(Some(upload))
+        Ok(Termination::Ended(Box::new(upload)))
     }
 
     async fn lease_partials(

@@ -37,7 +37,8 @@ use std::time::Duration;
 
 use crate::blob_store::{BlobStore, Resumable, StoreError};
 use crate::catalog::{
-    Catalog, CatalogError, LeaseTerms, NewTusUpload, TusConcat, TusLease, TusState, TusTarget, TusUpload, User,
+    Catalog, CatalogError, LeaseTerms, NewTusUpload, Termination, TusConcat, TusLease, TusState, TusTarget, TusUpload,
+    User,
 };
 use crate::domain::{EventName, FolderKey, Sha256Hex, UploadMetadata, UserId};
 use crate::gallery::GalleryEvents;
@@ -353,9 +354,14 @@ impl ResumableUploads {
         if !is_upload_id(id) {
             return Err(TusError::NotFound);
         }
-        let upload = self.catalog.terminate_tus(id, user).await?.ok_or(TusError::NotFound)?;
-        self.drop_bytes(&upload).await;
-        Ok(())
+        match self.catalog.terminate_tus(id, user).await? {
+            Termination::Ended(upload) => {
+                self.drop_bytes(&upload).await;
+                Ok(())
+            }
+            Termination::NotFound => Err(TusError::NotFound),
+            Termination::Locked => Err(TusError::Locked),
+        }
     }
 
     /// The maintenance task that expires uploads, one per step (see [`Self::expire_one`]).

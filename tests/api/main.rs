@@ -4,6 +4,7 @@
 mod helpers;
 
 mod auth;
+mod authz_matrix;
 mod backup;
 mod blob_store_conformance;
 mod catalog_conformance;
@@ -36,6 +37,7 @@ mod openapi;
 mod outages;
 mod push_pull;
 mod push_resume;
+mod races;
 mod readme;
 mod removal;
 mod replicas;

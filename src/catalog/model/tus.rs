@@ -75,6 +75,17 @@ pub struct NewTusUpload {
     pub expires_ms: i64,
 }
 
+/// What terminating an upload did.
+#[derive(Debug)]
+pub enum Termination {
+    /// The upload is gone; as it was, so its bytes can go too.
+    Ended(Box<TusUpload>),
+    /// No such upload of this user.
+    NotFound,
+    /// A request holds its lease (a PATCH writing): nothing changed.
+    Locked,
+}
+
 #[derive(Debug, Clone)]
 pub struct TusUpload {
     pub id: String,
