@@ -20,7 +20,7 @@ const ROUNDS: usize = 24;
 /// Runs `first` and `second` at once, one of them started a little later: the other one on
 /// odd rounds, by a delay that grows with the round (0 to ~3 ms in steps), so that across the
 /// rounds each lands before, inside and after the other.
-async fn staggered<A: Future, B: Future>(round: usize, first: A, second: B) -> (A::Output, B::Output) {
+pub(crate) async fn staggered<A: Future, B: Future>(round: usize, first: A, second: B) -> (A::Output, B::Output) {
     let delay = std::time::Duration::from_micros(250 * (round / 2 % 12) as u64);
     let (first_waits, second_waits) = match round.is_multiple_of(2) {
         true => (std::time::Duration::ZERO, delay),
