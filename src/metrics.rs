@@ -10,9 +10,9 @@ use std::time::Duration;
 
 /// The API families requests and uploads are counted by (`ferry` is Ferry's own routes).
 pub const FAMILIES: [&str; 6] = ["device", "multipart", "session", "gallery", "tus", "ferry"];
-/// What became of uploads: bodies that began to arrive (`started`: a whole file, a part or
-/// a tus PATCH each count), files committed (`finished`), refused or failed after their
-/// bytes began (`failed`), unfinished uploads in parts that expired (`expired`).
+/// What became of uploads: client bodies that began to arrive (`started`: a whole file, a
+/// part or a tus PATCH each count), files committed (`finished`), bodies refused or broken
+/// off and commits refused (`failed`), unfinished uploads in parts that expired (`expired`).
 pub const UPLOAD_OUTCOMES: [&str; 4] = ["started", "finished", "failed", "expired"];
 /// Upper bounds of the request duration histogram, in seconds.
 const BUCKETS: [f64; 12] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0, 30.0];
@@ -52,16 +52,28 @@ pub struct Metrics {
     active: Mutex<BTreeMap<&'static str, i64>>,
 }
 
-/// An upload body arriving: counted active until dropped (finished, failed or abandoned by
-/// a client that went away).
+/// An upload body arriving: active until dropped. Dropped before [`ActiveUpload::received`]
+/// (refused, broken off, or its request abandoned by a client that went away), it counts as
+/// `failed`.
 pub struct ActiveUpload<'a> {
     metrics: &'a Metrics,
     family: &'static str,
+    received: bool,
+}
+
+impl ActiveUpload<'_> {
+    /// The whole body arrived and checked out.
+    pub fn received(mut self) {
+        self.received = true;
+    }
 }
 
 impl Drop for ActiveUpload<'_> {
     fn drop(&mut self) {
         *self.metrics.active.lock().expect("not poisoned").entry(self.family).or_default() -= 1;
+        if !self.received {
+            *self.metrics.uploads.lock().expect("not poisoned").entry((self.family, "failed")).or_default() += 1;
+        }
     }
 }
 
@@ -96,7 +108,7 @@ impl Metrics {
         let family = current_family();
         *self.uploads.lock().expect("not poisoned").entry((family, "started")).or_default() += 1;
         *self.active.lock().expect("not poisoned").entry(family).or_default() += 1;
-        ActiveUpload { metrics: self, family }
+        ActiveUpload { metrics: self, family, received: false }
     }
 
     /// A verified upload of `size` bytes was committed; `deduplicated` when its content was
@@ -274,13 +286,14 @@ mod tests {
         }
         let arriving = FAMILY.sync_scope("gallery", || metrics.upload_started());
         assert!(metrics.render(&gauges, &[]).contains("ferry_uploads_active{family=\"gallery\"} 1"));
-        drop(arriving); // a client that went away mid-body
+        drop(arriving); // a client that went away mid-body: active no more, and failed
         FAMILY.sync_scope("gallery", || metrics.upload_finished(100, true));
         metrics.request("gallery", "/api/gallery/{device}/upload", 200, Duration::from_millis(3));
         let text = metrics.render(&gauges, &["media_process"]);
         assert!(text.contains("ferry_upload_bytes_total{family=\"gallery\"} 100"));
         assert!(text.contains("ferry_uploads_active{family=\"gallery\"} 0"));
         assert!(text.contains("ferry_uploads_total{family=\"gallery\",outcome=\"started\"} 1"));
+        assert!(text.contains("ferry_uploads_total{family=\"gallery\",outcome=\"failed\"} 1"));
         assert!(text.contains("ferry_dedup_bytes_total{family=\"gallery\"} 100"));
         assert!(text.contains(
             "ferry_http_requests_total{family=\"gallery\",route=\"/api/gallery/{device}/upload\",status=\"200\"} 1"

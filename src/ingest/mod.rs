@@ -207,7 +207,7 @@ impl Ingest {
         S: Stream<Item = Result<Bytes, E>> + Send + Unpin,
         E: std::fmt::Display,
     {
-        self.receive_into(StagingArea::Request, body, expect).await
+        self.receive_into(StagingArea::Request, body, expect, true).await
     }
 
     /// Receives one part of a multipart upload into upload staging (kept across restarts).
@@ -216,7 +216,7 @@ impl Ingest {
         S: Stream<Item = Result<Bytes, E>> + Send + Unpin,
         E: std::fmt::Display,
     {
-        self.receive_into(StagingArea::Upload, body, expect).await
+        self.receive_into(StagingArea::Upload, body, expect, true).await
     }
 
     /// Streams staged parts, in order, through the pipeline as one body: the one second
@@ -238,7 +238,8 @@ impl Ingest {
                 };
             }
         });
-        self.receive(Box::pin(body), expect).await
+        // the server reading its own staging again: not a client's upload body
+        self.receive_into(StagingArea::Request, Box::pin(body), expect, false).await
     }
 
     /// Verifies an object a client put straight into staging (direct-to-store uploads) by
@@ -289,24 +290,35 @@ impl Ingest {
         Ok(())
     }
 
+    /// `client_body`: counted as an upload body arriving (`/metrics`); else the server reading
+    /// its own staging, counted only when it fails.
     async fn receive_into<S, E>(
         &self,
         area: StagingArea,
         body: S,
         expect: &Expectation,
+        client_body: bool,
     ) -> Result<Received, IngestError>
     where
         S: Stream<Item = Result<Bytes, E>> + Send + Unpin,
         E: std::fmt::Display,
     {
-        let _arriving = self.metrics.upload_started();
-        let raw = receive::receive(self.store.as_ref(), area, body, expect)
-            .await
-            .inspect_err(|_| self.metrics.upload_failed())?;
-        let verified = receive::verify(&raw.blob, expect);
-        let received = self.guard(raw);
-        verified.map_err(IngestError::HashMismatch).inspect_err(|_| self.metrics.upload_failed())?;
-        Ok(received)
+        let arriving = client_body.then(|| self.metrics.upload_started());
+        let outcome = async {
+            let raw = receive::receive(self.store.as_ref(), area, body, expect).await?;
+            let verified = receive::verify(&raw.blob, expect);
+            let received = self.guard(raw);
+            verified.map_err(IngestError::HashMismatch)?;
+            Ok(received)
+        }
+        .await;
+        match (&outcome, arriving) {
+            (Ok(_), Some(arriving)) => arriving.received(),
+            (Err(_), None) => self.metrics.upload_failed(),
+            // a client body that failed: its guard counts it as it goes
+            _ => {}
+        }
+        outcome
     }
 
     /// Moves received bytes to their content address and records the blob and `holder`'s

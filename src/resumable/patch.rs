@@ -82,6 +82,7 @@ impl ResumableUploads {
         // the room left: up to the length, or (deferred) up to the limit
         let room = upload.length.unwrap_or(self.max_size) - upload.offset;
         let expect = Expectation { max_size: Some(room), ..Expectation::default() };
+        let arriving = self.ingest.metrics().upload_started();
         let mut body = idle_limited(body);
         let mut seen = 0;
         let mut checkpointed = 0;
@@ -130,6 +131,7 @@ impl ResumableUploads {
         {
             return Err(TusError::ChecksumMismatch);
         }
+        arriving.received();
         let staging = writer.persist().await?;
         let offset = staging.size;
         if upload.length != Some(offset) {

@@ -110,7 +110,8 @@ async fn an_upload_arriving_counts_as_active_until_it_ends_and_catalog_waits_are
     assert_eq!(value(&text, r#"ferry_uploads_active{family="session"}"#), 1.0);
     assert_eq!(value(&text, r#"ferry_uploads_total{family="session",outcome="started"}"#), 1.0);
 
-    // the client goes away mid-body: no longer active, counted as failed
+    // the client's connection breaks mid-body: no longer active, counted as failed
+    feed.send(Err(std::io::Error::other("the client went away"))).await.unwrap();
     drop(feed);
     let _ = answer.await;
     let mut text = String::new();
@@ -133,6 +134,17 @@ async fn an_upload_arriving_counts_as_active_until_it_ends_and_catalog_waits_are
     assert_eq!(value(&text, r#"ferry_uploads_total{family="session",outcome="started"}"#), 2.0);
     assert_eq!(value(&text, r#"ferry_uploads_total{family="session",outcome="finished"}"#), 1.0);
     assert_eq!(value(&text, r#"ferry_uploads_active{family="session"}"#), 0.0);
+
+    // a tus PATCH is a body too; the file it completes is a finished upload
+    let tus = crate::tus::Tus::new(&app, "bob").await;
+    let url = tus.create(3000, "").await;
+    let patch = tus.request(reqwest::Method::PATCH, &url).header("upload-offset", "0");
+    let patched = patch.header("content-type", crate::tus::OCTETS).body(bytes_of(3000, 4)).send().await.unwrap();
+    assert_eq!(patched.status(), 204);
+    let text = scrape(&app, None).await.text().await.unwrap();
+    assert_eq!(value(&text, r#"ferry_uploads_total{family="tus",outcome="started"}"#), 1.0);
+    assert_eq!(value(&text, r#"ferry_uploads_total{family="tus",outcome="finished"}"#), 1.0);
+    assert_eq!(value(&text, r#"ferry_uploads_active{family="tus"}"#), 0.0);
 
     let backend = if std::env::var("FERRY_TEST_API_ON_POSTGRES").as_deref() == Ok("1") { "postgres" } else { "sqlite" };
     for kind in ["read", "write"] {
