@@ -13,6 +13,8 @@ pub enum RemovalError {
     Catalog(#[from] CatalogError),
     #[error("upload {0} is being completed; run the removal again in a moment")]
     Completing(String),
+    #[error("tus upload {0} is being written to (a PATCH holds it); run the removal again when it ends")]
+    Writing(String),
     #[error("cannot end upload {upload}: {reason}")]
     EndingUpload { upload: String, reason: String },
 }
@@ -47,6 +49,7 @@ impl Remover<'_> {
         for upload in &in_flight.tus {
             match self.tus.terminate(owner, upload).await {
                 Ok(()) | Err(TusError::NotFound) => {}
+                Err(TusError::Locked) => return Err(RemovalError::Writing(upload.clone())),
                 Err(e) => return Err(RemovalError::EndingUpload { upload: upload.clone(), reason: e.to_string() }),
             }
         }

@@ -36,7 +36,8 @@ pub trait TusUploads {
         result: &serde_json::Value,
         expires_ms: i64,
     ) -> CatalogResult<bool>;
-    /// Deletes the user's upload (termination), whatever its state; returns it.
+    /// Deletes the user's upload (termination) unless a request holds its lease; returns it
+    /// as it was.
     async fn terminate_tus(&self, id: &str, user: UserId) -> CatalogResult<Termination>;
     /// Leases the user's partial uploads `ids` for a final upload: each must exist, be a
     /// completed partial upload, unexpired and free. `Err` lists what was found instead

@@ -104,13 +104,25 @@ pub async fn harvest(
     let (base, policy) = source(policy, device)?;
     let index_url = base.resolve("index.json").map_err(SourceError::Outside)?;
     let body = fetch_small(&policy, index_url, INDEX_LIMIT, timeout).await?;
-    let entries: Vec<IndexEntry> = serde_json::from_slice(&body).map_err(SourceError::BadIndex)?;
-    let events: Vec<NewEvent> = entries
+    let events = index_events(&body, &base, device.user_id, device.device_id)?;
+    Ok(catalog.harvest_events(&events).await?)
+}
+
+/// The events an `index.json` of the pull source `base` lists for a device: names outside the
+/// base are skipped (logged), sizes and times no file can have count as unknown.
+fn index_events(
+    body: &[u8],
+    base: &UrlBase,
+    user_id: crate::domain::UserId,
+    device_id: crate::domain::DeviceId,
+) -> Result<Vec<NewEvent>, SourceError> {
+    let entries: Vec<IndexEntry> = serde_json::from_slice(body).map_err(SourceError::BadIndex)?;
+    let events = entries
         .into_iter()
         .filter(|entry| match base.resolve(&entry.name) {
             Ok(_) => true,
             Err(why) => {
-                tracing::warn!(device = %device.device_id, name = %why, "index.json names a file outside the pull source; skipped");
+                tracing::warn!(device = %device_id, name = %why, "index.json names a file outside the pull source; skipped");
                 false
             }
         })
@@ -123,8 +135,8 @@ pub async fn harvest(
                 .unwrap_or(guessed.media_type);
             NewEvent {
                 id: new_event_id(),
-                user_id: device.user_id,
-                device_id: device.device_id,
+                user_id,
+                device_id,
                 name: entry.name.clone(),
                 media_type,
                 content_type: guessed.content_type,
@@ -138,7 +150,7 @@ pub async fn harvest(
             }
         })
         .collect();
-    Ok(catalog.harvest_events(&events).await?)
+    Ok(events)
 }
 
 /// Harvests every device that has a pull source (the periodic step).

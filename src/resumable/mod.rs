@@ -348,7 +348,8 @@ impl ResumableUploads {
     }
 
     /// Terminates the user's upload: its row and whatever bytes it still holds go (a
-    /// completed upload's file stays where it was filed). A PATCH in progress fails.
+    /// completed upload's file stays where it was filed). While a request holds its lease (a
+    /// PATCH writing, a concatenation using it) nothing changes: `Locked`.
     #[tracing::instrument(skip_all, fields(upload = %id))]
     pub async fn terminate(&self, user: UserId, id: &str) -> Result<(), TusError> {
         if !is_upload_id(id) {

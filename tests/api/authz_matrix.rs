@@ -296,6 +296,8 @@ async fn send(world: &World<'_>, method: &str, path: &str, url: &str, cred: &Cre
 /// and shows nothing of the victim's items.
 struct Verdicts<'w> {
     world: &'w World<'w>,
+    /// `/openapi.json`: every refusal must be one it describes for the route.
+    doc: &'w Value,
     failures: Vec<String>,
     tried: usize,
 }
@@ -322,6 +324,10 @@ impl Verdicts<'_> {
         let body: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
         let code_ok = method == "head" || code.is_none_or(|c| body["error"] == c);
         let leaked = text.contains(MARKER) || text.contains(&self.world.content_hash);
+        let documented = self.doc["paths"][path][method]["responses"].get(status.to_string()).is_some();
+        if !documented {
+            self.failures.push(format!("{method} {path} [{case}]: {status} is not in /openapi.json"));
+        }
         if got != status || !code_ok || leaked {
             let want = code.map_or(String::new(), |c| format!(" {c}"));
             self.failures.push(format!("{method} {path} [{case}]: want {status}{want}, got {got} {text}"));
@@ -363,7 +369,7 @@ async fn every_route_refuses_every_credential_its_guard_does_not_admit_and_shows
     assert!(stale.is_empty(), "rows for routes no longer served: {stale:?}");
 
     let world = World::build(&app).await;
-    let mut verdicts = Verdicts { world: &world, failures: Vec::new(), tried: 0 };
+    let mut verdicts = Verdicts { world: &world, doc: &doc, failures: Vec::new(), tried: 0 };
     let victim_key = Cred::DeviceKey(world.cam.key.clone());
     let victim_token = bearer(&world.victim.token);
     for &(method, path, guard) in ROUTES {

@@ -11,6 +11,7 @@ mod catalog_conformance;
 mod catalog_postgres;
 mod cli;
 mod conventions;
+mod crash_loop;
 mod device_client;
 mod device_media;
 mod device_multipart;

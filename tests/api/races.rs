@@ -12,16 +12,26 @@ use serde_json::{Value, json};
 
 use crate::device_client::DeviceClient;
 use crate::helpers::*;
-use crate::lifecycle::{PAST_RETENTION, assert_consistent, pass_after, session_upload};
+use crate::lifecycle::{PAST_RETENTION, assert_consistent, pass_after, session_upload, stored};
 use crate::tus::{OCTETS, Tus};
 
 const ROUNDS: usize = 24;
 
 /// Runs `first` and `second` at once, one of them started a little later: the other one on
-/// odd rounds, by a delay that grows with the round (0 to ~3 ms in steps), so that across the
-/// rounds each lands before, inside and after the other.
+/// odd rounds, by a delay that grows with the round (0 to 11 steps of `step`; tokio's timer
+/// rounds up to whole milliseconds), so that across the rounds each lands before, inside and
+/// after the other.
 pub(crate) async fn staggered<A: Future, B: Future>(round: usize, first: A, second: B) -> (A::Output, B::Output) {
-    let delay = std::time::Duration::from_micros(250 * (round / 2 % 12) as u64);
+    staggered_by(std::time::Duration::from_micros(250), round, first, second).await
+}
+
+async fn staggered_by<A: Future, B: Future>(
+    step: std::time::Duration,
+    round: usize,
+    first: A,
+    second: B,
+) -> (A::Output, B::Output) {
+    let delay = step * (round / 2 % 12) as u32;
     let (first_waits, second_waits) = match round.is_multiple_of(2) {
         true => (std::time::Duration::ZERO, delay),
         false => (delay, std::time::Duration::ZERO),
@@ -86,6 +96,7 @@ async fn a_media_create_racing_a_delete_at_the_same_path_ends_as_one_order_would
     }
     assert_eq!(revived + refused, ROUNDS);
     eprintln!("create after delete: {revived} rounds, create refused before delete: {refused} rounds");
+    assert!(revived > 0 && refused > 0, "both orders happen");
     assert_consistent(&app).await;
 }
 
@@ -126,31 +137,39 @@ async fn a_tus_patch_racing_its_termination_keeps_what_it_acknowledged_and_leave
         }
     }
     assert!(app.staging_left_behind().await.is_empty(), "staging left: {:?}", app.staging_files());
+    // a terminated upload's staging goes with it; a completed one's became its file
+    assert!(app.upload_staging_files().is_empty(), "upload staging left: {:?}", app.upload_staging_files());
     assert_consistent(&app).await;
     eprintln!("PATCH/DELETE outcomes (statuses: rounds): {outcomes:?}");
+    assert!(outcomes.len() >= 2, "both orders happen: {outcomes:?}");
 }
 
 #[tokio::test]
 async fn a_collection_racing_an_upload_of_the_same_content_never_loses_the_upload() {
     let app = spawn_app().await;
     let alice = app.user("alice", Level::Uploader, "upload,read,delete").await;
+    let mut collected_first = std::collections::BTreeMap::new();
     for round in 0..ROUNDS {
         let content = bytes_of(5000 + round, 7000 + round as u64);
         // stored, deleted: its content waits to be collected
         let old = session_upload(&app.address, &alice.token, &content).await;
         let deleted = app.client.delete(app.url(&format!("/api/files/{old}"))).bearer_auth(&alice.token).send();
         assert_eq!(deleted.await.unwrap().status(), 200);
-        pass_after(&app, PAST_RETENTION).await; // the item's tombstone goes; the blob is a candidate
+        // the item's tombstone and the account's hold go; the blob is left a collection candidate
+        let later = ferry::clock::now_ms() + PAST_RETENTION * 86_400_000;
+        app.state.lifecycle.pass(later, false).await.unwrap();
+        assert!(stored(&app, &sha256_hex(&content)).await, "round {round}: still stored before the race");
 
         // at once: the collection and a new upload of the same content
-        let upload = async {
-            let register = app.client.post(app.url("/api/upload/id")).bearer_auth(&alice.token);
-            let session: Value = register.form(&[("folder_id", "again")]).send().await.unwrap().json().await.unwrap();
-            let form = Form::new().part("file", Part::bytes(content.clone()).file_name("a.bin"));
-            let upload = app.client.post(session["api"]["upload"].as_str().unwrap()).bearer_auth(&alice.token);
-            upload.multipart(form).send().await.unwrap()
-        };
-        let (uploaded, _) = staggered(round, upload, pass_after(&app, PAST_RETENTION)).await;
+        let register = app.client.post(app.url("/api/upload/id")).bearer_auth(&alice.token);
+        let session: Value = register.form(&[("folder_id", "again")]).send().await.unwrap().json().await.unwrap();
+        let form = Form::new().part("file", Part::bytes(content.clone()).file_name("a.bin"));
+        let upload = app.client.post(session["api"]["upload"].as_str().unwrap()).bearer_auth(&alice.token);
+        let upload = async { upload.multipart(form).send().await.unwrap() };
+        // an upload takes longer than a collection step: wider steps, so it also comes first
+        let step = std::time::Duration::from_millis(2);
+        let (uploaded, pass) = staggered_by(step, round, upload, pass_after(&app, PAST_RETENTION)).await;
+        *collected_first.entry(pass.collected_blobs).or_insert(0) += 1;
         assert_eq!(uploaded.status(), 200, "round {round}");
         let answer: Value = uploaded.json().await.unwrap();
         let file_id = answer["file_id"].as_str().unwrap();
@@ -162,10 +181,14 @@ async fn a_collection_racing_an_upload_of_the_same_content_never_loses_the_uploa
         assert_eq!(file.bytes().await.unwrap(), content, "round {round}: the acknowledged upload");
     }
     assert_consistent(&app).await;
+    // rounds where the pass collected the old blob before the upload stored it again (1), and
+    // where the upload's hold came first and kept it (0): both orders were tried
+    eprintln!("blobs the racing pass collected: rounds by count {collected_first:?}");
+    assert!(collected_first.len() == 2, "both orders happen: {collected_first:?}");
 }
 
 #[tokio::test]
-async fn a_termination_while_a_patch_is_writing_waits_for_it() {
+async fn a_termination_while_a_patch_is_writing_is_refused_and_the_patch_completes() {
     let app = spawn_app().await;
     let tus = Tus::new(&app, "alice").await;
     let body = bytes_of(4000, 9);
@@ -183,5 +206,29 @@ async fn a_termination_while_a_patch_is_writing_waits_for_it() {
     assert_eq!(file.bytes().await.unwrap(), body, "the PATCH the DELETE waited for is stored whole");
     // once it has ended, the upload can be terminated
     assert_eq!(tus.request(reqwest::Method::DELETE, &url).send().await.unwrap().status(), 204);
-    assert!(app.staging_left_behind().await.is_empty());
+    assert!(app.staging_left_behind().await.is_empty() && app.upload_staging_files().is_empty());
+}
+
+#[tokio::test]
+async fn removing_a_user_while_a_patch_writes_is_a_conflict_that_changes_nothing() {
+    use ferry::accounts::{RemovalError, Remover};
+    let app = spawn_app().await;
+    let tus = Tus::new(&app, "alice").await;
+    let body = bytes_of(4000, 21);
+    let url = tus.create(body.len(), "").await;
+    let patch = tus.request(reqwest::Method::PATCH, &url).header("upload-offset", "0").header("content-type", OCTETS);
+    let (feed, answer) = crate::in_flight::in_flight(patch, body[..1000].to_vec()).await;
+    let remover = Remover { catalog: app.catalog().as_ref(), uploads: &app.state.uploads, tus: &app.state.tus };
+    let refused = remover.remove(ferry::catalog::Removed::User(tus.user), tus.user).await;
+    assert!(matches!(refused, Err(RemovalError::Writing(_))), "{:?}", refused.map(|r| r.report));
+    // nothing was removed: the PATCH completes and its file is there
+    feed.send(Ok(body[1000..].to_vec())).await.unwrap();
+    drop(feed);
+    let patched = answer.await.unwrap().unwrap();
+    assert_eq!(patched.status(), 204);
+    let location = patched.headers()["ferry-location"].to_str().unwrap().to_owned();
+    let file = app.client.get(location).bearer_auth(&tus.token).send().await.unwrap();
+    assert_eq!(file.bytes().await.unwrap(), body);
+    // and once it has ended, the removal goes through
+    assert!(remover.remove(ferry::catalog::Removed::User(tus.user), tus.user).await.is_ok());
 }

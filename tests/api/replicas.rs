@@ -48,7 +48,11 @@ async fn alice_with_token(catalog: &PgCatalog, scopes: &str) -> (User, String, T
 }
 
 /// The environment of a replica on `database` and `s3`.
-fn replica_env(s3: &ferry::config::S3Config, database: &TestDatabase, direct: bool) -> Vec<(&'static str, String)> {
+pub(crate) fn replica_env(
+    s3: &ferry::config::S3Config,
+    database: &TestDatabase,
+    direct: bool,
+) -> Vec<(&'static str, String)> {
     vec![
         ("FERRY_DATABASE_URL", database.url.clone()),
         ("FERRY_S3_ENDPOINT", s3.endpoint.clone().unwrap()),

@@ -34,7 +34,9 @@ pub(super) async fn remove(
             Failure::new(FailureCode::NotFound, format!("{label} is already gone"))
         }
         RemovalError::Catalog(other) => other.into(),
-        RemovalError::Completing(_) => Failure::new(FailureCode::Conflict, format!("{label}: {e}")),
+        RemovalError::Completing(_) | RemovalError::Writing(_) => {
+            Failure::new(FailureCode::Conflict, format!("{label}: {e}"))
+        }
         RemovalError::EndingUpload { .. } => Failure::new(FailureCode::Catalog, format!("{label}: {e}")),
     })?;
     let text = format!(

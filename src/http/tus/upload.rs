@@ -159,7 +159,8 @@ pub async fn run_patch(
     responses(
         (status = 204, description = "Terminated", headers(("Tus-Resumable" = String, description = "`1.0.0`"))),
         (status = 404, description = "Unknown, terminated or another user's upload (`no_such_upload`)"),
-        (status = 423, description = "A PATCH is writing to it (`upload_locked`): nothing changed; try again when it ends"),
+        (status = 423, description = "A request holds it (a PATCH writing, a concatenation using it: `upload_locked`): \
+            nothing changed; try again when it ends"),
         (status = 412, description = "`Tus-Resumable` is missing or another version (`unsupported_version`), with `Tus-Version`"),
     ))]
 pub async fn terminate(
