@@ -4,7 +4,8 @@
 //! each scenario a bounded number of times. Every figure with a reference is a ratio
 //! measured in the same run, so a noisy shared machine moves both sides together.
 //! P8 runs the `ferry push` client binary (issue 26; `scenarios/push.rs`); P9 times the
-//! catalog's collection directly (issue 21; `scenarios/collection.rs`).
+//! catalog's collection directly (issue 21; `scenarios/collection.rs`); P10 is the load run of
+//! issue 27 (`scenarios/load.rs`; `FERRY_BENCH_LOAD_CONNECTIONS`, `FERRY_BENCH_LOAD_SECS`).
 //! Environment: `FERRY_BENCH_MIB` (default 1024) sets the large-upload size;
 //! `FERRY_BENCH_ONLY=P1,P5` runs some scenarios; `FERRY_BENCH_RUSTUS` names the peer for P2
 //! and P7, `FERRY_BENCH_TUS_NODE` the node_modules holding P7's `@tus/server` (`bench/run`
@@ -26,6 +27,8 @@ mod collection;
 mod concurrency;
 #[path = "harness/mod.rs"]
 mod harness;
+#[path = "scenarios/load.rs"]
+mod load;
 #[path = "scenarios/peer.rs"]
 mod peer;
 #[path = "scenarios/push.rs"]
@@ -387,5 +390,8 @@ async fn main() {
     }
     if wanted("P9") {
         collection::collection_pass().await;
+    }
+    if wanted("P10") {
+        load::mixed_load().await;
     }
 }

@@ -73,7 +73,10 @@ impl Services {
         let config = Arc::new(config);
         let wake = Arc::new(Notify::new());
         let metrics = Arc::new(Metrics::default());
-        let ingest = Ingest::new(store.clone(), catalog.clone()).waking(wake.clone()).counting(metrics.clone());
+        let ingest = Ingest::new(store.clone(), catalog.clone())
+            .waking(wake.clone())
+            .counting(metrics.clone())
+            .idle_after(config.body_idle_timeout);
         let uploads = MultipartUploads::new(ingest.clone(), signer.clone(), &config);
         let library = LibraryFiles::new(catalog.clone(), ingest.clone());
         let events = GalleryEvents::new(catalog.clone(), ingest.clone());

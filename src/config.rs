@@ -38,6 +38,7 @@ pub const SETTINGS: &[Setting] = &[
     Setting { key: "log_format", env: "FERRY_LOG_FORMAT", default: "text", meaning: "Log format: text or json." },
     Setting { key: "cors_origins", env: "FERRY_CORS_ORIGINS", default: "(none)", meaning: "Comma list of browser origins allowed to call Ferry; * for any." },
     Setting { key: "header_timeout", env: "FERRY_HEADER_TIMEOUT", default: "30s", meaning: "A connection whose request headers have not all arrived this long after it started waiting for them is closed." },
+    Setting { key: "body_idle_timeout", env: "FERRY_BODY_IDLE_TIMEOUT", default: "30s", meaning: "An upload body that sends nothing for this long is refused (408 body_timeout) and its partial bytes go (a tus PATCH keeps what arrived)." },
     Setting { key: "max_upload_size", env: "FERRY_MAX_UPLOAD_SIZE", default: "64GiB", meaning: "Largest single upload body accepted." },
     Setting { key: "signed_url_ttl", env: "FERRY_SIGNED_URL_TTL", default: "24h", meaning: "Lifetime of signed upload/download URLs." },
     Setting { key: "upload_expiry", env: "FERRY_UPLOAD_EXPIRY", default: "24h", meaning: "Unfinished multipart and tus uploads expire (and their bytes are removed) after this; a tus PATCH renews it." },
@@ -98,6 +99,8 @@ pub struct Config {
     pub cors_origins: Vec<String>,
     /// How long a connection may take to send a request's headers (slow-header clients).
     pub header_timeout: Duration,
+    /// How long an upload body may send nothing (slow-body clients).
+    pub body_idle_timeout: Duration,
     pub max_upload_size: u64,
     pub signed_url_ttl: Duration,
     pub upload_expiry: Duration,
@@ -215,6 +218,10 @@ impl Config {
             cors_origins: list("cors_origins"),
             header_timeout: match duration("header_timeout", "30s")? {
                 Duration::ZERO => return Err(bad("header_timeout", "must be more than 0".into())),
+                timeout => timeout,
+            },
+            body_idle_timeout: match duration("body_idle_timeout", "30s")? {
+                Duration::ZERO => return Err(bad("body_idle_timeout", "must be more than 0".into())),
                 timeout => timeout,
             },
             max_upload_size: parse_size(get("max_upload_size").unwrap_or("64GiB"))

@@ -37,11 +37,17 @@ pub struct Server {
 
 impl Server {
     pub fn start(data_dir: &Path) -> Self {
+        Self::start_with(data_dir, &[])
+    }
+
+    /// With settings `env` (e.g. `FERRY_HEADER_TIMEOUT`).
+    pub fn start_with(data_dir: &Path, env: &[(&str, &str)]) -> Self {
         let mut child = on_catalog(Command::new(ferry_binary()))
             .arg("--data-dir")
             .arg(data_dir)
             .args(["serve", "--listen", "127.0.0.1:0"])
             .env("FERRY_LOG", "warn")
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
@@ -50,6 +56,11 @@ impl Server {
         BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
         let address = line.trim().strip_prefix("listening on ").expect("first line names the address").to_owned();
         Self { child, address }
+    }
+
+    #[allow(dead_code, reason = "each bench binary compiles the harness; only throughput counts open files")]
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// (current RSS, peak RSS) in KiB.

@@ -34,6 +34,7 @@ macro_rules! error_codes {
 error_codes! {
     AlreadyUploaded = "already_uploaded", 409;
     BadBody = "bad_body", 400;
+    BodyTimeout = "body_timeout", 408;
     BucketUnreadable = "bucket_unreadable", 502;
     ChecksumMismatch = "checksum_mismatch", 460;
     Conflict = "conflict", 409;

@@ -231,6 +231,10 @@ impl From<IngestError> for ApiError {
                 Self::new(ErrorCode::TooLarge, format!("the upload exceeds the limit of {limit} bytes"))
             }
             IngestError::HashMismatch(why) => Self::new(ErrorCode::HashMismatch, why.to_string()),
+            IngestError::Idle(idle) => Self::new(
+                ErrorCode::BodyTimeout,
+                format!("no bytes of the body arrived for {} s; the upload was dropped", idle.as_secs()),
+            ),
             IngestError::Body(why) => {
                 Self::new(ErrorCode::BadBody, format!("the request body could not be read: {why}"))
             }

@@ -20,6 +20,7 @@ pub(crate) use pump::{Checksum, Hashers, Pump};
 pub(crate) use receive::next_batch;
 
 use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
@@ -58,6 +59,9 @@ pub enum IngestError {
     HashMismatch(Mismatch),
     #[error("the request body could not be read: {0}")]
     Body(String),
+    /// The body sent nothing for this long: the client stalled or went silent.
+    #[error("no bytes arrived for {} s", .0.as_secs())]
+    Idle(Duration),
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
@@ -143,6 +147,9 @@ impl Ingested {
     }
 }
 
+/// How long a body may send nothing unless configured (`FERRY_BODY_IDLE_TIMEOUT`).
+const DEFAULT_BODY_IDLE: Duration = Duration::from_secs(30);
+
 #[derive(Clone)]
 pub struct Ingest {
     store: Arc<dyn BlobStore>,
@@ -151,6 +158,8 @@ pub struct Ingest {
     wake: Option<Arc<Notify>>,
     /// Uploads finished and failed, bytes received and deduplicated, by family.
     metrics: Arc<crate::metrics::Metrics>,
+    /// How long a body may send nothing before it is refused.
+    body_idle: Duration,
 }
 
 impl Ingest {
@@ -172,7 +181,17 @@ impl Ingest {
     }
 
     pub fn new(store: Arc<dyn BlobStore>, catalog: Arc<dyn Catalog>) -> Self {
-        Self { store, catalog, wake: None, metrics: Arc::default() }
+        Self { store, catalog, wake: None, metrics: Arc::default(), body_idle: DEFAULT_BODY_IDLE }
+    }
+
+    /// Refuses bodies that send nothing for `idle` (`FERRY_BODY_IDLE_TIMEOUT`).
+    pub fn idle_after(self, idle: Duration) -> Self {
+        Self { body_idle: idle, ..self }
+    }
+
+    /// How long a body may send nothing (a tus PATCH is held to it too).
+    pub fn body_idle(&self) -> Duration {
+        self.body_idle
     }
 
     /// Wakes `wake` (the job runner) whenever a commit stores new content.
@@ -305,7 +324,7 @@ impl Ingest {
     {
         let arriving = client_body.then(|| self.metrics.upload_started());
         let outcome = async {
-            let raw = receive::receive(self.store.as_ref(), area, body, expect).await?;
+            let raw = receive::receive(self.store.as_ref(), area, body, expect, self.body_idle).await?;
             let verified = receive::verify(&raw.blob, expect);
             let received = self.guard(raw);
             verified.map_err(IngestError::HashMismatch)?;

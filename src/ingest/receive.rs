@@ -23,6 +23,7 @@ pub(super) async fn receive<S, E>(
     area: StagingArea,
     body: S,
     expect: &Expectation,
+    idle: std::time::Duration,
 ) -> Result<Raw, IngestError>
 where
     S: Stream<Item = Result<Bytes, E>> + Send + Unpin,
@@ -43,7 +44,7 @@ where
     let fed = async {
         loop {
             // Gathering the next batch overlaps with the stages working on the previous ones.
-            let batch = next_batch(&mut body, &mut total, expect).await?;
+            let batch = next_batch(&mut body, &mut total, expect, idle).await?;
             if batch.is_empty() {
                 return Ok(());
             }
@@ -82,6 +83,7 @@ pub(crate) async fn next_batch<S, E>(
     body: &mut S,
     total: &mut u64,
     expect: &Expectation,
+    idle: std::time::Duration,
 ) -> Result<Vec<Bytes>, IngestError>
 where
     S: Stream<Item = Result<Bytes, E>> + Send + Unpin,
@@ -92,8 +94,12 @@ where
     let mut deadline = None;
     while len < BATCH_BYTES {
         let next = match deadline {
-            // the clock starts at the batch's first byte: an idle body costs no timer
-            None => body.next().await,
+            // a body that sends nothing is held to `idle`: a stalled client cannot keep its
+            // connection, task and staging file forever (slow-body clients)
+            None => match tokio::time::timeout(idle, body.next()).await {
+                Ok(next) => next,
+                Err(_) => return Err(IngestError::Idle(idle)),
+            },
             Some(deadline) => match tokio::time::timeout_at(deadline, body.next()).await {
                 Ok(next) => next,
                 Err(_) => break,
@@ -168,14 +174,15 @@ mod tests {
         let mut total = 0;
         // the sender stays open: without the batch deadline this would wait for 1 MiB forever
         let batch = tokio::time::timeout(std::time::Duration::from_secs(10), async {
-            next_batch(&mut body, &mut total, &Expectation::default()).await
+            next_batch(&mut body, &mut total, &Expectation::default(), std::time::Duration::from_secs(30)).await
         })
         .await
         .expect("a partial batch is handed on")
         .unwrap();
         assert_eq!((batch, total), (vec![Bytes::from_static(b"first bytes")], 11));
         drop(send);
-        assert!(next_batch(&mut body, &mut total, &Expectation::default()).await.unwrap().is_empty());
+        let idle = std::time::Duration::from_secs(30);
+        assert!(next_batch(&mut body, &mut total, &Expectation::default(), idle).await.unwrap().is_empty());
     }
 
     fn tokio_stream_of<T: Send + 'static>(

@@ -7,7 +7,6 @@
 
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
-use std::time::Duration;
 
 use super::hash_state::HashState;
 use super::lease::{LEASE, Lease, new_token};
@@ -20,9 +19,6 @@ use crate::ingest::{Checksum, Expectation, Hashers, IngestError, Mismatch, Pump,
 /// A long PATCH records its progress every this many bytes, so a crash of the server
 /// costs the client at most this much again.
 const CHECKPOINT_BYTES: u64 = 64 * 1024 * 1024;
-/// A body that sends nothing for this long has broken off (its bytes so far are kept);
-/// shorter than a lease, so a stalled PATCH never outlives its lease.
-const BODY_IDLE: Duration = Duration::from_secs(30);
 
 impl ResumableUploads {
     /// Appends `body` to the user's upload at `req.offset` (see the module docs); returns
@@ -83,12 +79,14 @@ impl ResumableUploads {
         let room = upload.length.unwrap_or(self.max_size) - upload.offset;
         let expect = Expectation { max_size: Some(room), ..Expectation::default() };
         let arriving = self.ingest.metrics().upload_started();
-        let mut body = idle_limited(body);
+        // fused: the batching loop may poll once more after the end
+        let mut body = body.fuse();
+        let idle = self.ingest.body_idle();
         let mut seen = 0;
         let mut checkpointed = 0;
         let streamed: Result<(), TusError> = async {
             loop {
-                let batch = next_batch(&mut body, &mut seen, &expect).await?;
+                let batch = next_batch(&mut body, &mut seen, &expect, idle).await?;
                 if batch.is_empty() {
                     return Ok(());
                 }
@@ -109,7 +107,7 @@ impl ResumableUploads {
             // a write that failed in the background leaves the writer behind the hashers:
             // such a state is never recorded (the next PATCH starts from the last record)
             let settled = pump.settle().await.is_ok();
-            let broke_off = matches!(failed, TusError::Ingest(IngestError::Body(_)));
+            let broke_off = matches!(failed, TusError::Ingest(IngestError::Body(_) | IngestError::Idle(_)));
             if broke_off && settled && checksum.is_none() && lease.valid() {
                 // the body broke off: what arrived stays, and HEAD shows it
                 if let Err(e) = self.checkpoint(lease, &upload, &mut pump, &mut recorded, true).await {
@@ -249,24 +247,4 @@ impl ResumableUploads {
         *recorded = staging;
         Ok(())
     }
-}
-
-/// The body, ending in an error when it sends nothing for [`BODY_IDLE`].
-fn idle_limited<'a, S, E>(body: S) -> futures_util::stream::BoxStream<'a, Result<Bytes, String>>
-where
-    S: Stream<Item = Result<Bytes, E>> + Send + Unpin + 'a,
-    E: std::fmt::Display,
-{
-    futures_util::stream::unfold(Some(body), |body| async move {
-        let mut body = body?;
-        match tokio::time::timeout(BODY_IDLE, body.next()).await {
-            Ok(Some(Ok(piece))) => Some((Ok(piece), Some(body))),
-            Ok(Some(Err(e))) => Some((Err(e.to_string()), None)),
-            Ok(None) => None,
-            Err(_) => Some((Err(format!("no bytes for {} s", BODY_IDLE.as_secs())), None)),
-        }
-    })
-    // the batching loop may poll once more after the end
-    .fuse()
-    .boxed()
 }

@@ -47,6 +47,7 @@ mod serving;
 mod session_batch;
 mod sessions;
 mod sizes;
+mod slow_bodies;
 mod storage_safety;
 mod sync_proxy;
 mod tus;
