@@ -1,7 +1,7 @@
-//! A dependency that goes away (issue 27, item 2): with PostgreSQL unreachable every request
-//! answers 503 `unavailable` with `Retry-After` in its family's error shape — never a 500 —
-//! an upload in flight leaves no staging behind, and Ferry recovers by itself once the
-//! database is back. The outage is a real one: the connections run through a TCP relay the
+//! A dependency that goes away (issue 27, item 2): with PostgreSQL or S3 unreachable every
+//! request answers 503 `unavailable` with `Retry-After` in its family's error shape — never a
+//! 500, also under load — an upload in flight leaves no staging behind, and Ferry recovers by
+//! itself once the dependency is back. The outage is a real one: the connections run through a TCP relay the
 //! test cuts and brings back on the same port.
 
 use std::net::SocketAddr;
@@ -171,4 +171,104 @@ async fn a_blob_store_outage_answers_503_and_heals_by_itself() {
     assert!(healed.is_some_and(|b| b == kept.as_slice()), "the file downloads again once the store is back");
     // and an upload works again (session_upload checks the stored hash)
     session_upload(&app.address, &alice.token, &bytes_of(40_000, 6)).await;
+}
+
+#[tokio::test]
+async fn a_catalog_outage_under_load_answers_success_or_503_and_loses_no_acknowledged_upload() {
+    let Some(database) = TestDatabase::create().await else { return };
+    let target = host_port(&database.url).to_owned();
+    let relay = Relay::start(&target).await;
+    let relayed = database.url.replacen(&target, &relay.address.to_string(), 1);
+    let app = Arc::new(
+        spawn_app_with(|layer| {
+            layer.insert("database_url", relayed);
+        })
+        .await,
+    );
+    let alice = app.user("alice", Level::Uploader, "upload,read").await;
+    let token = Arc::new(alice.token);
+    let statuses = Arc::new(Mutex::new(Vec::<u16>::new()));
+    let acked = Arc::new(Mutex::new(Vec::<(String, Vec<u8>)>::new()));
+    let end = tokio::time::Instant::now() + Duration::from_millis(3500);
+    let workers: Vec<_> = (0..16u64)
+        .map(|worker| {
+            let (app, token, statuses, acked) = (app.clone(), token.clone(), statuses.clone(), acked.clone());
+            tokio::spawn(async move {
+                for round in 0.. {
+                    if tokio::time::Instant::now() >= end {
+                        break;
+                    }
+                    if round % 2 == 0 {
+                        let status = usage(&app, &token).await.status().as_u16();
+                        statuses.lock().unwrap().push(status);
+                        continue;
+                    }
+                    let register = app.client.post(app.url("/api/upload/id")).bearer_auth(token.as_str());
+                    let registered = register.form(&[("folder_id", "load")]).send().await.unwrap();
+                    statuses.lock().unwrap().push(registered.status().as_u16());
+                    let Ok(session) = registered.json::<Value>().await else { continue };
+                    let Some(upload_url) = session["api"]["upload"].as_str() else { continue };
+                    let bytes = bytes_of(20_000, worker * 10_000 + round);
+                    let form = Form::new().part("file", Part::bytes(bytes.clone()).file_name("a.bin"));
+                    let stored = app.client.post(upload_url).bearer_auth(token.as_str()).multipart(form).send();
+                    let stored = stored.await.unwrap();
+                    statuses.lock().unwrap().push(stored.status().as_u16());
+                    if stored.status() == 200 {
+                        let answer: Value = stored.json().await.unwrap();
+                        acked.lock().unwrap().push((answer["file_id"].as_str().unwrap().to_owned(), bytes));
+                    }
+                }
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    relay.cut();
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    relay.restore().await;
+    for worker in workers {
+        worker.await.unwrap();
+    }
+    let statuses = statuses.lock().unwrap().clone();
+    assert!(statuses.iter().all(|s| *s == 200 || *s == 503), "only success or 503: {statuses:?}");
+    assert!(statuses.contains(&503) && statuses.contains(&200), "the outage was felt and served around");
+    // every upload acknowledged before, during or after the outage is there, byte for byte
+    let acked = acked.lock().unwrap().clone();
+    for (file_id, bytes) in &acked {
+        let mut fetched = None;
+        for _ in 0..60 {
+            let file = app.client.get(app.url(&format!("/api/files/{file_id}"))).bearer_auth(token.as_str()).send();
+            let file = file.await.unwrap();
+            if file.status() == 200 {
+                fetched = Some(file.bytes().await.unwrap());
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+        assert!(fetched.is_some_and(|f| f == bytes.as_slice()), "acknowledged {file_id} is intact");
+    }
+    assert!(app.staging_left_behind().await.is_empty(), "no staging left: {:?}", app.staging_files());
+}
+
+#[tokio::test]
+async fn a_blob_store_outage_mid_upload_refuses_it_and_keeps_nothing() {
+    let Some(mut s3) = crate::blob_store_conformance::test_s3_config() else { return };
+    let target = s3.endpoint.clone().unwrap().trim_start_matches("http://").trim_end_matches('/').to_owned();
+    let relay = Relay::start(&target).await;
+    s3.endpoint = Some(format!("http://{}", relay.address));
+    let app = spawn_app_with(|layer| crate::direct_s3::put_s3(layer, &s3, false)).await;
+    let alice = app.user("alice", Level::Uploader, "upload,read").await;
+    let session = register_session(&app.client, &app.address, &alice.token, "late").await;
+    let upload = form_upload(&app.client, session["api"]["upload"].as_str().unwrap(), &alice.token);
+    let content = bytes_of(6 * 1024 * 1024, 8);
+    let (rest, answer) = in_flight(upload, form_file("big.bin", &content[..3 * 1024 * 1024])).await;
+    relay.cut();
+    rest.send(Ok(content[3 * 1024 * 1024..].to_vec())).await.unwrap();
+    rest.send(Ok(form_end())).await.unwrap();
+    drop(rest);
+    expect_unavailable(answer.await.unwrap().unwrap()).await;
+    relay.restore().await;
+    assert!(app.staging_left_behind().await.is_empty(), "staging left: {:?}", app.staging_files());
+    assert!(app.blob_files().iter().all(|f| !f.ends_with(sha256_hex(&content))), "no blob of the refused upload");
+    // once the store is back, the same upload goes through
+    session_upload(&app.address, &alice.token, &content).await;
 }
