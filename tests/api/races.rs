@@ -7,7 +7,6 @@
 use std::future::Future;
 
 use ferry::domain::Level;
-use reqwest::multipart::{Form, Part};
 use serde_json::{Value, json};
 
 use crate::device_client::DeviceClient;
@@ -160,22 +159,21 @@ async fn a_collection_racing_an_upload_of_the_same_content_never_loses_the_uploa
         app.state.lifecycle.pass(later, false).await.unwrap();
         assert!(stored(&app, &sha256_hex(&content)).await, "round {round}: still stored before the race");
 
-        // at once: the collection and a new upload of the same content
-        let register = app.client.post(app.url("/api/upload/id")).bearer_auth(&alice.token);
-        let session: Value = register.form(&[("folder_id", "again")]).send().await.unwrap().json().await.unwrap();
-        let form = Form::new().part("file", Part::bytes(content.clone()).file_name("a.bin"));
-        let upload = app.client.post(session["api"]["upload"].as_str().unwrap()).bearer_auth(&alice.token);
-        let upload = async { upload.multipart(form).send().await.unwrap() };
+        // at once: the collection and a new upload of the same content (a multipart-family
+        // single PUT: a session would itself expire in the pass's simulated month)
+        let name = format!("again-{round}");
+        let target = app.client.get(app.url(&format!("/api/users/uploads/{name}"))).bearer_auth(&alice.token).send();
+        let target: Value = target.await.unwrap().json().await.unwrap();
+        let upload = app.client.put(target["upload_url"].as_str().unwrap()).body(content.clone()).send();
+        let upload = async { upload.await.unwrap() };
         // an upload takes longer than a collection step: wider steps, so it also comes first
         let step = std::time::Duration::from_millis(2);
         let (uploaded, pass) = staggered_by(step, round, upload, pass_after(&app, PAST_RETENTION)).await;
         *collected_first.entry(pass.collected_blobs).or_insert(0) += 1;
-        assert_eq!(uploaded.status(), 200, "round {round}");
-        let answer: Value = uploaded.json().await.unwrap();
-        let file_id = answer["file_id"].as_str().unwrap();
+        assert_eq!(uploaded.status(), 200, "round {round}: {}", uploaded.text().await.unwrap());
         // whatever the order, the acknowledged upload's bytes are there, now and after more passes
         pass_after(&app, 0).await;
-        let file = app.client.get(app.url(&format!("/api/files/{file_id}"))).bearer_auth(&alice.token).send();
+        let file = app.client.get(app.url(&format!("/api/users/files/{name}"))).bearer_auth(&alice.token).send();
         let file = file.await.unwrap();
         assert_eq!(file.status(), 200, "round {round}");
         assert_eq!(file.bytes().await.unwrap(), content, "round {round}: the acknowledged upload");
