@@ -25,17 +25,20 @@
 //!   ([`ResumableUploads::expire_one`]) removes the bytes of uploads whose time is up, which
 //!   answer 410 for one more such period and 404 after.
 
+mod error;
 mod finish;
 mod hash_state;
 mod lease;
 mod patch;
+
+pub use error::TusError;
 
 use lease::Leased;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::blob_store::{BlobStore, Resumable, StoreError};
+use crate::blob_store::{BlobStore, Resumable};
 use crate::catalog::{
     Catalog, CatalogError, LeaseTerms, NewTusUpload, Termination, TusConcat, TusLease, TusState, TusTarget, TusUpload,
     User,
@@ -44,62 +47,10 @@ use crate::domain::{EventName, FolderKey, Sha256Hex, UploadMetadata, UserId};
 use crate::gallery::GalleryEvents;
 use crate::library::LibraryFiles;
 
-use crate::ingest::{Ingest, IngestError, Mismatch};
+use crate::ingest::{Ingest, IngestError};
 
 /// The folder finished uploads go to when their metadata names none.
 pub const DEFAULT_FOLDER: &str = "tus";
-
-#[derive(Debug, thiserror::Error)]
-pub enum TusError {
-    #[error("no such upload")]
-    NotFound,
-    #[error("this upload has expired")]
-    Expired,
-    #[error("another request is writing to this upload; try again shortly")]
-    Locked,
-    #[error("Upload-Offset {sent} is not the upload's offset {offset}")]
-    OffsetMismatch { sent: u64, offset: u64 },
-    #[error("{0}")]
-    InvalidLength(String),
-    #[error("the upload would exceed the limit of {limit} bytes")]
-    TooLarge { limit: u64 },
-    #[error("the body goes past the upload's length of {length} bytes")]
-    PastLength { length: u64 },
-    #[error("the body does not match its Upload-Checksum; its bytes were discarded")]
-    ChecksumMismatch,
-    #[error("{0}")]
-    HashMismatch(Mismatch),
-    #[error("Upload-Metadata names both folder_id and device; an upload goes to one")]
-    ConflictingTarget,
-    #[error("no device '{0}' in this account")]
-    UnknownDevice(String),
-    #[error("{0}")]
-    InvalidMetadata(String),
-    #[error("a final upload takes no PATCH")]
-    FinalUpload,
-    #[error("{0}")]
-    InvalidConcat(String),
-    #[error("the request body could not be read: {0}")]
-    Body(String),
-    #[error(transparent)]
-    Ingest(#[from] IngestError),
-    #[error(transparent)]
-    Library(#[from] crate::library::LibraryError),
-    #[error(transparent)]
-    Event(#[from] crate::gallery::EventError),
-}
-
-impl From<CatalogError> for TusError {
-    fn from(err: CatalogError) -> Self {
-        TusError::Ingest(err.into())
-    }
-}
-
-impl From<StoreError> for TusError {
-    fn from(err: StoreError) -> Self {
-        TusError::Ingest(err.into())
-    }
-}
 
 /// A creation request, its headers parsed.
 #[derive(Debug, Clone)]
