@@ -87,9 +87,13 @@ fn created_ms(value: Option<&serde_json::Value>) -> i64 {
         Some(serde_json::Value::String(s)) => time::OffsetDateTime::parse(s, &Rfc3339)
             .map(|t| (t.unix_timestamp_nanos() / 1_000_000) as i64)
             .unwrap_or_else(|_| now_ms()),
-        Some(serde_json::Value::Number(n)) => {
-            n.as_i64().map(|s| if s > 1_000_000_000_000 { s } else { s * 1000 }).unwrap_or_else(now_ms)
-        }
+        // seconds, or milliseconds when larger than any seconds of this era; a time no date
+        // can show (a crafted index says -10^17) counts as unknown
+        Some(serde_json::Value::Number(n)) => n
+            .as_i64()
+            .and_then(|s| if s > 1_000_000_000_000 { Some(s) } else { s.checked_mul(1000) })
+            .filter(|ms| time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(*ms) * 1_000_000).is_ok())
+            .unwrap_or_else(now_ms),
         _ => now_ms(),
     }
 }
@@ -110,7 +114,7 @@ pub async fn harvest(
 
 /// The events an `index.json` of the pull source `base` lists for a device: names outside the
 /// base are skipped (logged), sizes and times no file can have count as unknown.
-fn index_events(
+pub fn index_events(
     body: &[u8],
     base: &UrlBase,
     user_id: crate::domain::UserId,
