@@ -11,9 +11,12 @@ use std::time::Duration;
 
 use crate::domain::ParseError;
 
+mod file;
 mod links;
 mod s3;
 mod units;
+use file::file_layer;
+pub use file::layer_from_toml;
 pub use links::{NoLinkAddress, links_for};
 pub use s3::S3Config;
 pub use units::{parse_duration, parse_size};
@@ -275,30 +278,6 @@ impl Config {
         layer.insert("listen", "127.0.0.1:0".into());
         Self::from_layer(&layer).expect("defaults parse")
     }
-}
-
-fn file_layer(path: &Path) -> Result<Layer, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.into(), source })?;
-    let file_err = |message: String| ConfigError::File { path: path.into(), message };
-    let table: toml::Table = text.parse().map_err(|e: toml::de::Error| file_err(e.to_string()))?;
-    let mut layer = Layer::new();
-    for (key, value) in table {
-        let setting =
-            SETTINGS.iter().find(|s| s.key == key).ok_or_else(|| file_err(format!("unknown setting '{key}'")))?;
-        let text = match value {
-            toml::Value::String(s) => s,
-            toml::Value::Integer(i) => i.to_string(),
-            toml::Value::Boolean(b) => b.to_string(),
-            toml::Value::Array(items) => items
-                .iter()
-                .map(|i| i.as_str().map(str::to_owned).unwrap_or_else(|| i.to_string()))
-                .collect::<Vec<_>>()
-                .join(","),
-            other => return Err(file_err(format!("'{key}' cannot be {}", other.type_str()))),
-        };
-        layer.insert(setting.key, text);
-    }
-    Ok(layer)
 }
 
 fn env_layer() -> Layer {

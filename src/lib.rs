@@ -18,6 +18,7 @@
 //! - [`app`]: building and running the server; [`cli`]: `ferry serve`, `ferry admin …`,
 //!   `ferry push` / `ferry pull` (the [`sync_client`], which speaks only the public device API).
 //! - [`config`]: layered settings (defaults < ferry.toml < FERRY_* < flags).
+//! - [`fuzzing`]: the promises about hostile input that `cargo fuzz` and the corpus replay check.
 
 pub mod accounts;
 pub mod app;
@@ -29,6 +30,7 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod domain;
+pub mod fuzzing;
 pub mod gallery;
 pub mod http;
 pub mod import_buckets;

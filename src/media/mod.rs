@@ -20,10 +20,25 @@ use serde::{Deserialize, Serialize};
 
 pub use exif::read_exif;
 
-pub use picture::{Limits, Thumbnail, decode_image};
+pub use picture::{Decoded, Limits, Thumbnail, decode_image};
 pub use process::MediaProcessor;
 pub use sniff::{Sniffed, sniff};
-pub use video::{ToolError, Tools, probe_video, video_frame};
+pub use video::{ToolError, Tools, probe_video, read_probe, video_frame};
+
+/// What a decodable image's bytes say: its EXIF facts and, within [`Limits::default`], its
+/// size and a thumbnail whose long side is at most `side`. What the media job runs, and
+/// what the fuzzer feeds hostile files to.
+pub fn read_image(
+    bytes: &[u8],
+    format: image::ImageFormat,
+    side: u32,
+    meta: Metadata,
+) -> (Metadata, Result<Decoded, Unreadable>) {
+    let mut meta = meta;
+    read_exif(bytes, &mut meta);
+    let decoded = decode_image(bytes, format, side, Limits::default());
+    (meta, decoded)
+}
 
 /// Why a file's bytes could not be understood (shown with the item, so written for people).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -18,7 +18,9 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use super::{Class, Limits, Metadata, Tools, Unreadable, decode_image, probe_video, read_exif, video_frame};
+use super::{
+    Class, Limits, Metadata, Tools, Unreadable, decode_image, probe_video, read_exif, read_image, video_frame,
+};
 use crate::blob_store::BlobStore;
 use crate::catalog::{BlobRecord, Catalog, CatalogError, Job, JobOutcome, MediaStatus, NewMediaInfo};
 use crate::config::Config;
@@ -165,13 +167,7 @@ async fn image(
     let bytes = read_prefix(processor.store.as_ref(), blob, blob.size).await?;
     let side = processor.config.thumbnail_size;
     let fallback = meta.clone();
-    let worked = off_thread(move || {
-        let mut meta = meta;
-        read_exif(&bytes, &mut meta);
-        let decoded = decode_image(&bytes, format, side, Limits::default());
-        (meta, decoded)
-    })
-    .await;
+    let worked = off_thread(move || read_image(&bytes, format, side, meta)).await;
     match worked {
         Ok((mut meta, Ok(decoded))) => {
             (meta.width, meta.height) = (Some(decoded.width), Some(decoded.height));

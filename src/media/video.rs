@@ -64,7 +64,9 @@ pub async fn probe_video(file: &Path, limit: Duration, meta: &mut Metadata) -> R
     Ok(())
 }
 
-fn read_probe(probe: &Value, meta: &mut Metadata) {
+/// Reads the facts Ferry keeps from ffprobe's JSON. Its tags come from the file, so from
+/// whoever made it: every value is checked, none is trusted.
+pub fn read_probe(probe: &Value, meta: &mut Metadata) {
     let format = &probe["format"];
     let number = |v: &Value| v.as_str().and_then(|s| s.parse::<f64>().ok()).filter(|d| d.is_finite() && *d >= 0.0);
     meta.duration = number(&format["duration"]);

@@ -20,6 +20,7 @@ mod device_upload;
 mod direct_s3;
 mod direct_s3_safety;
 mod family_errors;
+mod fuzz_corpora;
 mod gallery;
 mod gallery_harvest;
 mod gallery_pull;

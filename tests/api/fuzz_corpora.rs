@@ -1,0 +1,54 @@
+//! The fuzzers' corpora replayed as an ordinary test (no instrumented build): every committed
+//! input of every target, and every regression kept under `fuzz/regressions/<target>/`, goes
+//! through the same check `cargo fuzz` runs (`ferry::fuzzing`). A failure names the file;
+//! `cargo fuzz run TARGET FILE` reproduces it under the fuzzer.
+
+use std::path::{Path, PathBuf};
+
+use ferry::fuzzing::{TARGETS, check, shut_down};
+
+fn fuzz_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz")
+}
+
+fn inputs(folder: &Path) -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir(folder) else { return Vec::new() };
+    let mut files: Vec<PathBuf> = entries.map(|e| e.expect("a directory entry").path()).collect();
+    files.sort();
+    files
+}
+
+#[test]
+fn every_fuzz_target_is_a_check_and_has_a_corpus() {
+    let mut built: Vec<String> = inputs(&fuzz_dir().join("fuzz_targets"))
+        .iter()
+        .map(|file| file.file_stem().unwrap().to_string_lossy().into_owned())
+        .collect();
+    built.sort();
+    let mut checks: Vec<String> = TARGETS.iter().map(|t| t.name.to_owned()).collect();
+    checks.sort();
+    assert_eq!(built, checks, "fuzz/fuzz_targets/ and ferry::fuzzing::TARGETS name different targets");
+    for target in TARGETS {
+        let seeds = inputs(&fuzz_dir().join("corpus").join(target.name));
+        assert!(seeds.len() >= 3, "fuzz/corpus/{} has {} inputs", target.name, seeds.len());
+    }
+}
+
+#[test]
+fn every_committed_fuzz_input_keeps_its_promise() {
+    let mut replayed = 0;
+    for target in TARGETS {
+        let folders = [fuzz_dir().join("corpus").join(target.name), fuzz_dir().join("regressions").join(target.name)];
+        for file in folders.iter().flat_map(|folder| inputs(folder)) {
+            let data = std::fs::read(&file).expect("a corpus file");
+            let outcome = std::panic::catch_unwind(|| check(target.name, &data));
+            if outcome.is_err() {
+                shut_down();
+                panic!("fuzz target {} broke its promise on {}", target.name, file.display());
+            }
+            replayed += 1;
+        }
+    }
+    shut_down();
+    assert!(replayed >= TARGETS.len() * 3, "only {replayed} inputs replayed");
+}
