@@ -11,41 +11,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rand::Rng;
-use reqwest::multipart::{Form, Part};
 use serde_json::{Value, json};
 
 use crate::helpers::*;
-
-/// Where an acknowledged upload is read back (a path on whichever server runs now).
-#[derive(Clone, Debug)]
-enum Readback {
-    /// GET with the token.
-    Path(String),
-    /// The device family's `download` of this content, then its signed URL.
-    DeviceContent(String),
-}
-
-#[derive(Clone, Debug)]
-struct Acked {
-    kind: usize,
-    what: String,
-    readback: Readback,
-    bytes: Vec<u8>,
-}
-
-struct Credentials {
-    token: String,
-    key: String,
-    grant: String,
-}
-
-/// What the clients saw: uploads acknowledged, and session uploads refused with an error
-/// status (by their title).
-#[derive(Default)]
-struct Seen {
-    acked: Vec<Acked>,
-    refused_titles: Vec<String>,
-}
+use uploads::{ACKNOWLEDGED_KINDS, Credentials, DEVICE_MULTIPART, KINDS, Seen, read_back, upload_once};
 
 /// `ferry --data-dir DATA admin ARGS --json` with the replica's settings `env`.
 fn admin(data: &Path, env: &[(&str, &str)], args: &[&str]) -> Value {
@@ -56,114 +25,7 @@ fn admin(data: &Path, env: &[(&str, &str)], args: &[&str]) -> Value {
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
-/// The path of a URL (links name the server that handed them out; it runs elsewhere now).
-fn path_of(url: &str) -> String {
-    let after_scheme = url.split_once("://").map_or(url, |(_, rest)| rest);
-    after_scheme.find('/').map_or("/".into(), |at| after_scheme[at..].to_owned())
-}
-
-/// One upload of `kind` (0-5: device, session, gallery, tus, multipart, a refused session
-/// upload); `Some` when acknowledged.
-async fn upload_once(
-    client: &reqwest::Client,
-    base: &str,
-    creds: &Credentials,
-    kind: usize,
-    name: &str,
-    bytes: Vec<u8>,
-    seen: &Mutex<Seen>,
-) -> reqwest::Result<Option<Acked>> {
-    let token = &creds.token;
-    let acked = |readback| Some(Acked { kind, what: format!("{kind}:{name}"), readback, bytes: bytes.clone() });
-    match kind {
-        0 => {
-            let hash = sha256_hex(&bytes);
-            let grant = format!("{base}/device/1/media_grant/{}", creds.grant);
-            let key = format!("device_session_key={}", creds.key);
-            let check = json!({"file_list": [{"file_hash": hash, "file_size": bytes.len()}]});
-            let answer: Value = client.post(format!("{grant}/upload?{key}")).json(&check).send().await?.json().await?;
-            let entry = &answer["upload_list"][0];
-            if entry["skip_upload"] != true {
-                let put = client.put(entry["signed_opts"]["url"].as_str().unwrap_or_default()).body(bytes.clone());
-                if !put.send().await?.status().is_success() {
-                    return Ok(None);
-                }
-            }
-            let media = json!({"media_path": format!("/{name}"), "file_hash": hash, "file_size": bytes.len(),
-                               "ctime": 1, "mtime": 1});
-            let created = client.post(format!("{grant}/media?{key}")).json(&media).send().await?;
-            Ok(created.status().is_success().then(|| acked(Readback::DeviceContent(hash))).flatten())
-        }
-        // 1: a session upload; 5: one the session must refuse (a file type it does not take)
-        1 | 5 => {
-            let register = client.post(format!("{base}/api/upload/id")).bearer_auth(token);
-            let mut fields = vec![("folder_id", "crash")];
-            if kind == 5 {
-                fields.push(("file_extensions", "jpg"));
-            }
-            let session: Value = register.form(&fields).send().await?.json().await?;
-            let Some(ulid) = session["ulid"].as_str() else { return Ok(None) };
-            let form =
-                Form::new().text("title", name.to_owned()).part("file", Part::bytes(bytes.clone()).file_name("f.bin"));
-            let stored =
-                client.post(format!("{base}/api/file/{ulid}")).bearer_auth(token).multipart(form).send().await?;
-            if stored.status().is_client_error() || stored.status().is_server_error() {
-                seen.lock().unwrap().refused_titles.push(name.to_owned());
-                return Ok(None);
-            }
-            assert!(kind != 5, "a file of a type the session does not take was stored: {name}");
-            let answer: Value = stored.json().await?;
-            Ok(answer["file_id"].as_str().map(|id| format!("/api/files/{id}")).and_then(|p| acked(Readback::Path(p))))
-        }
-        2 => {
-            let form =
-                Form::new().text("name", name.to_owned()).part("event", Part::bytes(bytes.clone()).file_name("e.jpg"));
-            let stored = client.post(format!("{base}/api/gallery/cam/upload")).bearer_auth(token).multipart(form);
-            let answer: Value = stored.send().await?.json().await?;
-            let Some(event) = answer["eventId"].as_str() else { return Ok(None) };
-            Ok(acked(Readback::Path(format!("/api/gallery/cam/events/{event}/file"))))
-        }
-        3 => {
-            let create = client.post(format!("{base}/files/")).bearer_auth(token).header("tus-resumable", "1.0.0");
-            let created = create.header("upload-length", bytes.len().to_string()).send().await?;
-            let Some(location) = created.headers().get("location").and_then(|l| l.to_str().ok()) else {
-                return Ok(None);
-            };
-            let patch = client.patch(format!("{base}{}", path_of(location))).bearer_auth(token);
-            let patched = patch
-                .header("tus-resumable", "1.0.0")
-                .header("upload-offset", "0")
-                .header("content-type", crate::tus::OCTETS)
-                .body(bytes.clone())
-                .send()
-                .await?;
-            let file = patched.headers().get("ferry-location").and_then(|l| l.to_str().ok()).map(path_of);
-            Ok(file.filter(|_| patched.status() == 204).and_then(|p| acked(Readback::Path(p))))
-        }
-        _ => {
-            let target: Value =
-                client.get(format!("{base}/api/users/uploads/{name}")).bearer_auth(token).send().await?.json().await?;
-            let Some(url) = target["upload_url"].as_str() else { return Ok(None) };
-            let put = client.put(format!("{base}{}", path_of(url))).body(bytes.clone()).send().await?;
-            Ok(put.status().is_success().then(|| acked(Readback::Path(format!("/api/users/files/{name}")))).flatten())
-        }
-    }
-}
-
-/// What is stored for `acked` on the server at `base` now.
-async fn read_back(client: &reqwest::Client, base: &str, creds: &Credentials, acked: &Acked) -> (u16, Vec<u8>) {
-    let response = match &acked.readback {
-        Readback::Path(path) => client.get(format!("{base}{path}")).bearer_auth(&creds.token).send().await.unwrap(),
-        Readback::DeviceContent(hash) => {
-            let url = format!("{base}/device/1/media_grant/{}/download?device_session_key={}", creds.grant, creds.key);
-            let answer: Value =
-                client.post(url).json(&json!({"hash_list": [hash]})).send().await.unwrap().json().await.unwrap();
-            let Some(signed) = answer["download_list"][0]["url"].as_str() else { return (404, Vec::new()) };
-            client.get(format!("{base}{}", path_of(signed))).send().await.unwrap()
-        }
-    };
-    (response.status().as_u16(), response.bytes().await.unwrap().to_vec())
-}
+mod uploads;
 
 #[tokio::test]
 async fn killed_at_random_moments_the_server_loses_no_acknowledged_upload() {
@@ -203,20 +65,27 @@ async fn crash_loop(data: &Path, env: &[(&str, &str)], replicated: bool) {
     let survivor = replicated.then(|| FerryProcess::start(other_dir.path(), env));
     let client = reqwest::Client::builder().timeout(Duration::from_secs(20)).build().unwrap();
     let seen = Arc::new(Mutex::new(Seen::default()));
-    let mut acked_total = 0;
+    let (mut acked_total, mut abandoned_total) = (0, 0);
     for round in 0..rounds {
         let server = FerryProcess::start(data, env);
         let base = server.address.clone();
         let mut workers = Vec::new();
-        for worker in 0..6 {
+        for worker in 0..KINDS {
             let (client, base, creds, seen) = (client.clone(), base.clone(), creds.clone(), seen.clone());
             workers.push(tokio::spawn(async move {
                 // bounded: the kill ends it long before
                 for n in 0..1_000usize {
                     let name = format!("r{round}-w{worker}-{n}");
-                    let size = 1 + (round * 7919 + worker * 104_729 + n * 3571) % (256 * 1024);
+                    let mut size = 1 + (round * 7919 + worker * 104_729 + n * 3571) % (256 * 1024);
+                    // one worker per kind, each starting at its own, so every kind is under way
+                    // when the kill comes; worker 0 first sends a file in device multipart parts
+                    let turn = if worker == 0 { n.checked_sub(1) } else { Some(n) };
+                    let kind = turn.map_or(DEVICE_MULTIPART, |turn| (worker + turn + round) % KINDS);
+                    if kind == DEVICE_MULTIPART {
+                        size += 16 << 20;
+                    }
                     let bytes = bytes_of(size, (round * 1000 + worker * 100 + n) as u64);
-                    match upload_once(&client, &base, &creds, (worker + n) % 6, &name, bytes, &seen).await {
+                    match upload_once(&client, &base, &creds, kind, &name, bytes, &seen).await {
                         Ok(Some(acked)) => seen.lock().unwrap().acked.push(acked),
                         Ok(None) => {}
                         Err(_) => return, // the server went away
@@ -247,6 +116,12 @@ async fn crash_loop(data: &Path, env: &[(&str, &str)], replicated: bool) {
         for title in &refused {
             assert!(!files.contains(&format!("\"{title}\"")), "round {round}: refused upload {title} is visible");
         }
+        let abandoned = seen.lock().unwrap().abandoned.clone();
+        for path in &abandoned[abandoned_total..] {
+            let answer = client.get(format!("{base}{path}")).bearer_auth(&creds.token).send().await.unwrap();
+            assert_eq!(answer.status(), 404, "round {round}: aborted multipart upload {path} is visible");
+        }
+        abandoned_total = abandoned.len();
         let check = admin(data, env, &["check"]);
         for field in ["blobs_without_rows", "rows_without_blobs", "pending_intents", "staging_leftovers"] {
             assert_eq!(check[field], json!([]), "round {round}: admin check {field}: {check}");
@@ -265,14 +140,18 @@ async fn crash_loop(data: &Path, env: &[(&str, &str)], replicated: bool) {
         assert!(status == 200 && bytes == upload.bytes, "acknowledged {} lost after {rounds} crashes", upload.what);
     }
     assert!(acked.len() >= rounds * 5, "only {} uploads were acknowledged in {rounds} rounds", acked.len());
-    for kind in 0..5 {
+    for kind in ACKNOWLEDGED_KINDS {
         assert!(acked.iter().any(|a| a.kind == kind), "no upload of kind {kind} was acknowledged");
     }
+    let in_parts = acked.iter().filter(|a| a.kind == DEVICE_MULTIPART).count();
+    // one try a round, often killed mid-flight: a long run must see some through
+    assert!(rounds < 20 || in_parts > 0, "no device multipart upload was acknowledged in {rounds} rounds");
     let refused = seen.lock().unwrap().refused_titles.len();
     assert!(refused >= rounds, "only {refused} refused uploads were tried in {rounds} rounds");
     let how = if replicated { "one of two replicas on PostgreSQL + S3" } else { "the embedded default" };
     eprintln!(
-        "crash loop ({how}): {rounds} rounds, {} acknowledged uploads checked, 0 lost; {refused} refused, none visible",
+        "crash loop ({how}): {rounds} rounds, {} acknowledged uploads checked ({in_parts} device multipart), 0 lost; \
+         {refused} refused, none visible",
         acked.len()
     );
 }
