@@ -104,7 +104,10 @@ const ROUTES: &[(&str, &str, Guard)] = &[
 
 #[tokio::test]
 async fn every_route_refuses_every_credential_its_guard_does_not_admit_and_shows_nothing() {
-    let app = spawn_app().await;
+    let app = spawn_app_with(|layer| {
+        layer.insert("remote_allow", "127.0.0.1/32".into());
+    })
+    .await;
     let doc: Value = app.client.get(app.url("/openapi.json")).send().await.unwrap().json().await.unwrap();
     let mut served = BTreeSet::new();
     for (path, item) in doc["paths"].as_object().unwrap() {
@@ -157,11 +160,11 @@ async fn every_route_refuses_every_credential_its_guard_does_not_admit_and_shows
                     let below = bearer(&world.viewer_token);
                     v.expect(method, path, "user below the level", &below, 403, Some("forbidden")).await;
                 }
-                if names_victims_item(path) && token_ok {
+                if names_victims_item(method, path) && token_ok {
                     let mallory = bearer(&world.mallory_token);
                     v.expect(method, path, "another account's token", &mallory, 404, None).await;
                 }
-                if names_victims_item(path) && key_ok && path.contains("{media_grant_id}") {
+                if names_victims_item(method, path) && key_ok && path.contains("{media_grant_id}") {
                     let mallory = Cred::DeviceKey(world.mallory_device_key.clone());
                     v.expect(method, path, "another account's device", &mallory, 404, Some("no_such_grant")).await;
                 }
@@ -194,8 +197,9 @@ async fn every_route_refuses_every_credential_its_guard_does_not_admit_and_shows
     app.catalog().set_device_flag(world.device_id, DeviceFlag::Disabled, false).await.unwrap();
     tokio::time::sleep(ferry::auth::PRINCIPAL_TTL + std::time::Duration::from_millis(50)).await;
 
-    // what the rule admits passes (last: some of these delete the items)
-    for &(method, path, guard) in ROUTES {
+    // what the rule admits passes (last, and deletes after the rest: they remove the items)
+    let (deletes, others): (Vec<_>, Vec<_>) = ROUTES.iter().partition(|(method, ..)| *method == "delete");
+    for &&(method, path, guard) in others.iter().chain(&deletes) {
         match guard {
             Open => verdicts.admitted(method, path, "no credential needed", &Cred::None).await,
             Signed => {}
