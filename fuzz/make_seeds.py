@@ -96,7 +96,8 @@ def main():
         [{"name": "2026/été.mp4", "size": "12", "created": 1767225600}, {"name": "clip.mov", "created": 1767225600000}],
         [{"name": "../secret"}, {"name": "http://evil.example/x"}, {"name": "%2e%2e/x"}, {"name": "a/%252e%252e/b"},
          {"name": "/etc/passwd"}, {"name": "a\\b"}, {"name": ""}],
-        [{"name": "big.bin", "size": 2**63, "created": -(10**17)}, {"name": "x", "size": -1, "created": 1e400}],
+        [{"name": "big.bin", "size": 2**63, "created": -(10**17)}, {"name": "max", "created": 2**63 - 1}],
+        [{"name": "x", "size": -1, "created": 1e300}, {"name": "y", "created": -(2**63)}],
         {"name": "not a list"})])
     seeds("config_file", ['listen = "127.0.0.1:8080"\ndata_dir = "/srv/ferry"\nmax_upload_size = "64GiB"\n',
                           'cors_origins = ["https://a.example", "*"]\nmedia_workers = 2\ns3_path_style = true\n',
@@ -105,6 +106,9 @@ def main():
                           'listen = [\n', 'remote_allow = "10.0.0.0/99,::1/129"\n'])
     seeds("image_file", images())
     seeds("video_probe", probes())
+    video = ffmpeg_file(".mp4", "-f", "lavfi", "-i", "testsrc=size=64x48:rate=5", "-t", "1")
+    webm = ffmpeg_file(".webm", "-f", "lavfi", "-i", "testsrc=size=48x64:rate=5", "-t", "1")
+    seeds("video_file", [video, webm, video[: len(video) // 2], video[:64] + b"\0" * 256])
     jpeg = ffmpeg_file(".jpg", "-f", "lavfi", "-i", "testsrc=size=32x24:rate=1", "-frames:v", "1")
     seeds("session_form", [form([("file", jpeg, "a.jpg", "image/jpeg"), ("title", "holiday"), ("folder_id", "trip")]),
                            form([("folder_id", "f1"), ("max_filesize", "10"), ("file_extensions", "jpg,png"),
@@ -126,7 +130,9 @@ def main():
                           "Upload-Concat: final;/files/01J0000000000000000000000 /files/x\n",
                           "Upload-Length: -1\nUpload-Metadata: a,a\n", "Tus-Resumable: 0.2.2\nUpload-Length: 1\n",
                           "Upload-Length: 18446744073709551616\nUpload-Checksum: md5 AAAA\n\n",
-                          "Upload-Length: 4\nUpload-Metadata: device Y2Ft,folder_id eA==\n\nabcd"])
+                          "Upload-Length: 4\nUpload-Metadata: device Y2Ft,folder_id eA==\n\nabcd",
+                          "Upload-Length: 4\nUpload-Length: 5\n\nabcd",
+                          "Upload-Length: 8\nUpload-Offset: 4\n\nabcd"])
 
 
 if __name__ == "__main__":

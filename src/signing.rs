@@ -69,6 +69,8 @@ impl Signer {
     pub fn sign(&self, base: &str, method: &str, path: &str, params: &[(&str, String)], expires: i64) -> String {
         let mut query = String::new();
         for (name, value) in params {
+            // names are the targets' constants, written as they are; values are encoded
+            debug_assert!(name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'), "parameter name {name:?}");
             query.push_str(name);
             query.push('=');
             query.extend(form_urlencoded::byte_serialize(value.as_bytes()));

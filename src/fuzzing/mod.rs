@@ -9,6 +9,7 @@
 
 mod parsers;
 mod requests;
+mod tools;
 
 /// One fuzz target: its name (the file under `fuzz/fuzz_targets/` and the corpus folder
 /// under `fuzz/corpus/`) and its check.
@@ -26,6 +27,7 @@ pub const TARGETS: &[Target] = &[
     Target { name: "config_file", check: parsers::config_file },
     Target { name: "image_file", check: parsers::image_file },
     Target { name: "video_probe", check: parsers::video_probe },
+    Target { name: "video_file", check: tools::video_file },
     Target { name: "session_form", check: requests::session_form },
     Target { name: "gallery_form", check: requests::gallery_form },
     Target { name: "tus_headers", check: requests::tus_headers },

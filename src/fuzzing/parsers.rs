@@ -3,7 +3,7 @@
 
 use crate::config::{Config, layer_from_toml};
 use crate::domain::{ByteRange, DeviceId, MediaPath, RangeRequest, UserId};
-use crate::media::{Class, Metadata, read_exif, read_image, read_probe, sniff};
+use crate::media::{Class, Limits, Metadata, read_exif, read_image, read_probe, sniff};
 use crate::remote::UrlBase;
 use crate::signing::Signer;
 
@@ -34,19 +34,44 @@ pub fn media_path(data: &[u8]) {
 }
 
 /// `Range` of every download: 8 bytes of blob length, then the header. A partial answer
-/// lies inside the blob.
+/// lies inside the blob, and the plain forms (`bytes=a-b`, `a-`, `-n`) get what RFC 9110
+/// says, worked out here independently.
 pub fn range_header(data: &[u8]) {
     let (Some(length), Some(header)) = (data.first_chunk::<8>(), text(data.get(8..).unwrap_or_default())) else {
         return;
     };
     let total = u64::from_le_bytes(*length);
-    match ByteRange::resolve(Some(header), total) {
-        RangeRequest::Partial(range) => {
-            assert!(range.start <= range.end && range.end < total, "{header:?} of {total}: {range:?}");
-            assert!(range.len() <= total);
-        }
-        RangeRequest::Full | RangeRequest::Unsatisfiable => {}
+    let answer = ByteRange::resolve(Some(header), total);
+    if let RangeRequest::Partial(range) = answer {
+        assert!(range.start <= range.end && range.end < total, "{header:?} of {total}: {range:?}");
+        assert!(range.len() <= total);
     }
+    if let Some(expected) = plain_range(header, total) {
+        assert_eq!(answer, expected, "{header:?} of {total}");
+    }
+}
+
+/// The answer to `bytes=a-b`, `bytes=a-` or `bytes=-n` written with digits only; `None` for
+/// any other spelling.
+fn plain_range(header: &str, total: u64) -> Option<RangeRequest> {
+    let (first, last) = header.strip_prefix("bytes=")?.split_once('-')?;
+    let digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
+    if !digits(first) || !digits(last) || (first.is_empty() && last.is_empty()) {
+        return None;
+    }
+    let part = |start: u64, end: u64| RangeRequest::Partial(ByteRange { start, end });
+    Some(match (first.parse::<u64>().ok(), last.parse::<u64>().ok(), first.is_empty(), last.is_empty()) {
+        // a suffix: the last n bytes
+        (_, Some(0), true, _) => RangeRequest::Unsatisfiable,
+        (_, Some(n), true, _) if total > 0 => part(total - n.min(total), total - 1),
+        (_, Some(_), true, _) => RangeRequest::Unsatisfiable,
+        (Some(a), _, _, true) if a < total => part(a, total - 1),
+        (Some(_), _, _, true) => RangeRequest::Unsatisfiable,
+        (Some(a), Some(b), _, _) if a <= b && a < total => part(a, b.min(total - 1)),
+        (Some(a), Some(b), _, _) if a <= b => RangeRequest::Unsatisfiable,
+        // a reversed range or a number past u64 is ignored: the whole body
+        _ => RangeRequest::Full,
+    })
 }
 
 /// Signed URLs: a received request line never panics and, without the key, never checks out;
@@ -66,7 +91,8 @@ pub fn signed_url(data: &[u8]) {
     }
     let params: Vec<(String, String)> = form_urlencoded::parse(input.as_bytes())
         .into_owned()
-        .filter(|(name, _)| !name.is_empty() && name != "expires" && name != "sig")
+        // names are the targets' own constants (plain words); values are anything a client sends
+        .filter(|(name, _)| is_plain_word(name) && name != "expires" && name != "sig")
         .take(4)
         .collect();
     let borrowed: Vec<(&str, String)> = params.iter().map(|(n, v)| (n.as_str(), v.clone())).collect();
@@ -90,6 +116,10 @@ pub fn signed_url(data: &[u8]) {
     assert!(signer.verify(method, "/signed/blob/x", Some(query), &[]).is_err());
 }
 
+fn is_plain_word(name: &str) -> bool {
+    !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+}
+
 /// `index.json` of a gallery pull source: every event it yields names a file under the
 /// source (never a URL elsewhere), with a size a catalog column holds.
 pub fn index_json(data: &[u8]) {
@@ -97,7 +127,17 @@ pub fn index_json(data: &[u8]) {
     let Ok(events) = crate::gallery::index_events(data, &base, UserId(1), DeviceId(1)) else { return };
     for event in events {
         let url = base.resolve(&event.name).expect("only names under the source become events");
-        assert!(base.contains(&url), "{} resolved outside the source: {url}", event.name);
+        // judged apart from UrlBase: below the base, no dot segment or separator in any decoding
+        let rest = url.as_str().strip_prefix("http://camera.example/pull/");
+        let rest = rest.unwrap_or_else(|| panic!("{} resolved outside the source: {url}", event.name));
+        for segment in rest.split('/') {
+            let mut decoded = segment.to_owned();
+            for _ in 0..4 {
+                decoded = percent_encoding::percent_decode_str(&decoded).decode_utf8_lossy().into_owned();
+                let bad = matches!(decoded.as_str(), "." | "..") || decoded.contains(['/', '\\']);
+                assert!(!bad, "{} names {segment:?} in {url}", event.name);
+            }
+        }
         assert!(event.size <= crate::domain::MAX_BLOB_SIZE);
         let nanos = i128::from(event.created_ms) * 1_000_000;
         assert!(time::OffsetDateTime::from_unix_timestamp_nanos(nanos).is_ok(), "{} has no date", event.created_ms);
@@ -121,6 +161,15 @@ pub fn image_file(data: &[u8]) {
     match Class::of(data) {
         Class::Decodable(format) => {
             let (_, decoded) = read_image(data, format, SIDE, Metadata::default());
+            // the decoder limits hold: an image that claims more than they allow is refused
+            // before it is decoded (its header alone says so)
+            let claimed = image::ImageReader::with_format(std::io::Cursor::new(data), format).into_dimensions();
+            if let Ok((width, height)) = claimed {
+                let limits = Limits::default();
+                let over =
+                    width.max(height) > limits.max_side || u64::from(width) * u64::from(height) > limits.max_alloc;
+                assert!(!over || decoded.is_err(), "a {width}×{height} image was decoded past the limits");
+            }
             let Ok(decoded) = decoded else { return };
             let thumb = &decoded.thumbnail;
             assert!(thumb.width >= 1 && thumb.height >= 1 && thumb.width.max(thumb.height) <= SIDE);

@@ -22,12 +22,15 @@ use crate::domain::{Level, Name, ScopeSet};
 pub const BOUNDARY: &str = "ferryfuzz";
 
 struct Server {
+    // dropped before the runtime its resources belong to
+    _app: Application,
     runtime: tokio::runtime::Runtime,
     router: Router,
     dir: PathBuf,
     bearer: String,
     session_upload: String,
-    _app: Application,
+    /// `/openapi.json`: every refusal must be one it documents for the route.
+    document: serde_json::Value,
 }
 
 static SERVER: Mutex<Option<Server>> = Mutex::new(None);
@@ -63,14 +66,11 @@ impl Server {
             let device = NewDevice { user_id: user.user_id, name: Name::parse("cam").unwrap(), key_hash: key.hash };
             catalog.create_device(device).await.unwrap();
         });
-        let mut server = Self {
-            runtime,
-            router,
-            dir,
-            bearer: format!("Bearer {}", token.secret),
-            session_upload: String::new(),
-            _app: app,
-        };
+        let bearer = format!("Bearer {}", token.secret);
+        let document = serde_json::Value::Null;
+        let mut server = Self { _app: app, runtime, router, dir, bearer, session_upload: String::new(), document };
+        let (_, _, document) = server.send(server.request(Method::GET, "/openapi.json", "application/json", ""));
+        server.document = serde_json::from_slice(&document).expect("the OpenAPI document");
         let body = r#"{"folder_id": "fuzz", "autofinish": false}"#;
         let (status, _, answer) = server.send(server.request(Method::POST, "/api/upload/id", "application/json", body));
         assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&answer));
@@ -98,28 +98,53 @@ impl Server {
         })
     }
 
-    /// Sends and checks the promise; returns the answer for what the target checks next.
-    fn answered(&self, request: Request<Body>) -> (StatusCode, HeaderMap, Bytes) {
+    /// Sends and checks the promise for the operation `route` (its path in `/openapi.json`);
+    /// returns the answer for what the target checks next.
+    fn answered(&self, route: &str, request: Request<Body>) -> (StatusCode, HeaderMap, Bytes) {
         let what = format!("{} {}", request.method(), request.uri());
-        let head = request.method() == Method::HEAD;
+        let method = request.method().as_str().to_ascii_lowercase();
+        let uploads_before = files_in(&self.dir.join("staging").join("uploads"));
         let (status, headers, body) = self.send(request);
         let shown = String::from_utf8_lossy(&body);
         assert!(!status.is_server_error(), "{what} answered {status}: {shown}");
-        if status.is_client_error() && !head {
+        if status.is_client_error() {
+            let documented = &self.document["paths"][route][&method]["responses"][status.as_str()];
+            assert!(documented.is_object(), "{what}: {status} is not documented for {method} {route}: {shown}");
+        }
+        if status.is_client_error() && method != "head" {
             let error: serde_json::Value = serde_json::from_slice(&body)
                 .unwrap_or_else(|_| panic!("{what} refused without JSON: {status} {shown}"));
             assert!(error["error"].is_string() && error["message"].is_string(), "{what}: {status} {shown}");
+            // each family's own additions (API.md Conventions)
+            if route.starts_with("/api/gallery/") {
+                assert_eq!(error["success"], false, "{what}: {shown}");
+            }
+            if ["/api/upload/", "/api/file/", "/signed/session/"].iter().any(|family| route.starts_with(family)) {
+                assert!(error["status"] == "error" && error["user_message"].is_string(), "{what}: {shown}");
+            }
+        }
+        // a refused tus creation keeps nothing (unless it names the upload it made: bytes sent
+        // with the creation were refused, the upload stays for the client to resume); a refused
+        // request of any kind leaves no request staging
+        let created = headers.contains_key(header::LOCATION);
+        if status.is_client_error() && method == "post" && route == "/files/" && !created {
+            assert_eq!(files_in(&self.dir.join("staging").join("uploads")), uploads_before, "{what}: {shown}");
         }
         no_request_staging(&self.dir);
         (status, headers, body)
     }
 }
 
-/// Request staging is removed as the request ends, on a task of its own: give it a moment.
+fn files_in(dir: &Path) -> usize {
+    std::fs::read_dir(dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())).count()
+}
+
+/// Request staging is removed as the request ends; a moment's grace in case a store hands
+/// the removal to a task of its own.
 fn no_request_staging(dir: &Path) {
     let requests = dir.join("staging").join("requests");
     for _ in 0..200 {
-        if std::fs::read_dir(&requests).map(|mut d| d.next().is_none()).unwrap_or(true) {
+        if files_in(&requests) == 0 {
             return;
         }
         std::thread::sleep(Duration::from_millis(10));
@@ -131,12 +156,24 @@ fn form_type() -> String {
     format!("multipart/form-data; boundary={BOUNDARY}")
 }
 
-/// A hostile multipart body as a session registration's options and as a file upload.
+/// A hostile multipart body as a session registration's options, then as a file upload to a
+/// standing session and, when it registered one, to that session (its limits and allowed
+/// extensions applied) by token and by its signed direct URL.
 pub fn session_form(data: &[u8]) {
     with_server(|server| {
         let body = Bytes::copy_from_slice(data);
-        server.answered(server.request(Method::POST, "/api/upload/id", &form_type(), body.clone()));
-        server.answered(server.request(Method::POST, &server.session_upload, &form_type(), body));
+        let post = |path: &str| server.request(Method::POST, path, &form_type(), body.clone());
+        let (status, _, registered) = server.answered("/api/upload/id", post("/api/upload/id"));
+        server.answered("/api/file/{ulid}", post(&server.session_upload));
+        if status != StatusCode::OK {
+            return;
+        }
+        let registered: serde_json::Value = serde_json::from_slice(&registered).expect("a registration answer");
+        let ulid = registered["ulid"].as_str().expect("a ulid");
+        server.answered("/api/file/{ulid}", post(&format!("/api/file/{ulid}")));
+        let direct = registered["url_upload_direct"].as_str().expect("a direct URL");
+        let direct = &direct[direct.find("/signed/").expect("a signed path")..];
+        server.answered("/signed/session/{ulid}", post(direct));
     })
 }
 
@@ -144,7 +181,8 @@ pub fn session_form(data: &[u8]) {
 pub fn gallery_form(data: &[u8]) {
     with_server(|server| {
         let body = Bytes::copy_from_slice(data);
-        server.answered(server.request(Method::POST, "/api/gallery/cam/upload", &form_type(), body));
+        let upload = server.request(Method::POST, "/api/gallery/cam/upload", &form_type(), body);
+        server.answered("/api/gallery/{device}/upload", upload);
     })
 }
 
@@ -167,16 +205,24 @@ pub fn tus_headers(data: &[u8]) {
         fuzzed.append(name, value);
     }
     with_server(|server| {
+        // the fuzzed headers replace the defaults they name, repeated ones sent repeated
         let tus = |method: Method, path: &str, body: Bytes| {
             let mut request = server.request(method, path, "application/offset+octet-stream", body);
-            request.headers_mut().insert("tus-resumable", HeaderValue::from_static("1.0.0"));
+            let headers = request.headers_mut();
+            headers.insert("tus-resumable", HeaderValue::from_static("1.0.0"));
+            if path != "/files/" {
+                headers.insert("upload-offset", HeaderValue::from_static("0"));
+            }
+            for name in fuzzed.keys() {
+                headers.remove(name);
+            }
             for (name, value) in &fuzzed {
-                request.headers_mut().insert(name, value.clone());
+                headers.append(name, value.clone());
             }
             request
         };
         let body = Bytes::copy_from_slice(body);
-        let (status, headers, _) = server.answered(tus(Method::POST, "/files/", body.clone()));
+        let (status, headers, _) = server.answered("/files/", tus(Method::POST, "/files/", body.clone()));
         let created = headers.get(header::LOCATION).and_then(|l| l.to_str().ok());
         let Some(path) =
             created.filter(|_| status == StatusCode::CREATED).and_then(|l| l.find("/files/").map(|at| &l[at..]))
@@ -184,9 +230,7 @@ pub fn tus_headers(data: &[u8]) {
             return;
         };
         let path = path.to_owned();
-        let mut patch = tus(Method::PATCH, &path, body);
-        patch.headers_mut().insert("upload-offset", HeaderValue::from_static("0"));
-        server.answered(patch);
-        server.answered(tus(Method::HEAD, &path, Bytes::new()));
+        server.answered("/files/{id}", tus(Method::PATCH, &path, body));
+        server.answered("/files/{id}", tus(Method::HEAD, &path, Bytes::new()));
     })
 }

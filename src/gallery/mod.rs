@@ -172,3 +172,23 @@ pub async fn harvest_all(
     }
     Ok(created)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn index_times_are_seconds_or_milliseconds_and_impossible_ones_are_unknown() {
+        let at = |v: serde_json::Value| created_ms(Some(&v));
+        assert_eq!(at(serde_json::json!(1_767_225_600)), 1_767_225_600_000);
+        assert_eq!(at(serde_json::json!(1_767_225_600_123_i64)), 1_767_225_600_123);
+        assert_eq!(at(serde_json::json!("2026-01-01T00:00:00Z")), 1_767_225_600_000);
+        let before = now_ms();
+        // no date shows these (the first overflowed as milliseconds): counted as unknown, i.e. now
+        for impossible in
+            [serde_json::json!(-100_000_000_000_000_000_i64), serde_json::json!(i64::MIN), serde_json::json!(i64::MAX)]
+        {
+            assert!(at(impossible.clone()) >= before, "{impossible}");
+        }
+    }
+}

@@ -10,7 +10,7 @@ use crate::helpers::*;
 
 /// Kinds of upload, in turn: 0 a device signed PUT and media create, 1 a session form upload,
 /// 2 a gallery form upload, 3 a tus upload in one PATCH, 4 a multipart-family single PUT,
-/// 5 a session upload the session refuses, 6 a presigned multipart upload completed, 7 one
+/// 5 a session upload the session refuses (mostly over its size limit, once staged), 6 a presigned multipart upload completed, 7 one
 /// aborted, 8 a gallery upload-url PUT, 9 a tus upload in two PATCHes, 10 a device media
 /// update to new content; and [`DEVICE_MULTIPART`] besides.
 pub(super) const KINDS: usize = 11;
@@ -45,13 +45,21 @@ pub(super) struct Credentials {
     pub grant: String,
 }
 
+/// A presigned multipart upload whose abort was acknowledged, with what completing it took.
+#[derive(Clone, Debug)]
+pub(super) struct Aborted {
+    pub name: String,
+    pub upload_id: String,
+    pub etag: String,
+}
+
 /// What the clients saw: uploads acknowledged, session uploads refused with an error status
-/// (by their title), and multipart files whose upload was aborted (their path).
+/// (by their title), and multipart uploads aborted.
 #[derive(Default)]
 pub(super) struct Seen {
     pub acked: Vec<Acked>,
     pub refused_titles: Vec<String>,
-    pub abandoned: Vec<String>,
+    pub aborted: Vec<Aborted>,
 }
 
 /// The path of a URL (links name the server that handed them out; it runs elsewhere now).
@@ -96,9 +104,12 @@ pub(super) async fn upload_once(
         // 1: a session upload; 5: one the session must refuse (a file type it does not take)
         1 | 5 => {
             let register = client.post(format!("{base}/api/upload/id")).bearer_auth(token);
-            let mut fields = vec![("folder_id", "crash")];
-            if kind == 5 {
-                fields.push(("file_extensions", "jpg"));
+            let mut fields = vec![("folder_id", "crash".to_owned())];
+            // refused after its bytes are staged (one byte too many), or up front by its name
+            match bytes.len() {
+                _ if kind == 1 => {}
+                1 => fields.push(("file_extensions", "jpg".to_owned())),
+                size => fields.push(("max_filesize", (size - 1).to_string())),
             }
             let session: Value = register.form(&fields).send().await?.json().await?;
             let Some(ulid) = session["ulid"].as_str() else { return Ok(None) };
@@ -110,7 +121,7 @@ pub(super) async fn upload_once(
                 seen.lock().unwrap().refused_titles.push(name.to_owned());
                 return Ok(None);
             }
-            assert!(kind != 5, "a file of a type the session does not take was stored: {name}");
+            assert!(kind != 5, "a file the session must refuse was stored: {name}");
             let answer: Value = stored.json().await?;
             Ok(answer["file_id"].as_str().map(|id| format!("/api/files/{id}")).and_then(|p| acked(Readback::Path(p))))
         }
@@ -119,7 +130,9 @@ pub(super) async fn upload_once(
                 Form::new().text("name", name.to_owned()).part("event", Part::bytes(bytes.clone()).file_name("e.jpg"));
             let stored = client.post(format!("{base}/api/gallery/cam/upload")).bearer_auth(token).multipart(form);
             let answer: Value = stored.send().await?.json().await?;
-            let Some(event) = answer["eventId"].as_str() else { return Ok(None) };
+            let Some(event) = answer["eventId"].as_str().filter(|_| answer["success"] == true) else {
+                return Ok(None);
+            };
             Ok(acked(Readback::Path(format!("/api/gallery/cam/events/{event}/file"))))
         }
         3 | 9 => {
@@ -146,17 +159,16 @@ pub(super) async fn upload_once(
             else {
                 return Ok(None);
             };
-            if kind == 7 {
-                // never completed: whatever the kill interrupts, this file must never appear
-                seen.lock().unwrap().abandoned.push(format!("/api/users/files/{name}"));
-            }
             let put = client.put(format!("{base}{}", path_of(url))).body(bytes.clone()).send().await?;
             let Some(etag) = put.headers().get("etag").and_then(|e| e.to_str().ok()).map(str::to_owned) else {
                 return Ok(None);
             };
             if kind == 7 {
                 let abort = format!("{base}/api/users/multipart_upload/{name}?upload_id={upload_id}");
-                client.delete(abort).bearer_auth(token).send().await?;
+                if client.delete(abort).bearer_auth(token).send().await?.status() == 204 {
+                    let (name, upload_id) = (name.to_owned(), upload_id.to_owned());
+                    seen.lock().unwrap().aborted.push(Aborted { name, upload_id, etag });
+                }
                 return Ok(None);
             }
             let parts = json!({"upload_id": upload_id, "parts": [{"part_number": 1, "etag": etag}]});
@@ -170,7 +182,7 @@ pub(super) async fn upload_once(
             let Some(url) = urls["upload_url"].as_str() else { return Ok(None) };
             let put: Value =
                 client.put(format!("{base}{}", path_of(url))).body(bytes.clone()).send().await?.json().await?;
-            let Some(event) = put["eventId"].as_str() else { return Ok(None) };
+            let Some(event) = put["eventId"].as_str().filter(|_| put["success"] == true) else { return Ok(None) };
             Ok(acked(Readback::Path(format!("/api/gallery/cam/events/{event}/file"))))
         }
     }
