@@ -4,8 +4,13 @@ use axum::body::Body;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
+use std::collections::BTreeMap;
+
+use utoipa::openapi::{self, ContentBuilder, HeaderBuilder, RefOr, ResponseBuilder};
+
 use super::AppState;
 use super::error::ApiError;
+use super::openapi::Binary;
 use crate::domain::{ByteRange, ErrorCode, RangeRequest, Sha256Hex};
 
 /// The request headers [`serve_blob`] reads, for the description of every route serving a
@@ -20,6 +25,34 @@ pub struct DownloadHeaders {
     /// The content's `ETag`: answered 304 without a body.
     #[param(rename = "If-None-Match", nullable = false)]
     if_none_match: Option<String>,
+}
+
+/// The answers [`serve_blob`] gives besides the whole content, for the description of every
+/// route serving a blob (`responses((status = 200, …), RangedAnswers, …)`): written once here,
+/// as `serve_blob` is the one place that gives them.
+pub struct RangedAnswers;
+
+impl utoipa::IntoResponses for RangedAnswers {
+    fn responses() -> BTreeMap<String, RefOr<openapi::Response>> {
+        use utoipa::PartialSchema;
+        let text = || Some(String::schema());
+        let header = |description: &str| HeaderBuilder::new().schema(text()).description(Some(description)).build();
+        let etag = || header("The content's SHA-256, quoted");
+        let partial = ResponseBuilder::new()
+            .description("The requested range")
+            .content("*/*", ContentBuilder::new().schema(Some(Binary::schema())).build())
+            .header("Content-Range", header("`bytes <start>-<end>/<size>`"))
+            .header("ETag", etag());
+        let unchanged =
+            ResponseBuilder::new().description("`If-None-Match` names the current ETag").header("ETag", etag());
+        let outside = ResponseBuilder::new()
+            .description("The range lies outside the content (`range_not_satisfiable`)")
+            .header("Content-Range", header("`bytes */<size>`"));
+        [("206", partial), ("304", unchanged), ("416", outside)]
+            .into_iter()
+            .map(|(status, answer)| (status.to_owned(), answer.build().into()))
+            .collect()
+    }
 }
 
 /// Streams blob `sha256` of `size` bytes as `content_type`, honouring `Range` and `If-None-Match`.

@@ -11,7 +11,7 @@ use utoipa::ToSchema;
 use utoipa_axum::routes;
 
 use super::AppState;
-use super::blob_response::{DownloadHeaders, serve_blob};
+use super::blob_response::{DownloadHeaders, RangedAnswers, serve_blob};
 use super::error::ApiError;
 use super::openapi::{ApiRouter, Binary, tag};
 use crate::blob_store::Placed;
@@ -172,11 +172,8 @@ async fn put_part(
     responses(
         (status = 200, body = Binary, content_type = "application/octet-stream",
             headers(("ETag" = String, description = "The SHA-256, quoted"))),
-        (status = 206, body = Binary, content_type = "application/octet-stream", description = "The requested range",
-            headers(("Content-Range" = String, description = "`bytes start-end/size`"))),
-        (status = 304, description = "`If-None-Match` names the blob's ETag"),
+        RangedAnswers,
         (status = 404, description = "No such blob"),
-        (status = 416, description = "The range lies outside the content"),
     ))]
 async fn get_blob(
     State(state): State<AppState>,

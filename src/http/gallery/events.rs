@@ -13,7 +13,7 @@ use crate::catalog::Event;
 use crate::domain::{ErrorCode, MediaType};
 use crate::gallery::device_dir;
 use crate::http::AppState;
-use crate::http::blob_response::{DownloadHeaders, serve_blob};
+use crate::http::blob_response::{DownloadHeaders, RangedAnswers, serve_blob};
 use crate::http::error::ApiError;
 use crate::http::extract::{Caller, GalleryDelete, GalleryRead, QueryParams};
 use crate::http::openapi::{Binary, tag};
@@ -172,12 +172,9 @@ pub async fn remove(
     responses(
         (status = 200, body = Binary, content_type = "*/*", description = "The file",
             headers(("ETag" = String, description = "The content's SHA-256, quoted"))),
-        (status = 206, body = Binary, content_type = "*/*", description = "The requested range",
-            headers(("Content-Range" = String), ("ETag" = String))),
-        (status = 304, description = "`If-None-Match` names the current ETag", headers(("ETag" = String))),
+        RangedAnswers,
         (status = 404, description = "No such device (`no_such_device`) or event (`no_such_event`), or a \
             harvested event whose file has not been pulled yet (`not_pulled`)"),
-        (status = 416, description = "The range lies outside the file (`range_not_satisfiable`)"),
     ))]
 pub async fn file(
     State(state): State<AppState>,
@@ -206,12 +203,9 @@ pub async fn file(
     responses(
         (status = 200, body = Binary, content_type = "*/*", description = "The thumbnail (usually a JPEG)",
             headers(("ETag" = String, description = "The thumbnail's SHA-256, quoted"))),
-        (status = 206, body = Binary, content_type = "*/*", description = "The requested range",
-            headers(("Content-Range" = String), ("ETag" = String))),
-        (status = 304, description = "`If-None-Match` names the current ETag", headers(("ETag" = String))),
+        RangedAnswers,
         (status = 404, description = "No such device (`no_such_device`) or event (`no_such_event`), or the \
             event has no thumbnail (`no_thumbnail`)"),
-        (status = 416, description = "The range lies outside the thumbnail (`range_not_satisfiable`)"),
     ))]
 pub async fn thumbnail(
     State(state): State<AppState>,

@@ -13,7 +13,7 @@ use crate::catalog::NewUpload;
 use crate::clock::now_ms;
 use crate::domain::{ErrorCode, Sha256Hex};
 use crate::http::AppState;
-use crate::http::blob_response::{DownloadHeaders, serve_blob};
+use crate::http::blob_response::{DownloadHeaders, RangedAnswers, serve_blob};
 use crate::http::error::ApiError;
 use crate::http::extract::{Caller, FileDelete, MultipartUpload, OwnFile};
 use crate::http::openapi::{Binary, tag};
@@ -202,13 +202,9 @@ pub async fn delete(
         (status = 200, description = "The file, as its content type (one of the family's types)",
             content((Binary = "application/octet-stream"), (Binary = "image/*"), (Binary = "video/*")),
             headers(("ETag" = String, description = "The SHA-256, quoted"), ("Accept-Ranges" = String, description = "`bytes`"))),
-        (status = 206, description = "The requested range",
-            content((Binary = "application/octet-stream"), (Binary = "image/*"), (Binary = "video/*")),
-            headers(("Content-Range" = String, description = "`bytes <start>-<end>/<size>`"), ("ETag" = String))),
-        (status = 304, description = "`If-None-Match` names the file's ETag", headers(("ETag" = String))),
+        RangedAnswers,
         (status = 400, description = "A bad `file_id` (`invalid_file_id`)"),
         (status = 404, description = "The account has no such file (`not_found`)"),
-        (status = 416, description = "The range lies outside the file (`range_not_satisfiable`), with `Content-Range: bytes */<size>`"),
     ))]
 pub async fn download(
     State(state): State<AppState>,

@@ -16,8 +16,8 @@ use super::{DIRECT_PATH, DIRECT_UNSIGNED};
 use crate::catalog::{Session, SlotRefusal};
 use crate::domain::{ErrorCode, Sha256Hex};
 use crate::http::AppState;
-use crate::http::blob_response::DownloadHeaders;
 use crate::http::blob_response::serve_blob;
+use crate::http::blob_response::{DownloadHeaders, RangedAnswers};
 use crate::http::error::ApiError;
 use crate::http::extract::{Caller, FileDelete, OwnFile, QueryParams, SessionUpload};
 use crate::http::openapi::{Binary, tag};
@@ -318,11 +318,8 @@ pub async fn delete(
     responses(
         (status = 200, description = "The file, with its own content type", body = Binary, content_type = "*/*",
             headers(("ETag" = String, description = "The SHA-256, quoted"))),
-        (status = 206, description = "The requested range", body = Binary, content_type = "*/*",
-            headers(("Content-Range" = String, description = "`bytes start-end/size`"))),
-        (status = 304, description = "`If-None-Match` names the file's ETag"),
+        RangedAnswers,
         (status = 404, description = "No such file in this account (`not_found`)"),
-        (status = 416, description = "The range lies outside the file (`range_not_satisfiable`)"),
     ))]
 pub async fn download(
     State(state): State<AppState>,
