@@ -46,20 +46,33 @@ fn every_fuzz_target_is_a_check_and_has_a_corpus() {
 
 #[test]
 fn every_committed_fuzz_input_keeps_its_promise() {
-    let mut replayed = 0;
-    for target in TARGETS {
-        let folders = [fuzz_dir().join("corpus").join(target.name), fuzz_dir().join("regressions").join(target.name)];
-        for file in folders.iter().flat_map(|folder| inputs(folder)) {
-            let data = std::fs::read(&file).expect("a corpus file");
-            let outcome = std::panic::catch_unwind(|| check(target.name, &data));
-            if outcome.is_err() {
-                shut_down();
-                panic!("fuzz target {} broke its promise on {}", target.name, file.display());
-            }
-            replayed += 1;
-        }
-    }
+    // a thread per target (the request targets share one server and take turns on it)
+    let outcomes: Vec<(usize, Vec<String>)> = std::thread::scope(|scope| {
+        let replays: Vec<_> = TARGETS
+            .iter()
+            .map(|target| {
+                scope.spawn(move || {
+                    let folders =
+                        [fuzz_dir().join("corpus").join(target.name), fuzz_dir().join("regressions").join(target.name)];
+                    let files: Vec<PathBuf> = folders.iter().flat_map(|folder| inputs(folder)).collect();
+                    let broken = files
+                        .iter()
+                        .filter(|file| {
+                            let data = std::fs::read(file).expect("a corpus file");
+                            std::panic::catch_unwind(|| check(target.name, &data)).is_err()
+                        })
+                        .map(|file| format!("{}: {}", target.name, file.display()))
+                        .collect();
+                    (files.len(), broken)
+                })
+            })
+            .collect();
+        replays.into_iter().map(|replay| replay.join().expect("a replay thread")).collect()
+    });
     shut_down();
+    let broken: Vec<&String> = outcomes.iter().flat_map(|(_, broken)| broken).collect();
+    assert!(broken.is_empty(), "fuzz targets broke their promise on (cargo fuzz run TARGET FILE):\n{broken:#?}");
+    let replayed: usize = outcomes.iter().map(|(count, _)| count).sum();
     assert!(replayed >= TARGETS.len() * 3, "only {replayed} inputs replayed");
 }
 
