@@ -16,7 +16,7 @@ mod links;
 mod s3;
 mod units;
 use file::file_layer;
-pub use file::layer_from_toml;
+pub use file::{TomlRefused, layer_from_toml};
 pub use links::{NoLinkAddress, links_for};
 pub use s3::S3Config;
 pub use units::{parse_duration, parse_size};
