@@ -86,6 +86,15 @@ async fn expect_unavailable(response: reqwest::Response) -> Value {
     body
 }
 
+/// An app whose S3 store is reached through a relay the test can cut; `None` without S3.
+async fn app_behind_s3_relay() -> Option<(TestApp, Relay)> {
+    let mut s3 = crate::blob_store_conformance::test_s3_config()?;
+    let target = s3.endpoint.clone().unwrap().trim_start_matches("http://").trim_end_matches('/').to_owned();
+    let relay = Relay::start(&target).await;
+    s3.endpoint = Some(format!("http://{}", relay.address));
+    Some((spawn_app_with(|layer| crate::direct_s3::put_s3(layer, &s3, false)).await, relay))
+}
+
 #[tokio::test]
 async fn a_catalog_outage_answers_503_with_retry_after_and_heals_by_itself() {
     let Some(database) = TestDatabase::create().await else { return };
@@ -139,11 +148,7 @@ async fn a_catalog_outage_answers_503_with_retry_after_and_heals_by_itself() {
 
 #[tokio::test]
 async fn a_blob_store_outage_answers_503_and_heals_by_itself() {
-    let Some(mut s3) = crate::blob_store_conformance::test_s3_config() else { return };
-    let target = s3.endpoint.clone().unwrap().trim_start_matches("http://").trim_end_matches('/').to_owned();
-    let relay = Relay::start(&target).await;
-    s3.endpoint = Some(format!("http://{}", relay.address));
-    let app = spawn_app_with(|layer| crate::direct_s3::put_s3(layer, &s3, false)).await;
+    let Some((app, relay)) = app_behind_s3_relay().await else { return };
     let alice = app.user("alice", Level::Uploader, "upload,read").await;
     let kept = bytes_of(30_000, 5);
     let file_id = session_upload(&app.address, &alice.token, &kept).await;
@@ -251,11 +256,7 @@ async fn a_catalog_outage_under_load_answers_success_or_503_and_loses_no_acknowl
 
 #[tokio::test]
 async fn a_blob_store_outage_mid_upload_refuses_it_and_keeps_nothing() {
-    let Some(mut s3) = crate::blob_store_conformance::test_s3_config() else { return };
-    let target = s3.endpoint.clone().unwrap().trim_start_matches("http://").trim_end_matches('/').to_owned();
-    let relay = Relay::start(&target).await;
-    s3.endpoint = Some(format!("http://{}", relay.address));
-    let app = spawn_app_with(|layer| crate::direct_s3::put_s3(layer, &s3, false)).await;
+    let Some((app, relay)) = app_behind_s3_relay().await else { return };
     let alice = app.user("alice", Level::Uploader, "upload,read").await;
     let session = register_session(&app.client, &app.address, &alice.token, "late").await;
     let upload = form_upload(&app.client, session["api"]["upload"].as_str().unwrap(), &alice.token);
