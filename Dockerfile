@@ -26,14 +26,15 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry \
     && install -m 0755 target/release/ferry /usr/local/bin/ferry
 
 FROM debian:bookworm-slim
-# ffmpeg: Ferry runs ffprobe (video facts) and ffmpeg (a thumbnail frame) as subprocesses;
-# without them videos get no thumbnail. ca-certificates: HTTPS to S3, remote imports and
+# ffmpeg: Ferry runs ffprobe (video facts) and ffmpeg (a thumbnail frame, playable renditions)
+# as subprocesses; without them videos get no thumbnail and no rendition. libheif-examples:
+# heif-convert decodes HEIC/HEIF photos (thumbnail, JPEG preview). ca-certificates: HTTPS to S3, remote imports and
 # gallery pull sources is verified against the system's roots.
 # Versions are not pinned (hadolint DL3008): bookworm's archive drops superseded versions,
 # so a pin would break the build at the next security update.
 # hadolint ignore=DL3008
 RUN apt-get update \
-    && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends ffmpeg ca-certificates \
+    && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends ffmpeg libheif-examples ca-certificates \
     && rm -rf /var/lib/apt/lists/*
 # A fixed numeric id, so Kubernetes' runAsNonRoot can check it and volumes can be chowned
 # to it. /data is created owned by it before VOLUME, so a new named volume inherits that.

@@ -24,7 +24,7 @@ use crate::ingest::Ingest;
 use crate::ingest::multipart::MultipartUploads;
 use crate::jobs::{BlobWrites, JobRunner, Registration, StorageLifecycle, consistency, maintenance_tasks};
 use crate::library::{LibraryFiles, RemoteImports};
-use crate::media::MediaProcessor;
+use crate::media::{MediaProcessor, RenditionMaker};
 use crate::metrics::Metrics;
 use crate::remote::RemotePolicy;
 use crate::resumable::ResumableUploads;
@@ -76,7 +76,8 @@ impl Services {
         let ingest = Ingest::new(store.clone(), catalog.clone())
             .waking(wake.clone())
             .counting(metrics.clone())
-            .idle_after(config.body_idle_timeout);
+            .idle_after(config.body_idle_timeout)
+            .queuing_renditions(config.transcode.policy != crate::config::TranscodePolicy::Off);
         let uploads = MultipartUploads::new(ingest.clone(), signer.clone(), &config);
         let library = LibraryFiles::new(catalog.clone(), ingest.clone());
         let events = GalleryEvents::new(catalog.clone(), ingest.clone());
@@ -124,6 +125,7 @@ impl Services {
         }
         let (catalog, config, remote) = (&self.catalog, &self.config, &self.remote);
         let media = MediaProcessor::new(catalog.clone(), self.store.clone(), self.ingest.clone(), config.clone());
+        let renditions = RenditionMaker::new(catalog.clone(), self.store.clone(), self.ingest.clone(), config.clone());
         let imports = RemoteImports::new(self.library.clone(), remote.clone(), config.clone());
         let pulls = GalleryPulls::new(
             catalog.clone(),
@@ -140,6 +142,11 @@ impl Services {
             )
             .register(JobKind::RemoteFetch, network(Arc::new(imports)))
             .register(JobKind::GalleryPull, network(Arc::new(pulls)))
+            // one transcode at a time, on workers of its own: a long one holds no other kind
+            .register(
+                JobKind::Transcode,
+                Registration { handler: Arc::new(renditions), workers: 1, per_owner: u32::MAX },
+            )
     }
 
     /// Base of signed URLs the admin CLI hands out: the configured upload or public URL, else

@@ -131,7 +131,8 @@ const USED: &str = "select exists (select 1 from holds where sha256 = ?1)
     or exists (select 1 from media where sha256 = ?1) or exists (select 1 from files where sha256 = ?1)
     or exists (select 1 from uploads where sha256 = ?1) or exists (select 1 from events where sha256 = ?1)
     or exists (select 1 from events where thumbnail_sha256 = ?1)
-    or exists (select 1 from blob_media where thumbnail_sha256 = ?1)";
+    or exists (select 1 from blob_media where thumbnail_sha256 = ?1)
+    or exists (select 1 from blob_renditions where rendition_sha256 = ?1)";
 
 /// Backs up the running (or stopped) embedded installation of `config` into `into`.
 pub fn backup(config: &Config, into: &Path) -> Result<Manifest, BackupError> {

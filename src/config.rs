@@ -14,11 +14,13 @@ use crate::domain::ParseError;
 mod file;
 mod links;
 mod s3;
+mod transcode;
 mod units;
 use file::file_layer;
 pub use file::{TomlRefused, layer_from_toml};
 pub use links::{NoLinkAddress, links_for};
 pub use s3::S3Config;
+pub use transcode::{Transcode, TranscodePolicy};
 pub use units::{parse_duration, parse_size};
 
 /// One documented setting. `key` is its name in `ferry.toml`; `env` its variable.
@@ -61,6 +63,9 @@ pub const SETTINGS: &[Setting] = &[
     Setting { key: "media_max_size", env: "FERRY_MEDIA_MAX_SIZE", default: "256MiB", meaning: "Largest image media processing decodes (in memory); larger ones keep their EXIF but get no thumbnail." },
     Setting { key: "media_workers", env: "FERRY_MEDIA_WORKERS", default: "cores, at most 4", meaning: "Media jobs (thumbnails, video facts) run at once; each may hold one decoded image." },
     Setting { key: "media_timeout", env: "FERRY_MEDIA_TIMEOUT", default: "60s", meaning: "Time limit of one ffprobe or ffmpeg run on a video." },
+    Setting { key: "transcode", env: "FERRY_TRANSCODE", default: "auto", meaning: "Playable renditions: `auto` (videos a browser cannot play, HEIF photos), `off`, or `always` (every video and HEIF photo)." },
+    Setting { key: "transcode_max_dimension", env: "FERRY_TRANSCODE_MAX_DIMENSION", default: "1080", meaning: "Long side, in pixels, of a transcoded video." },
+    Setting { key: "transcode_timeout", env: "FERRY_TRANSCODE_TIMEOUT", default: "2h", meaning: "Time limit of one transcode; a video that takes longer gets no rendition (its job fails and says so)." },
     Setting { key: "s3_bucket", env: "FERRY_S3_BUCKET", default: "(none: blobs on local disk)", meaning: "S3 bucket for blobs and staging; setting it selects the S3-compatible store (s3_bucket_id 1)." },
     Setting { key: "s3_endpoint", env: "FERRY_S3_ENDPOINT", default: "(AWS for the region)", meaning: "S3 API base URL, e.g. http://127.0.0.1:8014 (must be reachable by clients in direct mode)." },
     Setting { key: "s3_region", env: "FERRY_S3_REGION", default: "us-east-1", meaning: "S3 region used in SigV4 signatures." },
@@ -115,6 +120,8 @@ pub struct Config {
     pub media_max_size: u64,
     pub media_workers: usize,
     pub media_timeout: Duration,
+    /// Playable renditions (`transcode*` settings).
+    pub transcode: Transcode,
     pub remote_allow: Vec<String>,
     pub remote_timeout: Duration,
     pub import_dir: PathBuf,
@@ -250,6 +257,7 @@ impl Config {
                 Some(Ok(n)) if (1..=64).contains(&n) => n,
                 Some(_) => return Err(bad("media_workers", "must be a number of jobs from 1 to 64".into())),
             },
+            transcode: transcode::transcode_config(&get)?,
             remote_allow: list("remote_allow"),
             harvest_interval: duration("harvest_interval", "5m")?,
             pull_wait: duration("pull_wait", "10s")?,

@@ -5,7 +5,7 @@ use async_trait::async_trait;
 
 use super::db::Exec;
 use super::lifecycle::{HoldCheck, check_hold};
-use super::rows::{self, EVENT, MEDIA_RESULT};
+use super::rows::{self, EVENT, MEDIA_RESULT, RENDITION_JOIN};
 use super::*;
 use crate::clock::now_ms;
 use crate::domain::{DeviceId, MediaType};
@@ -123,7 +123,7 @@ impl Gallery for SqlCatalog {
         };
         let sql = format!(
             "select {EVENT}, {MEDIA_RESULT} from events e left join blob_media bm on bm.sha256 = e.sha256
-             where e.device_id = $1 and not e.is_deleted{filter}
+             {RENDITION_JOIN} where e.device_id = $1 and not e.is_deleted{filter}
              order by e.created_ms desc, e.id desc limit {limit} offset $2"
         );
         let rows = self.db.read().await?.rows(&sql, &params).await?;

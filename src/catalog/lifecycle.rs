@@ -82,7 +82,8 @@ const REFERENCED: &str = "exists (select 1 from holds h where h.sha256 = b.sha25
     or exists (select 1 from files f where f.sha256 = b.sha256)
     or exists (select 1 from events e where e.sha256 = b.sha256)
     or exists (select 1 from events e where e.thumbnail_sha256 = b.sha256)
-    or exists (select 1 from blob_media bm where bm.thumbnail_sha256 = b.sha256)";
+    or exists (select 1 from blob_media bm where bm.thumbnail_sha256 = b.sha256)
+    or exists (select 1 from blob_renditions br where br.rendition_sha256 = b.sha256)";
 
 /// Whether account `$1` has an item (live or deleted within its retention) using content `$2`.
 const USED_BY_ACCOUNT: &str = "select 1 where
@@ -268,15 +269,17 @@ impl Lifecycle for SqlCatalog {
             section.commit().await?;
             return Ok(Collection::Kept(sha256));
         }
-        // its media result goes with it; the generated thumbnail it kept alive is a candidate now
-        let thumbnail = "select thumbnail_sha256 from blob_media where sha256 = $1 and thumbnail_sha256 is not null";
-        let thumbnail: Option<Sha256Hex> = match section.opt(thumbnail, params![&sha256]).await? {
-            Some(row) => Some(row.get(0)?),
-            None => None,
-        };
+        // its media result and rendition go with it; the generated thumbnail and rendition
+        // they kept alive are candidates now
+        let generated = "select thumbnail_sha256 from blob_media where sha256 = $1 and thumbnail_sha256 is not null
+                         union all select rendition_sha256 from blob_renditions
+                         where sha256 = $1 and rendition_sha256 is not null";
+        let generated: Vec<Sha256Hex> =
+            section.rows(generated, params![&sha256]).await?.iter().map(|row| row.get(0)).collect::<Result<_, _>>()?;
         section.exec("delete from blob_media where sha256 = $1", params![&sha256]).await?;
-        if let Some(thumbnail) = thumbnail {
-            candidate_if_unheld(&mut section, &thumbnail, now_ms()).await?;
+        section.exec("delete from blob_renditions where sha256 = $1", params![&sha256]).await?;
+        for blob in &generated {
+            candidate_if_unheld(&mut section, blob, now_ms()).await?;
         }
         section.exec("delete from collect_candidates where sha256 = $1", params![&sha256]).await?;
         section.exec("delete from blobs where sha256 = $1", params![&sha256]).await?;

@@ -196,8 +196,15 @@ pub(super) fn event(row: &Row, at: usize) -> CatalogResult<Event> {
     })
 }
 
-/// A processing result, read as `sha256` + the result columns (`bm` is `blob_media`).
-pub(super) const MEDIA_RESULT: &str = "bm.sha256, bm.status, bm.metadata, bm.thumbnail_sha256, bm.error, bm.updated_ms";
+/// A processing result, read as `sha256` + the result columns (`bm` is `blob_media`) and its
+/// rendition's (`br`, `rb`: joined by [`RENDITION_JOIN`]).
+pub(super) const MEDIA_RESULT: &str = "bm.sha256, bm.status, bm.metadata, bm.thumbnail_sha256, bm.error, bm.updated_ms, \
+                                       br.rendition_sha256, br.content_type, rb.size";
+
+/// Joins `blob_media bm` to its content's rendition, when one was made.
+pub(super) const RENDITION_JOIN: &str = "left join blob_renditions br on br.sha256 = bm.sha256 \
+                                         and br.rendition_sha256 is not null \
+                                         left join blobs rb on rb.sha256 = br.rendition_sha256";
 
 /// A result from its columns; `None` when they are NULL (a left join found no row).
 pub(super) fn media_result(row: &Row, at: usize) -> CatalogResult<Option<MediaInfo>> {
@@ -210,7 +217,17 @@ pub(super) fn media_result(row: &Row, at: usize) -> CatalogResult<Option<MediaIn
         thumbnail_sha256: row.get(at + 3)?,
         error: row.get(at + 4)?,
         updated_ms: row.get(at + 5)?,
+        rendition: rendition(row, at + 6)?,
     }))
+}
+
+/// A rendition from `rendition_sha256, content_type, size` (NULLs: none).
+pub(super) fn rendition(row: &Row, at: usize) -> CatalogResult<Option<Rendition>> {
+    let (Some(sha256), Some(size)) = (row.get::<Option<Sha256Hex>>(at)?, row.get::<Option<u64>>(at + 2)?) else {
+        return Ok(None);
+    };
+    let content_type = row.get::<Option<String>>(at + 1)?.unwrap_or_else(|| "application/octet-stream".into());
+    Ok(Some(Rendition { sha256, content_type, size }))
 }
 
 pub(super) const JOB: &str = "j.id, j.kind, j.payload, j.status, j.attempts, j.last_error, j.run_after_ms, j.updated_ms, j.failure_code, j.owner_id";

@@ -31,6 +31,8 @@ pub struct ServerUsage {
     /// What the accounts' logical bytes would take without sharing, minus what their held
     /// content takes.
     pub dedup_saved_bytes: i64,
+    /// What the playable renditions Ferry made take (part of `physical_bytes`).
+    pub rendition_bytes: i64,
 }
 
 #[async_trait]
@@ -113,10 +115,13 @@ impl Usage for SqlCatalog {
         let held: i64 = conn.one(held, &[]).await?.get(0)?;
         let logical: i64 =
             conn.one("select cast(coalesce(sum(logical_bytes), 0) as bigint) from users", &[]).await?.get(0)?;
+        let renditions = "select cast(coalesce(sum(b.size), 0) as bigint) from blobs b
+                          where exists (select 1 from blob_renditions br where br.rendition_sha256 = b.sha256)";
         Ok(ServerUsage {
             blobs: stored.get(0)?,
             physical_bytes: stored.get(1)?,
             dedup_saved_bytes: (logical - held).max(0),
+            rendition_bytes: conn.one(renditions, &[]).await?.get(0)?,
         })
     }
 

@@ -104,6 +104,7 @@ error_codes! {
     NoSuchSession = "no_such_session", 404;
     NoSuchUpload = "no_such_upload", 404;
     NoThumbnail = "no_thumbnail", 404;
+    NoRendition = "no_rendition", 404;
     NotFound = "not_found", 404;
     NotPulled = "not_pulled", 404;
     NotReady = "not_ready", 503;

@@ -15,16 +15,21 @@ pub enum JobKind {
     RemoteFetch,
     /// Fetching a harvested gallery event's file from its device's pull source.
     GalleryPull,
+    /// A playable rendition of content a browser cannot show (queued by each arrival of a
+    /// video or HEIF photo that did not waive it).
+    Transcode,
 }
 
 impl JobKind {
-    pub const ALL: [JobKind; 3] = [JobKind::MediaProcess, JobKind::RemoteFetch, JobKind::GalleryPull];
+    pub const ALL: [JobKind; 4] =
+        [JobKind::MediaProcess, JobKind::RemoteFetch, JobKind::GalleryPull, JobKind::Transcode];
 
     pub fn as_str(self) -> &'static str {
         match self {
             JobKind::MediaProcess => "media_process",
             JobKind::RemoteFetch => "remote_fetch",
             JobKind::GalleryPull => "gallery_pull",
+            JobKind::Transcode => "transcode",
         }
     }
 
@@ -44,6 +49,12 @@ impl std::fmt::Display for JobKind {
 /// new content is processed once whichever family brought it.
 pub fn media_job(sha256: &Sha256Hex) -> (JobKind, serde_json::Value, String) {
     (JobKind::MediaProcess, serde_json::json!({ "sha256": sha256 }), format!("media:{sha256}"))
+}
+
+/// The rendition job of content: its kind, payload and key (at most one unfinished job per
+/// content, however many arrivals queue it).
+pub fn transcode_job(sha256: &Sha256Hex) -> (JobKind, serde_json::Value, String) {
+    (JobKind::Transcode, serde_json::json!({ "sha256": sha256 }), format!("transcode:{sha256}"))
 }
 
 #[cfg(test)]

@@ -105,3 +105,20 @@ pub async fn serve_blob(
     }
     Ok(response)
 }
+
+/// Streams the playable rendition of content `sha256` as `serve_blob` does; 404
+/// `no_rendition` when there is none (not needed, not made yet, or it could not be made).
+pub async fn serve_rendition(
+    state: &AppState,
+    sha256: Option<&Sha256Hex>,
+    request_headers: &HeaderMap,
+) -> Result<Response, ApiError> {
+    let rendition = match sha256 {
+        Some(content) => state.catalog.media_info(std::slice::from_ref(content)).await?.pop().and_then(|i| i.rendition),
+        None => None,
+    };
+    let Some(rendition) = rendition else {
+        return Err(ApiError::new(ErrorCode::NoRendition, "this file has no playable rendition"));
+    };
+    serve_blob(state, &rendition.sha256, rendition.size, &rendition.content_type, request_headers).await
+}

@@ -1,7 +1,8 @@
 //! How media processing results show in the families' JSON, as extra fields (every family
 //! allows them): `captured`, `width`, `height`, `duration`, `codec`, camera facts under
-//! `exif`, everything under `media`, and `media_status` (`pending` until the job has run,
-//! then `done` or `failed` with `media_error`).
+//! `exif`, everything under `media`, `media_status` (`pending` until the job has run, then
+//! `done` or `failed` with `media_error`), and `has_rendition` with the playable
+//! `rendition`'s `content_type` and `size` when there is one.
 
 use std::collections::HashMap;
 
@@ -56,6 +57,22 @@ pub struct MediaFields {
     /// Everything media processing recorded (`kind`, `format`, the fields above, …).
     #[schema(required = false, value_type = Object)]
     media: Map<String, Value>,
+    /// Ferry made a playable rendition of the file (a video a browser cannot play, a HEIF photo).
+    #[schema(required = false)]
+    has_rendition: bool,
+    /// The rendition, when `has_rendition`.
+    #[schema(required = false)]
+    rendition: RenditionFacts,
+}
+
+// Schema only, as `MediaFields`.
+/// A playable rendition: `video/mp4` (H.264/AAC) or `image/jpeg`.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct RenditionFacts {
+    #[schema(example = "video/mp4")]
+    content_type: String,
+    size: u64,
 }
 
 // Schema only, as `MediaFields`.
@@ -103,6 +120,11 @@ pub struct MediaGps {
 /// Adds the fields of `info` (or `media_status: pending` without one) to a JSON object.
 pub fn add_media_fields(object: &mut Value, info: Option<&MediaInfo>) {
     let Some(object) = object.as_object_mut() else { return };
+    let rendition = info.and_then(|i| i.rendition.as_ref());
+    object.insert("has_rendition".into(), json!(rendition.is_some()));
+    if let Some(rendition) = rendition {
+        object.insert("rendition".into(), json!({"content_type": rendition.content_type, "size": rendition.size}));
+    }
     let Some(info) = info else {
         object.insert("media_status".into(), json!("pending"));
         return;

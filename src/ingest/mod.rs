@@ -15,6 +15,7 @@ pub mod multipart;
 mod pump;
 mod read_back;
 mod receive;
+mod renditions;
 
 // the resumable (tus) service appends with the same stages, request by request
 pub use expectation::{Expectation, ExpectedHash, IngestError, Mismatch};
@@ -41,9 +42,17 @@ pub struct Received {
     pub blob: BlobRecord,
     /// The first bytes of the body (up to 512), for magic-number sniffing.
     pub head: Vec<u8>,
+    /// This arrival asks for no playable rendition (a session's `no_transcode`).
+    waive_rendition: bool,
 }
 
 impl Received {
+    /// Commits without queueing a rendition for this arrival: the content gets one only if
+    /// it arrives again through a path that does not waive it.
+    pub fn waiving_rendition(self) -> Self {
+        Self { waive_rendition: true, ..self }
+    }
+
     pub fn staged(&self) -> &Staged {
         self.staged.staged.as_ref().expect("armed until kept or committed")
     }
@@ -113,6 +122,8 @@ pub struct Ingest {
     metrics: Arc<crate::metrics::Metrics>,
     /// How long a body may send nothing before it is refused.
     body_idle: Duration,
+    /// Commits of videos and HEIF photos queue their `transcode` job (FERRY_TRANSCODE is not off).
+    renditions: bool,
 }
 
 impl Ingest {
@@ -134,7 +145,12 @@ impl Ingest {
     }
 
     pub fn new(store: Arc<dyn BlobStore>, catalog: Arc<dyn Catalog>) -> Self {
-        Self { store, catalog, wake: None, metrics: Arc::default(), body_idle: DEFAULT_BODY_IDLE }
+        Self { store, catalog, wake: None, metrics: Arc::default(), body_idle: DEFAULT_BODY_IDLE, renditions: false }
+    }
+
+    /// Queues a `transcode` job for each arrival of a video or HEIF photo that does not waive it.
+    pub fn queuing_renditions(self, renditions: bool) -> Self {
+        Self { renditions, ..self }
     }
 
     /// Refuses bodies that send nothing for `idle` (`FERRY_BODY_IDLE_TIMEOUT`).
@@ -235,7 +251,7 @@ impl Ingest {
 
     fn guard(&self, raw: Raw) -> Received {
         let staged = StagedUpload { store: self.store.clone(), staged: Some(raw.staged), owned_elsewhere: false };
-        Received { staged, blob: raw.blob, head: raw.head }
+        Received { staged, blob: raw.blob, head: raw.head, waive_rendition: false }
     }
 
     /// Bytes received over several requests (a finished resumable upload), hashed as they
@@ -243,7 +259,7 @@ impl Ingest {
     /// upload that names them may commit them again later.
     pub(crate) fn resumed(&self, staged: Staged, blob: BlobRecord, head: Vec<u8>) -> Received {
         let staged = StagedUpload { store: self.store.clone(), staged: Some(staged), owned_elsewhere: true };
-        Received { staged, blob, head }
+        Received { staged, blob, head, waive_rendition: false }
     }
 
     /// Content already at its address (a resumable upload whose commit went through before
@@ -251,7 +267,7 @@ impl Ingest {
     /// but the hold.
     pub(crate) fn already_stored(&self, blob: BlobRecord, head: Vec<u8>) -> Received {
         let staged = StagedUpload { store: self.store.clone(), staged: None, owned_elsewhere: true };
-        Received { staged, blob, head }
+        Received { staged, blob, head, waive_rendition: false }
     }
 
     /// Discards staged objects (parts after completion, abort or expiry).
@@ -318,7 +334,10 @@ impl Ingest {
             Err(_) => self.metrics.upload_failed(),
         }
         match outcome {
-            Ok(()) => Ok(self.settle(received, &placed)),
+            Ok(()) => {
+                self.queue_rendition(&received).await;
+                Ok(self.settle(received, &placed))
+            }
             Err(CatalogError::QuotaExceeded(why)) => {
                 // refused after the bytes moved (another upload of the account got there
                 // first): they go now, unless someone else recorded the content meanwhile

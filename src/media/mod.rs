@@ -4,17 +4,23 @@
 //!
 //! ```text
 //! classify (magic bytes) → image: EXIF (`exif`) + decode with limits → oriented thumbnail (`picture`)
+//!                        → HEIF photo: EXIF + heif-convert's upright JPEG → thumbnail
 //!                        → video: ffprobe facts + one frame from ffmpeg, both with a timeout (`video`)
-//!                        → anything else (HEIC, documents): what EXIF says, no thumbnail
+//!                        → anything else (AVIF, RAW, documents): what EXIF says, no thumbnail
 //! ```
-//! The functions here are pure over bytes or a file: no catalog, no store, no HTTP; only
-//! the job's handler (`process`) reads the blob and records what was learnt.
+//! Media a browser cannot show gets a playable rendition from the `transcode` job
+//! ([`RenditionMaker`]): which does is decided by `transcode::plan`, made by ffmpeg or
+//! heif-convert. The functions here are pure over bytes or a file: no catalog, no store, no
+//! HTTP; only the jobs' handlers (`process`, `rendition`) read blobs and record results.
 
 mod exif;
 mod picture;
 mod process;
+mod rendition;
 mod sniff;
+mod transcode;
 mod video;
+mod work;
 
 use serde::{Deserialize, Serialize};
 
@@ -22,7 +28,9 @@ pub use exif::read_exif;
 
 pub use picture::{Decoded, Limits, Thumbnail, decode_image};
 pub use process::MediaProcessor;
+pub use rendition::RenditionMaker;
 pub use sniff::{Sniffed, sniff};
+pub use transcode::{Plan, heif_to_jpeg, plan, transcode_video};
 pub use video::{ToolError, Tools, probe_video, read_probe, video_frame};
 
 /// What a decodable image's bytes say: its EXIF facts and, within [`Limits::default`], its
@@ -80,6 +88,9 @@ pub struct Metadata {
     /// The video stream's codec (videos).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub codec: Option<String>,
+    /// The first audio stream's codec (videos with sound).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audio_codec: Option<String>,
 }
 
 /// A position: degrees (north and east positive) and metres above sea level.

@@ -8,23 +8,21 @@
 //! tool running out of time on a busy machine) is retried with backoff. The blob and every
 //! item referring to it are never touched.
 
-use std::path::PathBuf;
-use std::time::{Duration, SystemTime};
+use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
-use futures_util::StreamExt;
-
-use std::sync::Arc;
 
 use async_trait::async_trait;
 
+use super::work::{Failure, WorkDir, off_thread, read_prefix};
 use super::{
-    Class, Limits, Metadata, Tools, Unreadable, decode_image, probe_video, read_exif, read_image, video_frame,
+    Class, Limits, Metadata, Tools, decode_image, heif_to_jpeg, probe_video, read_exif, read_image, video_frame,
 };
 use crate::blob_store::BlobStore;
 use crate::catalog::{BlobRecord, Catalog, CatalogError, Job, JobOutcome, MediaStatus, NewMediaInfo};
 use crate::config::Config;
-use crate::domain::{ByteRange, Sha256Hex};
+use crate::domain::Sha256Hex;
 use crate::ingest::{Expectation, Ingest};
 use crate::jobs::JobHandler;
 
@@ -54,24 +52,6 @@ impl JobHandler for MediaProcessor {
 const HEAD: u64 = 8 * 1024;
 /// Read for metadata alone (EXIF sits near the start of the containers that carry it).
 const METADATA_READ: u64 = 16 << 20;
-
-enum Failure {
-    /// The blob is gone (collected meanwhile): nothing to do.
-    Gone,
-    /// The bytes cannot be understood; `meta` is what could be read anyway.
-    Broken { reason: String, meta: Box<Metadata> },
-    /// Worth another try later.
-    Transient(String),
-}
-
-impl From<CatalogError> for Failure {
-    fn from(e: CatalogError) -> Self {
-        match e {
-            CatalogError::NotFound(_) => Failure::Gone,
-            other => Failure::Transient(other.to_string()),
-        }
-    }
-}
 
 /// What processing learnt, to be recorded.
 struct Learnt {
@@ -136,7 +116,14 @@ async fn process(processor: &MediaProcessor, sha256: &Sha256Hex) -> Result<Learn
             })
             .await
             .map_err(|reason| Failure::Broken { reason: reason.0, meta: Box::default() })?;
-            let note = format!("no thumbnail: no {ext} decoder on this server");
+            let tools = Tools::detect().await;
+            if ext == "heif" && tools.heif_convert {
+                return heif(processor, &blob, meta, tools).await;
+            }
+            let note = match ext {
+                "heif" => "no thumbnail: heif-convert is not installed (Debian: libheif-examples)".into(),
+                _ => format!("no thumbnail: no {ext} decoder on this server"),
+            };
             Ok(Learnt { meta, thumbnail: None, note: Some(note) })
         }
         Class::Video(_) => video(processor, &blob, meta).await,
@@ -184,10 +171,11 @@ async fn video(processor: &MediaProcessor, blob: &BlobRecord, mut meta: Metadata
         return Ok(Learnt { meta, thumbnail: None, note: Some("no thumbnail: ffmpeg is not installed".into()) });
     }
     let limit = processor.config.media_timeout;
-    let file = spool(processor, blob).await?;
+    let work = WorkDir::new(&processor.config.data_dir, work_stale_after(&processor.config)).await?;
+    let file = work.spool(processor.store.as_ref(), blob, "video").await?;
     let broken = |reason: String, meta: &Metadata| Failure::Broken { reason, meta: Box::new(meta.clone()) };
     if tools.ffprobe {
-        match probe_video(&file.0, limit, &mut meta).await {
+        match probe_video(&file, limit, &mut meta).await {
             Ok(()) => {}
             Err(super::ToolError::TimedOut(why)) => return Err(Failure::Transient(why)),
             Err(super::ToolError::Failed(why)) => return Err(broken(why, &meta)),
@@ -199,9 +187,9 @@ async fn video(processor: &MediaProcessor, blob: &BlobRecord, mut meta: Metadata
     let side = processor.config.thumbnail_size;
     // a frame a little way in (the first is often black), else the very first
     let at = meta.duration.map_or(0.0, |d| (d / 10.0).min(1.0));
-    let mut frame = video_frame(&file.0, at, side, limit).await;
+    let mut frame = video_frame(&file, at, side, limit).await;
     if matches!(frame, Ok(None)) && at > 0.0 {
-        frame = video_frame(&file.0, 0.0, side, limit).await;
+        frame = video_frame(&file, 0.0, side, limit).await;
     }
     let png = match frame {
         Ok(Some(png)) => png,
@@ -214,6 +202,39 @@ async fn video(processor: &MediaProcessor, blob: &BlobRecord, mut meta: Metadata
         .and_then(|d| d)
         .map_err(|why| broken(format!("ffmpeg's frame: {why}"), &meta))?;
     Ok(Learnt { meta, thumbnail: Some(decoded.thumbnail.jpeg), note: None })
+}
+
+/// A HEIF photo's size and thumbnail, from the upright JPEG `heif-convert` makes of it.
+async fn heif(
+    processor: &MediaProcessor,
+    blob: &BlobRecord,
+    mut meta: Metadata,
+    tools: Tools,
+) -> Result<Learnt, Failure> {
+    let work = WorkDir::new(&processor.config.data_dir, work_stale_after(&processor.config)).await?;
+    let input = work.spool(processor.store.as_ref(), blob, "photo.heic").await?;
+    let broken = |reason: String, meta: &Metadata| Failure::Broken { reason, meta: Box::new(meta.clone()) };
+    let jpeg = match heif_to_jpeg(tools, &input, &work.path("photo.jpg"), processor.config.media_timeout).await {
+        Ok(jpeg) => jpeg,
+        Err(super::ToolError::TimedOut(why)) => return Err(Failure::Transient(why)),
+        Err(super::ToolError::Failed(why)) => return Err(broken(why, &meta)),
+    };
+    let bytes =
+        tokio::fs::read(&jpeg).await.map_err(|e| Failure::Transient(format!("reading {}: {e}", jpeg.display())))?;
+    let side = processor.config.thumbnail_size;
+    let decoded = off_thread(move || decode_image(&bytes, image::ImageFormat::Jpeg, side, Limits::default()))
+        .await
+        .and_then(|d| d)
+        .map_err(|why| broken(format!("heif-convert's image: {why}"), &meta))?;
+    // the pixels are upright already: the stored EXIF orientation was applied by the decoder
+    (meta.width, meta.height) = (Some(decoded.width), Some(decoded.height));
+    Ok(Learnt { meta, thumbnail: Some(decoded.thumbnail.jpeg), note: None })
+}
+
+/// How old a media job's work folder must be before another job removes it as left by a
+/// crash: longer than any job may run.
+pub(super) fn work_stale_after(config: &Config) -> Duration {
+    (config.transcode.timeout + config.media_timeout * 4).max(Duration::from_secs(3600))
 }
 
 /// Stores the thumbnail (through the pipeline's staging) and the result in one catalog step.
@@ -244,93 +265,4 @@ async fn record(processor: &MediaProcessor, sha256: &Sha256Hex, learnt: Learnt) 
     processor.catalog.record_media(&info, Some((received.blob.clone(), step))).await?;
     processor.ingest.settle(received, &placed);
     Ok(())
-}
-
-/// Runs CPU-heavy decoding on a blocking thread; a panic there becomes a reason.
-async fn off_thread<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> Result<T, Unreadable> {
-    tokio::task::spawn_blocking(work).await.map_err(|e| {
-        if !e.is_panic() {
-            return Unreadable(format!("decoding was cancelled: {e}"));
-        }
-        let panic = e.into_panic();
-        let said = panic
-            .downcast_ref::<&str>()
-            .map(|s| s.to_string())
-            .or_else(|| panic.downcast_ref::<String>().cloned())
-            .unwrap_or_else(|| "no message".into());
-        Unreadable(format!("the decoder panicked: {said}"))
-    })
-}
-
-/// The first `len` bytes of a blob (all of it when `len` ≥ its size).
-async fn read_prefix(store: &dyn BlobStore, blob: &BlobRecord, len: u64) -> Result<Vec<u8>, Failure> {
-    let len = len.min(blob.size);
-    if len == 0 {
-        return Ok(Vec::new());
-    }
-    let range = (len < blob.size).then_some(ByteRange { start: 0, end: len - 1 });
-    let transient = |e: &dyn std::fmt::Display| Failure::Transient(format!("reading blob {}: {e}", blob.sha256));
-    let mut stream = store.read(&blob.sha256, range).await.map_err(|e| transient(&e))?;
-    let mut out = Vec::with_capacity(len as usize);
-    while let Some(piece) = stream.next().await {
-        out.extend_from_slice(&piece.map_err(|e| transient(&e))?);
-        if out.len() as u64 >= len {
-            break;
-        }
-    }
-    out.truncate(len as usize);
-    Ok(out)
-}
-
-/// A temporary copy of a blob for the external tools, removed when dropped.
-struct Spooled(PathBuf);
-
-impl Drop for Spooled {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-    }
-}
-
-/// Copies a blob to `<data_dir>/media-work/` (tools need a seekable file: an MP4's index
-/// may sit at its end). Copies left by a crash are removed after an hour.
-async fn spool(processor: &MediaProcessor, blob: &BlobRecord) -> Result<Spooled, Failure> {
-    let dir = processor.config.data_dir.join("media-work");
-    let io = |e: std::io::Error| Failure::Transient(format!("spooling a video in {}: {e}", dir.display()));
-    tokio::fs::create_dir_all(&dir).await.map_err(io)?;
-    if let Ok(mut entries) = tokio::fs::read_dir(&dir).await {
-        while let Ok(Some(entry)) = entries.next_entry().await {
-            let old =
-                entry.metadata().await.ok().and_then(|m| m.modified().ok()).and_then(|t| {
-                    SystemTime::now().duration_since(t).ok().filter(|age| *age > Duration::from_secs(3600))
-                });
-            if old.is_some() {
-                let _ = tokio::fs::remove_file(entry.path()).await;
-            }
-        }
-    }
-    let spooled = Spooled(dir.join(format!("{}-{}", blob.sha256, ulid::Ulid::new())));
-    let mut file = tokio::fs::File::create(&spooled.0).await.map_err(io)?;
-    let mut stream = processor
-        .store
-        .read(&blob.sha256, None)
-        .await
-        .map_err(|e| Failure::Transient(format!("reading blob {}: {e}", blob.sha256)))?;
-    while let Some(piece) = stream.next().await {
-        let piece = piece.map_err(io)?;
-        tokio::io::AsyncWriteExt::write_all(&mut file, &piece).await.map_err(io)?;
-    }
-    tokio::io::AsyncWriteExt::flush(&mut file).await.map_err(io)?;
-    Ok(spooled)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[tokio::test]
-    async fn a_panicking_decoder_is_a_reason_not_a_crash() {
-        let err = off_thread(|| -> u32 { panic!("bad huffman table") }).await.unwrap_err();
-        assert!(err.0.contains("panicked") && err.0.contains("bad huffman table"), "{err}");
-        assert_eq!(off_thread(|| 7).await, Ok(7));
-    }
 }

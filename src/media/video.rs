@@ -1,6 +1,6 @@
-//! Videos through `ffprobe` (facts) and `ffmpeg` (one frame), run as subprocesses with a
-//! time limit and bounded output, when they are installed. A tool that overruns its time
-//! is killed.
+//! The external media tools — `ffprobe` (facts), `ffmpeg` (one frame, renditions),
+//! `heif-convert` (HEIF photos) — run as subprocesses with a time limit and bounded output,
+//! when they are installed. A tool that overruns its time is killed.
 
 use std::path::Path;
 use std::process::Stdio;
@@ -18,6 +18,10 @@ use super::{Gps, Metadata};
 pub struct Tools {
     pub ffprobe: bool,
     pub ffmpeg: bool,
+    /// Debian's `libheif-examples`.
+    pub heif_convert: bool,
+    /// Runs renditions at low CPU priority.
+    pub nice: bool,
 }
 
 impl Tools {
@@ -26,9 +30,9 @@ impl Tools {
         static TOOLS: OnceCell<Tools> = OnceCell::const_new();
         *TOOLS
             .get_or_init(|| async {
-                let works = |tool: &'static str| async move {
+                let works = |tool: &'static str, version: &'static str| async move {
                     let status = Command::new(tool)
-                        .arg("-version")
+                        .arg(version)
                         .stdin(Stdio::null())
                         .stdout(Stdio::null())
                         .stderr(Stdio::null())
@@ -36,7 +40,12 @@ impl Tools {
                         .status();
                     matches!(tokio::time::timeout(Duration::from_secs(10), status).await, Ok(Ok(s)) if s.success())
                 };
-                Tools { ffprobe: works("ffprobe").await, ffmpeg: works("ffmpeg").await }
+                Tools {
+                    ffprobe: works("ffprobe", "-version").await,
+                    ffmpeg: works("ffmpeg", "-version").await,
+                    heif_convert: works("heif-convert", "--version").await,
+                    nice: works("nice", "--version").await,
+                }
             })
             .await
     }
@@ -80,6 +89,11 @@ pub fn read_probe(probe: &Value, meta: &mut Metadata) {
     meta.make = tags["com.apple.quicktime.make"].as_str().map(str::to_owned);
     meta.model = tags["com.apple.quicktime.model"].as_str().map(str::to_owned);
     let streams = probe["streams"].as_array().map(Vec::as_slice).unwrap_or_default();
+    meta.audio_codec = streams
+        .iter()
+        .find(|s| s["codec_type"] == "audio")
+        .and_then(|audio| audio["codec_name"].as_str())
+        .map(str::to_owned);
     if let Some(video) = streams.iter().find(|s| s["codec_type"] == "video") {
         meta.codec = video["codec_name"].as_str().map(str::to_owned);
         let side = |key: &str| video[key].as_u64().filter(|v| (1..=1_000_000).contains(v)).map(|v| v as u32);
@@ -141,6 +155,18 @@ async fn run(
         command.arg("-i");
     }
     command.arg(file).args(after);
+    run_tool(command, tool, limit, Some(max_output)).await
+}
+
+/// Runs a prepared command within `limit`, returning at most `max_output` bytes of its stdout
+/// (more is a failure), or with `None` draining it unread (progress a tool writes while it
+/// writes its result to a file). `tool` names it in reasons.
+pub(super) async fn run_tool(
+    mut command: Command,
+    tool: &str,
+    limit: Duration,
+    max_output: Option<usize>,
+) -> Result<Vec<u8>, ToolError> {
     let mut child = command
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -150,7 +176,8 @@ async fn run(
         .map_err(|e| ToolError::Failed(format!("{tool} could not start: {e}")))?;
     let (stdout, stderr) = (child.stdout.take().expect("piped"), child.stderr.take().expect("piped"));
     let work = async {
-        let (out, err, status) = tokio::join!(capped(stdout, max_output), capped(stderr, 4096), child.wait());
+        let (out, err, status) =
+            tokio::join!(capped(stdout, max_output.unwrap_or(0)), capped(stderr, 4096), child.wait());
         (out, err, status)
     };
     // on timeout the future (and with it the child, killed on drop) is dropped
@@ -158,7 +185,7 @@ async fn run(
         return Err(ToolError::TimedOut(format!("{tool} ran longer than {}s", limit.as_secs())));
     };
     let status = status.map_err(|e| ToolError::Failed(format!("{tool}: {e}")))?;
-    if out_overflow {
+    if let Some(max_output) = max_output.filter(|_| out_overflow) {
         return Err(ToolError::Failed(format!("{tool} wrote more than {max_output} bytes")));
     }
     if !status.success() {
@@ -202,6 +229,7 @@ mod tests {
         read_probe(&probe, &mut meta);
         assert_eq!(meta.duration, Some(2.5));
         assert_eq!(meta.codec.as_deref(), Some("h264"));
+        assert_eq!(meta.audio_codec.as_deref(), Some("aac"));
         assert_eq!((meta.width, meta.height), (Some(1080), Some(1920)));
         assert_eq!(meta.captured.as_deref(), Some("2024-05-01T12:00:00.000000Z"));
         let gps = meta.gps.unwrap();

@@ -42,6 +42,7 @@ mod push_resume;
 mod races;
 mod readme;
 mod removal;
+mod renditions;
 mod replicas;
 mod secrets;
 mod serving;

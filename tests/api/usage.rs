@@ -192,7 +192,10 @@ fn admin_sets_quotas_and_reports_usage_as_json() {
     let alice = json!({"user_id": 1, "name": "alice", "media_items": 0, "logical_bytes": 0, "held_bytes": 0,
                        "deleted_bytes_pending": 0, "quota_bytes": 1_048_576});
     assert_eq!(report["users"], json!([alice]));
-    assert_eq!(report["server"], json!({"blobs": 0, "physical_bytes": 0, "dedup_saved_bytes": 0}));
+    assert_eq!(
+        report["server"],
+        json!({"blobs": 0, "physical_bytes": 0, "dedup_saved_bytes": 0, "rendition_bytes": 0})
+    );
     let (_, none) = admin_json(d, &["user", "set-quota", "alice", "none"]);
     assert_eq!(none["quota_bytes"], Value::Null);
     let (code, bad) = admin_json(d, &["user", "set-quota", "alice", "lots"]);

@@ -118,4 +118,33 @@ pub struct MediaInfo {
     pub thumbnail_sha256: Option<Sha256Hex>,
     pub error: Option<String>,
     pub updated_ms: i64,
+    /// The playable rendition made of the blob, once there is one.
+    pub rendition: Option<Rendition>,
+}
+
+/// A playable rendition of content (an H.264/AAC MP4 of a video, a JPEG of a HEIF photo):
+/// itself a blob.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Rendition {
+    pub sha256: Sha256Hex,
+    pub content_type: String,
+    pub size: u64,
+}
+
+/// A content's rendition job result, to be recorded: `Done` with the rendition's content
+/// type (its blob goes beside), or `Failed` with why.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewRendition {
+    pub sha256: Sha256Hex,
+    pub status: MediaStatus,
+    pub content_type: Option<String>,
+    pub error: Option<String>,
+}
+
+/// A content's rendition job result, as recorded.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RenditionResult {
+    pub status: MediaStatus,
+    pub rendition: Option<Rendition>,
+    pub error: Option<String>,
 }

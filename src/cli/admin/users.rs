@@ -106,8 +106,8 @@ pub(super) async fn usage(services: &Services, user: Option<String>) -> Result<P
         })
         .collect();
     text.push(format!(
-        "server: {} blobs, {} bytes stored, {} bytes saved by dedup",
-        server.blobs, server.physical_bytes, server.dedup_saved_bytes
+        "server: {} blobs, {} bytes stored ({} in renditions), {} bytes saved by dedup",
+        server.blobs, server.physical_bytes, server.rendition_bytes, server.dedup_saved_bytes
     ));
     Ok(Printed { json: json!({"users": users, "server": server}), text: text.join("\n") })
 }

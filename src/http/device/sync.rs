@@ -40,6 +40,10 @@ pub struct DownloadEntry {
     file_size: Option<u64>,
     /// Only deleted items still use this content (it has a `url` all the same).
     is_deleted: bool,
+    /// A signed GET of the content's playable rendition (an H.264/AAC MP4 of a video a browser
+    /// cannot play, a JPEG of a HEIF photo); `null` when it has none.
+    #[schema(required = true)]
+    rendition_url: Option<String>,
     /// A signed GET (Range and HEAD supported); `null` when the content is not there.
     #[schema(required = true)]
     url: Option<String>,
@@ -83,17 +87,27 @@ pub async fn download(
         }
     }
     let expires = state.signed_url_expiry();
+    let infos = media_infos(state.catalog.as_ref(), found.values().map(|item| &item.sha256)).await?;
+    let signed = |sha256: &Sha256Hex| targets::blob_get(&state.signer, &state.upload_url, sha256, expires);
     let list = hashes
         .into_iter()
         .map(|hash| match found.get(&hash) {
             Some(item) => DownloadEntry {
                 chunk_size: Some(chunk_size_for(item.file_size)),
                 file_size: Some(item.file_size),
-                url: Some(targets::blob_get(&state.signer, &state.upload_url, &item.sha256, expires)),
+                url: Some(signed(&item.sha256)),
+                rendition_url: infos.get(&item.sha256).and_then(|i| i.rendition.as_ref()).map(|r| signed(&r.sha256)),
                 is_deleted: item.is_deleted,
                 file_hash: hash,
             },
-            None => DownloadEntry { chunk_size: None, file_hash: hash, file_size: None, is_deleted: false, url: None },
+            None => DownloadEntry {
+                chunk_size: None,
+                file_hash: hash,
+                file_size: None,
+                is_deleted: false,
+                rendition_url: None,
+                url: None,
+            },
         })
         .collect();
     Ok(Json(DownloadAnswer { download_list: list }))

@@ -13,7 +13,7 @@ use crate::catalog::Event;
 use crate::domain::{ErrorCode, MediaType};
 use crate::gallery::device_dir;
 use crate::http::AppState;
-use crate::http::blob_response::{DownloadHeaders, RangedAnswers, serve_blob};
+use crate::http::blob_response::{DownloadHeaders, RangedAnswers, serve_blob, serve_rendition};
 use crate::http::error::ApiError;
 use crate::http::extract::{Caller, GalleryDelete, GalleryRead, QueryParams};
 use crate::http::openapi::{Binary, tag};
@@ -241,4 +241,33 @@ pub async fn thumbnail(
     };
     let content_type = crate::media::sniff(&head, None).content_type;
     serve_blob(&state, &sha256, blob.size, &content_type, &headers).await
+}
+
+/// The event's playable rendition (an H.264/AAC MP4 of a video a browser cannot play, a JPEG
+/// of a HEIF photo), with HTTP Range and `If-None-Match`.
+///
+/// `has_rendition` in the event says whether there is one.
+#[utoipa::path(get, path = "/api/gallery/{device}/events/{event_id}/rendition", tag = tag::GALLERY,
+    operation_id = "gallery_event_rendition",
+    params(
+        ("device" = String, Path, description = "The device's exact name in your account, else its id"),
+        ("event_id" = String, Path, description = "An event of the device (`evt_` and a ULID)"),
+        DownloadHeaders,
+    ),
+    responses(
+        (status = 200, body = Binary, content_type = "*/*", description = "The rendition (`video/mp4` or `image/jpeg`)",
+            headers(("ETag" = String, description = "The rendition's SHA-256, quoted"))),
+        RangedAnswers,
+        (status = 404, description = "No such device (`no_such_device`) or event (`no_such_event`), or the \
+            event has no rendition (`no_rendition`: not needed, not made yet, or it could not be made)"),
+    ))]
+pub async fn rendition(
+    State(state): State<AppState>,
+    Path((device, event_id)): Path<(String, String)>,
+    headers: HeaderMap,
+    Caller(principal, ..): Caller<GalleryRead>,
+) -> Result<Response, ApiError> {
+    let device = resolve_device(&state, &principal, &device).await?;
+    let event = own_event(&state, &device, &event_id).await?;
+    serve_rendition(&state, event.sha256.as_ref(), &headers).await
 }

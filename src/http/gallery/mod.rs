@@ -31,6 +31,7 @@ pub fn router() -> ApiRouter {
         .routes(routes!(events::remove))
         .routes(routes!(events::file))
         .routes(routes!(events::thumbnail))
+        .routes(routes!(events::rendition))
         .routes(routes!(events::stats))
         .routes(routes!(upload::upload).layer(DefaultBodyLimit::disable()))
         .routes(routes!(upload::upload_url))
@@ -101,8 +102,9 @@ pub fn event_json(event: &Event, info: Option<&MediaInfo>) -> Value {
     if let Some(metadata) = &event.metadata {
         item["metadata"] = metadata.clone();
     }
-    if event.sha256.is_some() {
-        crate::http::media_info::add_media_fields(&mut item, info);
+    match event.sha256 {
+        Some(_) => crate::http::media_info::add_media_fields(&mut item, info),
+        None => item["has_rendition"] = json!(false),
     }
     item
 }

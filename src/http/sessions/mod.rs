@@ -39,6 +39,7 @@ pub fn router() -> ApiRouter {
         .merge(family)
         // Ferry's own: `urls.file` of a finished session (only under /api; tus owns /files/)
         .routes(routes!(upload::download, upload::delete))
+        .routes(routes!(upload::rendition))
         .routes(routes!(upload::direct).layer(DefaultBodyLimit::disable()));
     family_router(Family::Session, both)
 }

@@ -61,14 +61,33 @@ pub struct SessionFinished {
 pub struct SessionFile {
     /// The library file (a ULID).
     file_id: String,
+    /// Ferry made a playable rendition of it (unless the session said `no_transcode`, for a
+    /// video a browser cannot play or a HEIF photo, once its job has run).
+    has_rendition: bool,
+    /// The rendition, when `has_rendition`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    rendition: Option<SessionFileRendition>,
     title: String,
     urls: SessionFileUrls,
+}
+
+/// A playable rendition: `video/mp4` (H.264/AAC) or `image/jpeg`.
+#[derive(Serialize, ToSchema)]
+pub struct SessionFileRendition {
+    #[schema(example = "video/mp4")]
+    content_type: String,
+    size: u64,
 }
 
 #[derive(Serialize, ToSchema)]
 pub struct SessionFileUrls {
     /// `<public>/api/files/<file_id>`: fetches the file with the same token.
     file: String,
+    /// `<public>/api/files/<file_id>/rendition`, when the file has a rendition.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    rendition: Option<String>,
 }
 
 /// Registers an upload session: a folder to collect files into, optionally under limits.
@@ -155,12 +174,22 @@ async fn finish_session(
         return Err(missing());
     }
     let files = state.catalog.finish_session(ulid).await?;
+    let infos = crate::http::media_info::media_infos(state.catalog.as_ref(), files.iter().map(|f| &f.sha256)).await?;
     let files = files
         .iter()
-        .map(|f| SessionFile {
-            file_id: f.file_id.clone(),
-            title: f.title.clone(),
-            urls: SessionFileUrls { file: file_url(state, f) },
+        .map(|f| {
+            let rendition = infos.get(&f.sha256).and_then(|i| i.rendition.as_ref());
+            SessionFile {
+                file_id: f.file_id.clone(),
+                has_rendition: rendition.is_some(),
+                rendition: rendition
+                    .map(|r| SessionFileRendition { content_type: r.content_type.clone(), size: r.size }),
+                title: f.title.clone(),
+                urls: SessionFileUrls {
+                    file: file_url(state, f),
+                    rendition: rendition.map(|_| format!("{}/rendition", file_url(state, f))),
+                },
+            }
         })
         .collect();
     Ok(Json(SessionFinished { files, status: "finished" }))

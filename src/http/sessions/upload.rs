@@ -16,8 +16,8 @@ use super::{DIRECT_PATH, DIRECT_UNSIGNED};
 use crate::catalog::{Session, SlotRefusal};
 use crate::domain::{ErrorCode, Sha256Hex};
 use crate::http::AppState;
-use crate::http::blob_response::serve_blob;
 use crate::http::blob_response::{DownloadHeaders, RangedAnswers};
+use crate::http::blob_response::{serve_blob, serve_rendition};
 use crate::http::error::ApiError;
 use crate::http::extract::{Caller, FileDelete, OwnFile, QueryParams, SessionUpload};
 use crate::http::openapi::{Binary, tag};
@@ -262,7 +262,9 @@ async fn store_file(
         session: Some(session.ulid.clone()),
         ..NewFile::in_folder(session.user_id, Folder::Id(folder.id))
     };
-    let stored = state.library.add(new, file.received).await.map_err(|e| match e {
+    // `no_transcode`: this arrival asks for no rendition (another arrival of the content may)
+    let received = if limits.no_transcode { file.received.waiving_rendition() } else { file.received };
+    let stored = state.library.add(new, received).await.map_err(|e| match e {
         // finished while this file was streaming in: the finish did not list it
         LibraryError::SessionFinished(why) => ApiError::new(ErrorCode::SessionFinished, why),
         other => other.into(),
@@ -333,4 +335,31 @@ pub async fn download(
         .await?
         .ok_or_else(|| ApiError::not_found(format!("no file {file_id}")))?;
     serve_blob(&state, &file.sha256, file.size, &file.content_type, &headers).await
+}
+
+/// Fetches a library file's playable rendition (an H.264/AAC MP4 of a video a browser cannot
+/// play, a JPEG of a HEIF photo).
+///
+/// Supports `Range` and `If-None-Match`, as the file itself.
+#[utoipa::path(get, path = "/api/files/{file_id}/rendition", tag = tag::SESSION,
+    params(("file_id" = String, Path, description = "A library file of this account"), DownloadHeaders),
+    responses(
+        (status = 200, description = "The rendition (`video/mp4` or `image/jpeg`)", body = Binary,
+            content_type = "*/*", headers(("ETag" = String, description = "The rendition's SHA-256, quoted"))),
+        RangedAnswers,
+        (status = 404, description = "No such file in this account (`not_found`), or the file has no rendition \
+            (`no_rendition`: not needed, not made yet, or it could not be made)"),
+    ))]
+pub async fn rendition(
+    State(state): State<AppState>,
+    Path(file_id): Path<String>,
+    headers: HeaderMap,
+    Caller(principal, ..): Caller<OwnFile>,
+) -> Result<Response, ApiError> {
+    let file = state
+        .library
+        .get(principal.user().user_id, &file_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no file {file_id}")))?;
+    serve_rendition(&state, Some(&file.sha256), &headers).await
 }

@@ -1,0 +1,188 @@
+//! Playable renditions: which media needs one (a pure decision over the facts media
+//! processing recorded), and making it with `ffmpeg` (videos: H.264/AAC MP4, `faststart`)
+//! or `heif-convert` (HEIF photos: JPEG).
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use tokio::process::Command;
+
+use super::video::run_tool;
+use super::{Metadata, ToolError, Tools, probe_video};
+use crate::config::TranscodePolicy;
+
+/// Most bits a second a transcoded video may use (with a buffer of twice that).
+const MAX_BITRATE: &str = "8M";
+const MAX_BUFFER: &str = "16M";
+
+/// What to make of a file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Plan {
+    /// An H.264/AAC MP4: each stream re-encoded, or copied when it already plays (and fits).
+    Video { encode_video: bool, encode_audio: bool },
+    /// A JPEG of a HEIF photo.
+    Photo,
+}
+
+impl Plan {
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Plan::Video { .. } => "video/mp4",
+            Plan::Photo => "image/jpeg",
+        }
+    }
+}
+
+/// What rendition `meta`'s file needs under `policy`, if any. Browsers play H.264 with AAC
+/// or MP3 in MP4, and VP8/VP9/AV1 with Opus or Vorbis in WebM; they show no HEIF photo.
+pub fn plan(meta: &Metadata, policy: TranscodePolicy, max_dimension: u32) -> Option<Plan> {
+    if policy == TranscodePolicy::Off {
+        return None;
+    }
+    let format = meta.format.as_deref().unwrap_or_default();
+    if meta.kind == "image" && matches!(format, "heif" | "heic") {
+        return Some(Plan::Photo);
+    }
+    if meta.kind != "video" {
+        return None;
+    }
+    let (video, audio) = (meta.codec.as_deref(), meta.audio_codec.as_deref());
+    let mp4_video = video == Some("h264");
+    let mp4_audio = matches!(audio, None | Some("aac" | "mp3"));
+    let playable = match format {
+        "mp4" | "x-m4v" => mp4_video && mp4_audio,
+        "webm" => matches!(video, Some("vp8" | "vp9" | "av1")) && matches!(audio, None | Some("opus" | "vorbis")),
+        _ => false,
+    };
+    if playable && policy == TranscodePolicy::Auto {
+        return None;
+    }
+    let fits = meta.width.max(meta.height).is_some_and(|side| side <= max_dimension);
+    Some(Plan::Video { encode_video: !(mp4_video && fits), encode_audio: !mp4_audio })
+}
+
+/// Makes the MP4 of `input` at `output`, at low CPU priority, within `limit`; checks that the
+/// result is an H.264 video before it is kept. ffmpeg writes its progress to a pipe only this
+/// process reads, so it stops soon after this process dies.
+pub async fn transcode_video(
+    tools: Tools,
+    input: &Path,
+    output: &Path,
+    plan: Plan,
+    max_dimension: u32,
+    limit: Duration,
+) -> Result<(), ToolError> {
+    let Plan::Video { encode_video, encode_audio } = plan else {
+        return Err(ToolError::Failed("not a video plan".into()));
+    };
+    let mut command = low_priority(tools, "ffmpeg");
+    command.args(["-nostdin", "-v", "error", "-y", "-progress", "pipe:1", "-i"]).arg(input);
+    command.args(["-map", "0:v:0", "-map", "0:a:0?", "-sn", "-dn"]);
+    if encode_video {
+        let side = format!("trunc(min({max_dimension},{{}})/2)*2");
+        let (w, h) = (side.replace("{}", "iw"), side.replace("{}", "ih"));
+        let scale = format!("scale='if(gte(iw,ih),{w},-2)':'if(gte(iw,ih),-2,{h})'");
+        command.args(["-c:v", "libx264", "-preset", "veryfast", "-crf", "23", "-pix_fmt", "yuv420p"]);
+        command.args(["-maxrate", MAX_BITRATE, "-bufsize", MAX_BUFFER, "-vf", &scale]);
+    } else {
+        command.args(["-c:v", "copy"]);
+    }
+    match encode_audio {
+        true => command.args(["-c:a", "aac", "-b:a", "160k", "-ac", "2"]),
+        false => command.args(["-c:a", "copy"]),
+    };
+    command.args(["-movflags", "+faststart", "-f", "mp4"]).arg(output);
+    run_tool(command, "ffmpeg", limit, None).await?;
+    // what ffmpeg made must play: an H.264 stream with a length
+    let mut made = Metadata::default();
+    probe_video(output, Duration::from_secs(60), &mut made).await?;
+    match (made.codec.as_deref(), made.duration) {
+        (Some("h264"), Some(d)) if d > 0.0 => Ok(()),
+        _ => Err(ToolError::Failed("ffmpeg made no playable video of it (no frames decoded)".into())),
+    }
+}
+
+/// Makes a JPEG of `input`'s primary image at `output`, upright (libheif applies the
+/// file's rotation and mirroring), within `limit`. Returns where it is: a file of several
+/// images gets numbered outputs, of which the first is the primary.
+pub async fn heif_to_jpeg(tools: Tools, input: &Path, output: &Path, limit: Duration) -> Result<PathBuf, ToolError> {
+    let mut command = low_priority(tools, "heif-convert");
+    command.args(["--quiet", "-q", "90"]).arg(input).arg(output);
+    run_tool(command, "heif-convert", limit, None).await?;
+    let numbered =
+        output.with_file_name(format!("{}-1.jpg", output.file_stem().map(|s| s.to_string_lossy()).unwrap_or_default()));
+    [output.to_owned(), numbered]
+        .into_iter()
+        .find(|p| p.is_file())
+        .ok_or_else(|| ToolError::Failed("heif-convert wrote no image".into()))
+}
+
+fn low_priority(tools: Tools, tool: &str) -> Command {
+    if !tools.nice {
+        return Command::new(tool);
+    }
+    let mut command = Command::new("nice");
+    command.args(["-n", "10", tool]);
+    command
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn video(format: &str, codec: &str, audio: Option<&str>, side: u32) -> Metadata {
+        Metadata {
+            kind: "video".into(),
+            format: Some(format.into()),
+            codec: Some(codec.into()),
+            audio_codec: audio.map(str::to_owned),
+            width: Some(side),
+            height: Some(side * 9 / 16),
+            ..Metadata::default()
+        }
+    }
+
+    #[test]
+    fn what_browsers_play_gets_nothing_unless_always() {
+        use TranscodePolicy::*;
+        let mp4 = video("mp4", "h264", Some("aac"), 1920);
+        assert_eq!(plan(&mp4, Auto, 1080), None);
+        assert_eq!(plan(&video("webm", "vp9", Some("opus"), 640), Auto, 1080), None);
+        assert_eq!(plan(&mp4, Always, 1080), Some(Plan::Video { encode_video: true, encode_audio: false }));
+        assert_eq!(
+            plan(&video("mp4", "h264", None, 640), Always, 1080),
+            Some(Plan::Video { encode_video: false, encode_audio: false })
+        );
+        assert_eq!(plan(&video("quicktime", "hevc", Some("aac"), 3840), Off, 1080), None);
+    }
+
+    #[test]
+    fn what_browsers_cannot_play_is_transcoded_or_remuxed() {
+        use TranscodePolicy::Auto;
+        let hevc = video("quicktime", "hevc", Some("aac"), 3840);
+        assert_eq!(plan(&hevc, Auto, 1080), Some(Plan::Video { encode_video: true, encode_audio: false }));
+        // H.264 in a MOV only needs another container
+        let mov = video("quicktime", "h264", Some("aac"), 1280);
+        assert_eq!(plan(&mov, Auto, 1080).unwrap(), Plan::Video { encode_video: true, encode_audio: false });
+        let small_mov = video("quicktime", "h264", Some("aac"), 1080);
+        assert_eq!(plan(&small_mov, Auto, 1080).unwrap(), Plan::Video { encode_video: false, encode_audio: false });
+        let avi = video("x-msvideo", "mjpeg", Some("pcm_s16le"), 640);
+        assert_eq!(plan(&avi, Auto, 1080).unwrap(), Plan::Video { encode_video: true, encode_audio: true });
+        // facts a failed probe left out: try it all, ffmpeg says whether it can
+        let unknown = Metadata { kind: "video".into(), ..Metadata::default() };
+        assert_eq!(plan(&unknown, Auto, 1080).unwrap(), Plan::Video { encode_video: true, encode_audio: false });
+    }
+
+    #[test]
+    fn heif_photos_get_a_jpeg_and_other_images_nothing() {
+        let heif = Metadata { kind: "image".into(), format: Some("heif".into()), ..Metadata::default() };
+        assert_eq!(plan(&heif, TranscodePolicy::Auto, 1080), Some(Plan::Photo));
+        assert_eq!(plan(&heif, TranscodePolicy::Off, 1080), None);
+        let jpeg = Metadata { kind: "image".into(), format: Some("jpeg".into()), ..Metadata::default() };
+        assert_eq!(plan(&jpeg, TranscodePolicy::Always, 1080), None);
+        assert_eq!(
+            plan(&Metadata { kind: "other".into(), ..Metadata::default() }, TranscodePolicy::Always, 1080),
+            None
+        );
+    }
+}
