@@ -174,6 +174,9 @@ pub fn backup(config: &Config, into: &Path) -> Result<Manifest, BackupError> {
                     return Err(BackupError::MissingBlob(hash));
                 }
                 copy.execute("delete from collect_candidates where sha256 = ?1", [&hash])?;
+                // its results go with it (what they kept alive is collected later, as live)
+                copy.execute("delete from blob_media where sha256 = ?1", [&hash])?;
+                copy.execute("delete from blob_renditions where sha256 = ?1", [&hash])?;
                 copy.execute("delete from blobs where sha256 = ?1", [&hash])?;
             }
             Err(e) => return Err(io(format!("cannot copy blob {hash}"))(e)),

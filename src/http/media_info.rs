@@ -6,10 +6,11 @@
 
 use std::collections::HashMap;
 
+use serde::Serialize;
 use serde_json::{Map, Value, json};
 use utoipa::ToSchema;
 
-use crate::catalog::{Catalog, CatalogError, MediaInfo, MediaStatus};
+use crate::catalog::{Catalog, CatalogError, MediaInfo, MediaStatus, Rendition};
 use crate::domain::Sha256Hex;
 
 /// Results for a batch of contents (one catalog query), by hash.
@@ -65,14 +66,18 @@ pub struct MediaFields {
     rendition: RenditionFacts,
 }
 
-// Schema only, as `MediaFields`.
 /// A playable rendition: `video/mp4` (H.264/AAC) or `image/jpeg`.
-#[derive(ToSchema)]
-#[allow(dead_code)]
+#[derive(Serialize, ToSchema)]
 pub struct RenditionFacts {
     #[schema(example = "video/mp4")]
     content_type: String,
     size: u64,
+}
+
+impl From<&Rendition> for RenditionFacts {
+    fn from(rendition: &Rendition) -> Self {
+        RenditionFacts { content_type: rendition.content_type.clone(), size: rendition.size }
+    }
 }
 
 // Schema only, as `MediaFields`.
@@ -123,7 +128,7 @@ pub fn add_media_fields(object: &mut Value, info: Option<&MediaInfo>) {
     let rendition = info.and_then(|i| i.rendition.as_ref());
     object.insert("has_rendition".into(), json!(rendition.is_some()));
     if let Some(rendition) = rendition {
-        object.insert("rendition".into(), json!({"content_type": rendition.content_type, "size": rendition.size}));
+        object.insert("rendition".into(), json!(RenditionFacts::from(rendition)));
     }
     let Some(info) = info else {
         object.insert("media_status".into(), json!("pending"));

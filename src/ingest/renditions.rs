@@ -16,7 +16,9 @@ impl Ingest {
         let (kind, payload, key) = crate::domain::transcode_job(&received.blob.sha256);
         match self.catalog.enqueue_job_for(kind, &payload, Some(&key), None).await {
             Ok(_) => {
+                // every idle worker looks (a media worker woken alone would not take it)
                 if let Some(wake) = &self.wake {
+                    wake.notify_waiters();
                     wake.notify_one();
                 }
             }

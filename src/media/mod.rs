@@ -30,7 +30,7 @@ pub use picture::{Decoded, Limits, Thumbnail, decode_image};
 pub use process::MediaProcessor;
 pub use rendition::RenditionMaker;
 pub use sniff::{Sniffed, sniff};
-pub use transcode::{Plan, heif_to_jpeg, plan, transcode_video};
+pub use transcode::{Plan, heif_to_jpeg, plan, transcode_video, video_command};
 pub use video::{ToolError, Tools, probe_video, read_probe, video_frame};
 
 /// What a decodable image's bytes say: its EXIF facts and, within [`Limits::default`], its
@@ -91,6 +91,12 @@ pub struct Metadata {
     /// The first audio stream's codec (videos with sound).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub audio_codec: Option<String>,
+    /// The video stream's pixel format, as ffprobe names it (`yuv420p`, `yuv420p10le`, …).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pixel_format: Option<String>,
+    /// Bits a second of the whole file (videos).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bit_rate: Option<u64>,
 }
 
 /// A position: degrees (north and east positive) and metres above sea level.

@@ -140,7 +140,10 @@ fn tool_failure(e: ToolError, broken: impl Fn(String) -> Failure) -> Failure {
 /// What the blob is: the facts media processing recorded, else what its first bytes say.
 async fn facts(maker: &RenditionMaker, blob: &BlobRecord) -> Result<Metadata, Failure> {
     let recorded = maker.catalog.media_info(std::slice::from_ref(&blob.sha256)).await?.pop();
-    if let Some(meta) = recorded.and_then(|i| i.metadata).and_then(|m| serde_json::from_value(m).ok()) {
+    let recorded: Option<Metadata> = recorded.and_then(|i| i.metadata).and_then(|m| serde_json::from_value(m).ok());
+    // a video's facts from before pixel formats were recorded (or from a failed probe) cannot
+    // tell a playable file: the file's own probe will
+    if let Some(meta) = recorded.filter(|m| m.kind != "video" || m.pixel_format.is_some()) {
         return Ok(meta);
     }
     let head = super::work::read_prefix(maker.store.as_ref(), blob, 8 * 1024).await?;

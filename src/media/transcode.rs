@@ -11,9 +11,10 @@ use super::video::run_tool;
 use super::{Metadata, ToolError, Tools, probe_video};
 use crate::config::TranscodePolicy;
 
-/// Most bits a second a transcoded video may use (with a buffer of twice that).
+/// Most bits a second a rendition may use (ffmpeg's `-maxrate`, with a buffer of twice that).
 const MAX_BITRATE: &str = "8M";
 const MAX_BUFFER: &str = "16M";
+const MAX_BITS_PER_SECOND: u64 = 8_000_000;
 
 /// What to make of a file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,7 +48,9 @@ pub fn plan(meta: &Metadata, policy: TranscodePolicy, max_dimension: u32) -> Opt
         return None;
     }
     let (video, audio) = (meta.codec.as_deref(), meta.audio_codec.as_deref());
-    let mp4_video = video == Some("h264");
+    // browsers decode 8-bit 4:2:0 H.264 only (not 10-bit or 4:2:2 "High" profiles)
+    let eight_bit = matches!(meta.pixel_format.as_deref(), None | Some("yuv420p" | "yuvj420p"));
+    let mp4_video = video == Some("h264") && eight_bit;
     let mp4_audio = matches!(audio, None | Some("aac" | "mp3"));
     let playable = match format {
         "mp4" | "x-m4v" => mp4_video && mp4_audio,
@@ -57,13 +60,14 @@ pub fn plan(meta: &Metadata, policy: TranscodePolicy, max_dimension: u32) -> Opt
     if playable && policy == TranscodePolicy::Auto {
         return None;
     }
+    // a copied stream keeps its size and bitrate: both must be within the rendition's caps
     let fits = meta.width.max(meta.height).is_some_and(|side| side <= max_dimension);
-    Some(Plan::Video { encode_video: !(mp4_video && fits), encode_audio: !mp4_audio })
+    let within_bitrate = meta.bit_rate.is_none_or(|b| b <= MAX_BITS_PER_SECOND);
+    Some(Plan::Video { encode_video: !(mp4_video && fits && within_bitrate), encode_audio: !mp4_audio })
 }
 
-/// Makes the MP4 of `input` at `output`, at low CPU priority, within `limit`; checks that the
-/// result is an H.264 video before it is kept. ffmpeg writes its progress to a pipe only this
-/// process reads, so it stops soon after this process dies.
+/// Makes the MP4 of `input` at `output` with [`video_command`] within `limit`, and checks
+/// that the result is an H.264 video before it is kept.
 pub async fn transcode_video(
     tools: Tools,
     input: &Path,
@@ -72,9 +76,23 @@ pub async fn transcode_video(
     max_dimension: u32,
     limit: Duration,
 ) -> Result<(), ToolError> {
-    let Plan::Video { encode_video, encode_audio } = plan else {
+    let Some(command) = video_command(tools, input, output, plan, max_dimension) else {
         return Err(ToolError::Failed("not a video plan".into()));
     };
+    run_tool(command, "ffmpeg", limit, None).await?;
+    // what ffmpeg made must play: an H.264 stream with a length
+    let mut made = Metadata::default();
+    probe_video(output, Duration::from_secs(60), &mut made).await?;
+    match (made.codec.as_deref(), made.duration) {
+        (Some("h264"), Some(d)) if d > 0.0 => Ok(()),
+        _ => Err(ToolError::Failed("ffmpeg made no playable video of it (no frames decoded)".into())),
+    }
+}
+
+/// The ffmpeg run that makes a video plan's MP4, at low CPU priority (`None` for a photo
+/// plan). Its progress goes to a pipe that is drained and dropped.
+pub fn video_command(tools: Tools, input: &Path, output: &Path, plan: Plan, max_dimension: u32) -> Option<Command> {
+    let Plan::Video { encode_video, encode_audio } = plan else { return None };
     let mut command = low_priority(tools, "ffmpeg");
     command.args(["-nostdin", "-v", "error", "-y", "-progress", "pipe:1", "-i"]).arg(input);
     command.args(["-map", "0:v:0", "-map", "0:a:0?", "-sn", "-dn"]);
@@ -92,37 +110,70 @@ pub async fn transcode_video(
         false => command.args(["-c:a", "copy"]),
     };
     command.args(["-movflags", "+faststart", "-f", "mp4"]).arg(output);
-    run_tool(command, "ffmpeg", limit, None).await?;
-    // what ffmpeg made must play: an H.264 stream with a length
-    let mut made = Metadata::default();
-    probe_video(output, Duration::from_secs(60), &mut made).await?;
-    match (made.codec.as_deref(), made.duration) {
-        (Some("h264"), Some(d)) if d > 0.0 => Ok(()),
-        _ => Err(ToolError::Failed("ffmpeg made no playable video of it (no frames decoded)".into())),
-    }
+    Some(command)
 }
 
-/// Makes a JPEG of `input`'s primary image at `output`, upright (libheif applies the
-/// file's rotation and mirroring), within `limit`. Returns where it is: a file of several
-/// images gets numbered outputs, of which the first is the primary.
+/// Makes a JPEG of `input`'s image at `output` within `limit`, and returns where it is (a
+/// file of several images gets numbered outputs; the first is taken). libheif applies the
+/// file's rotation and mirroring (`irot`, `imir`), which HEIF says are what counts; the EXIF
+/// heif-convert copies along still carries the camera's orientation tag (an iPhone's says 6
+/// beside its `irot`), so it is dropped: the pixels are upright, and nothing turns them again.
 pub async fn heif_to_jpeg(tools: Tools, input: &Path, output: &Path, limit: Duration) -> Result<PathBuf, ToolError> {
     let mut command = low_priority(tools, "heif-convert");
     command.args(["--quiet", "-q", "90"]).arg(input).arg(output);
     run_tool(command, "heif-convert", limit, None).await?;
-    let numbered =
-        output.with_file_name(format!("{}-1.jpg", output.file_stem().map(|s| s.to_string_lossy()).unwrap_or_default()));
-    [output.to_owned(), numbered]
+    let stem = output.file_stem().map(|s| s.to_string_lossy()).unwrap_or_default();
+    let numbered = output.with_file_name(format!("{stem}-1.jpg"));
+    let made = [output.to_owned(), numbered]
         .into_iter()
         .find(|p| p.is_file())
-        .ok_or_else(|| ToolError::Failed("heif-convert wrote no image".into()))
+        .ok_or_else(|| ToolError::Failed("heif-convert wrote no image".into()))?;
+    let failed = |e: std::io::Error| ToolError::Failed(format!("heif-convert's image {}: {e}", made.display()));
+    let jpeg = tokio::fs::read(&made).await.map_err(failed)?;
+    let upright = without_exif(&jpeg).ok_or_else(|| ToolError::Failed("heif-convert wrote no JPEG".into()))?;
+    tokio::fs::write(&made, upright).await.map_err(failed)?;
+    Ok(made)
 }
 
-fn low_priority(tools: Tools, tool: &str) -> Command {
-    if !tools.nice {
-        return Command::new(tool);
+/// A JPEG's bytes without its EXIF segments; `None` when the markers before the image data
+/// do not add up.
+pub fn without_exif(jpeg: &[u8]) -> Option<Vec<u8>> {
+    let mut out = jpeg.get(..2).filter(|soi| *soi == [0xFF, 0xD8])?.to_vec();
+    let mut at = 2;
+    loop {
+        let &[0xFF, marker] = jpeg.get(at..at + 2)? else { return None };
+        match marker {
+            0xFF => at += 1, // a fill byte
+            // start of scan: the entropy-coded image runs to the end
+            0xDA => {
+                out.extend_from_slice(&jpeg[at..]);
+                return Some(out);
+            }
+            _ => {
+                let len = usize::from(u16::from_be_bytes(jpeg.get(at + 2..at + 4)?.try_into().ok()?));
+                let segment = jpeg.get(at..at + 2 + len).filter(|_| len >= 2)?;
+                if !(marker == 0xE1 && segment[4..].starts_with(b"Exif\0\0")) {
+                    out.extend_from_slice(segment);
+                }
+                at += 2 + len;
+            }
+        }
     }
-    let mut command = Command::new("nice");
-    command.args(["-n", "10", tool]);
+}
+
+/// `tool` at low CPU priority (`nice 10`) and, where util-linux's `setpriv` is there, killed
+/// when the server dies (else a crashed server's ffmpeg would run on for hours).
+fn low_priority(tools: Tools, tool: &str) -> Command {
+    let mut chain: Vec<&str> = Vec::new();
+    if tools.setpriv {
+        chain.extend(["setpriv", "--pdeathsig", "KILL", "--"]);
+    }
+    if tools.nice {
+        chain.extend(["nice", "-n", "10"]);
+    }
+    chain.push(tool);
+    let mut command = Command::new(chain[0]);
+    command.args(&chain[1..]);
     command
 }
 
@@ -171,6 +222,31 @@ mod tests {
         // facts a failed probe left out: try it all, ffmpeg says whether it can
         let unknown = Metadata { kind: "video".into(), ..Metadata::default() };
         assert_eq!(plan(&unknown, Auto, 1080).unwrap(), Plan::Video { encode_video: true, encode_audio: false });
+    }
+
+    #[test]
+    fn what_browsers_cannot_decode_or_what_is_too_heavy_is_encoded_not_copied() {
+        let ten_bit = Metadata { pixel_format: Some("yuv420p10le".into()), ..video("mp4", "h264", Some("aac"), 1920) };
+        let decided = plan(&ten_bit, TranscodePolicy::Auto, 1080);
+        assert_eq!(decided, Some(Plan::Video { encode_video: true, encode_audio: false }));
+        let heavy = Metadata { bit_rate: Some(50_000_000), ..video("quicktime", "h264", Some("aac"), 1080) };
+        let decided = plan(&heavy, TranscodePolicy::Auto, 1080);
+        assert_eq!(decided, Some(Plan::Video { encode_video: true, encode_audio: false }));
+    }
+
+    #[test]
+    fn exif_goes_and_the_image_stays() {
+        let image = image::RgbImage::from_pixel(64, 48, image::Rgb([200, 10, 10]));
+        let mut jpeg = Vec::new();
+        image::codecs::jpeg::JpegEncoder::new(&mut jpeg).encode_image(&image).unwrap();
+        let exif = [&[0xFF, 0xE1, 0, 16][..], b"Exif\0\0", b"MM\0\x2A\0\0\0\x08"].concat();
+        let tagged = [&jpeg[..2], &exif, &[0xFF], &jpeg[2..]].concat(); // with a fill byte too
+        let plain = without_exif(&tagged).unwrap();
+        assert!(!plain.windows(4).any(|w| w == b"Exif"));
+        let decoded = image::load_from_memory(&plain).unwrap();
+        assert_eq!((decoded.width(), decoded.height()), (64, 48));
+        assert_eq!(without_exif(b"not a jpeg"), None);
+        assert_eq!(without_exif(&tagged[..10]), None);
     }
 
     #[test]

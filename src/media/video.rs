@@ -22,6 +22,8 @@ pub struct Tools {
     pub heif_convert: bool,
     /// Runs renditions at low CPU priority.
     pub nice: bool,
+    /// util-linux: a rendition's ffmpeg gets killed when the server dies.
+    pub setpriv: bool,
 }
 
 impl Tools {
@@ -45,6 +47,7 @@ impl Tools {
                     ffmpeg: works("ffmpeg", "-version").await,
                     heif_convert: works("heif-convert", "--version").await,
                     nice: works("nice", "--version").await,
+                    setpriv: works("setpriv", "--version").await,
                 }
             })
             .await
@@ -79,6 +82,7 @@ pub fn read_probe(probe: &Value, meta: &mut Metadata) {
     let format = &probe["format"];
     let number = |v: &Value| v.as_str().and_then(|s| s.parse::<f64>().ok()).filter(|d| d.is_finite() && *d >= 0.0);
     meta.duration = number(&format["duration"]);
+    meta.bit_rate = format["bit_rate"].as_str().and_then(|b| b.parse::<u64>().ok()).filter(|b| *b > 0);
     let tags = &format["tags"];
     meta.captured = tags["creation_time"]
         .as_str()
@@ -96,6 +100,7 @@ pub fn read_probe(probe: &Value, meta: &mut Metadata) {
         .map(str::to_owned);
     if let Some(video) = streams.iter().find(|s| s["codec_type"] == "video") {
         meta.codec = video["codec_name"].as_str().map(str::to_owned);
+        meta.pixel_format = video["pix_fmt"].as_str().map(str::to_owned);
         let side = |key: &str| video[key].as_u64().filter(|v| (1..=1_000_000).contains(v)).map(|v| v as u32);
         let rotation = video["tags"]["rotate"]
             .as_str()
@@ -219,10 +224,10 @@ mod tests {
     #[test]
     fn probes_are_read_with_rotation_and_place() {
         let probe = serde_json::json!({
-            "format": {"duration": "2.500000", "tags": {"creation_time": "2024-05-01T12:00:00.000000Z",
+            "format": {"duration": "2.500000", "bit_rate": "5000000", "tags": {"creation_time": "2024-05-01T12:00:00.000000Z",
                        "location": "+48.8584+002.2945+035.000/"}},
             "streams": [{"codec_type": "audio", "codec_name": "aac"},
-                        {"codec_type": "video", "codec_name": "h264", "width": 1920, "height": 1080,
+                        {"codec_type": "video", "codec_name": "h264", "pix_fmt": "yuv420p", "width": 1920, "height": 1080,
                          "side_data_list": [{"rotation": -90}]}]
         });
         let mut meta = Metadata::default();
@@ -230,6 +235,7 @@ mod tests {
         assert_eq!(meta.duration, Some(2.5));
         assert_eq!(meta.codec.as_deref(), Some("h264"));
         assert_eq!(meta.audio_codec.as_deref(), Some("aac"));
+        assert_eq!((meta.pixel_format.as_deref(), meta.bit_rate), (Some("yuv420p"), Some(5_000_000)));
         assert_eq!((meta.width, meta.height), (Some(1080), Some(1920)));
         assert_eq!(meta.captured.as_deref(), Some("2024-05-01T12:00:00.000000Z"));
         let gps = meta.gps.unwrap();

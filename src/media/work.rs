@@ -83,17 +83,22 @@ impl Drop for WorkDir {
 }
 
 const LOCK: &str = ".lock";
+/// The name prefix of a folder being made (not locked yet).
+const MAKING: &str = ".making-";
 
 impl WorkDir {
     pub(super) async fn new(data_dir: &Path, stale_after: Duration) -> Result<WorkDir, Failure> {
         let root = data_dir.join("media-work");
-        let dir = root.join(ulid::Ulid::new().to_string());
+        let name = ulid::Ulid::new().to_string();
         let made = tokio::task::spawn_blocking(move || {
             std::fs::create_dir_all(&root)?;
             remove_left_behind(&root, stale_after);
-            std::fs::create_dir(&dir)?;
-            let lock = std::fs::File::create(dir.join(LOCK))?;
+            // made and locked under a name the sweep leaves alone, then moved into view
+            let (making, dir) = (root.join(format!("{MAKING}{name}")), root.join(name));
+            std::fs::create_dir(&making)?;
+            let lock = std::fs::File::create(making.join(LOCK))?;
             lock.try_lock().map_err(std::io::Error::other)?;
+            std::fs::rename(&making, &dir)?;
             Ok::<_, std::io::Error>(WorkDir { dir, _lock: lock })
         })
         .await;
@@ -134,10 +139,12 @@ fn remove_left_behind(root: &Path, stale_after: Duration) {
     let Ok(entries) = std::fs::read_dir(root) else { return };
     for entry in entries.flatten() {
         let path = entry.path();
+        let making = entry.file_name().to_string_lossy().starts_with(MAKING);
         if entry.file_type().is_ok_and(|t| t.is_dir()) {
             let lock = std::fs::File::open(path.join(LOCK));
-            // taken (and let go at once): its job is gone; none: a folder being made, or older
+            // taken (and let go at once): its job is gone; none: an older version's
             let orphaned = match &lock {
+                Ok(_) if making => is_older(&entry, stale_after),
                 Ok(file) => file.try_lock().is_ok(),
                 Err(_) => is_older(&entry, stale_after),
             };
@@ -169,8 +176,13 @@ mod tests {
         std::fs::create_dir(&dead).unwrap();
         std::fs::write(dead.join(LOCK), b"").unwrap();
         std::fs::write(dead.join("rendition.mp4"), b"half").unwrap();
+        // one being made by another job (locked in a moment): left alone
+        let making = data.path().join("media-work").join(format!("{MAKING}01NEW"));
+        std::fs::create_dir(&making).unwrap();
+        std::fs::write(making.join(LOCK), b"").unwrap();
         let next = WorkDir::new(data.path(), Duration::from_secs(3600)).await.ok().unwrap();
         assert!(!dead.exists(), "a dead job's folder is removed");
+        assert!(making.exists(), "a folder being made stays");
         assert!(live.path("video").exists(), "a live job's folder stays");
         let (live_dir, next_dir) = (live.dir.clone(), next.dir.clone());
         drop((live, next));

@@ -277,6 +277,43 @@ pub async fn an_open_device_upload_is_found_by_owner_grant_and_content(catalog: 
     assert_eq!(find(alice, grant, 20 << 20).await, None, "a completed upload is not resumed");
 }
 
+pub async fn a_rendition_is_recorded_replaced_and_collected_with_its_content(catalog: Arc<dyn Catalog>) {
+    let a = catalog.create_user(&Name::parse("a").unwrap(), Level::Uploader).await.unwrap();
+    catalog.commit_blob(&blob(1), Some(a.user_id), ok_step()).await.unwrap();
+    let info = NewMediaInfo { sha256: blob(1).sha256, status: MediaStatus::Done, metadata: None, error: None };
+    catalog.record_media(&info, None).await.unwrap();
+    let made = |content_type: &str| NewRendition {
+        sha256: blob(1).sha256,
+        status: MediaStatus::Done,
+        content_type: Some(content_type.into()),
+        error: None,
+    };
+    catalog.record_rendition(&made("video/mp4"), Some((blob(2), ok_step()))).await.unwrap();
+    let rendition =
+        |n: u8| Some(Rendition { sha256: blob(n).sha256, content_type: "video/mp4".into(), size: blob(n).size });
+    assert_eq!(catalog.media_info(&[blob(1).sha256]).await.unwrap()[0].rendition, rendition(2));
+    assert_eq!(catalog.rendition_result(&blob(1).sha256).await.unwrap().unwrap().rendition, rendition(2));
+
+    // a re-run that makes another lets go of the first; usage counts the one kept
+    catalog.record_rendition(&made("video/mp4"), Some((blob(3), ok_step()))).await.unwrap();
+    let deleted: ByteDeleter = Arc::new(|_| Box::pin(async { Ok(()) }));
+    let first = catalog.collect_blob(now_ms(), deleted.clone()).await.unwrap();
+    assert!(matches!(first, Collection::Collected { ref sha256, .. } if *sha256 == blob(2).sha256), "{first:?}");
+    assert_eq!(catalog.collect_blob(now_ms(), deleted.clone()).await.unwrap(), Collection::Nothing);
+    assert_eq!(catalog.server_usage().await.unwrap().rendition_bytes, blob(3).size as i64);
+
+    // the rendition goes with its content
+    catalog.release_hold(a.user_id, &blob(1).sha256).await.unwrap();
+    let mut collected = Vec::new();
+    while let Collection::Collected { sha256, .. } = catalog.collect_blob(now_ms(), deleted.clone()).await.unwrap() {
+        collected.push(sha256);
+    }
+    assert_eq!(collected, vec![blob(1).sha256, blob(3).sha256], "the content first, then its rendition");
+    assert_eq!(catalog.rendition_result(&blob(1).sha256).await.unwrap(), None);
+    let gone = catalog.record_rendition(&made("video/mp4"), None).await;
+    assert!(matches!(gone, Err(CatalogError::NotFound(_))), "its content is gone: {gone:?}");
+}
+
 /// Runs every conformance case against a fresh catalog from `$make`.
 macro_rules! conformance {
     ($backend:ident, $make:expr) => {
@@ -301,6 +338,7 @@ macro_rules! conformance {
             case!(a_completed_upload_takes_no_more_parts);
             case!(an_open_device_upload_is_found_by_owner_grant_and_content);
             case!(new_content_queues_one_media_job_and_results_keep_their_thumbnail);
+            case!(a_rendition_is_recorded_replaced_and_collected_with_its_content);
         }
     };
 }

@@ -310,6 +310,14 @@ async fn a_video_gets_duration_codec_size_and_a_frame_when_ffmpeg_is_installed()
     let response = g.get(&format!("events/{id}/thumbnail")).await;
     let frame = image::load_from_memory(&response.bytes().await.unwrap()).unwrap();
     assert_eq!((frame.width(), frame.height()), (320, 240));
+    // once its jobs are over (its rendition's too: MPEG-4 Part 2 plays in no browser)
+    for _ in 0..600 {
+        let jobs = app.catalog().list_jobs(None).await.unwrap();
+        if jobs.iter().all(|j| matches!(j.status, JobStatus::Done | JobStatus::Failed)) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     assert!(app.data_dir.path().join("media-work").read_dir().unwrap().next().is_none(), "no spooled copy left");
 }
 

@@ -15,6 +15,7 @@ use crate::domain::ErrorCode;
 use crate::http::AppState;
 use crate::http::error::ApiError;
 use crate::http::extract::{Caller, SessionUpload};
+use crate::http::media_info::RenditionFacts;
 use crate::http::openapi::tag;
 
 // The answers' fields are declared in alphabetical order: the order `json!` wrote them in.
@@ -67,17 +68,9 @@ pub struct SessionFile {
     /// The rendition, when `has_rendition`.
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(nullable = false)]
-    rendition: Option<SessionFileRendition>,
+    rendition: Option<RenditionFacts>,
     title: String,
     urls: SessionFileUrls,
-}
-
-/// A playable rendition: `video/mp4` (H.264/AAC) or `image/jpeg`.
-#[derive(Serialize, ToSchema)]
-pub struct SessionFileRendition {
-    #[schema(example = "video/mp4")]
-    content_type: String,
-    size: u64,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -182,8 +175,7 @@ async fn finish_session(
             SessionFile {
                 file_id: f.file_id.clone(),
                 has_rendition: rendition.is_some(),
-                rendition: rendition
-                    .map(|r| SessionFileRendition { content_type: r.content_type.clone(), size: r.size }),
+                rendition: rendition.map(RenditionFacts::from),
                 title: f.title.clone(),
                 urls: SessionFileUrls {
                     file: file_url(state, f),

@@ -77,17 +77,31 @@ pub fn made(kind: Clip, seconds: u32, width: u32, height: u32) -> Made {
     Made { bytes, path, fps: 25.0, _dir: dir }
 }
 
-/// A `width`×`height` HEIC photo of ffmpeg's test pattern.
-pub fn heic_photo(width: u32, height: u32) -> Vec<u8> {
+/// A `width`×`height` HEIC photo of ffmpeg's test pattern, with an EXIF orientation tag when
+/// `orientation` is given (heif-enc copies the JPEG's EXIF; it writes no `irot`).
+pub fn heic_photo(width: u32, height: u32, orientation: Option<u16>) -> Vec<u8> {
     let dir = tempfile::tempdir().unwrap();
-    let (png, heic) = (dir.path().join("photo.png"), dir.path().join("photo.heic"));
+    let (jpeg, heic) = (dir.path().join("photo.jpg"), dir.path().join("photo.heic"));
     let pattern = format!("testsrc2=size={width}x{height}");
     let status = Command::new("ffmpeg")
         .args(["-v", "error", "-f", "lavfi", "-i", &pattern, "-frames:v", "1"])
-        .arg(&png)
+        .arg(&jpeg)
         .status();
     assert!(status.unwrap().success());
-    let status = Command::new("heif-enc").args(["-q", "60"]).arg(&png).arg("-o").arg(&heic).output().unwrap();
+    if let Some(orientation) = orientation {
+        // APP1 Exif: a big-endian TIFF whose IFD0 holds only Orientation
+        let mut tiff = b"MM\0\x2A\0\0\0\x08\0\x01\x01\x12\0\x03\0\0\0\x01".to_vec();
+        tiff.extend(orientation.to_be_bytes());
+        tiff.extend([0, 0, 0, 0, 0, 0]);
+        let bytes = std::fs::read(&jpeg).unwrap();
+        let mut tagged = vec![0xFF, 0xD8, 0xFF, 0xE1];
+        tagged.extend(((tiff.len() + 8) as u16).to_be_bytes());
+        tagged.extend(b"Exif\0\0");
+        tagged.extend(tiff);
+        tagged.extend(&bytes[2..]);
+        std::fs::write(&jpeg, tagged).unwrap();
+    }
+    let status = Command::new("heif-enc").args(["-q", "60"]).arg(&jpeg).arg("-o").arg(&heic).output().unwrap();
     assert!(status.status.success(), "heif-enc: {}", String::from_utf8_lossy(&status.stderr));
     std::fs::read(heic).unwrap()
 }

@@ -274,7 +274,7 @@ async fn a_heic_photo_gets_an_upright_thumbnail_and_a_jpeg_preview() {
     let app = spawn_app().await;
     let owner = app.user("alice", Level::Uploader, "upload,read").await;
     app.device(&owner, "cam").await;
-    let heic = heic_photo(640, 480);
+    let heic = heic_photo(640, 480, None);
     let id = gallery_upload(&app, &owner.token, "IMG_0002.HEIC", &heic).await;
     let jobs = settled(&app, &sha256_hex(&heic)).await;
     assert_eq!(jobs.iter().map(|j| j.status).collect::<Vec<_>>(), [JobStatus::Done], "{jobs:?}");
@@ -290,6 +290,24 @@ async fn a_heic_photo_gets_an_upright_thumbnail_and_a_jpeg_preview() {
     let preview =
         image::load_from_memory_with_format(&preview.bytes().await.unwrap(), image::ImageFormat::Jpeg).unwrap();
     assert_eq!((preview.width(), preview.height()), (640, 480));
+
+    // HEIF's own transforms say how it stands (libheif applies them); the EXIF orientation tag
+    // beside them (6 on every portrait iPhone photo) must not turn the pixels a second time,
+    // in the thumbnail or in a browser showing the preview
+    let tagged = heic_photo(640, 480, Some(6));
+    let id = gallery_upload(&app, &owner.token, "IMG_0003.HEIC", &tagged).await;
+    settled(&app, &sha256_hex(&tagged)).await;
+    let event = gallery_event(&app, &owner.token, &id).await;
+    assert_eq!(
+        (&event["width"], &event["height"], &event["exif"]["orientation"]),
+        (&json!(640), &json!(480), &json!(6))
+    );
+    let thumbnail = get(&app, &owner.token, &format!("/api/gallery/cam/events/{id}/thumbnail")).await;
+    let thumbnail = image::load_from_memory(&thumbnail.bytes().await.unwrap()).unwrap();
+    assert_eq!((thumbnail.width(), thumbnail.height()), (320, 240));
+    let preview = get(&app, &owner.token, &format!("/api/gallery/cam/events/{id}/rendition")).await;
+    let preview = preview.bytes().await.unwrap();
+    assert!(!preview.windows(4).any(|w| w == b"Exif"), "no orientation tag for a browser to apply");
 }
 
 #[tokio::test]

@@ -60,8 +60,9 @@ async fn killed_mid_transcode_the_server_makes_one_rendition_after_a_restart_and
     let data_dir = tempfile::tempdir().unwrap();
     let data = data_dir.path();
     let token = account(data);
-    // long enough that the transcode runs for seconds on two cores
-    let mov = made(Clip::HevcMov, 12, 1280, 720);
+    // long enough that the transcode runs for seconds on two cores (~5 s alone), and over
+    // FERRY_TRANSCODE_MAX_DIMENSION so the rendition is scaled
+    let mov = made(Clip::HevcMov, 20, 1280, 720);
     let sha256 = sha256_hex(&mov.bytes);
     let client = reqwest::Client::new();
     let mut server = FerryProcess::start(data, &[]);
@@ -72,13 +73,13 @@ async fn killed_mid_transcode_the_server_makes_one_rendition_after_a_restart_and
         assert!(started.elapsed() < Duration::from_secs(60), "the transcode never started");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    tokio::time::sleep(Duration::from_millis(300)).await; // part of the rendition written
     server.signal("KILL");
     server.wait_exit(10).expect("killed");
     let killed = Instant::now();
+    // seconds of work were left: only being killed with its server ends it this soon
     while !ffmpegs_under(data).is_empty() {
-        assert!(killed.elapsed() < Duration::from_secs(5), "ffmpeg outlived its server by 5 s");
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(killed.elapsed() < Duration::from_millis(1500), "ffmpeg outlived its server");
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert!(transcode_jobs(data, &sha256).iter().all(|j| j["status"] == "running"), "cut short while running");
 
@@ -104,7 +105,9 @@ async fn killed_mid_transcode_the_server_makes_one_rendition_after_a_restart_and
     let path = data.join("fetched.mp4");
     std::fs::write(&path, &rendition).unwrap();
     let facts = probe(&path);
-    assert_eq!(facts["streams"][0]["codec_name"], "h264", "{facts}");
+    let video = facts["streams"].as_array().unwrap().iter().find(|s| s["codec_type"] == "video").unwrap().clone();
+    assert_eq!(video["codec_name"], "h264", "{facts}");
+    assert_eq!((&video["width"], &video["height"]), (&json!(1080), &json!(608)), "long side scaled to 1080");
     std::fs::remove_file(&path).unwrap();
 
     // one rendition, and nothing half-made: no stray blob, row, staging or work folder
