@@ -161,7 +161,7 @@ pub fn without_exif(jpeg: &[u8]) -> Option<Vec<u8>> {
     }
 }
 
-/// `tool` at low CPU priority (`nice 10`) and, where util-linux's `setpriv` is there, killed
+/// `tool` at low CPU priority (`nice 19`) and, where util-linux's `setpriv` is there, killed
 /// when the server dies (else a crashed server's ffmpeg would run on for hours).
 fn low_priority(tools: Tools, tool: &str) -> Command {
     let mut chain: Vec<&str> = Vec::new();
@@ -169,7 +169,7 @@ fn low_priority(tools: Tools, tool: &str) -> Command {
         chain.extend(["setpriv", "--pdeathsig", "KILL", "--"]);
     }
     if tools.nice {
-        chain.extend(["nice", "-n", "10"]);
+        chain.extend(["nice", "-n", "19"]);
     }
     chain.push(tool);
     let mut command = Command::new(chain[0]);

@@ -4,7 +4,7 @@
 //! a reason and leave the item intact. Jobs are driven with `run_until_idle`; the server's
 //! own runner may get there first, so tests wait for results, not for who made them.
 
-mod files;
+pub mod files;
 
 use std::time::{Duration, Instant};
 

@@ -5,6 +5,7 @@
 
 mod fixtures;
 mod process;
+mod queue;
 
 use std::time::Duration;
 
