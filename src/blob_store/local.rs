@@ -155,6 +155,10 @@ impl Drop for LocalWriter {
 
 #[async_trait]
 impl BlobStore for LocalStore {
+    fn local_file(&self, sha256: &Sha256Hex) -> Option<PathBuf> {
+        Some(self.blob_path(sha256)).filter(|path| path.is_file())
+    }
+
     async fn stage(&self, area: StagingArea) -> Result<Box<dyn StagingWriter>, StoreError> {
         let dir = match area {
             StagingArea::Request => REQUESTS,

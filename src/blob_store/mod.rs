@@ -168,6 +168,11 @@ pub trait BlobStore: Send + Sync + 'static {
     async fn size_of(&self, sha256: &Sha256Hex) -> Result<Option<u64>, StoreError>;
     /// Streams a blob, or the inclusive `range` of it.
     async fn read(&self, sha256: &Sha256Hex, range: Option<ByteRange>) -> Result<ByteStream, StoreError>;
+    /// The file that holds a blob, when the store keeps blobs as local files: external tools
+    /// (ffmpeg) read it in place, read-only, instead of a copy. `None` elsewhere (S3).
+    fn local_file(&self, _sha256: &Sha256Hex) -> Option<std::path::PathBuf> {
+        None
+    }
     /// Deletes a blob; deleting one that is gone is not an error.
     async fn delete(&self, sha256: &Sha256Hex) -> Result<(), StoreError>;
     /// Every stored blob with its last modification time (consistency checks).

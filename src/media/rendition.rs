@@ -86,7 +86,8 @@ async fn make(maker: &RenditionMaker, sha256: &Sha256Hex) -> Result<Made, Failur
     if catalog.rendition_result(sha256).await?.is_some_and(|r| r.status == MediaStatus::Done) {
         return Ok(Made::Nothing);
     }
-    let Some(wanted) = plan(&facts(maker, &blob).await?, config.policy, config.max_dimension) else {
+    let (facts, probed) = facts(maker, &blob).await?;
+    let Some(wanted) = plan(&facts, config.policy, config.max_dimension) else {
         return Ok(Made::Nothing);
     };
     let tools = Tools::detect().await;
@@ -109,12 +110,16 @@ async fn make(maker: &RenditionMaker, sha256: &Sha256Hex) -> Result<Made, Failur
         }
         Plan::Video { .. } => {
             let input = work.spool(maker.store.as_ref(), &blob, "video").await?;
-            // the file's own facts decide the streams (recorded ones may predate audio facts)
-            let mut fresh = Metadata { kind: "video".into(), ..Metadata::default() };
-            fresh.format = facts(maker, &blob).await?.format;
-            let probed = probe_video(&input, maker.config.media_timeout, &mut fresh).await;
-            probed.map_err(|e| tool_failure(e, broken))?;
-            let Some(wanted) = plan(&fresh, config.policy, config.max_dimension) else { return Ok(Made::Nothing) };
+            // the streams decide what is copied: probe them unless media processing has
+            let wanted = if probed {
+                wanted
+            } else {
+                let mut fresh = Metadata { kind: "video".into(), format: facts.format, ..Metadata::default() };
+                let probe = probe_video(&input, maker.config.media_timeout, &mut fresh).await;
+                probe.map_err(|e| tool_failure(e, broken))?;
+                let Some(wanted) = plan(&fresh, config.policy, config.max_dimension) else { return Ok(Made::Nothing) };
+                wanted
+            };
             let output = work.path("rendition.mp4");
             let made = transcode_video(tools, &input, &output, wanted, config.max_dimension, config.timeout).await;
             made.map_err(|e| match e {
@@ -137,14 +142,15 @@ fn tool_failure(e: ToolError, broken: impl Fn(String) -> Failure) -> Failure {
     }
 }
 
-/// What the blob is: the facts media processing recorded, else what its first bytes say.
-async fn facts(maker: &RenditionMaker, blob: &BlobRecord) -> Result<Metadata, Failure> {
+/// What the blob is: the facts media processing recorded (`true`: a video's streams were
+/// probed), else what its first bytes say (`false`).
+async fn facts(maker: &RenditionMaker, blob: &BlobRecord) -> Result<(Metadata, bool), Failure> {
     let recorded = maker.catalog.media_info(std::slice::from_ref(&blob.sha256)).await?.pop();
     let recorded: Option<Metadata> = recorded.and_then(|i| i.metadata).and_then(|m| serde_json::from_value(m).ok());
     // a video's facts from before pixel formats were recorded (or from a failed probe) cannot
     // tell a playable file: the file's own probe will
     if let Some(meta) = recorded.filter(|m| m.kind != "video" || m.pixel_format.is_some()) {
-        return Ok(meta);
+        return Ok((meta, true));
     }
     let head = super::work::read_prefix(maker.store.as_ref(), blob, 8 * 1024).await?;
     let format = super::sniff(&head, None).content_type.rsplit('/').next().map(str::to_owned);
@@ -153,7 +159,7 @@ async fn facts(maker: &RenditionMaker, blob: &BlobRecord) -> Result<Metadata, Fa
         Class::Decodable(_) | Class::OtherImage(_) => "image",
         Class::Other => "other",
     };
-    Ok(Metadata { kind: kind.into(), format, ..Metadata::default() })
+    Ok((Metadata { kind: kind.into(), format, ..Metadata::default() }, false))
 }
 
 /// Stores the rendition file through the pipeline's staging and records it with its source

@@ -8,7 +8,7 @@ use std::time::Duration;
 use tokio::process::Command;
 
 use super::video::run_tool;
-use super::{Metadata, ToolError, Tools, probe_video};
+use super::{Metadata, ToolError, Tools};
 use crate::config::TranscodePolicy;
 
 /// Most bits a second a rendition may use (ffmpeg's `-maxrate`, with a buffer of twice that).
@@ -79,14 +79,23 @@ pub async fn transcode_video(
     let Some(command) = video_command(tools, input, output, plan, max_dimension) else {
         return Err(ToolError::Failed("not a video plan".into()));
     };
-    run_tool(command, "ffmpeg", limit, None).await?;
-    // what ffmpeg made must play: an H.264 stream with a length
-    let mut made = Metadata::default();
-    probe_video(output, Duration::from_secs(60), &mut made).await?;
-    match (made.codec.as_deref(), made.duration) {
-        (Some("h264"), Some(d)) if d > 0.0 => Ok(()),
+    let progress = run_tool(command, "ffmpeg", limit, None).await?;
+    // ffmpeg answers success for input it decoded nothing of: what it made must have frames
+    match frames_written(&progress) {
+        Some(frames) if frames > 0 => Ok(()),
         _ => Err(ToolError::Failed("ffmpeg made no playable video of it (no frames decoded)".into())),
     }
+}
+
+/// The frames ffmpeg says it wrote, from the end of its `-progress` report (blocks of
+/// `key=value` lines, the last one closed by `progress=end`); `None` when it did not end.
+fn frames_written(progress: &[u8]) -> Option<u64> {
+    let text = String::from_utf8_lossy(progress);
+    let mut lines = text.lines().rev().skip_while(|line| line.trim().is_empty());
+    if lines.next()? != "progress=end" {
+        return None;
+    }
+    lines.find_map(|line| line.strip_prefix("frame=")).and_then(|n| n.trim().parse().ok())
 }
 
 /// The ffmpeg run that makes a video plan's MP4, at low CPU priority (`None` for a photo
@@ -232,6 +241,15 @@ mod tests {
         let heavy = Metadata { bit_rate: Some(50_000_000), ..video("quicktime", "h264", Some("aac"), 1080) };
         let decided = plan(&heavy, TranscodePolicy::Auto, 1080);
         assert_eq!(decided, Some(Plan::Video { encode_video: true, encode_audio: false }));
+    }
+
+    #[test]
+    fn frames_come_from_the_last_progress_block() {
+        let report = b"frame=10\nfps=0.0\nprogress=continue\nframe=50\nfps=25.0\nprogress=end\n";
+        assert_eq!(frames_written(report), Some(50));
+        assert_eq!(frames_written(b"frame=0\nprogress=end\n"), Some(0));
+        assert_eq!(frames_written(b"frame=50\nprogress=continue\n"), None, "cut short");
+        assert_eq!(frames_written(b""), None);
     }
 
     #[test]

@@ -164,8 +164,8 @@ async fn run(
 }
 
 /// Runs a prepared command within `limit`, returning at most `max_output` bytes of its stdout
-/// (more is a failure), or with `None` draining it unread (progress a tool writes while it
-/// writes its result to a file). `tool` names it in reasons.
+/// (more is a failure), or with `None` only its last 4 KiB (the end of the progress a tool
+/// reports while it writes its result to a file). `tool` names it in reasons.
 pub(super) async fn run_tool(
     mut command: Command,
     tool: &str,
@@ -181,8 +181,11 @@ pub(super) async fn run_tool(
         .map_err(|e| ToolError::Failed(format!("{tool} could not start: {e}")))?;
     let (stdout, stderr) = (child.stdout.take().expect("piped"), child.stderr.take().expect("piped"));
     let work = async {
-        let (out, err, status) =
-            tokio::join!(capped(stdout, max_output.unwrap_or(0)), capped(stderr, 4096), child.wait());
+        let (out, err, status) = tokio::join!(
+            capped(stdout, max_output.unwrap_or(TAIL), max_output.is_none()),
+            capped(stderr, 4096, false),
+            child.wait()
+        );
         (out, err, status)
     };
     // on timeout the future (and with it the child, killed on drop) is dropped
@@ -201,13 +204,22 @@ pub(super) async fn run_tool(
     Ok(out)
 }
 
-/// Reads to the end, keeping at most `cap` bytes (the rest is drained, so the child never
-/// blocks on a full pipe); `true` when there was more.
-async fn capped(mut reader: impl AsyncRead + Unpin, cap: usize) -> (Vec<u8>, bool) {
+/// How much of a tool's progress report is kept: its last block.
+const TAIL: usize = 4096;
+
+/// Reads to the end, keeping the first `cap` bytes — or with `tail` the last — (the rest is
+/// drained, so the child never blocks on a full pipe); `true` when there was more.
+async fn capped(mut reader: impl AsyncRead + Unpin, cap: usize, tail: bool) -> (Vec<u8>, bool) {
     let (mut kept, mut buf, mut overflow) = (Vec::new(), vec![0u8; 64 * 1024], false);
     loop {
         match reader.read(&mut buf).await {
             Ok(0) | Err(_) => return (kept, overflow),
+            Ok(n) if tail => {
+                kept.extend_from_slice(&buf[..n]);
+                let over = kept.len().saturating_sub(cap);
+                kept.drain(..over);
+                overflow |= over > 0;
+            }
             Ok(n) => {
                 let room = cap.saturating_sub(kept.len());
                 kept.extend_from_slice(&buf[..n.min(room)]);

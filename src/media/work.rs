@@ -113,9 +113,13 @@ impl WorkDir {
         self.dir.join(name)
     }
 
-    /// Copies a blob into the folder as `name` (tools need a seekable file: an MP4's index
-    /// may sit at its end).
+    /// A file of the blob for the tools (they need a seekable file: an MP4's index may sit at
+    /// its end): the store's own file when blobs are local files, else a copy in the folder
+    /// named `name`.
     pub(super) async fn spool(&self, store: &dyn BlobStore, blob: &BlobRecord, name: &str) -> Result<PathBuf, Failure> {
+        if let Some(file) = store.local_file(&blob.sha256) {
+            return Ok(file);
+        }
         let path = self.path(name);
         let io = |e: std::io::Error| {
             Failure::Transient(format!("spooling blob {} in {}: {e}", blob.sha256, self.dir.display()))
