@@ -51,7 +51,7 @@ fn clip(seconds: u32) -> PathBuf {
 /// Seconds ffmpeg alone takes for the rendition Ferry would make of `input`.
 async fn alone(input: &Path, out_dir: &Path) -> f64 {
     let tools = ferry::media::Tools::detect().await;
-    let plan = ferry::media::Plan::Video { encode_video: true, encode_audio: false };
+    let plan = ferry::media::Plan::Video { encode_video: true, encode_audio: false, tone_map: false };
     let output = out_dir.join("alone.mp4");
     let mut command = ferry::media::video_command(tools, input, &output, plan, 1080).unwrap();
     let started = Instant::now();

@@ -97,6 +97,10 @@ pub struct Metadata {
     /// Bits a second of the whole file (videos).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bit_rate: Option<u64>,
+    /// The video's transfer function, as ffprobe names it: `arib-std-b67` (HLG) and
+    /// `smpte2084` (PQ) are HDR.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub color_transfer: Option<String>,
 }
 
 /// A position: degrees (north and east positive) and metres above sea level.

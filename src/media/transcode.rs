@@ -19,8 +19,9 @@ const MAX_BITS_PER_SECOND: u64 = 8_000_000;
 /// What to make of a file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Plan {
-    /// An H.264/AAC MP4: each stream re-encoded, or copied when it already plays (and fits).
-    Video { encode_video: bool, encode_audio: bool },
+    /// An H.264/AAC MP4: each stream re-encoded, or copied when it already plays (and fits);
+    /// an HDR video's colours mapped to SDR (BT.709), which every screen shows.
+    Video { encode_video: bool, encode_audio: bool, tone_map: bool },
     /// A JPEG of a HEIF photo.
     Photo,
 }
@@ -63,7 +64,10 @@ pub fn plan(meta: &Metadata, policy: TranscodePolicy, max_dimension: u32) -> Opt
     // a copied stream keeps its size and bitrate: both must be within the rendition's caps
     let fits = meta.width.max(meta.height).is_some_and(|side| side <= max_dimension);
     let within_bitrate = meta.bit_rate.is_none_or(|b| b <= MAX_BITS_PER_SECOND);
-    Some(Plan::Video { encode_video: !(mp4_video && fits && within_bitrate), encode_audio: !mp4_audio })
+    // HLG and PQ (an iPhone's default since 2020) look flat and grey unless mapped to SDR
+    let hdr = matches!(meta.color_transfer.as_deref(), Some("arib-std-b67" | "smpte2084"));
+    let encode_video = !(mp4_video && fits && within_bitrate && !hdr);
+    Some(Plan::Video { encode_video, encode_audio: !mp4_audio, tone_map: encode_video && hdr })
 }
 
 /// Makes the MP4 of `input` at `output` with [`video_command`] within `limit`, and checks
@@ -101,16 +105,23 @@ fn frames_written(progress: &[u8]) -> Option<u64> {
 /// The ffmpeg run that makes a video plan's MP4, at low CPU priority (`None` for a photo
 /// plan). Its progress goes to a pipe that is drained and dropped.
 pub fn video_command(tools: Tools, input: &Path, output: &Path, plan: Plan, max_dimension: u32) -> Option<Command> {
-    let Plan::Video { encode_video, encode_audio } = plan else { return None };
+    let Plan::Video { encode_video, encode_audio, tone_map } = plan else { return None };
     let mut command = low_priority(tools, "ffmpeg");
     command.args(["-nostdin", "-v", "error", "-y", "-progress", "pipe:1", "-i"]).arg(input);
     command.args(["-map", "0:v:0", "-map", "0:a:0?", "-sn", "-dn"]);
     if encode_video {
         let side = format!("trunc(min({max_dimension},{{}})/2)*2");
         let (w, h) = (side.replace("{}", "iw"), side.replace("{}", "ih"));
-        let scale = format!("scale='if(gte(iw,ih),{w},-2)':'if(gte(iw,ih),-2,{h})'");
+        let mut filters = format!("scale='if(gte(iw,ih),{w},-2)':'if(gte(iw,ih),-2,{h})'");
+        if tone_map && tools.tone_map {
+            // to linear light, Hable's curve in BT.709 primaries, back to BT.709 video levels
+            let to_sdr = "zscale=t=linear:npl=100,format=gbrpf32le,zscale=p=bt709,tonemap=tonemap=hable:desat=0,\
+                          zscale=t=bt709:m=bt709:r=tv,format=yuv420p";
+            filters = format!("{to_sdr},{filters}");
+            command.args(["-color_primaries", "bt709", "-color_trc", "bt709", "-colorspace", "bt709"]);
+        }
         command.args(["-c:v", "libx264", "-preset", "veryfast", "-crf", "23", "-pix_fmt", "yuv420p"]);
-        command.args(["-maxrate", MAX_BITRATE, "-bufsize", MAX_BUFFER, "-vf", &scale]);
+        command.args(["-maxrate", MAX_BITRATE, "-bufsize", MAX_BUFFER, "-vf", &filters]);
     } else {
         command.args(["-c:v", "copy"]);
     }
@@ -208,10 +219,13 @@ mod tests {
         let mp4 = video("mp4", "h264", Some("aac"), 1920);
         assert_eq!(plan(&mp4, Auto, 1080), None);
         assert_eq!(plan(&video("webm", "vp9", Some("opus"), 640), Auto, 1080), None);
-        assert_eq!(plan(&mp4, Always, 1080), Some(Plan::Video { encode_video: true, encode_audio: false }));
+        assert_eq!(
+            plan(&mp4, Always, 1080),
+            Some(Plan::Video { encode_video: true, encode_audio: false, tone_map: false })
+        );
         assert_eq!(
             plan(&video("mp4", "h264", None, 640), Always, 1080),
-            Some(Plan::Video { encode_video: false, encode_audio: false })
+            Some(Plan::Video { encode_video: false, encode_audio: false, tone_map: false })
         );
         assert_eq!(plan(&video("quicktime", "hevc", Some("aac"), 3840), Off, 1080), None);
     }
@@ -220,27 +234,53 @@ mod tests {
     fn what_browsers_cannot_play_is_transcoded_or_remuxed() {
         use TranscodePolicy::Auto;
         let hevc = video("quicktime", "hevc", Some("aac"), 3840);
-        assert_eq!(plan(&hevc, Auto, 1080), Some(Plan::Video { encode_video: true, encode_audio: false }));
+        assert_eq!(
+            plan(&hevc, Auto, 1080),
+            Some(Plan::Video { encode_video: true, encode_audio: false, tone_map: false })
+        );
         // H.264 in a MOV only needs another container
         let mov = video("quicktime", "h264", Some("aac"), 1280);
-        assert_eq!(plan(&mov, Auto, 1080).unwrap(), Plan::Video { encode_video: true, encode_audio: false });
+        assert_eq!(
+            plan(&mov, Auto, 1080).unwrap(),
+            Plan::Video { encode_video: true, encode_audio: false, tone_map: false }
+        );
         let small_mov = video("quicktime", "h264", Some("aac"), 1080);
-        assert_eq!(plan(&small_mov, Auto, 1080).unwrap(), Plan::Video { encode_video: false, encode_audio: false });
+        assert_eq!(
+            plan(&small_mov, Auto, 1080).unwrap(),
+            Plan::Video { encode_video: false, encode_audio: false, tone_map: false }
+        );
         let avi = video("x-msvideo", "mjpeg", Some("pcm_s16le"), 640);
-        assert_eq!(plan(&avi, Auto, 1080).unwrap(), Plan::Video { encode_video: true, encode_audio: true });
+        assert_eq!(
+            plan(&avi, Auto, 1080).unwrap(),
+            Plan::Video { encode_video: true, encode_audio: true, tone_map: false }
+        );
         // facts a failed probe left out: try it all, ffmpeg says whether it can
         let unknown = Metadata { kind: "video".into(), ..Metadata::default() };
-        assert_eq!(plan(&unknown, Auto, 1080).unwrap(), Plan::Video { encode_video: true, encode_audio: false });
+        assert_eq!(
+            plan(&unknown, Auto, 1080).unwrap(),
+            Plan::Video { encode_video: true, encode_audio: false, tone_map: false }
+        );
     }
 
     #[test]
     fn what_browsers_cannot_decode_or_what_is_too_heavy_is_encoded_not_copied() {
         let ten_bit = Metadata { pixel_format: Some("yuv420p10le".into()), ..video("mp4", "h264", Some("aac"), 1920) };
         let decided = plan(&ten_bit, TranscodePolicy::Auto, 1080);
-        assert_eq!(decided, Some(Plan::Video { encode_video: true, encode_audio: false }));
+        assert_eq!(decided, Some(Plan::Video { encode_video: true, encode_audio: false, tone_map: false }));
         let heavy = Metadata { bit_rate: Some(50_000_000), ..video("quicktime", "h264", Some("aac"), 1080) };
         let decided = plan(&heavy, TranscodePolicy::Auto, 1080);
-        assert_eq!(decided, Some(Plan::Video { encode_video: true, encode_audio: false }));
+        assert_eq!(decided, Some(Plan::Video { encode_video: true, encode_audio: false, tone_map: false }));
+    }
+
+    #[test]
+    fn hdr_video_is_encoded_with_its_colours_mapped() {
+        let hlg = Metadata { color_transfer: Some("arib-std-b67".into()), ..video("quicktime", "hevc", None, 1920) };
+        let decided = plan(&hlg, TranscodePolicy::Auto, 1080);
+        assert_eq!(decided, Some(Plan::Video { encode_video: true, encode_audio: false, tone_map: true }));
+        // H.264 that would have been copied is encoded too, to map it
+        let pq = Metadata { color_transfer: Some("smpte2084".into()), ..video("quicktime", "h264", None, 1080) };
+        let decided = plan(&pq, TranscodePolicy::Auto, 1080);
+        assert_eq!(decided, Some(Plan::Video { encode_video: true, encode_audio: false, tone_map: true }));
     }
 
     #[test]

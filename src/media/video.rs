@@ -24,6 +24,8 @@ pub struct Tools {
     pub nice: bool,
     /// util-linux: a rendition's ffmpeg gets killed when the server dies.
     pub setpriv: bool,
+    /// ffmpeg has the `zscale` and `tonemap` filters (HDR video to SDR renditions).
+    pub tone_map: bool,
 }
 
 impl Tools {
@@ -48,10 +50,21 @@ impl Tools {
                     heif_convert: works("heif-convert", "--version").await,
                     nice: works("nice", "--version").await,
                     setpriv: works("setpriv", "--version").await,
+                    tone_map: has_filters("zscale", "tonemap").await,
                 }
             })
             .await
     }
+}
+
+/// Whether this ffmpeg has both filters.
+async fn has_filters(a: &str, b: &str) -> bool {
+    let listed =
+        Command::new("ffmpeg").args(["-hide_banner", "-filters"]).stdin(Stdio::null()).kill_on_drop(true).output();
+    let Ok(Ok(out)) = tokio::time::timeout(Duration::from_secs(10), listed).await else { return false };
+    let names = String::from_utf8_lossy(&out.stdout);
+    let has = |name: &str| names.lines().any(|line| line.split_whitespace().nth(1) == Some(name));
+    out.status.success() && has(a) && has(b)
 }
 
 /// Why a tool gave no answer.
@@ -101,6 +114,7 @@ pub fn read_probe(probe: &Value, meta: &mut Metadata) {
     if let Some(video) = streams.iter().find(|s| s["codec_type"] == "video") {
         meta.codec = video["codec_name"].as_str().map(str::to_owned);
         meta.pixel_format = video["pix_fmt"].as_str().map(str::to_owned);
+        meta.color_transfer = video["color_transfer"].as_str().map(str::to_owned);
         let side = |key: &str| video[key].as_u64().filter(|v| (1..=1_000_000).contains(v)).map(|v| v as u32);
         let rotation = video["tags"]["rotate"]
             .as_str()

@@ -29,6 +29,8 @@ pub enum Clip {
     H264Mp4,
     /// A MOV's first bytes, then garbage.
     Corrupt,
+    /// 10-bit HEVC in HLG (BT.2020), as iPhones record HDR video.
+    HlgMov,
 }
 
 pub struct Made {
@@ -52,6 +54,27 @@ pub fn made(kind: Clip, seconds: u32, width: u32, height: u32) -> Made {
             "clip.mov",
         ),
         Clip::MjpegAvi => (&["-c:v", "mjpeg", "-q:v", "5", "-c:a", "pcm_s16le"], "clip.avi"),
+        Clip::HlgMov => (
+            &[
+                "-c:v",
+                "libx265",
+                "-preset",
+                "ultrafast",
+                "-pix_fmt",
+                "yuv420p10le",
+                "-x265-params",
+                "log-level=error:colorprim=bt2020:transfer=arib-std-b67:colormatrix=bt2020nc",
+                "-color_primaries",
+                "bt2020",
+                "-color_trc",
+                "arib-std-b67",
+                "-colorspace",
+                "bt2020nc",
+                "-tag:v",
+                "hvc1",
+            ],
+            "hdr.mov",
+        ),
         Clip::H264Mp4 => (&["-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p"], "clip.mp4"),
     };
     let path = dir.path().join(name);

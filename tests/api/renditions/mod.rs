@@ -331,3 +331,23 @@ async fn transcode_off_queues_nothing_and_always_renders_even_playable_videos() 
         assert_eq!(event["rendition"]["content_type"].as_str(), expected, "{policy}: {event}");
     }
 }
+
+#[tokio::test]
+async fn an_hdr_video_gets_an_sdr_rendition() {
+    if !tools_installed() {
+        return;
+    }
+    let app = spawn_app().await;
+    let owner = app.user("alice", Level::Uploader, "upload,read").await;
+    app.device(&owner, "cam").await;
+    let hlg = clip(Clip::HlgMov);
+    let id = gallery_upload(&app, &owner.token, "IMG_0004.MOV", &hlg.bytes).await;
+    settled(&app, &sha256_hex(&hlg.bytes)).await;
+    let event = gallery_event(&app, &owner.token, &id).await;
+    assert_eq!(event["media"]["color_transfer"], "arib-std-b67", "{event}");
+    let rendition = get(&app, &owner.token, &format!("/api/gallery/cam/events/{id}/rendition")).await;
+    let facts = probed(&rendition.bytes().await.unwrap());
+    let video = stream(&facts, "video");
+    let seen = (&video["codec_name"], &video["pix_fmt"], &video["color_transfer"], &video["color_primaries"]);
+    assert_eq!(seen, (&json!("h264"), &json!("yuv420p"), &json!("bt709"), &json!("bt709")), "{facts}");
+}
