@@ -171,7 +171,7 @@ async fn video(processor: &MediaProcessor, blob: &BlobRecord, mut meta: Metadata
         return Ok(Learnt { meta, thumbnail: None, note: Some("no thumbnail: ffmpeg is not installed".into()) });
     }
     let limit = processor.config.media_timeout;
-    let work = WorkDir::new(&processor.config.data_dir, work_stale_after(&processor.config)).await?;
+    let work = WorkDir::new(&processor.config).await?;
     let file = work.spool(processor.store.as_ref(), blob, "video").await?;
     let broken = |reason: String, meta: &Metadata| Failure::Broken { reason, meta: Box::new(meta.clone()) };
     if tools.ffprobe {
@@ -211,7 +211,7 @@ async fn heif(
     mut meta: Metadata,
     tools: Tools,
 ) -> Result<Learnt, Failure> {
-    let work = WorkDir::new(&processor.config.data_dir, work_stale_after(&processor.config)).await?;
+    let work = WorkDir::new(&processor.config).await?;
     let input = work.spool(processor.store.as_ref(), blob, "photo.heic").await?;
     let broken = |reason: String, meta: &Metadata| Failure::Broken { reason, meta: Box::new(meta.clone()) };
     let jpeg = match heif_to_jpeg(tools, &input, &work.path("photo.jpg"), processor.config.media_timeout).await {
@@ -229,12 +229,6 @@ async fn heif(
     // the pixels are upright already: the stored EXIF orientation was applied by the decoder
     (meta.width, meta.height) = (Some(decoded.width), Some(decoded.height));
     Ok(Learnt { meta, thumbnail: Some(decoded.thumbnail.jpeg), note: None })
-}
-
-/// How old a media job's work folder must be before another job removes it as left by a
-/// crash: longer than any job may run.
-pub(super) fn work_stale_after(config: &Config) -> Duration {
-    (config.transcode.timeout + config.media_timeout * 4).max(Duration::from_secs(3600))
 }
 
 /// Stores the thumbnail (through the pipeline's staging) and the result in one catalog step.

@@ -91,7 +91,7 @@ async fn make(maker: &RenditionMaker, sha256: &Sha256Hex) -> Result<Made, Failur
         return Ok(Made::Nothing);
     };
     let tools = Tools::detect().await;
-    let work = WorkDir::new(&maker.config.data_dir, super::process::work_stale_after(&maker.config)).await?;
+    let work = WorkDir::new(&maker.config).await?;
     let broken = |why: String| Failure::Broken { reason: why, meta: Box::default() };
     let output = match wanted {
         Plan::Photo if !tools.heif_convert => {

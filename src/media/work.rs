@@ -87,7 +87,12 @@ const LOCK: &str = ".lock";
 const MAKING: &str = ".making-";
 
 impl WorkDir {
-    pub(super) async fn new(data_dir: &Path, stale_after: Duration) -> Result<WorkDir, Failure> {
+    /// A new folder under `config`'s data directory.
+    pub(super) async fn new(config: &crate::config::Config) -> Result<WorkDir, Failure> {
+        Self::under(&config.data_dir, stale_after(config)).await
+    }
+
+    async fn under(data_dir: &Path, stale_after: Duration) -> Result<WorkDir, Failure> {
         let root = data_dir.join("media-work");
         let name = ulid::Ulid::new().to_string();
         let made = tokio::task::spawn_blocking(move || {
@@ -138,6 +143,12 @@ impl WorkDir {
     }
 }
 
+/// How old a media job's work folder must be before another job removes it as left by a
+/// crash: longer than any job may run.
+fn stale_after(config: &crate::config::Config) -> Duration {
+    (config.transcode.timeout + config.media_timeout * 4).max(Duration::from_secs(3600))
+}
+
 /// Removes the work folders of jobs whose process died, and old files of earlier versions.
 fn remove_left_behind(root: &Path, stale_after: Duration) {
     let Ok(entries) = std::fs::read_dir(root) else { return };
@@ -173,7 +184,7 @@ mod tests {
     #[tokio::test]
     async fn folders_of_dead_jobs_go_and_live_ones_stay() {
         let data = tempfile::tempdir().unwrap();
-        let live = WorkDir::new(data.path(), Duration::from_secs(3600)).await.ok().unwrap();
+        let live = WorkDir::under(data.path(), Duration::from_secs(3600)).await.ok().unwrap();
         std::fs::write(live.path("video"), b"in use").unwrap();
         // a folder whose job died: its lock file is there, nobody holds it
         let dead = data.path().join("media-work").join("01DEAD");
@@ -184,7 +195,7 @@ mod tests {
         let making = data.path().join("media-work").join(format!("{MAKING}01NEW"));
         std::fs::create_dir(&making).unwrap();
         std::fs::write(making.join(LOCK), b"").unwrap();
-        let next = WorkDir::new(data.path(), Duration::from_secs(3600)).await.ok().unwrap();
+        let next = WorkDir::under(data.path(), Duration::from_secs(3600)).await.ok().unwrap();
         assert!(!dead.exists(), "a dead job's folder is removed");
         assert!(making.exists(), "a folder being made stays");
         assert!(live.path("video").exists(), "a live job's folder stays");

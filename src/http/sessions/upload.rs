@@ -13,7 +13,8 @@ use utoipa::ToSchema;
 use super::form::parse_folder_key;
 use super::requests::SessionUploadForm;
 use super::{DIRECT_PATH, DIRECT_UNSIGNED};
-use crate::catalog::{Session, SlotRefusal};
+use crate::auth::Principal;
+use crate::catalog::{LibraryFile, Session, SlotRefusal};
 use crate::domain::{ErrorCode, Sha256Hex};
 use crate::http::AppState;
 use crate::http::blob_response::{DownloadHeaders, RangedAnswers};
@@ -329,11 +330,7 @@ pub async fn download(
     headers: HeaderMap,
     Caller(principal, ..): Caller<OwnFile>,
 ) -> Result<Response, ApiError> {
-    let file = state
-        .library
-        .get(principal.user().user_id, &file_id)
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("no file {file_id}")))?;
+    let file = own_file(&state, &principal, &file_id).await?;
     serve_blob(&state, &file.sha256, file.size, &file.content_type, &headers).await
 }
 
@@ -356,10 +353,12 @@ pub async fn rendition(
     headers: HeaderMap,
     Caller(principal, ..): Caller<OwnFile>,
 ) -> Result<Response, ApiError> {
-    let file = state
-        .library
-        .get(principal.user().user_id, &file_id)
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("no file {file_id}")))?;
+    let file = own_file(&state, &principal, &file_id).await?;
     serve_rendition(&state, Some(&file.sha256), &headers).await
+}
+
+/// A library file of the caller's account; 404 `not_found` for any other.
+async fn own_file(state: &AppState, principal: &Principal, file_id: &str) -> Result<LibraryFile, ApiError> {
+    let found = state.library.get(principal.user().user_id, file_id).await?;
+    found.ok_or_else(|| ApiError::not_found(format!("no file {file_id}")))
 }
