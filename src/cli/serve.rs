@@ -61,6 +61,7 @@ pub async fn run(config_file: Option<&Path>, flags: Layer) -> anyhow::Result<()>
         watch = ?state.config.watch,
         "ferry is serving"
     );
+    tokio::spawn(crate::media::Tools::report());
     app.run_until_stopped().await
 }
 

@@ -29,7 +29,8 @@ pub struct Tools {
 }
 
 impl Tools {
-    /// Looks once per process (`-version` answering means installed).
+    /// Looks once per process (`-version` answering means installed). The server looks as it
+    /// starts (`report`), so no upload's media job pays for the look.
     pub async fn detect() -> Tools {
         static TOOLS: OnceCell<Tools> = OnceCell::const_new();
         *TOOLS
@@ -44,16 +45,35 @@ impl Tools {
                         .status();
                     matches!(tokio::time::timeout(Duration::from_secs(10), status).await, Ok(Ok(s)) if s.success())
                 };
-                Tools {
-                    ffprobe: works("ffprobe", "-version").await,
-                    ffmpeg: works("ffmpeg", "-version").await,
-                    heif_convert: works("heif-convert", "--version").await,
-                    nice: works("nice", "--version").await,
-                    setpriv: works("setpriv", "--version").await,
-                    tone_map: has_filters("zscale", "tonemap").await,
-                }
+                // side by side: the first media job waits for the slowest, not the sum
+                let (ffprobe, ffmpeg, heif_convert, nice, setpriv, tone_map) = tokio::join!(
+                    works("ffprobe", "-version"),
+                    works("ffmpeg", "-version"),
+                    works("heif-convert", "--version"),
+                    works("nice", "--version"),
+                    works("setpriv", "--version"),
+                    has_filters("zscale", "tonemap"),
+                );
+                Tools { ffprobe, ffmpeg, heif_convert, nice, setpriv, tone_map }
             })
             .await
+    }
+
+    /// Looks, and says in the log what a missing tool costs.
+    pub async fn report() {
+        let tools = Tools::detect().await;
+        let missing = |installed: bool, tool: &str, cost: &str| {
+            if !installed {
+                tracing::warn!(tool, "{tool} is not installed: {cost}");
+            }
+        };
+        missing(tools.ffprobe && tools.ffmpeg, "ffmpeg", "videos get no facts, thumbnails or renditions");
+        missing(
+            tools.heif_convert,
+            "heif-convert",
+            "HEIF photos get no thumbnails or JPEG previews (Debian: libheif-examples)",
+        );
+        tracing::info!(?tools, "media tools");
     }
 }
 

@@ -135,7 +135,8 @@ async fn without_ffmpeg_videos_keep_working_and_the_transcode_job_says_why() {
     let sha256 = sha256_hex(&mov.bytes);
     // a PATH where no tool is found
     let empty = tempfile::tempdir().unwrap();
-    let server = FerryProcess::start(data, &[("PATH", empty.path().to_str().unwrap())]);
+    let log = data.join("server.log");
+    let server = FerryProcess::start_logging(data, &[("PATH", empty.path().to_str().unwrap())], &log);
     let client = reqwest::Client::new();
     let id = upload(&client, &server, &token, "IMG_0001.MOV", &mov.bytes).await;
 
@@ -154,4 +155,7 @@ async fn without_ffmpeg_videos_keep_working_and_the_transcode_job_says_why() {
     assert_eq!(event["has_rendition"], false, "{event}");
     let file = client.get(format!("{events}/{id}/file")).bearer_auth(&token).send().await.unwrap();
     assert_eq!(file.bytes().await.unwrap(), mov.bytes, "the video downloads as it was sent");
+    // the operator learns it from the log as the server starts, not from a failed job
+    let log = std::fs::read_to_string(&log).unwrap();
+    assert!(log.contains("ffmpeg is not installed: videos get no facts, thumbnails or renditions"), "{log}");
 }
