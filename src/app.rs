@@ -153,8 +153,18 @@ impl Services {
     /// the configured listen address — unless that names no reachable server (port 0, or all
     /// interfaces), which only the running server can resolve.
     pub fn upload_base(&self) -> Result<String, crate::config::NoLinkAddress> {
-        if let Some(url) = self.config.upload_url.clone().or_else(|| self.config.public_url.clone()) {
-            return Ok(url);
+        self.link_base(self.config.upload_url.clone().or_else(|| self.config.public_url.clone()))
+    }
+
+    /// Base of the other links the admin CLI hands out (web sign-in): the public URL, else as
+    /// [`Self::upload_base`].
+    pub fn public_base(&self) -> Result<String, crate::config::NoLinkAddress> {
+        self.link_base(self.config.public_url.clone())
+    }
+
+    fn link_base(&self, configured: Option<String>) -> Result<String, crate::config::NoLinkAddress> {
+        if let Some(url) = configured {
+            return Ok(url.trim_end_matches('/').to_owned());
         }
         let listen = self.config.listen;
         if listen.port() == 0 || listen.ip().is_unspecified() {

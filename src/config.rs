@@ -46,6 +46,7 @@ pub const SETTINGS: &[Setting] = &[
     Setting { key: "body_idle_timeout", env: "FERRY_BODY_IDLE_TIMEOUT", default: "30s", meaning: "An upload body that sends nothing for this long is refused (408 body_timeout) and its partial bytes go (a tus PATCH keeps what arrived)." },
     Setting { key: "max_upload_size", env: "FERRY_MAX_UPLOAD_SIZE", default: "64GiB", meaning: "Largest single upload body accepted." },
     Setting { key: "signed_url_ttl", env: "FERRY_SIGNED_URL_TTL", default: "24h", meaning: "Lifetime of signed upload/download URLs." },
+    Setting { key: "web_session_ttl", env: "FERRY_WEB_SESSION_TTL", default: "30d", meaning: "A web gallery sign-in lasts this long (then the page asks again); signing out or `admin web-session revoke` ends it sooner." },
     Setting { key: "upload_expiry", env: "FERRY_UPLOAD_EXPIRY", default: "24h", meaning: "Unfinished multipart and tus uploads expire (and their bytes are removed) after this; a tus PATCH renews it." },
     Setting { key: "tombstone_retention", env: "FERRY_TOMBSTONE_RETENTION", default: "30d", meaning: "Deleted items of every family keep their content this long (device media as tombstones sync clients see); then it may be collected." },
     Setting { key: "gc_grace", env: "FERRY_GC_GRACE", default: "1h", meaning: "Unreferenced blobs are kept at least this long before collection." },
@@ -111,6 +112,7 @@ pub struct Config {
     pub body_idle_timeout: Duration,
     pub max_upload_size: u64,
     pub signed_url_ttl: Duration,
+    pub web_session_ttl: Duration,
     pub upload_expiry: Duration,
     pub tombstone_retention: Duration,
     pub gc_grace: Duration,
@@ -241,6 +243,10 @@ impl Config {
                 })
                 .map_err(|m| bad("max_upload_size", m.to_string()))?,
             signed_url_ttl: duration("signed_url_ttl", "24h")?,
+            web_session_ttl: match duration("web_session_ttl", "30d")? {
+                Duration::ZERO => return Err(bad("web_session_ttl", "must be more than 0".into())),
+                ttl => ttl,
+            },
             upload_expiry: duration("upload_expiry", "24h")?,
             tombstone_retention: duration("tombstone_retention", "30d")?,
             gc_grace: duration("gc_grace", "1h")?,

@@ -5,10 +5,12 @@
 mod cache;
 pub mod permissions;
 pub mod secrets;
+pub mod web;
 
 pub use cache::{PRINCIPAL_TTL, PrincipalCache};
 
-use crate::catalog::{Catalog, CatalogResult, Device, TokenRecord, User};
+use crate::catalog::{Catalog, CatalogResult, Device, TokenRecord, User, WebSession};
+use crate::domain::ScopeSet;
 
 /// The credentials a request carried, wherever they were.
 #[derive(Debug, Default, Clone)]
@@ -19,6 +21,11 @@ pub struct Presented {
     pub device_session_key: Option<String>,
     /// `user_session_key` (a user's API token) from the query string or JSON body.
     pub user_session_key: Option<String>,
+    /// The web gallery's session cookie, used only when no other credential came.
+    pub web_session: Option<String>,
+    /// The request changes state and carries the cookie without the page's CSRF token (so
+    /// it may come from another site's form): refused when the cookie is what it rests on.
+    pub web_csrf_missing: bool,
 }
 
 impl Presented {
@@ -31,7 +38,7 @@ impl Presented {
     }
 
     pub fn is_empty(&self) -> bool {
-        self.header_token.is_none() && self.device_session_key.is_none() && self.user_session_key.is_none()
+        self.credential().is_none()
     }
 }
 
@@ -42,14 +49,25 @@ pub enum Principal {
     Token { user: User, token: TokenRecord },
     /// A device acting with its session key, on behalf of its owner.
     Device { device: Device, owner: User },
+    /// A user signed in to the web gallery (a browser's session cookie).
+    Web { user: User, session: WebSession },
 }
 
 impl Principal {
     /// The account that owns what this principal uploads.
     pub fn user(&self) -> &User {
         match self {
-            Principal::Token { user, .. } => user,
+            Principal::Token { user, .. } | Principal::Web { user, .. } => user,
             Principal::Device { owner, .. } => owner,
+        }
+    }
+
+    /// What a user principal may do; `None` for a device (its rules are its flags).
+    pub fn scopes(&self) -> Option<&ScopeSet> {
+        match self {
+            Principal::Token { token, .. } => Some(&token.scopes),
+            Principal::Web { session, .. } => Some(&session.scopes),
+            Principal::Device { .. } => None,
         }
     }
 }
@@ -60,6 +78,7 @@ impl Principal {
 pub enum Credential {
     DeviceKey(String),
     Token(String),
+    WebSession(String),
 }
 
 impl Presented {
@@ -68,8 +87,11 @@ impl Presented {
         if let Some(key) = &self.device_session_key {
             return Some(Credential::DeviceKey(secrets::hash(key)));
         }
-        let token = self.header_token.as_ref().or(self.user_session_key.as_ref())?;
-        Some(Credential::Token(secrets::hash(token)))
+        if let Some(token) = self.header_token.as_ref().or(self.user_session_key.as_ref()) {
+            return Some(Credential::Token(secrets::hash(token)));
+        }
+        let session = self.web_session.as_ref()?;
+        Some(Credential::WebSession(secrets::hash(session)))
     }
 }
 
@@ -88,6 +110,9 @@ async fn resolve_credential(catalog: &dyn Catalog, credential: &Credential) -> C
         }
         Credential::Token(hash) => {
             catalog.token_by_hash(hash).await?.map(|(token, user)| Principal::Token { user, token })
+        }
+        Credential::WebSession(hash) => {
+            catalog.web_session_by_hash(hash).await?.map(|(session, user)| Principal::Web { user, session })
         }
     })
 }

@@ -106,10 +106,16 @@ pub fn authorize(endpoint: Endpoint, principal: Option<&Principal>) -> Result<()
                 return Err(Denial::Forbidden(format!("this token lacks the '{}' scope", scope.as_str())));
             }
         }
+        // a signed-in browser acts as its user, within the scopes it signed in with
+        (Principal::Web { session, .. }, Accepts::Token | Accepts::DeviceKeyOrToken) => {
+            if let Some(scope) = rule.scope.filter(|s| !session.scopes.contains(*s)) {
+                return Err(Denial::Forbidden(format!("this web session lacks the '{}' scope", scope.as_str())));
+            }
+        }
         (Principal::Device { .. }, Accepts::Token) => {
             return Err(Denial::Forbidden("this endpoint needs an API token, not a device key".into()));
         }
-        (Principal::Token { .. }, Accepts::DeviceKey) => {
+        (Principal::Token { .. } | Principal::Web { .. }, Accepts::DeviceKey) => {
             return Err(Denial::Unauthenticated);
         }
     }

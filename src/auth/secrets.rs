@@ -21,10 +21,15 @@ pub fn new_device_key() -> Issued {
     issue("fry_d_")
 }
 
-fn issue(prefix: &str) -> Issued {
+pub(super) fn issue(prefix: &str) -> Issued {
     let secret = generate(prefix);
     let hash = hash(&secret);
     Issued { secret, hash }
+}
+
+/// Compares secrets without leaking where they differ through timing.
+pub fn same(a: &str, b: &str) -> bool {
+    a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 /// A new secret with a readable kind prefix (none for the URL signing key).

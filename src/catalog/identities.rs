@@ -60,7 +60,7 @@ impl SqlCatalog {
         rows.iter().map(|r| rows::grant(r, 0)).collect()
     }
 
-    async fn write_one<T>(
+    pub(super) async fn write_one<T>(
         &self,
         sql: &str,
         params: &[db::Value],

@@ -3,7 +3,7 @@
 //!
 //! The contract is a set of narrow traits, one per aggregate ([`Identities`], [`Blobs`],
 //! [`Lifecycle`], [`MediaItems`], [`Uploads`], [`TusUploads`], [`Library`], [`Gallery`], [`MediaResults`],
-//! [`JobQueue`], [`Targets`], [`Settings`], [`Usage`]); [`Catalog`] is their sum, and callers take the narrowest one
+//! [`JobQueue`], [`Targets`], [`Settings`], [`Usage`], [`WebSessions`]); [`Catalog`] is their sum, and callers take the narrowest one
 //! they need. [`SqlCatalog`] implements all of them once, in one SQL text for both backends
 //! (`db`): the embedded SQLite file, or PostgreSQL shared by replicas. What differs per
 //! backend lives in `db` (drivers, placeholders, list parameters) and `section` (the locks).
@@ -42,6 +42,7 @@ mod targets;
 mod tus;
 mod uploads;
 mod usage;
+mod web;
 
 use futures_util::future::BoxFuture;
 
@@ -60,6 +61,7 @@ pub use targets::Targets;
 pub use tus::TusUploads;
 pub use uploads::Uploads;
 pub use usage::{AccountUsage, ServerUsage, Usage};
+pub use web::{NewWebSession, WebSessions};
 
 use crate::domain::Sha256Hex;
 
@@ -140,6 +142,7 @@ pub trait Catalog:
     + Targets
     + Usage
     + Removals
+    + WebSessions
     + Send
     + Sync
     + 'static
@@ -161,6 +164,7 @@ impl<T> Catalog for T where
         + Targets
         + Usage
         + Removals
+        + WebSessions
         + Send
         + Sync
         + 'static

@@ -5,7 +5,7 @@
 use super::db::Row;
 use super::*;
 use crate::clock::iso;
-use crate::domain::{DeviceId, GrantId, JobKind, Level, MediaPath, ScopeSet, TokenId, UserId, VolumeId};
+use crate::domain::{DeviceId, GrantId, JobKind, Level, MediaPath, ScopeSet, TokenId, UserId, VolumeId, WebSessionId};
 
 fn schema(e: impl std::fmt::Display) -> CatalogError {
     CatalogError::Schema(e.to_string())
@@ -28,6 +28,23 @@ pub(super) fn token(row: &Row, at: usize) -> CatalogResult<TokenRecord> {
         scopes: scopes.parse::<ScopeSet>().map_err(schema)?,
         is_revoked: row.get::<Option<i64>>(at + 3)?.is_some(),
         created: iso(row.get(at + 4)?),
+    })
+}
+
+pub(super) const WEB_SESSION: &str = "w.id, w.user_id, w.scopes, w.via, w.created_ms, w.expires_ms, w.revoked_ms";
+/// How many columns [`WEB_SESSION`] selects (a joined user's follow).
+pub(super) const WEB_SESSION_COLUMNS: usize = 7;
+
+pub(super) fn web_session(row: &Row, at: usize) -> CatalogResult<WebSession> {
+    let scopes: String = row.get(at + 2)?;
+    Ok(WebSession {
+        session_id: WebSessionId(row.get(at)?),
+        user_id: UserId(row.get(at + 1)?),
+        scopes: scopes.parse::<ScopeSet>().map_err(schema)?,
+        via: row.get(at + 3)?,
+        created: iso(row.get(at + 4)?),
+        expires: iso(row.get(at + 5)?),
+        is_revoked: row.get::<Option<i64>>(at + 6)?.is_some(),
     })
 }
 

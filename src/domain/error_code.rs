@@ -38,6 +38,7 @@ error_codes! {
     BucketUnreadable = "bucket_unreadable", 502;
     ChecksumMismatch = "checksum_mismatch", 460;
     Conflict = "conflict", 409;
+    CsrfRefused = "csrf_refused", 403;
     ConflictingTarget = "conflicting_target", 400;
     DeviceDisabled = "device_disabled", 412;
     DownloadDisabled = "download_disabled", 403;

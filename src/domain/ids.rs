@@ -33,6 +33,7 @@ row_id!(TokenId, "token");
 row_id!(DeviceId, "device");
 row_id!(VolumeId, "volume");
 row_id!(GrantId, "media grant");
+row_id!(WebSessionId, "web session");
 
 /// A byte count as stored in the catalog (an `i64` column), always non-negative.
 pub type BlobSize = u64;

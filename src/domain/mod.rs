@@ -24,7 +24,7 @@ pub use error_code::ErrorCode;
 pub use event_name::EventName;
 pub use file_id::FileId;
 pub use folder_key::FolderKey;
-pub use ids::{BlobSize, DeviceId, GrantId, MAX_BLOB_SIZE, TokenId, UserId, VolumeId};
+pub use ids::{BlobSize, DeviceId, GrantId, MAX_BLOB_SIZE, TokenId, UserId, VolumeId, WebSessionId};
 pub use job_kind::{JobKind, media_job, transcode_job};
 pub use level::Level;
 pub use media_path::MediaPath;

@@ -27,20 +27,32 @@ struct TokenOwner {
     name: String,
     #[schema(value_type = Vec<String>, example = json!(["upload", "read"]))]
     scopes: ScopeSet,
-    token_id: i64,
+    /// The token asked with; absent when the web page asks (signed in, no token).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    token_id: Option<i64>,
     user_id: i64,
+    /// The web gallery's session, when the page asks.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    web_session_id: Option<i64>,
 }
 
 /// Who the token belongs to and what it may do.
 #[utoipa::path(get, path = "/api/me", tag = tag::ACCOUNT, responses((status = 200, body = TokenOwner)))]
 async fn me(Caller(principal, ..): Caller<AccountInfo>) -> Json<TokenOwner> {
-    let Principal::Token { user, token } = principal else { unreachable!("the table admits tokens only") };
+    let scopes = principal.scopes().cloned().unwrap_or_default();
+    let (token_id, web_session_id) = match &principal {
+        Principal::Token { token, .. } => (Some(token.token_id.0), None),
+        Principal::Web { session, .. } => (None, Some(session.session_id.0)),
+        Principal::Device { .. } => unreachable!("the table admits tokens and web sessions only"),
+    };
+    let user = principal.user();
     Json(TokenOwner {
         user_id: user.user_id.0,
-        name: user.name,
+        name: user.name.clone(),
         level: user.level,
-        token_id: token.token_id.0,
-        scopes: token.scopes,
+        token_id,
+        scopes,
+        web_session_id,
     })
 }
 

@@ -71,15 +71,41 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for QueryParams<T>
     }
 }
 
-/// Credentials from headers and the query string (bodies are read by the family that
-/// allows keys there).
+/// The web gallery's session cookie.
+pub const SESSION_COOKIE: &str = "ferry_session";
+/// The header the page sends its CSRF token in with every request that changes state.
+pub const CSRF_HEADER: &str = "x-csrf-token";
+
+/// The value of cookie `name`, if the request carries it.
+pub fn cookie<'a>(headers: &'a axum::http::HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(key, _)| *key == name)
+        .map(|(_, value)| value.trim())
+        .filter(|value| !value.is_empty())
+}
+
+/// Credentials from headers, the query string and the web session cookie (bodies are read by
+/// the family that allows keys there).
 pub fn presented(parts: &Parts) -> Presented {
+    let web_session = cookie(&parts.headers, SESSION_COOKIE).map(str::to_owned);
+    let web_csrf_missing = !parts.method.is_safe()
+        && web_session.as_deref().is_some_and(|secret| {
+            let sent = parts.headers.get(CSRF_HEADER).and_then(|v| v.to_str().ok()).unwrap_or_default();
+            !crate::auth::secrets::same(sent, &crate::auth::web::csrf_token(secret))
+        });
     let mut presented = Presented {
         header_token: parts
             .headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
             .and_then(Presented::from_authorization),
+        web_session,
+        web_csrf_missing,
         ..Presented::default()
     };
     for (key, value) in form_urlencoded::parse(parts.uri.query().unwrap_or_default().as_bytes()) {
@@ -94,6 +120,12 @@ pub fn presented(parts: &Parts) -> Presented {
 
 /// Resolves credentials and applies the permission table for `endpoint`.
 pub async fn authenticate(state: &AppState, presented: &Presented, endpoint: Endpoint) -> Result<Principal, ApiError> {
+    if presented.web_csrf_missing && matches!(presented.credential(), Some(crate::auth::Credential::WebSession(_))) {
+        return Err(ApiError::new(
+            ErrorCode::CsrfRefused,
+            format!("a change made with the web session cookie needs the page's {CSRF_HEADER} header"),
+        ));
+    }
     let principal = state.principals.resolve(state.catalog.as_ref(), presented).await?;
     let device_family =
         matches!(endpoint, Endpoint::DeviceStatus | Endpoint::DeviceFamily | Endpoint::DeviceMediaDelete);

@@ -64,7 +64,7 @@ async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Result<Re
         let presented = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
         let bearer =
             presented.and_then(|v| v.split_once(' ')).filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"));
-        if !bearer.is_some_and(|(_, secret)| constant_time_eq(secret.trim().as_bytes(), token.0.as_bytes())) {
+        if !bearer.is_some_and(|(_, secret)| crate::auth::secrets::same(secret.trim(), &token.0)) {
             return Err(ApiError::new(
                 ErrorCode::Unauthorized,
                 "GET /metrics needs the bearer token FERRY_METRICS_TOKEN names",
@@ -92,9 +92,4 @@ async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Result<Re
         .headers_mut()
         .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"));
     Ok(response)
-}
-
-/// Compares secrets without leaking where they differ through timing.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }

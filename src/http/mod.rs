@@ -17,6 +17,7 @@ mod serve;
 mod sessions;
 mod tus;
 pub(crate) mod upload_host;
+mod web;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -132,6 +133,7 @@ pub fn api_routes() -> openapi::ApiRouter {
         .merge(gallery::router())
         .merge(tus::router())
         .merge(metrics::router())
+        .merge(web::router())
 }
 
 async fn options_past_cors(

@@ -37,6 +37,8 @@ pub mod tag {
     pub const ACCOUNT: &str = "account";
     /// Health, metrics and this document: no credential.
     pub const SERVER: &str = "server";
+    /// The web gallery's pages and sign-in (the `ferry_session` cookie, not a token).
+    pub const WEB: &str = "web";
 }
 
 /// Security scheme names.
@@ -51,6 +53,8 @@ pub mod scheme {
     pub const USER_KEY: &str = "user_session_key";
     /// A URL Ferry signed: `expires` and `sig` in its query.
     pub const SIGNED_URL: &str = "signed_url";
+    /// The web gallery's `ferry_session` cookie (`/web/signin`).
+    pub const WEB_SESSION: &str = "web_session";
     /// `FERRY_METRICS_TOKEN`, when set.
     pub const METRICS_TOKEN: &str = "metrics_token";
 }
@@ -135,7 +139,7 @@ fn complete(path: &str, method: &str, operation: &mut Operation) {
     let unavailable = ("503", "A dependency (catalog, blob store) is unreachable; retry after Retry-After");
     let mut shared: Vec<(&str, &str)> = match family.as_str() {
         _ if anonymous => vec![],
-        tag::SERVER => vec![],
+        tag::SERVER | tag::WEB => vec![],
         _ if signed => vec![
             ("400", "Malformed input, or a body that differs from what the URL is bound to"),
             ("403", "The signature is invalid, altered or expired"),
@@ -180,10 +184,16 @@ fn complete(path: &str, method: &str, operation: &mut Operation) {
             tag::SERVER => &[],
             tag::DEVICE => &[scheme::DEVICE_KEY],
             tag::SIGNED => &[scheme::SIGNED_URL],
-            _ => &[scheme::BEARER, scheme::TOKEN_HEADER],
+            // the page's own routes answer without a session too (the sign-in form)
+            tag::WEB => &["", scheme::WEB_SESSION],
+            _ => &[scheme::BEARER, scheme::TOKEN_HEADER, scheme::WEB_SESSION],
         };
         if !schemes.is_empty() {
-            let any_of = schemes.iter().map(|s| SecurityRequirement::new(*s, Vec::<String>::new())).collect();
+            let requirement = |s: &str| match s {
+                "" => SecurityRequirement::default(),
+                s => SecurityRequirement::new(s, Vec::<String>::new()),
+            };
+            let any_of = schemes.iter().map(|s| requirement(s)).collect();
             operation.security = Some(any_of);
         }
     }
@@ -276,6 +286,13 @@ fn add_components(components: &mut Components) {
     components.add_security_scheme(
         scheme::SIGNED_URL,
         query_key("sig", "A URL Ferry signed (with its `expires`); use it exactly as handed out"),
+    );
+    components.add_security_scheme(
+        scheme::WEB_SESSION,
+        SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::with_description(
+            "ferry_session",
+            "A signed-in browser (the web gallery); changes also need the page's X-CSRF-Token",
+        ))),
     );
     let metrics = HttpBuilder::new()
         .scheme(HttpAuthScheme::Bearer)

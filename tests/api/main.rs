@@ -59,3 +59,4 @@ mod upload_host;
 mod upload_races;
 mod usage;
 mod watch;
+mod web;

@@ -2,7 +2,7 @@
 
 use serde::Serialize;
 
-use crate::domain::{DeviceId, GrantId, Level, MediaPath, Name, ScopeSet, TokenId, UserId, VolumeId};
+use crate::domain::{DeviceId, GrantId, Level, MediaPath, Name, ScopeSet, TokenId, UserId, VolumeId, WebSessionId};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct User {
@@ -19,6 +19,21 @@ pub struct TokenRecord {
     pub scopes: ScopeSet,
     pub is_revoked: bool,
     pub created: String,
+}
+
+/// A browser's signed-in session of the web gallery; like a token, only its hash is stored.
+#[derive(Debug, Clone, Serialize)]
+pub struct WebSession {
+    pub session_id: WebSessionId,
+    pub user_id: UserId,
+    /// What the page may do: a sign-in link grants read, upload and delete; an API token
+    /// typed into the sign-in form passes on its own scopes, never more.
+    pub scopes: ScopeSet,
+    /// How it was opened: `link` or `token`.
+    pub via: String,
+    pub created: String,
+    pub expires: String,
+    pub is_revoked: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]

@@ -16,6 +16,7 @@ mod storage;
 mod tokens;
 mod users;
 mod volumes;
+mod web;
 
 use std::path::Path;
 
@@ -62,6 +63,11 @@ enum AdminCommand {
     /// Background jobs: `jobs list`, `jobs run --until-idle`.
     #[command(subcommand)]
     Jobs(jobs::JobsCommand),
+    /// A one-time link that signs USER in to the web gallery: `web-link --user NAME [--ttl 15m]`.
+    WebLink(web::WebLinkArgs),
+    /// Web gallery sign-ins: `web-session list [--user NAME]`, `web-session revoke ID`.
+    #[command(subcommand)]
+    WebSession(web::WebSessionCommand),
     /// Sign a PUT URL that stores its body as a blob held by USER.
     SignUpload(signing::SignUploadArgs),
     /// Sign a GET URL for a stored blob.
@@ -192,6 +198,7 @@ fn reads_only(command: &AdminCommand) -> bool {
             | AdminCommand::Files(files::FilesCommand::List { .. })
             | AdminCommand::Jobs(jobs::JobsCommand::List { .. })
             | AdminCommand::Usage { .. }
+            | AdminCommand::WebSession(web::WebSessionCommand::List { .. })
     )
 }
 
@@ -262,6 +269,8 @@ async fn execute(services: &Services, command: AdminCommand) -> Result<Printed, 
         AdminCommand::Grant(command) => grants::run(services, command).await,
         AdminCommand::Files(command) => files::run(services, command).await,
         AdminCommand::Jobs(command) => jobs::run(services, command).await,
+        AdminCommand::WebLink(args) => web::web_link(services, args).await,
+        AdminCommand::WebSession(command) => web::run(services, command).await,
         AdminCommand::SignUpload(args) => signing::sign_upload(services, args).await,
         AdminCommand::SignDownload(args) => signing::sign_download(services, args).await,
         AdminCommand::Check(args) => storage::check(services, args).await,

@@ -44,11 +44,11 @@ impl Requires for MediaDelete {
 }
 
 impl<T, E: Requires> DeviceCall<T, E> {
-    /// The calling device (`None` when the owner called with a token).
+    /// The calling device (`None` when the owner called with a token or from the web page).
     pub fn device(&self) -> Option<&Device> {
         match &self.principal {
             Principal::Device { device, .. } => Some(device),
-            Principal::Token { .. } => None,
+            Principal::Token { .. } | Principal::Web { .. } => None,
         }
     }
 

@@ -19,7 +19,7 @@ pub async fn mounted(state: &AppState, principal: &Principal, grant_id: &str) ->
     let grant = state.catalog.grant(id).await?.ok_or_else(missing)?;
     let allowed = match principal {
         Principal::Device { device, .. } => grant.device_id == device.device_id,
-        Principal::Token { user, .. } => {
+        Principal::Token { user, .. } | Principal::Web { user, .. } => {
             let devices = state.catalog.find_devices(&DeviceRef::Id(grant.device_id)).await?;
             devices.first().is_some_and(|d| d.user_id == user.user_id)
         }

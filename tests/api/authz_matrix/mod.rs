@@ -21,7 +21,8 @@ use world::*;
 
 #[derive(Clone, Copy, Debug)]
 enum Guard {
-    /// No credential: health, metrics, the document, tus discovery.
+    /// No credential: health, metrics, the document, tus discovery, the web gallery's page
+    /// and sign-in (which show nothing without a session: tests/api/web).
     Open,
     /// A URL Ferry signed.
     Signed,
@@ -102,6 +103,12 @@ const ROUTES: &[(&str, &str, Guard)] = &[
     ("post", "/files/{id}", Table(Tus)),
     ("get", "/api/me", Table(AccountInfo)),
     ("get", "/api/usage", Table(UsageRead)),
+    ("get", "/", Open),
+    ("get", "/web/", Open),
+    ("get", "/web/assets/{name}", Open),
+    ("get", "/web/signin", Open),
+    ("post", "/web/signin", Open),
+    ("post", "/web/signout", Open),
 ];
 
 #[tokio::test]
