@@ -36,6 +36,10 @@ pub enum Endpoint {
     UsageRead,
     /// Ferry's own account info (`GET /api/me`).
     AccountInfo,
+    /// The account's items of every family, newest first, and their content (`/api/timeline`).
+    TimelineRead,
+    /// Deleting an item of any family from the timeline (each by its family's rules).
+    TimelineDelete,
 }
 
 /// Which credentials an endpoint accepts.
@@ -77,6 +81,8 @@ pub const fn rule_for(endpoint: Endpoint) -> Rule {
         UsageRead => rule(Token, Viewer, Some(Scope::Read)),
         Tus => rule(Token, Uploader, Some(Scope::Upload)),
         AccountInfo => rule(Token, Viewer, None),
+        TimelineRead => rule(Token, Viewer, Some(Scope::Read)),
+        TimelineDelete => rule(Token, Viewer, Some(Scope::Delete)),
     }
 }
 

@@ -3,7 +3,7 @@
 //!
 //! The contract is a set of narrow traits, one per aggregate ([`Identities`], [`Blobs`],
 //! [`Lifecycle`], [`MediaItems`], [`Uploads`], [`TusUploads`], [`Library`], [`Gallery`], [`MediaResults`],
-//! [`JobQueue`], [`Targets`], [`Settings`], [`Usage`], [`WebSessions`]); [`Catalog`] is their sum, and callers take the narrowest one
+//! [`JobQueue`], [`Targets`], [`Settings`], [`Usage`], [`WebSessions`], [`Timeline`]); [`Catalog`] is their sum, and callers take the narrowest one
 //! they need. [`SqlCatalog`] implements all of them once, in one SQL text for both backends
 //! (`db`): the embedded SQLite file, or PostgreSQL shared by replicas. What differs per
 //! backend lives in `db` (drivers, placeholders, list parameters) and `section` (the locks).
@@ -39,6 +39,7 @@ mod rows;
 mod section;
 mod settings;
 mod targets;
+mod timeline;
 mod tus;
 mod uploads;
 mod usage;
@@ -58,6 +59,7 @@ pub use model::*;
 pub use removal::{InFlight, RemovalReport, Removals, Removed};
 pub use settings::{SIGNING_SECRET, Settings};
 pub use targets::Targets;
+pub use timeline::{ItemKind, Timeline, TimelineItem, TimelineQuery};
 pub use tus::TusUploads;
 pub use uploads::Uploads;
 pub use usage::{AccountUsage, ServerUsage, Usage};
@@ -143,6 +145,7 @@ pub trait Catalog:
     + Usage
     + Removals
     + WebSessions
+    + Timeline
     + Send
     + Sync
     + 'static
@@ -165,6 +168,7 @@ impl<T> Catalog for T where
         + Usage
         + Removals
         + WebSessions
+        + Timeline
         + Send
         + Sync
         + 'static

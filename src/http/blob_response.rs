@@ -106,6 +106,30 @@ pub async fn serve_blob(
     Ok(response)
 }
 
+/// Streams thumbnail `sha256` as `serve_blob` does, typed by its first bytes (a device may
+/// have sent a PNG; the ones Ferry makes are JPEGs).
+pub async fn serve_thumbnail(
+    state: &AppState,
+    sha256: &Sha256Hex,
+    request_headers: &HeaderMap,
+) -> Result<Response, ApiError> {
+    let blob =
+        state.catalog.blob(sha256).await?.ok_or_else(|| ApiError::internal("a thumbnail's bytes are missing"))?;
+    let head = match state
+        .store
+        .read(sha256, Some(crate::domain::ByteRange { start: 0, end: blob.size.saturating_sub(1).min(511) }))
+        .await
+    {
+        Ok(mut stream) => {
+            use futures_util::StreamExt;
+            stream.next().await.and_then(Result::ok).unwrap_or_default()
+        }
+        Err(_) => Default::default(),
+    };
+    let content_type = crate::media::sniff(&head, None).content_type;
+    serve_blob(state, sha256, blob.size, &content_type, request_headers).await
+}
+
 /// Streams the playable rendition of content `sha256` as `serve_blob` does; 404
 /// `no_rendition` when there is none (not needed, not made yet, or it could not be made).
 pub async fn serve_rendition(

@@ -181,4 +181,6 @@ requires! {
     FileDelete => FileDelete,
     UsageRead => UsageRead,
     TusUpload => Tus,
+    TimelineRead => TimelineRead,
+    TimelineDelete => TimelineDelete,
 }

@@ -15,6 +15,7 @@ mod multipart;
 pub mod openapi;
 mod serve;
 mod sessions;
+mod timeline;
 mod tus;
 pub(crate) mod upload_host;
 mod web;
@@ -133,6 +134,7 @@ pub fn api_routes() -> openapi::ApiRouter {
         .merge(gallery::router())
         .merge(tus::router())
         .merge(metrics::router())
+        .merge(timeline::router())
         .merge(web::router())
 }
 

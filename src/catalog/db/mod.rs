@@ -61,6 +61,14 @@ impl Dialect {
         }
     }
 
+    /// The text of field `key` of a JSON object kept in a text column.
+    pub fn json_text(self, column: &str, key: &'static str) -> String {
+        match self {
+            Dialect::Sqlite => format!("json_extract({column}, '$.{key}')"),
+            Dialect::Postgres => format!("(cast({column} as json) ->> '{key}')"),
+        }
+    }
+
     /// A row lock on what a `select` read (PostgreSQL); SQLite's writer is the only one.
     pub fn for_update(self) -> &'static str {
         match self {

@@ -13,7 +13,7 @@ use crate::catalog::Event;
 use crate::domain::{ErrorCode, MediaType};
 use crate::gallery::device_dir;
 use crate::http::AppState;
-use crate::http::blob_response::{DownloadHeaders, RangedAnswers, serve_blob, serve_rendition};
+use crate::http::blob_response::{DownloadHeaders, RangedAnswers, serve_blob, serve_rendition, serve_thumbnail};
 use crate::http::error::ApiError;
 use crate::http::extract::{Caller, GalleryDelete, GalleryRead, QueryParams};
 use crate::http::openapi::{Binary, tag};
@@ -226,21 +226,7 @@ pub async fn thumbnail(
         .thumbnail_sha256
         .or(generated)
         .ok_or_else(|| ApiError::new(ErrorCode::NoThumbnail, "this event has no thumbnail"))?;
-    let blob =
-        state.catalog.blob(&sha256).await?.ok_or_else(|| ApiError::internal("a thumbnail's bytes are missing"))?;
-    let head = match state
-        .store
-        .read(&sha256, Some(crate::domain::ByteRange { start: 0, end: blob.size.saturating_sub(1).min(511) }))
-        .await
-    {
-        Ok(mut stream) => {
-            use futures_util::StreamExt;
-            stream.next().await.and_then(Result::ok).unwrap_or_default()
-        }
-        Err(_) => Default::default(),
-    };
-    let content_type = crate::media::sniff(&head, None).content_type;
-    serve_blob(&state, &sha256, blob.size, &content_type, &headers).await
+    serve_thumbnail(&state, &sha256, &headers).await
 }
 
 /// The event's playable rendition (an H.264/AAC MP4 of a video a browser cannot play, a JPEG

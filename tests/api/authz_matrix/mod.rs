@@ -103,6 +103,9 @@ const ROUTES: &[(&str, &str, Guard)] = &[
     ("post", "/files/{id}", Table(Tus)),
     ("get", "/api/me", Table(AccountInfo)),
     ("get", "/api/usage", Table(UsageRead)),
+    ("get", "/api/timeline", Table(TimelineRead)),
+    ("get", "/api/timeline/{item}/{variant}", Table(TimelineRead)),
+    ("delete", "/api/timeline/{item}", Table(TimelineDelete)),
     ("get", "/", Open),
     ("get", "/web/", Open),
     ("get", "/web/assets/{name}", Open),
@@ -172,6 +175,13 @@ async fn every_route_refuses_every_credential_its_guard_does_not_admit_and_shows
                 if names_victims_item(method, path) && token_ok {
                     let mallory = bearer(&world.mallory_token);
                     v.expect(method, path, "another account's token", &mallory, 404, None).await;
+                    let browser = &world.mallory_web;
+                    v.expect(method, path, "another account's web session", browser, 404, None).await;
+                }
+                // a signed-in browser's cookie without the page's token: another site's request
+                if token_ok && !["get", "head", "options"].contains(&method) {
+                    let forged = world.victim_web.without_csrf();
+                    v.expect(method, path, "web session without CSRF token", &forged, 403, Some("csrf_refused")).await;
                 }
                 if names_victims_item(method, path) && key_ok && path.contains("{media_grant_id}") {
                     let mallory = Cred::DeviceKey(world.mallory_device_key.clone());
@@ -216,6 +226,10 @@ async fn every_route_refuses_every_credential_its_guard_does_not_admit_and_shows
                 let rule = rule_for(endpoint);
                 if rule.accepts != Accepts::Token {
                     verdicts.admitted(method, path, "the device's key", &victim_key).await;
+                }
+                // the page's own session, with its CSRF token (deletes: the token's turn below)
+                if rule.accepts != Accepts::DeviceKey && method != "delete" {
+                    verdicts.admitted(method, path, "a signed-in browser", &world.victim_web).await;
                 }
                 if rule.accepts != Accepts::DeviceKey {
                     let scope = rule.scope.unwrap_or(Scope::Basic);

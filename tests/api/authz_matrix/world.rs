@@ -35,6 +35,19 @@ pub(super) struct World<'a> {
     pub(super) revoked_token: String,
     /// A user one level below the victim's, with every scope.
     pub(super) viewer_token: String,
+    /// Signed-in browsers (web gallery sessions with every scope) of the victim and Mallory.
+    pub(super) victim_web: Cred,
+    pub(super) mallory_web: Cred,
+}
+
+/// A web gallery session of `user` with every scope, as the page sends it (cookie + CSRF token).
+async fn signed_in_browser(app: &TestApp, user: ferry::domain::UserId) -> Cred {
+    let session = ferry::auth::web::new_session();
+    let scopes = Scope::ALL.into_iter().collect();
+    let expires_ms = ferry::clock::now_ms() + 3_600_000;
+    let new = ferry::catalog::NewWebSession { secret_hash: &session.hash, scopes, via: "token", expires_ms };
+    app.catalog().open_web_session(user, new).await.unwrap();
+    Cred::Web { csrf: Some(ferry::auth::web::csrf_token(&session.secret)), secret: session.secret }
 }
 
 impl<'a> World<'a> {
@@ -67,6 +80,12 @@ impl<'a> World<'a> {
             .part("thumbnail", reqwest::multipart::Part::bytes(THUMBNAIL.to_vec()).file_name("t.png"));
         let event = as_victim(app.client.post(app.url("/api/gallery/cam/upload"))).multipart(event_form).send();
         let event: Value = event.await.unwrap().json().await.unwrap();
+        // the timeline's own item: every other item is deleted by its family's route
+        let timeline_form = reqwest::multipart::Form::new()
+            .text("name", MARKER)
+            .part("event", reqwest::multipart::Part::bytes(content.clone()).file_name("t.jpg"));
+        let timeline = as_victim(app.client.post(app.url("/api/gallery/cam/upload"))).multipart(timeline_form).send();
+        let timeline: Value = timeline.await.unwrap().json().await.unwrap();
         // a multipart-family file, stored with the family's single PUT
         let put = as_victim(app.client.get(app.url(&format!("/api/users/uploads/{MULTIPART_FILE}")))).send();
         let put: Value = put.await.unwrap().json().await.unwrap();
@@ -102,8 +121,13 @@ impl<'a> World<'a> {
             ("event_id", event["eventId"].as_str().unwrap().to_owned()),
             ("id", tus_id),
             ("sha256", content_hash.clone()),
+            // the timeline names the event by its family letter; its content is the original
+            ("item", format!("e.{}", timeline["eventId"].as_str().unwrap())),
+            ("variant", "original".to_owned()),
         ];
         let library_file = stored["file_id"].as_str().unwrap().to_owned();
+        let victim_web = signed_in_browser(app, victim.user_id).await;
+        let mallory_web = signed_in_browser(app, mallory.user_id).await;
         let mut world = World {
             app,
             victim,
@@ -115,6 +139,8 @@ impl<'a> World<'a> {
             mallory_device_key: mallory_device.key,
             revoked_token,
             viewer_token: viewer.token,
+            victim_web,
+            mallory_web,
         };
         world.ids.push(("library_file", library_file));
         world
@@ -147,6 +173,21 @@ pub(super) enum Cred {
     Header(String),
     /// A `device_session_key` in the query string.
     DeviceKey(String),
+    /// The web gallery's session cookie, with the page's CSRF token or without it.
+    Web {
+        secret: String,
+        csrf: Option<String>,
+    },
+}
+
+impl Cred {
+    /// The same browser session without its CSRF token (a forged cross-site request).
+    pub(super) fn without_csrf(&self) -> Cred {
+        match self {
+            Cred::Web { secret, .. } => Cred::Web { secret: secret.clone(), csrf: None },
+            other => other.clone(),
+        }
+    }
 }
 
 pub(super) fn bearer(token: &str) -> Cred {
@@ -188,6 +229,12 @@ pub(super) async fn send(world: &World<'_>, method: &str, path: &str, url: &str,
     let mut request = world.app.client.request(method_name, url).header("Tus-Resumable", "1.0.0");
     if let Cred::Header(value) = cred {
         request = request.header("authorization", value);
+    }
+    if let Cred::Web { secret, csrf } = cred {
+        request = request.header("cookie", format!("ferry_session={secret}"));
+        if let Some(csrf) = csrf {
+            request = request.header("x-csrf-token", csrf);
+        }
     }
     // a body each route can read, so that the credential decides the answer
     let form = |field: &str| {
@@ -282,7 +329,9 @@ impl Verdicts<'_> {
 /// are per account: another account naming the same one names its own; a session may be
 /// finished by its ulid in the body).
 pub(super) fn names_victims_item(method: &str, path: &str) -> bool {
-    ["{media_grant_id}", "{ulid}", "{device}", "{event_id}", "{id}", "{job_id}"].iter().any(|p| path.contains(p))
+    ["{media_grant_id}", "{ulid}", "{device}", "{event_id}", "{id}", "{job_id}", "{item}"]
+        .iter()
+        .any(|p| path.contains(p))
         || path.starts_with("/api/files/")
         || path.starts_with("/api/users/files/")
         || (method == "delete" && path.ends_with("/upload/id"))

@@ -4,6 +4,7 @@
 
 mod cli;
 mod signin;
+mod timeline;
 
 use ferry::auth::{secrets, web};
 use ferry::domain::UserId;
