@@ -40,6 +40,8 @@ pub enum Endpoint {
     TimelineRead,
     /// Deleting an item of any family from the timeline (each by its family's rules).
     TimelineDelete,
+    /// The account's devices with their stats (`GET /api/devices`).
+    DevicesRead,
 }
 
 /// Which credentials an endpoint accepts.
@@ -83,6 +85,7 @@ pub const fn rule_for(endpoint: Endpoint) -> Rule {
         AccountInfo => rule(Token, Viewer, None),
         TimelineRead => rule(Token, Viewer, Some(Scope::Read)),
         TimelineDelete => rule(Token, Viewer, Some(Scope::Delete)),
+        DevicesRead => rule(Token, Viewer, Some(Scope::Read)),
     }
 }
 

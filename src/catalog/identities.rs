@@ -24,6 +24,8 @@ pub trait Identities {
 
     async fn create_device(&self, device: NewDevice) -> CatalogResult<Device>;
     async fn list_devices(&self) -> CatalogResult<Vec<Device>>;
+    /// One account's devices, oldest first.
+    async fn devices_of(&self, user: UserId) -> CatalogResult<Vec<Device>>;
     /// Every device `reference` can mean (more than one only for an ambiguous bare name).
     async fn find_devices(&self, reference: &DeviceRef) -> CatalogResult<Vec<Device>>;
     /// `user`'s device named `raw`, else `user`'s device whose id `raw` is, in one query.
@@ -150,6 +152,10 @@ impl Identities for SqlCatalog {
 
     async fn list_devices(&self) -> CatalogResult<Vec<Device>> {
         self.device_where("true", &[]).await
+    }
+
+    async fn devices_of(&self, user: UserId) -> CatalogResult<Vec<Device>> {
+        self.device_where("d.user_id = $1", params![user.0]).await
     }
 
     async fn find_devices(&self, reference: &DeviceRef) -> CatalogResult<Vec<Device>> {

@@ -10,13 +10,13 @@ use utoipa_axum::routes;
 
 use super::AppState;
 use super::error::ApiError;
-use super::extract::{AccountInfo, Caller, UsageRead};
+use super::extract::{AccountInfo, Caller, DevicesRead, UsageRead};
 use super::openapi::{ApiRouter, LevelName, tag};
 use crate::auth::Principal;
 use crate::domain::{Level, ScopeSet};
 
 pub fn router() -> ApiRouter {
-    ApiRouter::new().routes(routes!(me)).routes(routes!(usage))
+    ApiRouter::new().routes(routes!(me)).routes(routes!(usage)).routes(routes!(devices))
 }
 
 // fields in sorted order, the order these answers have always had (README shows them)
@@ -89,4 +89,41 @@ async fn usage(
         deleted_bytes_pending: account.deleted_bytes_pending,
         quota_bytes: account.quota_bytes,
     }))
+}
+
+/// One of the account's devices, with its gallery stats.
+#[derive(Serialize, ToSchema)]
+struct AccountDevice {
+    device_id: i64,
+    name: String,
+    is_disabled: bool,
+    is_upload_disabled: bool,
+    is_download_disabled: bool,
+    stats: super::gallery::GalleryStats,
+}
+
+#[derive(Serialize, ToSchema)]
+struct AccountDevices {
+    devices: Vec<AccountDevice>,
+}
+
+/// The caller's devices, oldest first, each with its gallery stats (what the web gallery's
+/// Devices page shows).
+#[utoipa::path(get, path = "/api/devices", tag = tag::ACCOUNT, responses((status = 200, body = AccountDevices)))]
+async fn devices(
+    State(state): State<AppState>,
+    Caller(principal, ..): Caller<DevicesRead>,
+) -> Result<Json<AccountDevices>, ApiError> {
+    let mut devices = Vec::new();
+    for device in state.catalog.devices_of(principal.user().user_id).await? {
+        devices.push(AccountDevice {
+            stats: super::gallery::device_stats(&state, device.device_id).await?,
+            device_id: device.device_id.0,
+            name: device.device_name,
+            is_disabled: device.is_disabled,
+            is_upload_disabled: device.is_upload_disabled,
+            is_download_disabled: device.is_download_disabled,
+        });
+    }
+    Ok(Json(AccountDevices { devices }))
 }

@@ -183,4 +183,5 @@ requires! {
     TusUpload => Tus,
     TimelineRead => TimelineRead,
     TimelineDelete => TimelineDelete,
+    DevicesRead => DevicesRead,
 }

@@ -115,16 +115,21 @@ pub async fn stats(
     Caller(principal, ..): Caller<GalleryRead>,
 ) -> Result<Json<GalleryStats>, ApiError> {
     let device = resolve_device(&state, &principal, &device).await?;
-    let rows = state.events.stats(device.device_id).await?;
+    Ok(Json(device_stats(&state, device.device_id).await?))
+}
+
+/// A device's events counted by type (its gallery stats).
+pub async fn device_stats(state: &AppState, device: crate::domain::DeviceId) -> Result<GalleryStats, ApiError> {
+    let rows = state.events.stats(device).await?;
     let mut by_type = GalleryByType::default();
     for row in &rows {
         *by_type.of(row.media_type) = GalleryTypeCount { count: row.count, size: row.size };
     }
-    Ok(Json(GalleryStats {
+    Ok(GalleryStats {
         by_type,
         total_events: rows.iter().map(|r| r.count).sum::<u64>(),
         total_size: rows.iter().map(|r| r.size).sum::<u64>(),
-    }))
+    })
 }
 
 async fn own_event(state: &AppState, device: &crate::catalog::Device, event_id: &str) -> Result<Event, ApiError> {

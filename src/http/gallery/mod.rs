@@ -3,6 +3,9 @@
 
 mod answers;
 mod events;
+
+pub use answers::GalleryStats;
+pub use events::device_stats;
 mod pull;
 mod upload;
 

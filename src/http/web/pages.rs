@@ -82,15 +82,47 @@ pub fn gallery(user_name: &str, csrf: &str) -> String {
         csrf = escape(csrf),
     );
     let body = format!(
-        r#"<header class="bar">
+        r##"<header class="bar">
 <h1>Ferry</h1>
+<nav aria-label="Views">
+<a href="#timeline" id="nav-timeline">Timeline</a>
+<a href="#devices" id="nav-devices">Devices</a>
+</nav>
+<label class="upload-button">Upload<input type="file" id="upload-input" multiple hidden></label>
 <span class="who">{user}</span>
 <form method="post" action="/web/signout" id="signout">
 <input type="hidden" name="csrf" value="{csrf}">
 <button type="submit">Sign out</button>
 </form>
 </header>
-<main id="timeline" aria-live="polite"></main>"#,
+<section id="timeline-view" aria-label="Timeline">
+<div class="filters">
+<label>Source <select id="filter-source"><option value="">All</option></select></label>
+<label>Type <select id="filter-type"><option value="">All</option><option value="image">Photos</option><option value="video">Videos</option><option value="other">Other</option></select></label>
+</div>
+<ol id="uploads" class="uploads" aria-label="Uploads"></ol>
+<div id="timeline" aria-live="polite"></div>
+<p id="timeline-end" class="muted" role="status"></p>
+</section>
+<section id="devices-view" aria-label="Devices and usage" hidden>
+<h2>Usage</h2>
+<dl id="usage" class="facts"></dl>
+<h2>Devices</h2>
+<div id="devices"></div>
+</section>
+<div id="drop-hint" class="drop-hint" hidden>Drop files to upload</div>
+<dialog id="viewer" aria-label="Viewer">
+<div class="viewer-bar">
+<button type="button" id="viewer-prev" aria-label="Previous">←</button>
+<button type="button" id="viewer-next" aria-label="Next">→</button>
+<span id="viewer-title"></span>
+<a id="viewer-download" download>Download</a>
+<button type="button" id="viewer-delete">Delete</button>
+<button type="button" id="viewer-close" aria-label="Close">✕</button>
+</div>
+<div id="viewer-stage"></div>
+<dl id="viewer-facts" class="facts"></dl>
+</dialog>"##,
         user = escape(user_name),
         csrf = escape(csrf),
     );

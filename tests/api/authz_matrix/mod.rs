@@ -103,6 +103,7 @@ const ROUTES: &[(&str, &str, Guard)] = &[
     ("post", "/files/{id}", Table(Tus)),
     ("get", "/api/me", Table(AccountInfo)),
     ("get", "/api/usage", Table(UsageRead)),
+    ("get", "/api/devices", Table(DevicesRead)),
     ("get", "/api/timeline", Table(TimelineRead)),
     ("get", "/api/timeline/{item}/{variant}", Table(TimelineRead)),
     ("delete", "/api/timeline/{item}", Table(TimelineDelete)),

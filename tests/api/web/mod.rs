@@ -2,6 +2,7 @@
 //! what it may do, CSRF, sign-out, revocation and expiry, and the admin commands. The page
 //! itself is driven in a real browser by `tests/browser`.
 
+mod browser;
 mod cli;
 mod signin;
 mod timeline;

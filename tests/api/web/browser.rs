@@ -1,0 +1,153 @@
+//! The web gallery in a real browser: Debian's Chromium driven by Playwright for Python
+//! (`tests/clients/gallery_browser.py`) against the real `ferry serve`. Sign-in with a link,
+//! thumbnails of a JPEG and a PNG, a video that plays and seeks with Range, keyboard, an
+//! upload through the page, a tus upload that resumes after a dropped connection and a reload,
+//! delete, the devices page, phone width, no console errors, and a second account that sees
+//! nothing. Screenshots land in `target/browser-artifacts/`.
+//!
+//! Playwright lives outside the repository (`tests/clients/install`, which `.ci/run` runs, with
+//! Chromium from apt); without it or Chromium this test says so and does not run.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use super::*;
+
+fn playwright() -> Option<PathBuf> {
+    let dir = match std::env::var("FERRY_TEST_CLIENTS") {
+        Ok(dir) if !dir.is_empty() => PathBuf::from(dir),
+        _ => PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cache/ferry-ci"),
+    };
+    let python = dir.join("browser-venv/bin/python");
+    let ready = Command::new(&python).args(["-c", "import playwright"]).output().is_ok_and(|o| o.status.success())
+        && Path::new("/usr/bin/chromium").exists()
+        && Command::new("ffmpeg").arg("-version").output().is_ok_and(|o| o.status.success());
+    if !ready {
+        eprintln!("browser test not run: apt-get install chromium ffmpeg, then tests/clients/install");
+    }
+    ready.then_some(python)
+}
+
+/// A picture or a clip made with ffmpeg: `lavfi` source, output file.
+fn made(dir: &Path, name: &str, args: &[&str]) -> PathBuf {
+    let path = dir.join(name);
+    let status = Command::new("ffmpeg").args(["-v", "error", "-y"]).args(args).arg(&path).status().unwrap();
+    assert!(status.success(), "ffmpeg made {name}");
+    path
+}
+
+fn admin_on(server: &FerryProcess, data: &Path, args: &[&str]) -> Value {
+    let out = ferry_bin()
+        .env("FERRY_PUBLIC_URL", &server.address)
+        .arg("--data-dir")
+        .arg(data)
+        .arg("admin")
+        .args(args)
+        .arg("--json")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[tokio::test]
+async fn the_gallery_page_works_in_a_real_browser() {
+    let Some(python) = playwright() else { return };
+    let data_dir = tempfile::tempdir().unwrap();
+    let data = data_dir.path();
+    let files = tempfile::tempdir().unwrap();
+    let server = FerryProcess::start(data, &[]);
+    for user in ["ann", "bob"] {
+        admin_on(&server, data, &["user", "add", user, "--level", "uploader"]);
+    }
+    admin_on(&server, data, &["device", "add", "--user", "ann", "--name", "cam"]);
+    let token = admin_on(&server, data, &["token", "add", "--user", "ann", "--scopes", "upload,read,delete"]);
+    let token = token["token"].as_str().unwrap().to_owned();
+
+    let jpeg = made(files.path(), "beach.jpg", &["-f", "lavfi", "-i", "testsrc2=size=640x480", "-frames:v", "1"]);
+    let png = made(files.path(), "door.png", &["-f", "lavfi", "-i", "testsrc=size=320x240", "-frames:v", "1"]);
+    let clip = made(
+        files.path(),
+        "walk.mp4",
+        &[
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=320x240:rate=25:duration=6",
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=duration=6",
+            "-c:v",
+            "libx264",
+            "-pix_fmt",
+            "yuv420p",
+            "-c:a",
+            "aac",
+            "-shortest",
+            "-movflags",
+            "+faststart",
+        ],
+    );
+    let client = reqwest::Client::new();
+    for path in [&jpeg, &png, &clip] {
+        let name = path.file_name().unwrap().to_str().unwrap().to_owned();
+        let form = reqwest::multipart::Form::new()
+            .text("name", name.clone())
+            .part("event", reqwest::multipart::Part::bytes(std::fs::read(path).unwrap()).file_name(name));
+        let url = format!("{}/api/gallery/cam/upload", server.address);
+        let answer = client.post(url).bearer_auth(&token).multipart(form).send().await.unwrap();
+        assert_eq!(answer.status(), 200);
+    }
+    // the page shows thumbnails once media processing has made them
+    let timeline = || async {
+        let url = format!("{}/api/timeline", server.address);
+        client.get(url).bearer_auth(&token).send().await.unwrap().json::<Value>().await.unwrap()
+    };
+    let started = Instant::now();
+    while timeline().await["items"].as_array().unwrap().iter().any(|i| i["urls"]["thumbnail"].is_null()) {
+        assert!(started.elapsed() < Duration::from_secs(60), "thumbnails within a minute");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    let small = made(files.path(), "sketch.png", &["-f", "lavfi", "-i", "mandelbrot=size=200x150", "-frames:v", "1"]);
+    let big = files.path().join("archive.bin");
+    std::fs::write(&big, bytes_of(20 << 20, 42)).unwrap();
+    let artifacts = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/browser-artifacts");
+    std::fs::create_dir_all(&artifacts).unwrap();
+    let link = |user: &str| admin_on(&server, data, &["web-link", "--user", user])["url"].as_str().unwrap().to_owned();
+    let plan = json!({
+        "base": server.address,
+        "ann_link": link("ann"),
+        "bob_link": link("bob"),
+        "pictures": ["beach.jpg", "door.png"],
+        "video": "walk.mp4",
+        "small_upload": small,
+        "big_upload": big,
+        "delete": "door.png",
+        "artifacts": artifacts,
+    });
+    let plan_file = files.path().join("plan.json");
+    std::fs::write(&plan_file, plan.to_string()).unwrap();
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/clients/gallery_browser.py");
+    let out = tokio::process::Command::new(python).arg(script).arg(&plan_file).output().await.unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "the browser run failed:\n{stderr}");
+    let findings: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(findings["resumed_at"].as_u64().unwrap() >= 8 << 20, "{findings}");
+
+    // what the browser did, as the server sees it
+    let items = timeline().await["items"].as_array().unwrap().clone();
+    let named = |name: &str| items.iter().find(|i| i["name"] == name).cloned();
+    assert!(named("door.png").is_none(), "deleted through the page");
+    let uploaded = named("archive.bin").expect("the resumed upload is stored");
+    assert_eq!(uploaded["sha256"], sha256_hex(&std::fs::read(&big).unwrap()), "byte for byte");
+    assert_eq!(uploaded["source"], json!({"kind": "folder", "name": "web"}));
+    assert!(named("sketch.png").is_some());
+    for shot in ["gallery-desktop.png", "gallery-phone.png"] {
+        assert!(artifacts.join(shot).metadata().unwrap().len() > 10_000, "{shot} saved");
+    }
+}

@@ -1,0 +1,156 @@
+"""The web gallery in a real browser (tests/api/web/browser.rs runs this): Debian's Chromium,
+driven by Playwright for Python through the system browser (never a downloaded one).
+
+Usage: gallery_browser.py PLAN.json — the plan names the server, one-time sign-in links for two
+accounts, the files to upload and where screenshots go. Each step asserts what a person would
+notice; the first failure exits non-zero with its reason. Prints one JSON line of findings the
+Rust test checks against the server.
+"""
+
+import json
+import sys
+import time
+
+from playwright.sync_api import sync_playwright
+
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-background-networking", "--disable-component-update", "--autoplay-policy=no-user-gesture-required"]
+
+
+def check(condition, message):
+    if not condition:
+        raise AssertionError(message)
+
+
+def wait_until(predicate, message, seconds=20):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.1)
+    raise AssertionError(message)
+
+
+def main():
+    plan = json.load(open(sys.argv[1]))
+    base = plan["base"]
+    findings = {}
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        context = browser.new_context(viewport={"width": 1280, "height": 800})
+        page = context.new_page()
+        errors = []
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        requests = []
+        page.on("request", lambda r: requests.append((r.method, r.url, r.headers.get("range"))))
+
+        # sign in: the link's page spends it and lands on the gallery
+        page.goto(plan["ann_link"])
+        page.wait_for_url(base + "/")
+        check(page.locator(".who").inner_text() == "ann", "signed in as ann")
+        cookie = [c for c in context.cookies() if c["name"] == "ferry_session"][0]
+        check(cookie["httpOnly"] and cookie["sameSite"] == "Strict", f"cookie attributes: {cookie}")
+        check(page.evaluate("document.cookie").find("ferry_session") < 0, "script cannot read the session cookie")
+
+        # the grid: the uploaded JPEG and PNG as thumbnails, the video with its badge
+        page.wait_for_selector(".tile")
+        for name in plan["pictures"]:
+            tile = page.locator(f'.tile[title="{name}"] img')
+            tile.scroll_into_view_if_needed()
+            wait_until(lambda: page.evaluate("(img) => img.complete && img.naturalWidth > 0", tile.element_handle()), f"{name}'s thumbnail shows")
+        video_tile = page.locator(f'.tile[title="{plan["video"]}"]')
+        check("▶" in video_tile.inner_text(), "the video tile has its badge")
+        check(not page.locator("#drop-hint").is_visible(), "the drop hint shows only while dragging")
+        page.screenshot(path=f"{plan['artifacts']}/gallery-desktop.png", full_page=True)
+
+        # the viewer plays the video, and seeking asks for a range
+        video_tile.click()
+        page.wait_for_selector("#viewer-stage video")
+        wait_until(lambda: page.evaluate("document.querySelector('#viewer-stage video').currentTime") > 0.3, "the video plays")
+        before = len(requests)
+        page.evaluate("(() => { const v = document.querySelector('#viewer-stage video'); v.currentTime = v.duration - 1; })()")
+        wait_until(lambda: page.evaluate("document.querySelector('#viewer-stage video').readyState") >= 2, "the video seeks")
+        ranged = [r for r in requests if "/api/timeline/" in r[1] and r[2]]
+        check(ranged, f"the video was fetched with Range: {requests[-5:]}")
+        findings["range_requests"] = len(ranged)
+        findings["requests_after_seek"] = len(requests) - before
+        # keyboard: the next item, then close
+        page.keyboard.press("ArrowRight")
+        wait_until(lambda: page.locator("#viewer-title").inner_text() != plan["video"], "ArrowRight shows the next item")
+        page.keyboard.press("Escape")
+        check(not page.evaluate("document.getElementById('viewer').open"), "Escape closes the viewer")
+
+        # upload through the page: it appears in the timeline
+        page.set_input_files("#upload-input", plan["small_upload"])
+        small = plan["small_upload"].rsplit("/", 1)[1]
+        page.wait_for_selector(f'.tile[title="{small}"]', timeout=20000)
+
+        # a big upload, its connection dropped after the first chunk, resumes after a reload
+        big = plan["big_upload"]
+        big_name = big.rsplit("/", 1)[1]
+        patches = {"n": 0}
+
+        def drop_second_patch(route):
+            if route.request.method == "PATCH":
+                patches["n"] += 1
+                if patches["n"] == 2:
+                    route.abort("connectionreset")
+                    return
+            route.continue_()
+
+        page.route("**/files/**", drop_second_patch)
+        page.set_input_files("#upload-input", big)
+        page.wait_for_selector(".uploads li.failed", timeout=30000)
+        page.unroute("**/files/**")
+        errors.clear()  # the dropped connection is reported by the browser on purpose
+        page.reload()
+        resumed = []
+        page.on("request", lambda r: resumed.append((r.method, r.headers.get("upload-offset"))) if "/files/" in r.url else None)
+        page.set_input_files("#upload-input", big)
+        page.wait_for_selector(f'.tile[title="{big_name}"]', timeout=60000)
+        check(resumed and resumed[0][0] == "HEAD", f"the resumed upload asked where it stood: {resumed}")
+        first_patch = [r for r in resumed if r[0] == "PATCH"][0]
+        check(int(first_patch[1]) > 0, f"the resumed upload did not start over: {resumed}")
+        findings["resumed_at"] = int(first_patch[1])
+
+        # delete, with confirmation
+        page.on("dialog", lambda d: d.accept())
+        doomed = plan["delete"]
+        page.locator(f'.tile[title="{doomed}"]').click()
+        page.click("#viewer-delete")
+        page.wait_for_selector(f'.tile[title="{doomed}"]', state="detached")
+        # the viewer moves on to the next item, as photo apps do; close it
+        check(page.locator("#viewer-title").inner_text() != doomed, "the viewer shows the next item")
+        page.keyboard.press("Escape")
+
+        # the devices page
+        page.click("#nav-devices")
+        page.wait_for_selector("#devices table")
+        check("cam" in page.locator("#devices").inner_text(), "the device is listed with its stats")
+
+        # at phone width the grid still fits
+        page.click("#nav-timeline")
+        page.set_viewport_size({"width": 390, "height": 844})
+        page.wait_for_selector(".tile")
+        overflow = page.evaluate("document.documentElement.scrollWidth > window.innerWidth")
+        check(not overflow, "no sideways scrolling at phone width")
+        page.screenshot(path=f"{plan['artifacts']}/gallery-phone.png", full_page=False)
+        check(not errors, f"console errors: {errors}")
+
+        # another account sees none of ann's media
+        other = browser.new_context()
+        bob = other.new_page()
+        bob.goto(plan["bob_link"])
+        bob.wait_for_url(base + "/")
+        bob.wait_for_selector("#timeline-end:has-text('Nothing here yet')")
+        check(bob.locator(".tile").count() == 0, "bob sees no tiles")
+
+        # signing out ends the session: the page asks to sign in again
+        page.click("#signout button")
+        page.wait_for_selector('input[name="token"]')
+        browser.close()
+    print(json.dumps(findings))
+
+
+if __name__ == "__main__":
+    main()
