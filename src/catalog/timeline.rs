@@ -82,6 +82,9 @@ pub trait Timeline {
     async fn timeline(&self, user: UserId, query: &TimelineQuery) -> CatalogResult<Vec<TimelineItem>>;
     /// One of `user`'s live items; `None` when it is not theirs, gone, or never was.
     async fn timeline_item(&self, user: UserId, kind: ItemKind, id: &str) -> CatalogResult<Option<TimelineItem>>;
+    /// Every source `user` has, as (kind, name): devices, volumes and folders (empty ones
+    /// too), and `multipart` when a multipart file is stored.
+    async fn timeline_sources(&self, user: UserId) -> CatalogResult<Vec<(String, String)>>;
 }
 
 /// Every family's live items of user `$1`, in one shape.
@@ -157,6 +160,19 @@ impl Timeline for SqlCatalog {
         let params =
             params![user.0, created, kind, id, source_kind.as_str(), source_name.as_str(), media_kind.as_str()];
         self.items_where(&condition, &tail, params).await
+    }
+
+    async fn timeline_sources(&self, user: UserId) -> CatalogResult<Vec<(String, String)>> {
+        let sql = "select 'device', name from devices where user_id = $1
+                   union all select 'volume', name from volumes where user_id = $1
+                   union all select 'folder', folder_key from folders where user_id = $1
+                   union all select 'multipart', '' from uploads
+                    where user_id = $1 and family = 'multipart' and state = 'completed'
+                   order by 1, 2";
+        let rows = self.db.read().await?.rows(sql, params![user.0]).await?;
+        let mut sources = rows.iter().map(|r| Ok((r.get(0)?, r.get(1)?))).collect::<CatalogResult<Vec<_>>>()?;
+        sources.dedup();
+        Ok(sources)
     }
 
     async fn timeline_item(&self, user: UserId, kind: ItemKind, id: &str) -> CatalogResult<Option<TimelineItem>> {

@@ -21,7 +21,7 @@ use crate::catalog::{ItemKind, TimelineItem, TimelineQuery, Updater};
 use crate::domain::{DeviceId, ErrorCode, VolumeId};
 
 pub fn router() -> ApiRouter {
-    ApiRouter::new().routes(routes!(list)).routes(routes!(content)).routes(routes!(remove))
+    ApiRouter::new().routes(routes!(list)).routes(routes!(sources)).routes(routes!(content)).routes(routes!(remove))
 }
 
 /// Items a page holds unless the caller asks for fewer or more (at most 500).
@@ -199,6 +199,39 @@ async fn list(
         _ => None,
     };
     Ok(Json(TimelinePage { items: items.iter().map(entry).collect(), next }))
+}
+
+#[derive(Serialize, ToSchema)]
+struct Sources {
+    /// Each as `source` takes it in `/api/timeline`.
+    sources: Vec<SourceEntry>,
+}
+
+#[derive(Serialize, ToSchema)]
+struct SourceEntry {
+    kind: String,
+    name: String,
+    /// The `source` filter naming it: `device:cam`, `folder:trip`, `multipart`.
+    #[schema(example = "device:cam")]
+    filter: String,
+}
+
+/// Every source of the account's items (its devices, volumes and folders, and `multipart`),
+/// for the timeline's filter.
+#[utoipa::path(get, path = "/api/sources", tag = tag::ACCOUNT, responses((status = 200, body = Sources)))]
+async fn sources(
+    State(state): State<AppState>,
+    Caller(principal, ..): Caller<TimelineRead>,
+) -> Result<Json<Sources>, ApiError> {
+    let sources = state.catalog.timeline_sources(principal.user().user_id).await?;
+    let sources = sources
+        .into_iter()
+        .map(|(kind, name)| {
+            let filter = if kind == "multipart" { kind.clone() } else { format!("{kind}:{name}") };
+            SourceEntry { kind, name, filter }
+        })
+        .collect();
+    Ok(Json(Sources { sources }))
 }
 
 #[derive(Deserialize)]

@@ -105,6 +105,7 @@ const ROUTES: &[(&str, &str, Guard)] = &[
     ("get", "/api/usage", Table(UsageRead)),
     ("get", "/api/devices", Table(DevicesRead)),
     ("get", "/api/timeline", Table(TimelineRead)),
+    ("get", "/api/sources", Table(TimelineRead)),
     ("get", "/api/timeline/{item}/{variant}", Table(TimelineRead)),
     ("delete", "/api/timeline/{item}", Table(TimelineDelete)),
     ("get", "/", Open),

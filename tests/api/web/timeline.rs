@@ -140,6 +140,13 @@ async fn every_family_shows_in_one_timeline_newest_first_paged_and_filtered() {
     }
     assert_eq!(seen, expected);
 
+    // the sources the filter offers: every device, volume and folder, and multipart files
+    let sources: Value =
+        app.client.get(app.url("/api/sources")).bearer_auth(&owner.token).send().await.unwrap().json().await.unwrap();
+    let filters: Vec<&str> =
+        sources["sources"].as_array().unwrap().iter().map(|s| s["filter"].as_str().unwrap()).collect();
+    assert_eq!(filters, ["device:cam", "folder:trip", "multipart", "volume:photos"], "{sources}");
+
     // filters: by source, and by type once media processing has classed the content
     assert_eq!(ids(&timeline(&app, &owner.token, "?source=device:cam").await), [expected[2].clone()]);
     assert_eq!(ids(&timeline(&app, &owner.token, "?source=folder:trip").await), [expected[1].clone()]);

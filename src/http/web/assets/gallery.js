@@ -9,7 +9,7 @@ const PAGE = 60;
 const TUS_CHUNK = 8 * 1024 * 1024;
 const $ = (id) => document.getElementById(id);
 
-const state = { items: [], cursor: null, done: false, loading: false, open: -1, sources: new Set() };
+const state = { items: [], cursor: null, done: false, loading: false, open: -1 };
 
 async function api(path, options = {}) {
   const headers = Object.assign({}, options.headers || {});
@@ -104,7 +104,6 @@ async function loadMore() {
 function addTile(item) {
   const index = state.items.length;
   state.items.push(item);
-  rememberSource(item.source);
   const date = when(item);
   const label = day(date);
   let group = document.querySelector(`.day[data-day="${CSS.escape(label)}"]`);
@@ -129,12 +128,11 @@ function addTile(item) {
   group.querySelector(".grid").append(tile);
 }
 
-function rememberSource(source) {
-  const value = source.kind === "multipart" ? "multipart" : `${source.kind}:${source.name}`;
-  if (state.sources.has(value)) return;
-  state.sources.add(value);
-  const label = source.kind === "multipart" ? "Multipart files" : `${source.kind[0].toUpperCase()}${source.kind.slice(1)} ${source.name}`;
-  $("filter-source").append(el("option", { value }, label));
+// Every device, volume and folder of the account, for the filter (one request).
+async function loadSources() {
+  const { sources } = await json("/api/sources");
+  const label = (s) => (s.kind === "multipart" ? "Multipart files" : `${s.kind[0].toUpperCase()}${s.kind.slice(1)} ${s.name}`);
+  $("filter-source").append(...sources.map((s) => el("option", { value: s.filter }, label(s))));
 }
 
 function restart() {
@@ -290,11 +288,17 @@ async function upload(file) {
 async function uploadAll(files) {
   let any = false;
   for (const file of files) any = (await upload(file)) || any;
-  // new items show once their thumbnails are made: look again shortly
-  if (any) {
-    restart();
-    setTimeout(restart, 3000);
+  if (!any) return;
+  restart();
+  // new pictures show once media processing has made their thumbnails: look again a few
+  // times while the newest items still lack one
+  for (const wait of [1000, 2000, 4000, 8000]) {
+    await new Promise((done) => setTimeout(done, wait));
+    const newest = await json(`/api/timeline?limit=${files.length}`);
+    const pending = newest.items.some((i) => !i.urls.thumbnail && i.media_status === "pending");
+    if (!pending) break;
   }
+  restart();
 }
 
 // ---- devices and usage ----
@@ -363,5 +367,6 @@ document.addEventListener("DOMContentLoaded", () => {
   }, { rootMargin: "800px" }).observe($("timeline-end"));
   window.addEventListener("hashchange", route);
   route();
+  loadSources().catch(() => {});
   loadMore();
 });
