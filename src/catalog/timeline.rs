@@ -69,6 +69,8 @@ pub struct TimelineItem {
 pub struct TimelineQuery {
     /// Items strictly older than this (created, kind, id): the last item of the page before.
     pub after: Option<(i64, ItemKind, String)>,
+    /// Items at most, 1–1,000 (callers ask for one more than a page, to learn whether
+    /// another follows).
     pub limit: u32,
     /// Only one source: (`device`|`volume`|`folder`|`multipart`, name).
     pub source: Option<(String, String)>,
@@ -87,32 +89,176 @@ pub trait Timeline {
     async fn timeline_sources(&self, user: UserId) -> CatalogResult<Vec<(String, String)>>;
 }
 
-/// Every family's live items of user `$1`, in one shape.
-const ITEMS: &str = "
-    select 'e' as kind, e.id as item_id, e.name as name, e.size as size, e.content_type as content_type,
-           e.sha256 as sha256, e.created_ms as created_ms, 'device' as source_kind, d.name as source_name,
-           e.thumbnail_sha256 as sent_thumbnail, d.id as source_id
-      from events e join devices d on d.id = e.device_id
-     where e.user_id = $1 and not e.is_deleted and e.sha256 is not null
-    union all
-    select 'f', f.id, f.title, f.size, f.content_type, f.sha256, f.created_ms, 'folder', fo.folder_key, null, fo.id
-      from files f join folders fo on fo.id = f.folder_id
-     where f.user_id = $1
-    union all
-    select 'm', cast(m.id as text), m.path, m.size, null, m.sha256, m.created_ms, 'volume', v.name, null, v.id
-      from media m join volumes v on v.id = m.volume_id
-     where v.user_id = $1 and not m.is_deleted
-    union all
-    select 'u', u.id, coalesce(u.file_key, u.id), u.size, u.content_type, u.sha256, u.created_ms, 'multipart', '', null, 0
-      from uploads u
-     where u.user_id = $1 and u.family = 'multipart' and u.state = 'completed' and u.sha256 is not null";
+/// One family's live items of user `$1`, in the timeline's shape.
+struct Branch {
+    letter: &'static str,
+    /// The values of [`COLUMNS`], in order.
+    columns: [&'static str; 10],
+    from: &'static str,
+    live: &'static str,
+    created: &'static str,
+    /// The id as text: the order ties are broken in.
+    id: &'static str,
+    sha256: &'static str,
+    source_kind: &'static str,
+    source_name: &'static str,
+}
+
+/// The timeline's shape, after its `kind`.
+const COLUMNS: [&str; 10] = [
+    "item_id",
+    "name",
+    "size",
+    "content_type",
+    "sha256",
+    "created_ms",
+    "source_kind",
+    "source_name",
+    "sent_thumbnail",
+    "source_id",
+];
+
+const BRANCHES: [Branch; 4] = [
+    Branch {
+        letter: "e",
+        columns: [
+            "e.id",
+            "e.name",
+            "e.size",
+            "e.content_type",
+            "e.sha256",
+            "e.created_ms",
+            "'device'",
+            "d.name",
+            "e.thumbnail_sha256",
+            "d.id",
+        ],
+        from: "events e join devices d on d.id = e.device_id",
+        // `is_deleted = false`, not `not is_deleted`: SQLite reads the order from the index
+        // (events_timeline) only for an equality
+        live: "e.user_id = $1 and e.is_deleted = false and e.sha256 is not null",
+        created: "e.created_ms",
+        id: "e.id",
+        sha256: "e.sha256",
+        source_kind: "device",
+        source_name: "d.name",
+    },
+    Branch {
+        letter: "f",
+        columns: [
+            "f.id",
+            "f.title",
+            "f.size",
+            "f.content_type",
+            "f.sha256",
+            "f.created_ms",
+            "'folder'",
+            "fo.folder_key",
+            "null",
+            "fo.id",
+        ],
+        from: "files f join folders fo on fo.id = f.folder_id",
+        live: "f.user_id = $1",
+        created: "f.created_ms",
+        id: "f.id",
+        sha256: "f.sha256",
+        source_kind: "folder",
+        source_name: "fo.folder_key",
+    },
+    Branch {
+        letter: "m",
+        columns: [
+            "cast(m.id as text)",
+            "m.path",
+            "m.size",
+            "null",
+            "m.sha256",
+            "m.created_ms",
+            "'volume'",
+            "v.name",
+            "null",
+            "v.id",
+        ],
+        from: "media m join volumes v on v.id = m.volume_id",
+        live: "v.user_id = $1 and m.is_deleted = false",
+        created: "m.created_ms",
+        id: "cast(m.id as text)",
+        sha256: "m.sha256",
+        source_kind: "volume",
+        source_name: "v.name",
+    },
+    Branch {
+        letter: "u",
+        columns: [
+            "u.id",
+            "coalesce(u.file_key, u.id)",
+            "u.size",
+            "u.content_type",
+            "u.sha256",
+            "u.created_ms",
+            "'multipart'",
+            "''",
+            "null",
+            "0",
+        ],
+        from: "uploads u",
+        live: "u.user_id = $1 and u.family = 'multipart' and u.state = 'completed' and u.sha256 is not null",
+        created: "u.created_ms",
+        id: "u.id",
+        sha256: "u.sha256",
+        source_kind: "multipart",
+        source_name: "''",
+    },
+];
+
+impl Branch {
+    fn select(&self) -> String {
+        let columns = self.columns.iter().zip(COLUMNS).map(|(value, name)| format!("{value} as {name}"));
+        format!("select '{}' as kind, {}", self.letter, columns.collect::<Vec<_>>().join(", "))
+    }
+
+    /// Its live items of user `$1`.
+    fn all(&self) -> String {
+        format!("{} from {} where {}", self.select(), self.from, self.live)
+    }
+
+    /// Its first `limit` items of a timeline page: past the cursor (`$2` created, `$3` kind,
+    /// `$4` id), of the source `$5:$6` and the media kind `$7` when given. Each family's
+    /// newest come from its own index, so a page reads about `limit` rows of each family, not
+    /// the whole library.
+    fn page(&self, limit: u32, kind_of: &str) -> String {
+        let (l, created, id) = (self.letter, self.created, self.id);
+        format!(
+            "select * from ({select} from {from}
+                left join blob_media bk on bk.sha256 = {sha256}
+              where {live}
+                and ({created} < $2 or ({created} = $2 and ('{l}' < $3 or ('{l}' = $3 and {id} < $4))))
+                and ($5 = '' or ('{source_kind}' = $5 and {source_name} = $6))
+                and ($7 = '' or coalesce({kind_of}, 'other') = $7)
+              order by {created} desc, {id} desc limit {limit}) b{l}",
+            select = self.select(),
+            from = self.from,
+            sha256 = self.sha256,
+            live = self.live,
+            source_kind = self.source_kind,
+            source_name = self.source_name,
+        )
+    }
+}
 
 impl SqlCatalog {
-    async fn items_where(&self, condition: &str, tail: &str, params: &[db::Value]) -> CatalogResult<Vec<TimelineItem>> {
+    /// The items `union` yields, with their media results, as `condition` and `tail` pick.
+    async fn items_from(
+        &self,
+        union: &str,
+        condition: &str,
+        tail: &str,
+        params: &[db::Value],
+    ) -> CatalogResult<Vec<TimelineItem>> {
         let sql = format!(
             "select t.kind, t.item_id, t.name, t.size, t.content_type, t.sha256, t.created_ms, t.source_kind,
                     t.source_name, t.sent_thumbnail, t.source_id, {MEDIA_RESULT}
-               from ({ITEMS}) t
+               from ({union}) t
                left join blob_media bm on bm.sha256 = t.sha256 {RENDITION_JOIN}
               where {condition} {tail}"
         );
@@ -149,17 +295,13 @@ impl Timeline for SqlCatalog {
         };
         let (source_kind, source_name) = query.source.clone().unwrap_or_default();
         let media_kind = query.media_kind.clone().unwrap_or_default();
-        let kind_of = self.db.dialect().json_text("bm.metadata", "kind");
-        let condition = format!(
-            "(t.created_ms < $2 or (t.created_ms = $2 and (t.kind < $3 or (t.kind = $3 and t.item_id < $4))))
-             and ($5 = '' or (t.source_kind = $5 and t.source_name = $6))
-             and ($7 = '' or coalesce({kind_of}, 'other') = $7)"
-        );
-        let tail =
-            format!("order by t.created_ms desc, t.kind desc, t.item_id desc limit {}", query.limit.clamp(1, 500));
+        let limit = query.limit.clamp(1, 1000);
+        let kind_of = self.db.dialect().json_text("bk.metadata", "kind");
+        let union = BRANCHES.iter().map(|b| b.page(limit, &kind_of)).collect::<Vec<_>>().join(" union all ");
+        let tail = format!("order by t.created_ms desc, t.kind desc, t.item_id desc limit {limit}");
         let params =
             params![user.0, created, kind, id, source_kind.as_str(), source_name.as_str(), media_kind.as_str()];
-        self.items_where(&condition, &tail, params).await
+        self.items_from(&union, "true", &tail, params).await
     }
 
     async fn timeline_sources(&self, user: UserId) -> CatalogResult<Vec<(String, String)>> {
@@ -176,7 +318,7 @@ impl Timeline for SqlCatalog {
     }
 
     async fn timeline_item(&self, user: UserId, kind: ItemKind, id: &str) -> CatalogResult<Option<TimelineItem>> {
-        let params = params![user.0, kind.letter(), id];
-        Ok(self.items_where("t.kind = $2 and t.item_id = $3", "", params).await?.pop())
+        let branch = BRANCHES.iter().find(|b| b.letter == kind.letter()).expect("a branch per kind");
+        Ok(self.items_from(&branch.all(), "t.item_id = $2", "", params![user.0, id]).await?.pop())
     }
 }

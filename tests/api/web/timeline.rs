@@ -284,3 +284,30 @@ async fn the_page_reads_the_timeline_with_its_cookie_and_deletes_with_its_csrf_t
         .unwrap();
     assert_eq!(deleted.status(), 200);
 }
+
+#[tokio::test]
+async fn a_full_page_of_the_largest_size_still_says_where_the_next_one_starts() {
+    let app = spawn_app().await;
+    let owner = app.user("ann", ferry::domain::Level::Uploader, "upload,read").await;
+    app.device(&owner, "cam").await;
+    for i in 0..501 {
+        let form = reqwest::multipart::Form::new()
+            .text("name", format!("n{i}.bin"))
+            .part("event", reqwest::multipart::Part::bytes(format!("item {i}").into_bytes()));
+        let response = app
+            .client
+            .post(app.url("/api/gallery/cam/upload"))
+            .bearer_auth(&owner.token)
+            .multipart(form)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+    }
+    let first = timeline(&app, &owner.token, "?limit=500").await;
+    assert_eq!(first["items"].as_array().unwrap().len(), 500);
+    let next = first["next"].as_str().expect("a next page after 500 of 501");
+    let last = timeline(&app, &owner.token, &format!("?limit=500&cursor={next}")).await;
+    assert_eq!(last["items"].as_array().unwrap().len(), 1);
+    assert_eq!(last["next"], Value::Null);
+}
