@@ -93,4 +93,6 @@ async fn main() {
         "first screen: 3 requests ({:.1} ms one after another), then one thumbnail per visible tile",
         ms(page + sources + first)
     );
+    let (rss, peak) = server.rss_kib();
+    println!("server RSS {:.0} MiB (peak {:.0} MiB)", rss as f64 / 1024.0, peak as f64 / 1024.0);
 }
