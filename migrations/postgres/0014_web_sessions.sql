@@ -15,6 +15,8 @@ create table web_sessions (
     secret_hash text not null unique,
     scopes      text not null,               -- a link grants read,upload,delete; a token its own
     via         text not null check (via in ('link', 'token')),
+    -- signed in with this token: revoking (or removing) it ends the session too
+    token_id    bigint references tokens(id) on delete cascade,
     expires_ms  bigint not null,
     revoked_ms  bigint,                      -- signed out or revoked: null while live
     created_ms  bigint not null

@@ -8,15 +8,22 @@ use super::db::Exec;
 use super::rows::{self, USER, WEB_SESSION};
 use super::*;
 use crate::clock::now_ms;
-use crate::domain::{ScopeSet, UserId, WebSessionId};
+use crate::domain::{ScopeSet, TokenId, UserId, WebSessionId};
 
 /// A session about to be opened.
 pub struct NewWebSession<'a> {
     pub secret_hash: &'a str,
     pub scopes: ScopeSet,
-    /// `link` or `token`.
-    pub via: &'static str,
+    /// Signed in with this API token (else with a link): the session lives only as long as
+    /// the token does.
+    pub token: Option<TokenId>,
     pub expires_ms: i64,
+}
+
+impl NewWebSession<'_> {
+    fn via(&self) -> &'static str {
+        if self.token.is_some() { "token" } else { "link" }
+    }
 }
 
 #[async_trait]
@@ -27,6 +34,8 @@ pub trait WebSessions {
     /// its user, in one transaction: a link opens at most one session, however often it is
     /// sent. `None` when the link is unknown, used or expired.
     async fn redeem_web_link(&self, link_hash: &str, session: NewWebSession<'_>) -> CatalogResult<Option<WebSession>>;
+    /// The name of the user an unused, unexpired link signs in (the page asks before it is spent).
+    async fn web_link_user(&self, link_hash: &str) -> CatalogResult<Option<String>>;
     /// Opens a session for `user` (signed in with one of their API tokens).
     async fn open_web_session(&self, user: UserId, session: NewWebSession<'_>) -> CatalogResult<WebSession>;
     /// The live (unexpired, unrevoked) session with this secret hash and its user, in one query.
@@ -37,8 +46,9 @@ pub trait WebSessions {
     async fn revoke_web_session(&self, id: WebSessionId) -> CatalogResult<WebSession>;
 }
 
-const INSERT_SESSION: &str = "insert into web_sessions (user_id, secret_hash, scopes, via, expires_ms, created_ms)
-                              values ($1, $2, $3, $4, $5, $6) returning id";
+const INSERT_SESSION: &str =
+    "insert into web_sessions (user_id, secret_hash, scopes, via, token_id, expires_ms, created_ms)
+     values ($1, $2, $3, $4, $5, $6, $7) returning id";
 
 impl SqlCatalog {
     async fn web_session(&self, id: i64) -> CatalogResult<WebSession> {
@@ -66,15 +76,32 @@ impl WebSessions for SqlCatalog {
                     returning user_id";
         let Some(row) = tx.opt(used, params![now, link_hash]).await? else { return Ok(None) };
         let user: i64 = row.get(0)?;
-        let values = params![user, session.secret_hash, session.scopes.to_list(), session.via, session.expires_ms, now];
+        let token = session.token.map(|t| t.0);
+        let values =
+            params![user, session.secret_hash, session.scopes.to_list(), session.via(), token, session.expires_ms, now];
         let id: i64 = tx.one(INSERT_SESSION, values).await?.get(0)?;
         tx.commit().await?;
         self.web_session(id).await.map(Some)
     }
 
+    async fn web_link_user(&self, link_hash: &str) -> CatalogResult<Option<String>> {
+        let sql = "select u.name from web_links l join users u on u.id = l.user_id
+                   where l.secret_hash = $1 and l.used_ms is null and l.expires_ms > $2";
+        let row = self.db.read().await?.opt(sql, params![link_hash, now_ms()]).await?;
+        row.map(|r| r.get(0)).transpose()
+    }
+
     async fn open_web_session(&self, user: UserId, session: NewWebSession<'_>) -> CatalogResult<WebSession> {
-        let values =
-            params![user.0, session.secret_hash, session.scopes.to_list(), session.via, session.expires_ms, now_ms()];
+        let token = session.token.map(|t| t.0);
+        let values = params![
+            user.0,
+            session.secret_hash,
+            session.scopes.to_list(),
+            session.via(),
+            token,
+            session.expires_ms,
+            now_ms()
+        ];
         let id = self
             .write_one(INSERT_SESSION, values, |r| r.get::<i64>(0))
             .await?
@@ -85,7 +112,8 @@ impl WebSessions for SqlCatalog {
     async fn web_session_by_hash(&self, secret_hash: &str) -> CatalogResult<Option<(WebSession, User)>> {
         let sql = format!(
             "select {WEB_SESSION}, {USER} from web_sessions w join users u on u.id = w.user_id
-             where w.secret_hash = $1 and w.revoked_ms is null and w.expires_ms > $2"
+             where w.secret_hash = $1 and w.revoked_ms is null and w.expires_ms > $2
+               and (w.token_id is null or exists (select 1 from tokens t where t.id = w.token_id and t.revoked_ms is null))"
         );
         let row = self.db.read().await?.opt(&sql, params![secret_hash, now_ms()]).await?;
         row.map(|r| Ok((rows::web_session(&r, 0)?, rows::user(&r, rows::WEB_SESSION_COLUMNS)?))).transpose()

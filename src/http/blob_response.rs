@@ -93,6 +93,10 @@ pub async fn serve_blob(
     let headers = response.headers_mut();
     headers.insert(header::ETAG, etag_value);
     headers.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    // stored files are whatever their uploader declared: opened in a tab on Ferry's origin an
+    // HTML or SVG file must not run as script (it could act with the web gallery's session)
+    headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    headers.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static("sandbox"));
     headers.insert(
         header::CONTENT_TYPE,
         HeaderValue::from_str(content_type).unwrap_or(HeaderValue::from_static("application/octet-stream")),

@@ -44,8 +44,9 @@ def main():
         requests = []
         page.on("request", lambda r: requests.append((r.method, r.url, r.headers.get("range"))))
 
-        # sign in: the link's page spends it and lands on the gallery
+        # sign in: the link's page names the account and spends the link on a click
         page.goto(plan["ann_link"])
+        page.get_by_role("button", name="Sign in as ann").click()
         page.wait_for_url(base + "/")
         check(page.locator(".who").inner_text() == "ann", "signed in as ann")
         cookie = [c for c in context.cookies() if c["name"] == "ferry_session"][0]
@@ -161,6 +162,7 @@ def main():
         other = browser.new_context()
         bob = other.new_page()
         bob.goto(plan["bob_link"])
+        bob.get_by_role("button", name="Sign in as bob").click()
         bob.wait_for_url(base + "/")
         bob.wait_for_selector("#timeline-end:has-text('Nothing here yet')")
         check(bob.locator(".tile").count() == 0, "bob sees no tiles")

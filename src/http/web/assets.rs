@@ -10,7 +10,6 @@ use crate::http::error::ApiError;
 /// Name, content type, bytes.
 const ASSETS: &[(&str, &str, &str)] = &[
     ("ferry.css", "text/css; charset=utf-8", include_str!("assets/ferry.css")),
-    ("signin.js", "text/javascript; charset=utf-8", include_str!("assets/signin.js")),
     ("gallery.js", "text/javascript; charset=utf-8", include_str!("assets/gallery.js")),
 ];
 

@@ -57,20 +57,22 @@ pub fn sign_in(message: Option<&str>) -> String {
     page("Ferry — sign in", "", &body)
 }
 
-/// What a sign-in link opens: a form that spends the link with a POST (a link preview or a
-/// prefetch that only GETs it leaves it unused). `signin.js` submits it at once.
-pub fn confirm_link(link: &str) -> String {
+/// What a sign-in link opens: the account it signs in to, and a button that spends the link
+/// with a POST (nothing happens without the click).
+pub fn confirm_link(link: &str, user_name: &str) -> String {
     let body = format!(
         r#"<main class="signin">
 <h1>Ferry</h1>
+<p>Sign in as <strong>{user}</strong>?</p>
 <form method="post" action="/web/signin" id="link-form">
 <input type="hidden" name="link" value="{link}">
-<button type="submit">Continue to your gallery</button>
+<button type="submit" autofocus>Sign in as {user}</button>
 </form>
 </main>"#,
         link = escape(link),
+        user = escape(user_name),
     );
-    page("Ferry — signing in", r#"<script src="/web/assets/signin.js" defer></script>"#, &body)
+    page("Ferry — sign in", "", &body)
 }
 
 /// The gallery page of a signed-in user; the script reads the CSRF token from its meta tag

@@ -25,23 +25,50 @@ pub(super) struct LinkQuery {
     link: Option<String>,
 }
 
-/// A sign-in link lands here: a page that spends it with a POST (so a link preview that only
-/// fetches it leaves it unused), submitted at once by its script.
+// Schema only: the forms are read field by field (`read_form`).
+/// Sign in with a link's secret or an API token (one of them).
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub(super) struct SignInForm {
+    /// The secret of a link from `ferry admin web-link` (what follows `link=` in it).
+    link: Option<String>,
+    /// One of the user's API tokens.
+    token: Option<String>,
+}
+
+// Schema only, as `SignInForm`.
+/// Signing out: the page's CSRF token (or send it as `X-CSRF-Token`).
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub(super) struct SignOutForm {
+    csrf: Option<String>,
+}
+
+/// A sign-in link lands here: a page that names the account and spends the link with a POST
+/// when the person clicks (a link preview that only fetches it leaves it unused, and a link
+/// someone else sent cannot switch a browser to their account unseen).
 #[utoipa::path(get, path = "/web/signin", tag = crate::http::openapi::tag::WEB, params(LinkQuery), responses(
     (status = 200, description = "The page that completes the sign-in, or the sign-in form", content_type = "text/html"),
 ))]
-pub(super) async fn confirm_link(QueryParams(query): QueryParams<LinkQuery>) -> Response {
-    match query.link.filter(|l| !l.is_empty()) {
-        Some(link) => html(StatusCode::OK, pages::confirm_link(&link)),
-        None => html(StatusCode::OK, pages::sign_in(None)),
-    }
+pub(super) async fn confirm_link(
+    State(state): State<AppState>,
+    QueryParams(query): QueryParams<LinkQuery>,
+) -> Result<Response, ApiError> {
+    let Some(link) = query.link.filter(|l| !l.is_empty()) else {
+        return Ok(html(StatusCode::OK, pages::sign_in(None)));
+    };
+    Ok(match state.catalog.web_link_user(&secrets::hash(&link)).await? {
+        Some(user) => html(StatusCode::OK, pages::confirm_link(&link, &user)),
+        None => html(StatusCode::OK, pages::sign_in(Some(UNUSABLE_LINK))),
+    })
 }
+
+const UNUSABLE_LINK: &str = "this sign-in link is unknown, used or expired: ask for a new one";
 
 /// Signs in with a link's secret (`link`) or an API token (`token`), form-encoded; answers
 /// 303 to `/` with the session cookie.
 #[utoipa::path(post, path = "/web/signin", tag = crate::http::openapi::tag::WEB,
-    request_body(content = String, content_type = "application/x-www-form-urlencoded",
-        description = "`link=<secret>` or `token=<API token>`"),
+    request_body(content = SignInForm, content_type = "application/x-www-form-urlencoded"),
     responses(
         (status = 303, description = "Signed in: the `ferry_session` cookie is set; on to `/`"),
         (status = 400, description = "Neither a link nor a token (`invalid_form`)"),
@@ -64,16 +91,19 @@ async fn open_session(state: &AppState, request: Request) -> Result<String, ApiE
     let expires_ms = crate::clock::now_ms().saturating_add(state.config.web_session_ttl.as_millis() as i64);
     if let Some(link) = field(LINK_PARAMETER) {
         let scopes: ScopeSet = [Scope::Read, Scope::Upload, Scope::Delete].into_iter().collect();
-        let new = NewWebSession { secret_hash: &session.hash, scopes, via: "link", expires_ms };
-        state.catalog.redeem_web_link(&secrets::hash(link), new).await?.ok_or_else(|| {
-            ApiError::new(ErrorCode::Unauthorized, "this sign-in link is unknown, used or expired: ask for a new one")
-        })?;
+        let new = NewWebSession { secret_hash: &session.hash, scopes, token: None, expires_ms };
+        state
+            .catalog
+            .redeem_web_link(&secrets::hash(link), new)
+            .await?
+            .ok_or_else(|| ApiError::new(ErrorCode::Unauthorized, UNUSABLE_LINK))?;
     } else if let Some(token) = field("token") {
         let (token, user) = state.catalog.token_by_hash(&secrets::hash(token.trim())).await?.ok_or_else(|| {
             ApiError::new(ErrorCode::Unauthorized, "this API token is not valid (revoked or mistyped?)")
         })?;
         // the page may do what the token may, never more
-        let new = NewWebSession { secret_hash: &session.hash, scopes: token.scopes, via: "token", expires_ms };
+        let new =
+            NewWebSession { secret_hash: &session.hash, scopes: token.scopes, token: Some(token.token_id), expires_ms };
         state.catalog.open_web_session(user.user_id, new).await?;
     } else {
         return Err(ApiError::new(
@@ -87,7 +117,7 @@ async fn open_session(state: &AppState, request: Request) -> Result<String, ApiE
 /// Ends this browser's session: the cookie goes and the session is refused everywhere within
 /// a second. Needs the page's CSRF token (form field `csrf` or `X-CSRF-Token`).
 #[utoipa::path(post, path = "/web/signout", tag = crate::http::openapi::tag::WEB,
-    request_body(content = String, content_type = "application/x-www-form-urlencoded", description = "`csrf=<token>`"),
+    request_body(content = SignOutForm, content_type = "application/x-www-form-urlencoded"),
     responses(
         (status = 303, description = "Signed out (or was not signed in); on to `/`"),
         (status = 403, description = "Without the page's CSRF token (`csrf_refused`)"),
@@ -144,7 +174,8 @@ fn cookie_header(state: &AppState, secret: &str, max_age_secs: u64) -> HeaderVal
 fn refuse_cross_site(headers: &HeaderMap) -> Result<(), ApiError> {
     let text = |name| headers.get(name).and_then(|v: &HeaderValue| v.to_str().ok());
     let cross = match (text(HeaderName::from_static("sec-fetch-site")), text(header::ORIGIN)) {
-        (Some(site), _) => site == "cross-site",
+        // `same-site` is a sibling host, which is another site's page here too
+        (Some(site), _) => !["same-origin", "none"].contains(&site),
         (None, Some(origin)) => {
             let host = origin.split_once("://").map(|(_, host)| host);
             host.is_none() || host != text(header::HOST)

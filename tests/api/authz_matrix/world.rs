@@ -45,7 +45,7 @@ async fn signed_in_browser(app: &TestApp, user: ferry::domain::UserId) -> Cred {
     let session = ferry::auth::web::new_session();
     let scopes = Scope::ALL.into_iter().collect();
     let expires_ms = ferry::clock::now_ms() + 3_600_000;
-    let new = ferry::catalog::NewWebSession { secret_hash: &session.hash, scopes, via: "token", expires_ms };
+    let new = ferry::catalog::NewWebSession { secret_hash: &session.hash, scopes, token: None, expires_ms };
     app.catalog().open_web_session(user, new).await.unwrap();
     Cred::Web { csrf: Some(ferry::auth::web::csrf_token(&session.secret)), secret: session.secret }
 }

@@ -21,6 +21,9 @@ async fn a_sign_in_link_opens_one_session_and_the_page_shows_the_gallery_only_th
     assert_eq!(opened.headers()["referrer-policy"], "no-referrer", "the link's secret never leaves in a Referer");
     let confirm = opened.text().await.unwrap();
     assert!(confirm.contains(&format!(r#"name="link" value="{secret}""#)), "{confirm}");
+    // it names the account and waits for a click: a link someone else sent cannot switch a
+    // browser to their account unseen
+    assert!(confirm.contains("Sign in as <strong>ann</strong>") && !confirm.contains("<script"), "{confirm}");
 
     let response = browser().post(app.url("/web/signin")).form(&[("link", secret.as_str())]).send().await.unwrap();
     assert_eq!(response.status(), 303);
@@ -52,6 +55,8 @@ async fn a_sign_in_link_opens_one_session_and_the_page_shows_the_gallery_only_th
         .unwrap();
     assert_eq!(refused.status(), 401);
     assert!(refused.text().await.unwrap().contains("unknown, used or expired"));
+    let spent = browser().get(app.url(&format!("/web/signin?link={secret}"))).send().await.unwrap();
+    assert!(spent.text().await.unwrap().contains("unknown, used or expired"), "a spent link says so when opened");
     let empty = browser().post(app.url("/web/signin")).form(&[("link", "")]).send().await.unwrap();
     expect_error(empty, 400, "invalid_form").await;
 }
@@ -194,6 +199,14 @@ async fn signing_out_or_revoking_ends_the_session_within_a_second_and_sessions_e
     refused_within_a_second(|| me(&second), 401, "unauthorized").await;
     assert!(!page(&app, Some(&second.secret)).await.contains("ferry-csrf"), "the page asks to sign in again");
 
+    // a session opened with a token lives only as long as the token
+    let token = app.token_for(ann.user_id, "read").await;
+    let by_token = sign_in(&app, "token", &token).await;
+    assert_eq!(me(&by_token).await.status(), 200);
+    let tokens = app.catalog().list_tokens().await.unwrap();
+    app.catalog().revoke_token(tokens.last().unwrap().token_id).await.unwrap();
+    refused_within_a_second(|| me(&by_token), 401, "unauthorized").await;
+
     let third = sign_in(&app, "token", &ann.token).await;
     assert_eq!(me(&third).await.status(), 200);
     tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
@@ -205,7 +218,13 @@ async fn a_sign_in_form_posted_from_another_site_is_refused() {
     let app = spawn_app().await;
     let ann = app.user("ann", Level::Uploader, "read").await;
     let host = app.address.strip_prefix("http://").unwrap().to_owned();
-    for (header, value) in [("origin", "https://evil.example"), ("sec-fetch-site", "cross-site"), ("origin", "null")] {
+    let forged = [
+        ("origin", "https://evil.example"),
+        ("sec-fetch-site", "cross-site"),
+        ("sec-fetch-site", "same-site"),
+        ("origin", "null"),
+    ];
+    for (header, value) in forged {
         let response = browser()
             .post(app.url("/web/signin"))
             .header(header, value)

@@ -191,6 +191,9 @@ async fn an_items_content_thumbnail_and_deletion_follow_its_family() {
         app.client.get(app.url(url)).bearer_auth(&owner.token).header("range", "bytes=0-9").send().await.unwrap();
     assert_eq!(ranged.status(), 206);
     assert_eq!(ranged.headers()["content-type"], "image/png");
+    // what an uploader declared is never run as a page of Ferry's origin (the session's)
+    assert_eq!(ranged.headers()["content-security-policy"], "sandbox");
+    assert_eq!(ranged.headers()["x-content-type-options"], "nosniff");
     assert_eq!(ranged.bytes().await.unwrap().len(), 10);
     // a thumbnail once media processing made one; none for a file that is no picture
     let thumbnail = app

@@ -9,7 +9,8 @@ const PAGE = 60;
 const TUS_CHUNK = 8 * 1024 * 1024;
 const $ = (id) => document.getElementById(id);
 
-const state = { items: [], cursor: null, done: false, loading: false, open: -1 };
+// `generation` counts restarts: an answer to a request made before the last one is dropped
+const state = { items: [], cursor: null, done: false, loading: false, open: -1, generation: 0 };
 
 async function api(path, options = {}) {
   const headers = Object.assign({}, options.headers || {});
@@ -63,7 +64,7 @@ function isVideo(item) {
   return (item.media && item.media.kind === "video") || item.content_type.startsWith("video/");
 }
 
-// When the item was taken, if its file says, else when it was stored.
+// When the item was stored: the order the timeline is in.
 function when(item) {
   return new Date(item.created);
 }
@@ -86,10 +87,12 @@ function query() {
 
 async function loadMore() {
   if (state.loading || state.done) return;
+  const generation = state.generation;
   state.loading = true;
   $("timeline-end").textContent = "Loading…";
   try {
     const page = await json(`/api/timeline?${query()}`);
+    if (generation !== state.generation) return; // the filters changed meanwhile
     state.cursor = page.next;
     state.done = !page.next;
     for (const item of page.items) addTile(item);
@@ -98,11 +101,12 @@ async function loadMore() {
     $("timeline-end").textContent = `Could not load the timeline: ${error.message}`;
   } finally {
     state.loading = false;
+    // a restart while this page was on its way asks for the new first page now
+    if (generation !== state.generation) loadMore();
   }
 }
 
 function addTile(item) {
-  const index = state.items.length;
   state.items.push(item);
   const date = when(item);
   const label = day(date);
@@ -120,7 +124,8 @@ function addTile(item) {
   const name = item.name.split("/").pop();
   const tile = el(
     "button",
-    { class: "tile", type: "button", "data-id": item.id, title: item.name, onclick: () => openViewer(index) },
+    // by id, not position: deleting an item moves the ones after it
+    { class: "tile", type: "button", "data-id": item.id, title: item.name, onclick: () => openViewer(state.items.findIndex((i) => i.id === item.id)) },
     picture,
     badge,
     el("span", { class: "caption" }, el("span", { class: "name" }, name), el("span", { class: "meta" }, `${size(item.size)} · ${date.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" })}`)),
@@ -136,6 +141,7 @@ async function loadSources() {
 }
 
 function restart() {
+  state.generation += 1;
   state.items = [];
   state.cursor = null;
   state.done = false;
@@ -286,19 +292,23 @@ async function upload(file) {
 }
 
 async function uploadAll(files) {
+  if (!files.length) return;
   let any = false;
   for (const file of files) any = (await upload(file)) || any;
   if (!any) return;
   restart();
   // new pictures show once media processing has made their thumbnails: look again a few
   // times while the newest items still lack one
-  for (const wait of [1000, 2000, 4000, 8000]) {
-    await new Promise((done) => setTimeout(done, wait));
-    const newest = await json(`/api/timeline?limit=${files.length}`);
-    const pending = newest.items.some((i) => !i.urls.thumbnail && i.media_status === "pending");
-    if (!pending) break;
+  try {
+    for (const wait of [1000, 2000, 4000, 8000]) {
+      await new Promise((done) => setTimeout(done, wait));
+      const newest = await json(`/api/timeline?limit=${Math.min(files.length, 500)}`);
+      const pending = newest.items.some((i) => !i.urls.thumbnail && i.media_status === "pending");
+      if (!pending) break;
+    }
+  } finally {
+    restart();
   }
-  restart();
 }
 
 // ---- devices and usage ----
