@@ -60,10 +60,14 @@ pub struct Rule {
     pub scope: Option<Scope>,
     /// Whether a disabled device may still call it.
     pub disabled_device_ok: bool,
+    /// Whether the web gallery's session cookie may stand in for a token. Not for the
+    /// multipart family: its start changes state on a GET, which no CSRF token guards, and
+    /// the page never calls it.
+    pub web_ok: bool,
 }
 
 const fn rule(accepts: Accepts, min_level: Level, scope: Option<Scope>) -> Rule {
-    Rule { accepts, min_level, scope, disabled_device_ok: false }
+    Rule { accepts, min_level, scope, disabled_device_ok: false, web_ok: true }
 }
 
 /// The table.
@@ -73,7 +77,7 @@ pub const fn rule_for(endpoint: Endpoint) -> Rule {
         DeviceStatus => Rule { disabled_device_ok: true, ..rule(DeviceKey, Viewer, None) },
         DeviceFamily => rule(DeviceKey, Viewer, None),
         DeviceMediaDelete => rule(DeviceKeyOrToken, Viewer, Some(Scope::Delete)),
-        Multipart => rule(Token, Uploader, Some(Scope::Upload)),
+        Multipart => Rule { web_ok: false, ..rule(Token, Uploader, Some(Scope::Upload)) },
         OwnFile => rule(Token, Viewer, None),
         SessionUpload => rule(Token, Uploader, Some(Scope::Upload)),
         GalleryRead => rule(Token, Viewer, Some(Scope::Read)),
@@ -114,6 +118,9 @@ pub fn authorize(endpoint: Endpoint, principal: Option<&Principal>) -> Result<()
             if let Some(scope) = rule.scope.filter(|s| !token.scopes.contains(*s)) {
                 return Err(Denial::Forbidden(format!("this token lacks the '{}' scope", scope.as_str())));
             }
+        }
+        (Principal::Web { .. }, Accepts::Token | Accepts::DeviceKeyOrToken) if !rule.web_ok => {
+            return Err(Denial::Forbidden("this endpoint needs an API token, not the web session".into()));
         }
         // a signed-in browser acts as its user, within the scopes it signed in with
         (Principal::Web { session, .. }, Accepts::Token | Accepts::DeviceKeyOrToken) => {

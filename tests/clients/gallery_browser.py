@@ -79,6 +79,18 @@ def main():
         wait_until(lambda: page.locator(".tile").count() == 3, "3 tiles shown")
         page.screenshot(path=f"{plan['artifacts']}/gallery-desktop.png", full_page=True)
 
+        # the keyboard reaches the controls and opens a tile
+        page.focus("#upload-button")
+        check(page.evaluate("document.activeElement.id") == "upload-button", "the upload button takes focus")
+        page.keyboard.press("Tab")
+        page.keyboard.press("Tab")
+        page.keyboard.press("Tab")
+        page.keyboard.press("Tab")
+        check(page.evaluate("document.activeElement.classList.contains('tile')"), "Tab reaches the first tile")
+        page.keyboard.press("Enter")
+        page.wait_for_selector("#viewer[open]")
+        page.keyboard.press("Escape")
+
         # the viewer plays the video, and seeking asks for a range
         video_tile.click()
         page.wait_for_selector("#viewer-stage video")

@@ -90,7 +90,8 @@ pub fn gallery(user_name: &str, csrf: &str) -> String {
 <a href="#timeline" id="nav-timeline">Timeline</a>
 <a href="#devices" id="nav-devices">Devices</a>
 </nav>
-<label class="upload-button">Upload<input type="file" id="upload-input" multiple hidden></label>
+<button type="button" id="upload-button">Upload</button>
+<input type="file" id="upload-input" multiple hidden>
 <span class="who">{user}</span>
 <form method="post" action="/web/signout" id="signout">
 <input type="hidden" name="csrf" value="{csrf}">

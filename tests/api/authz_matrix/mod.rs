@@ -180,8 +180,13 @@ async fn every_route_refuses_every_credential_its_guard_does_not_admit_and_shows
                     let browser = &world.mallory_web;
                     v.expect(method, path, "another account's web session", browser, 404, None).await;
                 }
+                // routes a web session may not call refuse even the page's own, CSRF token and all
+                if token_ok && !rule.web_ok {
+                    let browser = &world.victim_web;
+                    v.expect(method, path, "web session where only tokens go", browser, 403, Some("forbidden")).await;
+                }
                 // a signed-in browser's cookie without the page's token: another site's request
-                if token_ok && !["get", "head", "options"].contains(&method) {
+                if token_ok && rule.web_ok && !["get", "head", "options"].contains(&method) {
                     let forged = world.victim_web.without_csrf();
                     v.expect(method, path, "web session without CSRF token", &forged, 403, Some("csrf_refused")).await;
                 }
@@ -230,7 +235,7 @@ async fn every_route_refuses_every_credential_its_guard_does_not_admit_and_shows
                     verdicts.admitted(method, path, "the device's key", &victim_key).await;
                 }
                 // the page's own session, with its CSRF token (deletes: the token's turn below)
-                if rule.accepts != Accepts::DeviceKey && method != "delete" {
+                if rule.accepts != Accepts::DeviceKey && rule.web_ok && method != "delete" {
                     verdicts.admitted(method, path, "a signed-in browser", &world.victim_web).await;
                 }
                 if rule.accepts != Accepts::DeviceKey {

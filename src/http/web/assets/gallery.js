@@ -354,7 +354,12 @@ document.addEventListener("DOMContentLoaded", () => {
     if (event.key === "ArrowLeft") step(-1);
     if (event.key === "ArrowRight") step(1);
   });
-  $("upload-input").addEventListener("change", (event) => uploadAll([...event.target.files]));
+  // a button, not a label around the hidden input, so the keyboard reaches it
+  $("upload-button").addEventListener("click", () => $("upload-input").click());
+  $("upload-input").addEventListener("change", (event) => {
+    uploadAll([...event.target.files]);
+    event.target.value = ""; // the same file may be picked again (to resume it)
+  });
   let drags = 0;
   document.addEventListener("dragenter", (event) => {
     event.preventDefault();
