@@ -211,6 +211,17 @@ pub fn bytes_of(len: usize, seed: u64) -> Vec<u8> {
 }
 
 /// Asserts a JSON error body with the given status and code; returns the body.
+/// Uploads `bytes` as an event named `name` of the caller's device `cam` (gallery family);
+/// returns its event id.
+pub async fn gallery_upload(app: &TestApp, token: &str, name: &str, bytes: &[u8]) -> String {
+    let part = reqwest::multipart::Part::bytes(bytes.to_vec());
+    let form = reqwest::multipart::Form::new().text("name", name.to_owned()).part("event", part);
+    let response = app.client.post(app.url("/api/gallery/cam/upload")).bearer_auth(token).multipart(form);
+    let body: Value = response.send().await.unwrap().json().await.unwrap();
+    assert_eq!(body["success"], true, "{body}");
+    body["eventId"].as_str().unwrap().to_owned()
+}
+
 pub async fn expect_error(response: reqwest::Response, status: u16, code: &str) -> Value {
     assert_eq!(response.status().as_u16(), status, "status");
     let content_type = response.headers().get("content-type").map(|v| v.to_str().unwrap().to_owned());

@@ -39,14 +39,6 @@ async fn settled(app: &TestApp, sha256: &str) -> Vec<Job> {
     panic!("jobs of {sha256} still unfinished after a minute");
 }
 
-async fn gallery_upload(app: &TestApp, token: &str, name: &str, bytes: &[u8]) -> String {
-    let form = Form::new().text("name", name.to_owned()).part("event", Part::bytes(bytes.to_vec()));
-    let response = app.client.post(app.url("/api/gallery/cam/upload")).bearer_auth(token).multipart(form);
-    let body: Value = response.send().await.unwrap().json().await.unwrap();
-    assert_eq!(body["success"], true, "{body}");
-    body["eventId"].as_str().unwrap().to_owned()
-}
-
 async fn gallery_event(app: &TestApp, token: &str, id: &str) -> Value {
     let response = app.client.get(app.url("/api/gallery/cam/events")).bearer_auth(token).send().await.unwrap();
     let events: Vec<Value> = response.json().await.unwrap();

@@ -66,21 +66,7 @@ async fn the_cookie_acts_as_its_user_within_its_scopes_and_every_change_needs_th
     let app = spawn_app().await;
     let ann = app.user("ann", Level::Uploader, "upload,read").await;
     app.device(&ann, "cam").await;
-    let form = reqwest::multipart::Form::new()
-        .text("name", "a.bin")
-        .part("event", reqwest::multipart::Part::bytes(bytes_of(1000, 1)).file_name("a.bin"));
-    let uploaded: Value = app
-        .client
-        .post(app.url("/api/gallery/cam/upload"))
-        .bearer_auth(&ann.token)
-        .multipart(form)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let event = uploaded["eventId"].as_str().unwrap().to_owned();
+    let event = gallery_upload(&app, &ann.token, "a.bin", &bytes_of(1000, 1)).await;
     let anns = sign_in(&app, "link", &link(&app, ann.user_id, 60_000).await).await;
 
     let me: Value =

@@ -23,20 +23,7 @@ async fn one_of_each(app: &TestApp, owner: &TestUser, cam: &DeviceClient<'_>) ->
     assert!(created.status().is_success());
     pause().await;
     // a gallery event
-    let form = reqwest::multipart::Form::new()
-        .text("name", "door.png")
-        .part("event", reqwest::multipart::Part::bytes(png.clone()).file_name("door.png"));
-    let event: Value = app
-        .client
-        .post(app.url("/api/gallery/cam/upload"))
-        .bearer_auth(&owner.token)
-        .multipart(form)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let event = gallery_upload(app, &owner.token, "door.png", &png).await;
     pause().await;
     // a library file through an upload session
     let session: Value = app
@@ -94,7 +81,7 @@ async fn one_of_each(app: &TestApp, owner: &TestUser, cam: &DeviceClient<'_>) ->
     vec![
         multipart,
         format!("f.{}", stored["file_id"].as_str().unwrap()),
-        format!("e.{}", event["eventId"].as_str().unwrap()),
+        format!("e.{event}"),
         format!("m.{}", media.id),
     ]
 }
@@ -294,18 +281,7 @@ async fn a_full_page_of_the_largest_size_still_says_where_the_next_one_starts() 
     let owner = app.user("ann", ferry::domain::Level::Uploader, "upload,read").await;
     app.device(&owner, "cam").await;
     for i in 0..501 {
-        let form = reqwest::multipart::Form::new()
-            .text("name", format!("n{i}.bin"))
-            .part("event", reqwest::multipart::Part::bytes(format!("item {i}").into_bytes()));
-        let response = app
-            .client
-            .post(app.url("/api/gallery/cam/upload"))
-            .bearer_auth(&owner.token)
-            .multipart(form)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status(), 200);
+        gallery_upload(&app, &owner.token, &format!("n{i}.bin"), format!("item {i}").as_bytes()).await;
     }
     let first = timeline(&app, &owner.token, "?limit=500").await;
     assert_eq!(first["items"].as_array().unwrap().len(), 500);
