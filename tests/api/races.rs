@@ -168,7 +168,13 @@ async fn a_collection_racing_an_upload_of_the_same_content_never_loses_the_uploa
         let upload = async { upload.await.unwrap() };
         // an upload takes longer than a collection step: wider steps, so it also comes first
         let step = std::time::Duration::from_millis(2);
-        let (uploaded, pass) = staggered_by(step, round, upload, pass_after(&app, PAST_RETENTION)).await;
+        // The racing pass runs as if two hours had gone by: past the old content's collection
+        // grace (1 h), within the new upload's hold (24 h). A simulated month would also expire
+        // the hold of an upload still between its commit and its file row, which no real
+        // upload lasts (it takes milliseconds there), and its file would then refer to nothing.
+        let collection = app.state.lifecycle.pass(ferry::clock::now_ms() + 2 * 3_600_000, true);
+        let collection = async { collection.await.unwrap() };
+        let (uploaded, pass) = staggered_by(step, round, upload, collection).await;
         *collected_first.entry(pass.collected_blobs).or_insert(0) += 1;
         assert_eq!(uploaded.status(), 200, "round {round}: {}", uploaded.text().await.unwrap());
         // whatever the order, the acknowledged upload's bytes are there, now and after more passes
