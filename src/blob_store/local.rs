@@ -56,7 +56,7 @@ impl LocalStore {
         Ok(store)
     }
 
-    fn blob_path(&self, sha256: &Sha256Hex) -> PathBuf {
+    pub(super) fn blob_path(&self, sha256: &Sha256Hex) -> PathBuf {
         self.blobs.join(blob_subpath(sha256))
     }
 
@@ -201,6 +201,22 @@ impl BlobStore for LocalStore {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e.into()),
             _ => Ok(()),
         }
+    }
+
+    fn writes_parts_in_place(&self) -> bool {
+        true
+    }
+
+    async fn write_in_place(&self, key: &str, offset: u64) -> Result<Box<dyn StagingWriter>, StoreError> {
+        self.part_writer(key, offset).await
+    }
+
+    async fn link_staged(&self, staged: &Staged, sha256: &Sha256Hex) -> Result<Placed, StoreError> {
+        self.link_to_blob(staged, sha256).await
+    }
+
+    async fn staged_is_linked(&self, staged: &Staged) -> Result<bool, StoreError> {
+        self.has_second_name(staged).await
     }
 
     async fn start_resumable(&self) -> Result<Resumable, StoreError> {

@@ -8,6 +8,7 @@
 
 mod direct;
 mod local;
+mod local_parts;
 mod local_resumable;
 mod resumable;
 mod s3;
@@ -129,6 +130,25 @@ pub trait BlobStore: Send + Sync + 'static {
                 }
             });
         }
+    }
+    /// Whether parts whose place in the file is known in advance (the device family's) are
+    /// written in place, into one staging object per upload (see `local_parts`).
+    fn writes_parts_in_place(&self) -> bool {
+        false
+    }
+    /// A writer at `offset` of the upload-staging object `key`, created when missing. Its
+    /// other bytes stay, and so do this writer's when it is dropped unfinished.
+    async fn write_in_place(&self, key: &str, _offset: u64) -> Result<Box<dyn StagingWriter>, StoreError> {
+        Err(std::io::Error::other(format!("{} writes no parts in place ({key})", self.describe())).into())
+    }
+    /// Gives a staged object a second name at the content address of `sha256`, keeping the
+    /// staged name (discarded once the catalog records the content).
+    async fn link_staged(&self, staged: &Staged, _sha256: &Sha256Hex) -> Result<Placed, StoreError> {
+        Err(std::io::Error::other(format!("{} links no staging ({})", self.describe(), staged.key)).into())
+    }
+    /// Whether a staged object has a second name (a completion linked it to a blob).
+    async fn staged_is_linked(&self, _staged: &Staged) -> Result<bool, StoreError> {
+        Ok(false)
     }
     /// Starts an empty resumable staging object in upload staging.
     async fn start_resumable(&self) -> Result<Resumable, StoreError>;

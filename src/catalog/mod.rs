@@ -41,6 +41,7 @@ mod settings;
 mod targets;
 mod timeline;
 mod tus;
+mod upload_rows;
 mod uploads;
 mod usage;
 mod web;

@@ -7,10 +7,11 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use super::db::{Exec, Tx};
+use super::db::Exec;
 use super::lifecycle::{HoldCheck, check_hold};
 use super::rows::{self, PART, UPLOAD};
 use super::section::lock_name;
+use super::upload_rows::{UNCLAIMED, delete_where, open_for_parts, upload_in};
 use super::*;
 use crate::clock::now_ms;
 use crate::domain::{GrantId, UserId};
@@ -34,6 +35,9 @@ pub trait Uploads {
     /// Records a part of an open upload (`NotFound` once it is completed or gone, `Conflict`
     /// while a completion holds it); returns the staging key of the part it replaced.
     async fn put_part(&self, upload_id: &str, part: &Part) -> CatalogResult<Option<String>>;
+    /// Forgets part `part_num` (every part with `None`) of an open upload no completion holds,
+    /// before its bytes are written again in place; refused like [`Uploads::put_part`].
+    async fn forget_parts(&self, upload_id: &str, part_num: Option<u32>) -> CatalogResult<()>;
     async fn parts(&self, upload_id: &str) -> CatalogResult<Vec<Part>>;
     /// Claims an open upload for completing it, for `lease` (see [`CompletionClaim`]). A
     /// claim whose lease has passed (its completer died) can be claimed again.
@@ -75,38 +79,6 @@ pub trait Uploads {
     /// Uploads whose expiry has passed and that no completion holds: unfinished ones, and
     /// completed device-family ones (kept until then only to answer repeats).
     async fn expired_uploads(&self, limit: u32) -> CatalogResult<Vec<Upload>>;
-}
-
-/// Not held by a completion whose lease is running (`$2` is now).
-const UNCLAIMED: &str = "(x.claim_until_ms is null or x.claim_until_ms < $2)";
-
-async fn upload_in(exec: &mut dyn Exec, upload_id: &str) -> CatalogResult<Option<Upload>> {
-    let sql = format!("select {UPLOAD} from uploads x where x.id = $1");
-    exec.opt(&sql, params![upload_id]).await?.map(|r| rows::upload(&r, 0)).transpose()
-}
-
-/// Deletes the upload when `condition` (over `x`; `$2` is now) holds, parts first (their rows
-/// say whose staging to drop); `None` when it did not hold.
-async fn delete_where(tx: &mut Tx<'_>, upload_id: &str, condition: &str) -> CatalogResult<Option<Vec<Part>>> {
-    let lock = tx.dialect().for_update();
-    let sql = format!("select x.id from uploads x where x.id = $1 and {condition}{lock}");
-    if tx.opt(&sql, params![upload_id, now_ms()]).await?.is_none() {
-        return Ok(None);
-    }
-    let parts = tx
-        .rows(
-            "delete from upload_parts where upload_id = $1 returning part_num, staging_key, size, sha256, etag",
-            params![upload_id],
-        )
-        .await?;
-    let gone = tx.opt("delete from uploads where id = $1 returning user_id, sha256", params![upload_id]).await?;
-    // a completed upload used its content: its account's hold is looked at again
-    if let Some(gone) = gone
-        && let Some(sha256) = gone.get::<Option<Sha256Hex>>(1)?
-    {
-        check_hold(tx, UserId(gone.get(0)?), &sha256, HoldCheck::Unreferenced, now_ms()).await?;
-    }
-    parts.iter().map(|r| rows::part(r, 0)).collect::<CatalogResult<Vec<_>>>().map(Some)
 }
 
 #[async_trait]
@@ -179,16 +151,8 @@ impl Uploads for SqlCatalog {
         let mut tx = self.db.begin().await?;
         // Parts of one upload are recorded one at a time (the row lock on PostgreSQL): two
         // retries of a part racing would otherwise both see no earlier part and one staging
-        // file would be forgotten. Only an open upload that no completion holds takes parts.
-        let lock = tx.dialect().for_update();
-        let sql = format!("select x.claim_until_ms from uploads x where x.id = $1 and x.state = 'open'{lock}");
-        match tx.opt(&sql, params![upload_id]).await? {
-            None => return Err(CatalogError::NotFound(format!("upload {upload_id}"))),
-            Some(row) if row.get::<Option<i64>>(0)?.is_some_and(|until| until >= now_ms()) => {
-                return Err(CatalogError::Conflict(format!("upload {upload_id} is being completed")));
-            }
-            Some(_) => {}
-        }
+        // file would be forgotten.
+        open_for_parts(&mut tx, upload_id).await?;
         let replaced = tx
             .opt(
                 "select staging_key from upload_parts where upload_id = $1 and part_num = $2",
@@ -206,6 +170,19 @@ impl Uploads for SqlCatalog {
         .await?;
         tx.commit().await?;
         Ok(replaced)
+    }
+
+    async fn forget_parts(&self, upload_id: &str, part_num: Option<u32>) -> CatalogResult<()> {
+        let mut tx = self.db.begin().await?;
+        open_for_parts(&mut tx, upload_id).await?;
+        match part_num {
+            Some(num) => {
+                tx.exec("delete from upload_parts where upload_id = $1 and part_num = $2", params![upload_id, num])
+                    .await?
+            }
+            None => tx.exec("delete from upload_parts where upload_id = $1", params![upload_id]).await?,
+        };
+        tx.commit().await
     }
 
     async fn parts(&self, upload_id: &str) -> CatalogResult<Vec<Part>> {
@@ -366,10 +343,12 @@ impl Uploads for SqlCatalog {
     }
 
     async fn staging_in_use(&self) -> CatalogResult<Vec<String>> {
-        // a direct-mode upload id is `<ULID>.<the S3 server's id>`
+        // a direct-mode upload id is `<ULID>.<the S3 server's id>`; an open device upload may
+        // write its parts in place, into `uploads/<id>`, before any of them is recorded
         let sql = "select staging_key from upload_parts
                    union
-                   select 'uploads/' || substr(id, 1, 26) from uploads where id like '%.%'";
+                   select 'uploads/' || substr(id, 1, 26) from uploads
+                   where id like '%.%' or (family = 'device' and state = 'open')";
         let rows = self.db.read().await?.rows(sql, &[]).await?;
         rows.iter().map(|r| r.get(0)).collect()
     }

@@ -11,16 +11,20 @@
 
 pub mod direct;
 mod expectation;
+mod in_place;
 pub mod multipart;
 mod pump;
 mod read_back;
 mod receive;
 mod renditions;
+mod staged;
 
 // the resumable (tus) service appends with the same stages, request by request
 pub use expectation::{Expectation, ExpectedHash, IngestError, Mismatch};
 pub(crate) use pump::{Checksum, Hashers, Pump};
+use receive::Destination;
 pub(crate) use receive::next_batch;
+use staged::{Owner, StagedUpload};
 
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -60,30 +64,6 @@ impl Received {
     /// Keeps the staging object past this value (a part the catalog now records).
     pub fn keep(mut self) -> Staged {
         self.staged.staged.take().expect("armed until kept or committed")
-    }
-}
-
-/// A staging object that removes itself when dropped, unless kept or committed — or owned
-/// by something that outlives the request (a tus upload's row names it until it commits).
-struct StagedUpload {
-    store: Arc<dyn BlobStore>,
-    staged: Option<Staged>,
-    owned_elsewhere: bool,
-}
-
-impl std::fmt::Debug for StagedUpload {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_tuple("StagedUpload").field(&self.staged).finish()
-    }
-}
-
-impl Drop for StagedUpload {
-    fn drop(&mut self) {
-        if let Some(staged) = self.staged.take()
-            && !self.owned_elsewhere
-        {
-            self.store.clone().discard_on_drop(staged);
-        }
     }
 }
 
@@ -195,7 +175,7 @@ impl Ingest {
         S: Stream<Item = Result<Bytes, E>> + Send + Unpin,
         E: std::fmt::Display,
     {
-        self.receive_into(StagingArea::Request, body, expect, true).await
+        self.receive_into(Destination::Staging(StagingArea::Request), body, expect, true).await
     }
 
     /// Receives one part of a multipart upload into upload staging (kept across restarts).
@@ -204,7 +184,7 @@ impl Ingest {
         S: Stream<Item = Result<Bytes, E>> + Send + Unpin,
         E: std::fmt::Display,
     {
-        self.receive_into(StagingArea::Upload, body, expect, true).await
+        self.receive_into(Destination::Staging(StagingArea::Upload), body, expect, true).await
     }
 
     /// Streams staged parts, in order, through the pipeline as one body: the one second
@@ -227,7 +207,7 @@ impl Ingest {
             }
         });
         // the server reading its own staging again: not a client's upload body
-        self.receive_into(StagingArea::Request, Box::pin(body), expect, false).await
+        self.receive_into(Destination::Staging(StagingArea::Request), Box::pin(body), expect, false).await
     }
 
     /// Verifies an object a client put straight into staging (direct-to-store uploads) by
@@ -236,7 +216,7 @@ impl Ingest {
     pub async fn verify_staged(&self, staged: Staged, expect: &Expectation) -> Result<Received, IngestError> {
         let key = staged.clone();
         let checked = match read_back::read_back(self.store.as_ref(), staged, expect).await {
-            Ok(raw) => receive::verify(&raw.blob, expect).map(|()| self.guard(raw)),
+            Ok(raw) => receive::verify(&raw.blob, expect).map(|()| self.guard(raw, Owner::Request)),
             Err(IngestError::HashMismatch(mismatch)) => Err(mismatch),
             Err(other) => return Err(other),
         };
@@ -249,8 +229,8 @@ impl Ingest {
         }
     }
 
-    fn guard(&self, raw: Raw) -> Received {
-        let staged = StagedUpload { store: self.store.clone(), staged: Some(raw.staged), owned_elsewhere: false };
+    fn guard(&self, raw: Raw, owner: Owner) -> Received {
+        let staged = StagedUpload { store: self.store.clone(), staged: Some(raw.staged), owner };
         Received { staged, blob: raw.blob, head: raw.head, waive_rendition: false }
     }
 
@@ -258,7 +238,7 @@ impl Ingest {
     /// came: committed like any [`Received`], but dropped uncommitted they stay, since the
     /// upload that names them may commit them again later.
     pub(crate) fn resumed(&self, staged: Staged, blob: BlobRecord, head: Vec<u8>) -> Received {
-        let staged = StagedUpload { store: self.store.clone(), staged: Some(staged), owned_elsewhere: true };
+        let staged = StagedUpload { store: self.store.clone(), staged: Some(staged), owner: Owner::Elsewhere };
         Received { staged, blob, head, waive_rendition: false }
     }
 
@@ -266,7 +246,7 @@ impl Ingest {
     /// its filing failed): committing it checks the bytes are there and records nothing new
     /// but the hold.
     pub(crate) fn already_stored(&self, blob: BlobRecord, head: Vec<u8>) -> Received {
-        let staged = StagedUpload { store: self.store.clone(), staged: None, owned_elsewhere: true };
+        let staged = StagedUpload { store: self.store.clone(), staged: None, owner: Owner::Elsewhere };
         Received { staged, blob, head, waive_rendition: false }
     }
 
@@ -282,7 +262,7 @@ impl Ingest {
     /// its own staging, counted only when it fails.
     async fn receive_into<S, E>(
         &self,
-        area: StagingArea,
+        destination: Destination,
         body: S,
         expect: &Expectation,
         client_body: bool,
@@ -293,9 +273,13 @@ impl Ingest {
     {
         let arriving = client_body.then(|| self.metrics.upload_started());
         let outcome = async {
-            let raw = receive::receive(self.store.as_ref(), area, body, expect, self.body_idle).await?;
+            let owner = match destination {
+                Destination::Staging(_) => Owner::Request,
+                Destination::InPlace { .. } => Owner::InPlace,
+            };
+            let raw = receive::receive(self.store.as_ref(), destination, body, expect, self.body_idle).await?;
             let verified = receive::verify(&raw.blob, expect);
-            let received = self.guard(raw);
+            let received = self.guard(raw, owner);
             verified.map_err(IngestError::HashMismatch)?;
             Ok(received)
         }
@@ -362,10 +346,11 @@ impl Ingest {
         let placed = Arc::new(OnceLock::new());
         let (store, staged, sha256, slot) =
             (self.store.clone(), received.staged.staged.clone(), received.blob.sha256.clone(), placed.clone());
-        let size = received.blob.size;
+        let (size, link) = (received.blob.size, received.staged.owner == Owner::InPlace);
         let step: BlobStep = Box::new(move || {
             Box::pin(async move {
                 let outcome = match staged {
+                    Some(staged) if link => store.link_staged(&staged, &sha256).await?,
                     Some(staged) => store.commit(&staged, &sha256).await?,
                     // already stored: the bytes must still be there, whole
                     None if store.size_of(&sha256).await? == Some(size) => Placed::AlreadyPresent,

@@ -5,7 +5,7 @@
 use bytes::Bytes;
 use futures_util::StreamExt;
 use sha2::{Digest, Sha256};
-use tokio::task::spawn_blocking;
+use tokio::task::{JoinHandle, spawn_blocking};
 
 use super::{Expectation, IngestError, Mismatch, Raw};
 use crate::blob_store::{BlobStore, Staged, StoreError};
@@ -20,11 +20,13 @@ const HEAD_BYTES: usize = 64;
 pub(super) async fn read_back(store: &dyn BlobStore, staged: Staged, expect: &Expectation) -> Result<Raw, IngestError> {
     let size = expect.size.unwrap_or(staged.size);
     let mut stream = store.read_staged(&staged).await?;
-    let mut hashers = (Sha256::new(), (chunk_size_for(size) > 0).then(|| ChunkHasher::new(Some(size))));
+    let fresh = (Sha256::new(), (chunk_size_for(size) > 0).then(|| ChunkHasher::new(Some(size))));
+    let mut hashing = Hashing::Idle(Box::new(fresh));
     let (mut total, mut head) = (0u64, Vec::new());
     let mut batch: Vec<Bytes> = Vec::new();
     let mut batch_len = 0;
     loop {
+        // the next batch is read while the previous one is hashed
         let piece = stream.next().await.transpose().map_err(StoreError::from)?;
         if let Some(piece) = &piece {
             total += piece.len() as u64;
@@ -36,25 +38,14 @@ pub(super) async fn read_back(store: &dyn BlobStore, staged: Staged, expect: &Ex
             batch.push(piece.clone());
         }
         if batch_len >= BATCH_BYTES || (piece.is_none() && !batch.is_empty()) {
-            let (mut whole, mut chunks) = hashers;
-            let pieces = std::mem::take(&mut batch);
-            hashers = spawn_blocking(move || {
-                for piece in &pieces {
-                    whole.update(piece);
-                    if let Some(chunks) = chunks.as_mut() {
-                        chunks.update(piece);
-                    }
-                }
-                (whole, chunks)
-            })
-            .await
-            .expect("hashing does not panic");
+            hashing = hashing.then(std::mem::take(&mut batch)).await;
             batch_len = 0;
         }
         if piece.is_none() {
             break;
         }
     }
+    let hashers = hashing.done().await;
     let (whole, chunks) = hashers;
     let chunked_hash = match chunks {
         Some(chunks) if total == size => chunks.finish(total),
@@ -63,4 +54,44 @@ pub(super) async fn read_back(store: &dyn BlobStore, staged: Staged, expect: &Ex
     };
     let blob = BlobRecord { sha256: Sha256Hex::from_digest(&whole.finalize()), size: total, chunked_hash };
     Ok(Raw { staged: Staged { size: total, ..staged }, blob, head })
+}
+
+/// The two hashes of a read-back, each on a thread of its own (as `receive` runs them): a
+/// completion of parts written in place reads a whole large file here while its client waits.
+enum Hashing {
+    Idle(Box<(Sha256, Option<ChunkHasher>)>),
+    Busy(JoinHandle<Sha256>, Option<JoinHandle<ChunkHasher>>),
+}
+
+impl Hashing {
+    /// Waits for the batch before, then starts hashing `pieces`.
+    async fn then(self, pieces: Vec<Bytes>) -> Self {
+        let (mut whole, chunks) = self.done().await;
+        let chunks = chunks.map(|mut chunks| {
+            let pieces = pieces.clone();
+            spawn_blocking(move || {
+                pieces.iter().for_each(|piece| chunks.update(piece));
+                chunks
+            })
+        });
+        let whole = spawn_blocking(move || {
+            pieces.iter().for_each(|piece| whole.update(piece));
+            whole
+        });
+        Hashing::Busy(whole, chunks)
+    }
+
+    async fn done(self) -> (Sha256, Option<ChunkHasher>) {
+        match self {
+            Hashing::Idle(hashers) => *hashers,
+            Hashing::Busy(whole, chunks) => {
+                let whole = whole.await.expect("hashing does not panic");
+                let chunks = match chunks {
+                    Some(task) => Some(task.await.expect("hashing does not panic")),
+                    None => None,
+                };
+                (whole, chunks)
+            }
+        }
+    }
 }

@@ -18,9 +18,18 @@ const BATCH_BYTES: usize = 1024 * 1024;
 /// weak link, a trickling dashcam) never has more than this much of its body in memory.
 const BATCH_WAIT: std::time::Duration = std::time::Duration::from_millis(50);
 
+/// Where received bytes are written.
+#[derive(Debug, Clone)]
+pub(super) enum Destination {
+    /// A new staging object of its own.
+    Staging(StagingArea),
+    /// At `offset` of the upload-staging object `key` (a part written in place).
+    InPlace { key: String, offset: u64 },
+}
+
 pub(super) async fn receive<S, E>(
     store: &dyn BlobStore,
-    area: StagingArea,
+    destination: Destination,
     body: S,
     expect: &Expectation,
     idle: std::time::Duration,
@@ -39,7 +48,11 @@ where
         chunks: needs_chunks.then(|| ChunkHasher::new(announced)),
         checksum: None,
     };
-    let mut pump = Pump::new(store.stage(area).await?, hashers, Vec::new());
+    let writer = match destination {
+        Destination::Staging(area) => store.stage(area).await?,
+        Destination::InPlace { key, offset } => store.write_in_place(&key, offset).await?,
+    };
+    let mut pump = Pump::new(writer, hashers, Vec::new());
     let mut total: u64 = 0;
     let fed = async {
         loop {

@@ -15,6 +15,7 @@ mod crash_loop;
 mod device_client;
 mod device_media;
 mod device_multipart;
+mod device_multipart_in_place;
 mod device_script;
 mod device_upload;
 mod direct_s3;

@@ -135,6 +135,9 @@ impl MultipartUploads {
     /// Parts staged by Ferry: streamed in order through the pipeline (the one second pass
     /// over upload bytes DESIGN.md allows), verified, committed.
     async fn complete_staged(&self, upload: &Upload, c: &Completion<'_>) -> Result<Value, Outcome> {
+        // parts written in place: the writes in flight end first (a part whose record they
+        // forgot is missing below), and none starts until the file is read and linked
+        let _exclusive = self.locks.exclusive(&upload.upload_id).await;
         let stored = self.catalog.parts(&upload.upload_id).await.map_err(retry)?;
         let by_number: HashMap<u32, &Part> = stored.iter().map(|p| (p.part_num, p)).collect();
         let mut ordered = Vec::with_capacity(c.parts.len());
@@ -150,7 +153,11 @@ impl MultipartUploads {
         let total = self.check_sizes(c.rule, &sizes)?;
         let staged: Vec<Staged> = ordered.iter().map(|p| Staged { key: p.staging_key.clone(), size: p.size }).collect();
         let expect = Expectation { size: Some(total), size_hint: Some(total), max_size: None, ..c.expect.clone() };
-        let received = match self.ingest.assemble(&staged, &expect).await {
+        let received = match self.in_place_key(upload, &stored) {
+            Some(key) => self.ingest.verify_in_place(Staged { key, size: total }, &expect).await,
+            None => self.ingest.assemble(&staged, &expect).await,
+        };
+        let received = match received {
             Ok(received) => received,
             Err(IngestError::HashMismatch(why)) => return Err(Outcome::Final(IngestError::HashMismatch(why).into())),
             Err(other) => return Err(retry(other)),

@@ -12,6 +12,7 @@
 //! undone and a winning abort makes the completion fail.
 
 mod complete;
+mod in_place;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -96,6 +97,8 @@ pub struct MultipartUploads {
     expiry: Duration,
     url_ttl: Duration,
     max_size: u64,
+    /// Parts written in place take turns with each other and with their completion.
+    locks: in_place::InPlaceLocks,
 }
 
 impl MultipartUploads {
@@ -108,6 +111,7 @@ impl MultipartUploads {
             expiry: config.upload_expiry,
             url_ttl: config.signed_url_ttl,
             max_size: config.max_upload_size,
+            locks: Default::default(),
         }
     }
 
@@ -246,10 +250,15 @@ impl MultipartUploads {
         S: Stream<Item = Result<Bytes, E>> + Send + Unpin,
         E: std::fmt::Display,
     {
-        match self.catalog.upload(upload_id).await? {
+        let upload = match self.catalog.upload(upload_id).await? {
             None => return Err(UploadError::NoSuchUpload),
             Some(u) if u.completed => return Err(UploadError::Completed),
-            Some(_) => {}
+            Some(u) => u,
+        };
+        if self.store.writes_parts_in_place()
+            && let Some(key) = self.in_place_key(&upload, &self.catalog.parts(upload_id).await?)
+        {
+            return self.put_part_in_place(&upload, &key, part_num, body, expect).await;
         }
         let received = self.ingest.receive_part(body, expect).await?;
         let etag = received.blob.sha256.to_string();
@@ -270,11 +279,7 @@ impl MultipartUploads {
             }
             Err(err) => {
                 drop(received); // refused: its staged copy goes
-                Err(match err {
-                    CatalogError::NotFound(_) => UploadError::NoSuchUpload,
-                    CatalogError::Conflict(_) => UploadError::Completing,
-                    other => other.into(),
-                })
+                Err(in_place::refused(err))
             }
         }
     }
@@ -325,7 +330,11 @@ impl MultipartUploads {
         {
             tracing::warn!(error = %e, upload = upload_id, "could not abort the S3 server's upload");
         }
-        let staged: Vec<Staged> = parts.into_iter().map(|p| Staged { key: p.staging_key, size: p.size }).collect();
+        let mut staged: Vec<Staged> = parts.into_iter().map(|p| Staged { key: p.staging_key, size: p.size }).collect();
+        if self.store.writes_parts_in_place() && upload_id.parse::<ulid::Ulid>().is_ok() {
+            // parts written in place: their file, even when none was recorded yet
+            staged.push(Staged { key: format!("uploads/{upload_id}"), size: 0 });
+        }
         if let Err(e) = self.ingest.discard_staged(&staged).await {
             tracing::warn!(error = %e, upload = upload_id, "could not remove an upload's parts");
         }

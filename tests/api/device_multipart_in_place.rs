@@ -1,0 +1,106 @@
+//! Device multipart parts written in place (the local disk writes every part into one
+//! staging file at its offset; S3 keeps a part per object): a failed re-send never reaches
+//! the file unnoticed, and a file a completion already linked to a blob is never written
+//! again.
+
+use serde_json::{Value, json};
+
+use crate::device_client::DeviceClient;
+use crate::device_multipart::{CHUNK, FILE_HASH, SIZE, file_and_plan};
+use crate::helpers::*;
+
+fn received(answer: &Value) -> Vec<bool> {
+    answer["signed_url_list"].as_array().unwrap().iter().map(|e| e["received"].as_bool().unwrap()).collect()
+}
+
+/// Sends every part of `started` not marked received; returns the completion's part list.
+async fn send_missing(app: &TestApp, data: &[u8], started: &Value) -> Vec<Value> {
+    let mut parts = Vec::new();
+    for (i, entry) in started["signed_url_list"].as_array().unwrap().iter().enumerate() {
+        let etag = match entry["etag"].as_str() {
+            Some(etag) => etag.to_owned(),
+            None => {
+                let chunk = data.chunks(CHUNK).nth(i).unwrap().to_vec();
+                let put = app.client.put(entry["url"].as_str().unwrap()).body(chunk).send().await.unwrap();
+                assert_eq!(put.status(), 200, "part {}", i + 1);
+                put.headers()["etag"].to_str().unwrap().to_owned()
+            }
+        };
+        parts.push(json!({"part_num": i + 1, "etag": etag}));
+    }
+    parts
+}
+
+fn completion(upload_id: &Value, parts: &[Value]) -> Value {
+    json!({"file_size": SIZE, "file_hash": FILE_HASH, "s3_bucket_id": 1, "upload_id": upload_id, "part_list": parts})
+}
+
+#[tokio::test]
+async fn a_part_sent_again_with_wrong_bytes_is_never_completed_from() {
+    let app = spawn_app().await;
+    let (_, cam) = DeviceClient::setup(&app, "alice", "/").await;
+    let (data, plan) = file_and_plan();
+    let start = || json!({"file_size": SIZE, "file_hash": FILE_HASH, "part_list": plan});
+    let started = cam.post_ok("multipart", start()).await;
+    let parts = send_missing(&app, &data, &started).await;
+
+    // part 2 again, with the right size and the wrong bytes: refused
+    let url = started["signed_url_list"][1]["url"].as_str().unwrap();
+    let wrong = app.client.put(url).body(vec![7u8; CHUNK]).send().await.unwrap();
+    expect_error(wrong, 400, "hash_mismatch").await;
+
+    let again = cam.post_ok("multipart", start()).await;
+    let in_place = app.state.store.writes_parts_in_place();
+    if in_place {
+        // its region may hold some of those bytes: the part is no longer held, and a
+        // completion says so instead of storing them
+        assert_eq!(received(&again), [true, false, true, true, true, true]);
+        let done = cam.post("multipart_complete", completion(&again["upload_id"], &parts)).await;
+        expect_error(done, 400, "missing_part").await;
+    } else {
+        assert_eq!(received(&again), [true; 6], "the earlier copy of the part stays");
+    }
+    let parts = send_missing(&app, &data, &again).await;
+    let done = cam.post("multipart_complete", completion(&again["upload_id"], &parts)).await;
+    assert_eq!(done.status(), 201);
+    let stored = app.blob_files();
+    assert_eq!(stored.len(), 1);
+    assert!(std::fs::read(&stored[0]).unwrap() == data, "the stored file is the right one");
+    assert_eq!(app.upload_staging_files().len(), 0);
+}
+
+#[tokio::test]
+async fn a_file_already_linked_to_a_blob_is_never_written_again() {
+    let app = spawn_app().await;
+    if !app.state.store.writes_parts_in_place() {
+        return; // parts are objects of their own there: nothing is ever linked
+    }
+    let (_, cam) = DeviceClient::setup(&app, "alice", "/").await;
+    let (data, plan) = file_and_plan();
+    let start = || json!({"file_size": SIZE, "file_hash": FILE_HASH, "part_list": plan});
+    let started = cam.post_ok("multipart", start()).await;
+    send_missing(&app, &data, &started).await;
+    // what a completion that linked the file to its blob and then failed leaves behind (a
+    // catalog outage at that moment): the staging file has a second name
+    let staging = app.upload_staging_files();
+    assert_eq!(staging.len(), 1, "one file holds every part");
+    let linked = app.data_dir.path().join("linked-by-a-failed-completion");
+    std::fs::hard_link(&staging[0], &linked).unwrap();
+
+    let url = started["signed_url_list"][2]["url"].as_str().unwrap();
+    let wrong = app.client.put(url).body(vec![7u8; CHUNK]).send().await.unwrap();
+    expect_error(wrong, 400, "hash_mismatch").await;
+    assert!(std::fs::read(&linked).unwrap() == data, "the linked bytes did not change");
+    assert_eq!(std::os::unix::fs::MetadataExt::nlink(&std::fs::metadata(&linked).unwrap()), 1, "a new file");
+
+    // the upload starts over in its new file: nothing is held, and it completes from there
+    let again = cam.post_ok("multipart", start()).await;
+    assert_eq!(again["upload_id"], started["upload_id"]);
+    assert_eq!(received(&again), [false; 6]);
+    let parts = send_missing(&app, &data, &again).await;
+    let done = cam.post("multipart_complete", completion(&again["upload_id"], &parts)).await;
+    assert_eq!(done.status(), 201);
+    assert!(std::fs::read(&app.blob_files()[0]).unwrap() == data);
+    assert!(std::fs::read(&linked).unwrap() == data);
+    assert_eq!(app.upload_staging_files().len(), 0);
+}
