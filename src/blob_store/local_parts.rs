@@ -16,19 +16,21 @@ use std::os::unix::fs::MetadataExt;
 use async_trait::async_trait;
 use bytes::Bytes;
 
-use super::local::{LocalStore, UPLOADS, WRITEBACK_EVERY, blocking, start_writeback_of, sync_dir};
+use super::local::{LocalStore, UPLOADS, blocking, sync_dir};
 use super::{Placed, Staged, StagingWriter, StoreError};
 use crate::domain::Sha256Hex;
 
 /// Writes one part at its offset; finishing makes it durable. Dropped unfinished, its bytes
 /// stay: the catalog forgot the part before it was written again, so nothing counts on them.
+///
+/// Unlike a staging file of its own, a part starts no writeback as it goes: on a file shared
+/// by parts, `POSIX_FADV_DONTNEED` also evicts pages another part's fdatasync has already
+/// cleaned, and the completion then read them back from the disk (a 1 GiB completion took
+/// 2.8 s instead of 1.4 s). Each part's fdatasync writes what is dirty by then.
 struct PartWriter {
     key: String,
     file: Option<File>,
-    offset: u64,
     written: u64,
-    /// Bytes (from `offset`) whose writeback has been started.
-    handed_to_disk: u64,
 }
 
 #[async_trait]
@@ -36,23 +38,15 @@ impl StagingWriter for PartWriter {
     async fn write(&mut self, batch: Vec<Bytes>) -> Result<(), StoreError> {
         let mut file = self.file.take().ok_or_else(|| std::io::Error::other("part file already failed"))?;
         let len: u64 = batch.iter().map(|piece| piece.len() as u64).sum();
-        let (from, to) = (self.offset + self.handed_to_disk, self.offset + self.written + len);
-        let start_writeback = to - from >= WRITEBACK_EVERY;
         let file = blocking(move || {
             for piece in &batch {
                 file.write_all(piece)?;
-            }
-            if start_writeback {
-                start_writeback_of(&file, from, to);
             }
             Ok(file)
         })
         .await?;
         self.file = Some(file);
         self.written += len;
-        if start_writeback {
-            self.handed_to_disk = self.written;
-        }
         Ok(())
     }
 
@@ -86,7 +80,7 @@ impl LocalStore {
             Ok(file)
         })
         .await?;
-        Ok(Box::new(PartWriter { key: key.to_owned(), file: Some(file), offset, written: 0, handed_to_disk: 0 }))
+        Ok(Box::new(PartWriter { key: key.to_owned(), file: Some(file), written: 0 }))
     }
 
     pub(super) async fn link_to_blob(&self, staged: &Staged, sha256: &Sha256Hex) -> Result<Placed, StoreError> {
