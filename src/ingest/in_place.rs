@@ -5,26 +5,28 @@
 use bytes::Bytes;
 use futures_util::Stream;
 
-use super::receive::{self, Destination};
+use super::receive::{self, Destination, Hold};
 use super::staged::Owner;
 use super::{Expectation, Ingest, IngestError, Received, read_back};
 use crate::blob_store::Staged;
 
 impl Ingest {
     /// Receives one part at `offset` of the upload-staging object `key`. What it wrote stays
-    /// whatever happens: the caller forgot the part before writing it again.
+    /// whatever happens: the caller forgot the part before writing it again. `hold` (the
+    /// part's locks) is kept until the last write has landed, even when the request is
+    /// cancelled first.
     pub async fn receive_in_place<S, E>(
         &self,
         body: S,
         expect: &Expectation,
-        key: &str,
-        offset: u64,
+        (key, offset): (&str, u64),
+        hold: Hold,
     ) -> Result<Received, IngestError>
     where
         S: Stream<Item = Result<Bytes, E>> + Send + Unpin,
         E: std::fmt::Display,
     {
-        self.receive_into(Destination::InPlace { key: key.to_owned(), offset }, body, expect, true).await
+        self.receive_into(Destination::InPlace { key: key.to_owned(), offset, hold }, body, expect, true).await
     }
 
     /// Reads an upload's staging object back once, hashed as a body is, and checks it

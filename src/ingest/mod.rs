@@ -23,7 +23,7 @@ mod staged;
 pub use expectation::{Expectation, ExpectedHash, IngestError, Mismatch};
 pub(crate) use pump::{Checksum, Hashers, Pump};
 use receive::Destination;
-pub(crate) use receive::next_batch;
+pub(crate) use receive::{Hold, next_batch};
 use staged::{Owner, StagedUpload};
 
 use std::sync::{Arc, OnceLock};

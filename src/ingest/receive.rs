@@ -7,7 +7,7 @@ use tokio::task::spawn_blocking;
 
 use super::pump::{Hashers, Pump};
 use super::{Expectation, ExpectedHash, IngestError, Mismatch, Raw};
-use crate::blob_store::{BlobStore, StagingArea};
+use crate::blob_store::{BlobStore, StagingArea, StagingWriter};
 use crate::catalog::BlobRecord;
 use crate::domain::{ChunkHasher, Sha256Hex, chunk_size_for};
 
@@ -23,8 +23,31 @@ const BATCH_WAIT: std::time::Duration = std::time::Duration::from_millis(50);
 pub(super) enum Destination {
     /// A new staging object of its own.
     Staging(StagingArea),
-    /// At `offset` of the upload-staging object `key` (a part written in place).
-    InPlace { key: String, offset: u64 },
+    /// At `offset` of the upload-staging object `key` (a part written in place); `hold` is
+    /// kept until the last write has ended (see [`HeldWriter`]).
+    InPlace { key: String, offset: u64, hold: Hold },
+}
+
+/// What a part written in place holds while its bytes may still reach the file (its locks).
+pub type Hold = std::sync::Arc<dyn std::any::Any + Send + Sync>;
+
+/// A writer that keeps `hold` as long as it lives. The pipeline writes on tasks of their own,
+/// which go on after a request is cancelled: the locks a part is written under must last
+/// until its last write has landed, not only as long as the request.
+struct HeldWriter {
+    inner: Box<dyn StagingWriter>,
+    _hold: Hold,
+}
+
+#[async_trait::async_trait]
+impl StagingWriter for HeldWriter {
+    async fn write(&mut self, batch: Vec<Bytes>) -> Result<(), crate::blob_store::StoreError> {
+        self.inner.write(batch).await
+    }
+
+    async fn finish(self: Box<Self>) -> Result<crate::blob_store::Staged, crate::blob_store::StoreError> {
+        self.inner.finish().await
+    }
 }
 
 pub(super) async fn receive<S, E>(
@@ -50,7 +73,9 @@ where
     };
     let writer = match destination {
         Destination::Staging(area) => store.stage(area).await?,
-        Destination::InPlace { key, offset } => store.write_in_place(&key, offset).await?,
+        Destination::InPlace { key, offset, hold } => {
+            Box::new(HeldWriter { inner: store.write_in_place(&key, offset).await?, _hold: hold })
+        }
     };
     let mut pump = Pump::new(writer, hashers, Vec::new());
     let mut total: u64 = 0;

@@ -22,6 +22,9 @@ const LEASE: Duration = Duration::from_secs(60);
 /// dead completer's claim is taken over meanwhile).
 const WAIT: Duration = Duration::from_secs(90);
 const POLL: Duration = Duration::from_millis(100);
+/// How long a completion waits for the part writes in flight (a trickling one would hold it
+/// for as long as it trickles; its part is missing for this completion anyway).
+const PARTS_IN_FLIGHT: Duration = Duration::from_secs(30);
 
 /// Which part sizes a family accepts.
 #[derive(Debug, Clone, Copy)]
@@ -137,7 +140,8 @@ impl MultipartUploads {
     async fn complete_staged(&self, upload: &Upload, c: &Completion<'_>) -> Result<Value, Outcome> {
         // parts written in place: the writes in flight end first (a part whose record they
         // forgot is missing below), and none starts until the file is read and linked
-        let _exclusive = self.locks.exclusive(&upload.upload_id).await;
+        let exclusive = tokio::time::timeout(PARTS_IN_FLIGHT, self.locks.exclusive(&upload.upload_id)).await;
+        let Ok(_exclusive) = exclusive else { return Err(Outcome::Retryable(UploadError::Completing)) };
         let stored = self.catalog.parts(&upload.upload_id).await.map_err(retry)?;
         let by_number: HashMap<u32, &Part> = stored.iter().map(|p| (p.part_num, p)).collect();
         let mut ordered = Vec::with_capacity(c.parts.len());

@@ -19,7 +19,7 @@ use super::{MultipartUploads, UploadError};
 use crate::blob_store::Staged;
 use crate::catalog::{CatalogError, Part, Upload, UploadFamily};
 use crate::domain::chunk_size_for;
-use crate::ingest::Expectation;
+use crate::ingest::{Expectation, Hold};
 
 /// Locks by name (an upload, or one part of it), dropped from the map when nobody holds them.
 #[derive(Clone, Default)]
@@ -97,17 +97,28 @@ impl MultipartUploads {
         let id = &upload.upload_id;
         let offset = upload.file_size.and_then(|size| planned_offset(size, part_num));
         let offset = offset.ok_or_else(|| UploadError::PartSize(format!("part {part_num} is not in the plan")))?;
-        let _upload = self.locks.shared(id).await;
-        let _part = self.locks.exclusive(&format!("{id}#{part_num}")).await;
-        self.catalog.forget_parts(id, Some(part_num)).await.map_err(refused)?;
         let staged = Staged { key: key.to_owned(), size: 0 };
-        if self.store.staged_is_linked(&staged).await? {
+        let upload_lock = loop {
+            // held shared, no completion can link the file meanwhile
+            let shared = self.locks.shared(id).await;
+            if !self.store.staged_is_linked(&staged).await? {
+                break shared;
+            }
+            drop(shared);
             // a completion linked the file to its blob, then failed: the blob's bytes must
-            // never change, so the upload starts a new file (its parts went with the old one)
-            self.catalog.forget_parts(id, None).await.map_err(refused)?;
-            self.store.discard(&staged).await?;
-        }
-        let received = self.ingest.receive_in_place(body, expect, key, offset).await?;
+            // never change, so the upload starts a new file (its parts went with the old
+            // one) — once, by whichever part gets here first
+            let _alone = self.locks.exclusive(id).await;
+            if self.store.staged_is_linked(&staged).await? {
+                self.catalog.forget_parts(id, None).await.map_err(refused)?;
+                self.store.discard(&staged).await?;
+            }
+        };
+        let part_lock = self.locks.exclusive(&format!("{id}#{part_num}")).await;
+        // kept here until the part is recorded, and by its writer until its last write landed
+        let hold: Hold = Arc::new((upload_lock, part_lock));
+        self.catalog.forget_parts(id, Some(part_num)).await.map_err(refused)?;
+        let received = self.ingest.receive_in_place(body, expect, (key, offset), hold.clone()).await?;
         let etag = received.blob.sha256.to_string();
         let part = Part {
             part_num,
@@ -116,9 +127,19 @@ impl MultipartUploads {
             sha256: received.blob.sha256.clone(),
             etag: etag.clone(),
         };
-        self.catalog.put_part(id, &part).await.map_err(refused)?;
-        received.keep();
-        Ok(etag)
+        match self.catalog.put_part(id, &part).await {
+            Ok(_) => {
+                received.keep();
+                drop(hold);
+                Ok(etag)
+            }
+            Err(CatalogError::NotFound(what)) => {
+                // aborted or expired while it was written: its bytes may have made a new file
+                self.store.discard(&staged).await?;
+                Err(refused(CatalogError::NotFound(what)))
+            }
+            Err(other) => Err(refused(other)),
+        }
     }
 }
 
