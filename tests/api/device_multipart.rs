@@ -24,6 +24,28 @@ fn upload_staging(app: &TestApp) -> usize {
     app.upload_staging_files().len()
 }
 
+pub(crate) fn received(answer: &Value) -> Vec<bool> {
+    answer["signed_url_list"].as_array().unwrap().iter().map(|e| e["received"].as_bool().unwrap()).collect()
+}
+
+/// Sends every part of `started` not marked received; returns the completion's part list.
+pub(crate) async fn send_missing(app: &TestApp, data: &[u8], started: &Value) -> Vec<Value> {
+    let mut parts = Vec::new();
+    for (i, entry) in started["signed_url_list"].as_array().unwrap().iter().enumerate() {
+        let etag = match entry["etag"].as_str() {
+            Some(etag) => etag.to_owned(),
+            None => {
+                let chunk = data.chunks(CHUNK).nth(i).unwrap().to_vec();
+                let put = app.client.put(entry["url"].as_str().unwrap()).body(chunk).send().await.unwrap();
+                assert_eq!(put.status(), 200, "part {}", i + 1);
+                put.headers()["etag"].to_str().unwrap().to_owned()
+            }
+        };
+        parts.push(json!({"part_num": i + 1, "etag": etag}));
+    }
+    parts
+}
+
 /// The staging files one upload holding `parts` parts uses: a file per part, or one for the
 /// whole upload where parts are written in place (the local disk).
 fn staging_for(app: &TestApp, parts: usize) -> usize {
@@ -210,9 +232,6 @@ async fn starting_the_same_content_again_resumes_the_callers_upload() {
     let (data, plan) = file_and_plan();
     let start = || json!({"file_size": SIZE, "file_hash": FILE_HASH, "part_list": plan});
     let first = cam.post_ok("multipart", start()).await;
-    let received = |answer: &Value| -> Vec<bool> {
-        answer["signed_url_list"].as_array().unwrap().iter().map(|e| e["received"].as_bool().unwrap()).collect()
-    };
     assert_eq!(received(&first), [false; 6], "a fresh upload holds nothing (extra field only)");
     let mut etags = Vec::new();
     for num in [1, 4] {
@@ -239,18 +258,7 @@ async fn starting_the_same_content_again_resumes_the_callers_upload() {
     // the parts not held yet, sent to the fresh URLs, complete the upload; each part was
     // received once
     let upload_id = again["upload_id"].as_str().unwrap().to_owned();
-    let mut parts = Vec::new();
-    for (i, entry) in again["signed_url_list"].as_array().unwrap().iter().enumerate() {
-        let etag = match entry["etag"].as_str() {
-            Some(etag) => etag.to_owned(),
-            None => {
-                let chunk = data.chunks(CHUNK).nth(i).unwrap().to_vec();
-                let put = app.client.put(entry["url"].as_str().unwrap()).body(chunk).send().await.unwrap();
-                put.headers()["etag"].to_str().unwrap().to_owned()
-            }
-        };
-        parts.push(json!({"part_num": i + 1, "etag": etag}));
-    }
+    let parts = send_missing(&app, &data, &again).await;
     assert_eq!(app.catalog().parts(&upload_id).await.unwrap().len(), 6);
     assert_eq!(upload_staging(&app), staging_for(&app, 6), "bob's upload holds no part; ours holds each once");
     let done = cam

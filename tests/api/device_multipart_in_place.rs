@@ -6,30 +6,8 @@
 use serde_json::{Value, json};
 
 use crate::device_client::DeviceClient;
-use crate::device_multipart::{CHUNK, FILE_HASH, SIZE, file_and_plan};
+use crate::device_multipart::{CHUNK, FILE_HASH, SIZE, file_and_plan, received, send_missing};
 use crate::helpers::*;
-
-fn received(answer: &Value) -> Vec<bool> {
-    answer["signed_url_list"].as_array().unwrap().iter().map(|e| e["received"].as_bool().unwrap()).collect()
-}
-
-/// Sends every part of `started` not marked received; returns the completion's part list.
-async fn send_missing(app: &TestApp, data: &[u8], started: &Value) -> Vec<Value> {
-    let mut parts = Vec::new();
-    for (i, entry) in started["signed_url_list"].as_array().unwrap().iter().enumerate() {
-        let etag = match entry["etag"].as_str() {
-            Some(etag) => etag.to_owned(),
-            None => {
-                let chunk = data.chunks(CHUNK).nth(i).unwrap().to_vec();
-                let put = app.client.put(entry["url"].as_str().unwrap()).body(chunk).send().await.unwrap();
-                assert_eq!(put.status(), 200, "part {}", i + 1);
-                put.headers()["etag"].to_str().unwrap().to_owned()
-            }
-        };
-        parts.push(json!({"part_num": i + 1, "etag": etag}));
-    }
-    parts
-}
 
 fn completion(upload_id: &Value, parts: &[Value]) -> Value {
     json!({"file_size": SIZE, "file_hash": FILE_HASH, "s3_bucket_id": 1, "upload_id": upload_id, "part_list": parts})
