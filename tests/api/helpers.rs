@@ -193,6 +193,15 @@ pub fn files_under(dir: &Path) -> Vec<PathBuf> {
     found
 }
 
+/// Says that a test needing a real tool or client (`what`) cannot run here, and how to install
+/// it. Under `FERRY_TEST_REQUIRE_TOOLS=1` (`.ci/run` sets it, after installing everything) a
+/// missing tool fails the test instead: CI must never pass by not running them.
+pub fn tool_missing(what: &str, install: &str) {
+    let required = std::env::var("FERRY_TEST_REQUIRE_TOOLS").is_ok_and(|v| v == "1");
+    assert!(!required, "{what} cannot run here, and FERRY_TEST_REQUIRE_TOOLS=1 is set: {install}");
+    eprintln!("{what} not run: {install}");
+}
+
 pub fn sha256_hex(bytes: &[u8]) -> String {
     ferry::domain::Sha256Hex::of(bytes).to_string()
 }

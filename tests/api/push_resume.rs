@@ -112,7 +112,7 @@ fn shell_line(cmd: &std::process::Command) -> String {
 #[tokio::test]
 async fn progress_bars_render_on_a_terminal_and_not_when_piped() {
     if std::process::Command::new("script").arg("--version").output().is_err() {
-        eprintln!("not run: `script` (util-linux) is not installed");
+        tool_missing("the progress bar test", "apt-get install bsdutils (for `script`)");
         return;
     }
     let (app, proxy) = spawn_behind_proxy().await;

@@ -7,9 +7,8 @@
 //!
 //! The clients live outside the repository (`tests/clients/install`, which `.ci/run` runs,
 //! puts them under `~/.cache/ferry-ci`, or `FERRY_TEST_CLIENTS`); without them these tests
-//! say so and do not run.
+//! say so and do not run (under `FERRY_TEST_REQUIRE_TOOLS=1`, as in `.ci/run`, they fail).
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Once};
@@ -33,13 +32,8 @@ fn clients_dir() -> PathBuf {
 }
 
 fn not_run(which: &'static str, once: &'static Once) {
-    once.call_once(|| {
-        let _ = writeln!(
-            std::io::stderr(),
-            "{which} tests not run: install the tus clients with tests/clients/install (into {})",
-            clients_dir().display()
-        );
-    });
+    let install = format!("install the tus clients with tests/clients/install (into {})", clients_dir().display());
+    once.call_once(|| tool_missing(&format!("{which} tests"), &install));
 }
 
 /// tuspy's Python, or `None` (said once on stderr) when it is not installed.

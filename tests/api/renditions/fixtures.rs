@@ -15,7 +15,7 @@ pub fn tools_installed() -> bool {
         && works("heif-enc", "--version")
         && works("heif-convert", "--version");
     if !all {
-        eprintln!("SKIPPED a renditions test: apt-get install ffmpeg libheif-examples");
+        crate::helpers::tool_missing("a renditions test", "apt-get install ffmpeg libheif-examples");
     }
     all
 }

@@ -3,7 +3,7 @@
 //! tests make with the same tools (an HEVC MOV, an MJPEG AVI, an H.264 MP4 that needs
 //! nothing, a HEIC photo, a corrupt file), and served through every family.
 
-mod fixtures;
+pub(crate) mod fixtures;
 mod process;
 mod queue;
 

@@ -1,12 +1,15 @@
 //! The web gallery in a real browser: Debian's Chromium driven by Playwright for Python
 //! (`tests/clients/gallery_browser.py`) against the real `ferry serve`. Sign-in with a link,
-//! thumbnails of a JPEG and a PNG, a video that plays and seeks with Range, keyboard, an
-//! upload through the page, a tus upload that resumes after a dropped connection and a reload,
-//! delete, the devices page, phone width, no console errors, and a second account that sees
-//! nothing. Screenshots land in `target/browser-artifacts/`.
+//! thumbnails of a JPEG and a PNG grouped under today, a video that plays and seeks with
+//! Range, an HEVC clip and a HEIC photo shown through their renditions, facts, keyboard,
+//! download, uploads by picking and by dropping, a tus upload that retries by itself after a
+//! dropped connection and resumes after a reload, delete, the devices page, phone width, no
+//! console errors, and a second account that sees nothing. Screenshots land in
+//! `target/browser-artifacts/`.
 //!
 //! Playwright lives outside the repository (`tests/clients/install`, which `.ci/run` runs, with
-//! Chromium from apt); without it or Chromium this test says so and does not run.
+//! Chromium from apt); without it or Chromium this test says so and does not run (and fails
+//! under `FERRY_TEST_REQUIRE_TOOLS=1`, as in `.ci/run`).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -15,6 +18,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 use super::*;
+use crate::renditions::fixtures::{self, Clip};
 
 fn playwright() -> Option<PathBuf> {
     let dir = match std::env::var("FERRY_TEST_CLIENTS") {
@@ -24,9 +28,12 @@ fn playwright() -> Option<PathBuf> {
     let python = dir.join("browser-venv/bin/python");
     let ready = Command::new(&python).args(["-c", "import playwright"]).output().is_ok_and(|o| o.status.success())
         && Path::new("/usr/bin/chromium").exists()
-        && Command::new("ffmpeg").arg("-version").output().is_ok_and(|o| o.status.success());
+        && fixtures::tools_installed();
     if !ready {
-        eprintln!("browser test not run: apt-get install chromium ffmpeg, then tests/clients/install");
+        tool_missing(
+            "the browser test",
+            "apt-get install chromium ffmpeg libheif-examples, then tests/clients/install",
+        );
     }
     ready.then_some(python)
 }
@@ -63,12 +70,16 @@ async fn the_gallery_page_works_in_a_real_browser() {
     for user in ["ann", "bob"] {
         admin_on(&server, data, &["user", "add", user, "--level", "uploader"]);
     }
-    admin_on(&server, data, &["device", "add", "--user", "ann", "--name", "cam"]);
+    for device in ["cam", "phone"] {
+        admin_on(&server, data, &["device", "add", "--user", "ann", "--name", device]);
+    }
     let token = admin_on(&server, data, &["token", "add", "--user", "ann", "--scopes", "upload,read,delete"]);
     let token = token["token"].as_str().unwrap().to_owned();
 
     let jpeg = made(files.path(), "beach.jpg", &["-f", "lavfi", "-i", "testsrc2=size=640x480", "-frames:v", "1"]);
     let png = made(files.path(), "door.png", &["-f", "lavfi", "-i", "testsrc=size=320x240", "-frames:v", "1"]);
+    // 20 s at 4 Mbit/s (noise does not compress): the browser, on a throttled link, has only
+    // its start when the test seeks to its end, so the seek must ask for a range
     let clip = made(
         files.path(),
         "walk.mp4",
@@ -76,13 +87,19 @@ async fn the_gallery_page_works_in_a_real_browser() {
             "-f",
             "lavfi",
             "-i",
-            "testsrc2=size=320x240:rate=25:duration=6",
+            "testsrc2=size=640x360:rate=25:duration=20",
             "-f",
             "lavfi",
             "-i",
-            "sine=duration=6",
+            "sine=duration=20",
+            "-vf",
+            "noise=alls=30:allf=t",
             "-c:v",
             "libx264",
+            "-preset",
+            "ultrafast",
+            "-b:v",
+            "4M",
             "-pix_fmt",
             "yuv420p",
             "-c:a",
@@ -92,24 +109,37 @@ async fn the_gallery_page_works_in_a_real_browser() {
             "+faststart",
         ],
     );
+    // what browsers cannot show: shown through their renditions
+    let hevc = fixtures::made(Clip::HevcMov, 2, 320, 240);
+    let heic = fixtures::heic_photo(320, 240, None);
     let client = reqwest::Client::new();
-    for path in [&jpeg, &png, &clip] {
-        let name = path.file_name().unwrap().to_str().unwrap().to_owned();
+    let upload = |device: &'static str, name: String, bytes: Vec<u8>| {
         let form = reqwest::multipart::Form::new()
             .text("name", name.clone())
-            .part("event", reqwest::multipart::Part::bytes(std::fs::read(path).unwrap()).file_name(name));
-        let url = format!("{}/api/gallery/cam/upload", server.address);
-        let answer = client.post(url).bearer_auth(&token).multipart(form).send().await.unwrap();
-        assert_eq!(answer.status(), 200);
+            .part("event", reqwest::multipart::Part::bytes(bytes).file_name(name));
+        let url = format!("{}/api/gallery/{device}/upload", server.address);
+        let request = client.post(url).bearer_auth(&token).multipart(form);
+        async move { assert_eq!(request.send().await.unwrap().status(), 200) }
+    };
+    for path in [&jpeg, &png, &clip] {
+        let name = path.file_name().unwrap().to_str().unwrap().to_owned();
+        upload("cam", name, std::fs::read(path).unwrap()).await;
     }
-    // the page shows thumbnails once media processing has made them
+    upload("phone", "photo.heic".into(), heic).await;
+    upload("phone", "clip.mov".into(), hevc.bytes.clone()).await;
+    // the page shows thumbnails once media processing has made them, and renditions once
+    // their job has
     let timeline = || async {
         let url = format!("{}/api/timeline", server.address);
         client.get(url).bearer_auth(&token).send().await.unwrap().json::<Value>().await.unwrap()
     };
     let started = Instant::now();
-    while timeline().await["items"].as_array().unwrap().iter().any(|i| i["urls"]["thumbnail"].is_null()) {
-        assert!(started.elapsed() < Duration::from_secs(60), "thumbnails within a minute");
+    let unready = |i: &Value| {
+        i["urls"]["thumbnail"].is_null()
+            || (["photo.heic", "clip.mov"].contains(&i["name"].as_str().unwrap()) && i["urls"]["rendition"].is_null())
+    };
+    while timeline().await["items"].as_array().unwrap().iter().any(unready) {
+        assert!(started.elapsed() < Duration::from_secs(120), "thumbnails and renditions within two minutes");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 
@@ -124,7 +154,12 @@ async fn the_gallery_page_works_in_a_real_browser() {
         "ann_link": link("ann"),
         "bob_link": link("bob"),
         "pictures": ["beach.jpg", "door.png"],
+        "beach_size": std::fs::metadata(&jpeg).unwrap().len(),
         "video": "walk.mp4",
+        "video_badge": "▶ 0:20",
+        "hevc": "clip.mov",
+        "heic": "photo.heic",
+        "dropped": "dropped.txt",
         "small_upload": small,
         "big_upload": big,
         "delete": "door.png",
@@ -138,6 +173,7 @@ async fn the_gallery_page_works_in_a_real_browser() {
     assert!(out.status.success(), "the browser run failed:\n{stderr}");
     let findings: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert!(findings["resumed_at"].as_u64().unwrap() >= 8 << 20, "{findings}");
+    assert!(findings["seek_range_from"].as_u64().unwrap() > 0, "{findings}");
 
     // what the browser did, as the server sees it
     let items = timeline().await["items"].as_array().unwrap().clone();
@@ -147,6 +183,7 @@ async fn the_gallery_page_works_in_a_real_browser() {
     assert_eq!(uploaded["sha256"], sha256_hex(&std::fs::read(&big).unwrap()), "byte for byte");
     assert_eq!(uploaded["source"], json!({"kind": "folder", "name": "web"}));
     assert!(named("sketch.png").is_some());
+    assert_eq!(named("dropped.txt").expect("dropped on the page")["size"], 13);
     for shot in ["gallery-desktop.png", "gallery-phone.png"] {
         assert!(artifacts.join(shot).metadata().unwrap().len() > 10_000, "{shot} saved");
     }

@@ -31,6 +31,12 @@ async fn admin_web_link_prints_a_one_time_url_and_web_session_lists_and_revokes(
     let response =
         browser().post(format!("{}/web/signin", server.address)).form(&[("link", secret)]).send().await.unwrap();
     assert_eq!(response.status(), 303);
+    let cookie = response.headers()["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_owned();
+    let timeline = || {
+        let request = browser().get(format!("{}/api/timeline", server.address)).header("cookie", cookie.clone());
+        async move { request.send().await.unwrap() }
+    };
+    assert_eq!(timeline().await.status(), 200, "signed in");
 
     let (code, listed) = admin_json(data, &["web-session", "list", "--user", "ann"]);
     assert_eq!(code, 0);
@@ -42,6 +48,8 @@ async fn admin_web_link_prints_a_one_time_url_and_web_session_lists_and_revokes(
     let id = items[0]["session_id"].as_i64().unwrap().to_string();
     let (code, revoked) = admin_json(data, &["web-session", "revoke", &id]);
     assert_eq!((code, &revoked["is_revoked"]), (0, &serde_json::json!(true)), "{revoked}");
+    // the server (another process) refuses the browser within a second of the revocation
+    refused_within_a_second(timeline, 401, "unauthorized").await;
     let (_, listed) = admin_json(data, &["web-session", "list"]);
     assert_eq!(listed["items"], serde_json::json!([]));
 

@@ -1,6 +1,6 @@
 //! The web gallery's sign-in (issue 25), server side: one-time links, the session cookie and
 //! what it may do, CSRF, sign-out, revocation and expiry, and the admin commands. The page
-//! itself is driven in a real browser by `tests/browser`.
+//! itself is driven in a real browser by `browser.rs` (`tests/clients/gallery_browser.py`).
 
 mod browser;
 mod cli;
@@ -55,7 +55,10 @@ async fn sign_in(app: &TestApp, field: &str, value: &str) -> Browser {
     let page = page(app, Some(&secret)).await;
     let csrf = page.split(r#"<meta name="ferry-csrf" content=""#).nth(1).unwrap().split('"').next().unwrap().to_owned();
     assert_eq!(csrf, web::csrf_token(&secret), "the page carries the session's CSRF token");
-    assert_ne!(secrets::hash(&secret), secret);
+    // the catalog keeps the secret's hash, never the secret: a stolen catalog opens no session
+    let catalog = app.catalog();
+    assert!(catalog.web_session_by_hash(&secret).await.unwrap().is_none(), "the secret itself is no key");
+    assert!(catalog.web_session_by_hash(&secrets::hash(&secret)).await.unwrap().is_some(), "its hash is");
     Browser { secret, csrf }
 }
 

@@ -7,10 +7,18 @@
 const CSRF = document.querySelector('meta[name="ferry-csrf"]').content;
 const PAGE = 60;
 const TUS_CHUNK = 8 * 1024 * 1024;
+// waits between tries of an upload whose connection dropped or whose server was briefly away
+const RETRY_WAITS = [1000, 2000, 4000, 8000, 15000, 15000, 30000, 30000];
 const $ = (id) => document.getElementById(id);
 
-// `generation` counts restarts: an answer to a request made before the last one is dropped
-const state = { items: [], cursor: null, done: false, loading: false, open: -1, generation: 0 };
+// `generation` counts restarts: an answer to a request made before the last one is dropped.
+// The viewer remembers its item by id: a restart (an upload finished, a filter changed)
+// rebuilds `items`, and a position would then name another item.
+const state = { items: [], cursor: null, done: false, loading: false, openId: null, generation: 0 };
+
+function openIndex() {
+  return state.items.findIndex((i) => i.id === state.openId);
+}
 
 async function api(path, options = {}) {
   const headers = Object.assign({}, options.headers || {});
@@ -162,7 +170,7 @@ function browserPlays(item) {
 function openViewer(index) {
   const item = state.items[index];
   if (!item) return;
-  state.open = index;
+  state.openId = item.id;
   const stage = $("viewer-stage");
   stage.replaceChildren();
   if (isVideo(item)) {
@@ -200,18 +208,20 @@ function closeViewer() {
   const video = $("viewer-stage").querySelector("video");
   if (video) video.pause();
   $("viewer-stage").replaceChildren();
-  state.open = -1;
+  state.openId = null;
   if ($("viewer").open) $("viewer").close();
 }
 
 function step(by) {
-  const next = state.open + by;
+  const at = openIndex();
+  if (at < 0) return; // the list is being reloaded: the next key press finds it
+  const next = at + by;
   if (next >= 0 && next < state.items.length) openViewer(next);
   if (next >= state.items.length - 3) loadMore();
 }
 
 async function deleteOpen() {
-  const item = state.items[state.open];
+  const item = state.items[openIndex()];
   if (!item || !confirm(`Delete ${item.name}?`)) return;
   const response = await api(`/api/timeline/${encodeURIComponent(item.id)}`, { method: "DELETE" });
   if (!response.ok && response.status !== 404) {
@@ -224,8 +234,9 @@ async function deleteOpen() {
     tile.remove();
     if (!grid.children.length) grid.parentElement.remove();
   }
-  state.items.splice(state.open, 1);
-  if (state.items.length) openViewer(Math.min(state.open, state.items.length - 1));
+  const at = state.items.findIndex((i) => i.id === item.id);
+  if (at >= 0) state.items.splice(at, 1);
+  if (state.items.length) openViewer(Math.min(Math.max(at, 0), state.items.length - 1));
   else closeViewer();
 }
 
@@ -239,10 +250,69 @@ function fingerprint(file) {
   return `ferry-tus:${file.name}:${file.size}:${file.lastModified}`;
 }
 
+// A failure worth trying again: the connection dropped or the server was briefly away.
+class Interrupted extends Error {}
+
 async function tusOffset(url) {
   const response = await api(url, { method: "HEAD", headers: { "Tus-Resumable": "1.0.0" } });
-  if (!response.ok) return null;
+  if (response.status >= 500) throw new Interrupted(`the server answered ${response.status}`);
+  if (!response.ok) return null; // gone (expired, finished, removed): start over
   return Number(response.headers.get("Upload-Offset"));
+}
+
+// One PATCH of `chunk` at `offset`; resolves with the server's new offset. XMLHttpRequest,
+// not fetch: only it reports an upload's progress while its bytes leave.
+function patch(url, offset, chunk, onProgress) {
+  return new Promise((resolve, reject) => {
+    const request = new XMLHttpRequest();
+    request.open("PATCH", url);
+    request.setRequestHeader("Tus-Resumable", "1.0.0");
+    request.setRequestHeader("Upload-Offset", String(offset));
+    request.setRequestHeader("Content-Type", "application/offset+octet-stream");
+    request.setRequestHeader("X-CSRF-Token", CSRF);
+    request.upload.onprogress = (event) => onProgress(offset + event.loaded);
+    request.onerror = () => reject(new Interrupted("the connection dropped"));
+    request.ontimeout = request.onerror;
+    request.onload = () => {
+      if (request.status === 204) return resolve(Number(request.getResponseHeader("Upload-Offset")));
+      if (request.status === 401) location.reload();
+      let message = request.statusText;
+      try {
+        message = JSON.parse(request.responseText).message || message;
+      } catch (_) {}
+      // 409: another tab moved the offset; 423: a PATCH cut off a moment ago still holds it
+      const transient = request.status >= 500 || [408, 409, 423].includes(request.status);
+      reject(transient ? new Interrupted(message) : new Error(message));
+    };
+    request.send(chunk);
+  });
+}
+
+// Sends what the server lacks of `file`: resumes its upload when this browser started one
+// (remembered by name, size and date), else starts it.
+async function send(file, show) {
+  let url = localStorage.getItem(fingerprint(file));
+  let offset = url ? await tusOffset(url) : null;
+  if (offset === null) {
+    const metadata = `filename ${b64(file.name)},filetype ${b64(file.type || "application/octet-stream")},folder_id ${b64("web")}`;
+    const created = await api("/files/", {
+      method: "POST",
+      headers: { "Tus-Resumable": "1.0.0", "Upload-Length": String(file.size), "Upload-Metadata": metadata },
+    });
+    if (created.status >= 500) throw new Interrupted(`the server answered ${created.status}`);
+    if (created.status !== 201) throw new Error((await created.json()).message || created.statusText);
+    url = new URL(created.headers.get("Location"), location.href).pathname;
+    localStorage.setItem(fingerprint(file), url);
+    offset = 0;
+  } else if (offset > 0) {
+    show(offset, `resuming at ${size(offset)}`);
+  }
+  while (offset < file.size || file.size === 0) {
+    offset = await patch(url, offset, file.slice(offset, offset + TUS_CHUNK), (sent) => show(sent));
+    show(offset);
+    if (file.size === 0) break;
+  }
+  localStorage.removeItem(fingerprint(file));
 }
 
 async function upload(file) {
@@ -250,52 +320,48 @@ async function upload(file) {
   const status = el("span", { class: "muted" }, "waiting");
   const row = el("li", {}, el("span", { class: "name" }, file.name), bar, status);
   $("uploads").append(row);
-  try {
-    let url = localStorage.getItem(fingerprint(file));
-    let offset = url ? await tusOffset(url) : null;
-    if (offset === null) {
-      const metadata = `filename ${b64(file.name)},filetype ${b64(file.type || "application/octet-stream")},folder_id ${b64("web")}`;
-      const created = await api("/files/", {
-        method: "POST",
-        headers: { "Tus-Resumable": "1.0.0", "Upload-Length": String(file.size), "Upload-Metadata": metadata },
-      });
-      if (created.status !== 201) throw new Error((await created.json()).message || created.statusText);
-      url = new URL(created.headers.get("Location"), location.href).pathname;
-      localStorage.setItem(fingerprint(file), url);
-      offset = 0;
-    } else {
-      status.textContent = `resuming at ${size(offset)}`;
+  let tries = 0;
+  let best = 0;
+  const show = (sent, text) => {
+    // bytes that got further than any try before earn the upload its tries back
+    if (sent > best) tries = 0;
+    best = Math.max(best, sent);
+    bar.value = sent;
+    status.textContent = text || `${size(sent)} of ${size(file.size)}`;
+  };
+  for (;;) {
+    try {
+      await send(file, show);
+      status.textContent = "done";
+      row.classList.add("done");
+      setTimeout(() => row.remove(), 4000);
+      return true;
+    } catch (error) {
+      // fetch reports a dropped connection as a TypeError
+      const interrupted = error instanceof Interrupted || error instanceof TypeError;
+      if (!interrupted || tries >= RETRY_WAITS.length) {
+        status.textContent = `failed: ${error.message} (choose the file again to resume)`;
+        row.classList.add("failed");
+        return false;
+      }
+      const wait = RETRY_WAITS[tries];
+      tries += 1;
+      status.textContent = `${error.message}: trying again in ${wait / 1000} s`;
+      await new Promise((done) => setTimeout(done, wait));
     }
-    while (offset < file.size || file.size === 0) {
-      const chunk = file.slice(offset, offset + TUS_CHUNK);
-      const answer = await api(url, {
-        method: "PATCH",
-        headers: { "Tus-Resumable": "1.0.0", "Upload-Offset": String(offset), "Content-Type": "application/offset+octet-stream" },
-        body: chunk,
-      });
-      if (answer.status !== 204) throw new Error((await answer.json()).message || answer.statusText);
-      offset = Number(answer.headers.get("Upload-Offset"));
-      bar.value = offset;
-      status.textContent = `${size(offset)} of ${size(file.size)}`;
-      if (file.size === 0) break;
-    }
-    localStorage.removeItem(fingerprint(file));
-    status.textContent = "done";
-    row.classList.add("done");
-    setTimeout(() => row.remove(), 4000);
-    return true;
-  } catch (error) {
-    status.textContent = `failed: ${error.message} (choose the file again to resume)`;
-    row.classList.add("failed");
-    return false;
   }
 }
 
 async function uploadAll(files) {
   if (!files.length) return;
+  // busy until the new items are listed with their thumbnails (or the look gave up)
+  $("uploads").setAttribute("aria-busy", "true");
   let any = false;
   for (const file of files) any = (await upload(file)) || any;
-  if (!any) return;
+  if (!any) {
+    $("uploads").removeAttribute("aria-busy");
+    return;
+  }
   restart();
   // new pictures show once media processing has made their thumbnails: look again a few
   // times while the newest items still lack one
@@ -308,6 +374,7 @@ async function uploadAll(files) {
     }
   } finally {
     restart();
+    $("uploads").removeAttribute("aria-busy");
   }
 }
 
