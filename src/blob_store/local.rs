@@ -207,6 +207,10 @@ impl BlobStore for LocalStore {
         true
     }
 
+    fn staged_file(&self, staged: &Staged) -> Option<PathBuf> {
+        self.staged_path(staged).ok()
+    }
+
     async fn write_in_place(&self, key: &str, offset: u64) -> Result<Box<dyn StagingWriter>, StoreError> {
         self.part_writer(key, offset).await
     }

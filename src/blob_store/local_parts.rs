@@ -1,8 +1,9 @@
 //! Parts written in place on local disk. A device-family multipart upload knows where each
 //! part goes (its parts are the chunks of the file-hashing rule), so every part is written
 //! at its offset of one staging file, `staging/uploads/<upload id>`, and completing needs no
-//! second copy: the file is read once to verify it and linked to its content address. A
-//! copy would write every byte to the disk twice, which is what made a 1 GiB device upload
+//! second copy: the file is verified (its SHA-256 read as its parts are recorded, see
+//! `ingest::multipart::frontier`) and linked to its content address. A copy would write
+//! every byte to the disk twice, which is what made a 1 GiB device upload
 //! take twice as long as a signed PUT of the same bytes.
 //!
 //! The link leaves the staging name until the completion is recorded, so a completion that

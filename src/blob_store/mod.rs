@@ -146,6 +146,12 @@ pub trait BlobStore: Send + Sync + 'static {
     async fn link_staged(&self, staged: &Staged, _sha256: &Sha256Hex) -> Result<Placed, StoreError> {
         Err(std::io::Error::other(format!("{} links no staging ({})", self.describe(), staged.key)).into())
     }
+    /// The file that holds a staged object, when the store keeps staging as local files: a
+    /// completion of parts written in place hashes the regions it has not seen yet straight
+    /// from it (see `ingest::multipart::frontier`). `None` elsewhere (S3).
+    fn staged_file(&self, _staged: &Staged) -> Option<std::path::PathBuf> {
+        None
+    }
     /// Whether a staged object has a second name (a completion linked it to a blob).
     async fn staged_is_linked(&self, _staged: &Staged) -> Result<bool, StoreError> {
         Ok(false)

@@ -21,6 +21,7 @@ mod staged;
 
 // the resumable (tus) service appends with the same stages, request by request
 pub use expectation::{Expectation, ExpectedHash, IngestError, Mismatch};
+pub use in_place::HashedInPlace;
 pub(crate) use pump::{Checksum, Hashers, Pump};
 use receive::Destination;
 pub(crate) use receive::{Hold, next_batch};

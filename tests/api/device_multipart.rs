@@ -20,6 +20,15 @@ pub(crate) fn file_and_plan() -> (Vec<u8>, Vec<Value>) {
     (data, plan)
 }
 
+/// The store holds one blob: `data`, at its content address (the SHA-256 of the whole file,
+/// which a completion of parts written in place carries across the parts).
+pub(crate) fn assert_stored(app: &TestApp, data: &[u8]) {
+    let files = app.blob_files();
+    assert_eq!(files.len(), 1, "{files:?}");
+    assert_eq!(files[0].file_name().unwrap().to_str().unwrap(), sha256_hex(data), "stored at its content address");
+    assert!(std::fs::read(&files[0]).unwrap() == data, "the stored bytes are the file");
+}
+
 fn upload_staging(app: &TestApp) -> usize {
     app.upload_staging_files().len()
 }
@@ -94,9 +103,7 @@ async fn parts_in_any_order_with_a_retry_complete_into_the_file() {
         assert_eq!(done.json::<Value>().await.unwrap(), json!({}));
     }
     assert_eq!(upload_staging(&app), 0, "parts are freed after completion");
-    let files = app.blob_files();
-    assert_eq!(files.len(), 1);
-    assert_eq!(std::fs::read(&files[0]).unwrap(), data);
+    assert_stored(&app, &data);
 
     let created = cam.create("/big.bin", FILE_HASH, SIZE).await;
     assert_eq!(created.status(), 200);

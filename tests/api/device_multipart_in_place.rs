@@ -6,7 +6,7 @@
 use serde_json::{Value, json};
 
 use crate::device_client::DeviceClient;
-use crate::device_multipart::{CHUNK, FILE_HASH, SIZE, file_and_plan, received, send_missing};
+use crate::device_multipart::{CHUNK, FILE_HASH, SIZE, assert_stored, file_and_plan, received, send_missing};
 use crate::helpers::*;
 
 fn completion(upload_id: &Value, parts: &[Value]) -> Value {
@@ -41,9 +41,7 @@ async fn a_part_sent_again_with_wrong_bytes_is_never_completed_from() {
     let parts = send_missing(&app, &data, &again).await;
     let done = cam.post("multipart_complete", completion(&again["upload_id"], &parts)).await;
     assert_eq!(done.status(), 201);
-    let stored = app.blob_files();
-    assert_eq!(stored.len(), 1);
-    assert!(std::fs::read(&stored[0]).unwrap() == data, "the stored file is the right one");
+    assert_stored(&app, &data);
     assert_eq!(app.upload_staging_files().len(), 0);
 }
 
@@ -85,7 +83,54 @@ async fn a_file_already_linked_to_a_blob_is_never_written_again() {
     let parts = send_missing(&app, &data, &again).await;
     let done = cam.post("multipart_complete", completion(&again["upload_id"], &parts)).await;
     assert_eq!(done.status(), 201);
-    assert!(std::fs::read(&app.blob_files()[0]).unwrap() == data);
+    assert_stored(&app, &data);
     assert!(std::fs::read(&linked).unwrap() == data);
     assert_eq!(app.upload_staging_files().len(), 0);
+}
+
+#[tokio::test]
+async fn a_completion_racing_the_parts_it_follows_stores_the_file_at_its_address() {
+    // the whole-file hash follows the parts as they are recorded; a completion sent the
+    // moment the last part is answered finds it anywhere from the start to the end, and
+    // parts recorded out of order, or sent again, only move where it can get to
+    for round in 0..4 {
+        let app = spawn_app().await;
+        let (_, cam) = DeviceClient::setup(&app, "alice", "/").await;
+        let (data, plan) = file_and_plan();
+        let start = || json!({"file_size": SIZE, "file_hash": FILE_HASH, "part_list": plan});
+        let started = cam.post_ok("multipart", start()).await;
+        let put = |num: usize| {
+            let url = started["signed_url_list"][num - 1]["url"].as_str().unwrap().to_owned();
+            let request = app.client.put(url).body(data.chunks(CHUNK).nth(num - 1).unwrap().to_vec()).send();
+            async move {
+                let answer = request.await.unwrap();
+                assert_eq!(answer.status(), 200, "part {num}");
+                json!({"part_num": num, "etag": answer.headers()["etag"].to_str().unwrap()})
+            }
+        };
+        let mut parts = match round {
+            // the last parts first: nothing is followed until part 1 is there
+            0 => vec![put(6).await, put(5).await, put(4).await, put(3).await, put(2).await, put(1).await],
+            // every part at once
+            1 => {
+                let (a, b, c, d, e, f) = tokio::join!(put(1), put(2), put(3), put(4), put(5), put(6));
+                vec![a, b, c, d, e, f]
+            }
+            // in order, then parts 1 and 4 sent again after the hash got past them
+            _ => {
+                let mut sent = Vec::new();
+                for num in 1..=6 {
+                    sent.push(put(num).await);
+                }
+                tokio::join!(put(1), put(4));
+                sent
+            }
+        };
+        parts.sort_by_key(|p| p["part_num"].as_u64());
+        let done = cam.post("multipart_complete", completion(&started["upload_id"], &parts)).await;
+        assert_eq!(done.status(), 201, "round {round}: {:?}", done.text().await);
+        assert_stored(&app, &data);
+        let created = cam.create("/big.bin", FILE_HASH, SIZE).await;
+        assert_eq!(created.status(), 200, "round {round}: the file is named by its device hash");
+    }
 }

@@ -1,7 +1,8 @@
 //! Device-family parts written in place (on a store that can, the local disk): the plan fixes
 //! each part's offset, so part N streams straight into its region of `uploads/<upload id>`,
-//! and completing reads that file once and links it to its content address — the bytes are
-//! written to the disk once instead of twice (see `blob_store::local_parts`).
+//! and completing verifies that file (hashed as its parts are recorded, `frontier`) and links
+//! it to its content address — the bytes are written to the disk once instead of twice (see
+//! `blob_store::local_parts`).
 //!
 //! A region has no file of its own to replace, so a part is forgotten in the catalog before
 //! it is written again (a crash mid-write leaves it missing, never wrong), two writes of one
@@ -59,7 +60,7 @@ impl InPlaceLocks {
 }
 
 /// Where part `part_num` of a file of `file_size` bytes starts, by the file-hashing rule.
-fn planned_offset(file_size: u64, part_num: u32) -> Option<u64> {
+pub(super) fn planned_offset(file_size: u64, part_num: u32) -> Option<u64> {
     let chunk = chunk_size_for(file_size);
     let index = u64::from(part_num.checked_sub(1)?);
     match chunk {
@@ -110,6 +111,7 @@ impl MultipartUploads {
             // one) — once, by whichever part gets here first
             let _alone = self.locks.exclusive(id).await;
             if self.store.staged_is_linked(&staged).await? {
+                self.frontiers.forget(id);
                 self.catalog.forget_parts(id, None).await.map_err(refused)?;
                 self.store.discard(&staged).await?;
             }
@@ -131,6 +133,7 @@ impl MultipartUploads {
             Ok(_) => {
                 received.keep();
                 drop(hold);
+                self.advance_frontier(upload, key);
                 Ok(etag)
             }
             Err(CatalogError::NotFound(what)) => {

@@ -12,6 +12,7 @@
 //! undone and a winning abort makes the completion fail.
 
 mod complete;
+mod frontier;
 mod in_place;
 
 use std::sync::Arc;
@@ -99,6 +100,8 @@ pub struct MultipartUploads {
     max_size: u64,
     /// Parts written in place take turns with each other and with their completion.
     locks: in_place::InPlaceLocks,
+    /// How far the whole-file hash of each upload written in place has got.
+    frontiers: frontier::Frontiers,
 }
 
 impl MultipartUploads {
@@ -112,6 +115,7 @@ impl MultipartUploads {
             url_ttl: config.signed_url_ttl,
             max_size: config.max_upload_size,
             locks: Default::default(),
+            frontiers: Default::default(),
         }
     }
 
@@ -325,6 +329,7 @@ impl MultipartUploads {
     /// server's upload and any object it was assembled into. Failures are logged; what stays
     /// behind is reported by `ferry admin check`.
     async fn drop_bytes(&self, upload_id: &str, parts: Vec<Part>) {
+        self.frontiers.forget(upload_id);
         if let (Some(direct), Some(held)) = (self.store.direct(), DirectMultipart::parse(upload_id))
             && let Err(e) = direct.abort_multipart(&held).await
         {
