@@ -176,59 +176,85 @@ async fn abort_frees_the_parts_and_expiry_does_too() {
     assert!(app.blob_files().is_empty());
 }
 
+/// A real `ferry serve` that tests kill and start again on the same data, with alice's
+/// device `cam` granted a volume.
+pub(crate) struct ServedDevice {
+    _dir: tempfile::TempDir,
+    pub data_dir: std::path::PathBuf,
+    server: Option<FerryProcess>,
+    key: String,
+    grant: String,
+    pub client: reqwest::Client,
+}
+
+impl ServedDevice {
+    pub(crate) fn start() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let data_dir = dir.path().join("data");
+        let server = FerryProcess::start(&data_dir, &[]);
+        admin_json(&data_dir, &["user", "add", "alice", "--level", "uploader"]);
+        let key = admin_json(&data_dir, &["device", "add", "--user", "alice", "--name", "cam"]).1;
+        admin_json(&data_dir, &["volume", "add", "photos", "--user", "alice"]);
+        let grant = admin_json(&data_dir, &["grant", "add", "--device", "cam", "--volume", "photos"]).1;
+        Self {
+            _dir: dir,
+            data_dir,
+            server: Some(server),
+            key: key["device_session_key"].as_str().unwrap().to_owned(),
+            grant: grant["media_grant_id"].as_str().unwrap().to_owned(),
+            client: reqwest::Client::new(),
+        }
+    }
+
+    fn address(&self) -> &str {
+        &self.server.as_ref().expect("running").address
+    }
+
+    /// SIGKILL, then `between` (the server is down), then a new server on the same data.
+    pub(crate) fn restart(&mut self, between: impl FnOnce()) {
+        drop(self.server.take());
+        between();
+        self.server = Some(FerryProcess::start(&self.data_dir, &[]));
+    }
+
+    pub(crate) async fn post(&self, op: &str, body: Value) -> reqwest::Response {
+        let (address, grant, key) = (self.address(), &self.grant, &self.key);
+        let url = format!("{address}/device/1/media_grant/{grant}/{op}?device_session_key={key}");
+        self.client.post(url).json(&body).send().await.unwrap()
+    }
+
+    /// Puts part `num` of `started` (the test file's chunk) on the server running now
+    /// (signatures cover path and query, so a URL works on a restarted server's address);
+    /// its completion entry.
+    pub(crate) async fn put_part(&self, data: &[u8], started: &Value, num: usize) -> Value {
+        let url = started["signed_url_list"][num - 1]["url"].as_str().unwrap();
+        let url = url.replacen(&url[..url.find("/signed").unwrap()], self.address(), 1);
+        let put = self.client.put(url).body(data.chunks(CHUNK).nth(num - 1).unwrap().to_vec()).send().await.unwrap();
+        assert_eq!(put.status(), 200, "part {num}");
+        json!({"part_num": num, "etag": put.headers()["etag"].to_str().unwrap()})
+    }
+}
+
 #[tokio::test]
 async fn parts_survive_a_restart() {
-    let dir = tempfile::tempdir().unwrap();
-    let data_dir = dir.path().join("data");
-    let server = FerryProcess::start(&data_dir, &[]);
-    admin_json(&data_dir, &["user", "add", "alice", "--level", "uploader"]);
-    let key = admin_json(&data_dir, &["device", "add", "--user", "alice", "--name", "cam"]).1["device_session_key"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    admin_json(&data_dir, &["volume", "add", "photos", "--user", "alice"]);
-    let grant = admin_json(&data_dir, &["grant", "add", "--device", "cam", "--volume", "photos"]).1["media_grant_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let client = reqwest::Client::new();
-    let call =
-        |address: &str, op: &str| format!("{address}/device/1/media_grant/{grant}/{op}?device_session_key={key}");
-
+    let mut served = ServedDevice::start();
     let (data, plan) = file_and_plan();
-    let started: Value = client
-        .post(call(&server.address, "multipart"))
-        .json(&json!({"file_size": SIZE, "file_hash": FILE_HASH, "part_list": plan}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let urls: Vec<String> =
-        started["signed_url_list"].as_array().unwrap().iter().map(|u| u["url"].as_str().unwrap().to_owned()).collect();
-    let mut etags = Vec::new();
-    for (url, chunk) in urls.iter().zip(data.chunks(CHUNK)).take(5) {
-        let put = client.put(url).body(chunk.to_vec()).send().await.unwrap();
-        etags.push(put.headers()["etag"].to_str().unwrap().to_owned());
+    let started = served.post("multipart", json!({"file_size": SIZE, "file_hash": FILE_HASH, "part_list": plan})).await;
+    let started: Value = started.json().await.unwrap();
+    let mut parts = Vec::new();
+    for num in 1..=5 {
+        parts.push(served.put_part(&data, &started, num).await);
     }
-    drop(server); // SIGKILL
-
-    let restarted = FerryProcess::start(&data_dir, &[]);
-    // signatures cover path and query, so the URL works on the restarted server's address
-    let last = urls[5].replacen(&urls[5][..urls[5].find("/signed").unwrap()], &restarted.address, 1);
-    let put = client.put(&last).body(data[5 * CHUNK..].to_vec()).send().await.unwrap();
-    assert_eq!(put.status(), 200);
-    etags.push(put.headers()["etag"].to_str().unwrap().to_owned());
-    let parts: Vec<Value> = etags.iter().enumerate().map(|(i, e)| json!({"part_num": i + 1, "etag": e})).collect();
-    let done = client
-        .post(call(&restarted.address, "multipart_complete"))
-        .json(&json!({"file_size": SIZE, "file_hash": FILE_HASH, "s3_bucket_id": 1, "upload_id": started["upload_id"], "part_list": parts}))
-        .send()
-        .await
-        .unwrap();
+    served.restart(|| {});
+    parts.push(served.put_part(&data, &started, 6).await);
+    let done = served
+        .post(
+            "multipart_complete",
+            json!({"file_size": SIZE, "file_hash": FILE_HASH, "s3_bucket_id": 1, "upload_id": started["upload_id"], "part_list": parts}),
+        )
+        .await;
     assert_eq!(done.status(), 201, "{}", done.text().await.unwrap());
-    let stored = files_under(&data_dir.join("blobs"));
+    let stored = files_under(&served.data_dir.join("blobs"));
     assert_eq!(std::fs::read(&stored[0]).unwrap(), data);
 }
 

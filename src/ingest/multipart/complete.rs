@@ -171,6 +171,7 @@ impl MultipartUploads {
         };
         let etag = multipart_etag(&ordered);
         let answer = self.record(upload, received, &etag, c).await?;
+        self.frontiers.forget(&upload.upload_id);
         // only now, with the completion recorded, may the parts go (a concurrent completion
         // waits on the claim instead of reading them)
         if let Err(e) = self.ingest.discard_staged(&staged).await {

@@ -119,6 +119,7 @@ impl MultipartUploads {
         let part_lock = self.locks.exclusive(&format!("{id}#{part_num}")).await;
         // kept here until the part is recorded, and by its writer until its last write landed
         let hold: Hold = Arc::new((upload_lock, part_lock));
+        self.frontiers.unvouch(id, part_num);
         self.catalog.forget_parts(id, Some(part_num)).await.map_err(refused)?;
         let received = self.ingest.receive_in_place(body, expect, (key, offset), hold.clone()).await?;
         let etag = received.blob.sha256.to_string();
@@ -132,8 +133,9 @@ impl MultipartUploads {
         match self.catalog.put_part(id, &part).await {
             Ok(_) => {
                 received.keep();
+                // vouched for before its locks go, so the frontier never asks the catalog
+                self.advance_frontier(upload, key, &part);
                 drop(hold);
-                self.advance_frontier(upload, key);
                 Ok(etag)
             }
             Err(CatalogError::NotFound(what)) => {
