@@ -70,6 +70,9 @@ struct Frontier {
     whole: Sha256,
     offset: u64,
     parts: Vec<[u8; 32]>,
+    /// The next part's record whose region was found not to hold it: not read again until
+    /// the part is written again.
+    refused: Option<[u8; 32]>,
 }
 
 impl Frontiers {
@@ -197,7 +200,7 @@ impl MultipartUploads {
                 (part.size, recorded)
             }
         };
-        if size != planned {
+        if size != planned || (vouched.is_none() && frontier.refused == Some(recorded)) {
             return Ok(false);
         }
         let (whole, path) = (frontier.whole.clone(), path.to_owned());
@@ -207,11 +210,13 @@ impl MultipartUploads {
         if read != size || digest.is_some_and(|digest| digest != recorded) {
             // not what its record says: the completion reads it again, and refuses the file
             tracing::warn!(upload = %id, part = next, "a part's region does not hold its recorded bytes");
+            frontier.refused = Some(recorded);
             return Ok(false);
         }
         frontier.whole = whole;
         frontier.offset += read;
         frontier.parts.push(recorded);
+        frontier.refused = None;
         Ok(true)
     }
 
@@ -241,7 +246,7 @@ impl MultipartUploads {
             .iter()
             .map(|p| (p.size, digest_of(p).filter(|d| written_here.get(&p.part_num) == Some(&(p.size, *d)))))
             .collect();
-        let Frontier { whole, offset: from, parts: mut digests } = start;
+        let Frontier { whole, offset: from, parts: mut digests, .. } = start;
         tracing::debug!(upload = %upload.upload_id, from, total = staged.size, "hashing what the frontier has not reached");
         let (whole, digests, head, size) = blocking(move || {
             let file = File::open(&path)?;
