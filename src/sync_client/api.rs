@@ -14,6 +14,9 @@ use crate::domain::{ErrorCode, Sha256Hex};
 const ATTEMPTS: u32 = 5;
 /// The first pause before a retry; it doubles each time (0.5 + 1 + 2 + 4 s at most).
 const FIRST_BACKOFF: Duration = Duration::from_millis(500);
+/// The longest a server's `Retry-After` makes a retry wait (a busier server is asked again
+/// then, and the run fails after its attempts rather than hanging).
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(30);
 
 /// Why a call failed.
 #[derive(Debug, thiserror::Error)]
@@ -23,7 +26,7 @@ pub enum ApiError {
     #[error("the server at {server} refused the device key: {message} (check --device-key / FERRY_DEVICE_KEY)")]
     BadKey { server: String, message: String },
     #[error("{message} (HTTP {status}, {code})")]
-    Refused { status: u16, code: String, message: String, body: Value },
+    Refused { status: u16, code: String, message: String, body: Value, retry_after: Option<Duration> },
     #[error("unexpected answer from {url}: {reason}")]
     Protocol { url: String, reason: String },
 }
@@ -162,6 +165,7 @@ impl DeviceApi {
         let request = self.http.post(url).header(reqwest::header::CONTENT_TYPE, "application/json");
         let response = request.body(body.to_string()).send().await.map_err(|e| self.unreachable(e))?;
         let status = response.status();
+        let retry_after = retry_after(&response);
         let bytes = response.bytes().await.map_err(|e| self.unreachable(e))?;
         let value: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
         if status.is_success() {
@@ -180,7 +184,7 @@ impl DeviceApi {
             let message = format!("{url} is not a Ferry device API (HTTP 404); check --server");
             return Err(ApiError::Protocol { url: url.to_owned(), reason: message });
         }
-        Err(ApiError::Refused { status: status.as_u16(), code, message, body: value })
+        Err(ApiError::Refused { status: status.as_u16(), code, message, body: value, retry_after })
     }
 
     fn unreachable(&self, e: reqwest::Error) -> ApiError {
@@ -195,7 +199,7 @@ impl DeviceApi {
 /// A refusal the client concludes itself, as the server would have answered it.
 fn refusal(code: ErrorCode, message: &str) -> ApiError {
     let (status, code, message) = (code.status(), code.as_str().to_owned(), message.to_owned());
-    ApiError::Refused { status, code, message, body: Value::Null }
+    ApiError::Refused { status, code, message, body: Value::Null, retry_after: None }
 }
 
 /// An error with its causes ("error sending request: … : Connection refused").
@@ -216,16 +220,34 @@ pub fn error_chain(e: &dyn std::error::Error) -> String {
 /// Errors that may go away on their own (the network, an overloaded server).
 pub trait Transient {
     fn is_transient(&self) -> bool;
+    /// How long the server asked to be left alone (`Retry-After`), if it did.
+    fn retry_after(&self) -> Option<Duration> {
+        None
+    }
 }
 
 impl Transient for ApiError {
     fn is_transient(&self) -> bool {
         ApiError::is_transient(self)
     }
+
+    fn retry_after(&self) -> Option<Duration> {
+        match self {
+            ApiError::Refused { retry_after, .. } => *retry_after,
+            _ => None,
+        }
+    }
+}
+
+/// A `Retry-After` in seconds (the form Ferry and most servers send; an HTTP date is ignored).
+fn retry_after(response: &reqwest::Response) -> Option<Duration> {
+    let value = response.headers().get(reqwest::header::RETRY_AFTER)?.to_str().ok()?;
+    value.trim().parse::<u64>().ok().map(Duration::from_secs)
 }
 
 /// Retries `attempt` while it fails transiently, with the same bounded backoff as API calls
-/// (signed PUTs and GETs go to other hosts than the API, but fail the same ways).
+/// (signed PUTs and GETs go to other hosts than the API, but fail the same ways), waiting
+/// at least as long as a `Retry-After` asks (up to [`MAX_RETRY_AFTER`]).
 pub async fn with_retries<T, E, F, Fut>(mut attempt: F) -> Result<T, E>
 where
     E: Transient,
@@ -236,13 +258,19 @@ where
     for _ in 1..ATTEMPTS {
         match attempt().await {
             Err(e) if e.is_transient() => {
-                tokio::time::sleep(pause).await;
+                tokio::time::sleep(pause_before_retry(pause, e.retry_after())).await;
                 pause *= 2;
             }
             other => return other,
         }
     }
     attempt().await
+}
+
+/// The backoff, or what the server asked for when that is longer (at most
+/// [`MAX_RETRY_AFTER`]).
+fn pause_before_retry(backoff: Duration, asked: Option<Duration>) -> Duration {
+    asked.map_or(backoff, |asked| asked.min(MAX_RETRY_AFTER).max(backoff))
 }
 
 /// The scheme, host and port of a URL (what an unreachable error names).
@@ -253,9 +281,24 @@ pub fn origin_of(url: &str) -> String {
 /// A non-2xx answer of a signed URL as an [`ApiError`].
 pub async fn refused_by(response: reqwest::Response) -> ApiError {
     let status = response.status().as_u16();
+    let retry_after = retry_after(&response);
     let bytes = response.bytes().await.unwrap_or_default();
     let value: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
     let code = value["error"].as_str().unwrap_or("http_error").to_owned();
     let message = value["message"].as_str().map_or_else(|| format!("HTTP {status}"), str::to_owned);
-    ApiError::Refused { status, code, message, body: value }
+    ApiError::Refused { status, code, message, body: value, retry_after }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_retry_waits_as_long_as_the_server_asks_within_bounds() {
+        let second = Duration::from_secs(1);
+        assert_eq!(pause_before_retry(second, None), second);
+        assert_eq!(pause_before_retry(second, Some(Duration::from_secs(3))), Duration::from_secs(3));
+        assert_eq!(pause_before_retry(second, Some(Duration::ZERO)), second, "never sooner than the backoff");
+        assert_eq!(pause_before_retry(second, Some(Duration::from_secs(3600))), MAX_RETRY_AFTER);
+    }
 }

@@ -141,3 +141,23 @@ async fn progress_bars_render_on_a_terminal_and_not_when_piped() {
     assert!(piped.stderr.contains("hashing: 2/2 files"), "plain lines instead: {piped:?}");
     assert!(piped.stdout.contains("2 files seen"), "{piped:?}");
 }
+
+#[tokio::test]
+async fn a_busy_server_is_asked_again_after_the_time_it_names() {
+    // a catalog outage answers 503 with Retry-After: the client waits that long (not its own
+    // half-second backoff) and then finishes the run
+    let (app, proxy) = spawn_behind_proxy().await;
+    let (_, cam) = DeviceClient::setup(&app, "alice", "/").await;
+    let dir = tempfile::tempdir().unwrap();
+    write_tree(dir.path(), &[("a.txt", b"first".to_vec()), ("b.txt", b"second".to_vec())]);
+    proxy.busy_for("upload", 2, 2);
+    let summary = SyncCli::new(&proxy.address, &cam).ok("push", dir.path(), &["--to", "/busy"]).await;
+    assert_eq!(summary["files_uploaded"], 2, "{summary}");
+    let checks: Vec<_> = proxy.take().into_iter().filter(|s| s.op() == "upload").collect();
+    let statuses: Vec<u16> = checks.iter().map(|s| s.status).collect();
+    assert_eq!(statuses, [503, 503, 200], "asked again until it answered");
+    for pair in checks.windows(2) {
+        let waited = pair[1].at - pair[0].at;
+        assert!(waited >= Duration::from_millis(1950), "waited {waited:?} of the 2 s asked");
+    }
+}

@@ -23,6 +23,8 @@ pub struct Seen {
     pub status: u16,
     /// Request body bytes forwarded to the server.
     pub bytes: u64,
+    /// When the request arrived.
+    pub at: std::time::Instant,
 }
 
 impl Seen {
@@ -48,6 +50,8 @@ struct Inner {
     hold_from: Mutex<Option<u32>>,
     held: Mutex<u32>,
     release: Notify,
+    /// The next calls of this operation answer 503 with `Retry-After`: (op, how many, seconds).
+    busy: Mutex<Option<(String, u32, u64)>>,
 }
 
 pub struct Proxy {
@@ -71,6 +75,7 @@ pub async fn spawn_behind_proxy() -> (TestApp, Proxy) {
         hold_from: Mutex::new(None),
         held: Mutex::new(0),
         release: Notify::new(),
+        busy: Mutex::new(None),
     });
     let router = Router::new().fallback(forward).with_state(inner.clone());
     tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
@@ -98,6 +103,12 @@ impl Proxy {
         *self.inner.held.lock().unwrap()
     }
 
+    /// Answers the next `times` calls of device-family operation `op` as a server that is
+    /// briefly unavailable would: 503 `unavailable` with `Retry-After: seconds`.
+    pub fn busy_for(&self, op: &str, times: u32, seconds: u64) {
+        *self.inner.busy.lock().unwrap() = Some((op.to_owned(), times, seconds));
+    }
+
     /// Answers held PUTs with a 503 and holds nothing more.
     pub fn release(&self) {
         *self.inner.hold_from.lock().unwrap() = None;
@@ -109,7 +120,15 @@ async fn forward(State(inner): State<Arc<Inner>>, request: Request) -> Response 
     let (parts, body) = request.into_parts();
     let path = parts.uri.path().to_owned();
     let query = parts.uri.query().unwrap_or_default().to_owned();
-    let mut seen = Seen { method: parts.method.to_string(), path, query, status: 0, bytes: 0 };
+    let at = std::time::Instant::now();
+    let mut seen = Seen { method: parts.method.to_string(), path, query, status: 0, bytes: 0, at };
+    if let Some(seconds) = take_busy(&inner, seen.op()) {
+        seen.status = 503;
+        inner.seen.lock().unwrap().push(seen);
+        let body = r#"{"error":"unavailable","message":"the catalog is unavailable (test proxy)"}"#;
+        let response = Response::builder().status(503).header("retry-after", seconds.to_string());
+        return response.header("content-type", "application/json").body(Body::from(body)).unwrap();
+    }
     let hold_from = *inner.hold_from.lock().unwrap();
     if let (Some(from), Some(part)) = (hold_from, seen.part())
         && part >= from
@@ -152,4 +171,15 @@ async fn forward(State(inner): State<Arc<Inner>>, request: Request) -> Response 
         }
     }
     response.body(Body::from_stream(answer.bytes_stream())).unwrap()
+}
+
+/// Counts down a busy spell for `op`: its `Retry-After` seconds while it lasts.
+fn take_busy(inner: &Inner, op: &str) -> Option<u64> {
+    let mut busy = inner.busy.lock().unwrap();
+    let (busy_op, times, seconds) = busy.as_mut()?;
+    if busy_op != op || *times == 0 {
+        return None;
+    }
+    *times -= 1;
+    Some(*seconds)
 }

@@ -38,6 +38,13 @@ impl Transient for FetchError {
     fn is_transient(&self) -> bool {
         matches!(self, FetchError::Api(e) if e.is_transient())
     }
+
+    fn retry_after(&self) -> Option<std::time::Duration> {
+        match self {
+            FetchError::Api(e) => Transient::retry_after(e),
+            FetchError::Local(_) => None,
+        }
+    }
 }
 
 fn local(what: &str) -> impl Fn(std::io::Error) -> FetchError + '_ {

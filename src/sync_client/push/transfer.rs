@@ -49,6 +49,13 @@ impl Transient for TransferError {
     fn is_transient(&self) -> bool {
         matches!(self, TransferError::Api(e) if e.is_transient())
     }
+
+    fn retry_after(&self) -> Option<std::time::Duration> {
+        match self {
+            TransferError::Api(e) => Transient::retry_after(e),
+            TransferError::Local(_) => None,
+        }
+    }
 }
 
 impl From<ApiError> for TransferError {
