@@ -158,10 +158,10 @@ impl MultipartUploads {
         let staged: Vec<Staged> = ordered.iter().map(|p| Staged { key: p.staging_key.clone(), size: p.size }).collect();
         let expect = Expectation { size: Some(total), size_hint: Some(total), max_size: None, ..c.expect.clone() };
         let received = match self.in_place_key(upload, &stored) {
-            Some(key) => match self.hash_in_place(upload, Staged { key, size: total }, &ordered).await {
-                Ok(hashed) => self.ingest.accept_in_place(hashed, &expect),
-                Err(e) => Err(e),
-            },
+            Some(key) => self
+                .hash_in_place(upload, Staged { key, size: total }, &ordered)
+                .await
+                .and_then(|hashed| self.ingest.accept_in_place(hashed, &expect)),
             None => self.ingest.assemble(&staged, &expect).await,
         };
         let received = match received {

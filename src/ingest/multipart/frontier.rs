@@ -29,7 +29,7 @@ use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
 
-use super::in_place::planned_offset;
+use super::in_place::{planned_offset, planned_size};
 use super::{MultipartUploads, UploadError};
 use crate::blob_store::{Staged, StoreError};
 use crate::catalog::{BlobRecord, Part, Upload};
@@ -183,10 +183,7 @@ impl MultipartUploads {
         // its writers hold this lock exclusively from before they forget the record until
         // their last byte landed
         let _part_lock = self.locks.shared(&format!("{id}#{next}")).await;
-        let planned = match chunk_size_for(file_size) {
-            0 => file_size,
-            chunk => chunk.min(file_size - offset),
-        };
+        let planned = planned_size(file_size, next);
         let vouched = followed.written_here.lock().expect("never poisoned").get(&next).copied();
         let (size, recorded) = match vouched {
             Some(written) => written,
@@ -200,7 +197,7 @@ impl MultipartUploads {
                 (part.size, recorded)
             }
         };
-        if size != planned || (vouched.is_none() && frontier.refused == Some(recorded)) {
+        if Some(size) != planned || (vouched.is_none() && frontier.refused == Some(recorded)) {
             return Ok(false);
         }
         let (whole, path) = (frontier.whole.clone(), path.to_owned());

@@ -69,6 +69,15 @@ pub(super) fn planned_offset(file_size: u64, part_num: u32) -> Option<u64> {
     }
 }
 
+/// How many bytes part `part_num` of a file of `file_size` bytes holds, by the same rule.
+pub(super) fn planned_size(file_size: u64, part_num: u32) -> Option<u64> {
+    let offset = planned_offset(file_size, part_num)?;
+    Some(match chunk_size_for(file_size) {
+        0 => file_size,
+        chunk => chunk.min(file_size - offset),
+    })
+}
+
 impl MultipartUploads {
     /// The staging object an upload writes its parts into, when it does: a device-family
     /// upload on a store that writes parts in place, whose recorded parts are all there (an
@@ -169,6 +178,10 @@ mod tests {
         assert_eq!(planned_offset(16 * mib + 1, 3), Some(16 * mib));
         assert_eq!(planned_offset(16 * mib + 1, 4), None);
         assert_eq!(planned_offset(16 * mib + 1, 0), None);
+        assert_eq!(planned_size(5, 1), Some(5));
+        assert_eq!(planned_size(16 * mib + 1, 2), Some(8 * mib));
+        assert_eq!(planned_size(16 * mib + 1, 3), Some(1));
+        assert_eq!(planned_size(16 * mib + 1, 4), None);
     }
 
     #[tokio::test]
