@@ -24,7 +24,7 @@ use crate::ingest::Ingest;
 use crate::ingest::multipart::MultipartUploads;
 use crate::jobs::{BlobWrites, JobRunner, Registration, StorageLifecycle, consistency, maintenance_tasks};
 use crate::library::{LibraryFiles, RemoteImports};
-use crate::media::{MediaProcessor, RenditionMaker};
+use crate::media::{DeviceHashes, MediaProcessor, RenditionMaker};
 use crate::metrics::Metrics;
 use crate::remote::RemotePolicy;
 use crate::resumable::ResumableUploads;
@@ -126,6 +126,7 @@ impl Services {
         let (catalog, config, remote) = (&self.catalog, &self.config, &self.remote);
         let media = MediaProcessor::new(catalog.clone(), self.store.clone(), self.ingest.clone(), config.clone());
         let renditions = RenditionMaker::new(catalog.clone(), self.store.clone(), self.ingest.clone(), config.clone());
+        let device_hashes = DeviceHashes::new(catalog.clone(), self.store.clone());
         let imports = RemoteImports::new(self.library.clone(), remote.clone(), config.clone());
         let pulls = GalleryPulls::new(
             catalog.clone(),
@@ -146,6 +147,11 @@ impl Services {
             .register(
                 JobKind::Transcode,
                 Registration { handler: Arc::new(renditions), workers: 1, per_owner: u32::MAX },
+            )
+            // one at a time: each reads a whole large blob, and uploads come first
+            .register(
+                JobKind::DeviceHash,
+                Registration { handler: Arc::new(device_hashes), workers: 1, per_owner: u32::MAX },
             )
     }
 

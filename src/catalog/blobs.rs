@@ -28,6 +28,9 @@ pub trait Blobs {
     /// Blobs `user` holds whose device-family hash (chunked hash, or SHA-256 up to 16 MiB)
     /// is among `device_hashes`. One query for the whole batch.
     async fn held_by_device_hash(&self, user: UserId, device_hashes: &[Sha256Hex]) -> CatalogResult<Vec<BlobRecord>>;
+    /// Records the device top-hash of content recorded without one (the `device_hash` job);
+    /// a top-hash already recorded is kept. `false` when the content is gone.
+    async fn record_device_hash(&self, sha256: &Sha256Hex, top_hash: &Sha256Hex) -> CatalogResult<bool>;
 
     /// Records verified content and `holder`'s hold on it. `place_bytes` (moving staged
     /// bytes to their content address) runs first inside the blob's critical section; if it
@@ -35,8 +38,9 @@ pub trait Blobs {
     /// not recorded yet, a `place` intent is written before the bytes move and removed with
     /// the rows that record them, so a crash in between leaves bytes the sweep removes. When
     /// the blob row is new, the same transaction queues its media job
-    /// ([`crate::domain::media_job`]): every new content is processed once, and a crash
-    /// cannot leave content recorded but never processed.
+    /// ([`crate::domain::media_job`]), and for content over 16 MiB without its device top-hash
+    /// the job that computes it ([`crate::domain::device_hash_job`]): every new content is
+    /// processed once, and a crash cannot leave content recorded but never processed.
     ///
     /// With a `holder` whose account has a quota, content it does not hold yet is refused
     /// (`QuotaExceeded`) when it would take the account over: before the bytes move, and again
@@ -140,17 +144,28 @@ impl Blobs for SqlCatalog {
         // Driven by the wanted hashes (the cross join fixes SQLite's order): an index lookup
         // per hash. Filtering the user's holds instead read every blob they hold on each call,
         // which made 10,000 media creates quadratic (P6).
+        // Content up to 16 MiB is named by its SHA-256; larger content only by its top-hash, so
+        // a larger blob whose top-hash is not computed yet is not found (API.md §5).
         let (wanted, join) = (self.db.dialect().list(2), self.db.dialect().ordered_join());
+        let plain = crate::domain::WHOLE_FILE_LIMIT;
         let sql = format!(
             "select {BLOB} from {wanted} w {join} blobs b on b.chunked_hash = w.v
              {join} holds h on h.user_id = $1 and h.sha256 = b.sha256
              union
-             select {BLOB} from {wanted} w {join} blobs b on b.sha256 = w.v and b.chunked_hash is null
+             select {BLOB} from {wanted} w {join} blobs b on b.sha256 = w.v and b.chunked_hash is null and b.size <= {plain}
              {join} holds h on h.user_id = $1 and h.sha256 = b.sha256"
         );
         let hashes: Vec<&str> = device_hashes.iter().map(Sha256Hex::as_str).collect();
         let rows = self.db.read().await?.rows(&sql, params![user.0, db::Value::list(&hashes)]).await?;
         rows.iter().map(|r| rows::blob(r, 0)).collect()
+    }
+
+    async fn record_device_hash(&self, sha256: &Sha256Hex, top_hash: &Sha256Hex) -> CatalogResult<bool> {
+        let sql = "update blobs set chunked_hash = coalesce(chunked_hash, $2) where sha256 = $1";
+        let mut tx = self.db.begin().await?;
+        let found = tx.exec(sql, params![sha256, top_hash]).await? > 0;
+        tx.commit().await?;
+        Ok(found)
     }
 
     async fn commit_blob(&self, blob: &BlobRecord, holder: Option<UserId>, place_bytes: BlobStep) -> CatalogResult<()> {
@@ -180,7 +195,11 @@ impl Blobs for SqlCatalog {
             None => super::lifecycle::candidate_if_unheld(&mut section, &blob.sha256, now).await?,
         }
         if new_blob {
-            super::jobs::enqueue_media(&mut section, &blob.sha256, now).await?;
+            super::jobs::enqueue_for_content(&mut section, crate::domain::media_job(&blob.sha256), now).await?;
+            if blob.lacks_device_hash() {
+                let job = crate::domain::device_hash_job(&blob.sha256);
+                super::jobs::enqueue_for_content(&mut section, job, now).await?;
+            }
         }
         if let Some(id) = intent {
             section.exec("delete from blob_intents where id = $1", params![id]).await?;

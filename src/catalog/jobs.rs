@@ -78,10 +78,14 @@ async fn insert(exec: &mut dyn Exec, job: &NewJob<'_>, now: i64) -> CatalogResul
     exec.opt(sql, params![job.kind.as_str(), &job.payload, job.key, owner, now]).await?.map(|r| r.get(0)).transpose()
 }
 
-/// Queues the media job of new content in the caller's transaction (see
-/// `Blobs::commit_blob`); a queued or running one of the same content is enough.
-pub(super) async fn enqueue_media(exec: &mut dyn Exec, sha256: &Sha256Hex, now: i64) -> CatalogResult<()> {
-    let (kind, payload, key) = crate::domain::media_job(sha256);
+/// Queues a job of new content (`domain::media_job`, `domain::device_hash_job`) in the
+/// caller's transaction (see `Blobs::commit_blob`); a queued or running one of the same
+/// content is enough.
+pub(super) async fn enqueue_for_content(
+    exec: &mut dyn Exec,
+    (kind, payload, key): (JobKind, serde_json::Value, String),
+    now: i64,
+) -> CatalogResult<()> {
     let job = NewJob { kind, payload: payload.to_string(), key: Some(&key), owner: None };
     insert(exec, &job, now).await?;
     Ok(())

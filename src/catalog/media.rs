@@ -84,7 +84,7 @@ async fn set_content(
          where id = $10",
         params![
             &content.blob.sha256,
-            content.blob.device_hash(),
+            content.file_hash()?,
             content.blob.size,
             &content.ctime,
             &content.mtime,
@@ -137,7 +137,7 @@ impl MediaItems for SqlCatalog {
                     volume.0,
                     path,
                     &content.blob.sha256,
-                    content.blob.device_hash(),
+                    content.file_hash()?,
                     content.blob.size,
                     &content.ctime,
                     &content.mtime,

@@ -18,11 +18,14 @@ pub enum JobKind {
     /// A playable rendition of content a browser cannot show (queued by each arrival of a
     /// video or HEIF photo that did not waive it).
     Transcode,
+    /// The device family's top-hash of content over 16 MiB that arrived through another
+    /// family (API.md §5): one read of the blob, off the upload's path.
+    DeviceHash,
 }
 
 impl JobKind {
-    pub const ALL: [JobKind; 4] =
-        [JobKind::MediaProcess, JobKind::RemoteFetch, JobKind::GalleryPull, JobKind::Transcode];
+    pub const ALL: [JobKind; 5] =
+        [JobKind::MediaProcess, JobKind::RemoteFetch, JobKind::GalleryPull, JobKind::Transcode, JobKind::DeviceHash];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -30,6 +33,7 @@ impl JobKind {
             JobKind::RemoteFetch => "remote_fetch",
             JobKind::GalleryPull => "gallery_pull",
             JobKind::Transcode => "transcode",
+            JobKind::DeviceHash => "device_hash",
         }
     }
 
@@ -49,6 +53,12 @@ impl std::fmt::Display for JobKind {
 /// new content is processed once whichever family brought it.
 pub fn media_job(sha256: &Sha256Hex) -> (JobKind, serde_json::Value, String) {
     (JobKind::MediaProcess, serde_json::json!({ "sha256": sha256 }), format!("media:{sha256}"))
+}
+
+/// The job that computes the device top-hash of content recorded without one (at most one
+/// unfinished job per content).
+pub fn device_hash_job(sha256: &Sha256Hex) -> (JobKind, serde_json::Value, String) {
+    (JobKind::DeviceHash, serde_json::json!({ "sha256": sha256 }), format!("device_hash:{sha256}"))
 }
 
 /// The rendition job of content: its kind, payload and key (at most one unfinished job per

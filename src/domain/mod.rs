@@ -19,13 +19,15 @@ mod upload_checksum;
 mod upload_metadata;
 
 pub use address::{Cidr, is_forbidden};
-pub use content_hash::{ChunkHasher, SHA256_STATE_LEN, Sha256Hex, chunk_size_for, sha256_from_state, sha256_state};
+pub use content_hash::{
+    ChunkHasher, SHA256_STATE_LEN, Sha256Hex, WHOLE_FILE_LIMIT, chunk_size_for, sha256_from_state, sha256_state,
+};
 pub use error_code::ErrorCode;
 pub use event_name::EventName;
 pub use file_id::FileId;
 pub use folder_key::FolderKey;
 pub use ids::{BlobSize, DeviceId, GrantId, MAX_BLOB_SIZE, TokenId, UserId, VolumeId, WebSessionId};
-pub use job_kind::{JobKind, media_job, transcode_job};
+pub use job_kind::{JobKind, device_hash_job, media_job, transcode_job};
 pub use level::Level;
 pub use media_path::MediaPath;
 pub use media_type::MediaType;

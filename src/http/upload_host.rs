@@ -68,9 +68,12 @@ pub fn check_announced(expect: &Expectation) -> Result<(), ApiError> {
 struct SignedBlobStored {
     /// The content was already stored (the bytes were checked and dropped).
     deduplicated: bool,
-    /// The device family's hash of the bytes (API.md §1).
-    #[schema(value_type = String)]
-    file_hash: Sha256Hex,
+    /// The device family's hash of the bytes (API.md §1): present when the URL bound it or
+    /// the file is 16 MiB or less; over 16 MiB without a bound `file_hash` it is computed
+    /// later, in the background (API.md §5), and left out here.
+    #[schema(value_type = Option<String>)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    file_hash: Option<Sha256Hex>,
     /// SHA-256 of the bytes.
     #[schema(value_type = String, example = "08bb5e5d6eaac1049ede0893d30ed022b1a4d9b5b48db414871f51c9cb35283d")]
     sha256: Sha256Hex,
@@ -106,7 +109,7 @@ async fn put_blob(
     let ingested = state.ingest.ingest(body.into_data_stream(), &expect, holder).await?;
     let etag = format!("\"{}\"", ingested.blob.sha256);
     let stored = SignedBlobStored {
-        file_hash: ingested.device_hash().clone(),
+        file_hash: ingested.device_hash().cloned(),
         sha256: ingested.blob.sha256,
         size: ingested.blob.size,
         deduplicated: ingested.placed == Placed::AlreadyPresent,

@@ -19,6 +19,14 @@ pub struct Expectation {
     pub size_hint: Option<u64>,
 }
 
+impl Expectation {
+    /// Whether the device family's top-hash is computed as the bytes stream in: only where a
+    /// device bound it. Other content over 16 MiB gets it from the `device_hash` job.
+    pub fn needs_device_hash(&self) -> bool {
+        matches!(self.hash, Some(ExpectedHash::Device(_)))
+    }
+}
+
 /// Which hash a client bound: the plain SHA-256, or the device family's `file_hash`
 /// (the chunked top-hash for files over 16 MiB, the plain SHA-256 below).
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -9,6 +9,7 @@
 //! ```
 //! Memory per upload is at most two batches, whatever the body size.
 
+mod device_hash;
 pub mod direct;
 mod expectation;
 mod in_place;
@@ -20,6 +21,7 @@ mod renditions;
 mod staged;
 
 // the resumable (tus) service appends with the same stages, request by request
+pub use device_hash::top_hash_of;
 pub use expectation::{Expectation, ExpectedHash, IngestError, Mismatch};
 pub use in_place::HashedInPlace;
 pub(crate) use pump::{Checksum, Hashers, Pump};
@@ -84,8 +86,8 @@ pub struct Ingested {
 }
 
 impl Ingested {
-    /// The hash device clients use for this content (API.md §1 `file_hash`).
-    pub fn device_hash(&self) -> &Sha256Hex {
+    /// The hash device clients use for this content (API.md §1 `file_hash`), when known.
+    pub fn device_hash(&self) -> Option<&Sha256Hex> {
         self.blob.device_hash()
     }
 }

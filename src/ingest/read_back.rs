@@ -16,11 +16,12 @@ use crate::domain::{ChunkHasher, Sha256Hex, chunk_size_for};
 const BATCH_BYTES: usize = 1024 * 1024;
 const HEAD_BYTES: usize = 64;
 
-/// Streams `staged` through SHA-256 (and the chunked top-hash for files over 16 MiB).
+/// Streams `staged` through SHA-256 (and the chunked top-hash where a device bound it).
 pub(super) async fn read_back(store: &dyn BlobStore, staged: Staged, expect: &Expectation) -> Result<Raw, IngestError> {
     let size = expect.size.unwrap_or(staged.size);
     let mut stream = store.read_staged(&staged).await?;
-    let fresh = (Sha256::new(), (chunk_size_for(size) > 0).then(|| ChunkHasher::new(Some(size))));
+    let chunks = expect.needs_device_hash() && chunk_size_for(size) > 0;
+    let fresh = (Sha256::new(), chunks.then(|| ChunkHasher::new(Some(size))));
     let mut hashing = Hashing::Idle(Box::new(fresh));
     let (mut total, mut head) = (0u64, Vec::new());
     let mut batch: Vec<Bytes> = Vec::new();

@@ -3,7 +3,6 @@
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
 use sha2::{Digest, Sha256};
-use tokio::task::spawn_blocking;
 
 use super::pump::{Hashers, Pump};
 use super::{Expectation, ExpectedHash, IngestError, Mismatch, Raw};
@@ -64,10 +63,10 @@ where
     // some streams panic when polled after their end; the batching loop may poll once more
     let mut body = body.fuse();
     let announced = expect.size.or(expect.size_hint);
-    let needs_chunks = announced.is_none_or(|size| chunk_size_for(size) > 0);
+    let needs_chunks = expect.needs_device_hash() && announced.is_none_or(|size| chunk_size_for(size) > 0);
     let hashers = Hashers {
         whole: Some(Sha256::new()),
-        // only when the file may exceed 16 MiB: the device family's chunked top-hash
+        // only where a device bound its top-hash and the file may exceed 16 MiB
         chunks: needs_chunks.then(|| ChunkHasher::new(announced)),
         checksum: None,
     };
@@ -104,7 +103,9 @@ where
     let sha256 = Sha256Hex::from_digest(&whole.finalize());
     let chunked_hash = match chunks.and_then(|c| c.finish(total)) {
         Some(top) => Some(top),
-        None if chunk_size_for(total) > 0 => match rehash_chunks(store, &staged, total).await {
+        // the one second pass outside multipart assembly: a body of unannounced length over
+        // 7.5 GB needs a larger chunk size than the one hashed while it streamed in
+        None if needs_chunks && chunk_size_for(total) > 0 => match rehash_chunks(store, &staged, total).await {
             Ok(top) => Some(top),
             Err(e) => {
                 // finished staging is no longer removed on drop
@@ -115,6 +116,14 @@ where
         None => None,
     };
     Ok(Raw { staged, blob: BlobRecord { sha256, size: total, chunked_hash }, head })
+}
+
+async fn rehash_chunks(
+    store: &dyn BlobStore,
+    staged: &crate::blob_store::Staged,
+    total: u64,
+) -> Result<Sha256Hex, IngestError> {
+    Ok(super::device_hash::top_hash_of(store.read_staged(staged).await?, total).await?)
 }
 
 pub(crate) async fn next_batch<S, E>(
@@ -163,27 +172,6 @@ where
     Ok(batch)
 }
 
-/// The one second pass we allow outside multipart assembly: a body of unannounced length
-/// over 7.5 GB needs a larger chunk size than the one hashed while it streamed in.
-async fn rehash_chunks(
-    store: &dyn BlobStore,
-    staged: &crate::blob_store::Staged,
-    total: u64,
-) -> Result<Sha256Hex, IngestError> {
-    let mut stream = store.read_staged(staged).await?;
-    let mut chunks = ChunkHasher::new(Some(total));
-    while let Some(piece) = stream.next().await {
-        let piece = piece.map_err(crate::blob_store::StoreError::from)?;
-        chunks = spawn_blocking(move || {
-            chunks.update(&piece);
-            chunks
-        })
-        .await
-        .expect("hashing does not panic");
-    }
-    Ok(chunks.finish(total).expect("plan matches the real size"))
-}
-
 /// Checks received content against what the uploader bound; the message explains a mismatch.
 pub(super) fn verify(blob: &BlobRecord, expect: &Expectation) -> Result<(), Mismatch> {
     if let Some(bound) = expect.size.filter(|size| *size != blob.size) {
@@ -192,7 +180,8 @@ pub(super) fn verify(blob: &BlobRecord, expect: &Expectation) -> Result<(), Mism
     let (expected, actual, what) = match &expect.hash {
         None => return Ok(()),
         Some(ExpectedHash::Sha256(h)) => (h, &blob.sha256, "SHA-256"),
-        Some(ExpectedHash::Device(h)) => (h, blob.device_hash(), "file hash"),
+        // hashed while the bytes streamed in (`Expectation::needs_device_hash`)
+        Some(ExpectedHash::Device(h)) => (h, blob.device_hash().unwrap_or(&blob.sha256), "file hash"),
     };
     if expected != actual {
         return Err(Mismatch::Hash { what, actual: actual.clone(), expected: expected.clone() });

@@ -10,9 +10,12 @@
 //! ```
 //! Media a browser cannot show gets a playable rendition from the `transcode` job
 //! ([`RenditionMaker`]): which does is decided by `transcode::plan`, made by ffmpeg or
-//! heif-convert. The functions here are pure over bytes or a file: no catalog, no store, no
-//! HTTP; only the jobs' handlers (`process`, `rendition`) read blobs and record results.
+//! heif-convert. Content over 16 MiB that came without its device top-hash gets it from the
+//! `device_hash` job ([`DeviceHashes`]). The functions here are pure over bytes or a file: no
+//! catalog, no store, no HTTP; only the jobs' handlers (`process`, `rendition`,
+//! `device_hash`) read blobs and record results.
 
+mod device_hash;
 mod exif;
 mod picture;
 mod process;
@@ -24,6 +27,7 @@ mod work;
 
 use serde::{Deserialize, Serialize};
 
+pub use device_hash::DeviceHashes;
 pub use exif::read_exif;
 
 pub use picture::{Decoded, Limits, Thumbnail, decode_image};

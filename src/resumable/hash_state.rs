@@ -1,6 +1,8 @@
 //! The hashes of a resumable upload, carried from one PATCH to the next (and from one
 //! replica to another) in the catalog, so that the completing PATCH knows the file's SHA-256
-//! — and its device top-hash when the upload computes one — without reading a byte again.
+//! without reading a byte again. tus is not the device family, so a new upload hashes only
+//! the SHA-256 (the `device_hash` job computes a large file's top-hash later); a state
+//! written before that, with a top-hash under way, is still read and finished.
 //!
 //! `sha2` 0.11 exposes a hasher's internal state (`SerializableState`: the eight words, the
 //! block count and the buffered partial block, 105 bytes); the top-hash adds its plan, its
@@ -9,26 +11,20 @@
 
 use sha2::Sha256;
 
-use crate::domain::{ChunkHasher, ParseError, SHA256_STATE_LEN, chunk_size_for, sha256_from_state, sha256_state};
+use crate::domain::{ChunkHasher, ParseError, SHA256_STATE_LEN, sha256_from_state, sha256_state};
 
 /// The format's version, first byte of every state.
 const VERSION: u8 = 1;
 
-/// The hashers of a file being received over several requests.
+/// The hashers of a file being received over several requests (a new upload's: the SHA-256
+/// alone).
+#[derive(Default)]
 pub(crate) struct HashState {
     pub whole: Sha256,
     pub chunks: Option<ChunkHasher>,
 }
 
 impl HashState {
-    /// Fresh hashers for a file of `length` bytes (`None`: not known yet). The top-hash is
-    /// computed where the one-request pipeline computes it (a file that may exceed 16 MiB),
-    /// so content arriving through tus is found by device clients like any other.
-    pub fn new(length: Option<u64>) -> Self {
-        let chunks = length.is_none_or(|l| chunk_size_for(l) > 0).then(|| ChunkHasher::new(length));
-        Self { whole: Sha256::default(), chunks }
-    }
-
     /// The state of hashers as they stand, as bytes.
     pub fn encode(whole: &Sha256, chunks: Option<&ChunkHasher>) -> Vec<u8> {
         let mut bytes = vec![VERSION];
@@ -61,7 +57,8 @@ mod tests {
     #[test]
     fn a_file_hashed_in_three_requests_gets_the_hashes_of_one_read() {
         let data: Vec<u8> = (0..41_955_385u64).map(|i| (i % 251) as u8).collect();
-        let mut state = HashState::encode(&Sha256::default(), HashState::new(None).chunks.as_ref());
+        // a state with a top-hash under way, as written by uploads begun on an earlier Ferry
+        let mut state = HashState::encode(&Sha256::default(), Some(&ChunkHasher::new(None)));
         for piece in [&data[..5], &data[5..20_000_000], &data[20_000_000..]] {
             let HashState { mut whole, mut chunks } = HashState::decode(&state).unwrap();
             whole.update(piece);
@@ -76,9 +73,8 @@ mod tests {
     }
 
     #[test]
-    fn small_files_carry_no_top_hash_and_bad_states_are_refused() {
-        assert!(HashState::new(Some(16 * 1024 * 1024)).chunks.is_none());
-        assert!(HashState::new(Some(16 * 1024 * 1024 + 1)).chunks.is_some());
+    fn new_uploads_carry_no_top_hash_and_bad_states_are_refused() {
+        assert!(HashState::default().chunks.is_none());
         let small = HashState::encode(&Sha256::default(), None);
         assert!(HashState::decode(&small).unwrap().chunks.is_none());
         assert!(HashState::decode(&[2, 0, 0]).is_err());

@@ -175,7 +175,7 @@ impl ResumableUploads {
         let partial = new.concat == Some(ConcatRequest::Partial);
         let staging = self.store.start_resumable().await?;
         let hash_state = (!partial).then(|| {
-            let fresh = hash_state::HashState::new(new.length);
+            let fresh = hash_state::HashState::default();
             hash_state::HashState::encode(&fresh.whole, fresh.chunks.as_ref())
         });
         let record = NewTusUpload {

@@ -314,6 +314,33 @@ pub async fn a_rendition_is_recorded_replaced_and_collected_with_its_content(cat
     assert!(matches!(gone, Err(CatalogError::NotFound(_))), "its content is gone: {gone:?}");
 }
 
+pub async fn large_content_is_found_by_its_top_hash_only_once_it_is_recorded(catalog: Arc<dyn Catalog>) {
+    let a = catalog.create_user(&Name::parse("a").unwrap(), Level::Uploader).await.unwrap();
+    let large = BlobRecord { sha256: Sha256Hex::of(b"large"), size: 16 * 1024 * 1024 + 1, chunked_hash: None };
+    catalog.commit_blob(&large, Some(a.user_id), ok_step()).await.unwrap();
+    let mut kinds: Vec<JobKind> = catalog.list_jobs(None).await.unwrap().iter().map(|j| j.kind).collect();
+    kinds.sort();
+    assert_eq!(kinds, [JobKind::MediaProcess, JobKind::DeviceHash], "its top-hash is queued with the content");
+    let held = |hash: &Sha256Hex| {
+        let (catalog, hash) = (catalog.clone(), hash.clone());
+        async move { catalog.held_by_device_hash(a.user_id, &[hash]).await.unwrap() }
+    };
+    assert!(held(&large.sha256).await.is_empty(), "over 16 MiB the SHA-256 is not the device's file hash");
+
+    let top = Sha256Hex::of(b"top-hash");
+    assert!(held(&top).await.is_empty());
+    assert!(catalog.record_device_hash(&large.sha256, &top).await.unwrap());
+    assert_eq!(held(&top).await, vec![BlobRecord { chunked_hash: Some(top.clone()), ..large.clone() }]);
+    assert!(catalog.record_device_hash(&large.sha256, &Sha256Hex::of(b"other")).await.unwrap());
+    assert_eq!(catalog.blob(&large.sha256).await.unwrap().unwrap().chunked_hash, Some(top), "a recorded one stays");
+    assert!(!catalog.record_device_hash(&Sha256Hex::of(b"unknown"), &Sha256Hex::of(b"x")).await.unwrap());
+
+    // up to 16 MiB the SHA-256 is the file hash: nothing to compute
+    catalog.commit_blob(&blob(1), Some(a.user_id), ok_step()).await.unwrap();
+    assert_eq!(held(&blob(1).sha256).await, vec![blob(1)]);
+    assert_eq!(catalog.list_jobs(None).await.unwrap().len(), 3, "one media job more, no device hash job");
+}
+
 /// Runs every conformance case against a fresh catalog from `$make`.
 macro_rules! conformance {
     ($backend:ident, $make:expr) => {
@@ -339,6 +366,7 @@ macro_rules! conformance {
             case!(an_open_device_upload_is_found_by_owner_grant_and_content);
             case!(new_content_queues_one_media_job_and_results_keep_their_thumbnail);
             case!(a_rendition_is_recorded_replaced_and_collected_with_its_content);
+            case!(large_content_is_found_by_its_top_hash_only_once_it_is_recorded);
         }
     };
 }

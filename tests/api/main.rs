@@ -17,6 +17,7 @@ mod device_media;
 mod device_multipart;
 mod device_multipart_in_place;
 mod device_script;
+mod device_top_hash;
 mod device_upload;
 mod direct_s3;
 mod direct_s3_safety;

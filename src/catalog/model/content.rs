@@ -3,22 +3,33 @@
 
 use serde::Serialize;
 
-use crate::domain::{DeviceId, Sha256Hex, UserId, VolumeId};
+use crate::domain::{DeviceId, Sha256Hex, UserId, VolumeId, chunk_size_for};
 
 /// A stored blob: content keyed by SHA-256 and size.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct BlobRecord {
     pub sha256: Sha256Hex,
     pub size: u64,
-    /// The chunked top-hash of API.md §1 for blobs over 16 MiB; `None` when it equals `sha256`.
+    /// The chunked top-hash of API.md §1 for blobs over 16 MiB; `None` when it equals
+    /// `sha256` (16 MiB or less) or is not known yet: content over 16 MiB that did not come
+    /// through the device family gets it from a background job (API.md §5).
     pub chunked_hash: Option<Sha256Hex>,
 }
 
 impl BlobRecord {
     /// The hash device clients name this content by (API.md §1 `file_hash`): the chunked
-    /// top-hash above 16 MiB, else the SHA-256. The one place that rule is applied to a blob.
-    pub fn device_hash(&self) -> &Sha256Hex {
-        self.chunked_hash.as_ref().unwrap_or(&self.sha256)
+    /// top-hash above 16 MiB, else the SHA-256; `None` while a top-hash is not computed yet.
+    /// The one place that rule is applied to a blob.
+    pub fn device_hash(&self) -> Option<&Sha256Hex> {
+        match &self.chunked_hash {
+            Some(top) => Some(top),
+            None => (chunk_size_for(self.size) == 0).then_some(&self.sha256),
+        }
+    }
+
+    /// Content over 16 MiB whose device top-hash is still to be computed.
+    pub fn lacks_device_hash(&self) -> bool {
+        self.device_hash().is_none()
     }
 }
 
@@ -53,6 +64,17 @@ pub struct MediaContent {
     pub blob: BlobRecord,
     pub ctime: Option<String>,
     pub mtime: Option<String>,
+}
+
+impl MediaContent {
+    /// The `file_hash` the item is recorded with. Devices name content by it, so content
+    /// found for a media write always has it; content without one is refused, not recorded
+    /// under a hash no device would name.
+    pub fn file_hash(&self) -> Result<&Sha256Hex, crate::catalog::CatalogError> {
+        self.blob.device_hash().ok_or_else(|| {
+            crate::catalog::CatalogError::NotFound(format!("the device hash of content {}", self.blob.sha256))
+        })
+    }
 }
 
 /// What creating a media item at a path did.

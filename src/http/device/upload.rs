@@ -120,7 +120,7 @@ pub async fn upload(
         .held_by_device_hash(call.owner().user_id, &hashes)
         .await?
         .into_iter()
-        .map(|b| (b.device_hash().clone(), b.size))
+        .filter_map(|b| Some((b.device_hash()?.clone(), b.size)))
         .collect();
     // what the account may still hold (API.md §5): each entry is checked alone against it
     let room = state.catalog.quota_room(call.owner().user_id).await?;
