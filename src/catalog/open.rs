@@ -28,7 +28,7 @@ impl SqlCatalog {
         let db = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             Db::Postgres(open_postgres(url).await?)
         } else if url.starts_with("sqlite:") {
-            Db::Sqlite(open_sqlite(url).await?)
+            Db::Sqlite(Box::new(open_sqlite(url).await?))
         } else {
             return Err(CatalogError::Schema(format!("unsupported database URL scheme in '{}'", describe_url(url))));
         };

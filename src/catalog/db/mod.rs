@@ -15,6 +15,7 @@
 
 mod postgres;
 mod sqlite;
+mod sqlite_checkpoint;
 mod value;
 
 use async_trait::async_trait;
@@ -143,7 +144,7 @@ pub struct ConnectionWaits {
 
 /// The catalog's database: the embedded SQLite file or a PostgreSQL server.
 pub enum Db {
-    Sqlite(SqliteDb),
+    Sqlite(Box<SqliteDb>),
     Postgres(PgDb),
 }
 

@@ -14,6 +14,7 @@ use std::time::Duration;
 use rusqlite::types::ValueRef;
 use rusqlite::{Connection, OpenFlags};
 
+use super::sqlite_checkpoint::{Checkpointer, WRITER_CHECKPOINT_PAGES};
 use super::value::{Row, Value};
 use crate::catalog::{CatalogError, CatalogResult};
 
@@ -25,6 +26,7 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub struct SqliteDb {
     path: PathBuf,
+    _checkpointer: Checkpointer,
     writer: tokio::sync::Mutex<Connection>,
     readers: Mutex<Vec<Connection>>,
     pub(super) waits: super::ConnectionWaits,
@@ -36,6 +38,7 @@ impl SqliteDb {
         let writer = connect(path, false)?;
         Ok(Self {
             path: path.to_owned(),
+            _checkpointer: Checkpointer::start(path, connect(path, false)?)?,
             writer: tokio::sync::Mutex::new(writer),
             readers: Mutex::new(Vec::new()),
             waits: Default::default(),
@@ -70,8 +73,12 @@ fn connect(path: &Path, read_only: bool) -> CatalogResult<Connection> {
     let conn = Connection::open_with_flags(path, flags).map_err(classify)?;
     conn.busy_timeout(BUSY_TIMEOUT).map_err(classify)?;
     conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
-    // WAL + NORMAL is durable against process crashes; fsync happens at checkpoints
-    conn.execute_batch("pragma foreign_keys = on; pragma synchronous = normal;").map_err(classify)?;
+    // WAL + NORMAL is durable against process crashes; fsync happens at checkpoints, which
+    // the checkpointer's thread runs (see `sqlite_checkpoint`)
+    conn.execute_batch(&format!(
+        "pragma foreign_keys = on; pragma synchronous = normal; pragma wal_autocheckpoint = {WRITER_CHECKPOINT_PAGES};"
+    ))
+    .map_err(classify)?;
     Ok(conn)
 }
 
