@@ -6,6 +6,7 @@
 use std::fs::File;
 use std::io::{Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -14,6 +15,7 @@ use tokio::io::AsyncReadExt;
 use tokio::task::spawn_blocking;
 use tokio_util::io::ReaderStream;
 
+use super::group_sync::{GROUP_SYNC_MAX, GroupSync};
 use super::*;
 
 /// Read buffer for streaming blobs out; large enough to keep syscalls few.
@@ -26,6 +28,9 @@ pub(super) const WRITEBACK_EVERY: u64 = 8 * 1024 * 1024;
 
 pub struct LocalStore {
     blobs: PathBuf,
+    /// Rounds of `syncfs` shared by small uploads (see `group_sync`); `None`: every sync is
+    /// the file's own.
+    group: Option<Arc<GroupSync>>,
     pub(super) staging: PathBuf,
     /// `<root>/ferry-store-id`: the identity of the catalog these blobs belong to (beside
     /// `blobs/`, so everything under it stays a blob).
@@ -49,11 +54,12 @@ pub fn blobs_dir(root: &Path) -> PathBuf {
 
 impl LocalStore {
     pub fn open(root: &Path) -> std::io::Result<Self> {
-        let store = Self { blobs: blobs_dir(root), staging: root.join("staging"), identity: root.join(IDENTITY_FILE) };
-        std::fs::create_dir_all(&store.blobs)?;
-        std::fs::create_dir_all(store.staging.join(REQUESTS))?;
-        std::fs::create_dir_all(store.staging.join(UPLOADS))?;
-        Ok(store)
+        let (blobs, staging) = (blobs_dir(root), root.join("staging"));
+        std::fs::create_dir_all(&blobs)?;
+        std::fs::create_dir_all(staging.join(REQUESTS))?;
+        std::fs::create_dir_all(staging.join(UPLOADS))?;
+        let group = GroupSync::start(&blobs, &staging)?.map(Arc::new);
+        Ok(Self { blobs, group, staging, identity: root.join(IDENTITY_FILE) })
     }
 
     pub(super) fn blob_path(&self, sha256: &Sha256Hex) -> PathBuf {
@@ -104,6 +110,7 @@ pub(super) fn start_writeback_of(_file: &File, _from: u64, _to: u64) {}
 
 struct LocalWriter {
     key: String,
+    group: Option<Arc<GroupSync>>,
     path: PathBuf,
     file: Option<File>,
     written: u64,
@@ -139,7 +146,11 @@ impl StagingWriter for LocalWriter {
 
     async fn finish(mut self: Box<Self>) -> Result<Staged, StoreError> {
         let file = self.file.take().ok_or_else(|| std::io::Error::other("staging file already failed"))?;
-        blocking(move || file.sync_all()).await?;
+        match &self.group {
+            // its bytes are durable once a round that started after their write has ended
+            Some(group) if self.written <= GROUP_SYNC_MAX => group.sync().await?,
+            _ => blocking(move || file.sync_all()).await?,
+        }
         self.finished = true;
         Ok(Staged { key: std::mem::take(&mut self.key), size: self.written })
     }
@@ -168,7 +179,8 @@ impl BlobStore for LocalStore {
         let path = self.staging.join(&key);
         let open_path = path.clone();
         let file = blocking(move || File::create_new(open_path)).await?;
-        Ok(Box::new(LocalWriter { key, path, file: Some(file), written: 0, handed_to_disk: 0, finished: false }))
+        let group = self.group.clone();
+        Ok(Box::new(LocalWriter { key, group, path, file: Some(file), written: 0, handed_to_disk: 0, finished: false }))
     }
 
     async fn read_staged(&self, staged: &Staged) -> Result<ByteStream, StoreError> {
@@ -179,21 +191,29 @@ impl BlobStore for LocalStore {
     async fn commit(&self, staged: &Staged, sha256: &Sha256Hex) -> Result<Placed, StoreError> {
         let from = self.staged_path(staged)?;
         let to = self.blob_path(sha256);
-        blocking(move || {
-            let dir = to.parent().expect("blob paths have a parent");
-            if to.exists() {
+        let dir = to.parent().expect("blob paths have a parent").to_owned();
+        let own_sync = self.group.is_none().then(|| dir.clone());
+        let placed = blocking(move || {
+            let placed = if to.exists() {
                 std::fs::remove_file(&from)?;
-                // the commit that renamed it may still be fsyncing the directory (commits
-                // place bytes concurrently): this one's 2xx must not come before that
-                sync_dir(dir)?;
-                return Ok(Placed::AlreadyPresent);
+                Placed::AlreadyPresent
+            } else {
+                std::fs::create_dir_all(&dir)?;
+                std::fs::rename(&from, &to)?;
+                Placed::Stored
+            };
+            if let Some(dir) = own_sync {
+                sync_dir(&dir)?;
             }
-            std::fs::create_dir_all(dir)?;
-            std::fs::rename(&from, &to)?;
-            sync_dir(dir)?;
-            Ok(Placed::Stored)
+            Ok(placed)
         })
-        .await
+        .await?;
+        // Either way the directory entry is made durable before the 2xx: found present, the
+        // commit that renamed it may still be syncing it (commits place bytes concurrently).
+        if let Some(group) = &self.group {
+            group.sync().await?;
+        }
+        Ok(placed)
     }
 
     async fn discard(&self, staged: &Staged) -> Result<(), StoreError> {

@@ -7,6 +7,7 @@
 //! Nothing outside staging is ever partially written.
 
 mod direct;
+mod group_sync;
 mod local;
 mod local_parts;
 mod local_resumable;
