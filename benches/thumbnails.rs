@@ -7,7 +7,9 @@
 //! the same decode → thumbnail → JPEG work done in this process with the `image` crate
 //! alone, on the same images, in the same run, and — when Debian's `libvips-tools` is
 //! installed — `vipsthumbnail --size 320` over the same files, one process per core in
-//! parallel (issue 28's P8 target: Ferry ≥ 1.0 × that).
+//! parallel (issue 28's P8 target: Ferry ≥ 1.0 × that). Then P1 while thumbnails run: a
+//! `FERRY_BENCH_MIB` (default 1024) MiB signed PUT into the same server while it processes a
+//! second set of photos, and the same again once it is idle.
 
 use std::io::Cursor;
 use std::path::Path;
@@ -109,6 +111,26 @@ fn finished(data_dir: &Path, address: &str) -> (usize, usize) {
     (media.iter().filter(|j| j["status"] == "done").count() + failed, failed)
 }
 
+/// One `mib` MiB signed PUT of bytes no other upload has (`seed`): MB/s.
+async fn large_put(client: &reqwest::Client, data: &Path, server: &Server, mib: usize, seed: u8) -> f64 {
+    let url = admin(data, &server.address, &["sign-upload", "--user", "bench"])["url"].as_str().unwrap().to_owned();
+    let chunks = (0..mib).map(move |i| Ok::<_, std::io::Error>(bytes::Bytes::from(vec![seed ^ i as u8; 1 << 20])));
+    let body = reqwest::Body::wrap_stream(futures_util::stream::iter(chunks));
+    let started = Instant::now();
+    let response = client.put(&url).header("content-length", mib << 20).body(body).send().await.unwrap();
+    assert_eq!(response.status(), 200, "{}", response.text().await.unwrap());
+    (mib << 20) as f64 / 1e6 / started.elapsed().as_secs_f64()
+}
+
+/// Waits until `count` media jobs have finished.
+async fn all_processed(data: &Path, server: &Server, count: usize) {
+    let started = Instant::now();
+    while finished(data, &server.address).0 < count {
+        assert!(started.elapsed() < Duration::from_secs(1800), "not processed after 30 min");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 #[tokio::main]
 async fn main() {
     let count: usize = std::env::var("FERRY_BENCH_THUMBS").ok().and_then(|v| v.parse().ok()).unwrap_or(20);
@@ -168,4 +190,23 @@ async fn main() {
         None => println!("\nvipsthumbnail not installed (Debian libvips-tools): no libvips reference"),
     }
     assert_eq!((done, failed), (count, 0), "every photo processed");
+
+    // P1 while thumbnails run: the media workers (one per core) decode a second set of photos
+    let mib: usize = std::env::var("FERRY_BENCH_MIB").ok().and_then(|v| v.parse().ok()).unwrap_or(1024).max(1);
+    // (twice as many as before, made before the first is sent, so that they outlast the PUT)
+    let more: Vec<Vec<u8>> = (count as u32..3 * count as u32).map(photo).collect();
+    let urls: Vec<String> = (0..more.len())
+        .map(|_| admin(&data, &server.address, &["sign-upload", "--user", "bench"])["url"].as_str().unwrap().to_owned())
+        .collect();
+    for (url, bytes) in urls.iter().zip(more) {
+        assert_eq!(client.put(url).body(bytes).send().await.unwrap().status(), 200);
+    }
+    let busy = large_put(&client, &data, &server, mib, 1).await;
+    let left = 3 * count + 1 - finished(&data, &server.address).0;
+    all_processed(&data, &server, 3 * count + 1).await;
+    let idle = large_put(&client, &data, &server, mib, 2).await;
+    println!("\n## P1 while thumbnails run — one {mib} MiB signed PUT into the same server");
+    println!("| while processing MB/s | media jobs still queued when it ended | idle MB/s | ratio |");
+    println!("|---|---|---|---|");
+    println!("| {busy:.0} | {left} | {idle:.0} | {:.2} |", busy / idle);
 }

@@ -7,12 +7,20 @@
 //! flushes instead of each paying for its own — and none is answered before its round ended.
 //!
 //! A round makes the whole filesystem durable, so a large file (whose own data would dominate
-//! a round everyone waits for) keeps its own fsync; and where `blobs/` and `staging/` are not
-//! one filesystem, off Linux, or on a kernel before 5.8 (whose `syncfs` does not report a
-//! failed writeback) every sync is the file's or directory's own.
+//! a round everyone waits for) keeps its own fsyncs. Rounds are used only on local
+//! filesystems known to flush on `syncfs` (ext2/3/4, XFS, Btrfs, F2FS): a FUSE or network
+//! mount may not pass it on, where a file's fsync does reach its server. Where `blobs/` and
+//! `staging/` are not one filesystem, off Linux, or on a kernel before 5.8 (whose `syncfs`
+//! does not report a failed writeback) every sync is the file's or directory's own.
+//!
+//! `syncfs` reports a failed writeback to the first round after it, whoever waits there; a
+//! waiter whose own pages failed may join a later, clean round. So every failed round is
+//! counted, and a waiter fails if any round failed since its writes began (`Since`): a
+//! writeback error may then fail an upload that was not hit, never pass one that was.
 
 use std::fs::File;
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 
 use tokio::sync::oneshot;
@@ -32,7 +40,13 @@ struct Queue {
 struct Shared {
     queue: Mutex<Queue>,
     wake: Condvar,
+    /// Rounds whose `syncfs` failed, ever.
+    failed_rounds: AtomicU64,
 }
+
+/// A point to check failed rounds from: taken before the writes a sync is to cover.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Since(u64);
 
 /// Stops its thread when dropped.
 pub(super) struct GroupSync {
@@ -50,6 +64,9 @@ impl GroupSync {
                 return Ok(None);
             }
             let filesystem = File::open(blobs)?;
+            if !flushes_on_syncfs(&filesystem)? {
+                return Ok(None);
+            }
             let shared = Arc::new(Shared::default());
             let rounds = shared.clone();
             std::thread::Builder::new().name("ferry-group-sync".into()).spawn(move || run(&rounds, &filesystem))?;
@@ -62,13 +79,22 @@ impl GroupSync {
         }
     }
 
-    /// Returns once a round that started after this call has made the filesystem durable.
-    pub async fn sync(&self) -> std::io::Result<()> {
+    /// Marks the start of writes a later [`GroupSync::sync`] is to cover.
+    pub fn since(&self) -> Since {
+        Since(self.shared.failed_rounds.load(Ordering::SeqCst))
+    }
+
+    /// Returns once a round that started after this call has made the filesystem durable;
+    /// an error when that round, or any round since `since`, failed.
+    pub async fn sync(&self, since: Since) -> std::io::Result<()> {
         let (done, round) = oneshot::channel();
         self.shared.queue.lock().expect("not poisoned").waiting.push(done);
         self.shared.wake.notify_one();
         match round.await {
-            Ok(Ok(())) => Ok(()),
+            Ok(Ok(())) if self.shared.failed_rounds.load(Ordering::SeqCst) == since.0 => Ok(()),
+            Ok(Ok(())) => {
+                Err(std::io::Error::other("writing to the store's disk failed while this upload was written"))
+            }
             Ok(Err(errno)) => Err(std::io::Error::from_raw_os_error(errno)),
             Err(_) => Err(std::io::Error::other("the group sync thread stopped")),
         }
@@ -90,6 +116,20 @@ fn syncfs_reports_errors() -> bool {
     (numbers.next().unwrap_or(0), numbers.next().unwrap_or(0)) >= (5, 8)
 }
 
+/// Local filesystems whose `syncfs` writes and flushes everything (statfs magic numbers).
+#[cfg(target_os = "linux")]
+fn flushes_on_syncfs(filesystem: &File) -> std::io::Result<bool> {
+    const LOCAL: [i64; 4] = [
+        0xEF53,      // ext2, ext3, ext4
+        0x5846_5342, // XFS
+        0x9123_683E, // Btrfs
+        0xF2F5_2010, // F2FS
+    ];
+    let kind = rustix::fs::fstatfs(filesystem)?.f_type;
+    #[allow(clippy::unnecessary_cast)] // f_type's width differs between architectures
+    Ok(LOCAL.contains(&(kind as i64)))
+}
+
 #[cfg(target_os = "linux")]
 fn run(shared: &Shared, filesystem: &File) {
     loop {
@@ -105,6 +145,9 @@ fn run(shared: &Shared, filesystem: &File) {
         };
         // every waiter of this round queued before the call: their writes are covered
         let synced = rustix::fs::syncfs(filesystem).map_err(|e| e.raw_os_error());
+        if synced.is_err() {
+            shared.failed_rounds.fetch_add(1, Ordering::SeqCst);
+        }
         for waiter in round {
             let _ = waiter.send(synced);
         }
@@ -115,20 +158,40 @@ fn run(shared: &Shared, filesystem: &File) {
 mod tests {
     use super::*;
 
+    fn rounds_in(root: &Path) -> Option<GroupSync> {
+        let (blobs, staging) = (root.join("blobs"), root.join("staging"));
+        std::fs::create_dir_all(&blobs).unwrap();
+        std::fs::create_dir_all(&staging).unwrap();
+        GroupSync::start(&blobs, &staging).unwrap()
+    }
+
     #[tokio::test]
     async fn every_waiter_at_once_is_answered_by_a_round() {
         let dir = tempfile::tempdir().unwrap();
-        let (blobs, staging) = (dir.path().join("blobs"), dir.path().join("staging"));
-        std::fs::create_dir_all(&blobs).unwrap();
-        std::fs::create_dir_all(&staging).unwrap();
-        let group = Arc::new(GroupSync::start(&blobs, &staging).unwrap().expect("one filesystem"));
+        let Some(group) = rounds_in(dir.path()) else {
+            return; // rounds are off on this filesystem (tmpfs, overlay…): nothing to check
+        };
+        let group = Arc::new(group);
         let waits = (0..64).map(|_| {
             let group = group.clone();
-            tokio::spawn(async move { group.sync().await })
+            tokio::spawn(async move { group.sync(group.since()).await })
         });
         for wait in futures_util::future::join_all(waits).await {
             wait.unwrap().unwrap();
         }
         drop(group);
+    }
+
+    #[tokio::test]
+    async fn a_failed_round_fails_every_waiter_whose_writes_began_before_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let Some(group) = rounds_in(dir.path()) else {
+            return; // rounds are off on this filesystem (tmpfs, overlay…): nothing to check
+        };
+        let before = group.since();
+        // a round whose syncfs reported a writeback error (which cannot be caused on demand)
+        group.shared.failed_rounds.fetch_add(1, Ordering::SeqCst);
+        assert!(group.sync(before).await.is_err(), "its pages may be what failed");
+        assert!(group.sync(group.since()).await.is_ok(), "writes begun after it are not suspect");
     }
 }

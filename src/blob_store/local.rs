@@ -9,13 +9,13 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use bytes::Bytes;
 use futures_util::StreamExt;
 use tokio::io::AsyncReadExt;
 use tokio::task::spawn_blocking;
 use tokio_util::io::ReaderStream;
 
 use super::group_sync::{GROUP_SYNC_MAX, GroupSync};
+use super::local_writer::LocalWriter;
 use super::*;
 
 /// Read buffer for streaming blobs out; large enough to keep syscalls few.
@@ -108,62 +108,6 @@ pub(super) fn start_writeback_of(file: &File, from: u64, to: u64) {
 #[cfg(not(target_os = "linux"))]
 pub(super) fn start_writeback_of(_file: &File, _from: u64, _to: u64) {}
 
-struct LocalWriter {
-    key: String,
-    group: Option<Arc<GroupSync>>,
-    path: PathBuf,
-    file: Option<File>,
-    written: u64,
-    /// Bytes before this offset have had their writeback started.
-    handed_to_disk: u64,
-    finished: bool,
-}
-
-#[async_trait]
-impl StagingWriter for LocalWriter {
-    async fn write(&mut self, batch: Vec<Bytes>) -> Result<(), StoreError> {
-        let mut file = self.file.take().ok_or_else(|| std::io::Error::other("staging file already failed"))?;
-        let len: usize = batch.iter().map(Bytes::len).sum();
-        let (from, to) = (self.handed_to_disk, self.written + len as u64);
-        let start_writeback = to - from >= WRITEBACK_EVERY;
-        let file = blocking(move || {
-            for piece in &batch {
-                file.write_all(piece)?;
-            }
-            if start_writeback {
-                start_writeback_of(&file, from, to);
-            }
-            Ok(file)
-        })
-        .await?;
-        self.file = Some(file);
-        self.written = to;
-        if start_writeback {
-            self.handed_to_disk = to;
-        }
-        Ok(())
-    }
-
-    async fn finish(mut self: Box<Self>) -> Result<Staged, StoreError> {
-        let file = self.file.take().ok_or_else(|| std::io::Error::other("staging file already failed"))?;
-        match &self.group {
-            // its bytes are durable once a round that started after their write has ended
-            Some(group) if self.written <= GROUP_SYNC_MAX => group.sync().await?,
-            _ => blocking(move || file.sync_all()).await?,
-        }
-        self.finished = true;
-        Ok(Staged { key: std::mem::take(&mut self.key), size: self.written })
-    }
-}
-
-impl Drop for LocalWriter {
-    fn drop(&mut self) {
-        if !self.finished {
-            let _ = std::fs::remove_file(&self.path);
-        }
-    }
-}
-
 #[async_trait]
 impl BlobStore for LocalStore {
     fn local_file(&self, sha256: &Sha256Hex) -> Option<PathBuf> {
@@ -179,7 +123,7 @@ impl BlobStore for LocalStore {
         let path = self.staging.join(&key);
         let open_path = path.clone();
         let file = blocking(move || File::create_new(open_path)).await?;
-        let group = self.group.clone();
+        let group = self.group.as_ref().map(|group| (group.clone(), group.since()));
         Ok(Box::new(LocalWriter { key, group, path, file: Some(file), written: 0, handed_to_disk: 0, finished: false }))
     }
 
@@ -192,7 +136,10 @@ impl BlobStore for LocalStore {
         let from = self.staged_path(staged)?;
         let to = self.blob_path(sha256);
         let dir = to.parent().expect("blob paths have a parent").to_owned();
-        let own_sync = self.group.is_none().then(|| dir.clone());
+        // a large file syncs its own directory entry too: a round would make everyone wait
+        // for whatever else is dirty on the filesystem, and it waits for its data anyway
+        let group = self.group.as_ref().filter(|_| staged.size <= GROUP_SYNC_MAX).map(|g| (g, g.since()));
+        let own_sync = group.is_none().then(|| dir.clone());
         let placed = blocking(move || {
             let placed = if to.exists() {
                 std::fs::remove_file(&from)?;
@@ -210,8 +157,8 @@ impl BlobStore for LocalStore {
         .await?;
         // Either way the directory entry is made durable before the 2xx: found present, the
         // commit that renamed it may still be syncing it (commits place bytes concurrently).
-        if let Some(group) = &self.group {
-            group.sync().await?;
+        if let Some((group, since)) = group {
+            group.sync(since).await?;
         }
         Ok(placed)
     }
@@ -415,4 +362,26 @@ impl BlobStore for LocalStore {
         })
         .await
     }
+}
+
+/// Writes `batch` at `file`'s position on a blocking thread, then starts the writeback of
+/// `from..to` (the file's offsets not handed to the disk yet, this batch included) once that is
+/// at least [`WRITEBACK_EVERY`]. Returns the file, and whether writeback was started.
+pub(super) async fn write_and_hand_on(
+    mut file: File,
+    batch: Vec<bytes::Bytes>,
+    from: u64,
+    to: u64,
+) -> Result<(File, bool), StoreError> {
+    let start_writeback = to - from >= WRITEBACK_EVERY;
+    blocking(move || {
+        for piece in &batch {
+            file.write_all(piece)?;
+        }
+        if start_writeback {
+            start_writeback_of(&file, from, to);
+        }
+        Ok((file, start_writeback))
+    })
+    .await
 }

@@ -4,12 +4,12 @@
 //! staging key, and commit renames it like any other.
 
 use std::fs::{File, OpenOptions};
-use std::io::{Seek, SeekFrom, Write};
+use std::io::{Seek, SeekFrom};
 
 use async_trait::async_trait;
 use bytes::Bytes;
 
-use super::local::{LocalStore, UPLOADS, WRITEBACK_EVERY, blocking, start_writeback_of, sync_dir};
+use super::local::{LocalStore, UPLOADS, blocking, sync_dir, write_and_hand_on};
 use super::{Resumable, ResumableWriter, Staged, StoreError};
 
 impl LocalStore {
@@ -82,21 +82,11 @@ struct FileAppender {
 #[async_trait]
 impl ResumableWriter for FileAppender {
     async fn write(&mut self, batch: Vec<Bytes>) -> Result<(), StoreError> {
-        let mut file = self.file.take().ok_or_else(|| std::io::Error::other("resumable staging already failed"))?;
+        let file = self.file.take().ok_or_else(|| std::io::Error::other("resumable staging already failed"))?;
         let len: u64 = batch.iter().map(|b| b.len() as u64).sum();
         let base = self.start.size;
         let (from, to) = (base + self.handed_to_disk, base + self.written + len);
-        let start_writeback = to - from >= WRITEBACK_EVERY;
-        let file = blocking(move || {
-            for piece in &batch {
-                file.write_all(piece)?;
-            }
-            if start_writeback {
-                start_writeback_of(&file, from, to);
-            }
-            Ok(file)
-        })
-        .await?;
+        let (file, start_writeback) = write_and_hand_on(file, batch, from, to).await?;
         self.file = Some(file);
         self.written += len;
         if start_writeback {

@@ -11,6 +11,7 @@ mod group_sync;
 mod local;
 mod local_parts;
 mod local_resumable;
+mod local_writer;
 mod resumable;
 mod s3;
 mod s3_connect;

@@ -61,22 +61,33 @@ pub trait Blobs {
     async fn resolve_intents_of(&self, sha256: &Sha256Hex, delete_bytes: ByteDeleter) -> CatalogResult<usize>;
 }
 
-/// Records a blob (keeping an earlier chunked hash) and `holder`'s hold. Returns whether the
-/// blob row is new.
+/// What recording a blob found.
+pub(super) struct Recorded {
+    /// The blob row is new.
+    pub new: bool,
+    /// The content is over 16 MiB and neither this arrival nor an earlier one brought its
+    /// device top-hash.
+    pub lacks_device_hash: bool,
+}
+
+/// Records a blob (keeping an earlier chunked hash) and `holder`'s hold.
 pub(super) async fn record_blob(
     exec: &mut dyn Exec,
     blob: &BlobRecord,
     holder: Option<UserId>,
     now: i64,
-) -> CatalogResult<bool> {
+) -> CatalogResult<Recorded> {
     let known = exec.opt("select 1 from blobs where sha256 = $1", params![&blob.sha256]).await?.is_some();
-    exec.exec(
-        "insert into blobs (sha256, size, chunked_hash, created_ms, last_used_ms) values ($1, $2, $3, $4, $4)
-         on conflict (sha256) do update set last_used_ms = excluded.last_used_ms,
-             chunked_hash = coalesce(blobs.chunked_hash, excluded.chunked_hash)",
-        params![&blob.sha256, blob.size, blob.chunked_hash.as_ref(), now],
-    )
-    .await?;
+    let row = exec
+        .one(
+            "insert into blobs (sha256, size, chunked_hash, created_ms, last_used_ms) values ($1, $2, $3, $4, $4)
+             on conflict (sha256) do update set last_used_ms = excluded.last_used_ms,
+                 chunked_hash = coalesce(blobs.chunked_hash, excluded.chunked_hash)
+             returning chunked_hash",
+            params![&blob.sha256, blob.size, blob.chunked_hash.as_ref(), now],
+        )
+        .await?;
+    let recorded_hash: Option<Sha256Hex> = row.get(0)?;
     if let Some(holder) = holder {
         exec.exec(
             "insert into holds (user_id, sha256, created_ms) values ($1, $2, $3) on conflict do nothing",
@@ -84,7 +95,8 @@ pub(super) async fn record_blob(
         )
         .await?;
     }
-    Ok(!known)
+    let lacks_device_hash = recorded_hash.is_none() && blob.lacks_device_hash();
+    Ok(Recorded { new: !known, lacks_device_hash })
 }
 
 /// Refuses `blob` when holding it would take `user` over its quota; content the account holds
@@ -188,18 +200,20 @@ impl Blobs for SqlCatalog {
             within_quota(&mut section, user, blob).await?;
         }
         let now = now_ms();
-        let new_blob = record_blob(&mut section, blob, holder, now).await?;
+        let recorded = record_blob(&mut section, blob, holder, now).await?;
         match holder {
             // the hold lasts at least the upload expiry, even if nothing uses the content
             Some(user) => check_hold(&mut section, user, &blob.sha256, HoldCheck::Committed, now).await?,
             None => super::lifecycle::candidate_if_unheld(&mut section, &blob.sha256, now).await?,
         }
-        if new_blob {
+        if recorded.new {
             super::jobs::enqueue_for_content(&mut section, crate::domain::media_job(&blob.sha256), now).await?;
-            if blob.lacks_device_hash() {
-                let job = crate::domain::device_hash_job(&blob.sha256);
-                super::jobs::enqueue_for_content(&mut section, job, now).await?;
-            }
+        }
+        // again on each arrival while it is missing: a job that failed for good, or that found
+        // the content collected just before it came back, is queued anew
+        if recorded.lacks_device_hash {
+            let job = crate::domain::device_hash_job(&blob.sha256);
+            super::jobs::enqueue_for_content(&mut section, job, now).await?;
         }
         if let Some(id) = intent {
             section.exec("delete from blob_intents where id = $1", params![id]).await?;

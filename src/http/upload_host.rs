@@ -108,8 +108,16 @@ async fn put_blob(
     check_announced(&expect)?;
     let ingested = state.ingest.ingest(body.into_data_stream(), &expect, holder).await?;
     let etag = format!("\"{}\"", ingested.blob.sha256);
+    let file_hash = match (ingested.device_hash(), ingested.placed) {
+        (Some(hash), _) => Some(hash.clone()),
+        // stored before: an earlier arrival or the device_hash job may have computed it
+        (None, Placed::AlreadyPresent) => {
+            state.catalog.blob(&ingested.blob.sha256).await?.and_then(|b| b.device_hash().cloned())
+        }
+        (None, Placed::Stored) => None,
+    };
     let stored = SignedBlobStored {
-        file_hash: ingested.device_hash().cloned(),
+        file_hash,
         sha256: ingested.blob.sha256,
         size: ingested.blob.size,
         deduplicated: ingested.placed == Placed::AlreadyPresent,

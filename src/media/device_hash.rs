@@ -52,10 +52,12 @@ impl JobHandler for DeviceHashes {
         };
         match self.fill(&sha256).await {
             Ok(()) => JobOutcome::Done,
-            // the store or the catalog is unreachable, or the read broke off: worth another go
+            // the store or the catalog is unreachable, or the read broke off: worth another go,
+            // spread over minutes (an outage of the store outlasts a few seconds); a job that
+            // still fails is queued again by the content's next arrival
             Err(error) => JobOutcome::Retry {
                 error: error.to_string(),
-                after: Duration::from_secs(2u64.pow(job.attempts.clamp(0, 8) as u32)),
+                after: Duration::from_secs(2u64.pow(job.attempts.clamp(0, 4) as u32 + 4)),
             },
         }
     }
