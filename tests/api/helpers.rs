@@ -338,3 +338,18 @@ impl Drop for FerryProcess {
         let _ = self.child.wait();
     }
 }
+
+/// The device top-hash of `sha256` once the `device_hash` job has recorded it: the app's jobs
+/// are run here, and the server's own runner may hold the job meanwhile (on S3 its read takes
+/// a while), so this waits for it — a minute at most.
+pub async fn recorded_top_hash(app: &TestApp, sha256: &ferry::domain::Sha256Hex) -> Option<ferry::domain::Sha256Hex> {
+    for _ in 0..600 {
+        app.state.jobs.run_until_idle().await.unwrap();
+        let blob = app.catalog().blob(sha256).await.unwrap();
+        if let Some(top) = blob.and_then(|b| b.chunked_hash) {
+            return Some(top);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    None
+}
