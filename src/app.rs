@@ -3,7 +3,6 @@
 //! `run_until_stopped` serves until SIGTERM/Ctrl-C, finishing requests in flight.
 
 use std::net::SocketAddr;
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -30,6 +29,10 @@ use crate::remote::RemotePolicy;
 use crate::resumable::ResumableUploads;
 use crate::signing::Signer;
 use crate::watch::WatchFolders;
+
+mod data_dir_lock;
+use data_dir_lock::lock_data_dir;
+pub use data_dir_lock::try_lock_data_dir;
 
 /// Network jobs mostly wait; one account gets at most `NETWORK_JOBS_PER_ACCOUNT` of them at
 /// once, so another account's import starts while the first one's slow server trickles.
@@ -356,30 +359,6 @@ async fn recover(services: &Services) -> anyhow::Result<()> {
         }
     }
     Ok(())
-}
-
-fn lock_data_dir(dir: &Path) -> anyhow::Result<std::fs::File> {
-    try_lock_data_dir(dir)?.ok_or_else(|| {
-        anyhow::anyhow!(
-            "another ferry server (or an admin jobs run) is already using {} (lock {})",
-            dir.display(),
-            dir.join(DATA_DIR_LOCK).display()
-        )
-    })
-}
-
-const DATA_DIR_LOCK: &str = "ferry.lock";
-
-/// The data directory's lock, or `None` while a server holds it.
-pub fn try_lock_data_dir(dir: &Path) -> anyhow::Result<Option<std::fs::File>> {
-    std::fs::create_dir_all(dir).with_context(|| format!("cannot create the data directory {}", dir.display()))?;
-    let path = dir.join(DATA_DIR_LOCK);
-    let file = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&path)?;
-    match file.try_lock() {
-        Ok(()) => Ok(Some(file)),
-        Err(std::fs::TryLockError::WouldBlock) => Ok(None),
-        Err(std::fs::TryLockError::Error(e)) => Err(e.into()),
-    }
 }
 
 async fn shutdown_signal(mut signals: StopSignals) {

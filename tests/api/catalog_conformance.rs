@@ -326,7 +326,6 @@ pub async fn large_content_is_found_by_its_top_hash_only_once_it_is_recorded(cat
         async move { catalog.held_by_device_hash(a.user_id, &[hash]).await.unwrap() }
     };
     assert!(held(&large.sha256).await.is_empty(), "over 16 MiB the SHA-256 is not the device's file hash");
-
     // a job that failed for good is queued again by the content's next arrival
     let job = catalog.claim_job_in(Duration::from_secs(60), ClaimScope { kinds: &[JobKind::DeviceHash], per_owner: 1 });
     let job = job.await.unwrap().expect("the device hash job");
@@ -334,14 +333,13 @@ pub async fn large_content_is_found_by_its_top_hash_only_once_it_is_recorded(cat
     catalog.commit_blob(&large, Some(a.user_id), ok_step()).await.unwrap();
     let pending = catalog.list_jobs(Some(JobStatus::Pending)).await.unwrap();
     assert!(pending.iter().any(|j| j.kind == JobKind::DeviceHash), "queued again: {pending:?}");
-
     // content a device then sends gets the top-hash it bound, whatever the job does
     let other = BlobRecord { sha256: Sha256Hex::of(b"other large"), size: 20 << 20, chunked_hash: None };
     catalog.commit_blob(&other, Some(a.user_id), ok_step()).await.unwrap();
     let bound = BlobRecord { chunked_hash: Some(Sha256Hex::of(b"bound top-hash")), ..other.clone() };
     catalog.commit_blob(&bound, Some(a.user_id), ok_step()).await.unwrap();
     assert_eq!(held(bound.chunked_hash.as_ref().unwrap()).await, vec![bound.clone()]);
-
+    // the job records a top-hash; one recorded first stays
     let top = Sha256Hex::of(b"top-hash");
     assert!(held(&top).await.is_empty());
     assert!(catalog.record_device_hash(&large.sha256, &top).await.unwrap());
@@ -349,7 +347,6 @@ pub async fn large_content_is_found_by_its_top_hash_only_once_it_is_recorded(cat
     assert!(catalog.record_device_hash(&large.sha256, &Sha256Hex::of(b"other")).await.unwrap());
     assert_eq!(catalog.blob(&large.sha256).await.unwrap().unwrap().chunked_hash, Some(top), "a recorded one stays");
     assert!(!catalog.record_device_hash(&Sha256Hex::of(b"unknown"), &Sha256Hex::of(b"x")).await.unwrap());
-
     // up to 16 MiB the SHA-256 is the file hash: nothing to compute
     let device_hash_jobs = |jobs: Vec<Job>| jobs.iter().filter(|j| j.kind == JobKind::DeviceHash).count();
     let before = device_hash_jobs(catalog.list_jobs(None).await.unwrap());
