@@ -10,11 +10,17 @@
 //! parallel (issue 28's P8 target: Ferry ≥ 1.0 × that). Then P1 while thumbnails run: a
 //! `FERRY_BENCH_MIB` (default 1024) MiB signed PUT into the same server while it processes a
 //! second set of photos, and the same again once it is idle.
+//!
+//! `FERRY_BENCH_THUMB_SIZE` (default 320) is the thumbnail size for all three (the server's
+//! `FERRY_THUMBNAIL_SIZE`); `FERRY_BENCH_EMBEDDED=<px>` gives each photo a camera-like EXIF
+//! thumbnail of that long side (4:3), to measure the server's EXIF-thumbnail fast path.
 
 use std::io::Cursor;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use exif::experimental::Writer;
+use exif::{Field, In, Tag};
 use image::{DynamicImage, ImageFormat, Rgb, RgbImage};
 use serde_json::Value;
 
@@ -31,8 +37,9 @@ fn rss_mib(server: &Server) -> (f64, f64) {
     (current as f64 / 1024.0, peak as f64 / 1024.0)
 }
 
-/// A 12 MP photo-like JPEG (quality 90), distinct per `seed`, with a minimal EXIF block.
-fn photo(seed: u32) -> Vec<u8> {
+/// A 12 MP photo-like JPEG (quality 90), distinct per `seed`, with an EXIF block holding
+/// Orientation = 1 and, when `embedded` is a long side in pixels, a thumbnail of that size.
+fn photo(seed: u32, embedded: Option<u32>) -> Vec<u8> {
     let mut x = seed.wrapping_mul(0x9E37_79B9) | 1;
     let image = RgbImage::from_fn(WIDTH, HEIGHT, |px, py| {
         x ^= x << 13;
@@ -46,23 +53,34 @@ fn photo(seed: u32) -> Vec<u8> {
     });
     let mut jpeg = Vec::new();
     image::codecs::jpeg::JpegEncoder::new_with_quality(&mut jpeg, 90).encode_image(&image).unwrap();
-    // APP1 Exif: big-endian TIFF with one IFD holding Orientation = 1
-    let tiff = [b"MM\0\x2A\0\0\0\x08".as_slice(), &[0, 1, 0x01, 0x12, 0, 3, 0, 0, 0, 1, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0]]
-        .concat();
+    let mut thumbnail = Vec::new();
+    if let Some(side) = embedded {
+        let small = image::imageops::thumbnail(&image, side, side * HEIGHT / WIDTH);
+        image::codecs::jpeg::JpegEncoder::new_with_quality(&mut thumbnail, 85).encode_image(&small).unwrap();
+    }
+    let upright = Field { tag: Tag::Orientation, ifd_num: In::PRIMARY, value: exif::Value::Short(vec![1]) };
+    let mut writer = Writer::new();
+    writer.push_field(&upright);
+    if embedded.is_some() {
+        writer.set_jpeg(&thumbnail, In::THUMBNAIL);
+    }
+    let mut tiff = Cursor::new(Vec::new());
+    writer.write(&mut tiff, false).unwrap();
+    let tiff = tiff.into_inner();
     let mut out = vec![0xFF, 0xD8, 0xFF, 0xE1];
-    out.extend(((tiff.len() + 8) as u16).to_be_bytes());
+    out.extend(u16::try_from(tiff.len() + 8).unwrap().to_be_bytes());
     out.extend(b"Exif\0\0");
     out.extend(tiff);
     out.extend(&jpeg[2..]);
     out
 }
 
-/// The reference: decode, shrink to 320 px, encode as JPEG — the `image` crate alone.
-fn in_process(photos: &[Vec<u8>]) -> f64 {
+/// The reference: decode, shrink to `side` px, encode as JPEG — the `image` crate alone.
+fn in_process(photos: &[Vec<u8>], side: u32) -> f64 {
     let started = Instant::now();
     for bytes in photos {
         let decoded = image::load_from_memory_with_format(bytes, ImageFormat::Jpeg).unwrap();
-        let small = decoded.thumbnail(320, 320);
+        let small = decoded.thumbnail(side, side);
         let mut out = Cursor::new(Vec::new());
         DynamicImage::ImageRgb8(small.to_rgb8()).write_to(&mut out, ImageFormat::Jpeg).unwrap();
         std::hint::black_box(out);
@@ -70,9 +88,9 @@ fn in_process(photos: &[Vec<u8>]) -> f64 {
     photos.len() as f64 / started.elapsed().as_secs_f64()
 }
 
-/// `vipsthumbnail --size 320` over `photos` written to files, one process per core at a time;
-/// images/s, or `None` without vipsthumbnail.
-fn vipsthumbnail(photos: &[Vec<u8>], cpus: usize) -> Option<f64> {
+/// `vipsthumbnail --size <side>` over `photos` written to files, one process per core at a
+/// time; images/s, or `None` without vipsthumbnail.
+fn vipsthumbnail(photos: &[Vec<u8>], cpus: usize, side: u32) -> Option<f64> {
     let dir = tempfile::tempdir_in(".").ok()?;
     let files: Vec<_> = photos
         .iter()
@@ -90,7 +108,7 @@ fn vipsthumbnail(photos: &[Vec<u8>], cpus: usize) -> Option<f64> {
             std::thread::spawn(move || {
                 mine.iter().all(|file| {
                     std::process::Command::new("vipsthumbnail")
-                        .args(["--size", "320", "-o", "thumb-%s.jpg"])
+                        .args(["--size", &side.to_string(), "-o", "thumb-%s.jpg"])
                         .arg(file)
                         .status()
                         .is_ok_and(|s| s.success())
@@ -134,16 +152,21 @@ async fn all_processed(data: &Path, server: &Server, count: usize) {
 #[tokio::main]
 async fn main() {
     let count: usize = std::env::var("FERRY_BENCH_THUMBS").ok().and_then(|v| v.parse().ok()).unwrap_or(20);
+    let side: u32 = std::env::var("FERRY_BENCH_THUMB_SIZE").ok().and_then(|v| v.parse().ok()).unwrap_or(320);
+    let embedded: Option<u32> = std::env::var("FERRY_BENCH_EMBEDDED").ok().and_then(|v| v.parse().ok());
     let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
-    println!("# Ferry thumbnail benchmark — {cpus} CPUs, {count} JPEGs of {WIDTH}×{HEIGHT}");
-    let photos: Vec<Vec<u8>> = (0..count as u32).map(photo).collect();
+    let carrying = embedded.map_or("no embedded thumbnail".to_owned(), |px| format!("an embedded {px} px thumbnail"));
+    println!(
+        "# Ferry thumbnail benchmark — {cpus} CPUs, {count} JPEGs of {WIDTH}×{HEIGHT} with {carrying}, thumbnails of {side} px"
+    );
+    let photos: Vec<Vec<u8>> = (0..count as u32).map(|seed| photo(seed, embedded)).collect();
     let mib = photos.iter().map(Vec::len).sum::<usize>() as f64 / count as f64 / (1 << 20) as f64;
-    let reference = in_process(&photos);
-    let vips = vipsthumbnail(&photos, cpus);
+    let reference = in_process(&photos, side);
+    let vips = vipsthumbnail(&photos, cpus, side);
 
     let dir = tempfile::tempdir_in(".").unwrap();
     let data = dir.path().join("data");
-    let server = Server::start(&data);
+    let server = Server::start_with(&data, &[("FERRY_THUMBNAIL_SIZE", &side.to_string())]);
     admin(&data, &server.address, &["user", "add", "bench", "--level", "uploader"]);
     let urls: Vec<String> = (0..count)
         .map(|_| admin(&data, &server.address, &["sign-upload", "--user", "bench"])["url"].as_str().unwrap().to_owned())
@@ -184,7 +207,7 @@ async fn main() {
     );
     match vips {
         Some(vips) => println!(
-            "\nvipsthumbnail --size 320, {cpus} processes in parallel: {vips:.2} images/s; Ferry / vipsthumbnail = {:.2}",
+            "\nvipsthumbnail --size {side}, {cpus} processes in parallel: {vips:.2} images/s; Ferry / vipsthumbnail = {:.2}",
             rate / vips
         ),
         None => println!("\nvipsthumbnail not installed (Debian libvips-tools): no libvips reference"),
@@ -194,7 +217,7 @@ async fn main() {
     // P1 while thumbnails run: the media workers (one per core) decode a second set of photos
     let mib: usize = std::env::var("FERRY_BENCH_MIB").ok().and_then(|v| v.parse().ok()).unwrap_or(1024).max(1);
     // (twice as many as before, made before the first is sent, so that they outlast the PUT)
-    let more: Vec<Vec<u8>> = (count as u32..3 * count as u32).map(photo).collect();
+    let more: Vec<Vec<u8>> = (count as u32..3 * count as u32).map(|seed| photo(seed, embedded)).collect();
     let urls: Vec<String> = (0..more.len())
         .map(|_| admin(&data, &server.address, &["sign-upload", "--user", "bench"])["url"].as_str().unwrap().to_owned())
         .collect();

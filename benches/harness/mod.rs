@@ -36,6 +36,7 @@ pub struct Server {
 }
 
 impl Server {
+    #[allow(dead_code, reason = "each bench binary compiles the harness; thumbnails always passes settings")]
     pub fn start(data_dir: &Path) -> Self {
         Self::start_with(data_dir, &[])
     }

@@ -3,7 +3,8 @@
 //! ([`MediaProcessor`]), once per blob, after the upload has been answered:
 //!
 //! ```text
-//! classify (magic bytes) → image: EXIF (`exif`) + decode with limits → oriented thumbnail (`picture`)
+//! classify (magic bytes) → image: EXIF (`exif`) + decode with limits → oriented thumbnail (`picture`,
+//!                          or the camera's own when it is large enough: `exif_thumbnail`)
 //!                        → HEIF photo: EXIF + heif-convert's upright JPEG → thumbnail
 //!                        → video: ffprobe facts + one frame from ffmpeg, both with a timeout (`video`)
 //!                        → anything else (AVIF, RAW, documents): what EXIF says, no thumbnail
@@ -17,6 +18,7 @@
 
 mod device_hash;
 mod exif;
+mod exif_thumbnail;
 mod picture;
 mod process;
 mod rendition;

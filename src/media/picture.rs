@@ -13,7 +13,7 @@ use image::imageops::FilterType;
 use image::metadata::Orientation;
 use image::{DynamicImage, GrayImage, ImageDecoder, ImageFormat, ImageReader, RgbImage};
 
-use super::Unreadable;
+use super::{Unreadable, exif_thumbnail};
 
 /// Bounds on what one decode may claim.
 #[derive(Debug, Clone, Copy)]
@@ -108,13 +108,32 @@ fn over_limits(name: &str, width: u32, height: u32, bytes_per_pixel: u64, limits
     })
 }
 
-/// A JPEG decoded at the smallest DCT scale whose long side still covers `side`; `None` for
-/// what this decoder leaves to the general one (CMYK, 16-bit samples, lossless JPEG — which it
-/// would decode at full size whatever the scale, past the limits counted here).
+/// A JPEG decoded at the smallest DCT scale whose long side still covers `side` — or, when the
+/// camera embedded a thumbnail that can stand for it (`exif_thumbnail`), that one instead;
+/// `None` for what this decoder leaves to the general one.
 fn jpeg_shrunk_on_load(bytes: &[u8], side: u32, limits: Limits) -> Result<Option<Pixels>, Unreadable> {
-    let broken = |e: jpeg_decoder::Error| Unreadable(format!("not a readable jpg: {e}"));
     let mut decoder = jpeg_decoder::Decoder::new(Cursor::new(bytes));
-    decoder.read_info().map_err(broken)?;
+    decoder.read_info().map_err(|e| Unreadable(format!("not a readable jpg: {e}")))?;
+    let Some((width, height, channels)) = decodable(&decoder, limits)? else { return Ok(None) };
+    // (an EXIF block after the frame header is only seen once the photo is decoded: it carries
+    // no thumbnail for this path, and its orientation is read below)
+    let embedded = decoder.exif_data().and_then(exif_thumbnail::embedded_jpeg);
+    let image = match embedded.and_then(|jpeg| embedded_image(&jpeg, (width, height), side, limits)) {
+        Some(image) => Some(image),
+        None => decode_scaled(&mut decoder, channels, side, limits)?,
+    };
+    // the embedded thumbnail is turned by the photo's orientation, like the photo
+    let orientation = decoder.exif_data().and_then(Orientation::from_exif_chunk).unwrap_or(Orientation::NoTransforms);
+    Ok(image.map(|image| (image, width, height, orientation)))
+}
+
+/// A JPEG's size and samples per pixel (after `read_info`), when this decoder takes it and it is
+/// within `limits`; `None` for CMYK, 16-bit samples and lossless JPEG (which it would decode at
+/// full size whatever the scale, past the limits counted here).
+fn decodable<R: std::io::Read>(
+    decoder: &jpeg_decoder::Decoder<R>,
+    limits: Limits,
+) -> Result<Option<(u32, u32, u64)>, Unreadable> {
     let Some(info) = decoder.info() else { return Ok(None) };
     let (width, height) = (u32::from(info.width), u32::from(info.height));
     let channels = match info.pixel_format {
@@ -129,9 +148,20 @@ fn jpeg_shrunk_on_load(bytes: &[u8], side: u32, limits: Limits) -> Result<Option
         jpeg_decoder::CodingProcess::DctProgressive => channels * 2,
         jpeg_decoder::CodingProcess::Lossless => return Ok(None),
     };
-    if let Some(refusal) = over_limits("jpg", width, height, held, limits) {
-        return Err(refusal);
+    match over_limits("jpg", width, height, held, limits) {
+        Some(refusal) => Err(refusal),
+        None => Ok(Some((width, height, channels))),
     }
+}
+
+/// Decodes at the smallest DCT scale whose long side still covers `side`.
+fn decode_scaled<R: std::io::Read>(
+    decoder: &mut jpeg_decoder::Decoder<R>,
+    channels: u64,
+    side: u32,
+    limits: Limits,
+) -> Result<Option<DynamicImage>, Unreadable> {
+    let broken = |e: jpeg_decoder::Error| Unreadable(format!("not a readable jpg: {e}"));
     decoder.set_max_decoding_buffer_size(usize::try_from(limits.max_alloc).unwrap_or(usize::MAX));
     let request = u16::try_from(side).unwrap_or(u16::MAX);
     let (scaled_width, scaled_height) = decoder.scale(request, request).map_err(broken)?;
@@ -141,12 +171,26 @@ fn jpeg_shrunk_on_load(bytes: &[u8], side: u32, limits: Limits) -> Result<Option
         return Ok(None); // not the scaled image asked for: leave it to the general decoder
     }
     let short = || Unreadable("the jpg decoded to fewer pixels than it declares".into());
-    let image = match channels {
+    Ok(Some(match channels {
         1 => DynamicImage::ImageLuma8(GrayImage::from_raw(w, h, pixels).ok_or_else(short)?),
         _ => DynamicImage::ImageRgb8(RgbImage::from_raw(w, h, pixels).ok_or_else(short)?),
+    }))
+}
+
+/// The embedded thumbnail `jpeg` decoded for a `photo` (width, height) thumbnail of `side`, if it
+/// can stand for it; anything wrong with it only means the photo is decoded instead.
+fn embedded_image(jpeg: &[u8], photo: (u32, u32), side: u32, limits: Limits) -> Option<DynamicImage> {
+    let decode = || {
+        let mut decoder = jpeg_decoder::Decoder::new(Cursor::new(jpeg));
+        decoder.read_info().ok()?;
+        let (width, height, channels) = decodable(&decoder, limits).ok()??;
+        if !exif_thumbnail::stands_for(photo.0, photo.1, width, height, side) || !jpeg_is_complete(jpeg) {
+            return None;
+        }
+        decode_scaled(&mut decoder, channels, side, limits).ok()?
     };
-    let orientation = decoder.exif_data().and_then(Orientation::from_exif_chunk).unwrap_or(Orientation::NoTransforms);
-    Ok(Some((image, width, height, orientation)))
+    // a decoder bug met in a camera's thumbnail is no reason to fail the photo
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(decode)).ok().flatten()
 }
 
 /// Any supported image, decoded whole.
@@ -176,12 +220,13 @@ fn decode_whole(bytes: &[u8], format: ImageFormat, limits: Limits) -> Result<Pix
 /// Whether a JPEG runs to its end-of-image marker. The JPEG decoder fills a picture cut
 /// off mid-way with gray rather than failing; a thumbnail of half a photo would hide that
 /// the file is broken. Segments are skipped by their lengths (an embedded EXIF thumbnail's
-/// own end marker does not count) and entropy-coded data is scanned to the next marker.
+/// own end marker does not count) and entropy-coded data is scanned to the next marker. An end
+/// marker before any scan is no picture either (nothing but headers and an EXIF thumbnail).
 fn jpeg_is_complete(b: &[u8]) -> bool {
     if !b.starts_with(&[0xFF, 0xD8]) {
         return false;
     }
-    let mut i = 2;
+    let (mut i, mut scanned) = (2, false);
     loop {
         while i < b.len() && b[i] != 0xFF {
             i += 1;
@@ -192,7 +237,7 @@ fn jpeg_is_complete(b: &[u8]) -> bool {
         let Some(&marker) = b.get(i) else { return false };
         i += 1;
         match marker {
-            0xD9 => return true,
+            0xD9 => return scanned,
             0x01 | 0xD0..=0xD7 => continue, // markers without a segment
             _ => {}
         }
@@ -203,6 +248,7 @@ fn jpeg_is_complete(b: &[u8]) -> bool {
         if marker != 0xDA {
             continue;
         }
+        scanned = true;
         // after a start of scan: entropy-coded data up to the next real marker
         loop {
             while i < b.len() && b[i] != 0xFF {
