@@ -76,6 +76,19 @@ async fn event_in(exec: &mut dyn Exec, device: DeviceId, id: &str) -> CatalogRes
     exec.opt(&sql, params![device.0, id]).await?.map(|r| rows::event(&r, 0)).transpose()
 }
 
+/// A page of a device's events, newest first: `$1` the device, `$2` the offset, `$3` the media
+/// type when `by_type`. `is_deleted = false` (not `not is_deleted`) lets the plan walk
+/// `events_listing` (`events_by_type` for one type) in its order and stop after the page;
+/// otherwise every event of the device was read and sorted on each request.
+fn events_page_sql(by_type: bool, limit: u32) -> String {
+    let filter = if by_type { " and e.media_type = $3" } else { "" };
+    format!(
+        "select {EVENT}, {MEDIA_RESULT} from events e left join blob_media bm on bm.sha256 = e.sha256
+         {RENDITION_JOIN} where e.device_id = $1 and e.is_deleted = false{filter}
+         order by e.created_ms desc, e.id desc limit {limit} offset $2"
+    )
+}
+
 impl SqlCatalog {
     async fn update_event(&self, sql: &str, params: &[db::Value]) -> CatalogResult<bool> {
         let mut tx = self.db.begin().await?;
@@ -117,15 +130,11 @@ impl Gallery for SqlCatalog {
         // values. With and without the type filter are two texts, each with its own plan.
         // SQL integers are signed: an offset past them is past every event all the same
         let offset = offset.min(i64::MAX as u64);
-        let (filter, params) = match media_type {
-            Some(kind) => (" and e.media_type = $3", params![device.0, offset, kind.as_str()].to_vec()),
-            None => ("", params![device.0, offset].to_vec()),
+        let params = match media_type {
+            Some(kind) => params![device.0, offset, kind.as_str()].to_vec(),
+            None => params![device.0, offset].to_vec(),
         };
-        let sql = format!(
-            "select {EVENT}, {MEDIA_RESULT} from events e left join blob_media bm on bm.sha256 = e.sha256
-             {RENDITION_JOIN} where e.device_id = $1 and not e.is_deleted{filter}
-             order by e.created_ms desc, e.id desc limit {limit} offset $2"
-        );
+        let sql = events_page_sql(media_type.is_some(), limit);
         let rows = self.db.read().await?.rows(&sql, &params).await?;
         rows.iter().map(|r| Ok((rows::event(r, 0)?, rows::media_result(r, 12)?))).collect()
     }
@@ -167,8 +176,26 @@ impl Gallery for SqlCatalog {
 
     async fn event_stats(&self, device: DeviceId) -> CatalogResult<Vec<TypeStats>> {
         let sql = "select media_type, count(*), cast(coalesce(sum(size), 0) as bigint) from events
-                   where device_id = $1 and not is_deleted group by media_type order by media_type";
+                   where device_id = $1 and is_deleted = false group by media_type order by media_type";
         let rows = self.db.read().await?.rows(sql, params![device.0]).await?;
         rows.iter().map(|r| Ok(TypeStats { media_type: r.get(0)?, count: r.get(1)?, size: r.get(2)? })).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_page_of_events_walks_the_listing_index_without_sorting() {
+        let dir = tempfile::tempdir().unwrap();
+        let catalog = SqlCatalog::open(&format!("sqlite://{}/catalog.db", dir.path().display())).await.unwrap();
+        for (by_type, index) in [(false, "events_listing"), (true, "events_by_type")] {
+            let plan = format!("explain query plan {}", events_page_sql(by_type, 50));
+            let rows = catalog.db.read().await.unwrap().rows(&plan, &[]).await.unwrap();
+            let steps: Vec<String> = rows.iter().map(|r| r.get::<String>(3).unwrap()).collect();
+            assert!(!steps.iter().any(|s| s.starts_with("SCAN") || s.contains("TEMP B-TREE")), "{steps:#?}");
+            assert!(steps.iter().any(|s| s.contains(&format!("USING INDEX {index}"))), "{steps:#?}");
+        }
     }
 }

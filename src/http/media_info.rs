@@ -7,7 +7,8 @@
 use std::collections::HashMap;
 
 use serde::Serialize;
-use serde_json::{Map, Value, json};
+use serde::ser::{SerializeMap, Serializer};
+use serde_json::{Map, Value};
 use utoipa::ToSchema;
 
 use crate::catalog::{Catalog, CatalogError, MediaInfo, MediaStatus, Rendition};
@@ -122,38 +123,72 @@ pub struct MediaGps {
     alt: f64,
 }
 
+/// The media fields of `info` (or `media_status: pending` without one), serialised as a map:
+/// written straight into an answer (flattened into it, or by [`MediaFieldsOf::write_into`]),
+/// without a `serde_json::Value` built in between.
+#[derive(Clone, Copy)]
+pub struct MediaFieldsOf<'a>(pub Option<&'a MediaInfo>);
+
+const TOP_LEVEL: [&str; 5] = ["captured", "width", "height", "duration", "codec"];
+const CAMERA: [&str; 5] = ["make", "model", "lens", "orientation", "gps"];
+
+impl MediaFieldsOf<'_> {
+    /// Writes the fields into a map being serialised.
+    pub fn write_into<M: SerializeMap>(self, map: &mut M) -> Result<(), M::Error> {
+        let rendition = self.0.and_then(|i| i.rendition.as_ref());
+        map.serialize_entry("has_rendition", &rendition.is_some())?;
+        if let Some(rendition) = rendition {
+            map.serialize_entry("rendition", &RenditionFacts::from(rendition))?;
+        }
+        let Some(info) = self.0 else { return map.serialize_entry("media_status", "pending") };
+        let status = match info.status {
+            MediaStatus::Done => "done",
+            MediaStatus::Failed => "failed",
+        };
+        map.serialize_entry("media_status", status)?;
+        if let Some(error) = &info.error {
+            map.serialize_entry("media_error", error)?;
+        }
+        let Some(Value::Object(meta)) = &info.metadata else { return Ok(()) };
+        for key in TOP_LEVEL {
+            if let Some(value) = meta.get(key) {
+                map.serialize_entry(key, value)?;
+            }
+        }
+        if CAMERA.iter().any(|key| meta.contains_key(*key)) {
+            map.serialize_entry("exif", &CameraFacts(meta))?;
+        }
+        map.serialize_entry("media", meta)
+    }
+}
+
+impl Serialize for MediaFieldsOf<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(None)?;
+        self.write_into(&mut map)?;
+        map.end()
+    }
+}
+
+/// The camera facts among what media processing recorded (`exif` in an answer).
+struct CameraFacts<'a>(&'a Map<String, Value>);
+
+impl Serialize for CameraFacts<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(None)?;
+        for key in CAMERA {
+            if let Some(value) = self.0.get(key) {
+                map.serialize_entry(key, value)?;
+            }
+        }
+        map.end()
+    }
+}
+
 /// Adds the fields of `info` (or `media_status: pending` without one) to a JSON object.
 pub fn add_media_fields(object: &mut Value, info: Option<&MediaInfo>) {
     let Some(object) = object.as_object_mut() else { return };
-    let rendition = info.and_then(|i| i.rendition.as_ref());
-    object.insert("has_rendition".into(), json!(rendition.is_some()));
-    if let Some(rendition) = rendition {
-        object.insert("rendition".into(), json!(RenditionFacts::from(rendition)));
+    if let Ok(Value::Object(fields)) = serde_json::to_value(MediaFieldsOf(info)) {
+        object.extend(fields);
     }
-    let Some(info) = info else {
-        object.insert("media_status".into(), json!("pending"));
-        return;
-    };
-    let status = match info.status {
-        MediaStatus::Done => "done",
-        MediaStatus::Failed => "failed",
-    };
-    object.insert("media_status".into(), json!(status));
-    if let Some(error) = &info.error {
-        object.insert("media_error".into(), json!(error));
-    }
-    let Some(Value::Object(meta)) = &info.metadata else { return };
-    for key in ["captured", "width", "height", "duration", "codec"] {
-        if let Some(value) = meta.get(key) {
-            object.insert(key.into(), value.clone());
-        }
-    }
-    let exif: Map<String, Value> = ["make", "model", "lens", "orientation", "gps"]
-        .into_iter()
-        .filter_map(|key| meta.get(key).map(|v| (key.to_owned(), v.clone())))
-        .collect();
-    if !exif.is_empty() {
-        object.insert("exif".into(), Value::Object(exif));
-    }
-    object.insert("media".into(), Value::Object(meta.clone()));
 }

@@ -190,7 +190,11 @@ fn rows(conn: &Connection, sql: &str, params: &[Value]) -> CatalogResult<Vec<Row
                 ValueRef::Null => Value::Null,
                 ValueRef::Integer(v) => Value::Int(Some(v)),
                 ValueRef::Real(v) => Value::Text(Some(v.to_string())),
-                ValueRef::Text(v) => Value::Text(Some(String::from_utf8_lossy(v).into_owned())),
+                // checked the fast way first: `from_utf8_lossy` walks text chunk by chunk
+                ValueRef::Text(v) => Value::Text(Some(match std::str::from_utf8(v) {
+                    Ok(text) => text.to_owned(),
+                    Err(_) => String::from_utf8_lossy(v).into_owned(),
+                })),
                 ValueRef::Blob(v) => Value::Bytes(Some(v.to_vec())),
             });
         }

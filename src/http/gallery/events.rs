@@ -3,12 +3,11 @@
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
-use serde_json::Value;
 
 use super::answers::{GalleryByType, GalleryFolders, GalleryPaths, GalleryStats, GallerySuccess, GalleryTypeCount};
-use super::{GalleryEvent, event_json, resolve_device};
+use super::{EventAnswer, GalleryEvent, resolve_device};
 use crate::catalog::Event;
 use crate::domain::{ErrorCode, MediaType};
 use crate::gallery::device_dir;
@@ -88,7 +87,7 @@ pub async fn list(
     Path(device): Path<String>,
     QueryParams(query): QueryParams<ListQuery>,
     Caller(principal, ..): Caller<GalleryRead>,
-) -> Result<Json<Vec<Value>>, ApiError> {
+) -> Result<Response, ApiError> {
     let device = resolve_device(&state, &principal, &device).await?;
     let limit =
         non_negative("limit", query.limit.as_deref())?.map_or(DEFAULT_LIMIT, |l| l.min(u64::from(MAX_LIMIT)) as u32);
@@ -96,7 +95,9 @@ pub async fn list(
     let media_type = query.media_type.as_deref().filter(|t| !t.is_empty()).map(MediaType::parse).transpose();
     let media_type = media_type.map_err(|e| ApiError::new(ErrorCode::InvalidMediaType, e.to_string()))?;
     let events = state.events.list(device.device_id, media_type, limit, offset).await?;
-    Ok(Json(events.iter().map(|(event, info)| event_json(event, info.as_ref())).collect()))
+    let page: Vec<EventAnswer> =
+        events.iter().map(|(event, info)| EventAnswer { event, info: info.as_ref() }).collect();
+    Ok(Json(page).into_response())
 }
 
 /// The device's events counted, by media type.
