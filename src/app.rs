@@ -17,7 +17,7 @@ use crate::catalog::SqlCatalog;
 use crate::config::Config;
 use crate::domain::JobKind;
 use crate::gallery::{GalleryEvents, GalleryPulls};
-use crate::http::{AppState, router};
+use crate::http::{AppServices, AppState, router};
 use crate::import_buckets::ImportBuckets;
 use crate::ingest::Ingest;
 use crate::ingest::multipart::MultipartUploads;
@@ -268,7 +268,7 @@ impl Application {
             }
         };
         let upload_url = services.config.upload_url.clone().unwrap_or_else(|| public_url.clone());
-        let state = AppState {
+        let state = AppState::new(AppServices {
             ingest: services.ingest,
             uploads: services.uploads,
             tus: services.tus,
@@ -286,7 +286,7 @@ impl Application {
             metrics: services.metrics,
             public_url,
             upload_url,
-        };
+        });
         let watch = WatchFolders::new(
             &state.config,
             state.catalog.clone(),
