@@ -73,7 +73,7 @@ async fn insert(exec: &mut dyn Exec, event: &NewEvent, or_ignore: bool) -> Catal
 
 async fn event_in(exec: &mut dyn Exec, device: DeviceId, id: &str) -> CatalogResult<Option<Event>> {
     let sql = format!("select {EVENT} from events e where e.device_id = $1 and e.id = $2 and not e.is_deleted");
-    exec.opt(&sql, params![device.0, id]).await?.map(|r| rows::event(&r, 0)).transpose()
+    exec.opt(&sql, params![device.0, id]).await?.map(|mut r| rows::event(&mut r, 0)).transpose()
 }
 
 /// A page of a device's events, newest first: `$1` the device, `$2` the offset, `$3` the media
@@ -136,7 +136,7 @@ impl Gallery for SqlCatalog {
         };
         let sql = events_page_sql(media_type.is_some(), limit);
         let rows = self.db.read().await?.rows(&sql, &params).await?;
-        rows.iter().map(|r| Ok((rows::event(r, 0)?, rows::media_result(r, 12)?))).collect()
+        rows.into_iter().map(|mut r| Ok((rows::event(&mut r, 0)?, rows::media_result(&mut r, 12)?))).collect()
     }
 
     async fn event(&self, device: DeviceId, id: &str) -> CatalogResult<Option<Event>> {

@@ -169,11 +169,11 @@ impl MediaResults for SqlCatalog {
     async fn rendition_result(&self, sha256: &Sha256Hex) -> CatalogResult<Option<RenditionResult>> {
         let sql = "select br.status, br.error, br.rendition_sha256, br.content_type, rb.size from blob_renditions br
                    left join blobs rb on rb.sha256 = br.rendition_sha256 where br.sha256 = $1";
-        let Some(row) = self.db.read().await?.opt(sql, params![sha256]).await? else { return Ok(None) };
+        let Some(mut row) = self.db.read().await?.opt(sql, params![sha256]).await? else { return Ok(None) };
         let status: String = row.get(0)?;
         let status =
             MediaStatus::parse(&status).ok_or_else(|| CatalogError::Schema(format!("rendition status {status}")))?;
-        Ok(Some(RenditionResult { status, error: row.get(1)?, rendition: rows::rendition(&row, 2)? }))
+        Ok(Some(RenditionResult { status, error: row.get(1)?, rendition: rows::rendition(&mut row, 2)? }))
     }
 
     async fn media_info(&self, hashes: &[Sha256Hex]) -> CatalogResult<Vec<MediaInfo>> {
@@ -186,6 +186,6 @@ impl MediaResults for SqlCatalog {
         );
         let list: Vec<&str> = hashes.iter().map(Sha256Hex::as_str).collect();
         let rows = self.db.read().await?.rows(&sql, params![db::Value::list(&list)]).await?;
-        rows.iter().filter_map(|r| rows::media_result(r, 0).transpose()).collect()
+        rows.into_iter().filter_map(|mut r| rows::media_result(&mut r, 0).transpose()).collect()
     }
 }

@@ -196,20 +196,20 @@ pub(super) fn library_file(row: &Row, at: usize) -> CatalogResult<LibraryFile> {
 pub(super) const EVENT: &str = "e.id, e.user_id, e.device_id, e.name, e.media_type, e.content_type, e.sha256, \
                                 e.size, e.thumbnail_sha256, e.metadata, e.source_name, e.created_ms";
 
-pub(super) fn event(row: &Row, at: usize) -> CatalogResult<Event> {
+pub(super) fn event(row: &mut Row, at: usize) -> CatalogResult<Event> {
     Ok(Event {
-        id: row.get(at)?,
-        user_id: UserId(row.get(at + 1)?),
-        device_id: DeviceId(row.get(at + 2)?),
-        name: row.get(at + 3)?,
-        media_type: row.get(at + 4)?,
-        content_type: row.get(at + 5)?,
-        sha256: row.get(at + 6)?,
-        size: row.get(at + 7)?,
-        thumbnail_sha256: row.get(at + 8)?,
-        metadata: row.get(at + 9)?,
-        source_name: row.get(at + 10)?,
-        created_ms: row.get(at + 11)?,
+        id: row.take(at)?,
+        user_id: UserId(row.take(at + 1)?),
+        device_id: DeviceId(row.take(at + 2)?),
+        name: row.take(at + 3)?,
+        media_type: row.take(at + 4)?,
+        content_type: row.take(at + 5)?,
+        sha256: row.take(at + 6)?,
+        size: row.take(at + 7)?,
+        thumbnail_sha256: row.take(at + 8)?,
+        metadata: row.take(at + 9)?,
+        source_name: row.take(at + 10)?,
+        created_ms: row.take(at + 11)?,
     })
 }
 
@@ -224,26 +224,26 @@ pub(super) const RENDITION_JOIN: &str = "left join blob_renditions br on br.sha2
                                          left join blobs rb on rb.sha256 = br.rendition_sha256";
 
 /// A result from its columns; `None` when they are NULL (a left join found no row).
-pub(super) fn media_result(row: &Row, at: usize) -> CatalogResult<Option<MediaInfo>> {
-    let Some(sha256) = row.get::<Option<Sha256Hex>>(at)? else { return Ok(None) };
-    let status: String = row.get(at + 1)?;
+pub(super) fn media_result(row: &mut Row, at: usize) -> CatalogResult<Option<MediaInfo>> {
+    let Some(sha256) = row.take::<Option<Sha256Hex>>(at)? else { return Ok(None) };
+    let status: String = row.take(at + 1)?;
     Ok(Some(MediaInfo {
         sha256,
         status: MediaStatus::parse(&status).ok_or_else(|| schema(format!("media status {status}")))?,
-        metadata: row.get(at + 2)?,
-        thumbnail_sha256: row.get(at + 3)?,
-        error: row.get(at + 4)?,
-        updated_ms: row.get(at + 5)?,
+        metadata: row.take(at + 2)?,
+        thumbnail_sha256: row.take(at + 3)?,
+        error: row.take(at + 4)?,
+        updated_ms: row.take(at + 5)?,
         rendition: rendition(row, at + 6)?,
     }))
 }
 
 /// A rendition from `rendition_sha256, content_type, size` (NULLs: none).
-pub(super) fn rendition(row: &Row, at: usize) -> CatalogResult<Option<Rendition>> {
-    let (Some(sha256), Some(size)) = (row.get::<Option<Sha256Hex>>(at)?, row.get::<Option<u64>>(at + 2)?) else {
+pub(super) fn rendition(row: &mut Row, at: usize) -> CatalogResult<Option<Rendition>> {
+    let (Some(sha256), Some(size)) = (row.take::<Option<Sha256Hex>>(at)?, row.take::<Option<u64>>(at + 2)?) else {
         return Ok(None);
     };
-    let content_type = row.get::<Option<String>>(at + 1)?.unwrap_or_else(|| "application/octet-stream".into());
+    let content_type = row.take::<Option<String>>(at + 1)?.unwrap_or_else(|| "application/octet-stream".into());
     Ok(Some(Rendition { sha256, content_type, size }))
 }
 

@@ -263,25 +263,25 @@ impl SqlCatalog {
               where {condition} {tail}"
         );
         let rows = self.db.read().await?.rows(&sql, params).await?;
-        rows.iter().map(item).collect()
+        rows.into_iter().map(item).collect()
     }
 }
 
-fn item(row: &db::Row) -> CatalogResult<TimelineItem> {
-    let letter: String = row.get(0)?;
+fn item(mut row: db::Row) -> CatalogResult<TimelineItem> {
+    let letter: String = row.take(0)?;
     Ok(TimelineItem {
         kind: ItemKind::from_letter(&letter).ok_or_else(|| CatalogError::Schema(format!("item kind {letter}")))?,
-        id: row.get(1)?,
-        name: row.get(2)?,
-        size: row.get(3)?,
-        content_type: row.get(4)?,
-        sha256: row.get(5)?,
-        created_ms: row.get(6)?,
-        source_kind: row.get(7)?,
-        source_name: row.get(8)?,
-        sent_thumbnail: row.get(9)?,
-        source_id: row.get(10)?,
-        media: rows::media_result(row, 11)?,
+        id: row.take(1)?,
+        name: row.take(2)?,
+        size: row.take(3)?,
+        content_type: row.take(4)?,
+        sha256: row.take(5)?,
+        created_ms: row.take(6)?,
+        source_kind: row.take(7)?,
+        source_name: row.take(8)?,
+        sent_thumbnail: row.take(9)?,
+        source_id: row.take(10)?,
+        media: rows::media_result(&mut row, 11)?,
     })
 }
 

@@ -13,8 +13,17 @@ pub struct Sha256Hex(String);
 
 impl Sha256Hex {
     pub fn parse(raw: &str) -> Result<Self, super::ParseError> {
+        Self::check(raw).map(|()| Self(raw.to_owned()))
+    }
+
+    /// As [`Sha256Hex::parse`], keeping the string it was given.
+    pub fn parse_owned(raw: String) -> Result<Self, super::ParseError> {
+        Self::check(&raw).map(|()| Self(raw))
+    }
+
+    fn check(raw: &str) -> Result<(), super::ParseError> {
         if raw.len() == 64 && raw.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
-            Ok(Self(raw.to_owned()))
+            Ok(())
         } else {
             Err(super::ParseError::new(format!(
                 "'{}' is not a lowercase hex SHA-256 (64 characters)",
@@ -45,7 +54,7 @@ impl std::fmt::Display for Sha256Hex {
 impl TryFrom<String> for Sha256Hex {
     type Error = super::ParseError;
     fn try_from(value: String) -> Result<Self, Self::Error> {
-        Self::parse(&value)
+        Self::parse_owned(value)
     }
 }
 

@@ -276,6 +276,19 @@ mod tests {
         assert!(reprepares(&conn, bound_limit, &[Value::Int(Some(5))]) > 0, "SQLite re-plans a bound limit per bind");
     }
 
+    /// `.cargo/config.toml` builds SQLite without SQLITE_ENABLE_MEMORY_MANAGEMENT: with it,
+    /// every connection's pages sit in one cache group behind one global mutex, and readers on
+    /// two cores queued on it for each page of a listing. (A target dir built before the
+    /// setting keeps the old library: `cargo clean -p libsqlite3-sys`.)
+    #[test]
+    fn each_connection_has_a_page_cache_of_its_own() {
+        let conn = Connection::open_in_memory().unwrap();
+        let mut stmt = conn.prepare("pragma compile_options").unwrap();
+        let options: Vec<String> = stmt.query_map([], |r| r.get(0)).unwrap().collect::<Result<_, _>>().unwrap();
+        assert!(!options.iter().any(|o| o == "ENABLE_MEMORY_MANAGEMENT"), "{options:?}");
+        assert!(options.iter().any(|o| o == "DEFAULT_MEMSTATUS=0"), "{options:?}");
+    }
+
     #[test]
     fn placeholders_become_numbered_question_marks() {
         assert_eq!(placeholders("select $1, $12 where x = $1"), "select ?1, ?12 where x = ?1");
