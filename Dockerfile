@@ -13,8 +13,10 @@ ARG RUST_VERSION=1
 FROM rust:${RUST_VERSION}-bookworm AS build
 WORKDIR /src
 # Only what the build reads: the manifest, the sources, the migrations sqlx::migrate! embeds,
-# and benches/ (Cargo.toml declares [[bench]] targets, which cargo checks exist).
+# benches/ (Cargo.toml declares [[bench]] targets, which cargo checks exist) and .cargo/ (the
+# bundled SQLite's build flags).
 COPY Cargo.toml Cargo.lock ./
+COPY .cargo ./.cargo
 COPY src ./src
 COPY migrations ./migrations
 COPY benches ./benches
