@@ -4,11 +4,12 @@
 use async_trait::async_trait;
 
 use super::db::Exec;
+use super::identities::{ACCOUNT_DEVICE, account_device_params};
 use super::lifecycle::{HoldCheck, check_hold};
-use super::rows::{self, EVENT, MEDIA_RESULT, RENDITION_JOIN};
+use super::rows::{self, EVENT, EVENT_COLUMNS, MEDIA_RESULT, RENDITION_JOIN};
 use super::*;
 use crate::clock::now_ms;
-use crate::domain::{DeviceId, MediaType};
+use crate::domain::{DeviceId, MediaType, UserId};
 
 #[async_trait]
 pub trait Gallery {
@@ -16,15 +17,18 @@ pub trait Gallery {
     async fn add_event(&self, event: &NewEvent) -> CatalogResult<Event>;
     /// Records harvested events, skipping names already known; returns how many are new.
     async fn harvest_events(&self, events: &[NewEvent]) -> CatalogResult<usize>;
-    /// A device's events, newest first (ties by id, so pages are deterministic), not deleted,
-    /// each with what media processing recorded for its file (one query for the listing).
-    async fn events(
+    /// A page of the events of the account's device named or numbered `raw` (`None`: no such
+    /// device), newest first (ties by id, so pages are deterministic), not deleted, each with
+    /// what media processing recorded for its file. One statement finds the device and reads
+    /// the page; only a page that comes back empty asks whether the device exists.
+    async fn device_events(
         &self,
-        device: DeviceId,
+        user: UserId,
+        raw: &str,
         media_type: Option<MediaType>,
         limit: u32,
         offset: u64,
-    ) -> CatalogResult<Vec<(Event, Option<MediaInfo>)>>;
+    ) -> CatalogResult<Option<Vec<(Event, Option<MediaInfo>)>>>;
     async fn event(&self, device: DeviceId, id: &str) -> CatalogResult<Option<Event>>;
     async fn set_event_thumbnail(&self, device: DeviceId, id: &str, thumbnail: &BlobRecord) -> CatalogResult<bool>;
     /// Gives a harvested event its bytes (a pull finished).
@@ -76,16 +80,18 @@ async fn event_in(exec: &mut dyn Exec, device: DeviceId, id: &str) -> CatalogRes
     exec.opt(&sql, params![device.0, id]).await?.map(|mut r| rows::event(&mut r, 0)).transpose()
 }
 
-/// A page of a device's events, newest first: `$1` the device, `$2` the offset, `$3` the media
-/// type when `by_type`. `is_deleted = false` (not `not is_deleted`) lets the plan walk
-/// `events_listing` (`events_by_type` for one type) in its order and stop after the page;
-/// otherwise every event of the device was read and sorted on each request.
+/// A page of a device's events, newest first: `$1`–`$3` find the account's device (see
+/// `identities::ACCOUNT_DEVICE`), `$4` is the offset, `$5` the media type when `by_type`. The
+/// device is a constant to the page, so the plan walks `events_listing` (`events_by_type` for
+/// one type) in its order and stops after the page; `is_deleted = false` (not `not
+/// is_deleted`) is what lets it use the index — otherwise every event of the device was read
+/// and sorted on each request.
 fn events_page_sql(by_type: bool, limit: u32) -> String {
-    let filter = if by_type { " and e.media_type = $3" } else { "" };
+    let filter = if by_type { " and e.media_type = $5" } else { "" };
     format!(
         "select {EVENT}, {MEDIA_RESULT} from events e left join blob_media bm on bm.sha256 = e.sha256
-         {RENDITION_JOIN} where e.device_id = $1 and e.is_deleted = false{filter}
-         order by e.created_ms desc, e.id desc limit {limit} offset $2"
+         {RENDITION_JOIN} where e.device_id = (select d.id from devices d where {ACCOUNT_DEVICE} limit 1)
+         and e.is_deleted = false{filter} order by e.created_ms desc, e.id desc limit {limit} offset $4"
     )
 }
 
@@ -118,25 +124,36 @@ impl Gallery for SqlCatalog {
         Ok(created)
     }
 
-    async fn events(
+    async fn device_events(
         &self,
-        device: DeviceId,
+        user: UserId,
+        raw: &str,
         media_type: Option<MediaType>,
         limit: u32,
         offset: u64,
-    ) -> CatalogResult<Vec<(Event, Option<MediaInfo>)>> {
+    ) -> CatalogResult<Option<Vec<(Event, Option<MediaInfo>)>>> {
         // the limit is in the text: SQLite plans a bound limit by its value, so it re-prepared
         // the statement on every request (see db/sqlite.rs); it is a number of a few distinct
         // values. With and without the type filter are two texts, each with its own plan.
+        let mut params = account_device_params(user, raw).to_vec();
         // SQL integers are signed: an offset past them is past every event all the same
-        let offset = offset.min(i64::MAX as u64);
-        let params = match media_type {
-            Some(kind) => params![device.0, offset, kind.as_str()].to_vec(),
-            None => params![device.0, offset].to_vec(),
-        };
+        params.push(db::Value::Int(Some(offset.min(i64::MAX as u64) as i64)));
+        if let Some(kind) = media_type {
+            params.push(db::Value::Text(Some(kind.as_str().to_owned())));
+        }
         let sql = events_page_sql(media_type.is_some(), limit);
-        let rows = self.db.read().await?.rows(&sql, &params).await?;
-        rows.into_iter().map(|mut r| Ok((rows::event(&mut r, 0)?, rows::media_result(&mut r, 12)?))).collect()
+        let mut conn = self.db.read().await?;
+        let rows = conn.rows(&sql, &params).await?;
+        if rows.is_empty() {
+            // no such device, or no events on this page: the device alone tells which
+            let sql = format!("select d.id from devices d where {ACCOUNT_DEVICE}");
+            if conn.opt(&sql, &params[..3]).await?.is_none() {
+                return Ok(None);
+            }
+        }
+        let page =
+            rows.into_iter().map(|mut r| Ok((rows::event(&mut r, 0)?, rows::media_result(&mut r, EVENT_COLUMNS)?)));
+        Ok(Some(page.collect::<CatalogResult<_>>()?))
     }
 
     async fn event(&self, device: DeviceId, id: &str) -> CatalogResult<Option<Event>> {
@@ -194,8 +211,14 @@ mod tests {
             let plan = format!("explain query plan {}", events_page_sql(by_type, 50));
             let rows = catalog.db.read().await.unwrap().rows(&plan, &[]).await.unwrap();
             let steps: Vec<String> = rows.iter().map(|r| r.get::<String>(3).unwrap()).collect();
-            assert!(!steps.iter().any(|s| s.starts_with("SCAN") || s.contains("TEMP B-TREE")), "{steps:#?}");
-            assert!(steps.iter().any(|s| s.contains(&format!("USING INDEX {index}"))), "{steps:#?}");
+            assert!(!steps.iter().any(|s| s.starts_with("SCAN")), "{steps:#?}");
+            assert!(!steps.iter().any(|s| s.contains("TEMP B-TREE")), "{steps:#?}");
+            assert!(steps.iter().any(|s| s.contains(&format!("SEARCH e USING INDEX {index}"))), "{steps:#?}");
         }
+    }
+
+    #[test]
+    fn the_event_columns_are_counted_right() {
+        assert_eq!(EVENT.split(',').count(), EVENT_COLUMNS);
     }
 }

@@ -48,6 +48,17 @@ pub trait Identities {
     async fn set_grant_disabled(&self, id: GrantId, disabled: bool) -> CatalogResult<Grant>;
 }
 
+/// Which of `devices d` is the account's device named or numbered `raw`: parameters `$1`–`$3`
+/// from [`account_device_params`] (at most one row matches).
+pub(super) const ACCOUNT_DEVICE: &str = "d.user_id = $1 and (d.name = $2 or d.id = $3)";
+
+pub(super) fn account_device_params(user: UserId, raw: &str) -> [db::Value; 3] {
+    // names are never all digits, so at most one of the two matches (an id is digits only:
+    // "+5" is a name, not device 5)
+    let id = raw.bytes().all(|b| b.is_ascii_digit()).then(|| raw.parse::<i64>().ok()).flatten();
+    [db::Value::Int(Some(user.0)), db::Value::Text(Some(raw.to_owned())), db::Value::Int(id)]
+}
+
 impl SqlCatalog {
     async fn device_where(&self, condition: &str, params: &[db::Value]) -> CatalogResult<Vec<Device>> {
         let sql =
@@ -169,11 +180,8 @@ impl Identities for SqlCatalog {
     }
 
     async fn account_device(&self, user: UserId, raw: &str) -> CatalogResult<Option<Device>> {
-        // names are never all digits, so at most one of the two matches (an id is digits only:
-        // "+5" is a name, not device 5)
-        let id = raw.bytes().all(|b| b.is_ascii_digit()).then(|| raw.parse::<i64>().ok()).flatten();
-        let sql = format!("select {DEVICE} from devices d where d.user_id = $1 and (d.name = $2 or d.id = $3) limit 1");
-        let row = self.db.read().await?.opt(&sql, params![user.0, raw, id]).await?;
+        let sql = format!("select {DEVICE} from devices d where {ACCOUNT_DEVICE}");
+        let row = self.db.read().await?.opt(&sql, &account_device_params(user, raw)).await?;
         row.map(|r| rows::device(&r, 0)).transpose()
     }
 

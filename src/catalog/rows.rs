@@ -196,6 +196,9 @@ pub(super) fn library_file(row: &Row, at: usize) -> CatalogResult<LibraryFile> {
 pub(super) const EVENT: &str = "e.id, e.user_id, e.device_id, e.name, e.media_type, e.content_type, e.sha256, \
                                 e.size, e.thumbnail_sha256, e.metadata, e.source_name, e.created_ms";
 
+/// How many columns [`EVENT`] selects.
+pub(super) const EVENT_COLUMNS: usize = 12;
+
 pub(super) fn event(row: &mut Row, at: usize) -> CatalogResult<Event> {
     Ok(Event {
         id: row.take(at)?,

@@ -9,7 +9,7 @@ use serde_json::Value;
 
 use crate::catalog::{Catalog, CatalogError, Device, Event, MediaInfo, NewEvent, TypeStats};
 use crate::clock::now_ms;
-use crate::domain::{DeviceId, MediaType, ParseError};
+use crate::domain::{DeviceId, MediaType, ParseError, UserId};
 use crate::ingest::{Ingest, IngestError, Received};
 use crate::media::sniff;
 
@@ -126,15 +126,17 @@ impl GalleryEvents {
         Ok(())
     }
 
-    /// A device's events, newest first, each with what media processing learnt.
+    /// A page of the account's device named or numbered `device`, newest first, each event
+    /// with what media processing learnt; `None` when the account has no such device.
     pub async fn list(
         &self,
-        device: DeviceId,
+        user: UserId,
+        device: &str,
         media_type: Option<MediaType>,
         limit: u32,
         offset: u64,
-    ) -> Result<Vec<(Event, Option<MediaInfo>)>, EventError> {
-        Ok(self.catalog.events(device, media_type, limit, offset).await?)
+    ) -> Result<Option<Vec<(Event, Option<MediaInfo>)>>, EventError> {
+        Ok(self.catalog.device_events(user, device, media_type, limit, offset).await?)
     }
 
     pub async fn get(&self, device: DeviceId, event_id: &str) -> Result<Option<Event>, EventError> {

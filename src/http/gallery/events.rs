@@ -7,7 +7,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
 use super::answers::{GalleryByType, GalleryFolders, GalleryPaths, GalleryStats, GallerySuccess, GalleryTypeCount};
-use super::{EventAnswer, GalleryEvent, resolve_device};
+use super::{EventAnswer, GalleryEvent, no_such_device, resolve_device};
 use crate::catalog::Event;
 use crate::domain::{ErrorCode, MediaType};
 use crate::gallery::device_dir;
@@ -88,16 +88,30 @@ pub async fn list(
     QueryParams(query): QueryParams<ListQuery>,
     Caller(principal, ..): Caller<GalleryRead>,
 ) -> Result<Response, ApiError> {
-    let device = resolve_device(&state, &principal, &device).await?;
+    let (limit, offset, media_type) = match page_of(&query) {
+        Ok(page) => page,
+        Err(bad_query) => {
+            // a device that does not exist is the first thing wrong with the request
+            resolve_device(&state, &principal, &device).await?;
+            return Err(bad_query);
+        }
+    };
+    let user = principal.user().user_id;
+    let events =
+        state.events.list(user, &device, media_type, limit, offset).await?.ok_or_else(|| no_such_device(&device))?;
+    let page: Vec<EventAnswer> =
+        events.iter().map(|(event, info)| EventAnswer { event, info: info.as_ref() }).collect();
+    Ok(Json(page).into_response())
+}
+
+/// `limit` (clamped), `offset` and `media_type` of a listing.
+fn page_of(query: &ListQuery) -> Result<(u32, u64, Option<MediaType>), ApiError> {
     let limit =
         non_negative("limit", query.limit.as_deref())?.map_or(DEFAULT_LIMIT, |l| l.min(u64::from(MAX_LIMIT)) as u32);
     let offset = non_negative("offset", query.offset.as_deref())?.unwrap_or(0);
     let media_type = query.media_type.as_deref().filter(|t| !t.is_empty()).map(MediaType::parse).transpose();
     let media_type = media_type.map_err(|e| ApiError::new(ErrorCode::InvalidMediaType, e.to_string()))?;
-    let events = state.events.list(device.device_id, media_type, limit, offset).await?;
-    let page: Vec<EventAnswer> =
-        events.iter().map(|(event, info)| EventAnswer { event, info: info.as_ref() }).collect();
-    Ok(Json(page).into_response())
+    Ok((limit, offset, media_type))
 }
 
 /// The device's events counted, by media type.

@@ -50,9 +50,12 @@ pub fn router() -> ApiRouter {
 /// `:device`: the exact device name within the caller's account, else a device id of
 /// theirs. Never created; anything else is 404 (another user's device too).
 pub async fn resolve_device(state: &AppState, principal: &Principal, raw: &str) -> Result<Device, ApiError> {
-    crate::gallery::find_device(state.catalog.as_ref(), principal.user(), raw)
-        .await?
-        .ok_or_else(|| ApiError::new(ErrorCode::NoSuchDevice, format!("no device '{raw}' in this account")))
+    crate::gallery::find_device(state.catalog.as_ref(), principal.user(), raw).await?.ok_or_else(|| no_such_device(raw))
+}
+
+/// The answer for a `:device` the caller has not got.
+fn no_such_device(raw: &str) -> ApiError {
+    ApiError::new(ErrorCode::NoSuchDevice, format!("no device '{raw}' in this account"))
 }
 
 // Schema only: `EventAnswer` below writes this JSON, and `media_info::MediaFieldsOf` adds the
