@@ -126,7 +126,7 @@ impl GalleryEvents {
         Ok(())
     }
 
-    /// A page of the account's device named or numbered `device`, newest first, each event
+    /// A page of the events of the account's device named or numbered `device`, newest first, each
     /// with what media processing learnt; `None` when the account has no such device.
     pub async fn list(
         &self,

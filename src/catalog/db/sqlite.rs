@@ -279,7 +279,8 @@ mod tests {
     /// `.cargo/config.toml` builds SQLite without SQLITE_ENABLE_MEMORY_MANAGEMENT: with it,
     /// every connection's pages sit in one cache group behind one global mutex, and readers on
     /// two cores queued on it for each page of a listing. (A target dir built before the
-    /// setting keeps the old library: `cargo clean -p libsqlite3-sys`.)
+    /// setting kept the old library here: `cargo clean -p libsqlite3-sys`. A LIBSQLITE3_FLAGS
+    /// set in the environment wins over the file's.)
     #[test]
     fn each_connection_has_a_page_cache_of_its_own() {
         let conn = Connection::open_in_memory().unwrap();
