@@ -202,15 +202,12 @@ impl Gallery for SqlCatalog {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::catalog::open::sqlite_plan;
 
     #[tokio::test]
     async fn a_page_of_events_walks_the_listing_index_without_sorting() {
-        let dir = tempfile::tempdir().unwrap();
-        let catalog = SqlCatalog::open(&format!("sqlite://{}/catalog.db", dir.path().display())).await.unwrap();
         for (by_type, index) in [(false, "events_listing"), (true, "events_by_type")] {
-            let plan = format!("explain query plan {}", events_page_sql(by_type, 50));
-            let rows = catalog.db.read().await.unwrap().rows(&plan, &[]).await.unwrap();
-            let steps: Vec<String> = rows.iter().map(|r| r.get::<String>(3).unwrap()).collect();
+            let steps = sqlite_plan(&events_page_sql(by_type, 50)).await;
             assert!(!steps.iter().any(|s| s.starts_with("SCAN")), "{steps:#?}");
             assert!(!steps.iter().any(|s| s.contains("TEMP B-TREE")), "{steps:#?}");
             assert!(steps.iter().any(|s| s.contains(&format!("SEARCH e USING INDEX {index}"))), "{steps:#?}");

@@ -238,14 +238,11 @@ impl JobQueue for SqlCatalog {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::catalog::open::sqlite_plan;
 
     #[tokio::test]
     async fn a_worker_claims_by_walking_an_index_whatever_the_backlog() {
-        let dir = tempfile::tempdir().unwrap();
-        let catalog = SqlCatalog::open(&format!("sqlite://{}/catalog.db", dir.path().display())).await.unwrap();
-        let plan = format!("explain query plan {}", claim_sql(Dialect::Sqlite, 1));
-        let rows = catalog.db.read().await.unwrap().rows(&plan, &[]).await.unwrap();
-        let steps: Vec<String> = rows.iter().map(|r| r.get::<String>(3).unwrap()).collect();
+        let steps = sqlite_plan(&claim_sql(Dialect::Sqlite, 1)).await;
         // no step reads every job, and none sorts them
         assert!(!steps.iter().any(|s| s.starts_with("SCAN") || s.contains("TEMP B-TREE")), "{steps:#?}");
         assert!(steps.iter().filter(|s| s.contains("USING INDEX jobs_claim")).count() == 2, "{steps:#?}");

@@ -56,6 +56,17 @@ impl SqlCatalog {
     }
 }
 
+/// The steps of SQLite's plan for `sql` on a fresh catalog (`SCAN …`, `SEARCH … USING INDEX …`,
+/// `USE TEMP B-TREE …`): for tests that hold a hot query to the plan it was written for.
+#[cfg(test)]
+pub(super) async fn sqlite_plan(sql: &str) -> Vec<String> {
+    use super::db::Exec;
+    let dir = tempfile::tempdir().unwrap();
+    let catalog = SqlCatalog::open(&format!("sqlite://{}/catalog.db", dir.path().display())).await.unwrap();
+    let rows = catalog.db.read().await.unwrap().rows(&format!("explain query plan {sql}"), &[]).await.unwrap();
+    rows.iter().map(|r| r.get::<String>(3).unwrap()).collect()
+}
+
 /// A URL as messages may show it: without the user's password.
 fn describe_url(url: &str) -> String {
     match url.split_once("://") {
