@@ -3,8 +3,10 @@
 //! keep their figures apart). Every series a dashboard may chart exists from the start, at
 //! zero, so none appears out of nowhere.
 
+use std::cell::Cell;
 use std::collections::BTreeMap;
 use std::fmt::Write;
+use std::future::Future;
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -18,19 +20,33 @@ pub const UPLOAD_OUTCOMES: [&str; 4] = ["started", "finished", "failed", "expire
 const BUCKETS: [f64; 12] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0, 30.0];
 
 tokio::task_local! {
-    /// The family of the request being served (set around each request by the HTTP layer),
-    /// so the upload pipeline can count by family without being told.
-    pub static FAMILY: &'static str;
+    /// The family of the request being served (set around each request by the HTTP layer,
+    /// changed by a route two families share once it knows which it serves), so the upload
+    /// pipeline can count by family without being told.
+    static FAMILY: Cell<&'static str>;
+}
+
+/// Serves `work` as a request of `family`; returns what it answered and the family it turned
+/// out to be of (see [`now_serving`]).
+pub async fn serve_in_family<F: Future>(family: &'static str, work: F) -> (F::Output, &'static str) {
+    FAMILY.scope(Cell::new(family), async { (work.await, current_family()) }).await
 }
 
 /// `work` in the family of the request in progress (for a task a request spawns).
-pub fn in_family<F: std::future::Future>(work: F) -> impl std::future::Future<Output = F::Output> {
-    FAMILY.scope(current_family(), work)
+pub fn in_family<F: Future>(work: F) -> impl Future<Output = F::Output> {
+    FAMILY.scope(Cell::new(current_family()), work)
 }
 
 /// The family of the request in progress; background work is `job`.
 pub fn current_family() -> &'static str {
-    FAMILY.try_with(|family| *family).unwrap_or("job")
+    FAMILY.try_with(Cell::get).unwrap_or("job")
+}
+
+/// The request in progress is of `family` after all: a part PUT to the upload host's
+/// `/signed/part` belongs to the family whose upload it is (device or multipart).
+pub fn now_serving(family: &'static str) {
+    // outside a request (a job) there is nothing to relabel
+    let _ = FAMILY.try_with(|current| current.set(family));
 }
 
 #[derive(Default)]
@@ -284,10 +300,10 @@ mod tests {
         ] {
             assert!(empty.contains(series), "{series} missing from:\n{empty}");
         }
-        let arriving = FAMILY.sync_scope("gallery", || metrics.upload_started());
+        let arriving = FAMILY.sync_scope(Cell::new("gallery"), || metrics.upload_started());
         assert!(metrics.render(&gauges, &[]).contains("ferry_uploads_active{family=\"gallery\"} 1"));
         drop(arriving); // a client that went away mid-body: active no more, and failed
-        FAMILY.sync_scope("gallery", || metrics.upload_finished(100, true));
+        FAMILY.sync_scope(Cell::new("gallery"), || metrics.upload_finished(100, true));
         metrics.request("gallery", "/api/gallery/{device}/upload", 200, Duration::from_millis(3));
         let text = metrics.render(&gauges, &["media_process"]);
         assert!(text.contains("ferry_upload_bytes_total{family=\"gallery\"} 100"));

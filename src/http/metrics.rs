@@ -15,13 +15,14 @@ use super::error::ApiError;
 use super::openapi::{ApiRouter, tag};
 use crate::catalog::JobStatus;
 use crate::domain::{ErrorCode, JobKind};
-use crate::metrics::{FAMILY, Gauges};
+use crate::metrics::{Gauges, serve_in_family};
 
 pub fn router() -> ApiRouter {
     ApiRouter::new().routes(routes!(metrics))
 }
 
-/// The API family a request path belongs to.
+/// The API family a request path belongs to (a part PUT is relabelled by the upload it is
+/// for: see `metrics::now_serving`).
 pub fn family_of(path: &str) -> &'static str {
     const PREFIXES: [(&str, &str); 14] = [
         ("/device/", "device"),
@@ -47,7 +48,7 @@ pub async fn track(State(state): State<AppState>, request: Request, next: Next) 
     let family = family_of(request.uri().path());
     let route = request.extensions().get::<MatchedPath>().map_or("unmatched", |m| m.as_str()).to_owned();
     let started = Instant::now();
-    let response = FAMILY.scope(family, next.run(request)).await;
+    let (response, family) = serve_in_family(family, next.run(request)).await;
     state.metrics.request(family, &route, response.status().as_u16(), started.elapsed());
     response
 }

@@ -161,3 +161,25 @@ async fn an_upload_arriving_counts_as_active_until_it_ends_and_catalog_waits_are
         assert!(waited >= 0.0);
     }
 }
+
+#[tokio::test]
+async fn device_parts_put_to_the_shared_part_route_count_as_the_device_family() {
+    use crate::device_multipart::{FILE_HASH, SIZE, file_and_plan, send_missing};
+    let app = spawn_app().await;
+    let (_, cam) = DeviceClient::setup(&app, "alice", "/").await;
+    let (data, plan) = file_and_plan();
+    let started = cam.post_ok("multipart", json!({"file_size": SIZE, "file_hash": FILE_HASH, "part_list": plan})).await;
+    let parts = send_missing(&app, &data, &started).await;
+    let complete = json!({"file_size": SIZE, "file_hash": FILE_HASH, "s3_bucket_id": 1,
+        "upload_id": started["upload_id"], "part_list": parts});
+    assert_eq!(cam.post("multipart_complete", complete).await.status(), 201);
+
+    let text = scrape(&app, None).await.text().await.unwrap();
+    // six part bodies arrived and one file was committed, all of the device family
+    assert_eq!(value(&text, r#"ferry_uploads_total{family="device",outcome="started"}"#), 6.0);
+    assert_eq!(value(&text, r#"ferry_uploads_total{family="device",outcome="finished"}"#), 1.0);
+    assert_eq!(value(&text, r#"ferry_uploads_total{family="multipart",outcome="started"}"#), 0.0);
+    let parts_route = r#"ferry_http_requests_total{family="device",route="/signed/part",status="200"}"#;
+    assert_eq!(value(&text, parts_route), 6.0);
+    assert!(!text.contains(r#"family="multipart",route="/signed/part""#), "{text}");
+}

@@ -259,6 +259,7 @@ impl MultipartUploads {
             Some(u) if u.completed => return Err(UploadError::Completed),
             Some(u) => u,
         };
+        crate::metrics::now_serving(upload.family.as_str());
         if self.store.writes_parts_in_place()
             && let Some(key) = self.in_place_key(&upload, &self.catalog.parts(upload_id).await?)
         {
