@@ -4,6 +4,10 @@
 # Registers a session that stays open (autofinish=0), POSTs each file to it, then finishes
 # it and prints the finish answer (the list of files) as the last line.
 set -euo pipefail
+if [ $# -lt 4 ]; then
+    echo "usage: $0 SERVER TOKEN FOLDER FILE..." >&2
+    exit 2
+fi
 server=$1 token=$2 folder=$3
 shift 3
 auth="Authorization: Bearer $token"

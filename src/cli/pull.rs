@@ -18,13 +18,17 @@ pub struct PullArgs {
     /// Remove local files whose media were deleted on the server (only when unchanged here)
     #[arg(long)]
     pub delete: bool,
+    /// Replace local files that differ from the server's even when they were changed here
+    /// (or were there before the first pull); without it they are kept and reported
+    #[arg(long)]
+    pub overwrite: bool,
     #[command(flatten)]
     pub sync: SyncArgs,
 }
 
 pub async fn run(args: PullArgs) -> i32 {
     let options = match args.sync.filters() {
-        Ok(filters) => PullOptions { filters, delete: args.delete },
+        Ok(filters) => PullOptions { filters, delete: args.delete, overwrite: args.overwrite },
         Err(e) => return fatal("pull", &e),
     };
     if let Err(e) = std::fs::create_dir_all(&args.dir) {

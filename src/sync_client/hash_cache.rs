@@ -1,5 +1,8 @@
 //! The local hash cache: a file's device-family hash keyed by its path, size and mtime, so
-//! an unchanged file is never read twice (push hashes, pull records what it wrote).
+//! an unchanged file is never read twice (push hashes, pull records what it wrote). Each
+//! path also remembers the content it last had in common with the server (`synced`): a
+//! local file still holding it was not changed here since, so a pull may replace it with the
+//! server's newer content, and a push may replace the server's copy with a local edit.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -9,6 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use super::content::FileHash;
 use super::state::{StateDir, read_json, write_atomic};
+use crate::domain::Sha256Hex;
 
 const FILE: &str = "hashes.json";
 
@@ -17,6 +21,15 @@ struct Entry {
     mtime_ns: i64,
     #[serde(flatten)]
     hash: FileHash,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    synced: Option<Synced>,
+}
+
+/// The content a local path and a volume path last held both.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct Synced {
+    media_path: String,
+    file_hash: Sha256Hex,
 }
 
 #[derive(Default, Serialize, Deserialize)]
@@ -50,9 +63,29 @@ impl HashCache {
         self.stored.files.get(rel).filter(|e| e.hash.size == size && e.mtime_ns == mtime_ns).map(|e| &e.hash)
     }
 
+    /// Records the hash of `rel` as it is now; what it last had in common with the server
+    /// is kept (a changed file is still the edit of that content).
     pub fn insert(&mut self, rel: &str, mtime_ns: i64, hash: FileHash) {
-        self.stored.files.insert(rel.to_owned(), Entry { mtime_ns, hash });
+        let synced = self.stored.files.get(rel).and_then(|e| e.synced.clone());
+        self.stored.files.insert(rel.to_owned(), Entry { mtime_ns, hash, synced });
         self.dirty = true;
+    }
+
+    /// `rel` (hashed already) holds what the server holds at `media_path`.
+    pub fn mark_synced(&mut self, rel: &str, media_path: &str) {
+        if let Some(entry) = self.stored.files.get_mut(rel) {
+            let synced = Synced { media_path: media_path.to_owned(), file_hash: entry.hash.file_hash.clone() };
+            if entry.synced.as_ref() != Some(&synced) {
+                entry.synced = Some(synced);
+                self.dirty = true;
+            }
+        }
+    }
+
+    /// Whether `file_hash` is the content `rel` last had in common with `media_path`.
+    pub fn was_synced(&self, rel: &str, media_path: &str, file_hash: &Sha256Hex) -> bool {
+        let synced = self.stored.files.get(rel).and_then(|e| e.synced.as_ref());
+        synced.is_some_and(|s| s.media_path == media_path && s.file_hash == *file_hash)
     }
 
     pub fn remove(&mut self, rel: &str) {

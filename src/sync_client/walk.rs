@@ -3,6 +3,7 @@
 //! matches at any depth), hidden files and symlinks skipped unless asked for.
 
 use std::collections::HashSet;
+use std::io::ErrorKind;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
@@ -93,6 +94,7 @@ pub fn walk(root: &Path, filters: &Filters) -> std::io::Result<Walked> {
             Ok(entries) => entries,
             // the root itself must be readable; a subfolder that is not is reported
             Err(e) if rel_dir.is_empty() => return Err(e),
+            Err(e) if e.kind() == ErrorKind::NotFound => continue, // removed since it was listed
             Err(e) => {
                 walked.skipped.push((rel_dir, e.to_string()));
                 continue;
@@ -119,7 +121,15 @@ pub fn walk(root: &Path, filters: &Filters) -> std::io::Result<Walked> {
                     }
                 }
             } else {
-                entry.metadata()?
+                match entry.metadata() {
+                    Ok(meta) => meta,
+                    // gone since its folder was listed (a temporary file): nothing to push
+                    Err(e) if e.kind() == ErrorKind::NotFound => continue,
+                    Err(e) => {
+                        walked.skipped.push((rel, e.to_string()));
+                        continue;
+                    }
+                }
             };
             if meta.is_dir() {
                 // a symlinked folder seen before (a loop) is walked once
@@ -167,5 +177,39 @@ mod tests {
             names(&all),
             [".hidden/d.jpg", "a.jpg", "b.txt", "link.jpg", "sub/.e.jpg", "sub/c.jpg", "tmp/f.jpg"]
         );
+    }
+
+    #[test]
+    fn files_and_folders_that_vanish_during_the_walk_are_left_out() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().to_path_buf();
+        std::fs::write(root.join("kept.jpg"), b"kept").unwrap();
+        let rounds = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        // an editor's or a camera's temporary files: made and removed all the time
+        let churn = std::thread::spawn({
+            let (root, rounds) = (root.clone(), rounds.clone());
+            move || {
+                for n in 0..1_000u64 {
+                    let folder = root.join(format!("tmp{}", n % 4));
+                    let _ = std::fs::create_dir_all(&folder);
+                    for i in 0..20 {
+                        let _ = std::fs::write(folder.join(format!("{i}.part")), b"x");
+                    }
+                    let _ = std::fs::remove_dir_all(&folder);
+                    rounds.store(n + 1, std::sync::atomic::Ordering::Relaxed);
+                }
+            }
+        });
+        let mut walks = Vec::new();
+        // walks for as long as the churn goes on (and at most 100,000: bounded either way)
+        while rounds.load(std::sync::atomic::Ordering::Relaxed) < 1_000 && walks.len() < 100_000 {
+            walks.push(walk(&root, &Filters::default()));
+        }
+        churn.join().unwrap();
+        for walked in walks {
+            let walked = walked.expect("a file removed during the walk does not end it");
+            assert!(walked.files.iter().any(|f| f.rel == "kept.jpg"));
+            assert!(walked.skipped.is_empty(), "{:?}", walked.skipped);
+        }
     }
 }

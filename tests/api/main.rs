@@ -40,6 +40,7 @@ mod multipart;
 mod openapi;
 mod outages;
 mod push_pull;
+mod push_pull_edits;
 mod push_resume;
 mod races;
 mod readme;

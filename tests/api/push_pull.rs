@@ -106,7 +106,7 @@ fn tree() -> Vec<(&'static str, Vec<u8>)> {
     ]
 }
 
-const SUMMARY_KEYS: [&str; 8] = [
+const SUMMARY_KEYS: [&str; 9] = [
     "bytes_deduplicated",
     "bytes_sent",
     "conflicts",
@@ -114,6 +114,7 @@ const SUMMARY_KEYS: [&str; 8] = [
     "files_hashed",
     "files_present",
     "files_seen",
+    "files_updated",
     "files_uploaded",
 ];
 
@@ -168,7 +169,10 @@ async fn a_pushed_tree_pulls_back_identical_and_a_second_push_sends_nothing() {
     let pulled = cli.ok("pull", target.path(), &["--from", "/trip"]).await;
     let mut pull_keys = keys(&pulled);
     pull_keys.sort();
-    assert_eq!(pull_keys, ["bytes_received", "failures", "files_deleted", "files_downloaded", "files_seen"]);
+    assert_eq!(
+        pull_keys,
+        ["bytes_received", "conflicts", "failures", "files_deleted", "files_downloaded", "files_seen"]
+    );
     assert_eq!((&pulled["files_seen"], &pulled["files_downloaded"]), (&json!(5), &json!(5)));
     assert_eq!(pulled["bytes_received"], total);
     let (mut want, got) = (read_tree(source.path()), read_tree(target.path()));

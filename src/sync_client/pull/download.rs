@@ -4,7 +4,7 @@
 //! item's `file_hash`, given its mtime, fsynced and renamed into place. Further paths of the
 //! same content are copies of the verified file.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -74,11 +74,15 @@ pub(super) async fn download_all(
             }
         }
     }
+    let mut unfinished = HashSet::new();
     if by_content.is_empty() {
+        clear_stale_partials(session, &unfinished);
         return Ok(());
     }
     let total = by_content.iter().map(|w| w.item.file_size).sum();
-    let phase = session.progress.phase("downloading", total, by_content.len() as u64);
+    // counted in paths, as the summary counts them (a content at two paths is two files)
+    let files = by_content.iter().map(|w| w.rels.len() as u64).sum();
+    let phase = session.progress.phase("downloading", total, files);
     let received = Arc::new(AtomicU64::new(0));
     for batch in by_content.chunks(URL_BATCH) {
         let hashes: Vec<&Sha256Hex> = batch.iter().map(|w| &w.item.file_hash).collect();
@@ -104,7 +108,9 @@ pub(super) async fn download_all(
             })
             .buffer_unordered(session.concurrency);
         while let Some((wanted, result)) = fetches.next().await {
-            phase.file_done();
+            for _ in &wanted.rels {
+                phase.file_done();
+            }
             match result {
                 Ok(()) => {
                     summary.files_downloaded += wanted.rels.len() as u64;
@@ -123,15 +129,35 @@ pub(super) async fn download_all(
                     for rel in &wanted.rels {
                         summary.failures.push(Failure { path: rel.clone(), reason: reason.clone() });
                     }
+                    unfinished.insert(partial_name(&wanted.item));
                 }
             }
         }
     }
     phase.finish();
     summary.bytes_received = received.load(Ordering::Relaxed);
-    // gone once empty; a failed download's partial file stays for the next run to resume
-    let _ = std::fs::remove_dir(session.root.join(PARTIAL_DIR));
+    clear_stale_partials(session, &unfinished);
     Ok(())
+}
+
+/// The name of a content's partial download in `.ferry-partial/`.
+fn partial_name(item: &RemoteItem) -> String {
+    format!("{}-{}", item.file_hash, item.file_size)
+}
+
+/// After a run, `.ferry-partial/` keeps only the partial downloads of contents that failed in
+/// it (the next run resumes them); what an earlier interrupted run left of a content no longer
+/// wanted (changed or deleted on the server since) goes, and so does the folder once empty.
+fn clear_stale_partials(session: &Session, unfinished: &HashSet<String>) {
+    let dir = session.root.join(PARTIAL_DIR);
+    let Ok(entries) = std::fs::read_dir(&dir) else { return };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if !unfinished.contains(&name) {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+    let _ = std::fs::remove_dir(dir);
 }
 
 /// Fetches one content (resuming a partial download), then puts it at each of its paths.
@@ -145,7 +171,7 @@ async fn fetch(
     let item = &wanted.item;
     let partial_dir = session.root.join(PARTIAL_DIR);
     tokio::fs::create_dir_all(&partial_dir).await.map_err(local("creating .ferry-partial"))?;
-    let partial = partial_dir.join(format!("{}-{}", item.file_hash, item.file_size));
+    let partial = partial_dir.join(partial_name(item));
     let bar = if chunk_size_for(item.file_size) > 0 {
         session.progress.file_bar(&wanted.rels[0], item.file_size, 0)
     } else {
@@ -174,7 +200,10 @@ async fn fetch(
             temp
         };
         let set = place(&temp, &dest, mtime).await?;
-        session.cache.lock().expect("not poisoned").insert(rel, mtime_ns(set), hashed.clone());
+        let mut cache = session.cache.lock().expect("not poisoned");
+        cache.insert(rel, mtime_ns(set), hashed.clone());
+        cache.mark_synced(rel, &item.media_path);
+        drop(cache);
         source = dest;
     }
     Ok(())

@@ -3,8 +3,12 @@
 //! The change-feed mirror is brought up to date from its stored cursor (so a second pull
 //! asks only for what changed); then every live item whose local file differs (by the hash
 //! cache, or one read of a file of the same size) is downloaded ([`download`]), and with
-//! `--delete` local files still holding the content of a deleted item are removed. A local
-//! file that was changed since is never deleted.
+//! `--delete` local files still holding the content of a deleted item are removed.
+//!
+//! A local file is replaced only when it still holds what it last had in common with the
+//! server (see [`super::hash_cache`]): one changed here, or one that was there before the
+//! first pull, is kept and reported as a conflict unless `--overwrite` says otherwise. A
+//! local file that was changed since is never deleted.
 
 mod download;
 
@@ -20,6 +24,8 @@ use super::{Failure, Session, SyncError, plural};
 pub struct PullOptions {
     pub filters: Filters,
     pub delete: bool,
+    /// Replace local files that differ from the server's even when they were changed here.
+    pub overwrite: bool,
 }
 
 /// The run's outcome, as `--json` prints it (exactly these keys).
@@ -29,17 +35,21 @@ pub struct PullSummary {
     pub files_downloaded: u64,
     pub bytes_received: u64,
     pub files_deleted: u64,
+    /// Local files kept although the server holds other content (changed here, or there
+    /// before the first pull).
+    pub conflicts: u64,
     pub failures: Vec<Failure>,
 }
 
 impl PullSummary {
     pub fn describe(&self) -> String {
         format!(
-            "{} on the server, {} downloaded ({} received), {} deleted, {}",
+            "{} on the server, {} downloaded ({} received), {} deleted, {}, {}",
             plural(self.files_seen, "file", "files"),
             self.files_downloaded,
             indicatif::HumanBytes(self.bytes_received),
             self.files_deleted,
+            plural(self.conflicts, "conflict", "conflicts"),
             plural(self.failures.len() as u64, "failure", "failures"),
         )
     }
@@ -52,6 +62,11 @@ pub async fn pull(session: &mut Session, options: &PullOptions) -> Result<PullSu
     let (mut wanted, mut deleted) = (Vec::new(), Vec::new());
     for item in items {
         let Some(rel) = session.local_rel(&item.media_path).map(str::to_owned) else { continue };
+        if !safe_rel(&rel) {
+            let reason = "the server named a path that leads out of the folder; skipped".to_owned();
+            summary.failures.push(Failure { path: item.media_path.clone(), reason });
+            continue;
+        }
         if !options.filters.wants(&rel) {
             continue;
         }
@@ -62,16 +77,25 @@ pub async fn pull(session: &mut Session, options: &PullOptions) -> Result<PullSu
             continue;
         }
         summary.files_seen += 1;
-        match local_matches(session, &rel, &item).await {
-            Ok(true) => {}
-            Ok(false) => wanted.push((rel, item)),
+        match local_state(session, &rel, &item).await {
+            Ok(Local::Same) => {}
+            Ok(Local::Missing | Local::Unchanged) => wanted.push((rel, item)),
+            Ok(Local::Changed) if options.overwrite => wanted.push((rel, item)),
+            Ok(Local::Changed) => {
+                summary.conflicts += 1;
+                session.progress.line(format!(
+                    "conflict: {rel} differs from the server's {} and was changed here (or was here before the \
+                     first pull); kept (see --overwrite)",
+                    item.media_path
+                ));
+            }
             Err(e) => summary.failures.push(Failure { path: rel, reason: format!("cannot read the local file: {e}") }),
         }
     }
     download::download_all(session, wanted, &mut summary).await?;
     for (rel, item) in deleted {
-        match local_matches(session, &rel, &item).await {
-            Ok(true) => match std::fs::remove_file(session.root.join(&rel)) {
+        match local_state(session, &rel, &item).await {
+            Ok(Local::Same) => match std::fs::remove_file(session.root.join(&rel)) {
                 Ok(()) => {
                     summary.files_deleted += 1;
                     session.cache.lock().expect("not poisoned").remove(&rel);
@@ -80,7 +104,7 @@ pub async fn pull(session: &mut Session, options: &PullOptions) -> Result<PullSu
                 }
                 Err(e) => summary.failures.push(Failure { path: rel, reason: format!("could not delete it: {e}") }),
             },
-            Ok(false) => {}
+            Ok(_) => {}
             Err(e) => summary.failures.push(Failure { path: rel, reason: format!("cannot read the local file: {e}") }),
         }
     }
@@ -88,28 +112,58 @@ pub async fn pull(session: &mut Session, options: &PullOptions) -> Result<PullSu
     Ok(summary)
 }
 
-/// Whether the local file at `rel` holds the item's content (hashing it once when the cache
-/// does not know this size and mtime). A missing file, or a folder in its place, does not.
-async fn local_matches(session: &Session, rel: &str, item: &RemoteItem) -> std::io::Result<bool> {
+/// A server-named path is written under the folder only when every part of it is a plain
+/// name: an empty part (an absolute path), `.` or `..` could lead elsewhere.
+fn safe_rel(rel: &str) -> bool {
+    rel.split('/').all(|part| !part.is_empty() && part != "." && part != ".." && !part.contains('\0'))
+}
+
+/// The local file at `rel` next to the server's item.
+enum Local {
+    /// Nothing there (or a folder: placing the file reports it).
+    Missing,
+    /// The item's content.
+    Same,
+    /// Other content, but what it last had in common with the server: not changed here.
+    Unchanged,
+    /// Other content the server never had at this path from here.
+    Changed,
+}
+
+/// Compares the local file at `rel` with `item`, hashing it once when the cache does not know
+/// this size and mtime; a file found holding the item's content is remembered as in sync.
+async fn local_state(session: &Session, rel: &str, item: &RemoteItem) -> std::io::Result<Local> {
     let path = session.root.join(rel);
     let meta = match std::fs::symlink_metadata(&path) {
         Ok(meta) => meta,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Local::Missing),
         Err(e) => return Err(e),
     };
-    if !meta.is_file() || meta.len() != item.file_size {
-        return Ok(false);
+    if !meta.is_file() {
+        return Ok(Local::Missing);
     }
-    let mtime = mtime_ns(meta.modified()?);
-    if let Some(known) = session.cache.lock().expect("not poisoned").get(rel, meta.len(), mtime) {
-        return Ok(known.file_hash == item.file_hash);
-    }
-    let size = meta.len();
-    let hashed =
-        tokio::task::spawn_blocking(move || hash_file(&path, size, &|_| {})).await.map_err(std::io::Error::other)??;
-    let matches = hashed.file_hash == item.file_hash;
-    session.cache.lock().expect("not poisoned").insert(rel, mtime, hashed);
-    Ok(matches)
+    let (size, mtime) = (meta.len(), mtime_ns(meta.modified()?));
+    let known = session.cache.lock().expect("not poisoned").get(rel, size, mtime).map(|h| h.file_hash.clone());
+    let file_hash = match known {
+        Some(file_hash) => file_hash,
+        None => {
+            let hashed = tokio::task::spawn_blocking(move || hash_file(&path, size, &|_| {}))
+                .await
+                .map_err(std::io::Error::other)??;
+            let file_hash = hashed.file_hash.clone();
+            session.cache.lock().expect("not poisoned").insert(rel, mtime, hashed);
+            file_hash
+        }
+    };
+    let mut cache = session.cache.lock().expect("not poisoned");
+    Ok(if file_hash == item.file_hash && size == item.file_size {
+        cache.mark_synced(rel, &item.media_path);
+        Local::Same
+    } else if cache.was_synced(rel, &item.media_path, &file_hash) {
+        Local::Unchanged
+    } else {
+        Local::Changed
+    })
 }
 
 /// Removes folders left empty by a deletion, up to (not including) the pulled folder.
@@ -120,5 +174,19 @@ fn remove_empty_parents(session: &Session, rel: &str) {
             break;
         }
         dir = d.parent();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn only_plain_names_are_written_under_the_folder() {
+        for safe in ["a.jpg", "Fotos/Été 2024/x.jpg", "..hidden", "a/.b/c"] {
+            assert!(super::safe_rel(safe), "{safe}");
+        }
+        // what `//etc/x` or `/a/../../x` under the prefix `/` would give
+        for unsafe_rel in ["/etc/x", "a/../../x", "..", "a/./b", "a//b", "a/", "a\0b"] {
+            assert!(!super::safe_rel(unsafe_rel), "{unsafe_rel:?}");
+        }
     }
 }

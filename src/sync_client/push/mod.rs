@@ -52,6 +52,8 @@ pub struct PushSummary {
     pub files_uploaded: u64,
     pub bytes_sent: u64,
     pub bytes_deduplicated: u64,
+    /// Paths whose server copy was replaced by a local edit of it.
+    pub files_updated: u64,
     pub conflicts: u64,
     pub failures: Vec<Failure>,
 }
@@ -61,12 +63,13 @@ impl PushSummary {
     pub fn describe(&self, dry_run: bool) -> String {
         let uploaded = if dry_run { "would upload" } else { "uploaded" };
         format!(
-            "{} seen, {} hashed, {} already on the server, {uploaded} {} ({} sent), {}, {}",
+            "{} seen, {} hashed, {} already on the server, {uploaded} {} ({} sent), {} updated, {}, {}",
             plural(self.files_seen, "file", "files"),
             self.files_hashed,
             self.files_present,
             plural(self.files_uploaded, "file", "files"),
             indicatif::HumanBytes(self.bytes_sent),
+            self.files_updated,
             plural(self.conflicts, "conflict", "conflicts"),
             plural(self.failures.len() as u64, "failure", "failures"),
         )
@@ -163,7 +166,10 @@ pub async fn push_files(
         summary.files_uploaded = needed.len() as u64;
         for p in &planned {
             let other = session.remote.get(&p.media_path).filter(|r| !r.is_deleted && r.file_hash != p.hash.file_hash);
-            if other.is_some() {
+            if other.is_some_and(|r| place::edited_from(session, p, &r.file_hash)) {
+                summary.files_updated += 1;
+                session.progress.line(format!("would update {} (changed here)", p.media_path));
+            } else if other.is_some() {
                 summary.conflicts += 1;
                 session.progress.line(format!("would conflict: {} holds other content on the server", p.media_path));
             }
@@ -181,6 +187,7 @@ pub async fn push_files(
     unavailable.extend(sent.failed);
     count_present(&planned, &first_of, &sent.uploaded, &unavailable, &mut summary);
     let changed = place::place_all(session, &planned, &unavailable, options.on_conflict, &mut summary).await?;
+    session.save_cache()?; // what is now in sync with the server
     if changed > 0 {
         // the mirror learns this run's own items now, so the next run asks for nothing
         session.remote.refresh(&session.api).await?;

@@ -1,9 +1,11 @@
 //! Creating each media item at its path, with the file's times. A path the change-feed
 //! mirror shows holding this very content is left alone (no request: what makes a re-push
 //! of an unchanged tree cheap). A path holding other content answers 409 with its current
-//! state, and the conflict policy decides: skip it, overwrite it (guarded by
-//! `expected_last_updated`, so a change this run has not seen is never clobbered), or put
-//! ours beside it as `name (1).ext`.
+//! state. When that is the content the local file last had in common with the server (see
+//! [`crate::sync_client::hash_cache`]), the local file is an edit of it, and the item is
+//! updated; otherwise the conflict policy decides: skip it, overwrite it, or put ours beside
+//! it as `name (1).ext`. An update and an overwrite are guarded by `expected_last_updated`,
+//! so a change this run has not seen is never clobbered.
 
 use std::collections::HashMap;
 use std::time::SystemTime;
@@ -22,8 +24,13 @@ const RENAMES: u32 = 99;
 
 enum Placed {
     Created,
-    /// A conflict, and what became of it.
-    Conflict(String),
+    /// The server's copy was the one the local file was edited from; now it holds the edit.
+    Updated,
+    /// A conflict, what became of it, and whether the path now holds ours.
+    Conflict {
+        what: String,
+        ours: bool,
+    },
 }
 
 /// Creates the items not in place yet; returns how many it tried (each may have changed the
@@ -39,7 +46,9 @@ pub(super) async fn place_all(
     for p in planned {
         if let Some(reason) = unavailable.get(&p.hash.key()) {
             summary.fail(&p.file.rel, reason.clone());
-        } else if !in_place(session, p) {
+        } else if in_place(session, p) {
+            session.cache.lock().expect("not poisoned").mark_synced(&p.file.rel, &p.media_path);
+        } else {
             work.push(p);
         }
     }
@@ -48,9 +57,16 @@ pub(super) async fn place_all(
         .map(|p| async move { (p, place(session, p, policy).await) })
         .buffer_unordered(session.concurrency);
     while let Some((p, result)) = results.next().await {
+        let in_sync = matches!(result, Ok(Placed::Created | Placed::Updated | Placed::Conflict { ours: true, .. }));
         match result {
             Ok(Placed::Created) => {}
-            Ok(Placed::Conflict(what)) => {
+            Ok(Placed::Updated) => {
+                summary.files_updated += 1;
+                session
+                    .progress
+                    .line(format!("updated {} (changed here since it was last pushed or pulled)", p.media_path));
+            }
+            Ok(Placed::Conflict { what, .. }) => {
                 summary.conflicts += 1;
                 session.progress.line(format!("conflict: {} {what}", p.media_path));
             }
@@ -66,8 +82,17 @@ pub(super) async fn place_all(
                 summary.fail(&p.file.rel, reason);
             }
         }
+        if in_sync {
+            session.cache.lock().expect("not poisoned").mark_synced(&p.file.rel, &p.media_path);
+        }
     }
     Ok(attempted)
+}
+
+/// Whether the server's `file_hash` at the path is what the local file last had in common
+/// with it: the local file is an edit of the server's copy, not a stranger to it.
+pub(super) fn edited_from(session: &Session, p: &Planned, server_hash: &Sha256Hex) -> bool {
+    session.cache.lock().expect("not poisoned").was_synced(&p.file.rel, &p.media_path, server_hash)
 }
 
 fn in_place(session: &Session, p: &Planned) -> bool {
@@ -96,29 +121,39 @@ async fn place(session: &Session, p: &Planned, policy: ConflictPolicy) -> Result
         Err(e) if e.is(ErrorCode::PathConflict) => e.body().cloned().unwrap_or(Value::Null),
         Err(e) => return Err(e),
     };
+    let replace = |message: Option<&'static str>| {
+        let media_id = current["media_id"].as_i64().unwrap_or_default();
+        let mut body = content.clone();
+        body["expected_last_updated"] = current["last_updated"].clone();
+        async move {
+            api.call(&format!("media/{media_id}"), body).await?;
+            Ok(message.map_or(Placed::Updated, |m| Placed::Conflict { what: m.into(), ours: true }))
+        }
+    };
+    let server_hash = current["file_hash"].as_str().and_then(|h| Sha256Hex::parse(h).ok());
+    if server_hash.is_some_and(|h| edited_from(session, p, &h)) {
+        return replace(None).await;
+    }
     match policy {
         ConflictPolicy::Skip => {
-            Ok(Placed::Conflict("holds other content on the server; skipped (see --on-conflict)".into()))
+            let what = "holds other content on the server; skipped (see --on-conflict)".into();
+            Ok(Placed::Conflict { what, ours: false })
         }
-        ConflictPolicy::Overwrite => {
-            let media_id = current["media_id"].as_i64().unwrap_or_default();
-            let mut body = content.clone();
-            body["expected_last_updated"] = current["last_updated"].clone();
-            api.call(&format!("media/{media_id}"), body).await?;
-            Ok(Placed::Conflict("held other content on the server; overwritten".into()))
-        }
+        ConflictPolicy::Overwrite => replace(Some("held other content on the server; overwritten")).await,
         ConflictPolicy::Rename => {
             for n in 1..=RENAMES {
                 let renamed = renamed(&p.media_path, n);
                 match create(&renamed).await {
                     Ok(_) => {
-                        return Ok(Placed::Conflict(format!("holds other content on the server; pushed as {renamed}")));
+                        let what = format!("holds other content on the server; pushed as {renamed}");
+                        return Ok(Placed::Conflict { what, ours: false });
                     }
                     Err(e) if e.is(ErrorCode::PathConflict) => continue,
                     Err(e) => return Err(e),
                 }
             }
-            Ok(Placed::Conflict(format!("holds other content, and so do its first {RENAMES} renames; skipped")))
+            let what = format!("holds other content, and so do its first {RENAMES} renames; skipped");
+            Ok(Placed::Conflict { what, ours: false })
         }
     }
 }

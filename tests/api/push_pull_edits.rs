@@ -1,0 +1,96 @@
+//! Edits on either side: a pull never replaces a local file the server never had (changed
+//! here, or there before the first pull) unless told to, and a push of a file edited since
+//! it was last pushed or pulled updates the server's copy, while a change someone else made
+//! there stays a conflict.
+
+use serde_json::json;
+
+use crate::device_client::DeviceClient;
+use crate::helpers::*;
+use crate::push_pull::{SyncCli, write_tree};
+use crate::sync_proxy::spawn_behind_proxy;
+
+/// The content the volume holds at `path` now.
+async fn server_holds(cam: &DeviceClient<'_>, path: &str) -> Option<String> {
+    let (items, _) = cam.feed_from(String::new(), 1000).await;
+    let item = items.into_iter().rev().find(|i| i["media_path"] == path)?;
+    (item["is_deleted"] != true).then(|| item["file_hash"].as_str().unwrap().to_owned())
+}
+
+fn read(dir: &tempfile::TempDir, rel: &str) -> Vec<u8> {
+    std::fs::read(dir.path().join(rel)).unwrap()
+}
+
+#[tokio::test]
+async fn a_pull_keeps_what_was_changed_here_and_replaces_only_what_it_left_alone() {
+    let (app, proxy) = spawn_behind_proxy().await;
+    let (_, cam) = DeviceClient::setup(&app, "alice", "/").await;
+    let laptop = SyncCli::new(&proxy.address, &cam);
+    let source = tempfile::tempdir().unwrap();
+    write_tree(source.path(), &[("a.txt", b"a1".to_vec()), ("b.txt", b"b1".to_vec()), ("c.txt", b"c1".to_vec())]);
+    laptop.ok("push", source.path(), &[]).await;
+
+    // a folder that already holds a c.txt of its own
+    let mirror = SyncCli::new(&proxy.address, &cam);
+    let target = tempfile::tempdir().unwrap();
+    std::fs::write(target.path().join("c.txt"), b"mine, from before").unwrap();
+    // and what an interrupted pull left of a content the server no longer has
+    let partials = target.path().join(".ferry-partial");
+    std::fs::create_dir(&partials).unwrap();
+    std::fs::write(partials.join(format!("{}-9", sha256_hex(b"gone now"))), b"gone").unwrap();
+    let first = mirror.ok("pull", target.path(), &[]).await;
+    assert_eq!((&first["files_downloaded"], &first["conflicts"]), (&json!(2), &json!(1)), "{first}");
+    assert_eq!(read(&target, "c.txt"), b"mine, from before", "a file the pull did not write is kept");
+    assert!(!partials.exists(), "a stale partial download is cleared");
+
+    // an edit here, nothing new on the server: the edit stays
+    std::fs::write(target.path().join("a.txt"), b"edited in the mirror").unwrap();
+    let second = mirror.ok("pull", target.path(), &[]).await;
+    assert_eq!((&second["files_downloaded"], &second["conflicts"]), (&json!(0), &json!(2)), "{second}");
+    assert_eq!(read(&target, "a.txt"), b"edited in the mirror");
+
+    // the laptop edits b.txt and pushes: its own earlier copy is updated, no conflict
+    std::fs::write(source.path().join("b.txt"), b"b2, edited on the laptop").unwrap();
+    let pushed = laptop.ok("push", source.path(), &[]).await;
+    assert_eq!((&pushed["files_updated"], &pushed["conflicts"]), (&json!(1), &json!(0)), "{pushed}");
+    assert_eq!(server_holds(&cam, "/b.txt").await, Some(sha256_hex(b"b2, edited on the laptop")));
+
+    // the mirror's b.txt is as the pull left it: replaced; its edited a.txt is not
+    let third = mirror.ok("pull", target.path(), &[]).await;
+    assert_eq!((&third["files_downloaded"], &third["conflicts"]), (&json!(1), &json!(2)), "{third}");
+    assert_eq!(read(&target, "b.txt"), b"b2, edited on the laptop");
+    assert_eq!(read(&target, "a.txt"), b"edited in the mirror");
+
+    // asked to, the pull replaces both
+    let forced = mirror.ok("pull", target.path(), &["--overwrite"]).await;
+    assert_eq!((&forced["files_downloaded"], &forced["conflicts"]), (&json!(2), &json!(0)), "{forced}");
+    assert_eq!((read(&target, "a.txt"), read(&target, "c.txt")), (b"a1".to_vec(), b"c1".to_vec()));
+    let settled = mirror.ok("pull", target.path(), &[]).await;
+    assert_eq!((&settled["files_downloaded"], &settled["conflicts"]), (&json!(0), &json!(0)), "{settled}");
+}
+
+#[tokio::test]
+async fn a_push_updates_its_own_copy_but_not_one_someone_else_changed() {
+    let (app, proxy) = spawn_behind_proxy().await;
+    let (_, cam) = DeviceClient::setup(&app, "alice", "/").await;
+    let laptop = SyncCli::new(&proxy.address, &cam);
+    let dir = tempfile::tempdir().unwrap();
+    write_tree(dir.path(), &[("doc.txt", b"v1".to_vec())]);
+    laptop.ok("push", dir.path(), &[]).await;
+
+    std::fs::write(dir.path().join("doc.txt"), b"v2, edited here").unwrap();
+    let dry = laptop.ok("push", dir.path(), &["--dry-run"]).await;
+    assert_eq!((&dry["files_updated"], &dry["conflicts"]), (&json!(1), &json!(0)), "{dry}");
+    let edited = laptop.ok("push", dir.path(), &[]).await;
+    assert_eq!((&edited["files_updated"], &edited["conflicts"]), (&json!(1), &json!(0)), "{edited}");
+    assert_eq!(server_holds(&cam, "/doc.txt").await, Some(sha256_hex(b"v2, edited here")));
+
+    // another client of the volume replaces it; the laptop's next edit is a conflict
+    let other = tempfile::tempdir().unwrap();
+    write_tree(other.path(), &[("doc.txt", b"theirs".to_vec())]);
+    SyncCli::new(&proxy.address, &cam).ok("push", other.path(), &["--on-conflict", "overwrite"]).await;
+    std::fs::write(dir.path().join("doc.txt"), b"v3, edited here").unwrap();
+    let refused = laptop.ok("push", dir.path(), &[]).await;
+    assert_eq!((&refused["files_updated"], &refused["conflicts"]), (&json!(0), &json!(1)), "{refused}");
+    assert_eq!(server_holds(&cam, "/doc.txt").await, Some(sha256_hex(b"theirs")), "their change stays");
+}
