@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use clap::{Args, ValueEnum};
 
-use super::sync::{SyncArgs, fatal, finish, interrupted};
+use super::sync::{SyncArgs, fatal, finish, interrupted, parse_duration};
 use crate::sync_client::push::{ConflictPolicy, PushOptions, PushSummary, push, watch::watch};
 
 #[derive(Args, Debug)]
@@ -26,7 +26,7 @@ pub struct PushArgs {
     #[arg(long)]
     pub watch: bool,
     /// With --watch: how long a file must stay unchanged before it is pushed
-    #[arg(long, default_value = "2s", value_parser = parse_seconds, value_name = "DURATION")]
+    #[arg(long, default_value = "2s", value_parser = parse_duration, value_name = "DURATION")]
     pub settle: Duration,
     #[command(flatten)]
     pub sync: SyncArgs,
@@ -40,10 +40,6 @@ pub enum OnConflict {
     Overwrite,
     /// Push ours beside it as `name (1).ext`
     Rename,
-}
-
-fn parse_seconds(raw: &str) -> Result<Duration, crate::domain::ParseError> {
-    crate::config::parse_duration(raw)
 }
 
 pub async fn run(args: PushArgs) -> i32 {

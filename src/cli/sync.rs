@@ -49,6 +49,22 @@ pub struct SyncArgs {
     /// No progress, only problems
     #[arg(long)]
     pub quiet: bool,
+    /// Give up an attempt (and try again) after this long without an answer or a byte moved
+    #[arg(long, default_value = "60s", value_parser = parse_stall, value_name = "DURATION")]
+    pub stall_timeout: std::time::Duration,
+}
+
+/// `2s`, `500ms`, `1m`, … (the server's duration syntax).
+pub fn parse_duration(raw: &str) -> Result<std::time::Duration, crate::domain::ParseError> {
+    crate::config::parse_duration(raw)
+}
+
+fn parse_stall(raw: &str) -> Result<std::time::Duration, crate::domain::ParseError> {
+    let stall = parse_duration(raw)?;
+    if stall.is_zero() {
+        return Err(crate::domain::ParseError::new("the stall timeout must be more than zero"));
+    }
+    Ok(stall)
 }
 
 impl SyncArgs {
@@ -63,6 +79,7 @@ impl SyncArgs {
             device_key: self.device_key.clone(),
             grant: self.grant.clone(),
             state_root: self.state_dir.clone(),
+            stall: self.stall_timeout,
         };
         Session::open(&connection, dir, prefix, Progress::new(self.quiet), usize::from(self.concurrency)).await
     }

@@ -17,6 +17,9 @@ const FIRST_BACKOFF: Duration = Duration::from_millis(500);
 /// The longest a server's `Retry-After` makes a retry wait (a busier server is asked again
 /// then, and the run fails after its attempts rather than hanging).
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(30);
+/// How long a call may go unanswered, or a transfer without moving a byte, unless
+/// `--stall-timeout` says otherwise: then the attempt counts as a lost connection (tried again).
+pub const DEFAULT_STALL: Duration = Duration::from_secs(60);
 
 /// Why a call failed.
 #[derive(Debug, thiserror::Error)]
@@ -92,10 +95,12 @@ pub struct DeviceApi {
     server: String,
     key: String,
     grant: String,
+    stall: Duration,
 }
 
 impl DeviceApi {
-    pub fn new(server: &str, key: &str, grant: &str) -> Result<Self, ApiError> {
+    /// A client that gives up an attempt after `stall` without an answer or progress.
+    pub fn new(server: &str, key: &str, grant: &str, stall: Duration) -> Result<Self, ApiError> {
         let server = server.trim_end_matches('/').to_owned();
         if !(server.starts_with("http://") || server.starts_with("https://")) {
             return Err(ApiError::Unreachable {
@@ -107,7 +112,7 @@ impl DeviceApi {
             .connect_timeout(Duration::from_secs(10))
             .build()
             .map_err(|e| ApiError::Unreachable { url: server.clone(), reason: e.to_string() })?;
-        Ok(Self { http, server, key: key.to_owned(), grant: grant.to_owned() })
+        Ok(Self { http, server, key: key.to_owned(), grant: grant.to_owned(), stall })
     }
 
     pub fn server(&self) -> &str {
@@ -121,6 +126,11 @@ impl DeviceApi {
     /// The HTTP client, for signed URLs (they need no credential).
     pub fn http(&self) -> &reqwest::Client {
         &self.http
+    }
+
+    /// How long an attempt may go without an answer or progress (`--stall-timeout`).
+    pub fn stall(&self) -> Duration {
+        self.stall
     }
 
     /// Checks the key and finds this client's grant: a refused key, a disabled device and a
@@ -162,7 +172,7 @@ impl DeviceApi {
     }
 
     async fn post_once(&self, url: &str, body: &Value) -> Result<Value, ApiError> {
-        let request = self.http.post(url).header(reqwest::header::CONTENT_TYPE, "application/json");
+        let request = self.http.post(url).header(reqwest::header::CONTENT_TYPE, "application/json").timeout(self.stall);
         let response = request.body(body.to_string()).send().await.map_err(|e| self.unreachable(e))?;
         let status = response.status();
         let retry_after = retry_after(&response);
@@ -188,7 +198,8 @@ impl DeviceApi {
     }
 
     fn unreachable(&self, e: reqwest::Error) -> ApiError {
-        ApiError::Unreachable { url: self.server.clone(), reason: error_chain(&e) }
+        let reason = if e.is_timeout() { stalled_for(self.stall) } else { error_chain(&e) };
+        ApiError::Unreachable { url: self.server.clone(), reason }
     }
 
     fn protocol(&self, url: &str, reason: impl std::fmt::Display) -> ApiError {
@@ -215,6 +226,37 @@ pub fn error_chain(e: &dyn std::error::Error) -> String {
         source = cause.source();
     }
     text
+}
+
+/// Why an attempt was given up after `stall` of silence.
+pub fn stalled_for(stall: Duration) -> String {
+    format!("no answer or progress for {} s (see --stall-timeout)", stall.as_secs_f64())
+}
+
+/// Runs `work`, a transfer whose progress `moved` counts, unless `moved` stays the same for
+/// `stall`: `None` then (the server stopped reading or answering).
+pub async fn unless_stalled<F: std::future::Future>(
+    stall: Duration,
+    moved: &std::sync::atomic::AtomicU64,
+    work: F,
+) -> Option<F::Output> {
+    use std::sync::atomic::Ordering;
+    let watchdog = async {
+        let (mut seen, mut since) = (moved.load(Ordering::Relaxed), tokio::time::Instant::now());
+        loop {
+            tokio::time::sleep((stall / 8).max(Duration::from_millis(10))).await;
+            let now = moved.load(Ordering::Relaxed);
+            if now != seen {
+                (seen, since) = (now, tokio::time::Instant::now());
+            } else if since.elapsed() >= stall {
+                return;
+            }
+        }
+    };
+    tokio::select! {
+        done = work => Some(done),
+        () = watchdog => None,
+    }
 }
 
 /// Errors that may go away on their own (the network, an overloaded server).

@@ -71,6 +71,8 @@ pub struct Connection {
     pub grant: String,
     /// `None`: [`state::default_root`].
     pub state_root: Option<PathBuf>,
+    /// How long an attempt may go without an answer or progress.
+    pub stall: std::time::Duration,
 }
 
 /// What a push or pull run works with: the checked grant, the local folder, the volume
@@ -98,7 +100,7 @@ impl Session {
         progress: Progress,
         concurrency: usize,
     ) -> Result<Self, SyncError> {
-        let api = DeviceApi::new(&conn.server, &conn.device_key, &conn.grant)?;
+        let api = DeviceApi::new(&conn.server, &conn.device_key, &conn.grant, conn.stall)?;
         let root = std::fs::canonicalize(dir).map_err(SyncError::io(format!("the folder {}", dir.display())))?;
         if !root.is_dir() {
             return Err(SyncError::Usage(format!("{} is not a folder", dir.display())));

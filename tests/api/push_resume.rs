@@ -161,3 +161,67 @@ async fn a_busy_server_is_asked_again_after_the_time_it_names() {
         assert!(waited >= Duration::from_millis(1950), "waited {waited:?} of the 2 s asked");
     }
 }
+
+#[tokio::test]
+async fn a_part_the_server_stops_reading_is_given_up_after_the_stall_timeout_and_sent_again() {
+    let (app, proxy) = spawn_behind_proxy().await;
+    let (_, cam) = DeviceClient::setup(&app, "alice", "/").await;
+    let cli = SyncCli::new(&proxy.address, &cam);
+    let dir = tempfile::tempdir().unwrap();
+    write_tree(dir.path(), &[("clip.mov", bytes_of(20 << 20, 6))]);
+
+    // part 2 stalls mid-body: without a stall timeout the client would wait for ever
+    proxy.hold_parts_from(2);
+    let push = ["--concurrency", "1", "--stall-timeout", "1s", "--json"];
+    let child = tokio::process::Command::from(cli.command("push", dir.path(), &push))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut given_up = false;
+    for _ in 0..300 {
+        // a second held attempt: the first was given up and the part sent again
+        if proxy.held() >= 2 {
+            given_up = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    proxy.release();
+    let out = child.wait_with_output().await.unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(given_up, "the stalled part was tried again within 30 s: {stderr}");
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!((&summary["files_uploaded"], &summary["failures"]), (&json!(1), &json!([])), "{summary}");
+}
+
+#[tokio::test]
+async fn a_server_that_never_answers_is_given_up_saying_so() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let server = format!("http://{}", listener.local_addr().unwrap());
+    // accepts every connection and never sends a byte
+    let silent = tokio::spawn(async move {
+        let mut open = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            open.push(socket);
+        }
+    });
+    let (dir, state) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let started = std::time::Instant::now();
+    let mut push = ferry_bin();
+    push.arg("push").arg(dir.path()).args(["--server", &server, "--device-key", "key", "--grant", "1"]);
+    push.arg("--state-dir").arg(state.path()).args(["--stall-timeout", "1s"]);
+    let run = tokio::process::Command::from(push).kill_on_drop(true).output();
+    let out = tokio::time::timeout(Duration::from_secs(60), run).await.expect("gave up within a minute").unwrap();
+    silent.abort();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("cannot reach the Ferry server") && stderr.contains("no answer or progress for 1 s"),
+        "{stderr}"
+    );
+    // five attempts of a second each and the pauses between them, not for ever
+    assert!(started.elapsed() < Duration::from_secs(40), "{:?}", started.elapsed());
+}

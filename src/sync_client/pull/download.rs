@@ -17,7 +17,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::PullSummary;
 use crate::domain::{Sha256Hex, chunk_size_for};
-use crate::sync_client::api::{ApiError, Transient, error_chain, origin_of, refused_by, with_retries};
+use crate::sync_client::api::{ApiError, Transient, error_chain, origin_of, refused_by, stalled_for, with_retries};
 use crate::sync_client::content::{DeviceHasher, FileHash};
 use crate::sync_client::hash_cache::mtime_ns;
 use crate::sync_client::progress::Phase;
@@ -280,7 +280,11 @@ async fn fetch_once(
         if have > 0 {
             request = request.header(reqwest::header::RANGE, format!("bytes={have}-"));
         }
-        let response = request.send().await.map_err(|e| unreachable(url, &e))?;
+        let stall = session.api.stall();
+        let response = tokio::time::timeout(stall, request.send())
+            .await
+            .map_err(|_| stalled(url, stall))?
+            .map_err(|e| unreachable(url, &e))?;
         let status = response.status();
         if !status.is_success() {
             return Err(FetchError::Api(refused_by(response).await));
@@ -292,7 +296,7 @@ async fn fetch_once(
             bar.set_position(0);
         }
         let mut body = response.bytes_stream();
-        while let Some(chunk) = body.next().await {
+        while let Some(chunk) = tokio::time::timeout(stall, body.next()).await.map_err(|_| stalled(url, stall))? {
             let chunk = chunk.map_err(|e| unreachable(url, &e))?;
             hasher.update(&chunk);
             file.write_all(&chunk).await.map_err(local("writing"))?;
@@ -305,6 +309,10 @@ async fn fetch_once(
     hasher.finish().map_err(|_| {
         FetchError::Api(ApiError::Unreachable { url: origin_of(url), reason: "the download ended early".into() })
     })
+}
+
+fn stalled(url: &str, stall: std::time::Duration) -> FetchError {
+    FetchError::Api(ApiError::Unreachable { url: origin_of(url), reason: stalled_for(stall) })
 }
 
 fn unreachable(url: &str, e: &reqwest::Error) -> FetchError {

@@ -8,6 +8,7 @@
 use std::collections::{HashMap, HashSet};
 use std::io::SeekFrom;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use futures_util::{StreamExt, TryStreamExt};
 use indicatif::ProgressBar;
@@ -18,7 +19,9 @@ use tokio::sync::Semaphore;
 
 use super::{Planned, PushSummary};
 use crate::domain::{ErrorCode, Sha256Hex};
-use crate::sync_client::api::{ApiError, Transient, error_chain, origin_of, refused_by, with_retries};
+use crate::sync_client::api::{
+    ApiError, Transient, error_chain, origin_of, refused_by, stalled_for, unless_stalled, with_retries,
+};
 use crate::sync_client::hash_cache::mtime_ns;
 use crate::sync_client::progress::Phase;
 use crate::sync_client::{Session, SyncError};
@@ -267,7 +270,10 @@ async fn put_range(
     let mut file = tokio::fs::File::open(&p.file.abs).await.map_err(local)?;
     file.seek(SeekFrom::Start(offset)).await.map_err(local)?;
     let (phase, bar) = (ctx.phase.clone(), bar.cloned());
+    let moved = Arc::new(AtomicU64::new(0));
+    let counted = moved.clone();
     let stream = tokio_util::io::ReaderStream::with_capacity(file.take(len), 256 * 1024).inspect_ok(move |chunk| {
+        counted.fetch_add(chunk.len() as u64, Ordering::Relaxed);
         phase.add_bytes(chunk.len() as u64);
         if let Some(bar) = &bar {
             bar.inc(chunk.len() as u64);
@@ -277,10 +283,10 @@ async fn put_range(
     for (name, value) in headers {
         request = request.header(name, value);
     }
-    let response = request
-        .body(reqwest::Body::wrap_stream(stream))
-        .send()
-        .await
-        .map_err(|e| TransferError::Api(ApiError::Unreachable { url: origin_of(url), reason: error_chain(&e) }))?;
+    let api = &ctx.session.api;
+    let sent = unless_stalled(api.stall(), &moved, request.body(reqwest::Body::wrap_stream(stream)).send()).await;
+    let unreachable = |reason| TransferError::Api(ApiError::Unreachable { url: origin_of(url), reason });
+    let response =
+        sent.ok_or_else(|| unreachable(stalled_for(api.stall())))?.map_err(|e| unreachable(error_chain(&e)))?;
     if response.status().is_success() { Ok(response) } else { Err(refused_by(response).await.into()) }
 }
