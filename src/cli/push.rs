@@ -6,7 +6,8 @@ use std::time::Duration;
 use clap::{Args, ValueEnum};
 
 use super::sync::{SyncArgs, fatal, finish, interrupted, parse_duration};
-use crate::sync_client::push::{ConflictPolicy, PushOptions, PushSummary, push, watch::watch};
+use crate::sync_client::push::watch::{server_outage, watch};
+use crate::sync_client::push::{ConflictPolicy, PushOptions, PushSummary, push};
 
 #[derive(Args, Debug)]
 pub struct PushArgs {
@@ -70,13 +71,20 @@ pub async fn run(args: PushArgs) -> i32 {
         finish(json, summary, &summary.describe(args.dry_run), &summary.failures, &progress)
     };
     let run = async {
-        let first = push(&mut session, &options).await?;
-        let code = report(&first);
+        let (code, finished) = match push(&mut session, &options).await {
+            Ok(first) => (report(&first), true),
+            // watching outlasts a server that went away after the key was checked
+            Err(e) if args.watch && server_outage(&e) => {
+                session.progress.warn(format!("{e}; watching, and trying again"));
+                (0, false)
+            }
+            Err(e) => return Err(e),
+        };
         if !args.watch {
             return Ok(code);
         }
         session.progress.line(format!("watching {} (Ctrl-C stops)", session.root.display()));
-        watch(&mut session, &options, args.settle, |summary| {
+        watch(&mut session, &options, args.settle, finished, |summary| {
             report(summary);
         })
         .await

@@ -225,3 +225,43 @@ async fn a_server_that_never_answers_is_given_up_saying_so() {
     // five attempts of a second each and the pauses between them, not for ever
     assert!(started.elapsed() < Duration::from_secs(40), "{:?}", started.elapsed());
 }
+
+#[tokio::test]
+async fn watch_outlasts_a_server_outage_and_pushes_what_waited() {
+    let (app, proxy) = spawn_behind_proxy().await;
+    let (_, cam) = DeviceClient::setup(&app, "alice", "/").await;
+    let cli = SyncCli::new(&proxy.address, &cam);
+    let dir = tempfile::tempdir().unwrap();
+    write_tree(dir.path(), &[("first.txt", b"first".to_vec())]);
+    let mut child = tokio::process::Command::from(cli.command("push", dir.path(), &["--watch", "--settle", "200ms"]))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let on_server = |path: &'static str| {
+        let cam = &cam;
+        async move {
+            for _ in 0..300 {
+                let (items, _) = cam.feed_from(String::new(), 1000).await;
+                if items.iter().any(|i| i["media_path"] == path) {
+                    return true;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            false
+        }
+    };
+    assert!(on_server("/first.txt").await, "the first round pushed first.txt");
+
+    // the server answers 503 to every attempt of the next round
+    proxy.busy_for("upload", 5, 0);
+    std::fs::write(dir.path().join("later.txt"), b"written during the outage").unwrap();
+    let pushed = on_server("/later.txt").await;
+    child.start_kill().unwrap();
+    let stderr = String::from_utf8_lossy(&child.wait_with_output().await.unwrap().stderr).into_owned();
+    assert!(pushed, "later.txt was pushed once the server was back: {stderr}");
+    assert!(stderr.contains("1 file waiting, tried again in 5 s"), "{stderr}");
+    let checks: Vec<u16> = proxy.take().iter().filter(|s| s.op() == "upload").map(|s| s.status).collect();
+    assert_eq!(checks.iter().filter(|s| **s == 503).count(), 5, "{checks:?}");
+}

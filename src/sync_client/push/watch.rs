@@ -1,32 +1,43 @@
 //! `ferry push --watch`: after the first round the folder is looked at every second, and a
 //! file that is new or changed is pushed once its size and mtime have stayed the same for
 //! the settle time (a camera still writing a clip is left alone until it is done). Local
-//! deletions are never pushed. It runs until stopped (Ctrl-C).
+//! deletions are never pushed. It runs until stopped (Ctrl-C), through server outages: a
+//! round the server could not take is said, and its files are tried again after a pause. A
+//! file that failed on its own (unreadable, refused) is tried again when it changes.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use super::{PushOptions, PushSummary, push_files};
+use crate::sync_client::remote::RefreshError;
 use crate::sync_client::walk::walk;
-use crate::sync_client::{Session, SyncError};
+use crate::sync_client::{Session, SyncError, plural};
 
 const LOOK_EVERY: Duration = Duration::from_secs(1);
+/// How long a round the server could not take waits before its files are tried again.
+const AFTER_OUTAGE: Duration = Duration::from_secs(5);
 
 /// Watches the folder forever, calling `report` after each round that pushed something.
-/// The caller has run the first round already.
+/// The caller has run the first round already (`finished`: whether the server took it).
 pub async fn watch(
     session: &mut Session,
     options: &PushOptions,
     settle: Duration,
+    finished: bool,
     mut report: impl FnMut(&PushSummary),
 ) -> Result<(), SyncError> {
     let look = |session: &Session| {
         walk(&session.root, &options.filters).map_err(SyncError::io(format!("reading {}", session.root.display())))
     };
-    // what the first round saw counts as pushed (failed files are tried again when they change)
-    let mut pushed: HashMap<String, (u64, i64)> =
-        look(session)?.files.into_iter().map(|f| (f.rel, (f.size, f.mtime_ns))).collect();
+    // what the first round saw counts as pushed; if the server could not take it, every file
+    // is looked at again (those it has already cost one batched question)
+    let mut pushed: HashMap<String, (u64, i64)> = if finished {
+        look(session)?.files.into_iter().map(|f| (f.rel, (f.size, f.mtime_ns))).collect()
+    } else {
+        HashMap::new()
+    };
     let mut changing: HashMap<String, ((u64, i64), Instant)> = HashMap::new();
+    let mut paused_until = Instant::now();
     loop {
         tokio::time::sleep(LOOK_EVERY).await;
         let mut ready = Vec::new();
@@ -44,14 +55,31 @@ pub async fn watch(
                 }
             }
         }
-        if ready.is_empty() {
+        if ready.is_empty() || Instant::now() < paused_until {
             continue;
         }
-        for file in &ready {
-            pushed.insert(file.rel.clone(), (file.size, file.mtime_ns));
-            changing.remove(&file.rel);
+        let states: Vec<(String, (u64, i64))> = ready.iter().map(|f| (f.rel.clone(), (f.size, f.mtime_ns))).collect();
+        match push_files(session, options, ready).await {
+            Ok(summary) => {
+                for (rel, now) in states {
+                    changing.remove(&rel);
+                    pushed.insert(rel, now);
+                }
+                report(&summary);
+            }
+            // the server or the network, not the files: the same files again after a pause
+            Err(e) if server_outage(&e) => {
+                let waiting = plural(states.len() as u64, "file", "files");
+                session.progress.warn(format!("{e}; {waiting} waiting, tried again in {} s", AFTER_OUTAGE.as_secs()));
+                paused_until = Instant::now() + AFTER_OUTAGE;
+            }
+            Err(e) => return Err(e),
         }
-        let summary = push_files(session, options, ready).await?;
-        report(&summary);
     }
+}
+
+/// A round that failed because of the server or the network, not the files or the key: worth
+/// trying again later.
+pub fn server_outage(error: &SyncError) -> bool {
+    matches!(error, SyncError::Api(e) | SyncError::Refresh(RefreshError::Api(e)) if e.is_transient())
 }
