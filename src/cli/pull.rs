@@ -31,13 +31,20 @@ pub async fn run(args: PullArgs) -> i32 {
         Ok(filters) => PullOptions { filters, delete: args.delete, overwrite: args.overwrite },
         Err(e) => return fatal("pull", &e),
     };
+    let created = !args.dir.exists();
     if let Err(e) = std::fs::create_dir_all(&args.dir) {
         eprintln!("ferry pull: cannot create {}: {e}", args.dir.display());
         return 2;
     }
     let mut session = match args.sync.session(&args.dir, args.from.as_deref()).await {
         Ok(session) => session,
-        Err(e) => return fatal("pull", &e),
+        Err(e) => {
+            if created {
+                // a run that never started leaves no empty folder behind
+                let _ = std::fs::remove_dir(&args.dir);
+            }
+            return fatal("pull", &e);
+        }
     };
     let cache = session.cache.clone();
     let progress = session.progress.clone();

@@ -136,7 +136,15 @@ impl DeviceApi {
     /// Checks the key and finds this client's grant: a refused key, a disabled device and a
     /// grant the device does not have are each said plainly.
     pub async fn grant_info(&self) -> Result<GrantInfo, ApiError> {
-        let answer = self.post("/device/1/media_grant", json!({})).await?;
+        let answer = match self.post("/device/1/media_grant", json!({})).await {
+            // the first call: a 404 here means the address is not a Ferry's (a path after it?)
+            Err(ApiError::Refused { status: 404, .. }) => {
+                let url = format!("{}/device/1/media_grant", self.server);
+                let reason = format!("{url} is not a Ferry device API (HTTP 404); check --server");
+                return Err(ApiError::Protocol { url, reason });
+            }
+            answer => answer?,
+        };
         if answer["is_device_disabled"] == true {
             return Err(refusal(ErrorCode::DeviceDisabled, "this device is disabled on the server"));
         }

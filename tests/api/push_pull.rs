@@ -209,6 +209,13 @@ async fn an_unreachable_server_or_a_wrong_key_exits_2_saying_so() {
     assert_eq!(ran.code, 2, "{ran:?}");
     assert!(ran.stderr.contains(&format!("cannot reach the Ferry server at {nowhere}")), "{ran:?}");
 
+    // a server address with a path: Ferry's 404 for an unknown route says which flag to check
+    let mirror = dir.path().join("not yet");
+    let ran = SyncCli::new(&format!("{}/ferry", app.address), &cam).run("pull", &mirror, &[]).await;
+    assert_eq!(ran.code, 2, "{ran:?}");
+    assert!(ran.stderr.contains("is not a Ferry device API (HTTP 404); check --server"), "{ran:?}");
+    assert!(!mirror.exists(), "a pull that never started creates no folder");
+
     let mut other_grant = SyncCli::new(&proxy.address, &cam);
     other_grant.grant = "999".into();
     let ran = other_grant.run("push", dir.path(), &[]).await;
@@ -266,6 +273,7 @@ async fn each_conflict_policy() {
     let cli = SyncCli::new(&proxy.address, &cam);
     let skipped = cli.ok("push", dir.path(), &[]).await;
     assert_eq!((&skipped["conflicts"], &skipped["failures"]), (&json!(1), &json!([])), "{skipped}");
+    assert_eq!((&skipped["files_uploaded"], &skipped["bytes_sent"]), (&json!(0), &json!(0)), "not sent: {skipped}");
     assert_eq!(at("/doc.txt").await.as_deref(), Some(theirs.as_str()), "skip leaves theirs");
 
     let renamed = cli.ok("push", dir.path(), &["--on-conflict", "rename"]).await;

@@ -121,6 +121,23 @@ pub async fn push_files(
             Err(e) => summary.fail(&file.rel, format!("cannot be a volume path: {e}")),
         }
     }
+    if options.on_conflict == ConflictPolicy::Skip {
+        // a path the feed shows holding someone else's content would be skipped anyway:
+        // its bytes are not sent
+        planned.retain(|p| {
+            let theirs = session.remote.get(&p.media_path).filter(|r| !r.is_deleted && r.file_hash != p.hash.file_hash);
+            let skipped = theirs.is_some_and(|r| !place::edited_from(session, p, &r.file_hash));
+            if skipped {
+                summary.conflicts += 1;
+                let verb = if options.dry_run { "would conflict" } else { "conflict" };
+                session.progress.line(format!(
+                    "{verb}: {} holds other content on the server; skipped (see --on-conflict)",
+                    p.media_path
+                ));
+            }
+            !skipped
+        });
+    }
 
     // each content once, in order of first appearance
     let mut contents: Vec<(Sha256Hex, u64)> = Vec::new();
