@@ -101,10 +101,38 @@ impl HashCache {
 
     /// Writes the cache if it changed since it was loaded or last saved.
     pub fn save(&mut self) -> std::io::Result<()> {
-        if self.dirty {
-            write_atomic(&self.path, &serde_json::to_vec(&self.stored).map_err(std::io::Error::other)?)?;
-            self.dirty = false;
+        match self.snapshot()? {
+            Some(snapshot) => snapshot.write().inspect_err(|_| self.dirty = true),
+            None => Ok(()),
         }
-        Ok(())
+    }
+
+    /// The cache as it is now, to write without holding it (writing and syncing a large
+    /// cache takes far longer than serialising it): `None` when nothing changed since the
+    /// last save. A snapshot that fails to write must be followed by [`Self::unsaved`].
+    pub fn snapshot(&mut self) -> std::io::Result<Option<Snapshot>> {
+        if !self.dirty {
+            return Ok(None);
+        }
+        let bytes = serde_json::to_vec(&self.stored).map_err(std::io::Error::other)?;
+        self.dirty = false;
+        Ok(Some(Snapshot { path: self.path.clone(), bytes }))
+    }
+
+    /// A snapshot was not written: the next save writes the cache again.
+    pub fn unsaved(&mut self) {
+        self.dirty = true;
+    }
+}
+
+/// The serialised cache, written by [`Snapshot::write`].
+pub struct Snapshot {
+    path: PathBuf,
+    bytes: Vec<u8>,
+}
+
+impl Snapshot {
+    pub fn write(&self) -> std::io::Result<()> {
+        write_atomic(&self.path, &self.bytes)
     }
 }

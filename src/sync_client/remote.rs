@@ -14,6 +14,8 @@ use crate::domain::Sha256Hex;
 
 const FILE: &str = "remote.json";
 const PAGE: u32 = 1000;
+/// How often a long refresh saves the mirror on its way.
+const SAVE_EVERY: std::time::Duration = std::time::Duration::from_secs(15);
 
 /// One media item as the feed last showed it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -47,11 +49,14 @@ impl RemoteIndex {
     }
 
     /// Applies every change since the stored cursor; returns how many items changed. The
-    /// mirror is saved at the end and every few pages, so a long first sync that is
-    /// interrupted goes on from about where it stopped.
+    /// mirror is saved at the end and every [`SAVE_EVERY`] on the way, so a long first sync
+    /// that is interrupted goes on from about where it stopped (by time, not pages: each save
+    /// writes the whole mirror, and saving every few pages made a first sync of a million
+    /// items write gigabytes).
     pub async fn refresh(&mut self, api: &DeviceApi) -> Result<usize, RefreshError> {
         let mut changed = 0;
-        for pages in 1.. {
+        let mut saved = std::time::Instant::now();
+        loop {
             let page = api.call("media_list", json!({"cursor": self.stored.cursor, "limit": PAGE})).await?;
             let items: Vec<RemoteItem> =
                 serde_json::from_value(page["media_list"].clone()).map_err(|e| RefreshError::Feed(e.to_string()))?;
@@ -66,14 +71,14 @@ impl RemoteIndex {
                 self.save()?;
                 return Ok(changed);
             }
-            if pages % 20 == 0 {
+            if saved.elapsed() >= SAVE_EVERY {
                 self.save()?;
+                saved = std::time::Instant::now();
             }
             if !advanced {
                 return Err(RefreshError::Feed("has_more without a new cursor".into()));
             }
         }
-        unreachable!("the pages are counted without end")
     }
 
     pub fn get(&self, media_path: &str) -> Option<&RemoteItem> {

@@ -54,13 +54,20 @@ pub(super) async fn hash_all(
                         let hashed = hash_file(&file.abs, file.size, &|bytes| worker_phase.add_bytes(bytes));
                         worker_phase.file_done();
                         if let Ok(hash) = &hashed {
-                            let mut cache = cache.lock().expect("not poisoned");
-                            cache.insert(&file.rel, file.mtime_ns, hash.clone());
-                            let mut last = last_save.lock().expect("not poisoned");
-                            if last.elapsed() >= SAVE_EVERY {
-                                // a failed save only costs a re-hash later
-                                let _ = cache.save();
+                            cache.lock().expect("not poisoned").insert(&file.rel, file.mtime_ns, hash.clone());
+                            // one thread saves at a time, writing outside the cache's lock so
+                            // the others go on hashing meanwhile
+                            if let Ok(mut last) = last_save.try_lock()
+                                && last.elapsed() >= SAVE_EVERY
+                            {
                                 *last = Instant::now();
+                                let snapshot = cache.lock().expect("not poisoned").snapshot();
+                                // a failed save only costs a re-hash later
+                                if let Ok(Some(snapshot)) = snapshot
+                                    && snapshot.write().is_err()
+                                {
+                                    cache.lock().expect("not poisoned").unsaved();
+                                }
                             }
                         }
                         results.lock().expect("not poisoned").push((index, hashed));
