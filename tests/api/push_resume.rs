@@ -265,3 +265,28 @@ async fn watch_outlasts_a_server_outage_and_pushes_what_waited() {
     let checks: Vec<u16> = proxy.take().iter().filter(|s| s.op() == "upload").map(|s| s.status).collect();
     assert_eq!(checks.iter().filter(|s| **s == 503).count(), 5, "{checks:?}");
 }
+
+#[tokio::test]
+async fn a_download_that_keeps_breaking_off_fails_that_file_alone() {
+    let (app, proxy) = spawn_behind_proxy().await;
+    let (_, cam) = DeviceClient::setup(&app, "alice", "/").await;
+    let cli = SyncCli::new(&proxy.address, &cam);
+    let source = tempfile::tempdir().unwrap();
+    let damaged = bytes_of(300_000, 7);
+    write_tree(source.path(), &[("fine.txt", b"fine".to_vec()), ("damaged.bin", damaged.clone())]);
+    cli.ok("push", source.path(), &[]).await;
+    // the stored file lost its end (a disk fault): every answer for it stops short
+    let blob = app.blob_files().into_iter().find(|f| f.ends_with(sha256_hex(&damaged))).expect("stored");
+    std::fs::File::options().write(true).open(&blob).unwrap().set_len(100_000).unwrap();
+
+    let target = tempfile::tempdir().unwrap();
+    let ran = SyncCli::new(&proxy.address, &cam).run("pull", target.path(), &["--json"]).await;
+    assert_eq!(ran.code, 1, "one file failed, the run went on: {ran:?}");
+    let summary = ran.json();
+    assert_eq!(summary["files_downloaded"], 1, "{summary}");
+    assert_eq!(std::fs::read(target.path().join("fine.txt")).unwrap(), b"fine");
+    assert_eq!(summary["failures"][0]["path"], "damaged.bin", "{summary}");
+    let reason = summary["failures"][0]["reason"].as_str().unwrap();
+    assert!(reason.contains("the download broke off"), "{reason}");
+    assert!(!target.path().join("damaged.bin").exists(), "nothing unverified is put in place");
+}

@@ -31,18 +31,25 @@ const URL_BATCH: usize = 1000;
 #[derive(Debug)]
 enum FetchError {
     Api(ApiError),
+    /// The answer began and then broke off: tried again (from where it stopped), and in the
+    /// end a failure of this file alone — the server answered, so it is not unreachable.
+    BrokeOff(String),
     Local(String),
 }
 
 impl Transient for FetchError {
     fn is_transient(&self) -> bool {
-        matches!(self, FetchError::Api(e) if e.is_transient())
+        match self {
+            FetchError::Api(e) => e.is_transient(),
+            FetchError::BrokeOff(_) => true,
+            FetchError::Local(_) => false,
+        }
     }
 
     fn retry_after(&self) -> Option<std::time::Duration> {
         match self {
             FetchError::Api(e) => Transient::retry_after(e),
-            FetchError::Local(_) => None,
+            FetchError::BrokeOff(_) | FetchError::Local(_) => None,
         }
     }
 }
@@ -124,6 +131,7 @@ pub(super) async fn download_all(
                 Err(e) => {
                     let reason = match e {
                         FetchError::Api(e) => e.to_string(),
+                        FetchError::BrokeOff(why) => format!("the download broke off ({why}); run again to go on"),
                         FetchError::Local(why) => why,
                     };
                     for rel in &wanted.rels {
@@ -296,8 +304,9 @@ async fn fetch_once(
             bar.set_position(0);
         }
         let mut body = response.bytes_stream();
-        while let Some(chunk) = tokio::time::timeout(stall, body.next()).await.map_err(|_| stalled(url, stall))? {
-            let chunk = chunk.map_err(|e| unreachable(url, &e))?;
+        let silent = || FetchError::BrokeOff(stalled_for(stall));
+        while let Some(chunk) = tokio::time::timeout(stall, body.next()).await.map_err(|_| silent())? {
+            let chunk = chunk.map_err(|e| FetchError::BrokeOff(error_chain(&e)))?;
             hasher.update(&chunk);
             file.write_all(&chunk).await.map_err(local("writing"))?;
             phase.add_bytes(chunk.len() as u64);
@@ -306,9 +315,7 @@ async fn fetch_once(
         }
         file.flush().await.map_err(local("writing"))?;
     }
-    hasher.finish().map_err(|_| {
-        FetchError::Api(ApiError::Unreachable { url: origin_of(url), reason: "the download ended early".into() })
-    })
+    hasher.finish().map_err(|_| FetchError::BrokeOff("it ended early".into()))
 }
 
 fn stalled(url: &str, stall: std::time::Duration) -> FetchError {
