@@ -39,7 +39,11 @@ impl ApiError {
     pub fn is_transient(&self) -> bool {
         match self {
             ApiError::Unreachable { .. } => true,
-            ApiError::Refused { status, .. } => *status >= 500 || *status == 429,
+            // a completion still running (an earlier attempt that timed out here): its answer
+            // comes to the next attempt
+            ApiError::Refused { status, code, .. } => {
+                *status >= 500 || *status == 429 || code == ErrorCode::UploadCompleting.as_str()
+            }
             _ => false,
         }
     }
@@ -136,7 +140,7 @@ impl DeviceApi {
     /// Checks the key and finds this client's grant: a refused key, a disabled device and a
     /// grant the device does not have are each said plainly.
     pub async fn grant_info(&self) -> Result<GrantInfo, ApiError> {
-        let answer = match self.post("/device/1/media_grant", json!({})).await {
+        let answer = match self.post("/device/1/media_grant", json!({}), self.stall).await {
             // the first call: a 404 here means the address is not a Ferry's (a path after it?)
             Err(ApiError::Refused { status: 404, .. }) => {
                 let url = format!("{}/device/1/media_grant", self.server);
@@ -162,9 +166,16 @@ impl DeviceApi {
         Ok(grant)
     }
 
-    /// POSTs to `/device/1/media_grant/<grant>/<op>`.
+    /// POSTs to `/device/1/media_grant/<grant>/<op>`; given up after `--stall-timeout`
+    /// without an answer.
     pub async fn call(&self, op: &str, body: Value) -> Result<Value, ApiError> {
-        self.post(&format!("/device/1/media_grant/{}/{op}", self.grant), body).await
+        self.call_allowing(op, body, self.stall).await
+    }
+
+    /// As [`Self::call`], for a call the server may work on for `allowed` before it answers
+    /// (assembling a large file).
+    pub async fn call_allowing(&self, op: &str, body: Value, allowed: Duration) -> Result<Value, ApiError> {
+        self.post(&format!("/device/1/media_grant/{}/{op}", self.grant), body, allowed).await
     }
 
     /// `upload`: which of these contents the server needs (one entry per content, in order).
@@ -173,14 +184,14 @@ impl DeviceApi {
         self.call("upload", json!({"file_list": list})).await
     }
 
-    async fn post(&self, path: &str, mut body: Value) -> Result<Value, ApiError> {
+    async fn post(&self, path: &str, mut body: Value, allowed: Duration) -> Result<Value, ApiError> {
         body["device_session_key"] = json!(self.key);
         let url = format!("{}{path}", self.server);
-        with_retries(|| self.post_once(&url, &body)).await
+        with_retries(|| self.post_once(&url, &body, allowed)).await
     }
 
-    async fn post_once(&self, url: &str, body: &Value) -> Result<Value, ApiError> {
-        let request = self.http.post(url).header(reqwest::header::CONTENT_TYPE, "application/json").timeout(self.stall);
+    async fn post_once(&self, url: &str, body: &Value, allowed: Duration) -> Result<Value, ApiError> {
+        let request = self.http.post(url).header(reqwest::header::CONTENT_TYPE, "application/json").timeout(allowed);
         let response = request.body(body.to_string()).send().await.map_err(|e| self.unreachable(e))?;
         let status = response.status();
         let retry_after = retry_after(&response);
@@ -206,7 +217,8 @@ impl DeviceApi {
     }
 
     fn unreachable(&self, e: reqwest::Error) -> ApiError {
-        let reason = if e.is_timeout() { stalled_for(self.stall) } else { error_chain(&e) };
+        let reason =
+            if e.is_timeout() { "no answer in the time allowed (see --stall-timeout)".into() } else { error_chain(&e) };
         ApiError::Unreachable { url: self.server.clone(), reason }
     }
 

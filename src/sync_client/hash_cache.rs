@@ -2,16 +2,20 @@
 //! an unchanged file is never read twice (push hashes, pull records what it wrote). Each
 //! path also remembers the content it last had in common with the server (`synced`): a
 //! local file still holding it was not changed here since, so a pull may replace it with the
-//! server's newer content, and a push may replace the server's copy with a local edit.
+//! server's newer content; and which file held it (its [`FileIdentity`]), so a push replaces
+//! the server's copy only with an edit of that very file — never with a new file that took
+//! its name.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
 
 use super::content::FileHash;
-use super::state::{StateDir, read_json, write_atomic};
+use super::state::{StateDir, publish, read_json, write_temp};
+use super::walk::FileIdentity;
 use crate::domain::Sha256Hex;
 
 const FILE: &str = "hashes.json";
@@ -25,11 +29,13 @@ struct Entry {
     synced: Option<Synced>,
 }
 
-/// The content a local path and a volume path last held both.
+/// The content a local path and a volume path last held both, and the local file that held it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 struct Synced {
     media_path: String,
     file_hash: Sha256Hex,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    identity: Option<FileIdentity>,
 }
 
 #[derive(Default, Serialize, Deserialize)]
@@ -41,7 +47,9 @@ struct Stored {
 pub struct HashCache {
     path: PathBuf,
     stored: Stored,
-    dirty: bool,
+    /// Changes made (a count), and the count the file on disk holds: see [`Snapshot`].
+    changes: u64,
+    published: Arc<Mutex<u64>>,
 }
 
 /// Nanoseconds since the epoch (negative before it), the cache's mtime key.
@@ -55,7 +63,7 @@ pub fn mtime_ns(at: SystemTime) -> i64 {
 impl HashCache {
     pub fn load(state: &StateDir) -> Self {
         let path = state.path(FILE);
-        Self { stored: read_json(&path), path, dirty: false }
+        Self { stored: read_json(&path), path, changes: 0, published: Arc::default() }
     }
 
     /// The hash of `rel` if it was computed for this very size and mtime.
@@ -68,16 +76,17 @@ impl HashCache {
     pub fn insert(&mut self, rel: &str, mtime_ns: i64, hash: FileHash) {
         let synced = self.stored.files.get(rel).and_then(|e| e.synced.clone());
         self.stored.files.insert(rel.to_owned(), Entry { mtime_ns, hash, synced });
-        self.dirty = true;
+        self.changes += 1;
     }
 
-    /// `rel` (hashed already) holds what the server holds at `media_path`.
-    pub fn mark_synced(&mut self, rel: &str, media_path: &str) {
+    /// `rel` (hashed already; the file `identity`) holds what the server holds at `media_path`.
+    pub fn mark_synced(&mut self, rel: &str, media_path: &str, identity: Option<FileIdentity>) {
         if let Some(entry) = self.stored.files.get_mut(rel) {
-            let synced = Synced { media_path: media_path.to_owned(), file_hash: entry.hash.file_hash.clone() };
+            let file_hash = entry.hash.file_hash.clone();
+            let synced = Synced { media_path: media_path.to_owned(), file_hash, identity };
             if entry.synced.as_ref() != Some(&synced) {
                 entry.synced = Some(synced);
-                self.dirty = true;
+                self.changes += 1;
             }
         }
     }
@@ -88,51 +97,133 @@ impl HashCache {
         synced.is_some_and(|s| s.media_path == media_path && s.file_hash == *file_hash)
     }
 
+    /// Whether the file `identity` at `rel` is the very file that last had `file_hash` in
+    /// common with `media_path` (an edit of it, not a new file under its name).
+    pub fn edited_in_place(
+        &self,
+        rel: &str,
+        media_path: &str,
+        file_hash: &Sha256Hex,
+        identity: Option<FileIdentity>,
+    ) -> bool {
+        let synced = self.stored.files.get(rel).and_then(|e| e.synced.as_ref());
+        synced.is_some_and(|s| {
+            s.media_path == media_path && s.file_hash == *file_hash && identity.is_some() && s.identity == identity
+        })
+    }
+
+    /// `rel` had `file_hash` in common with `media_path` when an earlier run left it, if that
+    /// run's state predates `synced` (which file held it is not known: pushes stay cautious).
+    pub fn adopt_synced(&mut self, rel: &str, media_path: &str, file_hash: &Sha256Hex) {
+        if let Some(entry) = self.stored.files.get_mut(rel)
+            && entry.synced.is_none()
+            && entry.hash.file_hash == *file_hash
+        {
+            let (media_path, file_hash) = (media_path.to_owned(), file_hash.clone());
+            entry.synced = Some(Synced { media_path, file_hash, identity: None });
+            self.changes += 1;
+        }
+    }
+
+    /// The server no longer holds `rel`'s content (its item was deleted): nothing here is in
+    /// sync with it any more.
+    pub fn forget_synced(&mut self, rel: &str) {
+        if let Some(entry) = self.stored.files.get_mut(rel)
+            && entry.synced.take().is_some()
+        {
+            self.changes += 1;
+        }
+    }
+
     pub fn remove(&mut self, rel: &str) {
-        self.dirty |= self.stored.files.remove(rel).is_some();
+        if self.stored.files.remove(rel).is_some() {
+            self.changes += 1;
+        }
     }
 
     /// Forgets files for which `keep` says no (files gone from the folder).
     pub fn retain(&mut self, mut keep: impl FnMut(&str) -> bool) {
         let before = self.stored.files.len();
         self.stored.files.retain(|rel, _| keep(rel));
-        self.dirty |= self.stored.files.len() != before;
+        if self.stored.files.len() != before {
+            self.changes += 1;
+        }
     }
 
     /// Writes the cache if it changed since it was loaded or last saved.
     pub fn save(&mut self) -> std::io::Result<()> {
         match self.snapshot()? {
-            Some(snapshot) => snapshot.write().inspect_err(|_| self.dirty = true),
+            Some(snapshot) => snapshot.write(),
             None => Ok(()),
         }
     }
 
     /// The cache as it is now, to write without holding it (writing and syncing a large
-    /// cache takes far longer than serialising it): `None` when nothing changed since the
-    /// last save. A snapshot that fails to write must be followed by [`Self::unsaved`].
+    /// cache takes far longer than serialising it): `None` when the file on disk holds every
+    /// change already.
     pub fn snapshot(&mut self) -> std::io::Result<Option<Snapshot>> {
-        if !self.dirty {
+        if *self.published.lock().expect("not poisoned") >= self.changes {
             return Ok(None);
         }
         let bytes = serde_json::to_vec(&self.stored).map_err(std::io::Error::other)?;
-        self.dirty = false;
-        Ok(Some(Snapshot { path: self.path.clone(), bytes }))
-    }
-
-    /// A snapshot was not written: the next save writes the cache again.
-    pub fn unsaved(&mut self) {
-        self.dirty = true;
+        let (path, published) = (self.path.clone(), self.published.clone());
+        Ok(Some(Snapshot { path, bytes, version: self.changes, published }))
     }
 }
 
-/// The serialised cache, written by [`Snapshot::write`].
+/// The serialised cache at one count of changes. Snapshots may be written by two threads at
+/// once (a periodic save while hashing, the save on Ctrl-C): each goes to a temporary file of
+/// its own, and only one newer than what the file holds is renamed into place, so the file
+/// never goes back to an older state nor holds half of two.
 pub struct Snapshot {
     path: PathBuf,
     bytes: Vec<u8>,
+    version: u64,
+    published: Arc<Mutex<u64>>,
 }
 
 impl Snapshot {
     pub fn write(&self) -> std::io::Result<()> {
-        write_atomic(&self.path, &self.bytes)
+        let temp = write_temp(&self.path, &self.bytes)?;
+        let mut published = self.published.lock().expect("not poisoned");
+        if self.version <= *published {
+            drop(published);
+            return std::fs::remove_file(temp);
+        }
+        publish(&temp, &self.path)?;
+        *published = self.version;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sync_client::content::hash_file;
+
+    #[test]
+    fn an_older_snapshot_written_last_never_replaces_a_newer_one() {
+        let root = tempfile::tempdir().unwrap();
+        let state = StateDir::open(root.path(), "http://127.0.0.1:1", "1", std::path::Path::new("/photos")).unwrap();
+        let file = root.path().join("a.jpg");
+        std::fs::write(&file, b"photo").unwrap();
+        let hash = hash_file(&file, 5, &|_| {}).unwrap();
+        let mut cache = HashCache::load(&state);
+        cache.insert("a.jpg", 1, hash.clone());
+        let older = cache.snapshot().unwrap().expect("a change to write");
+        cache.insert("b.jpg", 2, hash);
+        let newer = cache.snapshot().unwrap().expect("another change");
+        // the save on Ctrl-C lands first, the periodic save started earlier lands after it
+        newer.write().unwrap();
+        older.write().unwrap();
+        let reloaded = HashCache::load(&state);
+        assert!(reloaded.get("b.jpg", 5, 2).is_some(), "the newer state stays on disk");
+        assert!(cache.snapshot().unwrap().is_none(), "nothing left to save");
+        let leftovers: Vec<_> = std::fs::read_dir(state.dir())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.ends_with(".tmp"))
+            .collect();
+        assert!(leftovers.is_empty(), "{leftovers:?}");
     }
 }

@@ -78,15 +78,28 @@ fn sanitize(raw: &str) -> String {
 
 /// Replaces `path` with `bytes` atomically: a crash leaves the old file or the new one.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let temp = write_temp(path, bytes)?;
+    publish(&temp, path)
+}
+
+/// `bytes` in a durable temporary file beside `path`, of this write's own (two writes of the
+/// same file at once never share one).
+pub fn write_temp(path: &Path, bytes: &[u8]) -> std::io::Result<PathBuf> {
+    static WRITES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let parent = path.parent().unwrap_or(Path::new("."));
     let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let temp = parent.join(format!(".{name}.{}.tmp", std::process::id()));
+    let n = WRITES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let temp = parent.join(format!(".{name}.{}.{n}.tmp", std::process::id()));
     let mut file = File::create(&temp)?;
     file.write_all(bytes)?;
     file.sync_all()?;
-    drop(file);
-    std::fs::rename(&temp, path)?;
-    File::open(parent)?.sync_all()
+    Ok(temp)
+}
+
+/// Renames a [`write_temp`] file to `path` and makes the rename durable.
+pub fn publish(temp: &Path, path: &Path) -> std::io::Result<()> {
+    std::fs::rename(temp, path)?;
+    File::open(path.parent().unwrap_or(Path::new(".")))?.sync_all()
 }
 
 /// Reads a JSON state file; a missing or unreadable one is a fresh start (state is a cache:

@@ -74,6 +74,24 @@ pub struct LocalFile {
     pub mtime_ns: i64,
     /// Birth time where the filesystem keeps one.
     pub created: Option<SystemTime>,
+    pub identity: Option<FileIdentity>,
+}
+
+/// Which file a path holds, beyond its name: the same one after an edit in place, another
+/// after it was deleted and a new one made under the name (a camera card formatted and
+/// filled again reuses IMG_0001.JPG). `None` where the filesystem keeps no birth time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct FileIdentity {
+    dev: u64,
+    ino: u64,
+    born_ns: i64,
+}
+
+impl FileIdentity {
+    pub fn of(meta: &std::fs::Metadata) -> Option<Self> {
+        let born = meta.created().ok()?;
+        Some(Self { dev: meta.dev(), ino: meta.ino(), born_ns: mtime_ns(born) })
+    }
 }
 
 /// What a walk found: files, and paths it had to leave out with the reason.
@@ -108,7 +126,14 @@ pub fn walk(root: &Path, filters: &Filters) -> std::io::Result<Walked> {
                 continue;
             };
             let rel = if rel_dir.is_empty() { name.clone() } else { format!("{rel_dir}/{name}") };
-            let kind = entry.file_type()?;
+            let kind = match entry.file_type() {
+                Ok(kind) => kind,
+                Err(e) if e.kind() == ErrorKind::NotFound => continue, // gone since it was listed
+                Err(e) => {
+                    walked.skipped.push((rel, e.to_string()));
+                    continue;
+                }
+            };
             let meta = if kind.is_symlink() {
                 if !filters.follow_symlinks {
                     continue;
@@ -145,6 +170,7 @@ pub fn walk(root: &Path, filters: &Filters) -> std::io::Result<Walked> {
                     modified,
                     mtime_ns: mtime_ns(modified),
                     created: meta.created().ok(),
+                    identity: FileIdentity::of(&meta),
                 });
             }
         }

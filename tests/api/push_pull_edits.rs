@@ -94,3 +94,56 @@ async fn a_push_updates_its_own_copy_but_not_one_someone_else_changed() {
     assert_eq!((&refused["files_updated"], &refused["conflicts"]), (&json!(0), &json!(1)), "{refused}");
     assert_eq!(server_holds(&cam, "/doc.txt").await, Some(sha256_hex(b"theirs")), "their change stays");
 }
+
+#[tokio::test]
+async fn a_new_file_under_a_pushed_name_is_a_conflict_not_an_update() {
+    let (app, proxy) = spawn_behind_proxy().await;
+    let (_, cam) = DeviceClient::setup(&app, "alice", "/").await;
+    let laptop = SyncCli::new(&proxy.address, &cam);
+    let card = tempfile::tempdir().unwrap();
+    write_tree(card.path(), &[("IMG_0001.JPG", b"last summer".to_vec())]);
+    laptop.ok("push", card.path(), &[]).await;
+
+    // the card is formatted and the camera numbers its next photo the same
+    std::fs::remove_file(card.path().join("IMG_0001.JPG")).unwrap();
+    std::fs::write(card.path().join("IMG_0001.JPG"), b"this winter").unwrap();
+    let pushed = laptop.ok("push", card.path(), &[]).await;
+    assert_eq!((&pushed["files_updated"], &pushed["conflicts"]), (&json!(0), &json!(1)), "{pushed}");
+    assert_eq!(server_holds(&cam, "/IMG_0001.JPG").await, Some(sha256_hex(b"last summer")), "last summer's stays");
+}
+
+#[tokio::test]
+async fn a_pull_knows_each_path_of_a_shared_content_and_state_from_before_the_upgrade() {
+    let (app, proxy) = spawn_behind_proxy().await;
+    let (_, cam) = DeviceClient::setup(&app, "alice", "/").await;
+    let laptop = SyncCli::new(&proxy.address, &cam);
+    let source = tempfile::tempdir().unwrap();
+    write_tree(
+        source.path(),
+        &[("a/x.txt", b"same".to_vec()), ("b/x.txt", b"same".to_vec()), ("c.txt", b"c1".to_vec())],
+    );
+    laptop.ok("push", source.path(), &[]).await;
+    let mirror = SyncCli::new(&proxy.address, &cam);
+    let target = tempfile::tempdir().unwrap();
+    assert_eq!(mirror.ok("pull", target.path(), &[]).await["files_downloaded"], 3);
+
+    // the laptop changes the second path of the shared content
+    std::fs::write(source.path().join("b/x.txt"), b"b changed").unwrap();
+    laptop.ok("push", source.path(), &[]).await;
+    let pulled = mirror.ok("pull", target.path(), &[]).await;
+    assert_eq!((&pulled["files_downloaded"], &pulled["conflicts"]), (&json!(1), &json!(0)), "{pulled}");
+    assert_eq!((read(&target, "b/x.txt"), read(&target, "a/x.txt")), (b"b changed".to_vec(), b"same".to_vec()));
+
+    // state as a version before `synced` wrote it, and a change on the server since
+    let hashes = files_under(mirror.state.path()).into_iter().find(|p| p.ends_with("hashes.json")).unwrap();
+    let mut state: serde_json::Value = serde_json::from_slice(&std::fs::read(&hashes).unwrap()).unwrap();
+    for entry in state["files"].as_object_mut().unwrap().values_mut() {
+        assert!(entry.as_object_mut().unwrap().remove("synced").is_some(), "{entry}");
+    }
+    std::fs::write(&hashes, state.to_string()).unwrap();
+    std::fs::write(source.path().join("c.txt"), b"c2").unwrap();
+    laptop.ok("push", source.path(), &[]).await;
+    let upgraded = mirror.ok("pull", target.path(), &[]).await;
+    assert_eq!((&upgraded["files_downloaded"], &upgraded["conflicts"]), (&json!(1), &json!(0)), "{upgraded}");
+    assert_eq!(read(&target, "c.txt"), b"c2");
+}

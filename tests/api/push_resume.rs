@@ -219,7 +219,8 @@ async fn a_server_that_never_answers_is_given_up_saying_so() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(
-        stderr.contains("cannot reach the Ferry server") && stderr.contains("no answer or progress for 1 s"),
+        stderr.contains("cannot reach the Ferry server")
+            && stderr.contains("no answer in the time allowed (see --stall-timeout)"),
         "{stderr}"
     );
     // five attempts of a second each and the pauses between them, not for ever
@@ -258,35 +259,50 @@ async fn watch_outlasts_a_server_outage_and_pushes_what_waited() {
     proxy.busy_for("upload", 5, 0);
     std::fs::write(dir.path().join("later.txt"), b"written during the outage").unwrap();
     let pushed = on_server("/later.txt").await;
+    // and an outage that only the creation of the file meets (a failure of that file alone)
+    proxy.busy_for("media", 5, 0);
+    std::fs::write(dir.path().join("third.txt"), b"created during the second outage").unwrap();
+    let third = on_server("/third.txt").await;
     child.start_kill().unwrap();
     let stderr = String::from_utf8_lossy(&child.wait_with_output().await.unwrap().stderr).into_owned();
     assert!(pushed, "later.txt was pushed once the server was back: {stderr}");
     assert!(stderr.contains("1 file waiting, tried again in 5 s"), "{stderr}");
-    let checks: Vec<u16> = proxy.take().iter().filter(|s| s.op() == "upload").map(|s| s.status).collect();
+    assert!(third, "third.txt was tried again, not taken for pushed: {stderr}");
+    assert!(stderr.contains("1 file waiting for the server, tried again in 5 s"), "{stderr}");
+    let seen = proxy.take();
+    let checks: Vec<u16> = seen.iter().filter(|s| s.op() == "upload").map(|s| s.status).collect();
     assert_eq!(checks.iter().filter(|s| **s == 503).count(), 5, "{checks:?}");
 }
 
 #[tokio::test]
-async fn a_download_that_keeps_breaking_off_fails_that_file_alone() {
+async fn a_download_that_keeps_breaking_off_fails_that_file_alone_and_resumes_later() {
     let (app, proxy) = spawn_behind_proxy().await;
     let (_, cam) = DeviceClient::setup(&app, "alice", "/").await;
     let cli = SyncCli::new(&proxy.address, &cam);
     let source = tempfile::tempdir().unwrap();
-    let damaged = bytes_of(300_000, 7);
-    write_tree(source.path(), &[("fine.txt", b"fine".to_vec()), ("damaged.bin", damaged.clone())]);
+    let big = bytes_of(300_000, 7);
+    write_tree(source.path(), &[("fine.txt", b"fine".to_vec()), ("big.bin", big.clone())]);
     cli.ok("push", source.path(), &[]).await;
-    // the stored file lost its end (a disk fault): every answer for it stops short
-    let blob = app.blob_files().into_iter().find(|f| f.ends_with(sha256_hex(&damaged))).expect("stored");
-    std::fs::File::options().write(true).open(&blob).unwrap().set_len(100_000).unwrap();
 
+    // every download breaks off after 20,000 bytes: the small file arrives, the big one not
+    proxy.cut_downloads_after(Some(20_000));
     let target = tempfile::tempdir().unwrap();
-    let ran = SyncCli::new(&proxy.address, &cam).run("pull", target.path(), &["--json"]).await;
+    let ran = cli.run("pull", target.path(), &["--json"]).await;
     assert_eq!(ran.code, 1, "one file failed, the run went on: {ran:?}");
     let summary = ran.json();
     assert_eq!(summary["files_downloaded"], 1, "{summary}");
     assert_eq!(std::fs::read(target.path().join("fine.txt")).unwrap(), b"fine");
-    assert_eq!(summary["failures"][0]["path"], "damaged.bin", "{summary}");
+    assert_eq!(summary["failures"][0]["path"], "big.bin", "{summary}");
     let reason = summary["failures"][0]["reason"].as_str().unwrap();
     assert!(reason.contains("the download broke off"), "{reason}");
-    assert!(!target.path().join("damaged.bin").exists(), "nothing unverified is put in place");
+    assert!(!target.path().join("big.bin").exists(), "nothing unverified is put in place");
+
+    // the connection is good again: the next pull goes on from what arrived
+    proxy.cut_downloads_after(None);
+    let again = cli.ok("pull", target.path(), &[]).await;
+    assert_eq!(again["files_downloaded"], 1, "{again}");
+    assert_eq!(std::fs::read(target.path().join("big.bin")).unwrap(), big);
+    // what the broken attempts received was kept (each got up to 20,000 bytes through)
+    let received = again["bytes_received"].as_u64().unwrap();
+    assert!(received < 300_000, "only what was missing: {again}");
 }

@@ -52,6 +52,8 @@ struct Inner {
     release: Notify,
     /// The next calls of this operation answer 503 with `Retry-After`: (op, how many, seconds).
     busy: Mutex<Option<(String, u32, u64)>>,
+    /// Downloads (GETs) break off after this many bytes of their answer (`None`: never).
+    cut_after: Mutex<Option<u64>>,
 }
 
 pub struct Proxy {
@@ -76,6 +78,7 @@ pub async fn spawn_behind_proxy() -> (TestApp, Proxy) {
         held: Mutex::new(0),
         release: Notify::new(),
         busy: Mutex::new(None),
+        cut_after: Mutex::new(None),
     });
     let router = Router::new().fallback(forward).with_state(inner.clone());
     tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
@@ -107,6 +110,12 @@ impl Proxy {
     /// briefly unavailable would: 503 `unavailable` with `Retry-After: seconds`.
     pub fn busy_for(&self, op: &str, times: u32, seconds: u64) {
         *self.inner.busy.lock().unwrap() = Some((op.to_owned(), times, seconds));
+    }
+
+    /// Breaks every download (GET) off after `bytes` bytes of its answer, as a lost connection
+    /// would (`None`: lets them through whole again).
+    pub fn cut_downloads_after(&self, bytes: Option<u64>) {
+        *self.inner.cut_after.lock().unwrap() = bytes;
     }
 
     /// Answers held PUTs with a 503 and holds nothing more.
@@ -170,7 +179,32 @@ async fn forward(State(inner): State<Arc<Inner>>, request: Request) -> Response 
             response = response.header(name, value);
         }
     }
-    response.body(Body::from_stream(answer.bytes_stream())).unwrap()
+    let cut = if parts.method == axum::http::Method::GET { *inner.cut_after.lock().unwrap() } else { None };
+    match cut {
+        Some(limit) => response.body(Body::from_stream(cut_off(Box::pin(answer.bytes_stream()), limit))).unwrap(),
+        None => response.body(Body::from_stream(answer.bytes_stream())).unwrap(),
+    }
+}
+
+/// `stream` until `limit` bytes, then an error: the connection is dropped mid-answer.
+fn cut_off(
+    stream: std::pin::Pin<Box<dyn futures_util::Stream<Item = reqwest::Result<bytes::Bytes>> + Send>>,
+    limit: u64,
+) -> impl futures_util::Stream<Item = Result<bytes::Bytes, std::io::Error>> {
+    futures_util::stream::unfold((stream, Some(limit)), |(mut stream, left)| async move {
+        let left = left?;
+        if left == 0 {
+            return Some((Err(std::io::Error::other("cut off by the test proxy")), (stream, None)));
+        }
+        match stream.next().await? {
+            Ok(mut chunk) => {
+                chunk.truncate(chunk.len().min(left as usize));
+                let rest = left - chunk.len() as u64;
+                Some((Ok(chunk), (stream, Some(rest))))
+            }
+            Err(e) => Some((Err(std::io::Error::other(e)), (stream, None))),
+        }
+    })
 }
 
 /// Counts down a busy spell for `op`: its `Retry-After` seconds while it lasts.

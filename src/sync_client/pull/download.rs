@@ -15,14 +15,14 @@ use indicatif::ProgressBar;
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use super::PullSummary;
+use super::{PullSummary, Target};
 use crate::domain::{Sha256Hex, chunk_size_for};
 use crate::sync_client::api::{ApiError, Transient, error_chain, origin_of, refused_by, stalled_for, with_retries};
 use crate::sync_client::content::{DeviceHasher, FileHash};
 use crate::sync_client::hash_cache::mtime_ns;
 use crate::sync_client::progress::Phase;
 use crate::sync_client::remote::RemoteItem;
-use crate::sync_client::walk::PARTIAL_DIR;
+use crate::sync_client::walk::{FileIdentity, PARTIAL_DIR};
 use crate::sync_client::{Failure, Session, SyncError};
 
 /// Hashes per `download` request.
@@ -58,26 +58,26 @@ fn local(what: &str) -> impl Fn(std::io::Error) -> FetchError + '_ {
     move |e| FetchError::Local(format!("{what}: {e}"))
 }
 
-/// One content to fetch and the local paths it goes to.
+/// One content to fetch (`item`: the first path's) and the local paths it goes to.
 struct Wanted {
     item: RemoteItem,
-    rels: Vec<String>,
+    targets: Vec<Target>,
 }
 
 pub(super) async fn download_all(
     session: &Session,
-    wanted: Vec<(String, RemoteItem)>,
+    wanted: Vec<Target>,
     summary: &mut PullSummary,
 ) -> Result<(), SyncError> {
     let mut by_content: Vec<Wanted> = Vec::new();
     let mut index: HashMap<(Sha256Hex, u64), usize> = HashMap::new();
-    for (rel, item) in wanted {
-        let key = (item.file_hash.clone(), item.file_size);
+    for target in wanted {
+        let key = (target.item.file_hash.clone(), target.item.file_size);
         match index.get(&key) {
-            Some(i) => by_content[*i].rels.push(rel),
+            Some(i) => by_content[*i].targets.push(target),
             None => {
                 index.insert(key, by_content.len());
-                by_content.push(Wanted { item, rels: vec![rel] });
+                by_content.push(Wanted { item: target.item.clone(), targets: vec![target] });
             }
         }
     }
@@ -88,7 +88,7 @@ pub(super) async fn download_all(
     }
     let total = by_content.iter().map(|w| w.item.file_size).sum();
     // counted in paths, as the summary counts them (a content at two paths is two files)
-    let files = by_content.iter().map(|w| w.rels.len() as u64).sum();
+    let files = by_content.iter().map(|w| w.targets.len() as u64).sum();
     let phase = session.progress.phase("downloading", total, files);
     let received = Arc::new(AtomicU64::new(0));
     for batch in by_content.chunks(URL_BATCH) {
@@ -115,16 +115,21 @@ pub(super) async fn download_all(
             })
             .buffer_unordered(session.concurrency);
         while let Some((wanted, result)) = fetches.next().await {
-            for _ in &wanted.rels {
+            for _ in &wanted.targets {
                 phase.file_done();
             }
             match result {
-                Ok(()) => {
-                    summary.files_downloaded += wanted.rels.len() as u64;
-                    for rel in &wanted.rels {
-                        session
-                            .progress
-                            .line(format!("downloaded {rel} ({})", indicatif::HumanBytes(wanted.item.file_size)));
+                Ok(kept) => {
+                    for target in &wanted.targets {
+                        let rel = &target.rel;
+                        if kept.contains(rel) {
+                            summary.conflicts += 1;
+                            session.progress.line(format!("conflict: {rel} changed here during the pull; kept"));
+                        } else {
+                            summary.files_downloaded += 1;
+                            let size = indicatif::HumanBytes(wanted.item.file_size);
+                            session.progress.line(format!("downloaded {rel} ({size})"));
+                        }
                     }
                 }
                 Err(FetchError::Api(e)) if e.is_fatal() => return Err(e.into()),
@@ -134,8 +139,8 @@ pub(super) async fn download_all(
                         FetchError::BrokeOff(why) => format!("the download broke off ({why}); run again to go on"),
                         FetchError::Local(why) => why,
                     };
-                    for rel in &wanted.rels {
-                        summary.failures.push(Failure { path: rel.clone(), reason: reason.clone() });
+                    for target in &wanted.targets {
+                        summary.failures.push(Failure { path: target.rel.clone(), reason: reason.clone() });
                     }
                     unfinished.insert(partial_name(&wanted.item));
                 }
@@ -153,35 +158,38 @@ fn partial_name(item: &RemoteItem) -> String {
     format!("{}-{}", item.file_hash, item.file_size)
 }
 
-/// After a run, `.ferry-partial/` keeps only the partial downloads of contents that failed in
-/// it (the next run resumes them); what an earlier interrupted run left of a content no longer
-/// wanted (changed or deleted on the server since) goes, and so does the folder once empty.
+/// After a run, `.ferry-partial/` keeps the partial downloads of contents that failed in it
+/// and of any content the volume still holds (a run with other filters resumes them); what an
+/// earlier interrupted run left of a content the volume no longer holds (changed or deleted on
+/// the server since) goes, and so does the folder once empty.
 fn clear_stale_partials(session: &Session, unfinished: &HashSet<String>) {
     let dir = session.root.join(PARTIAL_DIR);
     let Ok(entries) = std::fs::read_dir(&dir) else { return };
+    let held: HashSet<String> = session.remote.under("/").filter(|i| !i.is_deleted).map(partial_name).collect();
     for entry in entries.flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
-        if !unfinished.contains(&name) {
+        if !unfinished.contains(&name) && !held.contains(&name) {
             let _ = std::fs::remove_file(entry.path());
         }
     }
     let _ = std::fs::remove_dir(dir);
 }
 
-/// Fetches one content (resuming a partial download), then puts it at each of its paths.
+/// Fetches one content (resuming a partial download), then puts it at each of its paths;
+/// returns the paths left alone because their local file changed meanwhile.
 async fn fetch(
     session: &Session,
     wanted: &Wanted,
     url: &str,
     phase: &Phase,
     received: &AtomicU64,
-) -> Result<(), FetchError> {
+) -> Result<Vec<String>, FetchError> {
     let item = &wanted.item;
     let partial_dir = session.root.join(PARTIAL_DIR);
     tokio::fs::create_dir_all(&partial_dir).await.map_err(local("creating .ferry-partial"))?;
     let partial = partial_dir.join(partial_name(item));
     let bar = if chunk_size_for(item.file_size) > 0 {
-        session.progress.file_bar(&wanted.rels[0], item.file_size, 0)
+        session.progress.file_bar(&wanted.targets[0].rel, item.file_size, 0)
     } else {
         ProgressBar::hidden()
     };
@@ -197,8 +205,14 @@ async fn fetch(
     }
     let mtime = item.mtime.as_deref().and_then(parse_time);
     let mut source = partial;
-    for rel in &wanted.rels {
-        let dest = session.root.join(rel);
+    let mut kept = Vec::new();
+    for target in &wanted.targets {
+        let (rel, dest) = (&target.rel, session.root.join(&target.rel));
+        if now_at(&dest) != target.seen {
+            // changed (or made) here since the pull looked: the local file wins
+            kept.push(rel.clone());
+            continue;
+        }
         let temp = if source.starts_with(&partial_dir) {
             source.clone()
         } else {
@@ -208,13 +222,20 @@ async fn fetch(
             temp
         };
         let set = place(&temp, &dest, mtime).await?;
+        let identity = std::fs::symlink_metadata(&dest).ok().and_then(|m| FileIdentity::of(&m));
         let mut cache = session.cache.lock().expect("not poisoned");
         cache.insert(rel, mtime_ns(set), hashed.clone());
-        cache.mark_synced(rel, &item.media_path);
+        cache.mark_synced(rel, &target.item.media_path, identity);
         drop(cache);
         source = dest;
     }
-    Ok(())
+    Ok(kept)
+}
+
+/// A local file's size and mtime (`None`: no file there), as [`Target::seen`] holds them.
+fn now_at(path: &Path) -> Option<(u64, i64)> {
+    let meta = std::fs::symlink_metadata(path).ok().filter(std::fs::Metadata::is_file)?;
+    Some((meta.len(), mtime_ns(meta.modified().ok()?)))
 }
 
 /// Gives `temp` its mtime, makes it durable and renames it to `dest`; returns the mtime set.

@@ -17,7 +17,7 @@ use serde::Serialize;
 use super::content::hash_file;
 use super::hash_cache::mtime_ns;
 use super::remote::RemoteItem;
-use super::walk::Filters;
+use super::walk::{FileIdentity, Filters};
 use super::{Failure, Session, SyncError, plural};
 
 #[derive(Debug, Clone)]
@@ -56,6 +56,7 @@ impl PullSummary {
 }
 
 pub async fn pull(session: &mut Session, options: &PullOptions) -> Result<PullSummary, SyncError> {
+    adopt_earlier_runs(session);
     session.remote.refresh(&session.api).await?;
     let mut summary = PullSummary::default();
     let items: Vec<RemoteItem> = session.remote.under(&session.prefix).cloned().collect();
@@ -73,15 +74,19 @@ pub async fn pull(session: &mut Session, options: &PullOptions) -> Result<PullSu
         if item.is_deleted {
             if options.delete {
                 deleted.push((rel, item));
+            } else {
+                // kept here, gone there: should the path come back with other content, this
+                // file is no older copy of it
+                session.cache.lock().expect("not poisoned").forget_synced(&rel);
             }
             continue;
         }
         summary.files_seen += 1;
         match local_state(session, &rel, &item).await {
-            Ok(Local::Same) => {}
-            Ok(Local::Missing | Local::Unchanged) => wanted.push((rel, item)),
-            Ok(Local::Changed) if options.overwrite => wanted.push((rel, item)),
-            Ok(Local::Changed) => {
+            Ok((Local::Same, _)) => {}
+            Ok((Local::Missing | Local::Unchanged, seen)) => wanted.push(Target { rel, item, seen }),
+            Ok((Local::Changed, seen)) if options.overwrite => wanted.push(Target { rel, item, seen }),
+            Ok((Local::Changed, _)) => {
                 summary.conflicts += 1;
                 session.progress.line(format!(
                     "conflict: {rel} differs from the server's {} and was changed here (or was here before the \
@@ -95,7 +100,8 @@ pub async fn pull(session: &mut Session, options: &PullOptions) -> Result<PullSu
     download::download_all(session, wanted, &mut summary).await?;
     for (rel, item) in deleted {
         match local_state(session, &rel, &item).await {
-            Ok(Local::Same) => match std::fs::remove_file(session.root.join(&rel)) {
+            // its content, or an older one it was not changed from here
+            Ok((Local::Same | Local::Unchanged, _)) => match std::fs::remove_file(session.root.join(&rel)) {
                 Ok(()) => {
                     summary.files_deleted += 1;
                     session.cache.lock().expect("not poisoned").remove(&rel);
@@ -118,6 +124,27 @@ fn safe_rel(rel: &str) -> bool {
     rel.split('/').all(|part| !part.is_empty() && part != "." && part != ".." && !part.contains('\0'))
 }
 
+/// A local path a pull will write, and what was there when it decided to (`None`: nothing):
+/// should that change before the download is put in place, the local file is kept.
+pub(super) struct Target {
+    pub rel: String,
+    pub item: RemoteItem,
+    pub seen: Option<(u64, i64)>,
+}
+
+/// State written before the cache remembered what each path last had in common with the
+/// server: a file whose cached hash is what the server held at its path when the mirror was
+/// last brought up to date was in sync then (else the first pull after an upgrade would
+/// take every change on the server for a local edit).
+fn adopt_earlier_runs(session: &Session) {
+    let mut cache = session.cache.lock().expect("not poisoned");
+    for item in session.remote.under(&session.prefix).filter(|i| !i.is_deleted) {
+        if let Some(rel) = session.local_rel(&item.media_path) {
+            cache.adopt_synced(rel, &item.media_path, &item.file_hash);
+        }
+    }
+}
+
 /// The local file at `rel` next to the server's item.
 enum Local {
     /// Nothing there (or a folder: placing the file reports it).
@@ -132,17 +159,19 @@ enum Local {
 
 /// Compares the local file at `rel` with `item`, hashing it once when the cache does not know
 /// this size and mtime; a file found holding the item's content is remembered as in sync.
-async fn local_state(session: &Session, rel: &str, item: &RemoteItem) -> std::io::Result<Local> {
+/// Also the file's size and mtime, as [`Target::seen`].
+async fn local_state(session: &Session, rel: &str, item: &RemoteItem) -> std::io::Result<(Local, Option<(u64, i64)>)> {
     let path = session.root.join(rel);
     let meta = match std::fs::symlink_metadata(&path) {
         Ok(meta) => meta,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Local::Missing),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((Local::Missing, None)),
         Err(e) => return Err(e),
     };
     if !meta.is_file() {
-        return Ok(Local::Missing);
+        return Ok((Local::Missing, None));
     }
     let (size, mtime) = (meta.len(), mtime_ns(meta.modified()?));
+    let identity = FileIdentity::of(&meta);
     let known = session.cache.lock().expect("not poisoned").get(rel, size, mtime).map(|h| h.file_hash.clone());
     let file_hash = match known {
         Some(file_hash) => file_hash,
@@ -156,14 +185,15 @@ async fn local_state(session: &Session, rel: &str, item: &RemoteItem) -> std::io
         }
     };
     let mut cache = session.cache.lock().expect("not poisoned");
-    Ok(if file_hash == item.file_hash && size == item.file_size {
-        cache.mark_synced(rel, &item.media_path);
+    let local = if file_hash == item.file_hash && size == item.file_size {
+        cache.mark_synced(rel, &item.media_path, identity);
         Local::Same
     } else if cache.was_synced(rel, &item.media_path, &file_hash) {
         Local::Unchanged
     } else {
         Local::Changed
-    })
+    };
+    Ok((local, Some((size, mtime))))
 }
 
 /// Removes folders left empty by a deletion, up to (not including) the pulled folder.

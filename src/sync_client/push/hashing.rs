@@ -62,11 +62,10 @@ pub(super) async fn hash_all(
                             {
                                 *last = Instant::now();
                                 let snapshot = cache.lock().expect("not poisoned").snapshot();
-                                // a failed save only costs a re-hash later
-                                if let Ok(Some(snapshot)) = snapshot
-                                    && snapshot.write().is_err()
-                                {
-                                    cache.lock().expect("not poisoned").unsaved();
+                                // a failed save only costs a re-hash later (the next save
+                                // writes what this one did not)
+                                if let Ok(Some(snapshot)) = snapshot {
+                                    let _ = snapshot.write();
                                 }
                             }
                         }

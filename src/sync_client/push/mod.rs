@@ -56,6 +56,10 @@ pub struct PushSummary {
     pub files_updated: u64,
     pub conflicts: u64,
     pub failures: Vec<Failure>,
+    /// Files among `failures` that failed because of the server or the network, not
+    /// themselves (`--watch` tries them again soon).
+    #[serde(skip)]
+    pub retry_later: HashSet<String>,
 }
 
 impl PushSummary {
@@ -200,6 +204,9 @@ pub async fn push_files(
     }
 
     let sent = transfer::send_all(session, &planned, &needed, &mut summary).await?;
+    for p in planned.iter().filter(|p| sent.transient.contains(&p.hash.key())) {
+        summary.retry_later.insert(p.file.rel.clone());
+    }
     let mut unavailable = refused;
     unavailable.extend(sent.failed);
     count_present(&planned, &first_of, &sent.uploaded, &unavailable, &mut summary);

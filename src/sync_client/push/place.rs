@@ -47,7 +47,7 @@ pub(super) async fn place_all(
         if let Some(reason) = unavailable.get(&p.hash.key()) {
             summary.fail(&p.file.rel, reason.clone());
         } else if in_place(session, p) {
-            session.cache.lock().expect("not poisoned").mark_synced(&p.file.rel, &p.media_path);
+            session.cache.lock().expect("not poisoned").mark_synced(&p.file.rel, &p.media_path, p.file.identity);
         } else {
             work.push(p);
         }
@@ -72,6 +72,9 @@ pub(super) async fn place_all(
             }
             Err(e) if e.is_fatal() => return Err(e.into()),
             Err(e) => {
+                if e.is_transient() {
+                    summary.retry_later.insert(p.file.rel.clone());
+                }
                 let reason = if e.is(ErrorCode::StaleUpdate) {
                     "it changed on the server while being overwritten; run again".to_owned()
                 } else if e.is(ErrorCode::UnknownContent) {
@@ -83,16 +86,18 @@ pub(super) async fn place_all(
             }
         }
         if in_sync {
-            session.cache.lock().expect("not poisoned").mark_synced(&p.file.rel, &p.media_path);
+            session.cache.lock().expect("not poisoned").mark_synced(&p.file.rel, &p.media_path, p.file.identity);
         }
     }
     Ok(attempted)
 }
 
-/// Whether the server's `file_hash` at the path is what the local file last had in common
-/// with it: the local file is an edit of the server's copy, not a stranger to it.
+/// Whether the server's `file_hash` at the path is what this very local file last had in
+/// common with it: the local file is an edit of the server's copy, not a stranger to it (nor
+/// a new file that took the name of one pushed before).
 pub(super) fn edited_from(session: &Session, p: &Planned, server_hash: &Sha256Hex) -> bool {
-    session.cache.lock().expect("not poisoned").was_synced(&p.file.rel, &p.media_path, server_hash)
+    let cache = session.cache.lock().expect("not poisoned");
+    cache.edited_in_place(&p.file.rel, &p.media_path, server_hash, p.file.identity)
 }
 
 fn in_place(session: &Session, p: &Planned) -> bool {

@@ -9,6 +9,7 @@ use std::collections::{HashMap, HashSet};
 use std::io::SeekFrom;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use futures_util::{StreamExt, TryStreamExt};
 use indicatif::ProgressBar;
@@ -33,6 +34,8 @@ pub(super) struct Sent {
     pub failed: HashMap<(Sha256Hex, u64), String>,
     /// Contents this run sent.
     pub uploaded: HashSet<(Sha256Hex, u64)>,
+    /// Failed contents whose failure was the server's or the network's (worth another try).
+    pub transient: HashSet<(Sha256Hex, u64)>,
 }
 
 enum Outcome {
@@ -106,6 +109,9 @@ pub(super) async fn send_all(
             // the key or the server is gone: every other file would fail the same way
             Err(TransferError::Api(e)) if e.is_fatal() => return Err(e.into()),
             Err(e) => {
+                if e.is_transient() {
+                    sent.transient.insert(p.hash.key());
+                }
                 sent.failed.insert(p.hash.key(), reason(&e));
             }
         }
@@ -223,7 +229,10 @@ async fn multipart(ctx: &Ctx<'_>, p: &Planned) -> Result<Outcome, TransferError>
         .collect();
     let complete = json!({"file_size": hash.size, "file_hash": hash.file_hash, "s3_bucket_id": started["s3_bucket_id"],
                           "upload_id": upload_id, "part_list": part_list});
-    let completed = api.call("multipart_complete", complete).await;
+    // the server reads the whole file once more before it answers: allowed the stall timeout
+    // and a second per 16 MiB (a slow disk or an S3 server assembling it)
+    let allowed = api.stall() + Duration::from_secs(hash.size.div_ceil(16 << 20));
+    let completed = api.call_allowing("multipart_complete", complete, allowed).await;
     bar.finish_and_clear();
     completed?;
     Ok(Outcome::Sent(sent))

@@ -62,8 +62,18 @@ pub async fn watch(
         match push_files(session, options, ready).await {
             Ok(summary) => {
                 for (rel, now) in states {
-                    changing.remove(&rel);
-                    pushed.insert(rel, now);
+                    // failed because of the server, not the file: looked at again after a pause
+                    if !summary.retry_later.contains(&rel) {
+                        changing.remove(&rel);
+                        pushed.insert(rel, now);
+                    }
+                }
+                if !summary.retry_later.is_empty() {
+                    let waiting = plural(summary.retry_later.len() as u64, "file", "files");
+                    session
+                        .progress
+                        .warn(format!("{waiting} waiting for the server, tried again in {} s", AFTER_OUTAGE.as_secs()));
+                    paused_until = Instant::now() + AFTER_OUTAGE;
                 }
                 report(&summary);
             }
