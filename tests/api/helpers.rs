@@ -25,6 +25,7 @@ pub struct TestApp {
     /// Where the app's blob store keeps its files: the data dir, or with
     /// `FERRY_TEST_API_ON_S3=1` its key prefix inside the s3s-fs root (`FERRY_TEST_S3_ROOT`).
     store_root: PathBuf,
+    server: tokio::task::JoinHandle<anyhow::Result<()>>,
 }
 
 /// A user created for a test, with one token of the scopes asked for.
@@ -73,11 +74,20 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Layer)) -> TestApp {
     let app = Application::build(config).await.expect("server builds");
     let address = format!("http://{}", app.local_addr());
     let state = app.state().clone();
-    tokio::spawn(app.run_until_stopped());
-    TestApp { address, state, client: reqwest::Client::new(), data_dir, _database: database, store_root }
+    let server = tokio::spawn(app.run_until_stopped());
+    TestApp { address, state, client: reqwest::Client::new(), data_dir, _database: database, store_root, server }
 }
 
 impl TestApp {
+    /// Stops serving and lets go of the data dir's lock (as a stopped server does), keeping
+    /// the catalog open for the test to look at.
+    pub async fn stop_serving(&self) {
+        self.server.abort();
+        while !self.server.is_finished() {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+    }
+
     pub fn catalog(&self) -> &Arc<dyn Catalog> {
         &self.state.catalog
     }

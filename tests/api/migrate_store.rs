@@ -61,6 +61,12 @@ async fn an_embedded_data_dir_moves_to_postgres_and_s3_verified_and_resumable() 
         ("FERRY_S3_ACCESS_KEY_ID", s3.access_key_id.clone().unwrap_or_default()),
         ("FERRY_S3_SECRET_ACCESS_KEY", s3.secret_access_key.clone().map(|s| s.0).unwrap_or_default()),
     ];
+    // not while the old server runs (its data dir's lock is held)
+    let (code, refused) = migrate(&env, &old);
+    assert_eq!(code, 1, "{refused}");
+    assert!(refused["message"].as_str().unwrap().contains("stop it, then migrate"), "{refused}");
+    app.stop_serving().await;
+
     // a blob damaged on the old disk is refused, named, and nothing of the catalog moves
     let damaged = app.blob_files().into_iter().next().unwrap();
     let original = std::fs::read(&damaged).unwrap();
@@ -81,6 +87,26 @@ async fn an_embedded_data_dir_moves_to_postgres_and_s3_verified_and_resumable() 
     let (_, again) = migrate(&env, &old);
     assert_eq!((again["blobs_copied"].as_u64(), again["blobs_present"].as_u64()), (Some(0), Some(3)));
     assert!(again["tables"].as_array().unwrap().iter().all(|t| t["inserted"] == 0), "{again}");
+
+    // never into a catalog with accounts of its own: rows keep their ids, so bob's user 1
+    // would have been given alice's files
+    let other = TestDatabase::create().await.unwrap();
+    let mut elsewhere = env.clone();
+    elsewhere[0].1 = other.url.clone();
+    elsewhere[4].1 = format!("{}-elsewhere/", s3.prefix.trim_end_matches('/'));
+    assert_eq!(elsewhere[4].0, "FERRY_S3_PREFIX");
+    let scratch = tempfile::tempdir().unwrap();
+    let added = ferry_bin()
+        .arg("--data-dir")
+        .arg(scratch.path())
+        .args(["admin", "user", "add", "bob", "--level", "uploader"])
+        .envs(elsewhere.iter().map(|(k, v)| (*k, v.as_str())))
+        .output()
+        .unwrap();
+    assert!(added.status.success(), "{added:?}");
+    let (code, refused) = migrate(&elsewhere, &old);
+    assert_eq!(code, 1, "{refused}");
+    assert!(refused["message"].as_str().unwrap().contains("already holds 1 account"), "{refused}");
 
     // a server on PostgreSQL + S3 knows the device, its key, its content and its media
     let new_dir = tempfile::tempdir().unwrap();

@@ -6,7 +6,10 @@
 //! staging and committed only when its SHA-256 and size match the catalog's record (so a
 //! blob corrupted on the old disk is reported, never copied); then the catalog rows. Both
 //! steps skip what the target already has, so an interrupted run is resumed by running the
-//! same command again. Stop the old server first; the new replicas may start afterwards.
+//! same command again. The old server must be stopped (its data dir's lock is taken for the
+//! run), and the target catalog must hold no accounts but those of an earlier run from the
+//! same installation: rows are kept by id, so merging two installations would hand one's
+//! files to the other's users.
 
 use std::path::Path;
 
@@ -16,7 +19,7 @@ use serde::Serialize;
 use crate::app::Services;
 use crate::blob_store::{BlobStore, LocalStore};
 use crate::catalog::migrate::{TableCopy, copy_sqlite_to_postgres};
-use crate::catalog::{Blobs, SqlCatalog};
+use crate::catalog::{Blobs, Settings, SqlCatalog};
 use crate::ingest::{Expectation, ExpectedHash, Ingest};
 
 #[derive(Debug, Serialize)]
@@ -52,8 +55,12 @@ pub async fn run(target: &Services, from: &Path) -> anyhow::Result<Report> {
     if target.config.s3.is_none() && same_dir {
         bail!("the blobs would be copied onto themselves: configure S3 (FERRY_S3_BUCKET) or another data dir");
     }
+    let _stopped = crate::app::try_lock_data_dir(from)?.with_context(|| {
+        format!("a Ferry server is still using {} (it holds ferry.lock): stop it, then migrate", from.display())
+    })?;
     let sqlite_url = format!("sqlite://{}", catalog_file.display());
     let source = SqlCatalog::open(&sqlite_url).await.context("cannot open the old catalog")?;
+    claim_target(&source, target).await?;
     let blobs = LocalStore::open(from).context("cannot open the old blob store")?;
     let mut report = Report { blobs_copied: 0, blobs_present: 0, bytes_copied: 0, tables: Vec::new() };
     copy_blobs(&source, &blobs, target, &mut report).await?;
@@ -61,6 +68,32 @@ pub async fn run(target: &Services, from: &Path) -> anyhow::Result<Report> {
     report.tables = copy_sqlite_to_postgres(&sqlite_url, database_url).await.context("copying the catalog")?;
     Ok(report)
 }
+
+/// Marks the target catalog as this installation's copy, or refuses a target that holds
+/// accounts of its own or is another installation's copy.
+async fn claim_target(source: &SqlCatalog, target: &Services) -> anyhow::Result<()> {
+    let installation = source.setting(STORE_ID).await?.context("the old catalog has no store_id setting")?;
+    let claimed = target.catalog.setting(MIGRATED_FROM).await?;
+    match claimed {
+        Some(from) if from == installation => Ok(()),
+        Some(_) => bail!("the target catalog is the copy of another installation; migrate into an empty one"),
+        None => {
+            let accounts = target.catalog.list_users().await?.len();
+            if accounts > 0 {
+                bail!(
+                    "the target catalog already holds {accounts} account(s): migrate-store fills an empty catalog \
+                     (rows keep their ids, so two installations would mix); create accounts after migrating"
+                );
+            }
+            target.catalog.setting_once(MIGRATED_FROM, &installation).await?;
+            Ok(())
+        }
+    }
+}
+
+/// The setting naming the installation a catalog is a copy of (its store id).
+const MIGRATED_FROM: &str = "migrated_from";
+const STORE_ID: &str = "store_id";
 
 async fn copy_blobs(
     source: &SqlCatalog,
