@@ -15,7 +15,7 @@
 
 use std::collections::BTreeSet;
 use std::fs::File;
-use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use rusqlite::{Connection, OpenFlags};
@@ -56,6 +56,10 @@ pub enum BackupError {
     Format(u64),
     #[error("the backup lists {listed} blob(s) but holds {found} (or their sizes differ): it is damaged")]
     Damaged { listed: u64, found: u64 },
+    #[error("{0}: run `ferry admin check --deep`")]
+    Corrupt(String),
+    #[error("{0} is in use by a Ferry server; stop it (or name a new data dir), then restore")]
+    InUse(String),
 }
 
 fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> BackupError {
@@ -96,6 +100,46 @@ fn private_dirs(dir: &Path) -> std::io::Result<()> {
     std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)
 }
 
+/// Copies blob `sha256` (owner only) and makes it durable, hashing it on the way: bytes that
+/// are not its content are an `InvalidData` error and leave no copy.
+fn copy_blob(from: &Path, to: &Path, sha256: &Sha256Hex) -> std::io::Result<u64> {
+    use sha2::Digest;
+    use std::io::{Read, Write};
+    if let Some(dir) = to.parent() {
+        private_dirs(dir)?;
+    }
+    let mut source = File::open(from)?;
+    let mut copy = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(to)?;
+    let (mut hasher, mut buffer, mut copied) = (sha2::Sha256::new(), vec![0u8; 1 << 20], 0u64);
+    let written = loop {
+        let read = match source.read(&mut buffer) {
+            Ok(0) => break Ok(()),
+            Ok(read) => read,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => break Err(e),
+        };
+        hasher.update(&buffer[..read]);
+        copied += read as u64;
+        if let Err(e) = copy.write_all(&buffer[..read]) {
+            break Err(e);
+        }
+    };
+    let outcome = written.and_then(|()| {
+        if Sha256Hex::from_digest(&hasher.finalize()) != *sha256 {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("blob {sha256} is damaged: its bytes do not hash to its name"),
+            ));
+        }
+        copy.sync_all()
+    });
+    if outcome.is_err() {
+        drop(copy);
+        let _ = std::fs::remove_file(to);
+    }
+    outcome.map(|()| copied)
+}
+
 /// Copies a file (owner only) and makes it durable; its directory is synced by the caller.
 fn copy_durably(from: &Path, to: &Path) -> std::io::Result<u64> {
     if let Some(dir) = to.parent() {
@@ -134,15 +178,33 @@ const USED: &str = "select exists (select 1 from holds where sha256 = ?1)
     or exists (select 1 from blob_media where thumbnail_sha256 = ?1)
     or exists (select 1 from blob_renditions where rendition_sha256 = ?1)";
 
-/// Backs up the running (or stopped) embedded installation of `config` into `into`.
+/// Backs up the running (or stopped) embedded installation of `config` into `into`. A backup
+/// that fails (a full disk, a damaged blob) removes what it wrote.
 pub fn backup(config: &Config, into: &Path) -> Result<Manifest, BackupError> {
     let (catalog, root) = embedded(config)?;
     if !catalog.exists() {
         return Err(BackupError::Target(format!("no Ferry catalog at {}", catalog.display())));
     }
+    let existed = into.exists();
     empty_dir(into, "the backup directory")?;
+    let written = write_backup(&catalog, &root, into);
+    if written.is_err() {
+        // everything in it is this backup's own: the directory was empty or new
+        if existed {
+            for entry in std::fs::read_dir(into).into_iter().flatten().flatten() {
+                let path = entry.path();
+                let _ = if path.is_dir() { std::fs::remove_dir_all(&path) } else { std::fs::remove_file(&path) };
+            }
+        } else {
+            let _ = std::fs::remove_dir_all(into);
+        }
+    }
+    written
+}
+
+fn write_backup(catalog: &Path, root: &Path, into: &Path) -> Result<Manifest, BackupError> {
     let snapshot = into.join(CATALOG);
-    let live = Connection::open_with_flags(&catalog, OpenFlags::SQLITE_OPEN_READ_WRITE)?;
+    let live = Connection::open_with_flags(catalog, OpenFlags::SQLITE_OPEN_READ_WRITE)?;
     live.busy_timeout(std::time::Duration::from_secs(30))?;
     live.execute("vacuum into ?1", [snapshot.to_string_lossy()])?;
     drop(live);
@@ -162,8 +224,8 @@ pub fn backup(config: &Config, into: &Path) -> Result<Manifest, BackupError> {
     };
     for (hash, size) in listed {
         let sha256 = Sha256Hex::parse(&hash).map_err(|_| BackupError::MissingBlob(hash.clone()))?;
-        let (from, to) = (blobs_dir(&root).join(blob_subpath(&sha256)), blobs_dir(into).join(blob_subpath(&sha256)));
-        match copy_durably(&from, &to) {
+        let (from, to) = (blobs_dir(root).join(blob_subpath(&sha256)), blobs_dir(into).join(blob_subpath(&sha256)));
+        match copy_blob(&from, &to, &sha256) {
             Ok(_) => {
                 (blobs, bytes) = (blobs + 1, bytes + size as u64);
                 parents_up_to(&to, into, &mut dirs);
@@ -178,6 +240,9 @@ pub fn backup(config: &Config, into: &Path) -> Result<Manifest, BackupError> {
                 copy.execute("delete from blob_media where sha256 = ?1", [&hash])?;
                 copy.execute("delete from blob_renditions where sha256 = ?1", [&hash])?;
                 copy.execute("delete from blobs where sha256 = ?1", [&hash])?;
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
+                return Err(BackupError::Corrupt(format!("{} (in the store)", e)));
             }
             Err(e) => return Err(io(format!("cannot copy blob {hash}"))(e)),
         }
@@ -242,9 +307,11 @@ fn leave_out_uploads_in_flight(copy: &Connection) -> Result<u64, BackupError> {
     Ok(dropped as u64)
 }
 
-/// Restores the backup `from` into the (new, empty) data dir of `config`. A restore that
-/// fails removes what it copied, so it can simply be run again.
-pub fn restore(from: &Path, config: &Config) -> Result<Manifest, BackupError> {
+/// Restores the backup `from` into the (new, empty) data dir of `config`, holding the data
+/// dir's lock (returned: kept while the caller checks the result, so no server starts on a
+/// restore in progress). A restore that fails removes what it copied, so it can simply be
+/// run again.
+pub fn restore(from: &Path, config: &Config) -> Result<(Manifest, File), BackupError> {
     let (catalog, root) = embedded(config)?;
     let unfinished = || BackupError::Unfinished(from.display().to_string());
     let text = std::fs::read_to_string(from.join(MANIFEST)).map_err(|_| unfinished())?;
@@ -258,14 +325,36 @@ pub fn restore(from: &Path, config: &Config) -> Result<Manifest, BackupError> {
             catalog.display()
         )));
     }
+    // an old catalog's journal beside the new one would be read as part of it
+    if let Some(sidecar) = sidecars(&catalog).into_iter().find(|s| s.exists()) {
+        return Err(BackupError::Target(format!("{} is in the way; remove it, then restore", sidecar.display())));
+    }
     empty_dir(&root, "the data dir")?;
+    let lock = crate::app::try_lock_data_dir(&root)
+        .map_err(|e| BackupError::Target(format!("{e:#}")))?
+        .ok_or_else(|| BackupError::InUse(root.display().to_string()))?;
     let restored = copy_backup(from, &catalog, &root, &listed);
     if restored.is_err() {
-        // everything here is the restore's own: the directory was empty or new
-        let _ = std::fs::remove_dir_all(&root);
-        let _ = std::fs::remove_file(&catalog);
+        remove_restored(config);
     }
-    restored
+    restored.map(|manifest| (manifest, lock))
+}
+
+/// Removes a restore's data dir and catalog (the directory was empty or new: all of it is the
+/// restore's own).
+pub fn remove_restored(config: &Config) {
+    if let Ok((catalog, root)) = embedded(config) {
+        let _ = std::fs::remove_dir_all(&root);
+        for file in std::iter::once(catalog.clone()).chain(sidecars(&catalog)) {
+            let _ = std::fs::remove_file(file);
+        }
+    }
+}
+
+/// SQLite's journal files of the catalog `file`.
+fn sidecars(file: &Path) -> [PathBuf; 3] {
+    let with = |suffix: &str| PathBuf::from(format!("{}{suffix}", file.display()));
+    [with("-wal"), with("-shm"), with("-journal")]
 }
 
 fn copy_backup(from: &Path, catalog: &Path, root: &Path, listed: &Manifest) -> Result<Manifest, BackupError> {
@@ -273,7 +362,12 @@ fn copy_backup(from: &Path, catalog: &Path, root: &Path, listed: &Manifest) -> R
     for file in walk(&blobs_dir(from)).map_err(io("cannot read the backup's blobs"))? {
         let relative = file.strip_prefix(blobs_dir(from)).expect("walked under it");
         let to = blobs_dir(root).join(relative);
-        bytes += copy_durably(&file, &to).map_err(io(format!("cannot copy {}", file.display())))?;
+        let name = file.file_name().and_then(|n| n.to_str()).and_then(|n| Sha256Hex::parse(n).ok());
+        let sha256 = name.ok_or_else(|| BackupError::Corrupt(format!("{} is no blob of a backup", file.display())))?;
+        bytes += copy_blob(&file, &to, &sha256).map_err(|e| match e.kind() {
+            std::io::ErrorKind::InvalidData => BackupError::Corrupt(format!("{e} (in the backup)")),
+            _ => io(format!("cannot copy {}", file.display()))(e),
+        })?;
         parents_up_to(&to, root, &mut dirs);
         blobs += 1;
     }
@@ -284,8 +378,10 @@ fn copy_backup(from: &Path, catalog: &Path, root: &Path, listed: &Manifest) -> R
         copy_durably(&from.join(IDENTITY_FILE), &root.join(IDENTITY_FILE))
             .map_err(io("cannot copy the store identity"))?;
     }
-    // the catalog last: a data dir with a catalog is a restored one
-    copy_durably(&from.join(CATALOG), catalog).map_err(io("cannot copy the catalog"))?;
+    // the catalog last, whole or not at all: a data dir with a catalog is a restored one
+    let partial = PathBuf::from(format!("{}.restoring", catalog.display()));
+    copy_durably(&from.join(CATALOG), &partial).map_err(io("cannot copy the catalog"))?;
+    std::fs::rename(&partial, catalog).map_err(io("cannot put the catalog in place"))?;
     parents_up_to(catalog, catalog.parent().unwrap_or(root), &mut dirs);
     dirs.insert(root.to_owned());
     sync_dirs(dirs).map_err(io("cannot sync the restored data dir"))?;

@@ -200,3 +200,66 @@ fn what_is_no_backup_or_no_place_to_restore_is_refused() {
     let refusal: Value = serde_json::from_slice(&on_postgres.stderr).unwrap();
     assert!(refusal["message"].as_str().unwrap().contains("pg_dump"), "{refusal}");
 }
+
+#[tokio::test]
+async fn damaged_bytes_stop_a_backup_or_a_restore_and_nothing_is_left_behind() {
+    let dir = tempfile::tempdir().unwrap();
+    let (live, backup, restored) = (dir.path().join("live"), dir.path().join("backup"), dir.path().join("restored"));
+    let backup_arg = backup.to_str().unwrap();
+    admin_json(&live, &["user", "add", "alice", "--level", "uploader"]);
+    let token = admin_json(&live, &["token", "add", "--user", "alice", "--scopes", "upload,read"]).1["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let server = FerryProcess::start(&live, &[]);
+    for i in 0..3 {
+        session_upload(&server.address, &token, &bytes_of(5000 + i, i as u64)).await;
+    }
+    let flip = |path: &Path| {
+        let mut bytes = std::fs::read(path).unwrap();
+        bytes[10] ^= 0xff;
+        std::fs::write(path, bytes).unwrap();
+    };
+
+    // a blob damaged in the store: the backup names it and leaves no backup behind
+    let stored = files_under(&live.join("blobs"))[0].clone();
+    flip(&stored);
+    let (code, failed) = admin_json(&live, &["backup", backup_arg]);
+    assert_eq!((code, failed["error"].as_str()), (1, Some("backup")), "{failed}");
+    let message = failed["message"].as_str().unwrap();
+    assert!(message.contains("is damaged") && message.contains("check --deep"), "{failed}");
+    assert!(!backup.exists(), "a failed backup removes what it wrote");
+    flip(&stored);
+    assert_eq!(admin_json(&live, &["backup", backup_arg]).0, 0);
+
+    // a blob damaged in the backup: the restore refuses it and removes what it copied
+    let copied = files_under(&backup.join("blobs"))[0].clone();
+    flip(&copied);
+    let (code, refused) = admin_json(&restored, &["restore", backup_arg]);
+    assert_eq!(code, 1, "{refused}");
+    assert!(refused["message"].as_str().unwrap().contains("is damaged"), "{refused}");
+    assert!(!restored.exists(), "{refused}");
+    flip(&copied);
+
+    // a blob missing from the backup, its manifest made to agree: the check after the copy
+    // finds a row without bytes, and the restore is removed again
+    let size = std::fs::metadata(&copied).unwrap().len();
+    std::fs::remove_file(&copied).unwrap();
+    let manifest_path = backup.join("ferry-backup.json");
+    let mut manifest: Value = serde_json::from_slice(&std::fs::read(&manifest_path).unwrap()).unwrap();
+    manifest["blobs"] = json!(manifest["blobs"].as_u64().unwrap() - 1);
+    manifest["bytes"] = json!(manifest["bytes"].as_u64().unwrap() - size);
+    std::fs::write(&manifest_path, manifest.to_string()).unwrap();
+    let (code, unchecked) = admin_json(&restored, &["restore", backup_arg]);
+    assert_eq!((code, unchecked["error"].as_str()), (1, Some("check")), "{unchecked}");
+    assert!(unchecked["message"].as_str().unwrap().contains("the restore was removed"), "{unchecked}");
+    assert!(!restored.exists(), "{unchecked}");
+
+    // an old catalog's journal where the catalog would go is refused before anything is copied
+    std::fs::create_dir_all(&restored).unwrap();
+    std::fs::write(restored.join("ferry.db-wal"), b"an old journal").unwrap();
+    let (code, in_the_way) = admin_json(&restored, &["restore", backup_arg]);
+    assert_eq!((code, in_the_way["error"].as_str()), (1, Some("invalid_argument")), "{in_the_way}");
+    assert!(in_the_way["message"].as_str().unwrap().contains("is in the way"), "{in_the_way}");
+    drop(server);
+}

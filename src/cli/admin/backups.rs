@@ -20,7 +20,9 @@ pub(super) struct BackupArgs {
 
 fn failed(e: BackupError) -> Failure {
     let code = match e {
-        BackupError::NotEmbedded | BackupError::Target(_) | BackupError::Unfinished(_) => FailureCode::InvalidArgument,
+        BackupError::NotEmbedded | BackupError::Target(_) | BackupError::Unfinished(_) | BackupError::InUse(_) => {
+            FailureCode::InvalidArgument
+        }
         _ => FailureCode::Backup,
     };
     Failure::new(code, e.to_string())
@@ -51,10 +53,19 @@ pub(super) async fn backup(config: Config, args: BackupArgs) -> Result<Printed, 
 }
 
 /// Restores, then opens the restored data dir (migrating an older backup) and checks that
-/// every row has its bytes.
+/// every row has its bytes; a restore that does not check out is removed again. The data
+/// dir stays locked until then.
 pub(super) async fn restore(config: Config, args: BackupArgs) -> Result<Printed, Failure> {
     let target = config.clone();
-    let manifest = blocking(move || backup::restore(&args.dir, &target)).await?;
+    let (manifest, _lock) = blocking(move || backup::restore(&args.dir, &target)).await?;
+    let checked = check_restored(config.clone(), manifest).await;
+    if checked.is_err() {
+        backup::remove_restored(&config);
+    }
+    checked
+}
+
+async fn check_restored(config: Config, manifest: backup::Manifest) -> Result<Printed, Failure> {
     let services = Services::open(config).await.map_err(|e| Failure::new(FailureCode::Catalog, format!("{e:#}")))?;
     let scope = consistency::CheckScope { deep: false, staging_age: Duration::from_secs(3600) };
     let report = consistency::check(services.catalog.as_ref(), services.store.as_ref(), scope)
@@ -65,7 +76,7 @@ pub(super) async fn restore(config: Config, args: BackupArgs) -> Result<Printed,
             FailureCode::Check,
             format!(
                 "restored into {}, but the check found {} catalog row(s) without bytes and {} blob(s) without a row: \
-                 the backup is damaged",
+                 the backup is damaged (the restore was removed)",
                 services.config.data_dir.display(),
                 report.rows_without_blobs.len(),
                 report.blobs_without_rows.len()
