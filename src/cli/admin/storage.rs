@@ -39,11 +39,27 @@ pub(super) async fn check(services: &Services, args: CheckArgs) -> Result<Printe
     let staging_age = services.config.upload_expiry + Duration::from_secs(3600);
     let scope = consistency::CheckScope { deep, staging_age };
     let mut report = consistency::check(catalog, store, scope).await.map_err(failed)?;
+    // beside a server on SQLite, an upload of the same content could adopt a stray blob
+    // between the last look and its removal: its bytes are removed only while no server runs
+    let dir = &services.config.data_dir;
+    let embedded = services.config.database_url.starts_with("sqlite:") && services.config.s3.is_none();
+    let server_lock = if repair && embedded {
+        crate::app::try_lock_data_dir(dir)
+            .map_err(|e| Failure::new(FailureCode::DataDir, format!("cannot check {}: {e:#}", dir.display())))?
+    } else {
+        None
+    };
+    let blobs_left_to_a_stopped_server = repair && embedded && server_lock.is_none();
     if repair {
         // a shared bucket may hold bytes another replica is about to record
-        let min_age = if services.config.s3.is_some() { REPAIR_MIN_AGE_SHARED } else { Duration::ZERO };
+        let min_age = match (services.config.s3.is_some(), blobs_left_to_a_stopped_server) {
+            (_, true) => Duration::MAX,
+            (true, false) => REPAIR_MIN_AGE_SHARED,
+            (false, false) => Duration::ZERO,
+        };
         report = consistency::repair(catalog, store, report, min_age).await.map_err(failed)?;
     }
+    drop(server_lock);
     let mut text = format!(
         "{} stored blob(s) without a catalog row, {} catalog row(s) without bytes, {} pending write(s), \
          {} staging leftover(s), {} open S3 upload(s)",
@@ -58,6 +74,11 @@ pub(super) async fn check(services: &Services, args: CheckArgs) -> Result<Printe
     }
     if repair {
         text.push_str(&format!("; removed {}", report.removed.len()));
+    }
+    if blobs_left_to_a_stopped_server && !report.blobs_without_rows.is_empty() {
+        text.push_str(
+            "; stored blobs without a row are kept while a server runs on this data dir (stop it to remove them)",
+        );
     }
     Ok(printed(&report, text))
 }
