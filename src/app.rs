@@ -311,17 +311,27 @@ impl Application {
 
     /// Serves until SIGTERM or Ctrl-C, then stops accepting and lets requests in flight finish.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
-        let jobs = tokio::spawn(self.state.jobs.clone().run_forever());
-        let watcher = tokio::spawn(self.watch.run_forever());
-        let harvester = tokio::spawn(harvest_forever(self.state.clone()));
+        // the background work stops with the server, also when this future is dropped
+        let background = [
+            AbortOnDrop(tokio::spawn(self.state.jobs.clone().run_forever())),
+            AbortOnDrop(tokio::spawn(self.watch.run_forever())),
+            AbortOnDrop(tokio::spawn(harvest_forever(self.state.clone()))),
+        ];
         let header_timeout = self.state.config.header_timeout;
         let app = router(self.state);
         crate::http::serve(self.listener, app, header_timeout, shutdown_signal(self.stop)).await;
-        jobs.abort();
-        watcher.abort();
-        harvester.abort();
+        drop(background);
         tracing::info!("stopped");
         Ok(())
+    }
+}
+
+/// A task aborted when this is dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 

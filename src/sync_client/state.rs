@@ -90,15 +90,26 @@ pub fn write_temp(path: &Path, bytes: &[u8]) -> std::io::Result<PathBuf> {
     let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let n = WRITES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let temp = parent.join(format!(".{name}.{}.{n}.tmp", std::process::id()));
-    let mut file = File::create(&temp)?;
-    file.write_all(bytes)?;
-    file.sync_all()?;
-    Ok(temp)
+    let written = File::create(&temp).and_then(|mut file| {
+        file.write_all(bytes)?;
+        file.sync_all()
+    });
+    match written {
+        Ok(()) => Ok(temp),
+        Err(e) => {
+            // a full disk must not fill up with one more temporary file per attempt
+            let _ = std::fs::remove_file(&temp);
+            Err(e)
+        }
+    }
 }
 
 /// Renames a [`write_temp`] file to `path` and makes the rename durable.
 pub fn publish(temp: &Path, path: &Path) -> std::io::Result<()> {
-    std::fs::rename(temp, path)?;
+    if let Err(e) = std::fs::rename(temp, path) {
+        let _ = std::fs::remove_file(temp);
+        return Err(e);
+    }
     File::open(path.parent().unwrap_or(Path::new(".")))?.sync_all()
 }
 

@@ -202,7 +202,7 @@ fn what_is_no_backup_or_no_place_to_restore_is_refused() {
 }
 
 #[tokio::test]
-async fn damaged_bytes_stop_a_backup_or_a_restore_and_nothing_is_left_behind() {
+async fn a_damaged_store_is_flagged_by_its_backup_a_damaged_backup_restores_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let (live, backup, restored) = (dir.path().join("live"), dir.path().join("backup"), dir.path().join("restored"));
     let backup_arg = backup.to_str().unwrap();
@@ -221,14 +221,24 @@ async fn damaged_bytes_stop_a_backup_or_a_restore_and_nothing_is_left_behind() {
         std::fs::write(path, bytes).unwrap();
     };
 
-    // a blob damaged in the store: the backup names it and leaves no backup behind
+    // a blob damaged in the store: the backup is made all the same (the damage is the
+    // store's), lists the blob and exits 1; it restores, that blob as it was
     let stored = files_under(&live.join("blobs"))[0].clone();
+    let name = stored.file_name().unwrap().to_str().unwrap().to_owned();
     flip(&stored);
-    let (code, failed) = admin_json(&live, &["backup", backup_arg]);
-    assert_eq!((code, failed["error"].as_str()), (1, Some("backup")), "{failed}");
-    let message = failed["message"].as_str().unwrap();
-    assert!(message.contains("is damaged") && message.contains("check --deep"), "{failed}");
-    assert!(!backup.exists(), "a failed backup removes what it wrote");
+    let (code, flagged) = admin_json(&live, &["backup", backup_arg]);
+    assert_eq!((code, flagged["error"].as_str()), (1, Some("backup")), "{flagged}");
+    let message = flagged["message"].as_str().unwrap();
+    assert!(
+        message.contains("are damaged") && message.contains(&name) && message.contains("check --deep"),
+        "{flagged}"
+    );
+    let listed: Value = serde_json::from_slice(&std::fs::read(backup.join("ferry-backup.json")).unwrap()).unwrap();
+    assert_eq!(listed["damaged_blobs"], json!([name]), "{listed}");
+    let (code, with_damage) = admin_json(&restored, &["restore", backup_arg]);
+    assert_eq!((code, &with_damage["damaged_blobs"]), (0, &json!([name])), "{with_damage}");
+    std::fs::remove_dir_all(&restored).unwrap();
+    std::fs::remove_dir_all(&backup).unwrap();
     flip(&stored);
     assert_eq!(admin_json(&live, &["backup", backup_arg]).0, 0);
 
@@ -250,10 +260,13 @@ async fn damaged_bytes_stop_a_backup_or_a_restore_and_nothing_is_left_behind() {
     manifest["blobs"] = json!(manifest["blobs"].as_u64().unwrap() - 1);
     manifest["bytes"] = json!(manifest["bytes"].as_u64().unwrap() - size);
     std::fs::write(&manifest_path, manifest.to_string()).unwrap();
+    // (into a data dir made empty beforehand: it is emptied again, not removed)
+    std::fs::create_dir(&restored).unwrap();
     let (code, unchecked) = admin_json(&restored, &["restore", backup_arg]);
     assert_eq!((code, unchecked["error"].as_str()), (1, Some("check")), "{unchecked}");
     assert!(unchecked["message"].as_str().unwrap().contains("the restore was removed"), "{unchecked}");
-    assert!(!restored.exists(), "{unchecked}");
+    assert_eq!(std::fs::read_dir(&restored).unwrap().count(), 0, "{unchecked}");
+    std::fs::remove_dir(&restored).unwrap();
 
     // an old catalog's journal where the catalog would go is refused before anything is copied
     std::fs::create_dir_all(&restored).unwrap();

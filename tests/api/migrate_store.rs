@@ -88,6 +88,20 @@ async fn an_embedded_data_dir_moves_to_postgres_and_s3_verified_and_resumable() 
     assert_eq!((again["blobs_copied"].as_u64(), again["blobs_present"].as_u64()), (Some(0), Some(3)));
     assert!(again["tables"].as_array().unwrap().iter().all(|t| t["inserted"] == 0), "{again}");
 
+    // nor again once the new installation has accounts the old one does not
+    let scratch = tempfile::tempdir().unwrap();
+    let carol = ferry_bin()
+        .arg("--data-dir")
+        .arg(scratch.path())
+        .args(["admin", "user", "add", "carol", "--level", "uploader"])
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+        .output()
+        .unwrap();
+    assert!(carol.status.success(), "{carol:?}");
+    let (code, refused) = migrate(&env, &old);
+    assert_eq!(code, 1, "{refused}");
+    assert!(refused["message"].as_str().unwrap().contains("1 account(s) the old installation does not"), "{refused}");
+
     // never into a catalog with accounts of its own: rows keep their ids, so bob's user 1
     // would have been given alice's files
     let other = TestDatabase::create().await.unwrap();
@@ -106,7 +120,10 @@ async fn an_embedded_data_dir_moves_to_postgres_and_s3_verified_and_resumable() 
     assert!(added.status.success(), "{added:?}");
     let (code, refused) = migrate(&elsewhere, &old);
     assert_eq!(code, 1, "{refused}");
-    assert!(refused["message"].as_str().unwrap().contains("already holds 1 account"), "{refused}");
+    assert!(
+        refused["message"].as_str().unwrap().contains("holds 1 account(s) the old installation does not"),
+        "{refused}"
+    );
 
     // a server on PostgreSQL + S3 knows the device, its key, its content and its media
     let new_dir = tempfile::tempdir().unwrap();

@@ -40,6 +40,20 @@ async fn blocking<T: Send + 'static>(
 pub(super) async fn backup(config: Config, args: BackupArgs) -> Result<Printed, Failure> {
     let dir = args.dir.clone();
     let manifest = blocking(move || backup::backup(&config, &args.dir)).await?;
+    if !manifest.damaged_blobs.is_empty() {
+        // the backup is complete and restores; the store needs a look
+        return Err(Failure::new(
+            FailureCode::Backup,
+            format!(
+                "backed up into {}, but {} blob(s) in the store are damaged (their bytes do not hash to their \
+                 names; copied as they are and listed as damaged_blobs in {}): {}; run `ferry admin check --deep`",
+                dir.display(),
+                manifest.damaged_blobs.len(),
+                backup::MANIFEST,
+                manifest.damaged_blobs.join(", ")
+            ),
+        ));
+    }
     let text = format!(
         "backed up {} blob(s), {} bytes, and the catalog into {} ({} upload(s) in flight left out)",
         manifest.blobs,
@@ -57,16 +71,18 @@ pub(super) async fn backup(config: Config, args: BackupArgs) -> Result<Printed, 
 /// dir stays locked until then.
 pub(super) async fn restore(config: Config, args: BackupArgs) -> Result<Printed, Failure> {
     let target = config.clone();
-    let (manifest, _lock) = blocking(move || backup::restore(&args.dir, &target)).await?;
-    let checked = check_restored(config.clone(), manifest).await;
+    let restored = blocking(move || backup::restore(&args.dir, &target)).await?;
+    // a server configuration that does not open is said, and the restore kept
+    let services =
+        Services::open(config.clone()).await.map_err(|e| Failure::new(FailureCode::Catalog, format!("{e:#}")))?;
+    let checked = check_restored(services, restored.manifest.clone()).await;
     if checked.is_err() {
-        backup::remove_restored(&config);
+        restored.remove(&config);
     }
     checked
 }
 
-async fn check_restored(config: Config, manifest: backup::Manifest) -> Result<Printed, Failure> {
-    let services = Services::open(config).await.map_err(|e| Failure::new(FailureCode::Catalog, format!("{e:#}")))?;
+async fn check_restored(services: Services, manifest: backup::Manifest) -> Result<Printed, Failure> {
     let scope = consistency::CheckScope { deep: false, staging_age: Duration::from_secs(3600) };
     let report = consistency::check(services.catalog.as_ref(), services.store.as_ref(), scope)
         .await

@@ -19,7 +19,7 @@ use serde::Serialize;
 use crate::app::Services;
 use crate::blob_store::{BlobStore, LocalStore};
 use crate::catalog::migrate::{TableCopy, copy_sqlite_to_postgres};
-use crate::catalog::{Blobs, Settings, SqlCatalog};
+use crate::catalog::{Blobs, Identities, Settings, SqlCatalog};
 use crate::ingest::{Expectation, ExpectedHash, Ingest};
 
 #[derive(Debug, Serialize)]
@@ -60,8 +60,8 @@ pub async fn run(target: &Services, from: &Path) -> anyhow::Result<Report> {
     })?;
     let sqlite_url = format!("sqlite://{}", catalog_file.display());
     let source = SqlCatalog::open(&sqlite_url).await.context("cannot open the old catalog")?;
-    claim_target(&source, target).await?;
     let blobs = LocalStore::open(from).context("cannot open the old blob store")?;
+    claim_target(&source, &blobs, target).await?;
     let mut report = Report { blobs_copied: 0, blobs_present: 0, bytes_copied: 0, tables: Vec::new() };
     copy_blobs(&source, &blobs, target, &mut report).await?;
     drop(source);
@@ -71,24 +71,38 @@ pub async fn run(target: &Services, from: &Path) -> anyhow::Result<Report> {
 
 /// Marks the target catalog as this installation's copy, or refuses a target that holds
 /// accounts of its own or is another installation's copy.
-async fn claim_target(source: &SqlCatalog, target: &Services) -> anyhow::Result<()> {
-    let installation = source.setting(STORE_ID).await?.context("the old catalog has no store_id setting")?;
-    let claimed = target.catalog.setting(MIGRATED_FROM).await?;
-    match claimed {
-        Some(from) if from == installation => Ok(()),
-        Some(_) => bail!("the target catalog is the copy of another installation; migrate into an empty one"),
-        None => {
-            let accounts = target.catalog.list_users().await?.len();
-            if accounts > 0 {
-                bail!(
-                    "the target catalog already holds {accounts} account(s): migrate-store fills an empty catalog \
-                     (rows keep their ids, so two installations would mix); create accounts after migrating"
-                );
-            }
-            target.catalog.setting_once(MIGRATED_FROM, &installation).await?;
-            Ok(())
-        }
+async fn claim_target(source: &SqlCatalog, blobs: &LocalStore, target: &Services) -> anyhow::Result<()> {
+    // the installation's store id: in its catalog, or (not started since stores were bound)
+    // in its data dir
+    let installation = match source.setting(STORE_ID).await? {
+        Some(id) => id,
+        None => blobs.identity().await?.context("the old data dir has no store identity: start it once")?.into_bytes(),
+    };
+    let mixed = |accounts: usize| {
+        anyhow::anyhow!(
+            "the target catalog holds {accounts} account(s) the old installation does not: migrate-store fills \
+             an empty catalog (rows keep their ids, so two installations would mix); create accounts after migrating"
+        )
+    };
+    let target_users = target.catalog.list_users().await?;
+    let claimed = match target.catalog.setting(MIGRATED_FROM).await? {
+        Some(claimed) => claimed,
+        None if !target_users.is_empty() => return Err(mixed(target_users.len())),
+        None => target.catalog.setting_once(MIGRATED_FROM, &installation).await?,
+    };
+    if claimed != installation {
+        bail!("the target catalog is the copy of another installation; migrate into an empty one");
     }
+    // a run after accounts were made on the new server: theirs would take the old ids' rows
+    let source_users = source.list_users().await?;
+    let strangers = target_users
+        .iter()
+        .filter(|u| !source_users.iter().any(|s| s.user_id == u.user_id && s.name == u.name))
+        .count();
+    if strangers > 0 {
+        return Err(mixed(strangers));
+    }
+    Ok(())
 }
 
 /// The setting naming the installation a catalog is a copy of (its store id).

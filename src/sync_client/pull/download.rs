@@ -229,6 +229,10 @@ async fn fetch(
         drop(cache);
         source = dest;
     }
+    if source == partial_dir.join(partial_name(item)) {
+        // every path kept its local file: the verified download is not wanted
+        let _ = tokio::fs::remove_file(&source).await;
+    }
     Ok(kept)
 }
 

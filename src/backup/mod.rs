@@ -21,6 +21,10 @@ use std::path::{Path, PathBuf};
 use rusqlite::{Connection, OpenFlags};
 use serde::Serialize;
 
+mod restore;
+
+pub use restore::{Restored, restore};
+
 use crate::blob_store::{IDENTITY_FILE, blob_subpath, blobs_dir};
 use crate::config::Config;
 use crate::domain::Sha256Hex;
@@ -56,7 +60,7 @@ pub enum BackupError {
     Format(u64),
     #[error("the backup lists {listed} blob(s) but holds {found} (or their sizes differ): it is damaged")]
     Damaged { listed: u64, found: u64 },
-    #[error("{0}: run `ferry admin check --deep`")]
+    #[error("{0}")]
     Corrupt(String),
     #[error("{0} is in use by a Ferry server; stop it (or name a new data dir), then restore")]
     InUse(String),
@@ -76,6 +80,10 @@ pub struct Manifest {
     pub bytes: u64,
     /// Uploads in flight at the snapshot, left out.
     pub dropped_uploads: u64,
+    /// Blobs whose bytes in the store did not hash to their name when backed up (copied as
+    /// they were; `ferry admin check --deep` lists them too).
+    #[serde(default)]
+    pub damaged_blobs: Vec<String>,
 }
 
 /// The embedded catalog file and blob root of `config`.
@@ -100,9 +108,10 @@ fn private_dirs(dir: &Path) -> std::io::Result<()> {
     std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)
 }
 
-/// Copies blob `sha256` (owner only) and makes it durable, hashing it on the way: bytes that
-/// are not its content are an `InvalidData` error and leave no copy.
-fn copy_blob(from: &Path, to: &Path, sha256: &Sha256Hex) -> std::io::Result<u64> {
+/// Copies blob `sha256` (owner only) and makes it durable, hashing it on the way; returns the
+/// bytes copied and whether they are its content (a damaged blob is copied as it is: the
+/// caller decides).
+fn copy_blob(from: &Path, to: &Path, sha256: &Sha256Hex) -> std::io::Result<(u64, bool)> {
     use sha2::Digest;
     use std::io::{Read, Write};
     if let Some(dir) = to.parent() {
@@ -124,20 +133,12 @@ fn copy_blob(from: &Path, to: &Path, sha256: &Sha256Hex) -> std::io::Result<u64>
             break Err(e);
         }
     };
-    let outcome = written.and_then(|()| {
-        if Sha256Hex::from_digest(&hasher.finalize()) != *sha256 {
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::InvalidData,
-                format!("blob {sha256} is damaged: its bytes do not hash to its name"),
-            ));
-        }
-        copy.sync_all()
-    });
+    let outcome = written.and_then(|()| copy.sync_all());
     if outcome.is_err() {
         drop(copy);
         let _ = std::fs::remove_file(to);
     }
-    outcome.map(|()| copied)
+    outcome.map(|()| (copied, Sha256Hex::from_digest(&hasher.finalize()) == *sha256))
 }
 
 /// Copies a file (owner only) and makes it durable; its directory is synced by the caller.
@@ -217,7 +218,7 @@ fn write_backup(catalog: &Path, root: &Path, into: &Path) -> Result<Manifest, Ba
     if identity.exists() {
         copy_durably(&identity, &into.join(IDENTITY_FILE)).map_err(io("cannot copy the store identity"))?;
     }
-    let (mut blobs, mut bytes, mut dirs) = (0, 0, BTreeSet::new());
+    let (mut blobs, mut bytes, mut dirs, mut damaged) = (0, 0, BTreeSet::new(), Vec::new());
     let listed: Vec<(String, i64)> = {
         let mut statement = copy.prepare("select sha256, size from blobs order by sha256")?;
         statement.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<Result<_, _>>()?
@@ -226,9 +227,13 @@ fn write_backup(catalog: &Path, root: &Path, into: &Path) -> Result<Manifest, Ba
         let sha256 = Sha256Hex::parse(&hash).map_err(|_| BackupError::MissingBlob(hash.clone()))?;
         let (from, to) = (blobs_dir(root).join(blob_subpath(&sha256)), blobs_dir(into).join(blob_subpath(&sha256)));
         match copy_blob(&from, &to, &sha256) {
-            Ok(_) => {
+            Ok((_, intact)) => {
                 (blobs, bytes) = (blobs + 1, bytes + size as u64);
                 parents_up_to(&to, into, &mut dirs);
+                // the store's copy is damaged already: backed up as it is, and said
+                if !intact {
+                    damaged.push(hash);
+                }
             }
             // collected since the snapshot: only content nothing used any more can be
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -240,9 +245,6 @@ fn write_backup(catalog: &Path, root: &Path, into: &Path) -> Result<Manifest, Ba
                 copy.execute("delete from blob_media where sha256 = ?1", [&hash])?;
                 copy.execute("delete from blob_renditions where sha256 = ?1", [&hash])?;
                 copy.execute("delete from blobs where sha256 = ?1", [&hash])?;
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
-                return Err(BackupError::Corrupt(format!("{} (in the store)", e)));
             }
             Err(e) => return Err(io(format!("cannot copy blob {hash}"))(e)),
         }
@@ -257,6 +259,7 @@ fn write_backup(catalog: &Path, root: &Path, into: &Path) -> Result<Manifest, Ba
         blobs,
         bytes,
         dropped_uploads,
+        damaged_blobs: damaged,
     };
     let text = serde_json::to_string_pretty(&manifest).expect("a manifest serialises");
     let written = into.join(MANIFEST);
@@ -305,100 +308,4 @@ fn leave_out_uploads_in_flight(copy: &Connection) -> Result<u64, BackupError> {
     // the copy's counters are recounted when it is first opened
     copy.execute("insert into settings (key, value) values ('usage_recount_due', x'31') on conflict do nothing", [])?;
     Ok(dropped as u64)
-}
-
-/// Restores the backup `from` into the (new, empty) data dir of `config`, holding the data
-/// dir's lock (returned: kept while the caller checks the result, so no server starts on a
-/// restore in progress). A restore that fails removes what it copied, so it can simply be
-/// run again.
-pub fn restore(from: &Path, config: &Config) -> Result<(Manifest, File), BackupError> {
-    let (catalog, root) = embedded(config)?;
-    let unfinished = || BackupError::Unfinished(from.display().to_string());
-    let text = std::fs::read_to_string(from.join(MANIFEST)).map_err(|_| unfinished())?;
-    let listed: Manifest = serde_json::from_str(&text).map_err(|_| unfinished())?;
-    if listed.format != FORMAT {
-        return Err(BackupError::Format(listed.format));
-    }
-    if catalog.exists() {
-        return Err(BackupError::Target(format!(
-            "a catalog already exists at {}; restore into a new data dir (--data-dir)",
-            catalog.display()
-        )));
-    }
-    // an old catalog's journal beside the new one would be read as part of it
-    if let Some(sidecar) = sidecars(&catalog).into_iter().find(|s| s.exists()) {
-        return Err(BackupError::Target(format!("{} is in the way; remove it, then restore", sidecar.display())));
-    }
-    empty_dir(&root, "the data dir")?;
-    let lock = crate::app::try_lock_data_dir(&root)
-        .map_err(|e| BackupError::Target(format!("{e:#}")))?
-        .ok_or_else(|| BackupError::InUse(root.display().to_string()))?;
-    let restored = copy_backup(from, &catalog, &root, &listed);
-    if restored.is_err() {
-        remove_restored(config);
-    }
-    restored.map(|manifest| (manifest, lock))
-}
-
-/// Removes a restore's data dir and catalog (the directory was empty or new: all of it is the
-/// restore's own).
-pub fn remove_restored(config: &Config) {
-    if let Ok((catalog, root)) = embedded(config) {
-        let _ = std::fs::remove_dir_all(&root);
-        for file in std::iter::once(catalog.clone()).chain(sidecars(&catalog)) {
-            let _ = std::fs::remove_file(file);
-        }
-    }
-}
-
-/// SQLite's journal files of the catalog `file`.
-fn sidecars(file: &Path) -> [PathBuf; 3] {
-    let with = |suffix: &str| PathBuf::from(format!("{}{suffix}", file.display()));
-    [with("-wal"), with("-shm"), with("-journal")]
-}
-
-fn copy_backup(from: &Path, catalog: &Path, root: &Path, listed: &Manifest) -> Result<Manifest, BackupError> {
-    let (mut blobs, mut bytes, mut dirs) = (0, 0, BTreeSet::new());
-    for file in walk(&blobs_dir(from)).map_err(io("cannot read the backup's blobs"))? {
-        let relative = file.strip_prefix(blobs_dir(from)).expect("walked under it");
-        let to = blobs_dir(root).join(relative);
-        let name = file.file_name().and_then(|n| n.to_str()).and_then(|n| Sha256Hex::parse(n).ok());
-        let sha256 = name.ok_or_else(|| BackupError::Corrupt(format!("{} is no blob of a backup", file.display())))?;
-        bytes += copy_blob(&file, &to, &sha256).map_err(|e| match e.kind() {
-            std::io::ErrorKind::InvalidData => BackupError::Corrupt(format!("{e} (in the backup)")),
-            _ => io(format!("cannot copy {}", file.display()))(e),
-        })?;
-        parents_up_to(&to, root, &mut dirs);
-        blobs += 1;
-    }
-    if (blobs, bytes) != (listed.blobs, listed.bytes) {
-        return Err(BackupError::Damaged { listed: listed.blobs, found: blobs });
-    }
-    if from.join(IDENTITY_FILE).exists() {
-        copy_durably(&from.join(IDENTITY_FILE), &root.join(IDENTITY_FILE))
-            .map_err(io("cannot copy the store identity"))?;
-    }
-    // the catalog last, whole or not at all: a data dir with a catalog is a restored one
-    let partial = PathBuf::from(format!("{}.restoring", catalog.display()));
-    copy_durably(&from.join(CATALOG), &partial).map_err(io("cannot copy the catalog"))?;
-    std::fs::rename(&partial, catalog).map_err(io("cannot put the catalog in place"))?;
-    parents_up_to(catalog, catalog.parent().unwrap_or(root), &mut dirs);
-    dirs.insert(root.to_owned());
-    sync_dirs(dirs).map_err(io("cannot sync the restored data dir"))?;
-    Ok(Manifest { blobs, bytes, ..listed.clone() })
-}
-
-/// Every file under `dir`.
-fn walk(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
-    let mut found = Vec::new();
-    let Ok(entries) = std::fs::read_dir(dir) else { return Ok(found) };
-    for entry in entries {
-        let path = entry?.path();
-        if path.is_dir() {
-            found.extend(walk(&path)?);
-        } else {
-            found.push(path);
-        }
-    }
-    Ok(found)
 }
