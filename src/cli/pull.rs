@@ -50,7 +50,7 @@ pub async fn run(args: PullArgs) -> i32 {
     let progress = session.progress.clone();
     tokio::select! {
         outcome = pull(&mut session, &options) => match outcome {
-            Ok(summary) => finish(args.sync.json, &summary, &summary.describe(), &summary.failures, &progress),
+            Ok(summary) => finish(args.sync.json, &summary, &summary.describe(), (&summary.failures, summary.conflicts), &progress),
             Err(e) => fatal("pull", &e),
         },
         _ = tokio::signal::ctrl_c() => interrupted("pull", &cache),

@@ -68,7 +68,7 @@ pub async fn run(args: PushArgs) -> i32 {
     let progress = session.progress.clone();
     let json = args.sync.json;
     let report = move |summary: &PushSummary| {
-        finish(json, summary, &summary.describe(args.dry_run), &summary.failures, &progress)
+        finish(json, summary, &summary.describe(args.dry_run), (&summary.failures, summary.unresolved), &progress)
     };
     let run = async {
         let (code, finished) = match push(&mut session, &options).await {

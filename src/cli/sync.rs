@@ -86,8 +86,14 @@ impl SyncArgs {
 }
 
 /// Prints a finished run: the JSON object, or a line and the failures for a person; the
-/// exit code.
-pub fn finish<S: Serialize>(json: bool, summary: &S, line: &str, failures: &[Failure], progress: &Progress) -> i32 {
+/// exit code: 1 when files failed or conflicts were left (`unresolved`), else 0.
+pub fn finish<S: Serialize>(
+    json: bool,
+    summary: &S,
+    line: &str,
+    (failures, unresolved): (&[Failure], u64),
+    progress: &Progress,
+) -> i32 {
     if json {
         println!("{}", serde_json::to_string(summary).expect("summaries serialise"));
     } else {
@@ -96,7 +102,7 @@ pub fn finish<S: Serialize>(json: bool, summary: &S, line: &str, failures: &[Fai
     for failure in failures {
         progress.warn(format!("failed: {}: {}", failure.path, failure.reason));
     }
-    if failures.is_empty() { 0 } else { 1 }
+    if failures.is_empty() && unresolved == 0 { 0 } else { 1 }
 }
 
 /// A run that could not go on: its message, exit code 2.

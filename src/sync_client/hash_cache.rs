@@ -97,6 +97,12 @@ impl HashCache {
         synced.is_some_and(|s| s.media_path == media_path && s.file_hash == *file_hash)
     }
 
+    /// The content `rel` last had in common with `media_path`, if any.
+    pub fn synced_content(&self, rel: &str, media_path: &str) -> Option<&Sha256Hex> {
+        let synced = self.stored.files.get(rel).and_then(|e| e.synced.as_ref());
+        synced.filter(|s| s.media_path == media_path).map(|s| &s.file_hash)
+    }
+
     /// Whether the file `identity` at `rel` is the very file that last had `file_hash` in
     /// common with `media_path` (an edit of it, not a new file under its name).
     pub fn edited_in_place(

@@ -63,8 +63,13 @@ impl SyncCli {
 
     /// Runs with `--json` and expects exit 0; the summary.
     pub async fn ok(&self, command: &str, dir: &Path, extra: &[&str]) -> Value {
+        self.ended(command, dir, extra, 0).await
+    }
+
+    /// Runs with `--json` and expects exit `code` (1: a failure or a conflict left); the summary.
+    pub async fn ended(&self, command: &str, dir: &Path, extra: &[&str], code: i32) -> Value {
         let ran = self.run(command, dir, &[extra, &["--json"]].concat()).await;
-        assert_eq!(ran.code, 0, "{command} failed: {ran:?}");
+        assert_eq!(ran.code, code, "{command}: {ran:?}");
         ran.json()
     }
 }
@@ -106,11 +111,12 @@ fn tree() -> Vec<(&'static str, Vec<u8>)> {
     ]
 }
 
-const SUMMARY_KEYS: [&str; 9] = [
+const SUMMARY_KEYS: [&str; 10] = [
     "bytes_deduplicated",
     "bytes_sent",
     "conflicts",
     "failures",
+    "files_behind",
     "files_hashed",
     "files_present",
     "files_seen",
@@ -271,7 +277,8 @@ async fn each_conflict_policy() {
     };
 
     let cli = SyncCli::new(&proxy.address, &cam);
-    let skipped = cli.ok("push", dir.path(), &[]).await;
+    // a file left off the server is not "all done": exit 1
+    let skipped = cli.ended("push", dir.path(), &[], 1).await;
     assert_eq!((&skipped["conflicts"], &skipped["failures"]), (&json!(1), &json!([])), "{skipped}");
     assert_eq!((&skipped["files_uploaded"], &skipped["bytes_sent"]), (&json!(0), &json!(0)), "not sent: {skipped}");
     assert_eq!(at("/doc.txt").await.as_deref(), Some(theirs.as_str()), "skip leaves theirs");

@@ -38,14 +38,14 @@ async fn a_pull_keeps_what_was_changed_here_and_replaces_only_what_it_left_alone
     let partials = target.path().join(".ferry-partial");
     std::fs::create_dir(&partials).unwrap();
     std::fs::write(partials.join(format!("{}-9", sha256_hex(b"gone now"))), b"gone").unwrap();
-    let first = mirror.ok("pull", target.path(), &[]).await;
+    let first = mirror.ended("pull", target.path(), &[], 1).await;
     assert_eq!((&first["files_downloaded"], &first["conflicts"]), (&json!(2), &json!(1)), "{first}");
     assert_eq!(read(&target, "c.txt"), b"mine, from before", "a file the pull did not write is kept");
     assert!(!partials.exists(), "a stale partial download is cleared");
 
     // an edit here, nothing new on the server: the edit stays
     std::fs::write(target.path().join("a.txt"), b"edited in the mirror").unwrap();
-    let second = mirror.ok("pull", target.path(), &[]).await;
+    let second = mirror.ended("pull", target.path(), &[], 1).await;
     assert_eq!((&second["files_downloaded"], &second["conflicts"]), (&json!(0), &json!(2)), "{second}");
     assert_eq!(read(&target, "a.txt"), b"edited in the mirror");
 
@@ -56,7 +56,7 @@ async fn a_pull_keeps_what_was_changed_here_and_replaces_only_what_it_left_alone
     assert_eq!(server_holds(&cam, "/b.txt").await, Some(sha256_hex(b"b2, edited on the laptop")));
 
     // the mirror's b.txt is as the pull left it: replaced; its edited a.txt is not
-    let third = mirror.ok("pull", target.path(), &[]).await;
+    let third = mirror.ended("pull", target.path(), &[], 1).await;
     assert_eq!((&third["files_downloaded"], &third["conflicts"]), (&json!(1), &json!(2)), "{third}");
     assert_eq!(read(&target, "b.txt"), b"b2, edited on the laptop");
     assert_eq!(read(&target, "a.txt"), b"edited in the mirror");
@@ -90,7 +90,7 @@ async fn a_push_updates_its_own_copy_but_not_one_someone_else_changed() {
     write_tree(other.path(), &[("doc.txt", b"theirs".to_vec())]);
     SyncCli::new(&proxy.address, &cam).ok("push", other.path(), &["--on-conflict", "overwrite"]).await;
     std::fs::write(dir.path().join("doc.txt"), b"v3, edited here").unwrap();
-    let refused = laptop.ok("push", dir.path(), &[]).await;
+    let refused = laptop.ended("push", dir.path(), &[], 1).await;
     assert_eq!((&refused["files_updated"], &refused["conflicts"]), (&json!(0), &json!(1)), "{refused}");
     assert_eq!(server_holds(&cam, "/doc.txt").await, Some(sha256_hex(b"theirs")), "their change stays");
 }
@@ -107,8 +107,10 @@ async fn a_new_file_under_a_pushed_name_is_a_conflict_not_an_update() {
     // the card is formatted and the camera numbers its next photo the same
     std::fs::remove_file(card.path().join("IMG_0001.JPG")).unwrap();
     std::fs::write(card.path().join("IMG_0001.JPG"), b"this winter").unwrap();
-    let pushed = laptop.ok("push", card.path(), &[]).await;
-    assert_eq!((&pushed["files_updated"], &pushed["conflicts"]), (&json!(0), &json!(1)), "{pushed}");
+    let ran = laptop.run("push", card.path(), &[]).await;
+    assert_eq!(ran.code, 1, "the new photo is not on the server: {ran:?}");
+    assert!(ran.stdout.contains("0 updated, 1 conflict"), "{ran:?}");
+    assert!(ran.stderr.contains("the file here is another file now"), "the conflict says why: {ran:?}");
     assert_eq!(server_holds(&cam, "/IMG_0001.JPG").await, Some(sha256_hex(b"last summer")), "last summer's stays");
 }
 
@@ -146,4 +148,27 @@ async fn a_pull_knows_each_path_of_a_shared_content_and_state_from_before_the_up
     let upgraded = mirror.ok("pull", target.path(), &[]).await;
     assert_eq!((&upgraded["files_downloaded"], &upgraded["conflicts"]), (&json!(1), &json!(0)), "{upgraded}");
     assert_eq!(read(&target, "c.txt"), b"c2");
+}
+
+#[tokio::test]
+async fn an_out_of_date_copy_never_undoes_a_newer_change_even_when_told_to_overwrite() {
+    let (app, proxy) = spawn_behind_proxy().await;
+    let (_, cam) = DeviceClient::setup(&app, "alice", "/").await;
+    let (laptop, desktop) = (SyncCli::new(&proxy.address, &cam), SyncCli::new(&proxy.address, &cam));
+    let (here, there) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    write_tree(here.path(), &[("doc.txt", b"v1".to_vec())]);
+    laptop.ok("push", here.path(), &[]).await;
+    desktop.ok("pull", there.path(), &[]).await;
+
+    // the laptop edits and pushes; the desktop's copy, untouched, is now the old one
+    std::fs::write(here.path().join("doc.txt"), b"v2 from the laptop").unwrap();
+    assert_eq!(laptop.ok("push", here.path(), &[]).await["files_updated"], 1);
+    for policy in ["skip", "overwrite", "rename"] {
+        let pushed = desktop.ok("push", there.path(), &["--on-conflict", policy]).await;
+        assert_eq!((&pushed["files_behind"], &pushed["conflicts"]), (&json!(1), &json!(0)), "{policy}: {pushed}");
+    }
+    assert_eq!(server_holds(&cam, "/doc.txt").await, Some(sha256_hex(b"v2 from the laptop")), "the edit stays");
+    assert_eq!(server_holds(&cam, "/doc (1).txt").await, None, "no copy of the old one beside it");
+    desktop.ok("pull", there.path(), &[]).await;
+    assert_eq!(read(&there, "doc.txt"), b"v2 from the laptop");
 }

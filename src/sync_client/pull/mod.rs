@@ -36,7 +36,7 @@ pub struct PullSummary {
     pub bytes_received: u64,
     pub files_deleted: u64,
     /// Local files kept although the server holds other content (changed here, or there
-    /// before the first pull).
+    /// before the first pull): the run is not all done.
     pub conflicts: u64,
     pub failures: Vec<Failure>,
 }

@@ -54,29 +54,42 @@ pub struct PushSummary {
     pub bytes_deduplicated: u64,
     /// Paths whose server copy was replaced by a local edit of it.
     pub files_updated: u64,
+    /// Files left alone because the server's copy changed since they were in sync with it
+    /// (they are older: pull to get the new one).
+    pub files_behind: u64,
     pub conflicts: u64,
     pub failures: Vec<Failure>,
     /// Files among `failures` that failed because of the server or the network, not
     /// themselves (`--watch` tries them again soon).
     #[serde(skip)]
     pub retry_later: HashSet<String>,
+    /// Conflicts that left the file off the server (skipped): the run is not all done.
+    #[serde(skip)]
+    pub unresolved: u64,
 }
 
 impl PushSummary {
     /// One line for a person.
     pub fn describe(&self, dry_run: bool) -> String {
         let uploaded = if dry_run { "would upload" } else { "uploaded" };
-        format!(
-            "{} seen, {} hashed, {} already on the server, {uploaded} {} ({} sent), {} updated, {}, {}",
+        let updated = match dry_run {
+            true => format!("would update {}", self.files_updated),
+            false => format!("{} updated", self.files_updated),
+        };
+        let mut line = format!(
+            "{} seen, {} hashed, {} already on the server, {uploaded} {} ({} sent), {updated}, {}, {}",
             plural(self.files_seen, "file", "files"),
             self.files_hashed,
             self.files_present,
             plural(self.files_uploaded, "file", "files"),
             indicatif::HumanBytes(self.bytes_sent),
-            self.files_updated,
             plural(self.conflicts, "conflict", "conflicts"),
             plural(self.failures.len() as u64, "failure", "failures"),
-        )
+        );
+        if self.files_behind > 0 {
+            line.push_str(&format!(", {} behind the server (pull to get them)", self.files_behind));
+        }
+        line
     }
 
     fn fail(&mut self, path: &str, reason: impl Into<String>) {
@@ -125,23 +138,26 @@ pub async fn push_files(
             Err(e) => summary.fail(&file.rel, format!("cannot be a volume path: {e}")),
         }
     }
-    if options.on_conflict == ConflictPolicy::Skip {
-        // a path the feed shows holding someone else's content would be skipped anyway:
-        // its bytes are not sent
-        planned.retain(|p| {
-            let theirs = session.remote.get(&p.media_path).filter(|r| !r.is_deleted && r.file_hash != p.hash.file_hash);
-            let skipped = theirs.is_some_and(|r| !place::edited_from(session, p, &r.file_hash));
-            if skipped {
-                summary.conflicts += 1;
-                let verb = if options.dry_run { "would conflict" } else { "conflict" };
-                session.progress.line(format!(
-                    "{verb}: {} holds other content on the server; skipped (see --on-conflict)",
-                    p.media_path
-                ));
-            }
-            !skipped
-        });
-    }
+    planned.retain(|p| {
+        let theirs = session.remote.get(&p.media_path).filter(|r| !r.is_deleted && r.file_hash != p.hash.file_hash);
+        let Some(theirs) = theirs.filter(|r| !place::edited_from(session, p, &r.file_hash)) else { return true };
+        // an old copy of what the server changed since: never sent, whatever the policy
+        if place::behind(session, p) {
+            summary.files_behind += 1;
+            session.progress.line(place::behind_line(&p.media_path));
+            return false;
+        }
+        // a path holding someone else's content would be skipped anyway: its bytes are not sent
+        if options.on_conflict != ConflictPolicy::Skip {
+            return true;
+        }
+        summary.conflicts += 1;
+        summary.unresolved += 1;
+        let verb = if options.dry_run { "would conflict" } else { "conflict" };
+        let reason = place::conflict_reason(session, p, Some(&theirs.file_hash));
+        session.progress.line(format!("{verb}: {} {reason}", p.media_path));
+        false
+    });
 
     // each content once, in order of first appearance
     let mut contents: Vec<(Sha256Hex, u64)> = Vec::new();
@@ -192,6 +208,7 @@ pub async fn push_files(
                 session.progress.line(format!("would update {} (changed here)", p.media_path));
             } else if other.is_some() {
                 summary.conflicts += 1;
+                summary.unresolved += u64::from(options.on_conflict == ConflictPolicy::Skip);
                 session.progress.line(format!("would conflict: {} holds other content on the server", p.media_path));
             }
         }

@@ -26,6 +26,8 @@ enum Placed {
     Created,
     /// The server's copy was the one the local file was edited from; now it holds the edit.
     Updated,
+    /// The local file is the server's copy from before someone changed it there: left alone.
+    Behind,
     /// A conflict, what became of it, and whether the path now holds ours.
     Conflict {
         what: String,
@@ -60,14 +62,22 @@ pub(super) async fn place_all(
         let in_sync = matches!(result, Ok(Placed::Created | Placed::Updated | Placed::Conflict { ours: true, .. }));
         match result {
             Ok(Placed::Created) => {}
+            Ok(Placed::Behind) => {
+                summary.files_behind += 1;
+                session.progress.line(behind_line(&p.media_path));
+            }
             Ok(Placed::Updated) => {
                 summary.files_updated += 1;
                 session
                     .progress
                     .line(format!("updated {} (changed here since it was last pushed or pulled)", p.media_path));
             }
-            Ok(Placed::Conflict { what, .. }) => {
+            Ok(Placed::Conflict { what, ours }) => {
                 summary.conflicts += 1;
+                // a renamed copy is pushed too; only a skipped file is not on the server
+                if !ours && !what.contains("pushed as") {
+                    summary.unresolved += 1;
+                }
                 session.progress.line(format!("conflict: {} {what}", p.media_path));
             }
             Err(e) if e.is_fatal() => return Err(e.into()),
@@ -98,6 +108,38 @@ pub(super) async fn place_all(
 pub(super) fn edited_from(session: &Session, p: &Planned, server_hash: &Sha256Hex) -> bool {
     let cache = session.cache.lock().expect("not poisoned");
     cache.edited_in_place(&p.file.rel, &p.media_path, server_hash, p.file.identity)
+}
+
+/// Whether the local file still holds what it last had in common with its path on the
+/// server: if the server now holds other content there, the local copy is out of date.
+pub(super) fn behind(session: &Session, p: &Planned) -> bool {
+    let cache = session.cache.lock().expect("not poisoned");
+    cache.synced_content(&p.file.rel, &p.media_path) == Some(&p.hash.file_hash)
+}
+
+/// What a person is told of a path that is out of date here.
+pub(super) fn behind_line(media_path: &str) -> String {
+    format!(
+        "behind: {media_path} changed on the server since this copy was in sync with it; left alone (pull to get it)"
+    )
+}
+
+/// Why a path holding other content on the server is a conflict, said so that the right way
+/// out is clear (`server_hash`: what the server holds there, when known).
+pub(super) fn conflict_reason(session: &Session, p: &Planned, server_hash: Option<&Sha256Hex>) -> String {
+    let cache = session.cache.lock().expect("not poisoned");
+    match cache.synced_content(&p.file.rel, &p.media_path) {
+        Some(synced) if Some(synced) == server_hash => {
+            "was in sync with the server, but the file here is another file now \
+             (saved as a new file, or a new file under this name); skipped: --on-conflict overwrite pushes it, rename \
+             pushes it beside"
+                .into()
+        }
+        Some(_) => "changed both here and on the server since they were last in sync; skipped: pull --overwrite takes \
+             the server's, push --on-conflict overwrite or rename keeps this one"
+            .into(),
+        None => "holds other content on the server; skipped (see --on-conflict)".into(),
+    }
 }
 
 fn in_place(session: &Session, p: &Planned) -> bool {
@@ -136,13 +178,17 @@ async fn place(session: &Session, p: &Planned, policy: ConflictPolicy) -> Result
         }
     };
     let server_hash = current["file_hash"].as_str().and_then(|h| Sha256Hex::parse(h).ok());
-    if server_hash.is_some_and(|h| edited_from(session, p, &h)) {
+    if server_hash.as_ref().is_some_and(|h| edited_from(session, p, h)) {
         return replace(None).await;
+    }
+    // changed there since this copy was in sync with it: whatever the policy, an old copy
+    // never undoes a newer change
+    if behind(session, p) {
+        return Ok(Placed::Behind);
     }
     match policy {
         ConflictPolicy::Skip => {
-            let what = "holds other content on the server; skipped (see --on-conflict)".into();
-            Ok(Placed::Conflict { what, ours: false })
+            Ok(Placed::Conflict { what: conflict_reason(session, p, server_hash.as_ref()), ours: false })
         }
         ConflictPolicy::Overwrite => replace(Some("held other content on the server; overwritten")).await,
         ConflictPolicy::Rename => {
