@@ -313,9 +313,9 @@ impl Application {
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
         // the background work stops with the server, also when this future is dropped
         let background = [
-            AbortOnDrop(tokio::spawn(self.state.jobs.clone().run_forever())),
-            AbortOnDrop(tokio::spawn(self.watch.run_forever())),
-            AbortOnDrop(tokio::spawn(harvest_forever(self.state.clone()))),
+            crate::jobs::AbortOnDrop(tokio::spawn(self.state.jobs.clone().run_forever())),
+            crate::jobs::AbortOnDrop(tokio::spawn(self.watch.run_forever())),
+            crate::jobs::AbortOnDrop(tokio::spawn(harvest_forever(self.state.clone()))),
         ];
         let header_timeout = self.state.config.header_timeout;
         let app = router(self.state);
@@ -323,15 +323,6 @@ impl Application {
         drop(background);
         tracing::info!("stopped");
         Ok(())
-    }
-}
-
-/// A task aborted when this is dropped.
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
     }
 }
 

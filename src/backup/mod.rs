@@ -219,16 +219,17 @@ fn write_backup(catalog: &Path, root: &Path, into: &Path) -> Result<Manifest, Ba
         copy_durably(&identity, &into.join(IDENTITY_FILE)).map_err(io("cannot copy the store identity"))?;
     }
     let (mut blobs, mut bytes, mut dirs, mut damaged) = (0, 0, BTreeSet::new(), Vec::new());
-    let listed: Vec<(String, i64)> = {
-        let mut statement = copy.prepare("select sha256, size from blobs order by sha256")?;
-        statement.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<Result<_, _>>()?
+    let listed: Vec<String> = {
+        let mut statement = copy.prepare("select sha256 from blobs order by sha256")?;
+        statement.query_map([], |r| r.get(0))?.collect::<Result<_, _>>()?
     };
-    for (hash, size) in listed {
+    for hash in listed {
         let sha256 = Sha256Hex::parse(&hash).map_err(|_| BackupError::MissingBlob(hash.clone()))?;
         let (from, to) = (blobs_dir(root).join(blob_subpath(&sha256)), blobs_dir(into).join(blob_subpath(&sha256)));
         match copy_blob(&from, &to, &sha256) {
-            Ok((_, intact)) => {
-                (blobs, bytes) = (blobs + 1, bytes + size as u64);
+            Ok((copied, intact)) => {
+                // what was copied (a damaged blob may have lost or gained bytes)
+                (blobs, bytes) = (blobs + 1, bytes + copied);
                 parents_up_to(&to, into, &mut dirs);
                 // the store's copy is damaged already: backed up as it is, and said
                 if !intact {

@@ -88,6 +88,7 @@ fn sidecars(file: &Path) -> [PathBuf; 3] {
 
 fn copy_backup(from: &Path, catalog: &Path, root: &Path, listed: &Manifest) -> Result<Manifest, BackupError> {
     let (mut blobs, mut bytes, mut dirs) = (0, 0, BTreeSet::new());
+    let damaged: std::collections::HashSet<&str> = listed.damaged_blobs.iter().map(String::as_str).collect();
     for file in walk(&blobs_dir(from)).map_err(io("cannot read the backup's blobs"))? {
         let relative = file.strip_prefix(blobs_dir(from)).expect("walked under it");
         let to = blobs_dir(root).join(relative);
@@ -95,7 +96,7 @@ fn copy_backup(from: &Path, catalog: &Path, root: &Path, listed: &Manifest) -> R
         let sha256 = name.ok_or_else(|| BackupError::Corrupt(format!("{} is no blob of a backup", file.display())))?;
         let (copied, intact) = copy_blob(&file, &to, &sha256).map_err(io(format!("cannot copy {}", file.display())))?;
         // damaged already in the store when backed up (listed) is restored as it was
-        if !intact && !listed.damaged_blobs.contains(&sha256.to_string()) {
+        if !intact && !damaged.contains(sha256.as_str()) {
             return Err(BackupError::Corrupt(format!(
                 "blob {sha256} in the backup is damaged: its bytes do not hash to its name"
             )));

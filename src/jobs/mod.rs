@@ -171,14 +171,13 @@ impl JobRunner {
                 return JobOutcome::Failed { error: format!("no handler for job kind '{kind}'") };
             };
             let handler = registration.handler.clone();
-            let heartbeat = self.heartbeat(job_id);
-            let running = tokio::spawn(async move { handler.run(&job).await }.in_current_span());
-            let outcome = match running.await {
+            // both stop with this future (a server stopped mid-job leaves its lease to expire)
+            let _heartbeat = AbortOnDrop(self.heartbeat(job_id));
+            let mut running = AbortOnDrop(tokio::spawn(async move { handler.run(&job).await }.in_current_span()));
+            match (&mut running.0).await {
                 Ok(outcome) => outcome,
                 Err(e) => JobOutcome::Failed { error: format!("the job's handler failed: {e}") },
-            };
-            heartbeat.abort();
-            outcome
+            }
         }
         .instrument(span.clone())
         .await;
@@ -272,5 +271,14 @@ impl JobRunner {
             _ = self.wake.notified() => {}
             _ = tokio::time::sleep(self.interval) => {}
         }
+    }
+}
+
+/// A task aborted when this is dropped: work that must not outlive what started it.
+pub(crate) struct AbortOnDrop<T>(pub tokio::task::JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }

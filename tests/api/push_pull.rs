@@ -177,7 +177,7 @@ async fn a_pushed_tree_pulls_back_identical_and_a_second_push_sends_nothing() {
     pull_keys.sort();
     assert_eq!(
         pull_keys,
-        ["bytes_received", "conflicts", "failures", "files_deleted", "files_downloaded", "files_seen"]
+        ["bytes_received", "conflicts", "failures", "files_ahead", "files_deleted", "files_downloaded", "files_seen"]
     );
     assert_eq!((&pulled["files_seen"], &pulled["files_downloaded"]), (&json!(5), &json!(5)));
     assert_eq!(pulled["bytes_received"], total);

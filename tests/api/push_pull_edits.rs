@@ -43,10 +43,11 @@ async fn a_pull_keeps_what_was_changed_here_and_replaces_only_what_it_left_alone
     assert_eq!(read(&target, "c.txt"), b"mine, from before", "a file the pull did not write is kept");
     assert!(!partials.exists(), "a stale partial download is cleared");
 
-    // an edit here, nothing new on the server: the edit stays
+    // an edit here, nothing new on the server: the edit stays, waiting to be pushed (no conflict)
     std::fs::write(target.path().join("a.txt"), b"edited in the mirror").unwrap();
     let second = mirror.ended("pull", target.path(), &[], 1).await;
-    assert_eq!((&second["files_downloaded"], &second["conflicts"]), (&json!(0), &json!(2)), "{second}");
+    let counts = (&second["files_downloaded"], &second["files_ahead"], &second["conflicts"]);
+    assert_eq!(counts, (&json!(0), &json!(1), &json!(1)), "{second}");
     assert_eq!(read(&target, "a.txt"), b"edited in the mirror");
 
     // the laptop edits b.txt and pushes: its own earlier copy is updated, no conflict
@@ -57,7 +58,8 @@ async fn a_pull_keeps_what_was_changed_here_and_replaces_only_what_it_left_alone
 
     // the mirror's b.txt is as the pull left it: replaced; its edited a.txt is not
     let third = mirror.ended("pull", target.path(), &[], 1).await;
-    assert_eq!((&third["files_downloaded"], &third["conflicts"]), (&json!(1), &json!(2)), "{third}");
+    let counts = (&third["files_downloaded"], &third["files_ahead"], &third["conflicts"]);
+    assert_eq!(counts, (&json!(1), &json!(1), &json!(1)), "{third}");
     assert_eq!(read(&target, "b.txt"), b"b2, edited on the laptop");
     assert_eq!(read(&target, "a.txt"), b"edited in the mirror");
 
@@ -171,4 +173,13 @@ async fn an_out_of_date_copy_never_undoes_a_newer_change_even_when_told_to_overw
     assert_eq!(server_holds(&cam, "/doc (1).txt").await, None, "no copy of the old one beside it");
     desktop.ok("pull", there.path(), &[]).await;
     assert_eq!(read(&there, "doc.txt"), b"v2 from the laptop");
+
+    // nor brings back what was deleted on the server since
+    let (items, _) = cam.feed_from(String::new(), 1000).await;
+    let id = items.iter().rev().find(|i| i["media_path"] == "/doc.txt").unwrap()["media_id"].as_i64().unwrap();
+    let url = format!("{}?device_session_key={}", cam.url(&format!("media/{id}")), cam.key);
+    assert_eq!(app.client.delete(url).send().await.unwrap().status(), 200);
+    let pushed = desktop.ok("push", there.path(), &["--on-conflict", "overwrite"]).await;
+    assert_eq!(pushed["files_behind"], 1, "{pushed}");
+    assert_eq!(server_holds(&cam, "/doc.txt").await, None, "still deleted");
 }

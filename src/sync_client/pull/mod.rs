@@ -35,8 +35,11 @@ pub struct PullSummary {
     pub files_downloaded: u64,
     pub bytes_received: u64,
     pub files_deleted: u64,
-    /// Local files kept although the server holds other content (changed here, or there
-    /// before the first pull): the run is not all done.
+    /// Local files changed here while the server still holds what they last had in common:
+    /// kept, waiting to be pushed (not a conflict).
+    pub files_ahead: u64,
+    /// Local files kept although the server holds other content (changed on both sides, or
+    /// there before the first pull): the run is not all done.
     pub conflicts: u64,
     pub failures: Vec<Failure>,
 }
@@ -44,11 +47,12 @@ pub struct PullSummary {
 impl PullSummary {
     pub fn describe(&self) -> String {
         format!(
-            "{} on the server, {} downloaded ({} received), {} deleted, {}, {}",
+            "{} on the server, {} downloaded ({} received), {} deleted, {} changed here (to push), {}, {}",
             plural(self.files_seen, "file", "files"),
             self.files_downloaded,
             indicatif::HumanBytes(self.bytes_received),
             self.files_deleted,
+            self.files_ahead,
             plural(self.conflicts, "conflict", "conflicts"),
             plural(self.failures.len() as u64, "failure", "failures"),
         )
@@ -85,12 +89,18 @@ pub async fn pull(session: &mut Session, options: &PullOptions) -> Result<PullSu
         match local_state(session, &rel, &item).await {
             Ok((Local::Same, _)) => {}
             Ok((Local::Missing | Local::Unchanged, seen)) => wanted.push(Target { rel, item, seen }),
-            Ok((Local::Changed, seen)) if options.overwrite => wanted.push(Target { rel, item, seen }),
+            Ok((Local::Ahead | Local::Changed, seen)) if options.overwrite => wanted.push(Target { rel, item, seen }),
+            Ok((Local::Ahead, _)) => {
+                summary.files_ahead += 1;
+                session
+                    .progress
+                    .line(format!("ahead: {rel} was changed here since it was in sync; kept (push to send it)"));
+            }
             Ok((Local::Changed, _)) => {
                 summary.conflicts += 1;
                 session.progress.line(format!(
-                    "conflict: {rel} differs from the server's {} and was changed here (or was here before the \
-                     first pull); kept (see --overwrite)",
+                    "conflict: {rel} differs from the server's {}, which changed too (or the file was here before \
+                     the first pull); kept (see --overwrite)",
                     item.media_path
                 ));
             }
@@ -153,7 +163,9 @@ enum Local {
     Same,
     /// Other content, but what it last had in common with the server: not changed here.
     Unchanged,
-    /// Other content the server never had at this path from here.
+    /// Changed here, while the server still holds what they last had in common.
+    Ahead,
+    /// Other content, and the server's changed too (or they were never in sync).
     Changed,
 }
 
@@ -190,6 +202,8 @@ async fn local_state(session: &Session, rel: &str, item: &RemoteItem) -> std::io
         Local::Same
     } else if cache.was_synced(rel, &item.media_path, &file_hash) {
         Local::Unchanged
+    } else if cache.was_synced(rel, &item.media_path, &item.file_hash) {
+        Local::Ahead
     } else {
         Local::Changed
     };

@@ -139,6 +139,16 @@ pub async fn push_files(
         }
     }
     planned.retain(|p| {
+        // deleted there since this copy was in sync with it: an old copy does not bring it back
+        if session.remote.get(&p.media_path).is_some_and(|r| r.is_deleted) && place::behind(session, p) {
+            summary.files_behind += 1;
+            session.progress.line(format!(
+                "behind: {} was deleted on the server since this copy was in sync with it; left alone (pull --delete \
+                 removes it here)",
+                p.media_path
+            ));
+            return false;
+        }
         let theirs = session.remote.get(&p.media_path).filter(|r| !r.is_deleted && r.file_hash != p.hash.file_hash);
         let Some(theirs) = theirs.filter(|r| !place::edited_from(session, p, &r.file_hash)) else { return true };
         // an old copy of what the server changed since: never sent, whatever the policy

@@ -28,10 +28,12 @@ enum Placed {
     Updated,
     /// The local file is the server's copy from before someone changed it there: left alone.
     Behind,
-    /// A conflict, what became of it, and whether the path now holds ours.
+    /// A conflict, what became of it, whether the path now holds ours, and whether ours is on
+    /// the server at all (false: skipped).
     Conflict {
         what: String,
         ours: bool,
+        pushed: bool,
     },
 }
 
@@ -72,12 +74,9 @@ pub(super) async fn place_all(
                     .progress
                     .line(format!("updated {} (changed here since it was last pushed or pulled)", p.media_path));
             }
-            Ok(Placed::Conflict { what, ours }) => {
+            Ok(Placed::Conflict { what, pushed, .. }) => {
                 summary.conflicts += 1;
-                // a renamed copy is pushed too; only a skipped file is not on the server
-                if !ours && !what.contains("pushed as") {
-                    summary.unresolved += 1;
-                }
+                summary.unresolved += u64::from(!pushed);
                 session.progress.line(format!("conflict: {} {what}", p.media_path));
             }
             Err(e) if e.is_fatal() => return Err(e.into()),
@@ -174,7 +173,7 @@ async fn place(session: &Session, p: &Planned, policy: ConflictPolicy) -> Result
         body["expected_last_updated"] = current["last_updated"].clone();
         async move {
             api.call(&format!("media/{media_id}"), body).await?;
-            Ok(message.map_or(Placed::Updated, |m| Placed::Conflict { what: m.into(), ours: true }))
+            Ok(message.map_or(Placed::Updated, |m| Placed::Conflict { what: m.into(), ours: true, pushed: true }))
         }
     };
     let server_hash = current["file_hash"].as_str().and_then(|h| Sha256Hex::parse(h).ok());
@@ -188,7 +187,8 @@ async fn place(session: &Session, p: &Planned, policy: ConflictPolicy) -> Result
     }
     match policy {
         ConflictPolicy::Skip => {
-            Ok(Placed::Conflict { what: conflict_reason(session, p, server_hash.as_ref()), ours: false })
+            let what = conflict_reason(session, p, server_hash.as_ref());
+            Ok(Placed::Conflict { what, ours: false, pushed: false })
         }
         ConflictPolicy::Overwrite => replace(Some("held other content on the server; overwritten")).await,
         ConflictPolicy::Rename => {
@@ -197,14 +197,14 @@ async fn place(session: &Session, p: &Planned, policy: ConflictPolicy) -> Result
                 match create(&renamed).await {
                     Ok(_) => {
                         let what = format!("holds other content on the server; pushed as {renamed}");
-                        return Ok(Placed::Conflict { what, ours: false });
+                        return Ok(Placed::Conflict { what, ours: false, pushed: true });
                     }
                     Err(e) if e.is(ErrorCode::PathConflict) => continue,
                     Err(e) => return Err(e),
                 }
             }
             let what = format!("holds other content, and so do its first {RENAMES} renames; skipped");
-            Ok(Placed::Conflict { what, ours: false })
+            Ok(Placed::Conflict { what, ours: false, pushed: false })
         }
     }
 }
