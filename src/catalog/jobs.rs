@@ -168,6 +168,13 @@ impl JobQueue for SqlCatalog {
     async fn claim_job_in(&self, lease: Duration, scope: ClaimScope<'_>) -> CatalogResult<Option<Job>> {
         let now = now_ms();
         let mut tx = self.db.begin().await?;
+        if scope.per_owner != u32::MAX {
+            // claims of a kind with a share per account take turns: each sees the ones before
+            // it (on PostgreSQL, workers woken together would all count an account's running
+            // jobs before any of theirs was claimed, and all take hers)
+            let kinds: Vec<&str> = scope.kinds.iter().map(|k| k.as_str()).collect();
+            super::section::lock_name(&mut tx, &format!("job-claims:{}", kinds.join(","))).await?;
+        }
         let dialect = tx.dialect();
         let sql = claim_sql(dialect, scope.kinds.len());
         let until = now + lease.as_millis() as i64;

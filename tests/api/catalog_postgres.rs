@@ -284,3 +284,31 @@ mod races {
         eprintln!("collect won the race {collected} times of 40");
     }
 }
+
+/// Workers of a kind claiming at the same moment (a wake-up starts them together) still leave
+/// each account its share: on PostgreSQL each would otherwise count the account's running jobs
+/// before any of the others' claims, and take hers.
+#[tokio::test]
+async fn claims_at_the_same_moment_keep_each_accounts_share() {
+    const FETCH: [ferry::domain::JobKind; 1] = [ferry::domain::JobKind::RemoteFetch];
+    let Some(database) = TestDatabase::create().await else { return };
+    let catalog = Arc::new(PgCatalog::open(&database.url).await.unwrap());
+    let name = ferry::domain::Name::parse("alice").unwrap();
+    let alice = catalog.create_user(&name, ferry::domain::Level::Uploader).await.unwrap();
+    let lease = Duration::from_secs(60);
+    for round in 0..10 {
+        for n in 0..6 {
+            let payload = serde_json::json!({ "round": round, "n": n });
+            catalog.enqueue_job_for(FETCH[0], &payload, None, Some(alice.user_id)).await.unwrap();
+        }
+        let claims = (0..4).map(|_| {
+            let catalog = catalog.clone();
+            async move { catalog.claim_job_in(lease, ClaimScope { kinds: &FETCH, per_owner: 2 }).await.unwrap() }
+        });
+        let claimed: Vec<Job> = futures_util::future::join_all(claims).await.into_iter().flatten().collect();
+        assert_eq!(claimed.len(), 2, "round {round}: alice's share is 2 running, she got {}", claimed.len());
+        for job in claimed {
+            catalog.finish_job(job.job_id, JobOutcome::Done).await.unwrap();
+        }
+    }
+}
