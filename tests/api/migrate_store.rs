@@ -27,6 +27,19 @@ fn migrate(env: &[(&str, String)], from: &Path) -> (i32, Value) {
     (code, serde_json::from_str(text.trim()).unwrap_or_else(|e| panic!("not JSON ({e}): {text}")))
 }
 
+/// Adds an account to the catalog (and store) `env` names, as an admin would.
+fn add_user(env: &[(&str, String)], name: &str) {
+    let scratch = tempfile::tempdir().unwrap();
+    let added = ferry_bin()
+        .arg("--data-dir")
+        .arg(scratch.path())
+        .args(["admin", "user", "add", name, "--level", "uploader"])
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+        .output()
+        .unwrap();
+    assert!(added.status.success(), "{added:?}");
+}
+
 fn inserted(report: &Value, table: &str) -> u64 {
     let tables = report["tables"].as_array().unwrap();
     tables.iter().find(|t| t["table"] == table).map_or(0, |t| t["inserted"].as_u64().unwrap())
@@ -89,15 +102,7 @@ async fn an_embedded_data_dir_moves_to_postgres_and_s3_verified_and_resumable() 
     assert!(again["tables"].as_array().unwrap().iter().all(|t| t["inserted"] == 0), "{again}");
 
     // nor again once the new installation has accounts the old one does not
-    let scratch = tempfile::tempdir().unwrap();
-    let carol = ferry_bin()
-        .arg("--data-dir")
-        .arg(scratch.path())
-        .args(["admin", "user", "add", "carol", "--level", "uploader"])
-        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
-        .output()
-        .unwrap();
-    assert!(carol.status.success(), "{carol:?}");
+    add_user(&env, "carol");
     let (code, refused) = migrate(&env, &old);
     assert_eq!(code, 1, "{refused}");
     assert!(refused["message"].as_str().unwrap().contains("1 account(s) the old installation does not"), "{refused}");
@@ -109,15 +114,7 @@ async fn an_embedded_data_dir_moves_to_postgres_and_s3_verified_and_resumable() 
     elsewhere[0].1 = other.url.clone();
     elsewhere[4].1 = format!("{}-elsewhere/", s3.prefix.trim_end_matches('/'));
     assert_eq!(elsewhere[4].0, "FERRY_S3_PREFIX");
-    let scratch = tempfile::tempdir().unwrap();
-    let added = ferry_bin()
-        .arg("--data-dir")
-        .arg(scratch.path())
-        .args(["admin", "user", "add", "bob", "--level", "uploader"])
-        .envs(elsewhere.iter().map(|(k, v)| (*k, v.as_str())))
-        .output()
-        .unwrap();
-    assert!(added.status.success(), "{added:?}");
+    add_user(&elsewhere, "bob");
     let (code, refused) = migrate(&elsewhere, &old);
     assert_eq!(code, 1, "{refused}");
     assert!(
