@@ -93,14 +93,12 @@ impl HashCache {
 
     /// Whether `file_hash` is the content `rel` last had in common with `media_path`.
     pub fn was_synced(&self, rel: &str, media_path: &str, file_hash: &Sha256Hex) -> bool {
-        let synced = self.stored.files.get(rel).and_then(|e| e.synced.as_ref());
-        synced.is_some_and(|s| s.media_path == media_path && s.file_hash == *file_hash)
+        self.synced_content(rel, media_path) == Some(file_hash)
     }
 
     /// The content `rel` last had in common with `media_path`, if any.
     pub fn synced_content(&self, rel: &str, media_path: &str) -> Option<&Sha256Hex> {
-        let synced = self.stored.files.get(rel).and_then(|e| e.synced.as_ref());
-        synced.filter(|s| s.media_path == media_path).map(|s| &s.file_hash)
+        self.synced_with(rel, media_path).map(|s| &s.file_hash)
     }
 
     /// Whether the file `identity` at `rel` is the very file that last had `file_hash` in
@@ -112,10 +110,13 @@ impl HashCache {
         file_hash: &Sha256Hex,
         identity: Option<FileIdentity>,
     ) -> bool {
+        let synced = self.synced_with(rel, media_path);
+        synced.is_some_and(|s| s.file_hash == *file_hash && identity.is_some() && s.identity == identity)
+    }
+
+    fn synced_with(&self, rel: &str, media_path: &str) -> Option<&Synced> {
         let synced = self.stored.files.get(rel).and_then(|e| e.synced.as_ref());
-        synced.is_some_and(|s| {
-            s.media_path == media_path && s.file_hash == *file_hash && identity.is_some() && s.identity == identity
-        })
+        synced.filter(|s| s.media_path == media_path)
     }
 
     /// `rel` had `file_hash` in common with `media_path` when an earlier run left it, if that
