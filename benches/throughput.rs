@@ -231,10 +231,13 @@ async fn request_rate(client: &reqwest::Client, url: &str, token: &str, connecti
     total as f64 / window.as_secs_f64()
 }
 
-/// P5 on the embedded catalog, then on PostgreSQL when `FERRY_BENCH_DATABASE_URL` names a
-/// server (a database of its own is created for the run and dropped after it).
+/// P5 on the embedded catalog, with its page cache (the default) and without it (every page
+/// read afresh, as when the catalog changes between requests), then on PostgreSQL when
+/// `FERRY_BENCH_DATABASE_URL` names a server (a database of its own is created for the run and
+/// dropped after it).
 async fn small_requests() {
-    small_requests_on("SQLite (embedded default)").await;
+    small_requests_on("SQLite (embedded default)", &[]).await;
+    small_requests_on("SQLite, page cache off", &[("FERRY_GALLERY_PAGE_CACHE", "0")]).await;
     let Ok(server) = std::env::var("FERRY_BENCH_DATABASE_URL") else {
         println!("\nP5 on PostgreSQL not run: set FERRY_BENCH_DATABASE_URL to a PostgreSQL server");
         return;
@@ -244,16 +247,16 @@ async fn small_requests() {
     sqlx::query(sqlx::AssertSqlSafe(format!("create database {name}"))).execute(&admin_pool).await.unwrap();
     let (base, _) = server.rsplit_once('/').expect("a URL with a database path");
     harness::use_catalog(Some(format!("{base}/{name}")));
-    small_requests_on("PostgreSQL").await;
+    small_requests_on("PostgreSQL", &[]).await;
     harness::use_catalog(None);
     let drop = format!("drop database {name} with (force)");
     sqlx::query(sqlx::AssertSqlSafe(drop)).execute(&admin_pool).await.unwrap();
 }
 
-async fn small_requests_on(catalog: &str) {
+async fn small_requests_on(catalog: &str, settings: &[(&str, &str)]) {
     let dir = tempfile::tempdir_in(".").unwrap();
     let data = dir.path().join("data");
-    let server = Server::start(&data);
+    let server = Server::start_with(&data, settings);
     let address = server.address.clone();
     admin(&data, &address, &["user", "add", "bench", "--level", "uploader"]);
     admin(&data, &address, &["device", "add", "--user", "bench", "--name", "cam"]);

@@ -83,7 +83,7 @@ impl Services {
             .queuing_renditions(config.transcode.policy != crate::config::TranscodePolicy::Off);
         let uploads = MultipartUploads::new(ingest.clone(), signer.clone(), &config);
         let library = LibraryFiles::new(catalog.clone(), ingest.clone());
-        let events = GalleryEvents::new(catalog.clone(), ingest.clone());
+        let events = GalleryEvents::new(catalog.clone(), ingest.clone(), config.gallery_page_cache);
         let tus = ResumableUploads::new(ingest.clone(), library.clone(), events.clone(), &config);
         let jobs = JobRunner::new(catalog.clone(), wake.clone(), config.job_interval);
         let lifecycle = StorageLifecycle::new(catalog.clone(), store.clone(), &config);

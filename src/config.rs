@@ -59,6 +59,7 @@ pub const SETTINGS: &[Setting] = &[
     Setting { key: "watch_after", env: "FERRY_WATCH_AFTER", default: "move", meaning: "After ingesting a watched file: `move` it to DIR/done/ or `remove` it." },
     Setting { key: "harvest_interval", env: "FERRY_HARVEST_INTERVAL", default: "5m", meaning: "How often devices' gallery pull sources are harvested (index.json)." },
     Setting { key: "pull_wait", env: "FERRY_PULL_WAIT", default: "10s", meaning: "How long a gallery pull request waits for the file before answering 202 running." },
+    Setting { key: "gallery_page_cache", env: "FERRY_GALLERY_PAGE_CACHE", default: "16MiB", meaning: "Memory for gallery event pages kept ready to send again while the catalog is unchanged (embedded SQLite catalog only: any change anywhere empties it); 0 turns it off." },
     Setting { key: "job_interval", env: "FERRY_JOB_INTERVAL", default: "500ms", meaning: "How often the idle job runner looks for work." },
     Setting { key: "thumbnail_size", env: "FERRY_THUMBNAIL_SIZE", default: "320", meaning: "Long side, in pixels, of the thumbnails media processing makes." },
     Setting { key: "media_max_size", env: "FERRY_MEDIA_MAX_SIZE", default: "256MiB", meaning: "Largest image media processing decodes (in memory); larger ones keep their EXIF but get no thumbnail." },
@@ -129,6 +130,8 @@ pub struct Config {
     pub import_dir: PathBuf,
     pub harvest_interval: Duration,
     pub pull_wait: Duration,
+    /// Bytes of gallery event pages kept in memory (0: none kept).
+    pub gallery_page_cache: u64,
     pub watch: Vec<String>,
     pub watch_settle: Duration,
     pub watch_remove: bool,
@@ -267,6 +270,8 @@ impl Config {
             remote_allow: list("remote_allow"),
             harvest_interval: duration("harvest_interval", "5m")?,
             pull_wait: duration("pull_wait", "10s")?,
+            gallery_page_cache: parse_size(get("gallery_page_cache").unwrap_or("16MiB"))
+                .map_err(|m| bad("gallery_page_cache", m.to_string()))?,
             watch: list("watch"),
             watch_settle: match get("watch_settle_ms").unwrap_or("2000").parse::<u64>() {
                 Ok(ms) => Duration::from_millis(ms),
@@ -367,6 +372,10 @@ mod tests {
         assert!(Config::from_layer(&layer).unwrap_err().to_string().contains("max_upload_size"));
         layer.insert("max_upload_size", "9223372036854775807".into());
         assert!(Config::from_layer(&layer).is_ok());
+        layer.insert("gallery_page_cache", "lots".into());
+        assert!(Config::from_layer(&layer).unwrap_err().to_string().contains("gallery_page_cache"));
+        layer.insert("gallery_page_cache", "0".into());
+        assert_eq!(Config::from_layer(&layer).unwrap().gallery_page_cache, 0);
     }
 
     #[test]

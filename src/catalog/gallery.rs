@@ -42,6 +42,10 @@ pub trait Gallery {
     async fn delete_event(&self, device: DeviceId, id: &str) -> CatalogResult<bool>;
     /// Counts and sizes per media type in one aggregate query (deleted excluded).
     async fn event_stats(&self, device: DeviceId) -> CatalogResult<Vec<TypeStats>>;
+    /// A count that holds only while nothing in the catalog changed (`db::Db::generation`),
+    /// so a page read at it may be sent again while it holds; `None` where that is not known
+    /// cheaply (PostgreSQL).
+    async fn generation(&self) -> CatalogResult<Option<u64>>;
 }
 
 /// Inserts an event; with `or_ignore` an event that exists already is skipped (0 rows).
@@ -196,6 +200,10 @@ impl Gallery for SqlCatalog {
                    where device_id = $1 and is_deleted = false group by media_type order by media_type";
         let rows = self.db.read().await?.rows(sql, params![device.0]).await?;
         rows.iter().map(|r| Ok(TypeStats { media_type: r.get(0)?, count: r.get(1)?, size: r.get(2)? })).collect()
+    }
+
+    async fn generation(&self) -> CatalogResult<Option<u64>> {
+        self.db.generation().await
     }
 }
 

@@ -5,8 +5,10 @@
 
 use std::sync::Arc;
 
+use bytes::Bytes;
 use serde_json::Value;
 
+use super::pages::{PageKey, PageMemo};
 use crate::catalog::{Catalog, CatalogError, Device, Event, MediaInfo, NewEvent, TypeStats};
 use crate::clock::now_ms;
 use crate::domain::{DeviceId, MediaType, ParseError, UserId};
@@ -57,6 +59,8 @@ pub struct NewGalleryEvent {
 pub struct GalleryEvents {
     catalog: Arc<dyn Catalog>,
     ingest: Ingest,
+    /// Pages kept while the catalog is unchanged (`None`: off, `gallery_page_cache` 0).
+    pages: Option<Arc<PageMemo>>,
 }
 
 pub fn new_event_id() -> String {
@@ -64,8 +68,9 @@ pub fn new_event_id() -> String {
 }
 
 impl GalleryEvents {
-    pub fn new(catalog: Arc<dyn Catalog>, ingest: Ingest) -> Self {
-        Self { catalog, ingest }
+    /// With up to `page_cache` bytes of pages kept ready (see `pages`).
+    pub fn new(catalog: Arc<dyn Catalog>, ingest: Ingest, page_cache: u64) -> Self {
+        Self { catalog, ingest, pages: PageMemo::with_budget(page_cache).map(Arc::new) }
     }
 
     /// Commits the event's file (and thumbnail) for the device's owner and records the event.
@@ -137,6 +142,32 @@ impl GalleryEvents {
         offset: u64,
     ) -> Result<Option<Vec<(Event, Option<MediaInfo>)>>, EventError> {
         Ok(self.catalog.device_events(user, device, media_type, limit, offset).await?)
+    }
+
+    /// The page [`GalleryEvents::list`] reads, as `render` writes it; sent again from memory
+    /// while the catalog has not changed since it was read (see `pages`).
+    pub async fn page(
+        &self,
+        key: PageKey,
+        render: impl FnOnce(&[(Event, Option<MediaInfo>)]) -> Vec<u8>,
+    ) -> Result<Option<Bytes>, EventError> {
+        // the generation is taken before the page is read: whatever the page then reads is at
+        // least that new, so it is never kept past a change it missed
+        let kept = match &self.pages {
+            Some(memo) => self.catalog.generation().await?.map(|generation| (memo, generation)),
+            None => None,
+        };
+        if let Some(page) = kept.and_then(|(memo, generation)| memo.get(generation, &key)) {
+            return Ok(Some(page));
+        }
+        let Some(events) = self.list(key.user, &key.device, key.media_type, key.limit, key.offset).await? else {
+            return Ok(None);
+        };
+        let page = Bytes::from(render(&events));
+        if let Some((memo, generation)) = kept {
+            memo.keep(generation, key, page.clone());
+        }
+        Ok(Some(page))
     }
 
     pub async fn get(&self, device: DeviceId, event_id: &str) -> Result<Option<Event>, EventError> {

@@ -8,9 +8,11 @@
 //! there, so a redirect out of it is refused like any other private address.
 
 mod events;
+mod pages;
 mod pull;
 
 pub use events::{EventError, GalleryEvents, NewGalleryEvent, new_event_id};
+pub use pages::PageKey;
 pub use pull::{GalleryPulls, pull_dedup_key, pull_payload};
 
 use std::path::{Path, PathBuf};

@@ -88,6 +88,17 @@ impl TestApp {
         }
     }
 
+    /// The `FERRY_*` settings that point another `ferry` process (the admin CLI) at this
+    /// app's catalog and blob store, whichever backends the run uses.
+    pub fn settings_env(&self) -> Vec<(String, String)> {
+        let mut layer = Layer::new();
+        layer.insert("database_url", self.state.config.database_url.clone());
+        if let Some(s3) = &self.state.config.s3 {
+            crate::direct_s3::put_s3(&mut layer, s3, s3.direct);
+        }
+        layer.into_iter().map(|(key, value)| (format!("FERRY_{}", key.to_uppercase()), value)).collect()
+    }
+
     pub fn catalog(&self) -> &Arc<dyn Catalog> {
         &self.state.catalog
     }

@@ -25,6 +25,7 @@ mod family_errors;
 mod fuzz_corpora;
 mod gallery;
 mod gallery_harvest;
+mod gallery_pages;
 mod gallery_pull;
 mod imports;
 mod in_flight;

@@ -167,6 +167,17 @@ impl Db {
         Ok(conn)
     }
 
+    /// A count that holds only while nothing in the catalog changed: every commit, by this
+    /// process or another, moves it (so may a checkpoint or a new read connection). For
+    /// answers kept in memory while what they were read from holds. `None` on PostgreSQL:
+    /// replicas share it, and asking would cost the round trip a kept answer saves.
+    pub async fn generation(&self) -> CatalogResult<Option<u64>> {
+        match self {
+            Db::Sqlite(db) => Ok(Some(db.reader()?.generation()?)),
+            Db::Postgres(_) => Ok(None),
+        }
+    }
+
     /// A write transaction: all of its statements or none (dropped uncommitted, it rolls back).
     pub async fn begin(&self) -> CatalogResult<Tx<'_>> {
         let asked = std::time::Instant::now();

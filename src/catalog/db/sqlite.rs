@@ -9,6 +9,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use rusqlite::types::ValueRef;
@@ -28,8 +29,16 @@ pub struct SqliteDb {
     path: PathBuf,
     _checkpointer: Checkpointer,
     writer: tokio::sync::Mutex<Connection>,
-    readers: Mutex<Vec<Connection>>,
+    readers: Mutex<Vec<ReadConn>>,
+    /// Changes seen by the readers (see [`Reader::generation`]).
+    generation: AtomicU64,
     pub(super) waits: super::ConnectionWaits,
+}
+
+/// A read connection and the `pragma data_version` it answered last (`None`: never asked).
+struct ReadConn {
+    conn: Connection,
+    seen_version: Option<i64>,
 }
 
 impl SqliteDb {
@@ -41,6 +50,7 @@ impl SqliteDb {
             _checkpointer: Checkpointer::start(path, connect(path, false)?)?,
             writer: tokio::sync::Mutex::new(writer),
             readers: Mutex::new(Vec::new()),
+            generation: AtomicU64::new(0),
             waits: Default::default(),
         })
     }
@@ -49,7 +59,7 @@ impl SqliteDb {
         let pooled = self.readers.lock().expect("not poisoned").pop();
         let conn = match pooled {
             Some(conn) => conn,
-            None => connect(&self.path, true)?,
+            None => ReadConn { conn: connect(&self.path, true)?, seen_version: None },
         };
         Ok(Reader { db: self, conn: Some(conn) })
     }
@@ -85,12 +95,32 @@ fn connect(path: &Path, read_only: bool) -> CatalogResult<Connection> {
 /// A pooled read connection.
 pub struct Reader<'a> {
     db: &'a SqliteDb,
-    conn: Option<Connection>,
+    conn: Option<ReadConn>,
 }
 
 impl Reader<'_> {
     fn conn(&self) -> &Connection {
-        self.conn.as_ref().expect("held until dropped")
+        &self.conn.as_ref().expect("held until dropped").conn
+    }
+
+    /// The database's generation: a count that holds only while nothing was committed. A
+    /// connection's `pragma data_version` changes when another connection — the writer, or
+    /// another process — committed since that connection last asked; readers never write, so
+    /// a reader that sees it change (or asks for the first time) moves the shared count. So
+    /// a commit is always counted by the first reader to look after it, and everything read
+    /// after a generation was taken is at least as new as it (spare moves only cost a memo
+    /// a page it could have kept).
+    pub fn generation(&mut self) -> CatalogResult<u64> {
+        let read = self.conn.as_mut().expect("held until dropped");
+        let version: i64 = read
+            .conn
+            .prepare_cached("pragma data_version")
+            .and_then(|mut stmt| stmt.query_row([], |row| row.get(0)))
+            .map_err(classify)?;
+        if read.seen_version.replace(version) != Some(version) {
+            self.db.generation.fetch_add(1, Ordering::SeqCst);
+        }
+        Ok(self.db.generation.load(Ordering::SeqCst))
     }
 
     pub fn rows(&mut self, sql: &str, params: &[Value]) -> CatalogResult<Vec<Row>> {
@@ -288,6 +318,46 @@ mod tests {
         let options: Vec<String> = stmt.query_map([], |r| r.get(0)).unwrap().collect::<Result<_, _>>().unwrap();
         assert!(!options.iter().any(|o| o == "ENABLE_MEMORY_MANAGEMENT"), "{options:?}");
         assert!(options.iter().any(|o| o == "DEFAULT_MEMSTATUS=0"), "{options:?}");
+    }
+
+    #[tokio::test]
+    async fn the_generation_holds_until_something_is_committed_by_anyone() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("catalog.db");
+        let db = SqliteDb::open(&path).unwrap();
+        let commit = |sql: &'static str| {
+            let db = &db;
+            async move {
+                let mut tx = db.begin().await.unwrap();
+                tx.exec(sql, &[]).unwrap();
+                tx.commit().unwrap();
+            }
+        };
+        commit("create table t (id integer primary key)").await;
+        let generation = || db.reader().unwrap().generation().unwrap();
+        let before = generation();
+        assert_eq!(generation(), before, "nothing committed: it holds");
+        commit("insert into t (id) values (1)").await;
+        let after_write = generation();
+        assert!(after_write > before, "the writer's commit moves it");
+        assert_eq!(generation(), after_write);
+        // another process's commit (the admin CLI's) moves it too
+        let other = Connection::open(&path).unwrap();
+        other.execute_batch("insert into t (id) values (2)").unwrap();
+        let after_other = generation();
+        assert!(after_other > after_write, "another connection's commit moves it");
+        // two readers: the one that looked last before the commit is not the one asked now
+        let (mut first, mut second) = (db.reader().unwrap(), db.reader().unwrap());
+        first.generation().unwrap();
+        let seen = second.generation().unwrap();
+        other.execute_batch("insert into t (id) values (3)").unwrap();
+        assert!(first.generation().unwrap() > seen, "whichever reader looks first counts it");
+        drop((first, second));
+        let settled = generation();
+        assert_eq!(generation(), settled);
+        // a transaction that changed nothing leaves it
+        commit("delete from t where id = 99").await;
+        assert_eq!(generation(), settled, "a commit that changed nothing");
     }
 
     #[test]

@@ -2,7 +2,7 @@
 
 use axum::Json;
 use axum::extract::{Path, State};
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
@@ -10,7 +10,7 @@ use super::answers::{GalleryByType, GalleryFolders, GalleryPaths, GalleryStats, 
 use super::{EventAnswer, GalleryEvent, no_such_device, resolve_device};
 use crate::catalog::Event;
 use crate::domain::{ErrorCode, MediaType};
-use crate::gallery::device_dir;
+use crate::gallery::{PageKey, device_dir};
 use crate::http::AppState;
 use crate::http::blob_response::{DownloadHeaders, RangedAnswers, serve_blob, serve_rendition, serve_thumbnail};
 use crate::http::error::ApiError;
@@ -96,12 +96,14 @@ pub async fn list(
             return Err(bad_query);
         }
     };
-    let user = principal.user().user_id;
-    let events =
-        state.events.list(user, &device, media_type, limit, offset).await?.ok_or_else(|| no_such_device(&device))?;
-    let page: Vec<EventAnswer> =
-        events.iter().map(|(event, info)| EventAnswer { event, info: info.as_ref() }).collect();
-    Ok(Json(page).into_response())
+    let key = PageKey { user: principal.user().user_id, device, media_type, limit, offset };
+    let page = state.events.page(key.clone(), |events| {
+        let page: Vec<EventAnswer> =
+            events.iter().map(|(event, info)| EventAnswer { event, info: info.as_ref() }).collect();
+        serde_json::to_vec(&page).expect("events serialise")
+    });
+    let page = page.await?.ok_or_else(|| no_such_device(&key.device))?;
+    Ok(([(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))], page).into_response())
 }
 
 /// `limit` (clamped), `offset` and `media_type` of a listing.
