@@ -59,7 +59,7 @@ pub const SETTINGS: &[Setting] = &[
     Setting { key: "watch_after", env: "FERRY_WATCH_AFTER", default: "move", meaning: "After ingesting a watched file: `move` it to DIR/done/ or `remove` it." },
     Setting { key: "harvest_interval", env: "FERRY_HARVEST_INTERVAL", default: "5m", meaning: "How often devices' gallery pull sources are harvested (index.json)." },
     Setting { key: "pull_wait", env: "FERRY_PULL_WAIT", default: "10s", meaning: "How long a gallery pull request waits for the file before answering 202 running." },
-    Setting { key: "gallery_page_cache", env: "FERRY_GALLERY_PAGE_CACHE", default: "16MiB", meaning: "Memory for gallery event pages kept ready to send again while the catalog is unchanged (embedded SQLite catalog only: any change anywhere empties it); 0 turns it off." },
+    Setting { key: "gallery_page_cache", env: "FERRY_GALLERY_PAGE_CACHE", default: "16MiB", meaning: "Bytes of gallery event pages kept ready to send again while the catalog is unchanged (embedded SQLite catalog only: after any change in it, pages are read afresh); 0 turns it off." },
     Setting { key: "job_interval", env: "FERRY_JOB_INTERVAL", default: "500ms", meaning: "How often the idle job runner looks for work." },
     Setting { key: "thumbnail_size", env: "FERRY_THUMBNAIL_SIZE", default: "320", meaning: "Long side, in pixels, of the thumbnails media processing makes." },
     Setting { key: "media_max_size", env: "FERRY_MEDIA_MAX_SIZE", default: "256MiB", meaning: "Largest image media processing decodes (in memory); larger ones keep their EXIF but get no thumbnail." },

@@ -104,6 +104,8 @@ pub struct Gauges {
     pub catalog_writes: (u64, f64),
     /// Pending jobs by kind (every kind listed, zero included).
     pub queue_depth: Vec<(String, i64)>,
+    /// Gallery event pages: (sent from memory, read from the catalog, bytes kept now).
+    pub gallery_pages: (u64, u64, usize),
 }
 
 impl Metrics {
@@ -249,6 +251,14 @@ impl Metrics {
             let _ = writeln!(waited, "ferry_catalog_wait_seconds_total{labels} {seconds}");
         }
         out.push_str(&waited);
+        let (kept, read, bytes) = gauges.gallery_pages;
+        let help = "Gallery event pages answered: sent again from memory (the catalog unchanged since), or read.";
+        header(&mut out, "ferry_gallery_pages_total", "counter", help);
+        let _ = writeln!(out, "ferry_gallery_pages_total{{answer=\"kept\"}} {kept}");
+        let _ = writeln!(out, "ferry_gallery_pages_total{{answer=\"read\"}} {read}");
+        let help = "Bytes of gallery event pages kept in memory (counted against FERRY_GALLERY_PAGE_CACHE).";
+        header(&mut out, "ferry_gallery_page_cache_bytes", "gauge", help);
+        let _ = writeln!(out, "ferry_gallery_page_cache_bytes {bytes}");
         out
     }
 }
@@ -284,6 +294,7 @@ mod tests {
             catalog_reads: (0, 0.0),
             catalog_writes: (0, 0.0),
             queue_depth: vec![("media_process".into(), 0)],
+            gallery_pages: (0, 0, 0),
         };
         let empty = metrics.render(&gauges, &["media_process"]);
         for series in [
@@ -297,6 +308,8 @@ mod tests {
             "ferry_uploads_active{family=\"device\"} 0",
             "ferry_uploads_total{family=\"tus\",outcome=\"started\"} 0",
             "ferry_catalog_wait_seconds_total{backend=\"sqlite\",kind=\"write\"} 0",
+            "ferry_gallery_pages_total{answer=\"kept\"} 0",
+            "ferry_gallery_page_cache_bytes 0",
         ] {
             assert!(empty.contains(series), "{series} missing from:\n{empty}");
         }

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use serde_json::Value;
 
-use super::pages::{PageKey, PageMemo};
+use super::pages::{PageCounts, PageKey, PageMemo};
 use crate::catalog::{Catalog, CatalogError, Device, Event, MediaInfo, NewEvent, TypeStats};
 use crate::clock::now_ms;
 use crate::domain::{DeviceId, MediaType, ParseError, UserId};
@@ -61,6 +61,7 @@ pub struct GalleryEvents {
     ingest: Ingest,
     /// Pages kept while the catalog is unchanged (`None`: off, `gallery_page_cache` 0).
     pages: Option<Arc<PageMemo>>,
+    page_counts: Arc<PageCounts>,
 }
 
 pub fn new_event_id() -> String {
@@ -70,7 +71,8 @@ pub fn new_event_id() -> String {
 impl GalleryEvents {
     /// With up to `page_cache` bytes of pages kept ready (see `pages`).
     pub fn new(catalog: Arc<dyn Catalog>, ingest: Ingest, page_cache: u64) -> Self {
-        Self { catalog, ingest, pages: PageMemo::with_budget(page_cache).map(Arc::new) }
+        let pages = PageMemo::with_budget(page_cache).map(Arc::new);
+        Self { catalog, ingest, pages, page_counts: Default::default() }
     }
 
     /// Commits the event's file (and thumbnail) for the device's owner and records the event.
@@ -153,21 +155,34 @@ impl GalleryEvents {
     ) -> Result<Option<Bytes>, EventError> {
         // the generation is taken before the page is read: whatever the page then reads is at
         // least that new, so it is never kept past a change it missed
+        // (a generation that cannot be told only means the page is read afresh)
         let kept = match &self.pages {
-            Some(memo) => self.catalog.generation().await?.map(|generation| (memo, generation)),
+            Some(memo) => self.catalog.generation().await.ok().flatten().map(|generation| (memo, generation)),
             None => None,
         };
         if let Some(page) = kept.and_then(|(memo, generation)| memo.get(generation, &key)) {
+            self.page_counts.count(true);
             return Ok(Some(page));
         }
         let Some(events) = self.list(key.user, &key.device, key.media_type, key.limit, key.offset).await? else {
             return Ok(None);
         };
-        let page = Bytes::from(render(&events));
+        self.page_counts.count(false);
+        let mut page = render(&events);
+        // kept pages hold their allocation: not the spare room a growing buffer left
+        page.shrink_to_fit();
+        let page = Bytes::from(page);
         if let Some((memo, generation)) = kept {
             memo.keep(generation, key, page.clone());
         }
         Ok(Some(page))
+    }
+
+    /// Pages answered since the start: (sent from memory, read from the catalog), and the
+    /// bytes kept now.
+    pub fn page_totals(&self) -> (u64, u64, usize) {
+        let (kept, read) = self.page_counts.totals();
+        (kept, read, self.pages.as_ref().map_or(0, |memo| memo.bytes()))
     }
 
     pub async fn get(&self, device: DeviceId, event_id: &str) -> Result<Option<Event>, EventError> {

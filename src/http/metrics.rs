@@ -86,6 +86,7 @@ async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Result<Re
         catalog_reads: waits.reads.totals(),
         catalog_writes: waits.writes.totals(),
         queue_depth,
+        gallery_pages: state.events.page_totals(),
     };
     let kinds: Vec<&str> = JobKind::ALL.iter().map(|k| k.as_str()).collect();
     let mut response = state.metrics.render(&gauges, &kinds).into_response();

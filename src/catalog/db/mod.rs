@@ -173,7 +173,7 @@ impl Db {
     /// replicas share it, and asking would cost the round trip a kept answer saves.
     pub async fn generation(&self) -> CatalogResult<Option<u64>> {
         match self {
-            Db::Sqlite(db) => Ok(Some(db.reader()?.generation()?)),
+            Db::Sqlite(db) => Ok(Some(db.generation()?)),
             Db::Postgres(_) => Ok(None),
         }
     }
