@@ -2,7 +2,7 @@
 //! services (which remove their staged bytes), then the catalog removes it and everything of
 //! it in one transaction (see `catalog::Removals` for what goes with what).
 
-use crate::catalog::{Catalog, CatalogError, RemovalReport, Removed};
+use crate::catalog::{CatalogError, RemovalReport, Removals, Removed};
 use crate::domain::UserId;
 use crate::ingest::multipart::{MultipartUploads, UploadError};
 use crate::resumable::{ResumableUploads, TusError};
@@ -29,7 +29,7 @@ pub struct Removal {
 
 /// The services a removal goes through.
 pub struct Remover<'a> {
-    pub catalog: &'a dyn Catalog,
+    pub catalog: &'a dyn Removals,
     pub uploads: &'a MultipartUploads,
     pub tus: &'a ResumableUploads,
 }

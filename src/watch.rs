@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use crate::catalog::{Catalog, CatalogError, DeviceRef};
+use crate::catalog::{CatalogError, DeviceRef, Identities};
 use crate::config::Config;
 use crate::domain::DeviceId;
 use crate::gallery::{EventError, GalleryEvents, NewGalleryEvent};
@@ -101,7 +101,7 @@ pub struct WatchFolders {
     settle: Duration,
     remove_after: bool,
     max_size: u64,
-    catalog: Arc<dyn Catalog>,
+    catalog: Arc<dyn Identities>,
     ingest: Ingest,
     library: LibraryFiles,
     events: GalleryEvents,
@@ -111,7 +111,7 @@ pub struct WatchFolders {
 impl WatchFolders {
     pub fn new(
         config: &Config,
-        catalog: Arc<dyn Catalog>,
+        catalog: Arc<dyn Identities>,
         ingest: Ingest,
         library: LibraryFiles,
         events: GalleryEvents,

@@ -11,7 +11,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use super::{Credential, Presented, Principal, resolve_credential};
-use crate::catalog::{Catalog, CatalogResult};
+use crate::catalog::{CatalogResult, Identities, WebSessions};
 
 /// How long a resolved principal is trusted without asking the catalog again.
 pub const PRINCIPAL_TTL: Duration = Duration::from_millis(750);
@@ -26,7 +26,11 @@ pub struct PrincipalCache {
 
 impl PrincipalCache {
     /// [`super::resolve`], answered from memory while the entry is fresh.
-    pub async fn resolve(&self, catalog: &dyn Catalog, presented: &Presented) -> CatalogResult<Option<Principal>> {
+    pub async fn resolve<C: Identities + WebSessions + ?Sized>(
+        &self,
+        catalog: &C,
+        presented: &Presented,
+    ) -> CatalogResult<Option<Principal>> {
         let Some(credential) = presented.credential() else { return Ok(None) };
         if let Some(principal) = self.fresh(&credential) {
             return Ok(Some(principal));

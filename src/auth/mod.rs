@@ -9,7 +9,7 @@ pub mod web;
 
 pub use cache::{PRINCIPAL_TTL, PrincipalCache};
 
-use crate::catalog::{Catalog, CatalogResult, Device, TokenRecord, User, WebSession};
+use crate::catalog::{CatalogResult, Device, Identities, TokenRecord, User, WebSession, WebSessions};
 use crate::domain::ScopeSet;
 
 /// The credentials a request carried, wherever they were.
@@ -96,14 +96,20 @@ impl Presented {
 }
 
 /// Resolves presented credentials in one catalog query; unknown credentials resolve to `None`.
-pub async fn resolve(catalog: &dyn Catalog, presented: &Presented) -> CatalogResult<Option<Principal>> {
+pub async fn resolve<C: Identities + WebSessions + ?Sized>(
+    catalog: &C,
+    presented: &Presented,
+) -> CatalogResult<Option<Principal>> {
     match presented.credential() {
         Some(credential) => resolve_credential(catalog, &credential).await,
         None => Ok(None),
     }
 }
 
-async fn resolve_credential(catalog: &dyn Catalog, credential: &Credential) -> CatalogResult<Option<Principal>> {
+async fn resolve_credential<C: Identities + WebSessions + ?Sized>(
+    catalog: &C,
+    credential: &Credential,
+) -> CatalogResult<Option<Principal>> {
     Ok(match credential {
         Credential::DeviceKey(hash) => {
             catalog.device_by_key_hash(hash).await?.map(|(device, owner)| Principal::Device { device, owner })

@@ -16,7 +16,7 @@ use crate::clock::now_ms;
 use crate::domain::UserId;
 
 #[async_trait]
-pub trait Blobs {
+pub trait Blobs: Send + Sync {
     async fn blob(&self, sha256: &Sha256Hex) -> CatalogResult<Option<BlobRecord>>;
     async fn all_blob_hashes(&self) -> CatalogResult<Vec<Sha256Hex>>;
     /// Whether any blob is recorded (binding a blob store to this catalog).

@@ -12,7 +12,7 @@ use crate::clock::now_ms;
 use crate::domain::{DeviceId, MediaType, UserId};
 
 #[async_trait]
-pub trait Gallery {
+pub trait Gallery: Send + Sync {
     /// Records an event; an existing id, watch key or (device, source name) is a `Conflict`.
     async fn add_event(&self, event: &NewEvent) -> CatalogResult<Event>;
     /// Records harvested events, skipping names already known; returns how many are new.
@@ -42,10 +42,17 @@ pub trait Gallery {
     async fn delete_event(&self, device: DeviceId, id: &str) -> CatalogResult<bool>;
     /// Counts and sizes per media type in one aggregate query (deleted excluded).
     async fn event_stats(&self, device: DeviceId) -> CatalogResult<Vec<TypeStats>>;
+    /// [`Gallery::event_stats`] of the account's device named or numbered `raw` (`None`: no
+    /// such device), in one statement that finds the device too.
+    async fn account_device_stats(&self, user: UserId, raw: &str) -> CatalogResult<Option<Vec<TypeStats>>>;
     /// A count that holds only while nothing in the catalog changed (`db::Db::generation`),
     /// so a page read at it may be sent again while it holds; `None` where that is not known
     /// cheaply (PostgreSQL).
     async fn generation(&self) -> CatalogResult<Option<u64>>;
+}
+
+fn type_stats(row: &db::Row) -> CatalogResult<TypeStats> {
+    Ok(TypeStats { media_type: row.get(0)?, count: row.get(1)?, size: row.get(2)? })
 }
 
 /// Inserts an event; with `or_ignore` an event that exists already is skipped (0 rows).
@@ -199,7 +206,28 @@ impl Gallery for SqlCatalog {
         let sql = "select media_type, count(*), cast(coalesce(sum(size), 0) as bigint) from events
                    where device_id = $1 and is_deleted = false group by media_type order by media_type";
         let rows = self.db.read().await?.rows(sql, params![device.0]).await?;
-        rows.iter().map(|r| Ok(TypeStats { media_type: r.get(0)?, count: r.get(1)?, size: r.get(2)? })).collect()
+        rows.iter().map(type_stats).collect()
+    }
+
+    async fn account_device_stats(&self, user: UserId, raw: &str) -> CatalogResult<Option<Vec<TypeStats>>> {
+        // the device's row joined to its events: no row is no device; one row without a media
+        // type is a device without events
+        let sql = format!(
+            "select e.media_type, count(e.id), cast(coalesce(sum(e.size), 0) as bigint) from devices d
+             left join events e on e.device_id = d.id and e.is_deleted = false
+             where {ACCOUNT_DEVICE} group by e.media_type order by e.media_type"
+        );
+        let rows = self.db.read().await?.rows(&sql, &account_device_params(user, raw)).await?;
+        if rows.is_empty() {
+            return Ok(None);
+        }
+        let mut stats = Vec::with_capacity(rows.len());
+        for row in &rows {
+            if row.get::<Option<MediaType>>(0)?.is_some() {
+                stats.push(type_stats(row)?);
+            }
+        }
+        Ok(Some(stats))
     }
 
     async fn generation(&self) -> CatalogResult<Option<u64>> {

@@ -10,7 +10,7 @@ use crate::clock::now_ms;
 use crate::domain::{DeviceId, GrantId, Level, Name, ScopeSet, TokenId, UserId, VolumeId};
 
 #[async_trait]
-pub trait Identities {
+pub trait Identities: Send + Sync {
     async fn create_user(&self, name: &Name, level: Level) -> CatalogResult<User>;
     async fn user(&self, id: UserId) -> CatalogResult<Option<User>>;
     async fn user_by_name(&self, name: &str) -> CatalogResult<Option<User>>;

@@ -27,7 +27,7 @@ pub struct ClaimScope<'a> {
 }
 
 #[async_trait]
-pub trait JobQueue {
+pub trait JobQueue: Send + Sync {
     /// Queues a job; a job with the same `dedup_key` that is not finished is not queued twice
     /// (its id is returned).
     async fn enqueue_job(

@@ -13,7 +13,7 @@ use crate::clock::now_ms;
 use crate::domain::UserId;
 
 #[async_trait]
-pub trait Library {
+pub trait Library: Send + Sync {
     /// The user's folder with this key, created on first use.
     async fn folder(&self, user: UserId, key: &str) -> CatalogResult<Folder>;
     async fn create_session(

@@ -59,7 +59,7 @@ pub enum Collection {
 }
 
 #[async_trait]
-pub trait Lifecycle {
+pub trait Lifecycle: Send + Sync {
     /// Removes up to `limit` tombstones and deleted gallery events deleted at or before
     /// `cutoff_ms`, leaving an `Unreferenced` check of the holds they kept. Returns how many.
     async fn purge_deleted(&self, cutoff_ms: i64, limit: u32) -> CatalogResult<usize>;

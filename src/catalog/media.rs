@@ -15,7 +15,7 @@ use crate::clock::now_ms;
 use crate::domain::{UserId, VolumeId};
 
 #[async_trait]
-pub trait MediaItems {
+pub trait MediaItems: Send + Sync {
     /// Creates the item at `path`, or answers what is there (see [`MediaCreated`]).
     async fn create_media(
         &self,

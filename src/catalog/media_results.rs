@@ -15,7 +15,7 @@ use super::*;
 use crate::clock::now_ms;
 
 #[async_trait]
-pub trait MediaResults {
+pub trait MediaResults: Send + Sync {
     /// Records what processing learnt about a blob, replacing an earlier result. With a
     /// thumbnail, its `place_bytes` runs first inside the thumbnail blob's critical section
     /// and its blob row is recorded without a hold: the result row keeps it alive (and goes

@@ -2,11 +2,16 @@
 //! the holds accounts have on them, media items of every family, uploads in flight, jobs.
 //!
 //! The contract is a set of narrow traits, one per aggregate ([`Identities`], [`Blobs`],
-//! [`Lifecycle`], [`MediaItems`], [`Uploads`], [`TusUploads`], [`Library`], [`Gallery`], [`MediaResults`],
-//! [`JobQueue`], [`Targets`], [`Settings`], [`Usage`], [`WebSessions`], [`Timeline`]); [`Catalog`] is their sum, and callers take the narrowest one
-//! they need. [`SqlCatalog`] implements all of them once, in one SQL text for both backends
-//! (`db`): the embedded SQLite file, or PostgreSQL shared by replicas. What differs per
-//! backend lives in `db` (drivers, placeholders, list parameters) and `section` (the locks).
+//! [`Lifecycle`], [`MediaItems`], [`Uploads`], [`TusUploads`], [`Library`], [`Gallery`],
+//! [`MediaResults`], [`JobQueue`], [`Targets`], [`Settings`], [`Usage`], [`WebSessions`],
+//! [`Timeline`]); [`Catalog`] is their sum. Callers take the narrowest they need: a service
+//! of one aggregate holds its trait (the gallery events service a `Gallery`, the job runner a
+//! `JobQueue`, credential resolution `Identities + WebSessions`); what spans many — the ingest
+//! pipeline, tus uploads, the consistency check and maintenance, the application that builds
+//! the services, HTTP handlers through the shared state — holds the sum. [`SqlCatalog`]
+//! implements all of them once, in one SQL text for both backends (`db`): the embedded SQLite
+//! file, or PostgreSQL shared by replicas. What differs per backend lives in `db` (drivers,
+//! placeholders, list parameters) and `section` (the locks).
 //! Both pass the same conformance suite in `tests/api`.
 //!
 //! Implementations see no HTTP types and no blob bytes: where bytes and rows must change

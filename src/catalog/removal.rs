@@ -110,7 +110,7 @@ pub struct RemovalReport {
 }
 
 #[async_trait]
-pub trait Removals {
+pub trait Removals: Send + Sync {
     /// The uploads in flight that removing `what` would end.
     async fn uploads_in_flight(&self, what: Removed) -> CatalogResult<InFlight>;
     /// Removes `what` and everything that belongs to it (see the module docs), in one

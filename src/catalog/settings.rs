@@ -10,7 +10,7 @@ use super::{CatalogResult, SqlCatalog};
 pub const SIGNING_SECRET: &str = "signing_secret";
 
 #[async_trait]
-pub trait Settings {
+pub trait Settings: Send + Sync {
     /// A cheap round trip proving the catalog answers (readiness).
     async fn ping(&self) -> CatalogResult<()>;
     /// Connections handed out so far and the time spent waiting for them (`/metrics`).

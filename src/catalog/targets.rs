@@ -9,7 +9,7 @@ use super::*;
 use crate::clock::now_ms;
 
 #[async_trait]
-pub trait Targets {
+pub trait Targets: Send + Sync {
     /// Claims a one-time signed target before its body is read: `Claimed` for the first
     /// upload through it (held until `lease_until_ms`, or given back by
     /// [`Targets::release_target`]); `Used` after a successful one; `InFlight` while another

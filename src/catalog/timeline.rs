@@ -79,7 +79,7 @@ pub struct TimelineQuery {
 }
 
 #[async_trait]
-pub trait Timeline {
+pub trait Timeline: Send + Sync {
     /// A page of `user`'s live items, newest first (ties by kind and id).
     async fn timeline(&self, user: UserId, query: &TimelineQuery) -> CatalogResult<Vec<TimelineItem>>;
     /// One of `user`'s live items; `None` when it is not theirs, gone, or never was.

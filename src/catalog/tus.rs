@@ -16,7 +16,7 @@ use crate::clock::now_ms;
 use crate::domain::UserId;
 
 #[async_trait]
-pub trait TusUploads {
+pub trait TusUploads: Send + Sync {
     async fn create_tus(&self, upload: &NewTusUpload) -> CatalogResult<TusUpload>;
     /// The user's upload (another user's does not exist for them).
     async fn tus_upload(&self, id: &str, user: UserId) -> CatalogResult<Option<TusUpload>>;

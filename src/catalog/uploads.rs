@@ -17,7 +17,7 @@ use crate::clock::now_ms;
 use crate::domain::{GrantId, UserId};
 
 #[async_trait]
-pub trait Uploads {
+pub trait Uploads: Send + Sync {
     async fn create_upload(&self, upload: &NewUpload) -> CatalogResult<Upload>;
     async fn upload(&self, upload_id: &str) -> CatalogResult<Option<Upload>>;
     async fn upload_by_file_key(&self, user: UserId, file_key: &str) -> CatalogResult<Option<Upload>>;

@@ -36,7 +36,7 @@ pub struct ServerUsage {
 }
 
 #[async_trait]
-pub trait Usage {
+pub trait Usage: Send + Sync {
     /// Sets an account's quota (`None`: none); its usage after, or `None` without such a user.
     async fn set_quota(&self, user: UserId, quota_bytes: Option<i64>) -> CatalogResult<Option<AccountUsage>>;
     /// The usage of one account, or of every account (by id).

@@ -27,7 +27,7 @@ impl NewWebSession<'_> {
 }
 
 #[async_trait]
-pub trait WebSessions {
+pub trait WebSessions: Send + Sync {
     /// Records a one-time sign-in link for `user`, good until `expires_ms`.
     async fn create_web_link(&self, user: UserId, secret_hash: &str, expires_ms: i64) -> CatalogResult<()>;
     /// Uses the link with this hash, if it is unused and unexpired, and opens `session` for

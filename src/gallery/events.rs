@@ -9,7 +9,7 @@ use bytes::Bytes;
 use serde_json::Value;
 
 use super::pages::{PageCounts, PageKey, PageMemo};
-use crate::catalog::{Catalog, CatalogError, Device, Event, MediaInfo, NewEvent, TypeStats};
+use crate::catalog::{CatalogError, Device, Event, Gallery, MediaInfo, NewEvent, TypeStats};
 use crate::clock::now_ms;
 use crate::domain::{DeviceId, MediaType, ParseError, UserId};
 use crate::ingest::{Ingest, IngestError, Received};
@@ -57,7 +57,7 @@ pub struct NewGalleryEvent {
 /// The gallery events service.
 #[derive(Clone)]
 pub struct GalleryEvents {
-    catalog: Arc<dyn Catalog>,
+    catalog: Arc<dyn Gallery>,
     ingest: Ingest,
     /// Pages kept while the catalog is unchanged (`None`: off, `gallery_page_cache` 0).
     pages: Option<Arc<PageMemo>>,
@@ -70,7 +70,7 @@ pub fn new_event_id() -> String {
 
 impl GalleryEvents {
     /// With up to `page_cache` bytes of pages kept ready (see `pages`).
-    pub fn new(catalog: Arc<dyn Catalog>, ingest: Ingest, page_cache: u64) -> Self {
+    pub fn new(catalog: Arc<dyn Gallery>, ingest: Ingest, page_cache: u64) -> Self {
         let pages = PageMemo::with_budget(page_cache).map(Arc::new);
         Self { catalog, ingest, pages, page_counts: Default::default() }
     }
@@ -192,6 +192,12 @@ impl GalleryEvents {
     /// Counts and bytes of a device's events by media type.
     pub async fn stats(&self, device: DeviceId) -> Result<Vec<TypeStats>, EventError> {
         Ok(self.catalog.event_stats(device).await?)
+    }
+
+    /// [`GalleryEvents::stats`] of the account's device named or numbered `device`; `None`
+    /// when the account has no such device.
+    pub async fn account_stats(&self, user: UserId, device: &str) -> Result<Option<Vec<TypeStats>>, EventError> {
+        Ok(self.catalog.account_device_stats(user, device).await?)
     }
 
     /// Soft-deletes an event.

@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::catalog::{Catalog, CatalogError, Device, NewEvent};
+use crate::catalog::{CatalogError, Device, Gallery, Identities, NewEvent};
 use crate::clock::now_ms;
 use crate::domain::{MAX_BLOB_SIZE, MediaType, ParseError};
 use crate::media::sniff;
@@ -31,7 +31,7 @@ const INDEX_LIMIT: usize = 16 * 1024 * 1024;
 /// `user`'s device `raw`: the exact device name within the account, else the id of one of
 /// its devices; `None` for anything else (another user's device is not theirs to name).
 pub async fn find_device(
-    catalog: &dyn Catalog,
+    catalog: &dyn Identities,
     user: &crate::catalog::User,
     raw: &str,
 ) -> Result<Option<Device>, CatalogError> {
@@ -101,8 +101,8 @@ fn created_ms(value: Option<&serde_json::Value>) -> i64 {
 }
 
 /// Reads the device's `index.json` and records events for names not seen before.
-pub async fn harvest(
-    catalog: &dyn Catalog,
+pub async fn harvest<G: Gallery + ?Sized>(
+    catalog: &G,
     policy: &RemotePolicy,
     device: &Device,
     timeout: Duration,
@@ -160,8 +160,8 @@ pub fn index_events(
 }
 
 /// Harvests every device that has a pull source (the periodic step).
-pub async fn harvest_all(
-    catalog: &dyn Catalog,
+pub async fn harvest_all<C: Identities + Gallery + ?Sized>(
+    catalog: &C,
     policy: &RemotePolicy,
     timeout: Duration,
 ) -> Result<usize, CatalogError> {

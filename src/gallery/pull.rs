@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use serde_json::json;
 
 use super::{EventError, GalleryEvents, source};
-use crate::catalog::{Catalog, DeviceRef, Job, JobOutcome};
+use crate::catalog::{DeviceRef, Identities, Job, JobOutcome};
 use crate::config::Config;
 use crate::domain::{DeviceId, ErrorCode};
 use crate::ingest::Ingest;
@@ -26,7 +26,7 @@ pub fn pull_dedup_key(event_id: &str) -> String {
 
 /// Runs `gallery_pull` jobs.
 pub struct GalleryPulls {
-    catalog: Arc<dyn Catalog>,
+    catalog: Arc<dyn Identities>,
     ingest: Ingest,
     events: GalleryEvents,
     remote: Arc<RemotePolicy>,
@@ -35,7 +35,7 @@ pub struct GalleryPulls {
 
 impl GalleryPulls {
     pub fn new(
-        catalog: Arc<dyn Catalog>,
+        catalog: Arc<dyn Identities>,
         ingest: Ingest,
         events: GalleryEvents,
         remote: Arc<RemotePolicy>,
@@ -63,7 +63,7 @@ impl JobHandler for GalleryPulls {
             Ok(_) => return JobOutcome::Failed { error: "the device is gone".into() },
             Err(e) => return JobOutcome::Retry { error: e.to_string(), after: Duration::from_secs(5) },
         };
-        let event = match self.catalog.event(device_id, event_id).await {
+        let event = match self.events.get(device_id, event_id).await {
             Ok(Some(event)) if event.sha256.is_none() => event,
             Ok(Some(_)) => return JobOutcome::Done, // pulled meanwhile
             Ok(None) => return JobOutcome::Failed { error: "the event is gone".into() },

@@ -11,12 +11,12 @@ use serde::ser::{SerializeMap, Serializer};
 use serde_json::{Map, Value};
 use utoipa::ToSchema;
 
-use crate::catalog::{Catalog, CatalogError, MediaInfo, MediaStatus, Rendition};
+use crate::catalog::{CatalogError, MediaInfo, MediaResults, MediaStatus, Rendition};
 use crate::domain::Sha256Hex;
 
 /// Results for a batch of contents (one catalog query), by hash.
 pub async fn media_infos<'a>(
-    catalog: &dyn Catalog,
+    catalog: &dyn MediaResults,
     hashes: impl IntoIterator<Item = &'a Sha256Hex>,
 ) -> Result<HashMap<Sha256Hex, MediaInfo>, CatalogError> {
     let mut wanted: Vec<Sha256Hex> = hashes.into_iter().cloned().collect();

@@ -12,7 +12,7 @@ use serde::Serialize;
 
 use super::{Periodic, consistency, periodic};
 use crate::blob_store::BlobStore;
-use crate::catalog::{BoxError, Catalog, Collection, HoldLifetimes};
+use crate::catalog::{BoxError, Collection, HoldLifetimes, Lifecycle};
 use crate::clock::now_ms;
 use crate::config::Config;
 
@@ -36,14 +36,14 @@ pub struct PassReport {
 /// The lifecycle steps over one catalog and store, with the server's lifetimes.
 #[derive(Clone)]
 pub struct StorageLifecycle {
-    catalog: Arc<dyn Catalog>,
+    catalog: Arc<dyn Lifecycle>,
     store: Arc<dyn BlobStore>,
     lifetimes: HoldLifetimes,
     grace: Duration,
 }
 
 impl StorageLifecycle {
-    pub fn new(catalog: Arc<dyn Catalog>, store: Arc<dyn BlobStore>, config: &Config) -> Self {
+    pub fn new(catalog: Arc<dyn Lifecycle>, store: Arc<dyn BlobStore>, config: &Config) -> Self {
         let lifetimes = HoldLifetimes { upload_expiry: config.upload_expiry, retention: config.tombstone_retention };
         Self { catalog, store, lifetimes, grace: config.gc_grace }
     }

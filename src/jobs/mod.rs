@@ -25,7 +25,7 @@ use async_trait::async_trait;
 use tokio::sync::Notify;
 use tracing::Instrument;
 
-use crate::catalog::{BoxError, Catalog, CatalogError, ClaimScope, Job, JobOutcome};
+use crate::catalog::{BoxError, CatalogError, ClaimScope, Job, JobOutcome, JobQueue};
 use crate::domain::{JobKind, UserId};
 pub use lifecycle::{PassReport, StorageLifecycle};
 pub use maintenance::{BlobWrites, maintenance_tasks, periodic};
@@ -83,7 +83,7 @@ impl std::fmt::Display for Step {
 
 #[derive(Clone)]
 pub struct JobRunner {
-    catalog: Arc<dyn Catalog>,
+    catalog: Arc<dyn JobQueue>,
     kinds: Arc<BTreeMap<JobKind, Registration>>,
     periodic: Arc<Vec<Arc<dyn Periodic>>>,
     wake: Arc<Notify>,
@@ -94,7 +94,7 @@ pub struct JobRunner {
 impl JobRunner {
     /// A runner over `catalog`, woken by `wake` (the ingest pipeline notifies it when new
     /// content queued its media job), looking for work every `interval` when idle.
-    pub fn new(catalog: Arc<dyn Catalog>, wake: Arc<Notify>, interval: Duration) -> Self {
+    pub fn new(catalog: Arc<dyn JobQueue>, wake: Arc<Notify>, interval: Duration) -> Self {
         Self { catalog, kinds: Arc::default(), periodic: Arc::default(), wake, interval, metrics: Arc::default() }
     }
 

@@ -9,7 +9,7 @@ pub use remote_import::{RemoteFetch, RemoteImports};
 
 use std::sync::Arc;
 
-use crate::catalog::{Catalog, CatalogError, LibraryFile, NewLibraryFile};
+use crate::catalog::{CatalogError, Library, LibraryFile, NewLibraryFile};
 use crate::domain::UserId;
 use crate::ingest::{Ingest, IngestError, Received};
 use crate::media::sniff;
@@ -78,12 +78,12 @@ impl NewFile {
 /// The library files service.
 #[derive(Clone)]
 pub struct LibraryFiles {
-    catalog: Arc<dyn Catalog>,
+    catalog: Arc<dyn Library>,
     ingest: Ingest,
 }
 
 impl LibraryFiles {
-    pub fn new(catalog: Arc<dyn Catalog>, ingest: Ingest) -> Self {
+    pub fn new(catalog: Arc<dyn Library>, ingest: Ingest) -> Self {
         Self { catalog, ingest }
     }
 

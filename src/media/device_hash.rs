@@ -11,19 +11,19 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use crate::blob_store::{BlobStore, StoreError};
-use crate::catalog::{Catalog, Job, JobOutcome};
+use crate::catalog::{Blobs, Job, JobOutcome};
 use crate::domain::Sha256Hex;
 use crate::ingest::{IngestError, top_hash_of};
 use crate::jobs::JobHandler;
 
 /// Runs `device_hash` jobs.
 pub struct DeviceHashes {
-    catalog: Arc<dyn Catalog>,
+    catalog: Arc<dyn Blobs>,
     store: Arc<dyn BlobStore>,
 }
 
 impl DeviceHashes {
-    pub fn new(catalog: Arc<dyn Catalog>, store: Arc<dyn BlobStore>) -> Self {
+    pub fn new(catalog: Arc<dyn Blobs>, store: Arc<dyn BlobStore>) -> Self {
         Self { catalog, store }
     }
 

@@ -20,7 +20,9 @@ use super::{
     Class, Limits, Metadata, Tools, decode_image, heif_to_jpeg, probe_video, read_exif, read_image, video_frame,
 };
 use crate::blob_store::BlobStore;
-use crate::catalog::{BlobRecord, Catalog, CatalogError, Job, JobOutcome, MediaStatus, NewMediaInfo};
+use crate::catalog::{
+    BlobRecord, Blobs, Catalog, CatalogError, Job, JobOutcome, MediaResults, MediaStatus, NewMediaInfo,
+};
 use crate::config::Config;
 use crate::domain::Sha256Hex;
 use crate::ingest::{Expectation, Ingest};
@@ -28,7 +30,8 @@ use crate::jobs::JobHandler;
 
 /// Runs `media_process` jobs.
 pub struct MediaProcessor {
-    catalog: Arc<dyn Catalog>,
+    blobs: Arc<dyn Blobs>,
+    results: Arc<dyn MediaResults>,
     store: Arc<dyn BlobStore>,
     /// Thumbnails are stored through the pipeline like any other content.
     ingest: Ingest,
@@ -37,7 +40,7 @@ pub struct MediaProcessor {
 
 impl MediaProcessor {
     pub fn new(catalog: Arc<dyn Catalog>, store: Arc<dyn BlobStore>, ingest: Ingest, config: Arc<Config>) -> Self {
-        Self { catalog, store, ingest, config }
+        Self { blobs: catalog.clone(), results: catalog, store, ingest, config }
     }
 }
 
@@ -85,7 +88,7 @@ async fn run(processor: &MediaProcessor, job: &Job) -> JobOutcome {
                 metadata: Some(serde_json::to_value(&meta).expect("metadata serialises")),
                 error: Some(reason.clone()),
             };
-            match processor.catalog.record_media(&info, None).await {
+            match processor.results.record_media(&info, None).await {
                 Ok(()) | Err(CatalogError::NotFound(_)) => JobOutcome::Failed { error: reason },
                 Err(e) => JobOutcome::Retry { error: e.to_string(), after: Duration::from_secs(5) },
             }
@@ -94,8 +97,7 @@ async fn run(processor: &MediaProcessor, job: &Job) -> JobOutcome {
 }
 
 async fn process(processor: &MediaProcessor, sha256: &Sha256Hex) -> Result<Learnt, Failure> {
-    let catalog = processor.catalog.as_ref();
-    let Some(blob) = catalog.blob(sha256).await? else { return Err(Failure::Gone) };
+    let Some(blob) = processor.blobs.blob(sha256).await? else { return Err(Failure::Gone) };
     let head = read_prefix(processor.store.as_ref(), &blob, HEAD).await?;
     let class = Class::of(&head);
     let format = super::sniff(&head, None).content_type.rsplit('/').next().map(str::to_owned);
@@ -240,7 +242,7 @@ async fn record(processor: &MediaProcessor, sha256: &Sha256Hex, learnt: Learnt) 
         error: learnt.note,
     };
     let Some(jpeg) = learnt.thumbnail else {
-        return Ok(processor.catalog.record_media(&info, None).await?);
+        return Ok(processor.results.record_media(&info, None).await?);
     };
     let body = futures_util::stream::once(async move { Ok::<_, std::io::Error>(Bytes::from(jpeg)) });
     let received = processor
@@ -252,11 +254,11 @@ async fn record(processor: &MediaProcessor, sha256: &Sha256Hex, learnt: Learnt) 
         // the file is its own thumbnail: a row pointing at itself would keep it forever (the
         // staged copy goes with `received`)
         info.error = Some("the file is small enough to be its own thumbnail".into());
-        return Ok(processor.catalog.record_media(&info, None).await?);
+        return Ok(processor.results.record_media(&info, None).await?);
     }
     // placed like every other blob (the pipeline's one placement step), recorded with the result
     let (step, placed) = processor.ingest.placement(&received);
-    processor.catalog.record_media(&info, Some((received.blob.clone(), step))).await?;
+    processor.results.record_media(&info, Some((received.blob.clone(), step))).await?;
     processor.ingest.settle(received, &placed);
     Ok(())
 }

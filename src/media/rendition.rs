@@ -18,7 +18,9 @@ use super::transcode::{Plan, plan};
 use super::work::{Failure, WorkDir};
 use super::{Class, Metadata, ToolError, Tools, heif_to_jpeg, probe_video, transcode_video};
 use crate::blob_store::BlobStore;
-use crate::catalog::{BlobRecord, Catalog, CatalogError, Job, JobOutcome, MediaStatus, NewRendition};
+use crate::catalog::{
+    BlobRecord, Blobs, Catalog, CatalogError, Job, JobOutcome, MediaResults, MediaStatus, NewRendition,
+};
 use crate::config::{Config, TranscodePolicy};
 use crate::domain::Sha256Hex;
 use crate::ingest::{Expectation, Ingest};
@@ -26,7 +28,8 @@ use crate::jobs::JobHandler;
 
 /// Runs `transcode` jobs.
 pub struct RenditionMaker {
-    catalog: Arc<dyn Catalog>,
+    blobs: Arc<dyn Blobs>,
+    results: Arc<dyn MediaResults>,
     store: Arc<dyn BlobStore>,
     /// Renditions are stored through the pipeline like any other content.
     ingest: Ingest,
@@ -35,7 +38,7 @@ pub struct RenditionMaker {
 
 impl RenditionMaker {
     pub fn new(catalog: Arc<dyn Catalog>, store: Arc<dyn BlobStore>, ingest: Ingest, config: Arc<Config>) -> Self {
-        Self { catalog, store, ingest, config }
+        Self { blobs: catalog.clone(), results: catalog, store, ingest, config }
     }
 }
 
@@ -60,7 +63,7 @@ impl JobHandler for RenditionMaker {
                     content_type: None,
                     error: Some(reason.clone()),
                 };
-                match self.catalog.record_rendition(&failed, None).await {
+                match self.results.record_rendition(&failed, None).await {
                     Ok(()) | Err(CatalogError::NotFound(_)) => JobOutcome::Failed { error: reason },
                     Err(e) => JobOutcome::Retry { error: e.to_string(), after: Duration::from_secs(5) },
                 }
@@ -78,12 +81,12 @@ enum Made {
 }
 
 async fn make(maker: &RenditionMaker, sha256: &Sha256Hex) -> Result<Made, Failure> {
-    let (config, catalog) = (&maker.config.transcode, maker.catalog.as_ref());
+    let (config, blobs, results) = (&maker.config.transcode, maker.blobs.as_ref(), maker.results.as_ref());
     if config.policy == TranscodePolicy::Off {
         return Ok(Made::Nothing);
     }
-    let Some(blob) = catalog.blob(sha256).await? else { return Err(Failure::Gone) };
-    if catalog.rendition_result(sha256).await?.is_some_and(|r| r.status == MediaStatus::Done) {
+    let Some(blob) = blobs.blob(sha256).await? else { return Err(Failure::Gone) };
+    if results.rendition_result(sha256).await?.is_some_and(|r| r.status == MediaStatus::Done) {
         return Ok(Made::Nothing);
     }
     let (facts, probed) = facts(maker, &blob).await?;
@@ -145,7 +148,7 @@ fn tool_failure(e: ToolError, broken: impl Fn(String) -> Failure) -> Failure {
 /// What the blob is: the facts media processing recorded (`true`: a video's streams were
 /// probed), else what its first bytes say (`false`).
 async fn facts(maker: &RenditionMaker, blob: &BlobRecord) -> Result<(Metadata, bool), Failure> {
-    let recorded = maker.catalog.media_info(std::slice::from_ref(&blob.sha256)).await?.pop();
+    let recorded = maker.results.media_info(std::slice::from_ref(&blob.sha256)).await?.pop();
     let recorded: Option<Metadata> = recorded.and_then(|i| i.metadata).and_then(|m| serde_json::from_value(m).ok());
     // a video's facts from before pixel formats were recorded (or from a failed probe) cannot
     // tell a playable file: the file's own probe will
@@ -183,10 +186,10 @@ async fn store(
     if &received.blob.sha256 == sha256 {
         // the rendition came out as the file itself: it plays as it is (no row pointing at itself)
         result.error = Some("the file plays as it is".into());
-        return Ok(maker.catalog.record_rendition(&result, None).await?);
+        return Ok(maker.results.record_rendition(&result, None).await?);
     }
     let (step, placed) = maker.ingest.placement(&received);
-    maker.catalog.record_rendition(&result, Some((received.blob.clone(), step))).await?;
+    maker.results.record_rendition(&result, Some((received.blob.clone(), step))).await?;
     maker.ingest.settle(received, &placed);
     Ok(())
 }

@@ -6,7 +6,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::catalog::{Catalog, TusUpload};
+use crate::catalog::{TusUpload, TusUploads};
 
 /// How long a lease lasts unless renewed: after a crash, an upload is locked (423) this long
 /// on other replicas (a server on an embedded catalog releases every lease when it starts).
@@ -25,7 +25,7 @@ pub(super) enum Leased {
 }
 
 pub(super) struct Lease {
-    catalog: Arc<dyn Catalog>,
+    catalog: Arc<dyn TusUploads>,
     /// The leased uploads (the first is the one a PATCH writes to).
     ids: Vec<String>,
     pub token: String,
@@ -40,7 +40,7 @@ pub(super) fn new_token() -> String {
 
 impl Lease {
     /// Starts renewing a lease `ids` (an upload, or a final upload's partials) just took.
-    pub fn hold(catalog: Arc<dyn Catalog>, ids: Vec<String>, token: String) -> Self {
+    pub fn hold(catalog: Arc<dyn TusUploads>, ids: Vec<String>, token: String) -> Self {
         let valid_until = Arc::new(Mutex::new(Instant::now() + LEASE - MARGIN));
         let heartbeat = {
             let (catalog, token, valid_until) = (catalog.clone(), token.clone(), valid_until.clone());

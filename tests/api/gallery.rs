@@ -246,6 +246,11 @@ async fn upload_urls_for_file_and_thumbnail() {
 async fn stats_count_by_type_and_deletes_are_excluded() {
     let app = spawn_app().await;
     let g = Gallery::new(&app, "alice").await;
+    let empty = g.get_json("stats").await;
+    assert_eq!((&empty["total_events"], &empty["total_size"]), (&json!(0), &json!(0)), "{empty}");
+    assert_eq!(empty["by_type"]["image"], json!({"count": 0, "size": 0}));
+    let unknown = app.client.get(app.url("/api/gallery/Back%20Door/stats")).bearer_auth(&g.token).send().await;
+    expect_gallery_error(unknown.unwrap(), 404, "no_such_device").await;
     let mut png = PNG.to_vec();
     png.extend(bytes_of(84, 7));
     let image = g.upload_ok("p", png).await;
@@ -260,6 +265,13 @@ async fn stats_count_by_type_and_deletes_are_excluded() {
     let deleted = app.client.delete(g.url(&format!("events/{image}"))).bearer_auth(&g.token).send().await.unwrap();
     assert_eq!(deleted.json::<Value>().await.unwrap(), json!({"success": true}));
     assert_eq!(g.get_json("stats").await["by_type"]["image"], json!({"count": 1, "size": 16}));
+    // by id, as the listing, and nobody else's
+    let device_id = app.catalog().list_devices().await.unwrap()[0].device_id;
+    let by_id = app.client.get(app.url(&format!("/api/gallery/{device_id}/stats"))).bearer_auth(&g.token);
+    assert_eq!(by_id.send().await.unwrap().json::<Value>().await.unwrap()["total_events"], 2);
+    let bob = app.user("bob", Level::Uploader, "read").await;
+    let theirs = app.client.get(g.url("stats")).bearer_auth(&bob.token).send().await.unwrap();
+    expect_gallery_error(theirs, 404, "no_such_device").await;
     let again = app.client.delete(g.url(&format!("events/{image}"))).bearer_auth(&g.token).send().await.unwrap();
     expect_gallery_error(again, 404, "no_such_event").await;
     expect_gallery_error(g.get(&format!("events/{image}/file")).await, 404, "no_such_event").await;

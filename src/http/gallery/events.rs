@@ -8,7 +8,7 @@ use serde::Deserialize;
 
 use super::answers::{GalleryByType, GalleryFolders, GalleryPaths, GalleryStats, GallerySuccess, GalleryTypeCount};
 use super::{EventAnswer, GalleryEvent, no_such_device, resolve_device};
-use crate::catalog::Event;
+use crate::catalog::{Event, TypeStats};
 use crate::domain::{ErrorCode, MediaType};
 use crate::gallery::{PageKey, device_dir};
 use crate::http::AppState;
@@ -131,22 +131,25 @@ pub async fn stats(
     Path(device): Path<String>,
     Caller(principal, ..): Caller<GalleryRead>,
 ) -> Result<Json<GalleryStats>, ApiError> {
-    let device = resolve_device(&state, &principal, &device).await?;
-    Ok(Json(device_stats(&state, device.device_id).await?))
+    let rows = state.events.account_stats(principal.user().user_id, &device).await?;
+    Ok(Json(stats_answer(&rows.ok_or_else(|| no_such_device(&device))?)))
 }
 
 /// A device's events counted by type (its gallery stats).
 pub async fn device_stats(state: &AppState, device: crate::domain::DeviceId) -> Result<GalleryStats, ApiError> {
-    let rows = state.events.stats(device).await?;
+    Ok(stats_answer(&state.events.stats(device).await?))
+}
+
+fn stats_answer(rows: &[TypeStats]) -> GalleryStats {
     let mut by_type = GalleryByType::default();
-    for row in &rows {
+    for row in rows {
         *by_type.of(row.media_type) = GalleryTypeCount { count: row.count, size: row.size };
     }
-    Ok(GalleryStats {
+    GalleryStats {
         by_type,
         total_events: rows.iter().map(|r| r.count).sum::<u64>(),
         total_size: rows.iter().map(|r| r.size).sum::<u64>(),
-    })
+    }
 }
 
 async fn own_event(state: &AppState, device: &crate::catalog::Device, event_id: &str) -> Result<Event, ApiError> {

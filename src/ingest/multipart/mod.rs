@@ -25,7 +25,7 @@ pub use complete::{Completed, Completion, PartRule};
 
 use super::{Expectation, Ingest, IngestError};
 use crate::blob_store::{BlobStore, DirectMultipart, Staged, StoreError};
-use crate::catalog::{Catalog, CatalogError, NewUpload, Part, Upload, UploadFamily};
+use crate::catalog::{CatalogError, NewUpload, Part, Upload, UploadFamily, Uploads};
 use crate::domain::GrantId;
 use crate::domain::{Sha256Hex, UserId};
 use crate::signing::{Signer, targets};
@@ -91,7 +91,7 @@ pub struct HeldPart {
 /// The multipart upload service (see the module docs).
 #[derive(Clone)]
 pub struct MultipartUploads {
-    catalog: Arc<dyn Catalog>,
+    catalog: Arc<dyn Uploads>,
     store: Arc<dyn BlobStore>,
     ingest: Ingest,
     signer: Signer,
