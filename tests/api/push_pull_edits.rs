@@ -183,3 +183,50 @@ async fn an_out_of_date_copy_never_undoes_a_newer_change_even_when_told_to_overw
     assert_eq!(pushed["files_behind"], 1, "{pushed}");
     assert_eq!(server_holds(&cam, "/doc.txt").await, None, "still deleted");
 }
+
+/// Writes `bytes` over the file at `rel` and gives it back its mtime, as some editors and copy
+/// tools do: size and mtime alone then say nothing changed.
+fn edit_keeping_size_and_mtime(dir: &tempfile::TempDir, rel: &str, bytes: &[u8]) {
+    let path = dir.path().join(rel);
+    let before = std::fs::metadata(&path).unwrap();
+    assert_eq!(before.len(), bytes.len() as u64, "the edit keeps the size");
+    std::fs::write(&path, bytes).unwrap();
+    std::fs::File::options().write(true).open(&path).unwrap().set_modified(before.modified().unwrap()).unwrap();
+}
+
+#[tokio::test]
+async fn an_edit_that_keeps_size_and_mtime_is_read_before_it_is_called_behind_or_replaced() {
+    let (app, proxy) = spawn_behind_proxy().await;
+    let (_, cam) = DeviceClient::setup(&app, "alice", "/").await;
+    let (laptop, desktop) = (SyncCli::new(&proxy.address, &cam), SyncCli::new(&proxy.address, &cam));
+    let (here, there) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let files = [("doc.txt", b"v1".to_vec()), ("memo.txt", b"m1".to_vec()), ("note.txt", b"n1".to_vec())];
+    write_tree(here.path(), &files);
+    laptop.ok("push", here.path(), &[]).await;
+    desktop.ok("pull", there.path(), &[]).await;
+    std::fs::write(here.path().join("doc.txt"), b"v2 from the laptop").unwrap();
+    std::fs::write(here.path().join("memo.txt"), b"m2 from the laptop").unwrap();
+    assert_eq!(laptop.ok("push", here.path(), &[]).await["files_updated"], 2);
+
+    // the desktop edits its copies too, in a way only their bytes show: pushed, the edited
+    // memo is a conflict (the untouched doc is behind); pulled, the edited doc is kept
+    edit_keeping_size_and_mtime(&there, "memo.txt", b"m9");
+    let pushed = desktop.ended("push", there.path(), &[], 1).await;
+    assert_eq!((&pushed["files_behind"], &pushed["conflicts"]), (&json!(1), &json!(1)), "{pushed}");
+    edit_keeping_size_and_mtime(&there, "doc.txt", b"v9");
+    let pulled = desktop.ended("pull", there.path(), &[], 1).await;
+    assert_eq!((&pulled["files_downloaded"], &pulled["conflicts"]), (&json!(0), &json!(2)), "{pulled}");
+    assert_eq!((read(&there, "doc.txt"), read(&there, "memo.txt")), (b"v9".to_vec(), b"m9".to_vec()), "kept");
+    assert_eq!(server_holds(&cam, "/doc.txt").await, Some(sha256_hex(b"v2 from the laptop")), "and so is the laptop's");
+    assert_eq!(server_holds(&cam, "/memo.txt").await, Some(sha256_hex(b"m2 from the laptop")));
+
+    // nor is such an edit deleted with the server's copy
+    let (items, _) = cam.feed_from(String::new(), 1000).await;
+    let id = items.iter().rev().find(|i| i["media_path"] == "/note.txt").unwrap()["media_id"].as_i64().unwrap();
+    let url = format!("{}?device_session_key={}", cam.url(&format!("media/{id}")), cam.key);
+    assert_eq!(app.client.delete(url).send().await.unwrap().status(), 200);
+    edit_keeping_size_and_mtime(&there, "note.txt", b"n9");
+    let pulled = desktop.ended("pull", there.path(), &["--delete"], 1).await;
+    assert_eq!(pulled["files_deleted"], 0, "{pulled}");
+    assert_eq!(read(&there, "note.txt"), b"n9");
+}

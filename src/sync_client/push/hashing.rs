@@ -96,3 +96,15 @@ pub(super) async fn hash_all(
     known.sort_by(|a, b| a.0.rel.cmp(&b.0.rel));
     Ok(known)
 }
+
+/// Reads `file` again and records its hash: for a file about to be judged an old copy on the
+/// word of the cache, which an edit keeping its size and mtime would fool.
+pub(super) async fn rehash(session: &Session, file: &LocalFile) -> Result<FileHash, SyncError> {
+    let (path, size) = (file.abs.clone(), file.size);
+    let hashed = tokio::task::spawn_blocking(move || hash_file(&path, size, &|_| {}))
+        .await
+        .map_err(|e| SyncError::Usage(format!("hashing stopped: {e}")))?
+        .map_err(SyncError::io(format!("reading {}", file.abs.display())))?;
+    session.cache.lock().expect("not poisoned").insert(&file.rel, file.mtime_ns, hashed.clone());
+    Ok(hashed)
+}
