@@ -3,6 +3,7 @@
 //! 500, also under load — an upload in flight leaves no staging behind, and Ferry recovers by
 //! itself once the dependency is back. The outage is a real one: the connections run through a TCP relay the
 //! test cuts and brings back on the same port.
+//! On the embedded catalog, the outage is another process holding its write lock.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -272,4 +273,41 @@ async fn a_blob_store_outage_mid_upload_refuses_it_and_keeps_nothing() {
     assert!(app.blob_files().iter().all(|f| !f.ends_with(sha256_hex(&content))), "no blob of the refused upload");
     // once the store is back, the same upload goes through
     session_upload(&app.address, &alice.token, &content).await;
+}
+
+/// Another process holding the embedded catalog's write lock (the admin CLI, a backup) holds
+/// up the writes, which go through once it lets go, and nothing else: reads are answered
+/// meanwhile.
+#[tokio::test]
+async fn a_write_lock_held_by_another_process_delays_only_the_writes() {
+    let app = spawn_app().await;
+    let url = app.state.config.database_url.clone();
+    let Some(path) = url.strip_prefix("sqlite://").map(|p| p.split('?').next().unwrap().to_owned()) else { return };
+    let (alice, cam) = crate::device_client::DeviceClient::setup(&app, "alice", "/").await;
+    let (held_tx, held_rx) = tokio::sync::oneshot::channel();
+    let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
+    let holder = std::thread::spawn(move || {
+        let conn = rusqlite::Connection::open(path).unwrap();
+        conn.execute_batch("begin immediate").unwrap();
+        held_tx.send(()).unwrap();
+        // bounded: the test lets go well before, or gives up
+        let _ = release_rx.recv_timeout(Duration::from_secs(8));
+        conn.execute_batch("commit").unwrap();
+    });
+    held_rx.await.unwrap();
+
+    let (address, token) = (app.address.clone(), alice.token.clone());
+    let write = tokio::spawn(async move { session_upload(&address, &token, b"written once the lock is free").await });
+    tokio::time::sleep(Duration::from_millis(300)).await; // the upload is waiting for the lock by now
+    let client = reqwest::Client::builder().timeout(Duration::from_secs(5)).build().unwrap();
+    let health = client.get(app.url("/healthz")).send().await.unwrap();
+    assert_eq!(health.status(), 200);
+    let current = client.post(app.url(&format!("/device/1/current?device_session_key={}", cam.key))).send().await;
+    assert_eq!(current.unwrap().status(), 200, "a read is answered while the lock is held");
+    assert!(!write.is_finished(), "the write waits for the lock");
+
+    release_tx.send(()).unwrap();
+    holder.join().unwrap();
+    let file_id = tokio::time::timeout(Duration::from_secs(5), write).await.expect("the write went through").unwrap();
+    assert!(!file_id.is_empty());
 }

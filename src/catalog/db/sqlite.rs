@@ -23,6 +23,8 @@ const IDLE_READERS: usize = 8;
 /// Prepared statements cached per connection (the catalog has about a hundred).
 const STATEMENT_CACHE: usize = 256;
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+/// The longest sleep between two tries for the write lock held by another process.
+const MAX_LOCK_PAUSE: Duration = Duration::from_millis(20);
 
 pub struct SqliteDb {
     path: PathBuf,
@@ -46,6 +48,9 @@ impl SqliteDb {
     /// Opens the database at `path` (created by the migrations beforehand).
     pub fn open(path: &Path) -> CatalogResult<Self> {
         let writer = connect(path, false)?;
+        // never waits inside SQLite: [`SqliteDb::begin`] waits for the lock asynchronously, and
+        // once it holds it nothing else in its transaction can be busy
+        writer.busy_timeout(Duration::ZERO).map_err(classify)?;
         Ok(Self {
             path: path.to_owned(),
             _checkpointer: Checkpointer::start(path, connect(path, false)?)?,
@@ -85,10 +90,24 @@ impl SqliteDb {
         Ok(probe.generation)
     }
 
+    /// Waits for the write lock without holding up the thread: while another process (the
+    /// admin CLI, a backup) holds it, `begin immediate` is tried again after a short sleep
+    /// instead of SQLite's busy handler sleeping on the runtime's thread, so the server goes
+    /// on answering everything that does not write meanwhile.
     pub(super) async fn begin(&self) -> CatalogResult<WriteTx<'_>> {
         let conn = self.writer.lock().await;
-        conn.execute_batch("begin immediate").map_err(classify)?;
-        Ok(WriteTx { conn, open: true })
+        let deadline = tokio::time::Instant::now() + BUSY_TIMEOUT;
+        let mut pause = Duration::from_millis(1);
+        loop {
+            match conn.execute_batch("begin immediate") {
+                Ok(()) => return Ok(WriteTx { conn, open: true }),
+                Err(e) if is_busy(&e) && tokio::time::Instant::now() + pause < deadline => {
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(MAX_LOCK_PAUSE);
+                }
+                Err(e) => return Err(classify(e)),
+            }
+        }
     }
 }
 
@@ -249,6 +268,10 @@ fn exec(conn: &Connection, sql: &str, params: &[Value]) -> CatalogResult<u64> {
 }
 
 /// SQLite's result codes as the catalog's errors.
+fn is_busy(err: &rusqlite::Error) -> bool {
+    matches!(err, rusqlite::Error::SqliteFailure(failure, _) if failure.code == rusqlite::ffi::ErrorCode::DatabaseBusy)
+}
+
 fn classify(err: rusqlite::Error) -> CatalogError {
     use rusqlite::ffi::ErrorCode;
     match &err {
