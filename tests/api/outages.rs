@@ -277,8 +277,9 @@ async fn a_blob_store_outage_mid_upload_refuses_it_and_keeps_nothing() {
 
 /// Another process holding the embedded catalog's write lock (the admin CLI, a backup) holds
 /// up the writes, which go through once it lets go, and nothing else: reads are answered
-/// meanwhile.
-#[tokio::test]
+/// meanwhile, also by a server with one worker thread (its runtime has one per core), which
+/// a write waiting inside SQLite would stop.
+#[tokio::test(flavor = "multi_thread", worker_threads = 1)]
 async fn a_write_lock_held_by_another_process_delays_only_the_writes() {
     let app = spawn_app().await;
     let url = app.state.config.database_url.clone();
@@ -286,28 +287,41 @@ async fn a_write_lock_held_by_another_process_delays_only_the_writes() {
     let (alice, cam) = crate::device_client::DeviceClient::setup(&app, "alice", "/").await;
     let (held_tx, held_rx) = tokio::sync::oneshot::channel();
     let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
-    let holder = std::thread::spawn(move || {
-        let conn = rusqlite::Connection::open(path).unwrap();
-        conn.execute_batch("begin immediate").unwrap();
-        held_tx.send(()).unwrap();
-        // bounded: the test lets go well before, or gives up
-        let _ = release_rx.recv_timeout(Duration::from_secs(8));
-        conn.execute_batch("commit").unwrap();
+    let holding = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    // a connection of its own, as another process has
+    let holder = std::thread::spawn({
+        let holding = holding.clone();
+        move || {
+            let conn = rusqlite::Connection::open(path).unwrap();
+            conn.execute_batch("begin immediate").unwrap();
+            held_tx.send(()).unwrap();
+            // bounded: the test lets go well before, or gives up
+            let _ = release_rx.recv_timeout(Duration::from_secs(8));
+            holding.store(false, std::sync::atomic::Ordering::SeqCst);
+            conn.execute_batch("commit").unwrap();
+        }
     });
     held_rx.await.unwrap();
 
-    let (address, token) = (app.address.clone(), alice.token.clone());
-    let write = tokio::spawn(async move { session_upload(&address, &token, b"written once the lock is free").await });
-    tokio::time::sleep(Duration::from_millis(300)).await; // the upload is waiting for the lock by now
-    let client = reqwest::Client::builder().timeout(Duration::from_secs(5)).build().unwrap();
-    let health = client.get(app.url("/healthz")).send().await.unwrap();
+    let writes: Vec<_> = (0..2u8)
+        .map(|n| {
+            let (address, token) = (app.address.clone(), alice.token.clone());
+            tokio::spawn(async move { session_upload(&address, &token, &[b'w', n]).await })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(300)).await; // both uploads are waiting for the lock by now
+    let health = app.client.get(app.url("/healthz")).send().await.unwrap();
     assert_eq!(health.status(), 200);
-    let current = client.post(app.url(&format!("/device/1/current?device_session_key={}", cam.key))).send().await;
-    assert_eq!(current.unwrap().status(), 200, "a read is answered while the lock is held");
-    assert!(!write.is_finished(), "the write waits for the lock");
+    let current = app.client.post(app.url(&format!("/device/1/current?device_session_key={}", cam.key))).send().await;
+    assert_eq!(current.unwrap().status(), 200);
+    let answered_while_held = holding.load(std::sync::atomic::Ordering::SeqCst);
+    assert!(answered_while_held, "reads are answered while the lock is held, not after");
+    assert!(writes.iter().all(|w| !w.is_finished()), "the writes wait for the lock");
 
-    release_tx.send(()).unwrap();
+    let _ = release_tx.send(());
     holder.join().unwrap();
-    let file_id = tokio::time::timeout(Duration::from_secs(5), write).await.expect("the write went through").unwrap();
-    assert!(!file_id.is_empty());
+    for write in writes {
+        let file_id = tokio::time::timeout(Duration::from_secs(5), write).await.expect("the write went through");
+        assert!(!file_id.unwrap().is_empty());
+    }
 }

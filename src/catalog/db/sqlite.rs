@@ -49,7 +49,8 @@ impl SqliteDb {
     pub fn open(path: &Path) -> CatalogResult<Self> {
         let writer = connect(path, false)?;
         // never waits inside SQLite: [`SqliteDb::begin`] waits for the lock asynchronously, and
-        // once it holds it nothing else in its transaction can be busy
+        // once it holds it nothing else in its transaction can be busy (in WAL mode, which the
+        // catalog is opened in: a commit needs no further lock)
         writer.busy_timeout(Duration::ZERO).map_err(classify)?;
         Ok(Self {
             path: path.to_owned(),
@@ -267,11 +268,11 @@ fn exec(conn: &Connection, sql: &str, params: &[Value]) -> CatalogResult<u64> {
     Ok(conn.changes())
 }
 
-/// SQLite's result codes as the catalog's errors.
 fn is_busy(err: &rusqlite::Error) -> bool {
     matches!(err, rusqlite::Error::SqliteFailure(failure, _) if failure.code == rusqlite::ffi::ErrorCode::DatabaseBusy)
 }
 
+/// SQLite's result codes as the catalog's errors.
 fn classify(err: rusqlite::Error) -> CatalogError {
     use rusqlite::ffi::ErrorCode;
     match &err {
