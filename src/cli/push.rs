@@ -71,12 +71,12 @@ pub async fn run(args: PushArgs) -> i32 {
         finish(json, summary, &summary.describe(args.dry_run), (&summary.failures, summary.unresolved), &progress)
     };
     let run = async {
-        let (code, finished) = match push(&mut session, &options).await {
-            Ok(first) => (report(&first), true),
+        let (code, first) = match push(&mut session, &options).await {
+            Ok(first) => (report(&first), Some(first)),
             // watching outlasts a server that went away after the key was checked
             Err(e) if args.watch && server_outage(&e) => {
                 session.progress.warn(format!("{e}; watching, and trying again"));
-                (0, false)
+                (0, None)
             }
             Err(e) => return Err(e),
         };
@@ -84,7 +84,7 @@ pub async fn run(args: PushArgs) -> i32 {
             return Ok(code);
         }
         session.progress.line(format!("watching {} (Ctrl-C stops)", session.root.display()));
-        watch(&mut session, &options, args.settle, finished, |summary| {
+        watch(&mut session, &options, args.settle, first.as_ref(), |summary| {
             report(summary);
         })
         .await

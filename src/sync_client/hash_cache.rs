@@ -1,5 +1,5 @@
-//! The local hash cache: a file's device-family hash keyed by its path, size and mtime, so
-//! an unchanged file is never read twice (push hashes, pull records what it wrote). Each
+//! The local hash cache: a file's device-family hash keyed by its path, size, mtime and
+//! ctime ([`Stamp`]), so an unchanged file is never read twice (push hashes, pull records what it wrote). Each
 //! path also remembers the content it last had in common with the server (`synced`): a
 //! local file still holding it was not changed here since, so a pull may replace it with the
 //! server's newer content; and which file held it (its [`FileIdentity`]), so a push replaces
@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use super::content::FileHash;
 use super::state::{StateDir, publish, read_json, write_temp};
-use super::walk::FileIdentity;
+use super::walk::{FileIdentity, Stamp};
 use crate::domain::Sha256Hex;
 
 const FILE: &str = "hashes.json";
@@ -23,6 +23,9 @@ const FILE: &str = "hashes.json";
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct Entry {
     mtime_ns: i64,
+    /// Absent in state written before the ctime was kept (see [`HashCache::get`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    ctime_ns: Option<i64>,
     #[serde(flatten)]
     hash: FileHash,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -66,16 +69,31 @@ impl HashCache {
         Self { stored: read_json(&path), path, changes: 0, published: Arc::default() }
     }
 
-    /// The hash of `rel` if it was computed for this very size and mtime.
-    pub fn get(&self, rel: &str, size: u64, mtime_ns: i64) -> Option<&FileHash> {
-        self.stored.files.get(rel).filter(|e| e.hash.size == size && e.mtime_ns == mtime_ns).map(|e| &e.hash)
+    /// The hash of `rel` if it was computed for this very stamp. An entry written before the
+    /// ctime was kept takes this one on trust, once, so that an upgrade does not read every
+    /// file again; every edit after that shows.
+    pub fn get(&mut self, rel: &str, stamp: Stamp) -> Option<&FileHash> {
+        let entry = self.stored.files.get_mut(rel)?;
+        if entry.hash.size != stamp.size || entry.mtime_ns != stamp.mtime_ns {
+            return None;
+        }
+        match entry.ctime_ns {
+            Some(ctime_ns) if ctime_ns != stamp.ctime_ns => return None,
+            Some(_) => {}
+            None => {
+                entry.ctime_ns = Some(stamp.ctime_ns);
+                self.changes += 1;
+            }
+        }
+        Some(&entry.hash)
     }
 
     /// Records the hash of `rel` as it is now; what it last had in common with the server
     /// is kept (a changed file is still the edit of that content).
-    pub fn insert(&mut self, rel: &str, mtime_ns: i64, hash: FileHash) {
+    pub fn insert(&mut self, rel: &str, stamp: Stamp, hash: FileHash) {
         let synced = self.stored.files.get(rel).and_then(|e| e.synced.clone());
-        self.stored.files.insert(rel.to_owned(), Entry { mtime_ns, hash, synced });
+        let (mtime_ns, ctime_ns) = (stamp.mtime_ns, Some(stamp.ctime_ns));
+        self.stored.files.insert(rel.to_owned(), Entry { mtime_ns, ctime_ns, hash, synced });
         self.changes += 1;
     }
 
@@ -208,23 +226,51 @@ mod tests {
     use super::*;
     use crate::sync_client::content::hash_file;
 
-    #[test]
-    fn an_older_snapshot_written_last_never_replaces_a_newer_one() {
+    fn stamp(mtime_ns: i64, ctime_ns: i64) -> Stamp {
+        Stamp { size: 5, mtime_ns, ctime_ns }
+    }
+
+    /// A state directory, and the hash of a 5-byte photo.
+    fn state_and_a_hash() -> (tempfile::TempDir, StateDir, FileHash) {
         let root = tempfile::tempdir().unwrap();
         let state = StateDir::open(root.path(), "http://127.0.0.1:1", "1", std::path::Path::new("/photos")).unwrap();
         let file = root.path().join("a.jpg");
         std::fs::write(&file, b"photo").unwrap();
         let hash = hash_file(&file, 5, &|_| {}).unwrap();
+        (root, state, hash)
+    }
+
+    #[test]
+    fn an_edit_that_puts_the_mtime_back_is_not_taken_for_the_cached_content() {
+        let (_root, state, hash) = state_and_a_hash();
         let mut cache = HashCache::load(&state);
-        cache.insert("a.jpg", 1, hash.clone());
+        cache.insert("a.jpg", stamp(1, 10), hash.clone());
+        assert_eq!(cache.get("a.jpg", stamp(1, 10)), Some(&hash));
+        assert_eq!(cache.get("a.jpg", stamp(1, 11)), None, "same size and mtime, written since");
+
+        // state from before the ctime was kept: taken on trust once, then edits show
+        let legacy = r#"{"files":{"a.jpg":{"mtime_ns":1,"file_hash":"HASH","size":5}}}"#;
+        std::fs::write(state.path(FILE), legacy.replace("HASH", hash.file_hash.as_str())).unwrap();
+        let mut upgraded = HashCache::load(&state);
+        assert_eq!(upgraded.get("a.jpg", stamp(1, 10)), Some(&hash), "no file is read again for the upgrade");
+        assert_eq!(upgraded.get("a.jpg", stamp(1, 12)), None);
+        upgraded.save().unwrap();
+        assert_eq!(HashCache::load(&state).get("a.jpg", stamp(1, 10)), Some(&hash), "the ctime is kept from then on");
+    }
+
+    #[test]
+    fn an_older_snapshot_written_last_never_replaces_a_newer_one() {
+        let (_root, state, hash) = state_and_a_hash();
+        let mut cache = HashCache::load(&state);
+        cache.insert("a.jpg", stamp(1, 1), hash.clone());
         let older = cache.snapshot().unwrap().expect("a change to write");
-        cache.insert("b.jpg", 2, hash);
+        cache.insert("b.jpg", stamp(2, 2), hash);
         let newer = cache.snapshot().unwrap().expect("another change");
         // the save on Ctrl-C lands first, the periodic save started earlier lands after it
         newer.write().unwrap();
         older.write().unwrap();
-        let reloaded = HashCache::load(&state);
-        assert!(reloaded.get("b.jpg", 5, 2).is_some(), "the newer state stays on disk");
+        let mut reloaded = HashCache::load(&state);
+        assert!(reloaded.get("b.jpg", stamp(2, 2)).is_some(), "the newer state stays on disk");
         assert!(cache.snapshot().unwrap().is_none(), "nothing left to save");
         let leftovers: Vec<_> = std::fs::read_dir(state.dir())
             .unwrap()

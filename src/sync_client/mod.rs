@@ -4,7 +4,7 @@
 //! A tour:
 //! - [`api`]: typed device-family calls, bounded retries, errors a person can act on.
 //! - [`walk`] finds local files; [`content`] hashes one in one read (file hash and part
-//!   hashes); [`hash_cache`] remembers hashes by path, size and mtime.
+//!   hashes); [`hash_cache`] remembers hashes by path, size, mtime and ctime.
 //! - [`remote`] mirrors the grant's change feed from a stored cursor.
 //! - [`state`]: the state directory (per server + grant + folder), locked, written atomically.
 //! - [`push`]: hash → ask in batches → send what is missing (signed PUT or resumable parts)

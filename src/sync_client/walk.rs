@@ -72,9 +72,36 @@ pub struct LocalFile {
     pub size: u64,
     pub modified: SystemTime,
     pub mtime_ns: i64,
+    pub ctime_ns: i64,
     /// Birth time where the filesystem keeps one.
     pub created: Option<SystemTime>,
     pub identity: Option<FileIdentity>,
+}
+
+impl LocalFile {
+    pub fn stamp(&self) -> Stamp {
+        Stamp { size: self.size, mtime_ns: self.mtime_ns, ctime_ns: self.ctime_ns }
+    }
+}
+
+/// What a file's metadata says of its bytes, the hash cache's key. The ctime is in it
+/// because the mtime alone can be put back after an edit (some editors and copy tools do):
+/// any write, and setting the mtime, move the ctime to now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stamp {
+    pub size: u64,
+    pub mtime_ns: i64,
+    pub ctime_ns: i64,
+}
+
+impl Stamp {
+    pub fn of(meta: &std::fs::Metadata) -> std::io::Result<Self> {
+        Ok(Self { size: meta.len(), mtime_ns: mtime_ns(meta.modified()?), ctime_ns: ctime_ns(meta) })
+    }
+}
+
+fn ctime_ns(meta: &std::fs::Metadata) -> i64 {
+    meta.ctime().saturating_mul(1_000_000_000).saturating_add(meta.ctime_nsec())
 }
 
 /// Which file a path holds, beyond its name: the same one after an edit in place, another
@@ -169,6 +196,7 @@ pub fn walk(root: &Path, filters: &Filters) -> std::io::Result<Walked> {
                     size: meta.len(),
                     modified,
                     mtime_ns: mtime_ns(modified),
+                    ctime_ns: ctime_ns(&meta),
                     created: meta.created().ok(),
                     identity: FileIdentity::of(&meta),
                 });

@@ -52,6 +52,16 @@ impl SyncCli {
         cmd
     }
 
+    /// Starts it with its output piped, killed when dropped (for a run the test stops).
+    pub fn spawn(&self, command: &str, dir: &Path, extra: &[&str]) -> tokio::process::Child {
+        tokio::process::Command::from(self.command(command, dir, extra))
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap()
+    }
+
     pub async fn run(&self, command: &str, dir: &Path, extra: &[&str]) -> Ran {
         let out = tokio::process::Command::from(self.command(command, dir, extra)).output().await.unwrap();
         Ran {

@@ -195,7 +195,7 @@ fn edit_keeping_size_and_mtime(dir: &tempfile::TempDir, rel: &str, bytes: &[u8])
 }
 
 #[tokio::test]
-async fn an_edit_that_keeps_size_and_mtime_is_read_before_it_is_called_behind_or_replaced() {
+async fn an_edit_that_puts_the_mtime_back_is_still_an_edit() {
     let (app, proxy) = spawn_behind_proxy().await;
     let (_, cam) = DeviceClient::setup(&app, "alice", "/").await;
     let (laptop, desktop) = (SyncCli::new(&proxy.address, &cam), SyncCli::new(&proxy.address, &cam));
@@ -213,6 +213,9 @@ async fn an_edit_that_keeps_size_and_mtime_is_read_before_it_is_called_behind_or
     edit_keeping_size_and_mtime(&there, "memo.txt", b"m9");
     let pushed = desktop.ended("push", there.path(), &[], 1).await;
     assert_eq!((&pushed["files_behind"], &pushed["conflicts"]), (&json!(1), &json!(1)), "{pushed}");
+    assert_eq!(pushed["files_hashed"], 1, "only the edited file is read: {pushed}");
+    let again = desktop.ended("push", there.path(), &[], 1).await;
+    assert_eq!((&again["files_hashed"], &again["files_behind"]), (&json!(0), &json!(1)), "{again}");
     edit_keeping_size_and_mtime(&there, "doc.txt", b"v9");
     let pulled = desktop.ended("pull", there.path(), &[], 1).await;
     assert_eq!((&pulled["files_downloaded"], &pulled["conflicts"]), (&json!(0), &json!(2)), "{pulled}");

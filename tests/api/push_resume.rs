@@ -173,21 +173,9 @@ async fn a_part_the_server_stops_reading_is_given_up_after_the_stall_timeout_and
     // part 2 stalls mid-body: without a stall timeout the client would wait for ever
     proxy.hold_parts_from(2);
     let push = ["--concurrency", "1", "--stall-timeout", "1s", "--json"];
-    let child = tokio::process::Command::from(cli.command("push", dir.path(), &push))
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut given_up = false;
-    for _ in 0..300 {
-        // a second held attempt: the first was given up and the part sent again
-        if proxy.held() >= 2 {
-            given_up = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let child = cli.spawn("push", dir.path(), &push);
+    // a second held attempt: the first was given up and the part sent again
+    let given_up = parts_held(&proxy, 2).await;
     proxy.release();
     let out = child.wait_with_output().await.unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -227,6 +215,49 @@ async fn a_server_that_never_answers_is_given_up_saying_so() {
     assert!(started.elapsed() < Duration::from_secs(40), "{:?}", started.elapsed());
 }
 
+/// Whether the proxy holds `parts` part PUTs (or more) within 30 s.
+async fn parts_held(proxy: &Proxy, parts: u32) -> bool {
+    for _ in 0..300 {
+        if proxy.held() >= parts {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    false
+}
+
+/// Whether the volume shows `path` within 30 s.
+async fn appears_on_server(cam: &DeviceClient<'_>, path: &str) -> bool {
+    for _ in 0..300 {
+        let (items, _) = cam.feed_from(String::new(), 1000).await;
+        if items.iter().any(|i| i["media_path"] == path) {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    false
+}
+
+#[tokio::test]
+async fn watch_pushes_a_file_made_while_its_first_round_was_uploading() {
+    let (app, proxy) = spawn_behind_proxy().await;
+    let (_, cam) = DeviceClient::setup(&app, "alice", "/").await;
+    let cli = SyncCli::new(&proxy.address, &cam);
+    let dir = tempfile::tempdir().unwrap();
+    write_tree(dir.path(), &[("clip.mov", bytes_of(20 << 20, 7))]);
+    proxy.hold_parts_from(2);
+    let mut child = cli.spawn("push", dir.path(), &["--watch", "--settle", "200ms"]);
+    let uploading = parts_held(&proxy, 1).await;
+    std::fs::write(dir.path().join("during.txt"), b"saved while the clip was uploading").unwrap();
+    proxy.release(); // the held part answers 503 and is sent again
+    let (clip, during) = (appears_on_server(&cam, "/clip.mov").await, appears_on_server(&cam, "/during.txt").await);
+    child.start_kill().unwrap();
+    let stderr = String::from_utf8_lossy(&child.wait_with_output().await.unwrap().stderr).into_owned();
+    assert!(uploading, "the first round reached its upload within 30 s: {stderr}");
+    assert!(clip, "the first round pushed the clip: {stderr}");
+    assert!(during, "a file made while the first round ran was pushed by the watch: {stderr}");
+}
+
 #[tokio::test]
 async fn watch_outlasts_a_server_outage_and_pushes_what_waited() {
     let (app, proxy) = spawn_behind_proxy().await;
@@ -234,25 +265,8 @@ async fn watch_outlasts_a_server_outage_and_pushes_what_waited() {
     let cli = SyncCli::new(&proxy.address, &cam);
     let dir = tempfile::tempdir().unwrap();
     write_tree(dir.path(), &[("first.txt", b"first".to_vec())]);
-    let mut child = tokio::process::Command::from(cli.command("push", dir.path(), &["--watch", "--settle", "200ms"]))
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let on_server = |path: &'static str| {
-        let cam = &cam;
-        async move {
-            for _ in 0..300 {
-                let (items, _) = cam.feed_from(String::new(), 1000).await;
-                if items.iter().any(|i| i["media_path"] == path) {
-                    return true;
-                }
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-            false
-        }
-    };
+    let mut child = cli.spawn("push", dir.path(), &["--watch", "--settle", "200ms"]);
+    let on_server = |path: &'static str| appears_on_server(&cam, path);
     assert!(on_server("/first.txt").await, "the first round pushed first.txt");
 
     // the server answers 503 to every attempt of the next round

@@ -19,10 +19,9 @@ use super::{PullSummary, Target};
 use crate::domain::{Sha256Hex, chunk_size_for};
 use crate::sync_client::api::{ApiError, Transient, error_chain, origin_of, refused_by, stalled_for, with_retries};
 use crate::sync_client::content::{DeviceHasher, FileHash};
-use crate::sync_client::hash_cache::mtime_ns;
 use crate::sync_client::progress::Phase;
 use crate::sync_client::remote::RemoteItem;
-use crate::sync_client::walk::{FileIdentity, PARTIAL_DIR};
+use crate::sync_client::walk::{FileIdentity, PARTIAL_DIR, Stamp};
 use crate::sync_client::{Failure, Session, SyncError};
 
 /// Hashes per `download` request.
@@ -221,10 +220,9 @@ async fn fetch(
             tokio::fs::copy(&source, &temp).await.map_err(local("copying"))?;
             temp
         };
-        let set = place(&temp, &dest, mtime).await?;
-        let identity = std::fs::symlink_metadata(&dest).ok().and_then(|m| FileIdentity::of(&m));
+        let (stamp, identity) = place(&temp, &dest, mtime).await?;
         let mut cache = session.cache.lock().expect("not poisoned");
-        cache.insert(rel, mtime_ns(set), hashed.clone());
+        cache.insert(rel, stamp, hashed.clone());
         cache.mark_synced(rel, &target.item.media_path, identity);
         drop(cache);
         source = dest;
@@ -236,20 +234,24 @@ async fn fetch(
     Ok(kept)
 }
 
-/// A local file's size and mtime (`None`: no file there), as [`Target::seen`] holds them.
-fn now_at(path: &Path) -> Option<(u64, i64)> {
+/// A local file's stamp (`None`: no file there), as [`Target::seen`] holds it.
+fn now_at(path: &Path) -> Option<Stamp> {
     let meta = std::fs::symlink_metadata(path).ok().filter(std::fs::Metadata::is_file)?;
-    Some((meta.len(), mtime_ns(meta.modified().ok()?)))
+    Stamp::of(&meta).ok()
 }
 
-/// Gives `temp` its mtime, makes it durable and renames it to `dest`; returns the mtime set.
-async fn place(temp: &Path, dest: &Path, mtime: Option<SystemTime>) -> Result<SystemTime, FetchError> {
+/// Gives `temp` its mtime, makes it durable and renames it to `dest`; returns what the file
+/// in place is, stamp and identity (read after the rename, which moves the ctime).
+async fn place(
+    temp: &Path,
+    dest: &Path,
+    mtime: Option<SystemTime>,
+) -> Result<(Stamp, Option<FileIdentity>), FetchError> {
     let file = std::fs::OpenOptions::new().write(true).open(temp).map_err(local("opening the download"))?;
     if let Some(at) = mtime {
         file.set_modified(at).map_err(local("setting its mtime"))?;
     }
     file.sync_all().map_err(local("syncing"))?;
-    let set = file.metadata().and_then(|m| m.modified()).map_err(local("reading its mtime"))?;
     drop(file);
     let parent = dest.parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."));
     tokio::fs::create_dir_all(&parent).await.map_err(local("creating its folder"))?;
@@ -258,7 +260,8 @@ async fn place(temp: &Path, dest: &Path, mtime: Option<SystemTime>) -> Result<Sy
     }
     tokio::fs::rename(temp, dest).await.map_err(local("moving it into place"))?;
     std::fs::File::open(&parent).and_then(|d| d.sync_all()).map_err(local("syncing its folder"))?;
-    Ok(set)
+    let placed = std::fs::symlink_metadata(dest).and_then(|m| Ok((Stamp::of(&m)?, FileIdentity::of(&m))));
+    placed.map_err(local("reading it in place"))
 }
 
 fn parse_time(raw: &str) -> Option<SystemTime> {

@@ -15,11 +15,9 @@ mod download;
 use serde::Serialize;
 
 use super::content::hash_file;
-use super::hash_cache::mtime_ns;
 use super::remote::RemoteItem;
-use super::walk::{FileIdentity, Filters};
+use super::walk::{FileIdentity, Filters, Stamp};
 use super::{Failure, Session, SyncError, plural};
-use crate::domain::Sha256Hex;
 
 #[derive(Debug, Clone)]
 pub struct PullOptions {
@@ -140,7 +138,7 @@ fn safe_rel(rel: &str) -> bool {
 pub(super) struct Target {
     pub rel: String,
     pub item: RemoteItem,
-    pub seen: Option<(u64, i64)>,
+    pub seen: Option<Stamp>,
 }
 
 /// State written before the cache remembered what each path last had in common with the
@@ -157,7 +155,6 @@ fn adopt_earlier_runs(session: &Session) {
 }
 
 /// The local file at `rel` next to the server's item.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Local {
     /// Nothing there (or a folder: placing the file reports it).
     Missing,
@@ -172,9 +169,9 @@ enum Local {
 }
 
 /// Compares the local file at `rel` with `item`, hashing it once when the cache does not know
-/// this size and mtime (or when the cache's word alone would have it replaced or deleted); a file found holding the item's content is remembered as in sync.
-/// Also the file's size and mtime, as [`Target::seen`].
-async fn local_state(session: &Session, rel: &str, item: &RemoteItem) -> std::io::Result<(Local, Option<(u64, i64)>)> {
+/// this stamp; a file found holding the item's content is remembered as in sync. Also the
+/// file's stamp, as [`Target::seen`].
+async fn local_state(session: &Session, rel: &str, item: &RemoteItem) -> std::io::Result<(Local, Option<Stamp>)> {
     let path = session.root.join(rel);
     let meta = match std::fs::symlink_metadata(&path) {
         Ok(meta) => meta,
@@ -184,40 +181,32 @@ async fn local_state(session: &Session, rel: &str, item: &RemoteItem) -> std::io
     if !meta.is_file() {
         return Ok((Local::Missing, None));
     }
-    let (size, mtime) = (meta.len(), mtime_ns(meta.modified()?));
+    let (stamp, size) = (Stamp::of(&meta)?, meta.len());
     let identity = FileIdentity::of(&meta);
-    let hash_now = || async {
-        let path = path.clone();
-        let hashed = tokio::task::spawn_blocking(move || hash_file(&path, size, &|_| {}))
-            .await
-            .map_err(std::io::Error::other)??;
-        let file_hash = hashed.file_hash.clone();
-        session.cache.lock().expect("not poisoned").insert(rel, mtime, hashed);
-        std::io::Result::Ok(file_hash)
-    };
-    let judge = |file_hash: &Sha256Hex| {
-        let mut cache = session.cache.lock().expect("not poisoned");
-        if *file_hash == item.file_hash && size == item.file_size {
-            cache.mark_synced(rel, &item.media_path, identity);
-            Local::Same
-        } else if cache.was_synced(rel, &item.media_path, file_hash) {
-            Local::Unchanged
-        } else if cache.was_synced(rel, &item.media_path, &item.file_hash) {
-            Local::Ahead
-        } else {
-            Local::Changed
+    let known = session.cache.lock().expect("not poisoned").get(rel, stamp).map(|h| h.file_hash.clone());
+    let file_hash = match known {
+        Some(file_hash) => file_hash,
+        None => {
+            let hashed = tokio::task::spawn_blocking(move || hash_file(&path, size, &|_| {}))
+                .await
+                .map_err(std::io::Error::other)??;
+            let file_hash = hashed.file_hash.clone();
+            session.cache.lock().expect("not poisoned").insert(rel, stamp, hashed);
+            file_hash
         }
     };
-    let known = session.cache.lock().expect("not poisoned").get(rel, size, mtime).map(|h| h.file_hash.clone());
-    let local = match known.map(|file_hash| judge(&file_hash)) {
-        // about to be replaced, or deleted with a deleted item, on the word of the cache: an
-        // edit that kept the file's size and mtime (some editors and copy tools restore the
-        // mtime) would be lost, so the file is read once to be sure
-        Some(Local::Unchanged) | None => judge(&hash_now().await?),
-        Some(Local::Same) if item.is_deleted => judge(&hash_now().await?),
-        Some(local) => local,
+    let mut cache = session.cache.lock().expect("not poisoned");
+    let local = if file_hash == item.file_hash && size == item.file_size {
+        cache.mark_synced(rel, &item.media_path, identity);
+        Local::Same
+    } else if cache.was_synced(rel, &item.media_path, &file_hash) {
+        Local::Unchanged
+    } else if cache.was_synced(rel, &item.media_path, &item.file_hash) {
+        Local::Ahead
+    } else {
+        Local::Changed
     };
-    Ok((local, Some((size, mtime))))
+    Ok((local, Some(stamp)))
 }
 
 /// Removes folders left empty by a deletion, up to (not including) the pulled folder.

@@ -22,9 +22,9 @@ pub(super) async fn hash_all(
     let mut known = Vec::with_capacity(files.len());
     let mut unknown = Vec::new();
     {
-        let cache = session.cache.lock().expect("not poisoned");
+        let mut cache = session.cache.lock().expect("not poisoned");
         for file in files {
-            match cache.get(&file.rel, file.size, file.mtime_ns) {
+            match cache.get(&file.rel, file.stamp()) {
                 Some(hash) => {
                     let hash = hash.clone();
                     known.push((file, hash));
@@ -54,7 +54,7 @@ pub(super) async fn hash_all(
                         let hashed = hash_file(&file.abs, file.size, &|bytes| worker_phase.add_bytes(bytes));
                         worker_phase.file_done();
                         if let Ok(hash) = &hashed {
-                            cache.lock().expect("not poisoned").insert(&file.rel, file.mtime_ns, hash.clone());
+                            cache.lock().expect("not poisoned").insert(&file.rel, file.stamp(), hash.clone());
                             // one thread saves at a time, writing outside the cache's lock so
                             // the others go on hashing meanwhile
                             if let Ok(mut last) = last_save.try_lock()
@@ -95,16 +95,4 @@ pub(super) async fn hash_all(
     }
     known.sort_by(|a, b| a.0.rel.cmp(&b.0.rel));
     Ok(known)
-}
-
-/// Reads `file` again and records its hash: for a file about to be judged an old copy on the
-/// word of the cache, which an edit keeping its size and mtime would fool.
-pub(super) async fn rehash(session: &Session, file: &LocalFile) -> Result<FileHash, SyncError> {
-    let (path, size) = (file.abs.clone(), file.size);
-    let hashed = tokio::task::spawn_blocking(move || hash_file(&path, size, &|_| {}))
-        .await
-        .map_err(|e| SyncError::Usage(format!("hashing stopped: {e}")))?
-        .map_err(SyncError::io(format!("reading {}", file.abs.display())))?;
-    session.cache.lock().expect("not poisoned").insert(&file.rel, file.mtime_ns, hashed.clone());
-    Ok(hashed)
 }

@@ -17,7 +17,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::content::FileHash;
-use super::walk::{Filters, LocalFile, walk};
+use super::walk::{Filters, LocalFile, Stamp, walk};
 use super::{Failure, Session, SyncError, plural};
 use crate::domain::{MediaPath, Sha256Hex};
 
@@ -66,6 +66,10 @@ pub struct PushSummary {
     /// Conflicts that left the file off the server (skipped): the run is not all done.
     #[serde(skip)]
     pub unresolved: u64,
+    /// The files this round took, as it found them (`--watch` looks at a file again once it
+    /// differs from this, or when it is in `retry_later`).
+    #[serde(skip)]
+    pub taken: HashMap<String, Stamp>,
 }
 
 impl PushSummary {
@@ -126,7 +130,8 @@ pub async fn push_files(
     options: &PushOptions,
     files: Vec<LocalFile>,
 ) -> Result<PushSummary, SyncError> {
-    let mut summary = PushSummary { files_seen: files.len() as u64, ..PushSummary::default() };
+    let taken = files.iter().map(|f| (f.rel.clone(), f.stamp())).collect();
+    let mut summary = PushSummary { files_seen: files.len() as u64, taken, ..PushSummary::default() };
     let hashed = hashing::hash_all(session, files, &mut summary).await?;
     session.remote.refresh(&session.api).await?;
 
@@ -138,7 +143,6 @@ pub async fn push_files(
             Err(e) => summary.fail(&file.rel, format!("cannot be a volume path: {e}")),
         }
     }
-    confirm_behind(session, &mut planned, &mut summary).await;
     planned.retain(|p| {
         // deleted there since this copy was in sync with it: an old copy does not bring it back
         if session.remote.get(&p.media_path).is_some_and(|r| r.is_deleted) && place::behind(session, p) {
@@ -245,28 +249,6 @@ pub async fn push_files(
         session.remote.refresh(&session.api).await?;
     }
     Ok(summary)
-}
-
-/// Reads again each file the cache alone says is an old copy of what changed on the server
-/// since: an edit that kept the file's size and mtime would otherwise be left alone as
-/// "behind" (and a pull would then replace it). Files that cannot be read become failures.
-async fn confirm_behind(session: &Session, planned: &mut Vec<Planned>, summary: &mut PushSummary) {
-    let changed_there = |p: &Planned| {
-        session.remote.get(&p.media_path).is_some_and(|r| {
-            r.is_deleted || (r.file_hash != p.hash.file_hash && !place::edited_from(session, p, &r.file_hash))
-        })
-    };
-    let mut unreadable = HashSet::new();
-    for p in planned.iter_mut().filter(|p| changed_there(p) && place::behind(session, p)) {
-        match hashing::rehash(session, &p.file).await {
-            Ok(hash) => p.hash = hash,
-            Err(e) => {
-                summary.fail(&p.file.rel, e.to_string());
-                unreadable.insert(p.file.rel.clone());
-            }
-        }
-    }
-    planned.retain(|p| !unreadable.contains(&p.file.rel));
 }
 
 /// Counts the files whose content the server had without this run sending it: all but the

@@ -23,8 +23,8 @@ use crate::domain::{ErrorCode, Sha256Hex};
 use crate::sync_client::api::{
     ApiError, Transient, error_chain, origin_of, refused_by, stalled_for, unless_stalled, with_retries,
 };
-use crate::sync_client::hash_cache::mtime_ns;
 use crate::sync_client::progress::Phase;
+use crate::sync_client::walk::Stamp;
 use crate::sync_client::{Session, SyncError};
 
 /// What sending found.
@@ -138,7 +138,7 @@ fn reason(e: &TransferError) -> String {
 async fn send_one(ctx: &Ctx<'_>, p: &Planned, entry: &Value) -> Result<Outcome, TransferError> {
     let meta =
         tokio::fs::metadata(&p.file.abs).await.map_err(|e| TransferError::Local(format!("cannot read it: {e}")))?;
-    if meta.len() != p.file.size || meta.modified().map(mtime_ns).ok() != Some(p.file.mtime_ns) {
+    if Stamp::of(&meta).ok() != Some(p.file.stamp()) {
         return Err(TransferError::Local("it changed since it was hashed; run again".into()));
     }
     if p.hash.parts.is_empty() { single_put(ctx, p, entry).await } else { multipart(ctx, p).await }
