@@ -53,6 +53,9 @@ pub struct HashCache {
     /// Changes made (a count), and the count the file on disk holds: see [`Snapshot`].
     changes: u64,
     published: Arc<Mutex<u64>>,
+    /// When the state file read at load was written: an entry in it without a ctime is
+    /// trusted only for a file not changed since.
+    loaded_from_ns: Option<i64>,
 }
 
 /// Nanoseconds since the epoch (negative before it), the cache's mtime key.
@@ -66,12 +69,14 @@ pub fn mtime_ns(at: SystemTime) -> i64 {
 impl HashCache {
     pub fn load(state: &StateDir) -> Self {
         let path = state.path(FILE);
-        Self { stored: read_json(&path), path, changes: 0, published: Arc::default() }
+        let loaded_from_ns = std::fs::metadata(&path).and_then(|m| m.modified()).ok().map(mtime_ns);
+        Self { stored: read_json(&path), path, changes: 0, published: Arc::default(), loaded_from_ns }
     }
 
     /// The hash of `rel` if it was computed for this very stamp. An entry written before the
-    /// ctime was kept takes this one on trust, once, so that an upgrade does not read every
-    /// file again; every edit after that shows.
+    /// ctime was kept takes this one on trust, once, when the file's ctime is no later than the
+    /// state file (so that an upgrade does not read every file again); every edit after that
+    /// shows.
     pub fn get(&mut self, rel: &str, stamp: Stamp) -> Option<&FileHash> {
         let entry = self.stored.files.get_mut(rel)?;
         if entry.hash.size != stamp.size || entry.mtime_ns != stamp.mtime_ns {
@@ -80,10 +85,11 @@ impl HashCache {
         match entry.ctime_ns {
             Some(ctime_ns) if ctime_ns != stamp.ctime_ns => return None,
             Some(_) => {}
-            None => {
+            None if self.loaded_from_ns.is_some_and(|saved| stamp.ctime_ns <= saved) => {
                 entry.ctime_ns = Some(stamp.ctime_ns);
                 self.changes += 1;
             }
+            None => return None,
         }
         Some(&entry.hash)
     }
@@ -248,14 +254,19 @@ mod tests {
         assert_eq!(cache.get("a.jpg", stamp(1, 10)), Some(&hash));
         assert_eq!(cache.get("a.jpg", stamp(1, 11)), None, "same size and mtime, written since");
 
-        // state from before the ctime was kept: taken on trust once, then edits show
+        // state from before the ctime was kept: taken on trust once for a file not changed
+        // since it was written, then edits show
         let legacy = r#"{"files":{"a.jpg":{"mtime_ns":1,"file_hash":"HASH","size":5}}}"#;
         std::fs::write(state.path(FILE), legacy.replace("HASH", hash.file_hash.as_str())).unwrap();
         let mut upgraded = HashCache::load(&state);
+        let after_the_state_file = mtime_ns(SystemTime::now()) + 60_000_000_000;
+        assert_eq!(upgraded.get("a.jpg", stamp(1, after_the_state_file)), None, "changed since: read again");
         assert_eq!(upgraded.get("a.jpg", stamp(1, 10)), Some(&hash), "no file is read again for the upgrade");
         assert_eq!(upgraded.get("a.jpg", stamp(1, 12)), None);
         upgraded.save().unwrap();
-        assert_eq!(HashCache::load(&state).get("a.jpg", stamp(1, 10)), Some(&hash), "the ctime is kept from then on");
+        let mut reloaded = HashCache::load(&state);
+        assert_eq!(reloaded.get("a.jpg", stamp(1, 12)), None, "the ctime is kept from then on");
+        assert_eq!(reloaded.get("a.jpg", stamp(1, 10)), Some(&hash));
     }
 
     #[test]

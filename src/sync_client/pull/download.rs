@@ -220,11 +220,11 @@ async fn fetch(
             tokio::fs::copy(&source, &temp).await.map_err(local("copying"))?;
             temp
         };
-        let (stamp, identity) = place(&temp, &dest, mtime).await?;
-        let mut cache = session.cache.lock().expect("not poisoned");
-        cache.insert(rel, stamp, hashed.clone());
-        cache.mark_synced(rel, &target.item.media_path, identity);
-        drop(cache);
+        if let Some((stamp, identity)) = place(&temp, &dest, mtime).await? {
+            let mut cache = session.cache.lock().expect("not poisoned");
+            cache.insert(rel, stamp, hashed.clone());
+            cache.mark_synced(rel, &target.item.media_path, identity);
+        }
         source = dest;
     }
     if source == partial_dir.join(partial_name(item)) {
@@ -240,28 +240,33 @@ fn now_at(path: &Path) -> Option<Stamp> {
     Stamp::of(&meta).ok()
 }
 
-/// Gives `temp` its mtime, makes it durable and renames it to `dest`; returns what the file
-/// in place is, stamp and identity (read after the rename, which moves the ctime).
+/// Gives `temp` its mtime, makes it durable and renames it to `dest`; returns the stamp and
+/// identity of the file put in place, read through its handle the moment after the rename
+/// (which moves the ctime). `None`: it was written to at once, so it is not recorded as the
+/// server's content (the next run reads it).
 async fn place(
     temp: &Path,
     dest: &Path,
     mtime: Option<SystemTime>,
-) -> Result<(Stamp, Option<FileIdentity>), FetchError> {
+) -> Result<Option<(Stamp, Option<FileIdentity>)>, FetchError> {
     let file = std::fs::OpenOptions::new().write(true).open(temp).map_err(local("opening the download"))?;
     if let Some(at) = mtime {
         file.set_modified(at).map_err(local("setting its mtime"))?;
     }
     file.sync_all().map_err(local("syncing"))?;
-    drop(file);
+    let written = file.metadata().and_then(|m| Stamp::of(&m)).map_err(local("reading it"))?;
     let parent = dest.parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."));
     tokio::fs::create_dir_all(&parent).await.map_err(local("creating its folder"))?;
     if tokio::fs::metadata(dest).await.is_ok_and(|m| m.is_dir()) {
         return Err(FetchError::Local("a folder is in its place".into()));
     }
     tokio::fs::rename(temp, dest).await.map_err(local("moving it into place"))?;
+    let placed = file.metadata().and_then(|m| Ok((Stamp::of(&m)?, FileIdentity::of(&m))));
+    let (stamp, identity) = placed.map_err(local("reading it in place"))?;
+    drop(file);
     std::fs::File::open(&parent).and_then(|d| d.sync_all()).map_err(local("syncing its folder"))?;
-    let placed = std::fs::symlink_metadata(dest).and_then(|m| Ok((Stamp::of(&m)?, FileIdentity::of(&m))));
-    placed.map_err(local("reading it in place"))
+    let untouched = (stamp.size, stamp.mtime_ns) == (written.size, written.mtime_ns);
+    Ok(untouched.then_some((stamp, identity)))
 }
 
 fn parse_time(raw: &str) -> Option<SystemTime> {

@@ -35,6 +35,9 @@ pub async fn watch(
     let mut pushed: HashMap<String, Stamp> = first.map(done_by).unwrap_or_default();
     let mut changing: HashMap<String, (Stamp, Instant)> = HashMap::new();
     let mut paused_until = Instant::now();
+    if let Some(first) = first {
+        wait_for_the_server(session, first, &mut paused_until);
+    }
     loop {
         tokio::time::sleep(LOOK_EVERY).await;
         let mut ready = Vec::new();
@@ -62,13 +65,7 @@ pub async fn watch(
                     changing.remove(&rel);
                     pushed.insert(rel, stamp);
                 }
-                if !summary.retry_later.is_empty() {
-                    let waiting = plural(summary.retry_later.len() as u64, "file", "files");
-                    session
-                        .progress
-                        .warn(format!("{waiting} waiting for the server, tried again in {} s", AFTER_OUTAGE.as_secs()));
-                    paused_until = Instant::now() + AFTER_OUTAGE;
-                }
+                wait_for_the_server(session, &summary, &mut paused_until);
                 report(&summary);
             }
             // the server or the network, not the files: the same files again after a pause
@@ -79,6 +76,15 @@ pub async fn watch(
             }
             Err(e) => return Err(e),
         }
+    }
+}
+
+/// Files of a round that failed because of the server are tried again after a pause.
+fn wait_for_the_server(session: &Session, summary: &PushSummary, paused_until: &mut Instant) {
+    if !summary.retry_later.is_empty() {
+        let waiting = plural(summary.retry_later.len() as u64, "file", "files");
+        session.progress.warn(format!("{waiting} waiting for the server, tried again in {} s", AFTER_OUTAGE.as_secs()));
+        *paused_until = Instant::now() + AFTER_OUTAGE;
     }
 }
 
