@@ -43,7 +43,7 @@ pub const SETTINGS: &[Setting] = &[
     Setting { key: "log_format", env: "FERRY_LOG_FORMAT", default: "text", meaning: "Log format: text or json." },
     Setting { key: "cors_origins", env: "FERRY_CORS_ORIGINS", default: "(none)", meaning: "Comma list of browser origins allowed to call Ferry; * for any." },
     Setting { key: "header_timeout", env: "FERRY_HEADER_TIMEOUT", default: "30s", meaning: "A connection whose request headers have not all arrived this long after it started waiting for them is closed." },
-    Setting { key: "body_idle_timeout", env: "FERRY_BODY_IDLE_TIMEOUT", default: "30s", meaning: "An upload body that sends nothing for this long is refused (408 body_timeout) and its partial bytes go (a tus PATCH keeps what arrived)." },
+    Setting { key: "body_idle_timeout", env: "FERRY_BODY_IDLE_TIMEOUT", default: "30s", meaning: "An upload body that sends nothing for this long is refused (408 body_timeout) and its partial bytes go (a tus PATCH keeps what arrived); any other request body (JSON, a form) a second later." },
     Setting { key: "max_upload_size", env: "FERRY_MAX_UPLOAD_SIZE", default: "64GiB", meaning: "Largest single upload body accepted." },
     Setting { key: "signed_url_ttl", env: "FERRY_SIGNED_URL_TTL", default: "24h", meaning: "Lifetime of signed upload/download URLs." },
     Setting { key: "web_session_ttl", env: "FERRY_WEB_SESSION_TTL", default: "30d", meaning: "A web gallery sign-in lasts this long (then the page asks again); signing out or `admin web-session revoke` ends it sooner." },

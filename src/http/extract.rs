@@ -9,6 +9,7 @@ use axum::http::request::Parts;
 use serde::de::DeserializeOwned;
 
 use super::AppState;
+use super::body_idle::stalled;
 use super::error::ApiError;
 use crate::auth::permissions::{Endpoint, authorize};
 use crate::auth::{Presented, Principal};
@@ -32,9 +33,10 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
 
 /// Reads a body of at most `limit` bytes as a JSON value (`{}` when empty).
 pub async fn read_json_value(req: Request, limit: usize) -> Result<serde_json::Value, ApiError> {
-    let bytes = axum::body::to_bytes(req.into_body(), limit)
-        .await
-        .map_err(|_| ApiError::new(ErrorCode::TooLarge, format!("the request body exceeds {limit} bytes")))?;
+    let bytes = axum::body::to_bytes(req.into_body(), limit).await.map_err(|e| {
+        stalled(&e)
+            .unwrap_or_else(|| ApiError::new(ErrorCode::TooLarge, format!("the request body exceeds {limit} bytes")))
+    })?;
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(serde_json::json!({}));
     }

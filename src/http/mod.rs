@@ -4,6 +4,7 @@
 
 mod account;
 mod blob_response;
+pub mod body_idle;
 mod device;
 pub mod error;
 pub mod extract;
@@ -102,6 +103,7 @@ const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 pub fn router(state: AppState) -> Router {
     let cors = cors_layer(&state.config.cors_origins);
+    let body_idle = state.config.body_idle_timeout + body_idle::MARGIN;
     let routes = openapi::serve_document(api_routes())
         .fallback(|| async { ApiError::not_found("no such route") })
         .layer(axum::middleware::from_fn_with_state(state.clone(), metrics::track));
@@ -109,6 +111,7 @@ pub fn router(state: AppState) -> Router {
     let app = Family::Plain
         .layer(routes)
         .with_state(state)
+        .layer(axum::middleware::from_fn_with_state(body_idle, body_idle::guard))
         .layer(CatchPanicLayer::custom(|_| {
             axum::response::IntoResponse::into_response(ApiError::internal(
                 "the server hit a bug handling this request",

@@ -1,6 +1,7 @@
 //! Slow-body clients (issue 27): an upload body that sends nothing for `body_idle_timeout` is
 //! refused 408 `body_timeout` and its connection ends, so stalled clients cannot hold
-//! connections, tasks and staging files for ever (slow headers: serving.rs).
+//! connections, tasks and staging files for ever (slow headers: serving.rs). Any other body
+//! (JSON, a form) gets the same answer a second later.
 
 use std::time::{Duration, Instant};
 
@@ -51,4 +52,32 @@ async fn a_tus_patch_whose_body_stalls_is_refused_and_keeps_what_arrived() {
     let head = tus.request(reqwest::Method::HEAD, &url).send().await.unwrap();
     assert_eq!(head.status(), 200);
     assert_eq!(head.headers()["upload-offset"], "4000");
+}
+
+#[tokio::test]
+async fn a_json_or_form_body_that_stalls_is_refused_and_its_connection_ends() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let app = app_with_idle_of_one_second().await;
+    let alice = app.user("alice", Level::Uploader, "upload").await;
+    let json = "POST /device/1/current HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+                Content-Length: 100\r\n\r\n{";
+    let form = format!(
+        "POST /api/upload/id HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\n\
+         Content-Type: multipart/form-data; boundary=XX\r\nContent-Length: 500\r\n\r\n\
+         --XX\r\nContent-Disposition: form-data; name=\"folder_id\"\r\n\r\nph",
+        alice.token
+    );
+    for partial in [json.to_owned(), form] {
+        let mut stream = tokio::net::TcpStream::connect(app.address.trim_start_matches("http://")).await.unwrap();
+        stream.write_all(partial.as_bytes()).await.unwrap();
+        let started = Instant::now();
+        let mut answer = Vec::new();
+        let closed = tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut answer)).await;
+        assert!(closed.is_ok(), "the connection is still open after {:?}", started.elapsed());
+        let answer = String::from_utf8_lossy(&answer);
+        assert!(answer.starts_with("HTTP/1.1 408 "), "{answer}");
+        assert!(answer.contains(r#""error":"body_timeout""#), "{answer}");
+    }
+    let sessions = app.client.post(app.url("/api/upload/id")).bearer_auth(&alice.token).json(&serde_json::json!({}));
+    assert_eq!(sessions.send().await.unwrap().status(), 400, "the server goes on answering");
 }

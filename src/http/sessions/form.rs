@@ -11,6 +11,7 @@ use axum::http::header;
 use serde_json::Value;
 
 use crate::domain::{ErrorCode, MAX_BLOB_SIZE};
+use crate::http::body_idle::{stalled, unreadable_form};
 use crate::http::error::ApiError;
 use crate::http::extract::{parse_flag, read_json_value};
 
@@ -36,17 +37,15 @@ impl<S: Send + Sync> FromRequest<S> for Fields {
             let mut form = Multipart::from_request(req, state)
                 .await
                 .map_err(|e| ApiError::new(ErrorCode::InvalidForm, format!("malformed multipart form: {e}")))?;
-            while let Some(field) =
-                form.next_field().await.map_err(|e| ApiError::new(ErrorCode::InvalidForm, e.to_string()))?
-            {
+            while let Some(field) = form.next_field().await.map_err(|e| unreadable_form(&e))? {
                 let name = field.name().unwrap_or_default().to_owned();
-                let text = field.text().await.map_err(|e| ApiError::new(ErrorCode::InvalidForm, e.to_string()))?;
+                let text = field.text().await.map_err(|e| unreadable_form(&e))?;
                 fields.insert(name, Value::String(text));
             }
         } else if content_type.starts_with("application/x-www-form-urlencoded") {
-            let bytes = axum::body::to_bytes(req.into_body(), FORM_LIMIT)
-                .await
-                .map_err(|_| ApiError::new(ErrorCode::InvalidForm, "the form body is too large"))?;
+            let bytes = axum::body::to_bytes(req.into_body(), FORM_LIMIT).await.map_err(|e| {
+                stalled(&e).unwrap_or_else(|| ApiError::new(ErrorCode::InvalidForm, "the form body is too large"))
+            })?;
             fields.extend(form_urlencoded::parse(&bytes).into_owned().map(|(k, v)| (k, Value::String(v))));
         } else {
             match read_json_value(req, FORM_LIMIT).await? {

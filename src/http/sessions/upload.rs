@@ -19,6 +19,7 @@ use crate::domain::{ErrorCode, Sha256Hex};
 use crate::http::AppState;
 use crate::http::blob_response::{DownloadHeaders, RangedAnswers};
 use crate::http::blob_response::{serve_blob, serve_rendition};
+use crate::http::body_idle::unreadable_form;
 use crate::http::error::ApiError;
 use crate::http::extract::{Caller, FileDelete, OwnFile, QueryParams, SessionUpload};
 use crate::http::openapi::{Binary, tag};
@@ -205,9 +206,7 @@ async fn store_file(
     let max_size = [limits.max_filesize, room_left, Some(state.config.max_upload_size)].into_iter().flatten().min();
     let (mut file, mut folder_key, mut title) = (None::<FormFile>, None, None);
     let result = async {
-        while let Some(field) =
-            form.next_field().await.map_err(|e| ApiError::new(ErrorCode::InvalidForm, e.to_string()))?
-        {
+        while let Some(field) = form.next_field().await.map_err(|e| unreadable_form(&e))? {
             match field.name().unwrap_or_default() {
                 "file" if file.is_some() => {
                     return Err(ApiError::new(ErrorCode::InvalidForm, "send one file per request"));
