@@ -52,6 +52,26 @@ pub enum IngestError {
     Catalog(#[from] CatalogError),
 }
 
+/// The error a body ends with when its client stopped sending (the HTTP layer's guard on
+/// every request body makes it): whoever reads the body answers [`IngestError::Idle`].
+#[derive(Debug, Clone, Copy, thiserror::Error)]
+#[error("no bytes of the body arrived for {} s", .0.as_secs())]
+pub struct BodyIdle(pub Duration);
+
+impl BodyIdle {
+    /// The stall behind `error` (or what caused it), if that is why reading failed.
+    pub fn behind(error: &(dyn std::error::Error + 'static)) -> Option<Self> {
+        let mut cause = Some(error);
+        while let Some(error) = cause {
+            if let Some(idle) = error.downcast_ref::<Self>() {
+                return Some(*idle);
+            }
+            cause = error.source();
+        }
+        None
+    }
+}
+
 /// How received bytes differ from what the uploader bound.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Mismatch {

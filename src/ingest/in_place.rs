@@ -26,7 +26,7 @@ impl Ingest {
     ) -> Result<Received, IngestError>
     where
         S: Stream<Item = Result<Bytes, E>> + Send + Unpin,
-        E: std::fmt::Display,
+        E: std::error::Error + 'static,
     {
         self.receive_into(Destination::InPlace { key: key.to_owned(), offset, hold }, body, expect, true).await
     }

@@ -22,7 +22,7 @@ mod staged;
 
 // the resumable (tus) service appends with the same stages, request by request
 pub use device_hash::top_hash_of;
-pub use expectation::{Expectation, ExpectedHash, IngestError, Mismatch};
+pub use expectation::{BodyIdle, Expectation, ExpectedHash, IngestError, Mismatch};
 pub use in_place::HashedInPlace;
 pub(crate) use pump::{Checksum, Hashers, Pump};
 use receive::Destination;
@@ -165,7 +165,7 @@ impl Ingest {
     pub async fn ingest<S, E>(&self, body: S, expect: &Expectation, holder: UserId) -> Result<Ingested, IngestError>
     where
         S: Stream<Item = Result<Bytes, E>> + Send + Unpin,
-        E: std::fmt::Display,
+        E: std::error::Error + 'static,
     {
         let received = self.receive(body, expect).await?;
         self.commit(received, holder).await
@@ -176,7 +176,7 @@ impl Ingest {
     pub async fn receive<S, E>(&self, body: S, expect: &Expectation) -> Result<Received, IngestError>
     where
         S: Stream<Item = Result<Bytes, E>> + Send + Unpin,
-        E: std::fmt::Display,
+        E: std::error::Error + 'static,
     {
         self.receive_into(Destination::Staging(StagingArea::Request), body, expect, true).await
     }
@@ -185,7 +185,7 @@ impl Ingest {
     pub async fn receive_part<S, E>(&self, body: S, expect: &Expectation) -> Result<Received, IngestError>
     where
         S: Stream<Item = Result<Bytes, E>> + Send + Unpin,
-        E: std::fmt::Display,
+        E: std::error::Error + 'static,
     {
         self.receive_into(Destination::Staging(StagingArea::Upload), body, expect, true).await
     }
@@ -272,7 +272,7 @@ impl Ingest {
     ) -> Result<Received, IngestError>
     where
         S: Stream<Item = Result<Bytes, E>> + Send + Unpin,
-        E: std::fmt::Display,
+        E: std::error::Error + 'static,
     {
         let arriving = client_body.then(|| self.metrics.upload_started());
         let outcome = async {

@@ -5,7 +5,7 @@ use futures_util::{Stream, StreamExt};
 use sha2::{Digest, Sha256};
 
 use super::pump::{Hashers, Pump};
-use super::{Expectation, ExpectedHash, IngestError, Mismatch, Raw};
+use super::{BodyIdle, Expectation, ExpectedHash, IngestError, Mismatch, Raw};
 use crate::blob_store::{BlobStore, StagingArea, StagingWriter};
 use crate::catalog::BlobRecord;
 use crate::domain::{ChunkHasher, Sha256Hex, chunk_size_for};
@@ -58,7 +58,7 @@ pub(super) async fn receive<S, E>(
 ) -> Result<Raw, IngestError>
 where
     S: Stream<Item = Result<Bytes, E>> + Send + Unpin,
-    E: std::fmt::Display,
+    E: std::error::Error + 'static,
 {
     // some streams panic when polled after their end; the batching loop may poll once more
     let mut body = body.fuse();
@@ -134,7 +134,7 @@ pub(crate) async fn next_batch<S, E>(
 ) -> Result<Vec<Bytes>, IngestError>
 where
     S: Stream<Item = Result<Bytes, E>> + Send + Unpin,
-    E: std::fmt::Display,
+    E: std::error::Error + 'static,
 {
     let mut batch = Vec::new();
     let mut len = 0;
@@ -156,7 +156,11 @@ where
             break;
         };
         deadline.get_or_insert_with(|| tokio::time::Instant::now() + BATCH_WAIT);
-        let piece = piece.map_err(|e| IngestError::Body(e.to_string()))?;
+        let piece = piece.map_err(|e| match BodyIdle::behind(&e) {
+            // the outer guard noticed first (this reader was busy when the client stopped)
+            Some(BodyIdle(idle)) => IngestError::Idle(idle),
+            None => IngestError::Body(e.to_string()),
+        })?;
         *total += piece.len() as u64;
         if let Some(limit) = expect.max_size.filter(|limit| *total > *limit) {
             return Err(IngestError::TooLarge { limit });
@@ -210,6 +214,16 @@ mod tests {
         drop(send);
         let idle = std::time::Duration::from_secs(30);
         assert!(next_batch(&mut body, &mut total, &Expectation::default(), idle).await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_stall_the_request_guard_noticed_first_is_answered_as_one() {
+        // what the HTTP layer's guard ends a silent body with (see `http::body_idle`)
+        let stalled = axum::Error::new(BodyIdle(std::time::Duration::from_secs(31)));
+        let mut body = futures_util::stream::iter([Err::<Bytes, _>(stalled)]);
+        let idle = std::time::Duration::from_secs(30);
+        let answer = next_batch(&mut body, &mut 0, &Expectation::default(), idle).await;
+        assert!(matches!(answer, Err(IngestError::Idle(idle)) if idle.as_secs() == 31), "{answer:?}");
     }
 
     fn tokio_stream_of<T: Send + 'static>(

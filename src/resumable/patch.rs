@@ -27,7 +27,7 @@ impl ResumableUploads {
     pub async fn patch<S, E>(&self, user: UserId, id: &str, req: PatchRequest, body: S) -> Result<Status, TusError>
     where
         S: Stream<Item = Result<Bytes, E>> + Send + Unpin,
-        E: std::fmt::Display,
+        E: std::error::Error + 'static,
     {
         if req.length.is_some_and(|l| l > self.max_size) {
             return Err(TusError::TooLarge { limit: self.max_size });
@@ -53,7 +53,7 @@ impl ResumableUploads {
     ) -> Result<Status, TusError>
     where
         S: Stream<Item = Result<Bytes, E>> + Send + Unpin,
-        E: std::fmt::Display,
+        E: std::error::Error + 'static,
     {
         if upload.state == TusState::Received {
             // every byte is in; its commit failed before: this request makes it

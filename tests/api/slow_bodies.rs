@@ -58,25 +58,31 @@ async fn a_tus_patch_whose_body_stalls_is_refused_and_keeps_what_arrived() {
 async fn a_json_or_form_body_that_stalls_is_refused_and_its_connection_ends() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let app = app_with_idle_of_one_second().await;
-    let alice = app.user("alice", Level::Uploader, "upload").await;
-    let json = "POST /device/1/current HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
-                Content-Length: 100\r\n\r\n{";
-    let form = format!(
-        "POST /api/upload/id HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\n\
-         Content-Type: multipart/form-data; boundary=XX\r\nContent-Length: 500\r\n\r\n\
-         --XX\r\nContent-Disposition: form-data; name=\"folder_id\"\r\n\r\nph",
-        alice.token
-    );
-    for partial in [json.to_owned(), form] {
+    let (alice, cam) = crate::device_client::DeviceClient::setup(&app, "alice", "/").await;
+    let head = |path: &str, content_type: &str| {
+        format!(
+            "POST {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\nContent-Type: {content_type}\r\n\
+             Content-Length: 500\r\n\r\n",
+            alice.token
+        )
+    };
+    let multipart_field = "--XX\r\nContent-Disposition: form-data; name=\"folder_id\"\r\n\r\nph";
+    let partial_bodies = [
+        (head(&format!("/device/1/current?device_session_key={}", cam.key), "application/json"), "{"),
+        (head("/api/upload/id", "multipart/form-data; boundary=XX"), multipart_field),
+        (head("/api/upload/id", "application/x-www-form-urlencoded"), "folder_id=ph"),
+        (head("/web/signin", "application/x-www-form-urlencoded"), "token="),
+    ];
+    for (head, partial) in partial_bodies {
         let mut stream = tokio::net::TcpStream::connect(app.address.trim_start_matches("http://")).await.unwrap();
-        stream.write_all(partial.as_bytes()).await.unwrap();
+        stream.write_all(format!("{head}{partial}").as_bytes()).await.unwrap();
         let started = Instant::now();
         let mut answer = Vec::new();
         let closed = tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut answer)).await;
-        assert!(closed.is_ok(), "the connection is still open after {:?}", started.elapsed());
+        assert!(closed.is_ok(), "{head}: the connection is still open after {:?}", started.elapsed());
         let answer = String::from_utf8_lossy(&answer);
-        assert!(answer.starts_with("HTTP/1.1 408 "), "{answer}");
-        assert!(answer.contains(r#""error":"body_timeout""#), "{answer}");
+        assert!(answer.starts_with("HTTP/1.1 408 "), "{head}: {answer}");
+        assert!(answer.contains(r#""error":"body_timeout""#), "{head}: {answer}");
     }
     let sessions = app.client.post(app.url("/api/upload/id")).bearer_auth(&alice.token).json(&serde_json::json!({}));
     assert_eq!(sessions.send().await.unwrap().status(), 400, "the server goes on answering");

@@ -2,7 +2,6 @@
 //! and its thumbnail.
 
 use axum::Json;
-use axum::extract::multipart::MultipartError;
 use axum::extract::{FromRequest, Multipart, Path, Request, State};
 use axum::http::{HeaderMap, Method, Uri};
 use serde::Deserialize;
@@ -14,7 +13,7 @@ use crate::catalog::{Device, DeviceRef, TargetClaim};
 use crate::domain::{ErrorCode, EventName};
 use crate::gallery::{EventError, NewGalleryEvent, new_event_id};
 use crate::http::AppState;
-use crate::http::body_idle::stalled;
+use crate::http::body_idle::unreadable_form;
 use crate::http::error::ApiError;
 use crate::http::extract::{Caller, GalleryUpload, QueryParams, parse_flag};
 use crate::http::openapi::{Binary, tag};
@@ -23,11 +22,6 @@ use crate::ingest::{Expectation, Received};
 
 fn form_error(e: impl std::fmt::Display) -> ApiError {
     ApiError::new(ErrorCode::InvalidForm, e.to_string())
-}
-
-/// A form part that could not be read: it stalled (408), or is malformed.
-fn unreadable(e: MultipartError) -> ApiError {
-    stalled(&e).unwrap_or_else(|| form_error(e))
 }
 
 fn event_name(raw: &str) -> Result<EventName, ApiError> {
@@ -57,7 +51,7 @@ fn thumbnail_limit(state: &AppState) -> u64 {
 async fn read_form(state: &AppState, request: Request, form: &mut GalleryForm) -> Result<(), ApiError> {
     let mut multipart = Multipart::from_request(request, state).await.map_err(form_error)?;
     let expect = Expectation { max_size: Some(state.config.max_upload_size), ..Expectation::default() };
-    while let Some(field) = multipart.next_field().await.map_err(unreadable)? {
+    while let Some(field) = multipart.next_field().await.map_err(|e| unreadable_form(&e))? {
         match field.name().unwrap_or_default() {
             "event" if form.event.is_none() => {
                 let content_type = field.content_type().map(str::to_owned);
@@ -69,11 +63,11 @@ async fn read_form(state: &AppState, request: Request, form: &mut GalleryForm) -
                 form.thumbnail = Some(state.ingest.receive(Box::pin(field), &expect).await?)
             }
             "event" | "thumbnail" => return Err(form_error("send one event file and at most one thumbnail")),
-            "name" => form.name = Some(field.text().await.map_err(unreadable)?),
-            "media_type" => form.media_type = Some(field.text().await.map_err(unreadable)?),
-            "metadata" => form.metadata = Some(field.text().await.map_err(unreadable)?),
+            "name" => form.name = Some(field.text().await.map_err(|e| unreadable_form(&e))?),
+            "media_type" => form.media_type = Some(field.text().await.map_err(|e| unreadable_form(&e))?),
+            "metadata" => form.metadata = Some(field.text().await.map_err(|e| unreadable_form(&e))?),
             // checked, though the stored thumbnail decides what listings say
-            "has_thumbnail" => form.has_thumbnail = Some(field.text().await.map_err(unreadable)?),
+            "has_thumbnail" => form.has_thumbnail = Some(field.text().await.map_err(|e| unreadable_form(&e))?),
             _ => {}
         }
     }

@@ -13,6 +13,7 @@ use crate::auth::web::{LINK_PARAMETER, csrf_token, new_session};
 use crate::catalog::NewWebSession;
 use crate::domain::{ErrorCode, Scope, ScopeSet};
 use crate::http::AppState;
+use crate::http::body_idle::stalled;
 use crate::http::error::ApiError;
 use crate::http::extract::{CSRF_HEADER, QueryParams, SESSION_COOKIE, cookie};
 
@@ -189,9 +190,10 @@ fn refuse_cross_site(headers: &HeaderMap) -> Result<(), ApiError> {
 }
 
 async fn read_form(body: Body) -> Result<Vec<(String, String)>, ApiError> {
-    let bytes = axum::body::to_bytes(body, FORM_LIMIT)
-        .await
-        .map_err(|_| ApiError::new(ErrorCode::TooLarge, format!("the form exceeds {FORM_LIMIT} bytes")))?;
+    let bytes = axum::body::to_bytes(body, FORM_LIMIT).await.map_err(|e| {
+        stalled(&e)
+            .unwrap_or_else(|| ApiError::new(ErrorCode::TooLarge, format!("the form exceeds {FORM_LIMIT} bytes")))
+    })?;
     Ok(form_urlencoded::parse(&bytes).into_owned().collect())
 }
 

@@ -102,7 +102,7 @@ impl MultipartUploads {
     ) -> Result<String, UploadError>
     where
         S: Stream<Item = Result<Bytes, E>> + Send + Unpin,
-        E: std::fmt::Display,
+        E: std::error::Error + 'static,
     {
         let id = &upload.upload_id;
         let offset = upload.file_size.and_then(|size| planned_offset(size, part_num));

@@ -252,7 +252,7 @@ impl MultipartUploads {
     ) -> Result<String, UploadError>
     where
         S: Stream<Item = Result<Bytes, E>> + Send + Unpin,
-        E: std::fmt::Display,
+        E: std::error::Error + 'static,
     {
         let upload = match self.catalog.upload(upload_id).await? {
             None => return Err(UploadError::NoSuchUpload),
